@@ -1,0 +1,690 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Guard's kernel side: one CO-RE object. Everything here observes and allows;
+ * a program attached at the cgroup v2 root that denied by mistake would deny
+ * the whole machine, so every cgroup program returns 1 on every path.
+ *
+ * Hooks are chosen to keep syscalls off the slow path: process lifecycle from
+ * the sched tracepoints, connections from cgroup sock_addr and sockops,
+ * payloads and DNS from cgroup_skb egress, GPU opens from cgroup/dev. Only GPU
+ * ioctls need a syscall tracepoint, and the sensor loads it only where GPU
+ * devices exist or are configured.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "guard.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define S_IFMT 00170000
+#define S_IFCHR 0020000
+#define MINORBITS 20
+#define DNS_PORT 53
+#define BPF_DEVCG_DEV_CHAR 2 /* uapi bpf.h; not in BTF */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct guard_config guard_config = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* the sensor sets the size before load */
+} events SEC(".maps");
+
+/* Records that found the ring buffer full, per record kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GUARD_RECORD_KIND_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Who owns a socket and how much of its first payload was seen. Written where
+ * the owner is the current task (connect, sendmsg), read at egress where it
+ * may not be. data is twice the capture so the verifier can bound a copy at a
+ * variable offset. */
+struct sock_owner {
+	__u32 pid;
+	__u32 next_seq;
+	__u64 start_time_ns;
+	__u16 captured;
+	__u8 segments;
+	__u8 done;
+	__u32 pad;
+	__u8 data[GUARD_PAYLOAD_LEN * 2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_owner);
+} sock_owners SEC(".maps");
+
+#define GPU_SEEN_OPEN 1
+#define GPU_SEEN_IOCTL 2
+
+/* Which processes already produced a first-touch GPU record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} gpu_seen SEC(".maps");
+
+/* Per process and ioctl kind (enum guard_ioctl_kind). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct guard_gpu_count_key);
+	__type(value, __u64);
+} gpu_ioctl_counts SEC(".maps");
+
+/* Per process and RM class allocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct guard_gpu_count_key);
+	__type(value, __u64);
+} gpu_class_counts SEC(".maps");
+
+static __always_inline void count_drop(__u32 kind)
+{
+	__u64 *count = bpf_map_lookup_elem(&drops, &kind);
+
+	if (count)
+		(*count)++;
+}
+
+static __always_inline void *reserve(__u64 size, __u32 kind)
+{
+	void *record = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!record)
+		count_drop(kind);
+	return record;
+}
+
+static __always_inline void fill_header(struct guard_header *h, __u16 kind, __u32 pid, __u64 start_time_ns)
+{
+	h->kind = kind;
+	h->version = GUARD_ABI_VERSION;
+	h->pid = pid;
+	h->time_ns = bpf_ktime_get_boot_ns();
+	h->start_time_ns = start_time_ns;
+}
+
+static __always_inline __u64 process_start(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* ---- process lifecycle ------------------------------------------------ */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct guard_exec *e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
+	struct task_struct *parent;
+	struct mm_struct *mm;
+	unsigned long arg_start, arg_end, len;
+	__u64 uid_gid;
+	long n;
+
+	if (!e)
+		return 0;
+	fill_header(&e->h, GUARD_RECORD_EXEC, BPF_CORE_READ(task, tgid), process_start(task));
+	parent = BPF_CORE_READ(task, real_parent);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->parent_start_time_ns = process_start(parent);
+	uid_gid = bpf_get_current_uid_gid();
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->flags = 0;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
+	e->path_len = n > 0 ? n - 1 : 0;
+
+	mm = BPF_CORE_READ(task, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	len = arg_end - arg_start;
+	if (len > GUARD_ARGS_LEN) {
+		len = GUARD_ARGS_LEN;
+		e->flags |= GUARD_EXEC_ARGS_TRUNCATED;
+	}
+	e->args_len = 0;
+	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
+		e->args_len = len;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct task_struct *real_parent;
+	struct guard_fork *f;
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+
+	/* A new thread is not a new process. */
+	if (BPF_CORE_READ(child, pid) != tgid)
+		return 0;
+	f = reserve(sizeof(*f), GUARD_RECORD_FORK);
+	if (!f)
+		return 0;
+	fill_header(&f->h, GUARD_RECORD_FORK, tgid, BPF_CORE_READ(child, start_boottime));
+	/* CLONE_PARENT makes the parent someone other than the caller. */
+	real_parent = BPF_CORE_READ(child, real_parent);
+	f->parent_pid = BPF_CORE_READ(real_parent, tgid);
+	f->parent_start_time_ns = process_start(real_parent);
+	f->uid = (__u32)bpf_get_current_uid_gid();
+	f->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
+	bpf_ringbuf_submit(f, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(guard_exit, struct task_struct *task)
+{
+	struct guard_exit *x;
+	__u32 tgid;
+
+	/* The process ends with its last thread. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	tgid = BPF_CORE_READ(task, tgid);
+	bpf_map_delete_elem(&gpu_seen, &tgid);
+	x = reserve(sizeof(*x), GUARD_RECORD_EXIT);
+	if (!x)
+		return 0;
+	fill_header(&x->h, GUARD_RECORD_EXIT, tgid, process_start(task));
+	x->exit_code = BPF_CORE_READ(task, exit_code);
+	x->pad = 0;
+	bpf_ringbuf_submit(x, 0);
+	return 0;
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+static __always_inline void claim_socket(struct bpf_sock *sk)
+{
+	struct sock_owner *owner;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!sk)
+		return;
+	owner = bpf_sk_storage_get(&sock_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!owner || owner->pid == pid)
+		return;
+	owner->pid = pid;
+	owner->start_time_ns = process_start(current_task());
+}
+
+static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 family)
+{
+	struct guard_connect *c;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	c = reserve(sizeof(*c), GUARD_RECORD_CONNECT);
+	if (!c)
+		return;
+	fill_header(&c->h, GUARD_RECORD_CONNECT, pid, process_start(current_task()));
+	c->cookie = bpf_get_socket_cookie(ctx);
+	c->family = family;
+	c->protocol = ctx->protocol;
+	c->dport = bpf_ntohs((__u16)ctx->user_port);
+	c->sport = 0;
+	c->result = GUARD_CONNECT_UDP;
+	c->pad = 0;
+	__builtin_memset(c->daddr, 0, sizeof(c->daddr));
+	__builtin_memset(c->saddr, 0, sizeof(c->saddr));
+	if (family == AF_INET) {
+		__u32 ip4 = ctx->user_ip4;
+
+		__builtin_memcpy(c->daddr, &ip4, 4);
+	} else {
+		__u32 ip6[4];
+
+		ip6[0] = ctx->user_ip6[0];
+		ip6[1] = ctx->user_ip6[1];
+		ip6[2] = ctx->user_ip6[2];
+		ip6[3] = ctx->user_ip6[3];
+		__builtin_memcpy(c->daddr, ip6, 16);
+	}
+	bpf_ringbuf_submit(c, 0);
+}
+
+static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
+{
+	claim_socket(ctx->sk);
+	/* TCP reports from sockops once the handshake has an outcome. */
+	if (ctx->protocol == IPPROTO_UDP)
+		emit_udp_connect(ctx, family);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int guard_connect4(struct bpf_sock_addr *ctx)
+{
+	return on_connect(ctx, AF_INET);
+}
+
+SEC("cgroup/connect6")
+int guard_connect6(struct bpf_sock_addr *ctx)
+{
+	return on_connect(ctx, AF_INET6);
+}
+
+/* Unconnected UDP (a resolver's sendto) gets its owner here. */
+SEC("cgroup/sendmsg4")
+int guard_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	claim_socket(ctx->sk);
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int guard_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	claim_socket(ctx->sk);
+	return 1;
+}
+
+static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 result)
+{
+	struct sock_owner *owner = 0;
+	struct bpf_sock *sk = skops->sk;
+	struct guard_connect *c;
+
+	if (sk)
+		owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
+	c = reserve(sizeof(*c), GUARD_RECORD_CONNECT);
+	if (!c)
+		return;
+	/* Often softirq context: the owner comes from storage, never current. */
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->pid : 0, owner ? owner->start_time_ns : 0);
+	c->cookie = bpf_get_socket_cookie(skops);
+	c->family = skops->family;
+	c->protocol = IPPROTO_TCP;
+	c->dport = bpf_ntohl(skops->remote_port);
+	c->sport = skops->local_port;
+	c->result = result;
+	c->pad = 0;
+	__builtin_memset(c->daddr, 0, sizeof(c->daddr));
+	__builtin_memset(c->saddr, 0, sizeof(c->saddr));
+	if (skops->family == AF_INET) {
+		__u32 d4 = skops->remote_ip4, s4 = skops->local_ip4;
+
+		__builtin_memcpy(c->daddr, &d4, 4);
+		__builtin_memcpy(c->saddr, &s4, 4);
+	} else {
+		__u32 d6[4], s6[4];
+
+		d6[0] = skops->remote_ip6[0];
+		d6[1] = skops->remote_ip6[1];
+		d6[2] = skops->remote_ip6[2];
+		d6[3] = skops->remote_ip6[3];
+		s6[0] = skops->local_ip6[0];
+		s6[1] = skops->local_ip6[1];
+		s6[2] = skops->local_ip6[2];
+		s6[3] = skops->local_ip6[3];
+		__builtin_memcpy(c->daddr, d6, 16);
+		__builtin_memcpy(c->saddr, s6, 16);
+	}
+	bpf_ringbuf_submit(c, 0);
+}
+
+SEC("sockops")
+int guard_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		/* Ask for state changes only while the handshake is open. */
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+		emit_tcp_outcome(skops, GUARD_CONNECT_ESTABLISHED);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[0] == BPF_TCP_SYN_SENT && skops->args[1] == BPF_TCP_CLOSE)
+			emit_tcp_outcome(skops, GUARD_CONNECT_FAILED);
+		break;
+	}
+	return 1;
+}
+
+struct l4_location {
+	__u32 offset; /* of the transport header */
+	__u16 family;
+	__u8 protocol;
+	__u8 daddr[16];
+};
+
+static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *loc)
+{
+	__builtin_memset(loc->daddr, 0, sizeof(loc->daddr));
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		loc->offset = ip.ihl * 4;
+		loc->family = AF_INET;
+		loc->protocol = ip.protocol;
+		__builtin_memcpy(loc->daddr, &ip.daddr, 4);
+		return 0;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return -1;
+		loc->offset = sizeof(ip6);
+		loc->family = AF_INET6;
+		loc->protocol = ip6.nexthdr; /* extension headers are not followed */
+		__builtin_memcpy(loc->daddr, &ip6.daddr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
+					struct l4_location *loc)
+{
+	struct guard_payload *p;
+	struct tcphdr th;
+	__u32 payload_offset, payload_len, seq, offset, n;
+
+	if (bpf_skb_load_bytes(skb, loc->offset, &th, sizeof(th)))
+		return;
+	payload_offset = loc->offset + th.doff * 4;
+	if (skb->len <= payload_offset)
+		return;
+	payload_len = skb->len - payload_offset;
+	seq = bpf_ntohl(th.seq);
+	if (owner->segments == 0)
+		owner->next_seq = seq;
+	else if (seq != owner->next_seq)
+		return; /* a retransmission, or out of order */
+
+	offset = owner->captured;
+	if (offset >= GUARD_PAYLOAD_LEN)
+		return;
+	n = payload_len;
+	if (n > GUARD_PAYLOAD_LEN - offset)
+		n = GUARD_PAYLOAD_LEN - offset;
+	offset &= GUARD_PAYLOAD_LEN - 1;
+	if (n == 0 || n > GUARD_PAYLOAD_LEN)
+		return;
+	if (bpf_skb_load_bytes(skb, payload_offset, &owner->data[offset], n))
+		return;
+	owner->captured = offset + n;
+	owner->next_seq = seq + payload_len;
+	owner->segments++;
+	if (owner->captured >= GUARD_PAYLOAD_LEN || owner->segments >= GUARD_PAYLOAD_SEGMENTS)
+		owner->done = 1;
+
+	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
+	if (!p)
+		return;
+	fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
+	p->cookie = bpf_get_socket_cookie(skb);
+	p->family = loc->family;
+	p->dport = bpf_ntohs(th.dest);
+	p->len = owner->captured;
+	p->segments = owner->segments;
+	p->flags = owner->done ? GUARD_PAYLOAD_FINAL : 0;
+	__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
+	__builtin_memcpy(p->data, owner->data, GUARD_PAYLOAD_LEN);
+	bpf_ringbuf_submit(p, 0);
+}
+
+static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
+{
+	struct guard_dns *d;
+	struct udphdr uh;
+	__u32 message_offset, n;
+
+	if (bpf_skb_load_bytes(skb, loc->offset, &uh, sizeof(uh)))
+		return;
+	if (uh.dest != bpf_htons(DNS_PORT))
+		return;
+	message_offset = loc->offset + sizeof(uh);
+	if (skb->len <= message_offset)
+		return;
+	n = skb->len - message_offset;
+	if (n > GUARD_DNS_LEN)
+		n = GUARD_DNS_LEN;
+	if (n == 0)
+		return;
+	d = reserve(sizeof(*d), GUARD_RECORD_DNS);
+	if (!d)
+		return;
+	if (bpf_skb_load_bytes(skb, message_offset, d->message, n)) {
+		bpf_ringbuf_discard(d, 0);
+		return;
+	}
+	fill_header(&d->h, GUARD_RECORD_DNS, owner->pid, owner->start_time_ns);
+	d->cookie = bpf_get_socket_cookie(skb);
+	d->family = loc->family;
+	d->dport = DNS_PORT;
+	d->len = n;
+	d->pad = 0;
+	__builtin_memcpy(d->daddr, loc->daddr, sizeof(d->daddr));
+	bpf_ringbuf_submit(d, 0);
+}
+
+SEC("cgroup_skb/egress")
+int guard_egress(struct __sk_buff *skb)
+{
+	struct l4_location loc;
+	struct sock_owner *owner;
+	struct bpf_sock *sk = skb->sk;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	/* Only sockets that connected or sent while Guard watched have an owner. */
+	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
+	if (!owner)
+		return 1;
+	if (sk->protocol == IPPROTO_TCP && owner->done)
+		return 1;
+	if (locate_l4(skb, &loc))
+		return 1;
+	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)
+		capture_tcp(skb, sk, owner, &loc);
+	else if (loc.protocol == IPPROTO_UDP)
+		capture_dns(skb, owner, &loc);
+	return 1;
+}
+
+/* ---- GPU ------------------------------------------------------------------ */
+
+static __always_inline __u32 gpu_role(__u32 major, __u32 minor)
+{
+	for (int i = 0; i < GUARD_MAX_GPU_DEVICES; i++) {
+		if (i >= guard_config.gpu_device_count)
+			break;
+		if (guard_config.gpu_devices[i].major == major &&
+		    (guard_config.gpu_devices[i].minor < 0 || guard_config.gpu_devices[i].minor == (__s32)minor))
+			return guard_config.gpu_devices[i].role;
+	}
+	return GUARD_GPU_NONE;
+}
+
+/* True the first time a process reaches this kind of touch. */
+static __always_inline bool first_touch(__u32 pid, __u32 bit)
+{
+	__u64 *seen = bpf_map_lookup_elem(&gpu_seen, &pid);
+	__u64 bits = bit;
+
+	if (seen) {
+		if (*seen & bit)
+			return false;
+		__sync_fetch_and_or(seen, bit);
+		return true;
+	}
+	bpf_map_update_elem(&gpu_seen, &pid, &bits, BPF_NOEXIST);
+	return true;
+}
+
+SEC("cgroup/dev")
+int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
+{
+	struct guard_gpu_open *o;
+	__u32 role, pid;
+
+	if ((ctx->access_type & 0xFFFF) != BPF_DEVCG_DEV_CHAR)
+		return 1;
+	role = gpu_role(ctx->major, ctx->minor);
+	if (role == GUARD_GPU_NONE)
+		return 1;
+	pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid == guard_config.self_pid || !first_touch(pid, GPU_SEEN_OPEN))
+		return 1;
+	o = reserve(sizeof(*o), GUARD_RECORD_GPU_OPEN);
+	if (!o)
+		return 1;
+	fill_header(&o->h, GUARD_RECORD_GPU_OPEN, pid, process_start(current_task()));
+	o->major = ctx->major;
+	o->minor = ctx->minor;
+	o->access = ctx->access_type >> 16;
+	o->role = role;
+	bpf_ringbuf_submit(o, 0);
+	return 1;
+}
+
+static __always_inline void count(void *map, __u32 pid, __u32 slot)
+{
+	struct guard_gpu_count_key key = { .pid = pid, .slot = slot };
+	__u64 one = 1, *value;
+
+	value = bpf_map_lookup_elem(map, &key);
+	if (value) {
+		__sync_fetch_and_add(value, 1);
+		return;
+	}
+	if (bpf_map_update_elem(map, &key, &one, BPF_NOEXIST)) {
+		value = bpf_map_lookup_elem(map, &key);
+		if (value)
+			__sync_fetch_and_add(value, 1);
+	}
+}
+
+struct nv_ioctl_xfer {
+	__u32 cmd;
+	__u32 size;
+	__u64 ptr;
+};
+
+/* Which counter an RM escape goes to; the XFER escape wraps the real one. */
+static __always_inline __u32 classify_rm(__u32 cmd, __u64 arg, __u32 *rm_class)
+{
+	__u32 nr = cmd & 0xFF;
+	__u64 params = arg;
+
+	if (((cmd >> 8) & 0xFF) != GUARD_NV_IOCTL_MAGIC)
+		return GUARD_IOCTL_RM_OTHER;
+	if (nr == GUARD_NV_ESC_IOCTL_XFER_CMD) {
+		struct nv_ioctl_xfer xfer;
+
+		if (bpf_probe_read_user(&xfer, sizeof(xfer), (void *)arg))
+			return GUARD_IOCTL_RM_OTHER;
+		nr = xfer.cmd & 0xFF;
+		params = xfer.ptr;
+	}
+	switch (nr) {
+	case GUARD_NV_ESC_RM_ALLOC:
+	case GUARD_NV_ESC_RM_ALLOC_MEMORY:
+		if (bpf_probe_read_user(rm_class, sizeof(*rm_class), (void *)(params + GUARD_NV_RM_ALLOC_CLASS_OFFSET)))
+			*rm_class = 0;
+		return GUARD_IOCTL_RM_ALLOC;
+	case GUARD_NV_ESC_RM_FREE:
+		return GUARD_IOCTL_RM_FREE;
+	case GUARD_NV_ESC_RM_CONTROL:
+		return GUARD_IOCTL_RM_CONTROL;
+	case GUARD_NV_ESC_RM_MAP_MEMORY:
+		return GUARD_IOCTL_RM_MAP;
+	}
+	return GUARD_IOCTL_RM_OTHER;
+}
+
+/* The syscall tracepoint's own record layout: every field is 8 bytes wide. */
+struct sys_enter_ioctl_args {
+	__u64 common;
+	__s64 syscall_nr;
+	__u64 fd;
+	__u64 cmd;
+	__u64 arg;
+};
+
+SEC("tp/syscalls/sys_enter_ioctl")
+int guard_ioctl(struct sys_enter_ioctl_args *ctx)
+{
+	struct task_struct *task = current_task();
+	struct guard_gpu_ioctl *r;
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *file;
+	struct inode *inode;
+	__u32 fd = ctx->fd, cmd = ctx->cmd, role, major, minor, pid, slot, rm_class = 0;
+	dev_t rdev;
+
+	/* Resolve the fd, not a record of opens: fds inherited or opened before
+	 * the sensor started count too. */
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	inode = BPF_CORE_READ(file, f_inode);
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFCHR)
+		return 0;
+	rdev = BPF_CORE_READ(inode, i_rdev);
+	major = rdev >> MINORBITS;
+	minor = rdev & ((1U << MINORBITS) - 1);
+	role = gpu_role(major, minor);
+	if (role == GUARD_GPU_NONE)
+		return 0;
+	pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid == guard_config.self_pid)
+		return 0;
+
+	slot = role == GUARD_GPU_UVM ? GUARD_IOCTL_UVM : classify_rm(cmd, ctx->arg, &rm_class);
+	count(&gpu_ioctl_counts, pid, slot);
+	if (slot == GUARD_IOCTL_RM_ALLOC && rm_class)
+		count(&gpu_class_counts, pid, rm_class);
+
+	if (!first_touch(pid, GPU_SEEN_IOCTL))
+		return 0;
+	r = reserve(sizeof(*r), GUARD_RECORD_GPU_IOCTL);
+	if (!r)
+		return 0;
+	fill_header(&r->h, GUARD_RECORD_GPU_IOCTL, pid, process_start(task));
+	r->major = major;
+	r->minor = minor;
+	r->cmd = cmd;
+	r->role = role;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * guard.h: the whole contract between the kernel programs and the sensor.
+ * Constants, the configuration the sensor writes before load, and the fixed
+ * layout of every ring buffer record. Mirrored once, field for field, in
+ * sensor/Events/Records.cs; RecordLayoutTests checks both against the BTF of
+ * the built object, so a change here without a change there fails the tests.
+ */
+#ifndef GUARD_H
+#define GUARD_H
+
+#define GUARD_ABI_VERSION 1
+
+#define GUARD_COMM_LEN 16
+#define GUARD_PATH_LEN 256
+#define GUARD_ARGS_LEN 1024
+#define GUARD_PAYLOAD_LEN 256
+#define GUARD_PAYLOAD_SEGMENTS 8
+#define GUARD_DNS_LEN 256
+#define GUARD_MAX_GPU_DEVICES 8
+
+enum guard_record_kind {
+	GUARD_RECORD_EXEC = 1,
+	GUARD_RECORD_FORK = 2,
+	GUARD_RECORD_EXIT = 3,
+	GUARD_RECORD_CONNECT = 4,
+	GUARD_RECORD_PAYLOAD = 5,
+	GUARD_RECORD_DNS = 6,
+	GUARD_RECORD_GPU_OPEN = 7,
+	GUARD_RECORD_GPU_IOCTL = 8,
+	GUARD_RECORD_KIND_COUNT = 9,
+};
+
+enum guard_connect_result {
+	GUARD_CONNECT_ESTABLISHED = 1,
+	GUARD_CONNECT_FAILED = 2,
+	/* UDP has no handshake: the record says only that connect() was called. */
+	GUARD_CONNECT_UDP = 3,
+};
+
+/* Which device a configured major/minor is: decides how its ioctls are read. */
+enum guard_gpu_role {
+	GUARD_GPU_NONE = 0,
+	GUARD_GPU_RM = 1,  /* /dev/nvidiactl, /dev/nvidiaN: resource manager escapes */
+	GUARD_GPU_UVM = 2, /* /dev/nvidia-uvm: unified memory calls */
+};
+
+/* Per-process ioctl counter slots (gpu_ioctl_counts key.slot). */
+enum guard_ioctl_kind {
+	GUARD_IOCTL_RM_ALLOC = 0,
+	GUARD_IOCTL_RM_FREE = 1,
+	GUARD_IOCTL_RM_CONTROL = 2,
+	GUARD_IOCTL_RM_MAP = 3,
+	GUARD_IOCTL_RM_OTHER = 4,
+	GUARD_IOCTL_UVM = 5,
+	GUARD_IOCTL_KIND_COUNT = 6,
+};
+
+/* NVIDIA open driver numbers (nv_escape.h, nv-ioctl-numbers.h, nvos.h). */
+#define GUARD_NV_IOCTL_MAGIC 'F'
+#define GUARD_NV_ESC_RM_ALLOC_MEMORY 0x27
+#define GUARD_NV_ESC_RM_FREE 0x29
+#define GUARD_NV_ESC_RM_CONTROL 0x2A
+#define GUARD_NV_ESC_RM_ALLOC 0x2B
+#define GUARD_NV_ESC_RM_MAP_MEMORY 0x4E
+#define GUARD_NV_ESC_IOCTL_XFER_CMD 211
+/* hClass sits at the same offset in NVOS21_PARAMETERS and NVOS64_PARAMETERS. */
+#define GUARD_NV_RM_ALLOC_CLASS_OFFSET 12
+
+struct guard_gpu_device {
+	__u32 major;
+	__s32 minor; /* -1: every minor of the major */
+	__u32 role;  /* enum guard_gpu_role */
+	__u32 pad;
+};
+
+/* Written into .rodata by the sensor before load (const volatile). */
+struct guard_config {
+	__u32 abi_version;
+	__u32 self_pid; /* the sensor's own tgid: its records would feed back */
+	__u32 gpu_device_count;
+	__u32 pad;
+	struct guard_gpu_device gpu_devices[GUARD_MAX_GPU_DEVICES];
+};
+
+/* Every record starts with this; pid and start_time_ns name the process. */
+struct guard_header {
+	__u16 kind;
+	__u16 version;
+	__u32 pid;           /* tgid */
+	__u64 time_ns;       /* CLOCK_BOOTTIME */
+	__u64 start_time_ns; /* group leader's start, CLOCK_BOOTTIME */
+};
+
+#define GUARD_EXEC_ARGS_TRUNCATED 1
+
+struct guard_exec {
+	struct guard_header h;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u16 path_len;
+	__u16 args_len;
+	__u64 parent_start_time_ns;
+	__u64 cgroup_id;
+	__u32 flags;
+	__u32 pad;
+	char comm[GUARD_COMM_LEN];
+	char path[GUARD_PATH_LEN];
+	char args[GUARD_ARGS_LEN]; /* NUL-separated, as the kernel keeps them */
+};
+
+struct guard_fork {
+	struct guard_header h; /* the child */
+	__u32 parent_pid;
+	__u32 uid;
+	__u64 parent_start_time_ns;
+	__u64 cgroup_id;
+	char comm[GUARD_COMM_LEN];
+};
+
+struct guard_exit {
+	struct guard_header h;
+	__u32 exit_code; /* wait status: signal in bits 0-6, status in 8-15 */
+	__u32 pad;
+};
+
+struct guard_connect {
+	struct guard_header h;
+	__u64 cookie;
+	__u16 family; /* AF_INET, AF_INET6 */
+	__u16 protocol;
+	__u16 dport; /* host order */
+	__u16 sport;
+	__u32 result; /* enum guard_connect_result */
+	__u32 pad;
+	__u8 daddr[16]; /* IPv4 in the first four bytes */
+	__u8 saddr[16];
+};
+
+#define GUARD_PAYLOAD_FINAL 1
+
+/* The first bytes of a connection, cumulative: each record holds all bytes so
+ * far; the sensor keeps the last one per cookie and emits once. */
+struct guard_payload {
+	struct guard_header h;
+	__u64 cookie;
+	__u16 family;
+	__u16 dport;
+	__u16 len;
+	__u8 segments;
+	__u8 flags;
+	__u8 daddr[16];
+	__u8 data[GUARD_PAYLOAD_LEN];
+};
+
+struct guard_dns {
+	struct guard_header h;
+	__u64 cookie;
+	__u16 family;
+	__u16 dport;
+	__u16 len;
+	__u16 pad;
+	__u8 daddr[16];
+	__u8 message[GUARD_DNS_LEN]; /* the DNS message from its header on */
+};
+
+struct guard_gpu_open {
+	struct guard_header h;
+	__u32 major;
+	__u32 minor;
+	__u32 access; /* BPF_DEVCG_ACC_* */
+	__u32 role;
+};
+
+/* First GPU ioctl of a process; counts follow in the maps. */
+struct guard_gpu_ioctl {
+	struct guard_header h;
+	__u32 major;
+	__u32 minor;
+	__u32 cmd;
+	__u32 role;
+};
+
+/* Keys of the per-process GPU counter maps, read by the sensor. */
+struct guard_gpu_count_key {
+	__u32 pid;
+	__u32 slot; /* enum guard_ioctl_kind, or an RM class id */
+};
+
+#endif /* GUARD_H */

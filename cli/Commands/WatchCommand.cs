@@ -1,0 +1,150 @@
+using System.CommandLine;
+using Guard.Sensor;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Output;
+
+namespace Guard.Cli.Commands;
+
+public static class WatchCommand
+{
+    private static readonly string[] TypeNames = ["exec", "fork", "exit", "connect", "payload", "dns", "gpu"];
+
+    private static readonly Option<string> Output = new("--output", "-o")
+    {
+        Description = "json: ECS JSON lines; text: one readable line per event; auto: text on a terminal, else json",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    private static readonly Option<string?> Duration = new("--duration")
+    {
+        Description = "Stop after this long (90s, 5m, 1h); default: until Ctrl-C or SIGTERM",
+    };
+
+    private static readonly Option<int?> Pid = new("--pid")
+    {
+        Description = "Only this process and its descendants",
+    };
+
+    private static readonly Option<string[]> Types = new("--type")
+    {
+        Description = $"Only these event types ({string.Join(", ", TypeNames)}); repeat or separate with commas",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
+    private static readonly Option<string?> Job = new("--job")
+    {
+        Description = "Only processes of this job (slurm:123, k8s-pod:UID, container:ID, systemd:UNIT)",
+    };
+
+    private static readonly Option<string[]> GpuDevices = new("--gpu-device")
+    {
+        Description = "Count this device as a GPU: MAJOR[:MINOR][/uvm]; default: NVIDIA devices from /proc/devices",
+    };
+
+    private static readonly Option<string?> RingSize = new("--ring-size")
+    {
+        Description = "Kernel ring buffer size, a power of two (default 16M)",
+    };
+
+    private static readonly Option<string?> Heartbeat = new("--heartbeat")
+    {
+        Description = "Interval of the health metric event (default 10s)",
+    };
+
+    public static Command Create(IConsole console)
+    {
+        var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
+        Output.AcceptOnlyFromAmong("auto", "json", "text");
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat })
+            command.Options.Add(option);
+        command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
+        return command;
+    }
+
+    private static SensorOptions Options(ParseResult parse, out TimeSpan? duration)
+    {
+        duration = null;
+        if (parse.GetValue(Duration) is { } d)
+        {
+            if (!ValueParsers.TryParseDuration(d, out TimeSpan parsed))
+                throw new UsageException($"--duration: '{d}' is not a duration (try 30s, 5m, 1h)");
+            duration = parsed;
+        }
+        var types = new HashSet<EventType>();
+        foreach (string name in (parse.GetValue(Types) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
+        {
+            if (!TypeNames.Contains(name))
+                throw new UsageException($"--type: '{name}' is not an event type ({string.Join(", ", TypeNames)})");
+            types.Add(Enum.Parse<EventType>(name, ignoreCase: true));
+        }
+        var devices = new List<GpuDevice>();
+        foreach (string text in parse.GetValue(GpuDevices) ?? [])
+        {
+            if (!GpuDevice.TryParse(text, out GpuDevice? device))
+                throw new UsageException($"--gpu-device: '{text}' is not MAJOR[:MINOR][/uvm]");
+            devices.Add(device!);
+        }
+        int ringBytes = KernelOptions.DefaultRingBufferBytes;
+        if (parse.GetValue(RingSize) is { } ring && (!ValueParsers.TryParseSize(ring, out ringBytes) || !int.IsPow2(ringBytes) || ringBytes < Environment.SystemPageSize))
+            throw new UsageException($"--ring-size: '{ring}' must be a power of two of at least {Environment.SystemPageSize} bytes (4K, 16M)");
+        TimeSpan heartbeat = TimeSpan.FromSeconds(10);
+        if (parse.GetValue(Heartbeat) is { } hb && !ValueParsers.TryParseDuration(hb, out heartbeat))
+            throw new UsageException($"--heartbeat: '{hb}' is not a duration");
+        if (parse.GetValue(Pid) is <= 0)
+            throw new UsageException("--pid: must be a positive process id");
+
+        return new SensorOptions
+        {
+            Kernel = new KernelOptions
+            {
+                RingBufferBytes = ringBytes,
+                GpuDevices = devices.Count > 0 ? devices : GuardSensor.DiscoverGpuDevices(),
+            },
+            Filter = new EventFilter
+            {
+                Types = types.Count > 0 ? types : EventFilter.DefaultTypes,
+                Pid = parse.GetValue(Pid),
+                Job = parse.GetValue(Job),
+            },
+            HeartbeatInterval = heartbeat,
+        };
+    }
+
+    private static int Run(ParseResult parse, IConsole console, CancellationToken cancellation)
+    {
+        SensorOptions options = Options(parse, out TimeSpan? duration);
+        string output = parse.GetValue(Output)!;
+        bool json = output == "json" || (output == "auto" && console.IsOutputRedirected);
+        var run = RunInfo.ForThisHost(GuardCli.Version);
+        var redactor = new ArgumentRedactor();
+        using IEventSink sink = json
+            ? new JsonLinesSink(console.OpenStandardOutput(), new EcsEncoder(run, redactor))
+            : new TextLinesSink(console.Out, new TextEncoder(run, redactor));
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        if (duration is { } d)
+            stop.CancelAfter(d);
+        using GuardSensor sensor = GuardSensor.Start(options, sink);
+        foreach (string warning in sensor.Kernel.Warnings)
+            console.Error.WriteLine($"guard: warning: {warning}");
+        sensor.Run(stop.Token);
+        WriteSummary(console.Error, sensor.Summary());
+        return (int)ExitCode.Success;
+    }
+
+    private static void WriteSummary(TextWriter error, SensorSummary s)
+    {
+        string byType = string.Join(", ", s.EventsByType.Select(kv => $"{kv.Key.ToString().ToLowerInvariant()} {kv.Value}"));
+        error.WriteLine($"guard watch: {s.Duration.TotalSeconds:F1} s, {s.Events} events{(byType.Length > 0 ? $" ({byType})" : "")}, {s.Drops} records dropped, {s.DecodeFailures} undecodable");
+        if (s.Drops > 0)
+        {
+            string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{RecordNames.Of((RecordKind)x.kind)} {x.n}"));
+            error.WriteLine($"guard watch: the ring buffer was full; lost records: {drops} (raise --ring-size)");
+        }
+        error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");
+        error.WriteLine($"guard watch: programs missing: {(s.Missing.Count == 0 ? "none" : string.Join("; ", s.Missing.Select(m => $"{m.Spec.Name} ({m.Reason})")))}");
+        error.WriteLine("guard watch: detached");
+    }
+}

@@ -1,0 +1,13 @@
+namespace Guard.Cli;
+
+/// <summary>Exit codes `guard` returns; scripts may rely on them.</summary>
+public enum ExitCode
+{
+    Success = 0,
+
+    /// <summary>The command ran and failed (cannot load, cannot attach, refused).</summary>
+    Failure = 1,
+
+    /// <summary>The command line was wrong: unknown flag, bad value.</summary>
+    Usage = 2,
+}

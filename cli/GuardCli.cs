@@ -1,0 +1,53 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Guard.Cli.Commands;
+using Guard.Sensor;
+
+namespace Guard.Cli;
+
+/// <summary>Builds the command tree and runs it: parse, call the sensor, print.</summary>
+public static class GuardCli
+{
+    public static string Version => typeof(GuardCli).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public static RootCommand Build(IConsole console)
+    {
+        var root = new RootCommand("Guard: stops GPU training jobs from mining cryptocurrency.");
+        root.Subcommands.Add(WatchCommand.Create(console));
+        root.Subcommands.Add(VersionCommand.Create(console));
+        return root;
+    }
+
+    public static int Run(string[] args, IConsole console, CancellationToken cancellation = default)
+    {
+        RootCommand root = Build(console);
+        ParseResult parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            console.Error.WriteLine($"guard: {parse.Errors[0].Message}");
+            console.Error.WriteLine("Try 'guard --help'.");
+            return (int)ExitCode.Usage;
+        }
+        try
+        {
+            var config = new InvocationConfiguration
+            {
+                Output = console.Out,
+                Error = console.Error,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null,
+            };
+            return parse.InvokeAsync(config, cancellation).GetAwaiter().GetResult();
+        }
+        catch (UsageException e)
+        {
+            console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.Usage;
+        }
+        catch (SensorException e)
+        {
+            console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.Failure;
+        }
+    }
+}

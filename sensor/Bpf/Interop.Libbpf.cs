@@ -1,0 +1,84 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// libbpf, bound by source-generated P/Invoke. The native AOT binary links
+/// Debian's libbpf.a (DirectPInvoke), so hosts need no libbpf of their own;
+/// under the JIT (tests) the same names bind to libbpf.so.1.
+/// </summary>
+internal static unsafe partial class Libbpf
+{
+    internal const string Library = "libbpf";
+
+    static Libbpf()
+    {
+        // Only the JIT consults this; the AOT binary calls the linked archive.
+        NativeLibrary.SetDllImportResolver(typeof(Libbpf).Assembly, static (name, assembly, path) =>
+            name == Library && NativeLibrary.TryLoad("libbpf.so.1", assembly, path, out nint handle) ? handle : 0);
+    }
+
+    /// <summary>Makes sure the resolver above is registered before the first call.</summary>
+    internal static void EnsureResolver() => RuntimeHelpers.RunClassConstructor(typeof(Libbpf).TypeHandle);
+
+    [LibraryImport(Library, EntryPoint = "libbpf_set_print")]
+    internal static partial nint SetPrint(delegate* unmanaged[Cdecl]<int, byte*, nint, int> printer);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__open_mem", SetLastError = true)]
+    internal static partial nint ObjectOpenMem(byte* buffer, nuint size, nint options);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__load")]
+    internal static partial int ObjectLoad(nint obj);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__close")]
+    internal static partial void ObjectClose(nint obj);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__find_map_by_name", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint FindMap(nint obj, string name);
+
+    [LibraryImport(Library, EntryPoint = "bpf_object__find_program_by_name", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial nint FindProgram(nint obj, string name);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map__fd")]
+    internal static partial int MapFd(nint map);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map__set_max_entries")]
+    internal static partial int MapSetMaxEntries(nint map, uint maxEntries);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map__initial_value")]
+    internal static partial void* MapInitialValue(nint map, out nuint size);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__set_autoload")]
+    internal static partial int ProgramSetAutoload(nint program, [MarshalAs(UnmanagedType.U1)] bool autoload);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__attach", SetLastError = true)]
+    internal static partial nint ProgramAttach(nint program);
+
+    [LibraryImport(Library, EntryPoint = "bpf_program__attach_cgroup", SetLastError = true)]
+    internal static partial nint ProgramAttachCgroup(nint program, int cgroupFd);
+
+    [LibraryImport(Library, EntryPoint = "bpf_link__destroy")]
+    internal static partial int LinkDestroy(nint link);
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__new", SetLastError = true)]
+    internal static partial nint RingBufferNew(int mapFd, delegate* unmanaged[Cdecl]<nint, void*, nuint, int> sample, nint context, nint options);
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__poll")]
+    internal static partial int RingBufferPoll(nint ringBuffer, int timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
+    internal static partial void RingBufferFree(nint ringBuffer);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_lookup_elem")]
+    internal static partial int MapLookup(int fd, void* key, void* value);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_get_next_key")]
+    internal static partial int MapNextKey(int fd, void* key, void* nextKey);
+
+    [LibraryImport(Library, EntryPoint = "bpf_map_delete_elem")]
+    internal static partial int MapDelete(int fd, void* key);
+
+    [LibraryImport(Library, EntryPoint = "libbpf_num_possible_cpus")]
+    internal static partial int PossibleCpus();
+}

@@ -1,0 +1,18 @@
+using Guard.Sensor.Gpu;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>What the sensor decides before load: sizes and the read-only configuration.</summary>
+public sealed record KernelOptions
+{
+    public const int DefaultRingBufferBytes = 16 << 20;
+
+    /// <summary>Bytes of the ring buffer; a power of two, at least a page.</summary>
+    public int RingBufferBytes { get; init; } = DefaultRingBufferBytes;
+
+    /// <summary>Device files whose opens and ioctls count as GPU use. Empty: no ioctl program.</summary>
+    public IReadOnlyList<GpuDevice> GpuDevices { get; init; } = [];
+
+    /// <summary>Where the cgroup programs attach; found from /proc/self/mounts when null.</summary>
+    public string? CgroupRoot { get; init; }
+}

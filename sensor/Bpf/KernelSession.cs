@@ -1,0 +1,227 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>A program that is attached, and how.</summary>
+public sealed record AttachedProgram(ProgramSpec Spec, string Target);
+
+/// <summary>A program that is not running, and why: the summary lists these.</summary>
+public sealed record MissingProgram(ProgramSpec Spec, string Reason);
+
+/// <summary>
+/// The loaded object and every link it holds: the one owner of Guard's kernel
+/// state for a `guard watch`. The loader's steps stay visible in
+/// <see cref="Open"/>: open, configure read-only data, load, attach.
+/// Dispose detaches everything and closes the object.
+/// </summary>
+public sealed unsafe class KernelSession : IDisposable
+{
+    private readonly nint obj;
+    private readonly List<nint> links = [];
+    private readonly List<AttachedProgram> attached = [];
+    private readonly List<MissingProgram> missing = [];
+    private readonly List<string> warnings = [];
+    private bool disposed;
+
+    private KernelSession(nint obj) => this.obj = obj;
+
+    public IReadOnlyList<AttachedProgram> Attached => attached;
+
+    public IReadOnlyList<MissingProgram> Missing => missing;
+
+    /// <summary>Optional programs that could not attach, one line each, for stderr.</summary>
+    public IReadOnlyList<string> Warnings => warnings;
+
+    public int RingBufferFd { get; private set; }
+
+    public int DropsFd { get; private set; }
+
+    public int GpuIoctlCountsFd { get; private set; }
+
+    public int GpuClassCountsFd { get; private set; }
+
+    public static byte[] EmbeddedObject()
+    {
+        using Stream stream = typeof(KernelSession).Assembly.GetManifestResourceStream("guard.bpf.o")
+            ?? throw new SensorException("the BPF object is not embedded in this build (guard.bpf.o resource missing)");
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    public static KernelSession Open(KernelOptions options)
+    {
+        if (!File.Exists("/sys/kernel/btf/vmlinux"))
+            throw new SensorException("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): Guard's CO-RE programs need CONFIG_DEBUG_INFO_BTF=y");
+        if (options.RingBufferBytes < Environment.SystemPageSize || !int.IsPow2(options.RingBufferBytes))
+            throw new SensorException($"ring buffer size {options.RingBufferBytes} must be a power of two of at least {Environment.SystemPageSize} bytes");
+        LibbpfLog.Install();
+        LibbpfLog.Clear();
+
+        // 1. open
+        byte[] image = EmbeddedObject();
+        nint obj;
+        fixed (byte* p = image)
+            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, 0);
+        if (obj == 0)
+            throw new SensorException($"cannot open the embedded BPF object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        var session = new KernelSession(obj);
+        try
+        {
+            // 2. configure: sizes and the read-only config, before load
+            session.Configure(options);
+            bool wantIoctl = options.GpuDevices.Count > 0;
+            ProgramSpec ioctlSpec = GuardPrograms.Observation.First(s => s.Name == GuardPrograms.GpuIoctl);
+            if (!wantIoctl)
+            {
+                Libbpf.ProgramSetAutoload(session.Program(GuardPrograms.GpuIoctl), false);
+                session.missing.Add(new MissingProgram(ioctlSpec, "no GPU device present or configured"));
+            }
+            else
+            {
+                KernelMounts.EnsureTraceFs();
+            }
+
+            // 3. load
+            int err = Libbpf.ObjectLoad(obj);
+            if (err != 0)
+                throw new SensorException(LoadFailure(-err));
+
+            session.RingBufferFd = session.MapFd("events");
+            session.DropsFd = session.MapFd("drops");
+            session.GpuIoctlCountsFd = session.MapFd("gpu_ioctl_counts");
+            session.GpuClassCountsFd = session.MapFd("gpu_class_counts");
+
+            // 4. attach
+            string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
+            session.AttachAll(cgroupRoot, wantIoctl);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private void Configure(KernelOptions options)
+    {
+        nint ring = Libbpf.FindMap(obj, "events");
+        if (ring == 0 || Libbpf.MapSetMaxEntries(ring, (uint)options.RingBufferBytes) != 0)
+            throw new SensorException("cannot size the ring buffer map 'events'");
+
+        nint rodata = Libbpf.FindMap(obj, ".rodata");
+        if (rodata == 0)
+            throw new SensorException("the BPF object has no .rodata section (guard_config missing)");
+        void* initial = Libbpf.MapInitialValue(rodata, out nuint size);
+        if (initial == null || size < (nuint)sizeof(GuardConfig))
+            throw new SensorException($"the BPF object's .rodata is {size} bytes; guard_config needs {sizeof(GuardConfig)}: sensor and object disagree");
+        if (options.GpuDevices.Count > GuardConfig.MaxGpuDevices)
+            throw new SensorException($"at most {GuardConfig.MaxGpuDevices} GPU device entries can be configured, got {options.GpuDevices.Count}");
+
+        ref GuardConfig config = ref *(GuardConfig*)initial;
+        config = default;
+        config.AbiVersion = RecordHeader.AbiVersion;
+        config.SelfPid = (uint)Environment.ProcessId;
+        config.GpuDeviceCount = (uint)options.GpuDevices.Count;
+        for (int i = 0; i < options.GpuDevices.Count; i++)
+        {
+            GpuDevice d = options.GpuDevices[i];
+            config.GpuDevices[i] = new GuardGpuDevice { Major = d.Major, Minor = d.Minor ?? -1, Role = (uint)d.Role };
+        }
+    }
+
+    private static string LoadFailure(int errno)
+    {
+        // libbpf names the program and prints the verifier log above its verdict.
+        string? verdict = LibbpfLog.Last("failed to load");
+        string? program = verdict is null ? null : Between(verdict, "prog '", "'");
+        string? verifierLast = LibbpfLog.Snapshot().LastOrDefault(l => !l.StartsWith("libbpf:", StringComparison.Ordinal) && !l.StartsWith("--", StringComparison.Ordinal) && !l.StartsWith("processed", StringComparison.Ordinal));
+        if (program is not null)
+            return $"BPF program {program} failed to load: {Libc.ErrorText(errno)}" + (verifierLast is null ? "" : $" (verifier: {verifierLast.Trim()})");
+        return $"the BPF object failed to load: {Libc.ErrorText(errno)}" + (LibbpfLog.Last() is { } last ? $" ({last})" : "");
+    }
+
+    private static string? Between(string text, string start, string end)
+    {
+        int i = text.IndexOf(start, StringComparison.Ordinal);
+        if (i < 0)
+            return null;
+        i += start.Length;
+        int j = text.IndexOf(end, i, StringComparison.Ordinal);
+        return j < 0 ? null : text[i..j];
+    }
+
+    private void AttachAll(string cgroupRoot, bool wantIoctl)
+    {
+        using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupRoot);
+        foreach (ProgramSpec spec in GuardPrograms.Observation)
+        {
+            if (spec.Name == GuardPrograms.GpuIoctl && !wantIoctl)
+                continue;
+            nint program = Program(spec.Name);
+            LibbpfLog.Clear();
+            nint link = spec.Attach == AttachPoint.CgroupRoot
+                ? Libbpf.ProgramAttachCgroup(program, cgroup.Fd)
+                : Libbpf.ProgramAttach(program);
+            if (link == 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                string reason = $"attach failed: {Libc.ErrorText(errno)}";
+                if (spec.Required)
+                    throw new SensorException($"BPF program {spec.Name} ({spec.Purpose}) could not attach: {Libc.ErrorText(errno)}");
+                missing.Add(new MissingProgram(spec, reason));
+                warnings.Add($"{spec.Name} ({spec.Purpose}) is not running: {reason}");
+                continue;
+            }
+            links.Add(link);
+            attached.Add(new AttachedProgram(spec, spec.Attach == AttachPoint.CgroupRoot ? cgroupRoot : spec.Purpose));
+        }
+    }
+
+    private nint Program(string name)
+    {
+        nint program = Libbpf.FindProgram(obj, name);
+        return program != 0 ? program : throw new SensorException($"the BPF object has no program {name}: sensor and object disagree");
+    }
+
+    private int MapFd(string name)
+    {
+        nint map = Libbpf.FindMap(obj, name);
+        int fd = map == 0 ? -1 : Libbpf.MapFd(map);
+        return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
+    }
+
+    /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>
+    public ulong[] ReadDrops()
+    {
+        int cpus = Libbpf.PossibleCpus();
+        var perCpu = new ulong[Math.Max(cpus, 1)];
+        var totals = new ulong[(int)RecordKind.Count];
+        fixed (ulong* values = perCpu)
+        {
+            for (uint kind = 0; kind < totals.Length; kind++)
+            {
+                if (Libbpf.MapLookup(DropsFd, &kind, values) != 0)
+                    continue;
+                foreach (ulong v in perCpu)
+                    totals[kind] += v;
+            }
+        }
+        return totals;
+    }
+
+    public void Dispose()
+    {
+        if (disposed)
+            return;
+        disposed = true;
+        foreach (nint link in links)
+            _ = Libbpf.LinkDestroy(link); // destroy detaches; its errors leave nothing to undo
+        links.Clear();
+        Libbpf.ObjectClose(obj);
+    }
+}

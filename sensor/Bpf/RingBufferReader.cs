@@ -1,0 +1,75 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+using Guard.Sensor.Events;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// Reads the kernel's ring buffer through libbpf and hands each record, as a
+/// span over the ring's own memory, to the decoder: nothing is copied or
+/// allocated per record.
+/// </summary>
+public sealed unsafe class RingBufferReader : IDisposable
+{
+    private readonly nint ring;
+    private readonly RecordDecoder decoder;
+    private readonly IRecordHandler handler;
+    private GCHandle self;
+    private ExceptionDispatchInfo? failure;
+
+    public RingBufferReader(int mapFd, RecordDecoder decoder, IRecordHandler handler)
+    {
+        this.decoder = decoder;
+        this.handler = handler;
+        self = GCHandle.Alloc(this);
+        ring = Libbpf.RingBufferNew(mapFd, &OnSample, GCHandle.ToIntPtr(self), 0);
+        if (ring == 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            self.Free();
+            throw new SensorException($"cannot open the ring buffer: {Libc.ErrorText(errno)}");
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeoutMs"/> for records and handles all that are there.</summary>
+    /// <returns>The number of records handled.</returns>
+    public int Poll(int timeoutMs)
+    {
+        int n = Libbpf.RingBufferPoll(ring, timeoutMs);
+        if (failure is { } f)
+        {
+            failure = null;
+            f.Throw();
+        }
+        const int EINTR = 4;
+        if (n < 0 && n != -EINTR)
+            throw new SensorException($"reading the ring buffer failed: {Libc.ErrorText(-n)}");
+        return Math.Max(n, 0);
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static int OnSample(nint context, void* data, nuint size)
+    {
+        var reader = (RingBufferReader)GCHandle.FromIntPtr(context).Target!;
+        try
+        {
+            reader.decoder.Decode(new ReadOnlySpan<byte>(data, (int)size), reader.handler);
+            return 0;
+        }
+        catch (Exception e)
+        {
+            // Unwinding through libbpf is not allowed; stop this poll and rethrow.
+            reader.failure = ExceptionDispatchInfo.Capture(e);
+            return -1;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!self.IsAllocated)
+            return;
+        Libbpf.RingBufferFree(ring);
+        self.Free();
+    }
+}

@@ -1,0 +1,285 @@
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Output;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor;
+
+/// <summary>
+/// The user-space flow for each record: decode (done by the caller), update
+/// the process table, build the event, filter, hand to the sink. One thread,
+/// no locks; events are reused instances, so a record costs no allocation
+/// beyond what the table must keep.
+/// </summary>
+public sealed class EventPipeline : IRecordHandler
+{
+    /// <summary>A connection's first bytes are out once no more came for this long.</summary>
+    public const long PayloadQuietNs = 250_000_000;
+
+    private const long EmittedCookieRetentionNs = 60_000_000_000;
+
+    private readonly ProcessTable table;
+    private readonly IEventSink sink;
+    private readonly EventFilter filter;
+    private readonly ProcessEvent processEvent = new();
+    private readonly NetworkEvent networkEvent = new();
+    private readonly GpuEvent gpuEvent = new();
+    private readonly Dictionary<ulong, PendingPayload> pendingPayloads = [];
+    private readonly Stack<PendingPayload> payloadPool = new();
+    private readonly Dictionary<ulong, long> emittedPayloads = [];
+    private readonly List<ulong> dueCookies = [];
+    private readonly List<(uint Pid, uint Slot, ulong Count)> counts = [];
+    private readonly HashSet<ProcessEntry> gpuChanged = [];
+    private long sequence;
+
+    public EventPipeline(ProcessTable table, IEventSink sink, EventFilter filter)
+    {
+        this.table = table;
+        this.sink = sink;
+        this.filter = filter;
+    }
+
+    /// <summary>Reads the kernel's GPU counters; null when the ioctl program is not loaded.</summary>
+    public IoctlCounters? GpuCounters { get; set; }
+
+    public long EventsEmitted { get; private set; }
+
+    public long[] EmittedByType { get; } = new long[Enum.GetValues<EventType>().Length];
+
+    public ProcessTable Table => table;
+
+    public void OnExec(in ExecRecord record)
+    {
+        ProcessEntry entry = table.OnExec(record);
+        EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
+    }
+
+    public void OnFork(in ForkRecord record)
+    {
+        ProcessEntry entry = table.OnFork(record);
+        EmitProcess(EventType.Fork, entry, (long)record.Header.TimeNs, 0);
+    }
+
+    public void OnExit(in ExitRecord record)
+    {
+        long now = (long)record.Header.TimeNs;
+        ProcessEntry? entry = table.OnExit(record, now);
+        if (entry?.Gpu is not null && GpuCounters is { } counters)
+        {
+            // The last word on its GPU use, then the kernel may forget it.
+            FlushGpuCounts(now, onlyPid: (uint)entry.Pid);
+            counters.Forget((uint)entry.Pid);
+        }
+        EmitProcess(EventType.Exit, entry, now, record.ExitCode);
+    }
+
+    public void OnConnect(in ConnectRecord record)
+    {
+        NetworkEvent n = StartNetwork(EventType.Connect, record.Header, record.Cookie, record.Family, record.DestinationPort, record.DestinationAddress);
+        n.Protocol = record.Protocol;
+        n.SourcePort = record.SourcePort;
+        ((ReadOnlySpan<byte>)record.SourceAddress).CopyTo(n.SourceAddress);
+        n.Result = record.Result;
+        n.DataLength = 0;
+        Emit(n);
+    }
+
+    public void OnPayload(in PayloadRecord record)
+    {
+        if (emittedPayloads.ContainsKey(record.Cookie))
+            return;
+        if (!pendingPayloads.TryGetValue(record.Cookie, out PendingPayload? pending))
+        {
+            pending = payloadPool.Count > 0 ? payloadPool.Pop() : new PendingPayload();
+            pendingPayloads[record.Cookie] = pending;
+        }
+        pending.Header = record.Header;
+        pending.Family = record.Family;
+        pending.DestinationPort = record.DestinationPort;
+        ((ReadOnlySpan<byte>)record.DestinationAddress).CopyTo(pending.DestinationAddress);
+        int length = Math.Min((int)record.Length, PayloadRecord.Capacity);
+        ((ReadOnlySpan<byte>)record.Data)[..length].CopyTo(pending.Data);
+        pending.Length = length;
+        pending.Segments = record.Segments;
+        pending.LastNs = (long)record.Header.TimeNs;
+        if ((record.Flags & PayloadRecord.Final) != 0)
+            EmitPayload(record.Cookie, pending);
+    }
+
+    public void OnDns(in DnsRecord record)
+    {
+        NetworkEvent n = StartNetwork(EventType.Dns, record.Header, record.Cookie, record.Family, record.DestinationPort, record.DestinationAddress);
+        n.Protocol = 17;
+        int length = Math.Min((int)record.Length, PayloadRecord.Capacity);
+        if (!DnsNames.TryReadQuestion(((ReadOnlySpan<byte>)record.Message)[..length], n.Data, out int nameLength, out int queryType, out int id))
+            return;
+        n.DataLength = nameLength;
+        n.DnsQueryType = queryType;
+        n.DnsId = id;
+        Emit(n);
+    }
+
+    public void OnGpuOpen(in GpuOpenRecord record)
+    {
+        ProcessEntry? owner = table.Owner(record.Header);
+        if (owner is not null)
+        {
+            owner.Gpu ??= new GpuActivity();
+            owner.Gpu.Opened = true;
+            owner.Gpu.Major = record.Major;
+            owner.Gpu.Minor = record.Minor;
+        }
+        EmitGpu(GpuEventKind.Open, owner, (long)record.Header.TimeNs, record.Major, record.Minor, record.Role, record.Access, 0);
+    }
+
+    public void OnGpuIoctl(in GpuIoctlRecord record)
+    {
+        ProcessEntry? owner = table.Owner(record.Header);
+        if (owner is not null)
+        {
+            owner.Gpu ??= new GpuActivity();
+            owner.Gpu.Major = record.Major;
+            owner.Gpu.Minor = record.Minor;
+        }
+        EmitGpu(GpuEventKind.FirstIoctl, owner, (long)record.Header.TimeNs, record.Major, record.Minor, record.Role, 0, record.Command);
+    }
+
+    /// <summary>Emits payloads that went quiet and forgets what has expired. Call between polls.</summary>
+    public void Tick(long nowNs)
+    {
+        dueCookies.Clear();
+        foreach ((ulong cookie, PendingPayload pending) in pendingPayloads)
+        {
+            if (nowNs - pending.LastNs >= PayloadQuietNs)
+                dueCookies.Add(cookie);
+        }
+        foreach (ulong cookie in dueCookies)
+            EmitPayload(cookie, pendingPayloads[cookie]);
+
+        dueCookies.Clear();
+        foreach ((ulong cookie, long due) in emittedPayloads)
+        {
+            if (due <= nowNs)
+                dueCookies.Add(cookie);
+        }
+        foreach (ulong cookie in dueCookies)
+            emittedPayloads.Remove(cookie);
+
+        table.Expire(nowNs);
+    }
+
+    /// <summary>Reads the kernel's GPU counters and emits activity for every process whose counts moved.</summary>
+    public void FlushGpuCounts(long nowNs, uint? onlyPid = null)
+    {
+        if (GpuCounters is not { } counters)
+            return;
+        counts.Clear();
+        gpuChanged.Clear();
+        counters.ReadKinds(counts);
+        foreach ((uint pid, uint slot, ulong count) in counts)
+        {
+            if ((onlyPid is uint only && pid != only) || slot >= GpuActivity.KindCount || table.Find((int)pid) is not { } entry)
+                continue;
+            entry.Gpu ??= new GpuActivity();
+            if (entry.Gpu.Counts[slot] != count)
+            {
+                entry.Gpu.Counts[slot] = count;
+                gpuChanged.Add(entry);
+            }
+        }
+        counts.Clear();
+        counters.ReadClasses(counts);
+        foreach ((uint pid, uint cls, ulong count) in counts)
+        {
+            if ((onlyPid is uint only && pid != only) || table.Find((int)pid) is not { Gpu: { } gpu } entry)
+                continue;
+            if (!gpu.Classes.TryGetValue(cls, out ulong old) || old != count)
+            {
+                gpu.Classes[cls] = count;
+                gpuChanged.Add(entry);
+            }
+        }
+        foreach (ProcessEntry entry in gpuChanged)
+        {
+            GpuActivity gpu = entry.Gpu!;
+            gpuEvent.Activity = gpu;
+            EmitGpu(GpuEventKind.Activity, entry, nowNs, gpu.Major, gpu.Minor, GpuRole.ResourceManager, 0, 0);
+            gpuEvent.Activity = null;
+        }
+    }
+
+    public void Emit(SensorEvent e)
+    {
+        if (!filter.Matches(e))
+            return;
+        e.Sequence = ++sequence;
+        EventsEmitted++;
+        EmittedByType[(int)e.Type]++;
+        sink.Write(e);
+    }
+
+    private void EmitProcess(EventType type, ProcessEntry? entry, long timeNs, uint exitStatus)
+    {
+        processEvent.Reset(type);
+        processEvent.Process = entry;
+        processEvent.TimeNs = timeNs;
+        processEvent.ExitStatus = exitStatus;
+        Emit(processEvent);
+    }
+
+    private void EmitGpu(GpuEventKind kind, ProcessEntry? owner, long timeNs, uint major, uint minor, uint role, uint access, uint command) =>
+        EmitGpu(kind, owner, timeNs, major, minor, (GpuRole)role, access, command);
+
+    private void EmitGpu(GpuEventKind kind, ProcessEntry? owner, long timeNs, uint major, uint minor, GpuRole role, uint access, uint command)
+    {
+        gpuEvent.Kind = kind;
+        gpuEvent.Process = owner;
+        gpuEvent.TimeNs = timeNs;
+        gpuEvent.Major = major;
+        gpuEvent.Minor = minor;
+        gpuEvent.Role = role;
+        gpuEvent.Access = access;
+        gpuEvent.Command = command;
+        Emit(gpuEvent);
+    }
+
+    private NetworkEvent StartNetwork(EventType type, in RecordHeader header, ulong cookie, ushort family, ushort port, ReadOnlySpan<byte> address)
+    {
+        NetworkEvent n = networkEvent;
+        n.Reset(type);
+        n.Process = table.Owner(header);
+        n.TimeNs = (long)header.TimeNs;
+        n.Cookie = cookie;
+        n.Family = family;
+        n.DestinationPort = port;
+        address.CopyTo(n.DestinationAddress);
+        n.SourcePort = 0;
+        n.Segments = 0;
+        return n;
+    }
+
+    private void EmitPayload(ulong cookie, PendingPayload pending)
+    {
+        pendingPayloads.Remove(cookie);
+        emittedPayloads[cookie] = pending.LastNs + EmittedCookieRetentionNs;
+        NetworkEvent n = StartNetwork(EventType.Payload, pending.Header, cookie, pending.Family, pending.DestinationPort, pending.DestinationAddress);
+        n.Protocol = 6;
+        pending.Data.AsSpan(0, pending.Length).CopyTo(n.Data);
+        n.DataLength = pending.Length;
+        n.Segments = pending.Segments;
+        Emit(n);
+        payloadPool.Push(pending);
+    }
+
+    private sealed class PendingPayload
+    {
+        public RecordHeader Header;
+        public ushort Family;
+        public ushort DestinationPort;
+        public readonly byte[] DestinationAddress = new byte[16];
+        public readonly byte[] Data = new byte[PayloadRecord.Capacity];
+        public int Length;
+        public int Segments;
+        public long LastNs;
+    }
+}

@@ -1,0 +1,150 @@
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Output;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor;
+
+public sealed record SensorOptions
+{
+    public KernelOptions Kernel { get; init; } = new();
+
+    public EventFilter Filter { get; init; } = new();
+
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan GpuFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>What a run saw, for the exit summary.</summary>
+public sealed record SensorSummary(
+    TimeSpan Duration, long Events, IReadOnlyDictionary<EventType, long> EventsByType, ulong[] DropsByKind,
+    long DecodeFailures, IReadOnlyList<AttachedProgram> Attached, IReadOnlyList<MissingProgram> Missing)
+{
+    public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
+}
+
+/// <summary>
+/// One running sensor: the kernel session, the ring buffer reader, the
+/// process table and the pipeline to a sink. Start, then Poll or Run, then
+/// Dispose, which detaches every program.
+/// </summary>
+public sealed class GuardSensor : IDisposable
+{
+    private readonly KernelSession kernel;
+    private readonly RingBufferReader reader;
+    private readonly EventPipeline pipeline;
+    private readonly RecordDecoder decoder;
+    private readonly IEventSink sink;
+    private readonly SensorOptions options;
+    private readonly HeartbeatEvent heartbeat = new();
+    private readonly long startNs;
+    private long nextHeartbeatNs;
+    private long nextGpuFlushNs;
+
+    private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options)
+    {
+        this.kernel = kernel;
+        this.sink = sink;
+        this.options = options;
+        decoder = new RecordDecoder();
+        pipeline = new EventPipeline(table, sink, options.Filter);
+        if (kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl))
+            pipeline.GpuCounters = new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd);
+        reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
+        startNs = Libc.NowNs(Libc.ClockBoottime);
+        nextHeartbeatNs = startNs + (long)options.HeartbeatInterval.TotalNanoseconds;
+        nextGpuFlushNs = startNs + (long)options.GpuFlushInterval.TotalNanoseconds;
+    }
+
+    public KernelSession Kernel => kernel;
+
+    public ProcessTable Processes => pipeline.Table;
+
+    /// <summary>Checks privileges, loads and attaches the programs, then seeds the process table from /proc.</summary>
+    public static GuardSensor Start(SensorOptions options, IEventSink sink)
+    {
+        Privileges.Require("guard watch");
+        KernelOptions kernelOptions = options.Kernel with { CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root() };
+        KernelSession kernel = KernelSession.Open(kernelOptions);
+        try
+        {
+            // Attached first, then seeded: a process born in between is seen twice, never missed.
+            var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
+            table.SeedFromProcfs();
+            return new GuardSensor(kernel, table, sink, options);
+        }
+        catch
+        {
+            kernel.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The GPU devices to watch when none are given: what /proc/devices shows.</summary>
+    public static IReadOnlyList<GpuDevice> DiscoverGpuDevices() => GpuDevice.Discover();
+
+    /// <summary>Handles what the kernel has (waiting up to <paramref name="timeoutMs"/>), then the periodic work.</summary>
+    public int Poll(int timeoutMs)
+    {
+        int n = reader.Poll(timeoutMs);
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        pipeline.Tick(now);
+        if (now >= nextGpuFlushNs)
+        {
+            nextGpuFlushNs = now + (long)options.GpuFlushInterval.TotalNanoseconds;
+            pipeline.FlushGpuCounts(now);
+        }
+        if (now >= nextHeartbeatNs)
+        {
+            nextHeartbeatNs = now + (long)options.HeartbeatInterval.TotalNanoseconds;
+            EmitHeartbeat(now);
+        }
+        sink.Flush();
+        return n;
+    }
+
+    public void Run(CancellationToken cancellation)
+    {
+        while (!cancellation.IsCancellationRequested)
+            Poll(100);
+        // Whatever is still in the ring when asked to stop is not lost.
+        while (reader.Poll(0) > 0)
+        {
+        }
+        pipeline.Tick(long.MaxValue / 2);
+        sink.Flush();
+    }
+
+    public void EmitHeartbeat(long nowNs)
+    {
+        heartbeat.TimeNs = nowNs;
+        heartbeat.Process = null;
+        heartbeat.Events = pipeline.EventsEmitted;
+        heartbeat.DropsByKind = kernel.ReadDrops();
+        heartbeat.DecodeFailures = decoder.TotalFailures;
+        heartbeat.Processes = pipeline.Table.Count;
+        heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
+        pipeline.Emit(heartbeat);
+    }
+
+    public SensorSummary Summary()
+    {
+        var byType = new Dictionary<EventType, long>();
+        foreach (EventType t in Enum.GetValues<EventType>())
+        {
+            if (pipeline.EmittedByType[(int)t] > 0)
+                byType[t] = pipeline.EmittedByType[(int)t];
+        }
+        return new SensorSummary(
+            TimeSpan.FromTicks((Libc.NowNs(Libc.ClockBoottime) - startNs) / 100), pipeline.EventsEmitted, byType,
+            kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing);
+    }
+
+    public void Dispose()
+    {
+        reader.Dispose();
+        kernel.Dispose();
+    }
+}

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+
+namespace Guard.Sensor;
+
+/// <summary>The few libc calls the sensor needs, by raw syscall where glibc is too new.</summary>
+internal static unsafe partial class Libc
+{
+    private const string Library = "libc";
+
+    internal const int ClockRealtime = 0;
+    internal const int ClockBoottime = 7;
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport(Library, EntryPoint = "clock_gettime")]
+    internal static partial int ClockGetTime(int clock, out Timespec time);
+
+    [LibraryImport(Library, EntryPoint = "vsnprintf")]
+    internal static partial int VsnPrintf(byte* buffer, nuint size, byte* format, nint args);
+
+    [LibraryImport(Library, EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Mount(string source, string target, string type, nuint flags, nint data);
+
+    [LibraryImport(Library, EntryPoint = "getpid")]
+    internal static partial int GetPid();
+
+    [LibraryImport(Library, EntryPoint = "geteuid")]
+    internal static partial uint GetEuid();
+
+    [LibraryImport(Library, EntryPoint = "sysconf")]
+    internal static partial long SysConf(int name);
+
+    internal const int ScClockTicks = 2;
+
+    [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
+    internal static partial long Syscall(long number, nint a1, nint a2, nint a3, nint a4);
+
+    internal const long SysCapget = 125;
+
+    internal static long NowNs(int clock)
+    {
+        ClockGetTime(clock, out Timespec t);
+        return (t.Seconds * 1_000_000_000) + t.Nanoseconds;
+    }
+
+    internal static string ErrorText(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+
+    [LibraryImport(Library, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Stat(string path, byte* buffer);
+
+    /// <summary>The inode number of a path, or null when it cannot be read.</summary>
+    internal static ulong? InodeOf(string path)
+    {
+        // struct stat on x86-64 and arm64: st_dev then st_ino, both 8 bytes.
+        byte* buffer = stackalloc byte[256];
+        return Stat(path, buffer) == 0 ? *(ulong*)(buffer + 8) : null;
+    }
+}

@@ -1,0 +1,393 @@
+using System.Buffers.Binary;
+using System.Buffers.Text;
+using System.Net;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Output;
+
+/// <summary>Facts about this run that every event carries (agent.*, host.*).</summary>
+public sealed record RunInfo(string HostName, string BootId, string AgentVersion, long RealtimeMinusBoottimeNs)
+{
+    public static RunInfo ForThisHost(string version) => new(
+        Environment.MachineName,
+        File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(),
+        version,
+        Libc.NowNs(Libc.ClockRealtime) - Libc.NowNs(Libc.ClockBoottime));
+
+    public DateTime WallClock(long bootNs) =>
+        DateTime.UnixEpoch.AddTicks((bootNs + RealtimeMinusBoottimeNs) / 100);
+}
+
+/// <summary>
+/// Writes an event as one Elastic Common Schema object: ECS names where ECS
+/// has them, guard.* for what it lacks (job, GPU, payload, health).
+/// </summary>
+public sealed class EcsEncoder
+{
+    public const string EcsVersion = "8.11.0";
+
+    private readonly RunInfo run;
+    private readonly ArgumentRedactor redactor;
+    private readonly byte[] scratch = new byte[2048];
+    private byte[] commandLine = new byte[2048];
+
+    public EcsEncoder(RunInfo run, ArgumentRedactor redactor)
+    {
+        this.run = run;
+        this.redactor = redactor;
+    }
+
+    public void Encode(SensorEvent e, JsonLineWriter w)
+    {
+        w.Clear();
+        w.StartObject();
+        Timestamp(w, "@timestamp"u8, e.TimeNs);
+        w.StartObject("ecs"u8);
+        w.Text("version"u8, EcsVersion);
+        w.EndObject();
+        w.StartObject("agent"u8);
+        w.Text("type"u8, "guard");
+        w.Text("name"u8, "guard");
+        w.Text("version"u8, run.AgentVersion);
+        w.EndObject();
+        w.StartObject("host"u8);
+        w.Text("hostname"u8, run.HostName);
+        w.StartObject("boot"u8);
+        w.Text("id"u8, run.BootId);
+        w.EndObject();
+        w.EndObject();
+
+        switch (e)
+        {
+            case ProcessEvent p:
+                EventHeader(w, e.Sequence, p.Type == EventType.Exit ? "end"u8 : "start"u8, "process"u8, ActionName(p.Type));
+                Process(w, p.Process, p);
+                Guard(w, p.Process, null);
+                break;
+            case NetworkEvent n:
+                Network(w, n);
+                break;
+            case GpuEvent g:
+                EventHeader(w, e.Sequence, g.Kind == GpuEventKind.Open ? "access"u8 : "info"u8, "host"u8, g.Kind switch
+                {
+                    GpuEventKind.Open => "gpu-open"u8,
+                    GpuEventKind.FirstIoctl => "gpu-first-ioctl"u8,
+                    _ => "gpu-activity"u8,
+                });
+                Process(w, g.Process, null);
+                Guard(w, g.Process, g);
+                break;
+            case HeartbeatEvent h:
+                Heartbeat(w, h);
+                break;
+        }
+        w.EndLine();
+    }
+
+    private static ReadOnlySpan<byte> ActionName(EventType type) => type switch
+    {
+        EventType.Exec => "exec"u8,
+        EventType.Fork => "fork"u8,
+        EventType.Exit => "exit"u8,
+        EventType.Connect => "connect"u8,
+        EventType.Payload => "payload"u8,
+        EventType.Dns => "dns-query"u8,
+        _ => "heartbeat"u8,
+    };
+
+    private void Timestamp(JsonLineWriter w, ReadOnlySpan<byte> name, long bootNs)
+    {
+        Span<byte> text = stackalloc byte[40];
+        run.WallClock(bootNs).TryFormat(text, out int written, "yyyy-MM-ddTHH:mm:ss.ffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+        w.AsciiString(name, text[..written]);
+    }
+
+    private static void EventHeader(JsonLineWriter w, long sequence, ReadOnlySpan<byte> type, ReadOnlySpan<byte> category, ReadOnlySpan<byte> action, ReadOnlySpan<byte> outcome = default)
+    {
+        w.StartObject("event"u8);
+        w.AsciiString("kind"u8, "event"u8);
+        w.StartArray("category"u8);
+        w.TextItem(category);
+        w.EndArray();
+        w.StartArray("type"u8);
+        w.TextItem(type);
+        w.EndArray();
+        w.AsciiString("action"u8, action);
+        w.AsciiString("dataset"u8, "guard.sensor"u8);
+        w.AsciiString("module"u8, "guard"u8);
+        w.Number("sequence"u8, sequence);
+        if (!outcome.IsEmpty)
+            w.AsciiString("outcome"u8, outcome);
+        w.EndObject();
+    }
+
+    private void Process(JsonLineWriter w, ProcessEntry? p, ProcessEvent? exit)
+    {
+        if (p is null)
+            return;
+        w.StartObject("process"u8);
+        ProcessFields(w, p);
+        if (exit is { Type: EventType.Exit })
+        {
+            w.Number("exit_code"u8, exit.ExitSignal != 0 ? 128 + exit.ExitSignal : exit.ExitCode);
+            Timestamp(w, "end"u8, exit.TimeNs);
+        }
+        if (p.Parent is { } parent)
+        {
+            w.StartObject("parent"u8);
+            ProcessFields(w, parent);
+            w.EndObject();
+        }
+        else if (p.ParentPid > 0)
+        {
+            w.StartObject("parent"u8);
+            w.Number("pid"u8, p.ParentPid);
+            w.EndObject();
+        }
+        w.EndObject();
+    }
+
+    private void ProcessFields(JsonLineWriter w, ProcessEntry p)
+    {
+        w.Number("pid"u8, p.Pid);
+        w.Text("entity_id"u8, p.EntityId);
+        w.Text("name"u8, p.Name);
+        if (p.Executable.Length > 0)
+            w.Text("executable"u8, p.Executable);
+        Arguments(w, p.Args);
+        if (p.WorkingDirectory is { } cwd)
+            w.Text("working_directory"u8, cwd);
+        w.StartObject("user"u8);
+        Span<byte> id = stackalloc byte[12];
+        Utf8Formatter.TryFormat(p.Uid, id, out int n);
+        w.AsciiString("id"u8, id[..n]);
+        if (p.UserName is { } user)
+            w.Text("name"u8, user);
+        w.EndObject();
+    }
+
+    private void Arguments(JsonLineWriter w, byte[] args)
+    {
+        if (args.Length == 0)
+            return;
+        if (commandLine.Length < args.Length * 2)
+            commandLine = new byte[args.Length * 2];
+        int lineLength = 0;
+        int count = 0;
+        bool secretNext = false;
+        w.StartArray("args"u8);
+        foreach (Range r in args.AsSpan().Split((byte)0))
+        {
+            ReadOnlySpan<byte> arg = redactor.Redact(args.AsSpan()[r], ref secretNext, scratch);
+            w.TextItem(arg);
+            if (lineLength + arg.Length + 1 > commandLine.Length)
+                Array.Resize(ref commandLine, (lineLength + arg.Length + 1) * 2);
+            if (count > 0)
+                commandLine[lineLength++] = (byte)' ';
+            arg.CopyTo(commandLine.AsSpan(lineLength));
+            lineLength += arg.Length;
+            count++;
+        }
+        w.EndArray();
+        w.Number("args_count"u8, count);
+        w.Text("command_line"u8, commandLine.AsSpan(0, lineLength));
+    }
+
+    private static void Guard(JsonLineWriter w, ProcessEntry? p, GpuEvent? gpu)
+    {
+        if (p is null && gpu is null)
+            return;
+        w.StartObject("guard"u8);
+        if (p?.Job is { } job)
+        {
+            w.StartObject("job"u8);
+            w.Text("id"u8, job.Id);
+            w.Text("kind"u8, job.Kind);
+            w.Text("cgroup"u8, job.CgroupPath);
+            w.EndObject();
+        }
+        if (p is { ArgsTruncated: true })
+            w.Bool("args_truncated"u8, true);
+        if (p is not null)
+        {
+            w.StartArray("ancestry"u8);
+            for (ProcessEntry? a = p.Parent; a is not null; a = a.Parent)
+                w.TextItem(a.EntityId);
+            w.EndArray();
+        }
+        if (gpu is not null)
+            Gpu(w, gpu);
+        w.EndObject();
+    }
+
+    private static void Gpu(JsonLineWriter w, GpuEvent g)
+    {
+        w.StartObject("gpu"u8);
+        w.StartObject("device"u8);
+        w.Number("major"u8, g.Major);
+        w.Number("minor"u8, g.Minor);
+        w.AsciiString("role"u8, g.Role == GpuRole.UnifiedMemory ? "uvm"u8 : "rm"u8);
+        w.EndObject();
+        if (g.Kind == GpuEventKind.Open)
+            w.Number("access"u8, g.Access);
+        if (g.Kind == GpuEventKind.FirstIoctl)
+            w.Number("ioctl_command"u8, g.Command);
+        if (g.Activity is { } a)
+        {
+            w.StartObject("ioctls"u8);
+            w.Number("rm_alloc"u8, a.Counts[(int)IoctlKind.RmAlloc]);
+            w.Number("rm_free"u8, a.Counts[(int)IoctlKind.RmFree]);
+            w.Number("rm_control"u8, a.Counts[(int)IoctlKind.RmControl]);
+            w.Number("rm_map"u8, a.Counts[(int)IoctlKind.RmMap]);
+            w.Number("rm_other"u8, a.Counts[(int)IoctlKind.RmOther]);
+            w.Number("uvm"u8, a.Counts[(int)IoctlKind.Uvm]);
+            w.EndObject();
+            w.StartArray("classes"u8);
+            Span<byte> hex = stackalloc byte[10];
+            foreach ((uint cls, ulong count) in a.Classes)
+            {
+                w.StartObject();
+                hex[0] = (byte)'0';
+                hex[1] = (byte)'x';
+                Utf8Formatter.TryFormat(cls, hex[2..], out int n, new System.Buffers.StandardFormat('x', 4));
+                w.AsciiString("class"u8, hex[..(n + 2)]);
+                w.Number("count"u8, count);
+                w.EndObject();
+            }
+            w.EndArray();
+        }
+        w.EndObject();
+    }
+
+    private void Network(JsonLineWriter w, NetworkEvent n)
+    {
+        switch (n.Type)
+        {
+            case EventType.Connect:
+                // event.outcome carries the result; UDP has no handshake to report.
+                EventHeader(w, n.Sequence, "connection"u8, "network"u8, "connect"u8, n.Result switch
+                {
+                    ConnectResult.Established => "success"u8,
+                    ConnectResult.Failed => "failure"u8,
+                    _ => "unknown"u8,
+                });
+                break;
+            case EventType.Payload:
+                EventHeader(w, n.Sequence, "info"u8, "network"u8, "payload"u8);
+                break;
+            default:
+                EventHeader(w, n.Sequence, "protocol"u8, "network"u8, "dns-query"u8);
+                break;
+        }
+        Process(w, n.Process, null);
+        w.StartObject("destination"u8);
+        Address(w, n.Family, n.DestinationAddress);
+        w.Number("port"u8, n.DestinationPort);
+        w.EndObject();
+        if (n.Type == EventType.Connect && n.SourcePort != 0)
+        {
+            w.StartObject("source"u8);
+            Address(w, n.Family, n.SourceAddress);
+            w.Number("port"u8, n.SourcePort);
+            w.EndObject();
+        }
+        w.StartObject("network"u8);
+        w.AsciiString("transport"u8, n.Protocol == 17 || n.Type == EventType.Dns ? "udp"u8 : "tcp"u8);
+        w.AsciiString("type"u8, n.Family == 10 ? "ipv6"u8 : "ipv4"u8);
+        w.EndObject();
+        if (n.Type == EventType.Dns)
+        {
+            w.StartObject("dns"u8);
+            w.AsciiString("type"u8, "query"u8);
+            w.Number("id"u8, n.DnsId);
+            w.StartObject("question"u8);
+            w.Text("name"u8, n.DataSpan);
+            w.AsciiString("type"u8, DnsNames.TypeName(n.DnsQueryType));
+            w.EndObject();
+            w.EndObject();
+        }
+        w.StartObject("guard"u8);
+        if (n.Process?.Job is { } job)
+        {
+            w.StartObject("job"u8);
+            w.Text("id"u8, job.Id);
+            w.Text("kind"u8, job.Kind);
+            w.EndObject();
+        }
+        w.StartObject("socket"u8);
+        w.Number("cookie"u8, n.Cookie);
+        w.EndObject();
+        if (n.Type == EventType.Connect)
+        {
+            w.AsciiString("connect_result"u8, n.Result switch
+            {
+                ConnectResult.Established => "established"u8,
+                ConnectResult.Failed => "failed"u8,
+                _ => "udp"u8,
+            });
+        }
+        if (n.Type == EventType.Payload)
+        {
+            w.StartObject("payload"u8);
+            w.Number("length"u8, n.DataLength);
+            w.Number("segments"u8, n.Segments);
+            w.Text("data"u8, n.DataSpan);
+            w.EndObject();
+        }
+        w.EndObject();
+    }
+
+    private static void Address(JsonLineWriter w, int family, byte[] address)
+    {
+        Span<byte> text = stackalloc byte[48];
+        int n;
+        if (family == 2)
+        {
+            n = 0;
+            for (int i = 0; i < 4; i++)
+            {
+                if (i > 0)
+                    text[n++] = (byte)'.';
+                Utf8Formatter.TryFormat(address[i], text[n..], out int k);
+                n += k;
+            }
+        }
+        else
+        {
+            new IPAddress(address.AsSpan(0, 16)).TryFormat(text, out n);
+        }
+        w.AsciiString("ip"u8, text[..n]);
+    }
+
+    private static void Heartbeat(JsonLineWriter w, HeartbeatEvent h)
+    {
+        w.StartObject("event"u8);
+        w.AsciiString("kind"u8, "metric"u8);
+        w.StartArray("category"u8);
+        w.TextItem("host"u8);
+        w.EndArray();
+        w.StartArray("type"u8);
+        w.TextItem("info"u8);
+        w.EndArray();
+        w.AsciiString("action"u8, "heartbeat"u8);
+        w.AsciiString("dataset"u8, "guard.health"u8);
+        w.AsciiString("module"u8, "guard"u8);
+        w.Number("sequence"u8, h.Sequence);
+        w.EndObject();
+        w.StartObject("guard"u8);
+        w.StartObject("health"u8);
+        w.Number("uptime_seconds"u8, Math.Round(h.UptimeSeconds, 3));
+        w.Number("events"u8, h.Events);
+        w.Number("decode_failures"u8, h.DecodeFailures);
+        w.Number("processes"u8, h.Processes);
+        w.StartObject("drops"u8);
+        w.Number("total"u8, h.Drops);
+        for (int kind = 1; kind < h.DropsByKind.Length; kind++)
+            w.Number(RecordNames.Utf8((RecordKind)kind), h.DropsByKind[kind]);
+        w.EndObject();
+        w.EndObject();
+        w.EndObject();
+    }
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Output;
+
+/// <summary>One readable line per event, for a terminal.</summary>
+public sealed class TextEncoder
+{
+    private readonly RunInfo run;
+    private readonly ArgumentRedactor redactor;
+    private readonly StringBuilder line = new();
+    private readonly byte[] scratch = new byte[2048];
+
+    public TextEncoder(RunInfo run, ArgumentRedactor redactor)
+    {
+        this.run = run;
+        this.redactor = redactor;
+    }
+
+    public string Encode(SensorEvent e)
+    {
+        line.Clear();
+        line.Append(run.WallClock(e.TimeNs).ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)).Append(' ');
+        string type = e is GpuEvent g ? g.Kind switch { GpuEventKind.Open => "gpu-open", GpuEventKind.FirstIoctl => "gpu-ioctl", _ => "gpu" } : e.Type.ToString().ToLowerInvariant();
+        line.Append(type.PadRight(9));
+        if (e.Process is { } p)
+        {
+            line.Append(CultureInfo.InvariantCulture, $"{p.Pid,7} {Printable(p.Name),-15}");
+            if (p.Parent is { } parent)
+                line.Append(CultureInfo.InvariantCulture, $" < {parent.Pid} {Printable(parent.Name)}");
+            if (p.Job is { } job)
+                line.Append(" [").Append(job.Id).Append(']');
+        }
+        else if (e is not HeartbeatEvent)
+        {
+            line.Append(CultureInfo.InvariantCulture, $"{"?",7} {"(unknown)",-15}");
+        }
+        line.Append("  ");
+        switch (e)
+        {
+            case ProcessEvent { Type: EventType.Exit } x:
+                line.Append(x.ExitSignal != 0 ? $"killed by signal {x.ExitSignal}{(x.CoreDumped ? " (core dumped)" : "")}" : $"exit code {x.ExitCode}");
+                break;
+            case ProcessEvent { Process: { } process }:
+                AppendArgs(process);
+                break;
+            case NetworkEvent n:
+                line.Append(Endpoint(n)).Append(' ');
+                line.Append(n.Type switch
+                {
+                    EventType.Connect => n.Result.ToString().ToLowerInvariant(),
+                    EventType.Dns => $"query {Printable(n.DataSpan)} {Encoding.ASCII.GetString(DnsNames.TypeName(n.DnsQueryType))}",
+                    _ => $"{n.DataLength} bytes: {Printable(n.DataSpan)}",
+                });
+                break;
+            case GpuEvent gpu:
+                line.Append(CultureInfo.InvariantCulture, $"device {gpu.Major}:{gpu.Minor}");
+                if (gpu.Activity is { } a)
+                    line.Append(CultureInfo.InvariantCulture, $" alloc {a.Counts[0]} free {a.Counts[1]} control {a.Counts[2]} map {a.Counts[3]} other {a.Counts[4]} uvm {a.Counts[5]} classes {string.Join(",", a.Classes.Keys.Select(c => $"0x{c:x4}"))}");
+                break;
+            case HeartbeatEvent h:
+                line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.Processes} processes");
+                break;
+        }
+        return line.ToString();
+    }
+
+    private void AppendArgs(ProcessEntry p)
+    {
+        bool secretNext = false;
+        bool first = true;
+        foreach (Range r in p.Args.AsSpan().Split((byte)0))
+        {
+            if (!first)
+                line.Append(' ');
+            first = false;
+            line.Append(Printable(redactor.Redact(p.Args.AsSpan()[r], ref secretNext, scratch)));
+        }
+        if (first)
+            line.Append(Printable(p.Executable));
+    }
+
+    private static string Endpoint(NetworkEvent n)
+    {
+        var address = n.Family == 2 ? new IPAddress(n.DestinationAddress.AsSpan(0, 4)) : new IPAddress(n.DestinationAddress.AsSpan(0, 16));
+        return n.Family == 2 ? $"{address}:{n.DestinationPort}" : $"[{address}]:{n.DestinationPort}";
+    }
+
+    /// <summary>Control characters and invalid UTF-8 shown as escapes, so a name cannot drive the terminal.</summary>
+    public static string Printable(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new StringBuilder(bytes.Length);
+        int i = 0;
+        while (i < bytes.Length)
+        {
+            if (Rune.DecodeFromUtf8(bytes[i..], out Rune rune, out int consumed) == System.Buffers.OperationStatus.Done
+                && !Rune.IsControl(rune))
+            {
+                sb.Append(rune.ToString());
+            }
+            else
+            {
+                for (int k = 0; k < consumed; k++)
+                    sb.Append(CultureInfo.InvariantCulture, $"\\x{bytes[i + k]:x2}");
+            }
+            i += Math.Max(consumed, 1);
+        }
+        return sb.ToString();
+    }
+}

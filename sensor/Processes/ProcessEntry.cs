@@ -1,0 +1,107 @@
+using System.Text;
+
+namespace Guard.Sensor.Processes;
+
+/// <summary>Where the table learnt of a process.</summary>
+public enum ProcessOrigin
+{
+    Procfs,
+    Fork,
+    Exec,
+}
+
+/// <summary>
+/// One process, known by identity (boot, pid, start time) rather than pid.
+/// <see cref="Parent"/> is the process that forked it, recorded at fork and
+/// kept when the process is re-parented (setsid, double fork, nohup) or the
+/// parent exits: lineage is history, not today's ppid.
+/// </summary>
+public sealed class ProcessEntry
+{
+    internal ProcessEntry(int pid, long startTicks, string entityId, ProcessOrigin origin)
+    {
+        Pid = pid;
+        StartTicks = startTicks;
+        EntityId = entityId;
+        Origin = origin;
+    }
+
+    public int Pid { get; }
+
+    /// <summary>Start time in clock ticks since boot, as /proc/PID/stat field 22 shows it.</summary>
+    public long StartTicks { get; }
+
+    public string EntityId { get; }
+
+    public ProcessOrigin Origin { get; }
+
+    public ProcessEntry? Parent { get; internal set; }
+
+    /// <summary>Parent pid as first seen, for a parent the table never knew.</summary>
+    public int ParentPid { get; internal set; }
+
+    /// <summary>The executable path as exec was given it, raw bytes.</summary>
+    public byte[] Executable { get; internal set; } = [];
+
+    /// <summary>comm: the kernel's 15-byte name.</summary>
+    public byte[] Name { get; internal set; } = [];
+
+    /// <summary>Arguments, NUL-separated, raw bytes as the process set them.</summary>
+    public byte[] Args { get; internal set; } = [];
+
+    public bool ArgsTruncated { get; internal set; }
+
+    public uint Uid { get; internal set; }
+
+    public string? UserName { get; internal set; }
+
+    public Job? Job { get; internal set; }
+
+    public string? WorkingDirectory { get; internal set; }
+
+    public bool IsKernelThread { get; internal set; }
+
+    public bool Exited { get; internal set; }
+
+    public uint ExitStatus { get; internal set; }
+
+    /// <summary>Driver activity counted by the kernel, filled when the process touches a GPU.</summary>
+    public GpuActivity? Gpu { get; internal set; }
+
+    /// <summary>True when this process or one of its ancestors has <paramref name="pid"/>.</summary>
+    public bool DescendsFrom(int pid)
+    {
+        for (ProcessEntry? p = this; p is not null; p = p.Parent)
+        {
+            if (p.Pid == pid)
+                return true;
+        }
+        return false;
+    }
+
+    public string NameText => Encoding.UTF8.GetString(Name);
+
+    public string ExecutableText => Encoding.UTF8.GetString(Executable);
+
+    public override string ToString() => $"{Pid} {NameText}";
+}
+
+/// <summary>The job a process belongs to by its cgroup: a Slurm job, a Kubernetes pod, a container, a systemd unit.</summary>
+public sealed record Job(string Id, string Kind, string CgroupPath);
+
+/// <summary>Per-process GPU driver activity as the kernel counted it.</summary>
+public sealed class GpuActivity
+{
+    public const int KindCount = 6;
+
+    public ulong[] Counts { get; } = new ulong[KindCount];
+
+    /// <summary>RM classes allocated, with how often.</summary>
+    public Dictionary<uint, ulong> Classes { get; } = [];
+
+    public bool Opened { get; internal set; }
+
+    public uint Major { get; internal set; }
+
+    public uint Minor { get; internal set; }
+}

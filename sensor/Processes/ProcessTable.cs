@@ -1,0 +1,189 @@
+using Guard.Sensor.Events;
+
+namespace Guard.Sensor.Processes;
+
+/// <summary>
+/// Every process the sensor knows, keyed by pid for lookup but identified by
+/// pid and start time: a pid reused by a new process gets a new entry.
+/// Seeded from /proc at start, then kept by fork, exec and exit records.
+/// An exited process stays findable for <see cref="ExitedRetentionNs"/> so
+/// late records (a payload sent just before exit) still find their owner;
+/// its children keep a reference to it for as long as they live.
+/// </summary>
+public sealed class ProcessTable
+{
+    public const long ExitedRetentionNs = 5_000_000_000;
+
+    private readonly Dictionary<int, ProcessEntry> byPid = [];
+    private readonly Queue<(long DueNs, ProcessEntry Entry)> exited = new();
+    private readonly EntityIds ids;
+    private readonly CgroupPaths? cgroups;
+    private readonly UserNames users;
+
+    public ProcessTable(EntityIds ids, CgroupPaths? cgroups, UserNames users)
+    {
+        this.ids = ids;
+        this.cgroups = cgroups;
+        this.users = users;
+    }
+
+    public int Count => byPid.Count;
+
+    public EntityIds Ids => ids;
+
+    /// <summary>Reads every process in /proc and links parents; returns how many.</summary>
+    public int SeedFromProcfs()
+    {
+        var seeded = new List<ProcessEntry>();
+        foreach (int pid in ProcfsReader.Pids())
+        {
+            if (ProcfsReader.TryRead(pid, out ProcfsProcess p))
+                seeded.Add(Add(p));
+        }
+        foreach (ProcessEntry entry in seeded)
+            entry.Parent ??= byPid.GetValueOrDefault(entry.ParentPid);
+        return seeded.Count;
+    }
+
+    /// <summary>The live (or recently exited) process with this pid; startTicks -1 accepts whichever holds it.</summary>
+    public ProcessEntry? Find(int pid, long startTicks = -1)
+    {
+        if (!byPid.TryGetValue(pid, out ProcessEntry? entry))
+            return null;
+        return startTicks < 0 || entry.StartTicks == startTicks ? entry : null;
+    }
+
+    /// <summary>The owner of a record: by identity when the record has a start time, else by pid alone.</summary>
+    public ProcessEntry? Owner(in RecordHeader header)
+    {
+        if (header.Pid == 0)
+            return null;
+        long ticks = header.StartTimeNs == 0 ? -1 : ClockTicks.FromBootNs(header.StartTimeNs);
+        return Find((int)header.Pid, ticks) ?? (ticks < 0 ? null : Resolve((int)header.Pid, ticks));
+    }
+
+    public ProcessEntry OnFork(in ForkRecord record)
+    {
+        int pid = (int)record.Header.Pid;
+        long ticks = ClockTicks.FromBootNs(record.Header.StartTimeNs);
+        ProcessEntry? parent = Resolve((int)record.ParentPid, ClockTicks.FromBootNs(record.ParentStartTimeNs));
+        var entry = new ProcessEntry(pid, ticks, ids.For(pid, ticks), ProcessOrigin.Fork)
+        {
+            Parent = parent,
+            ParentPid = (int)record.ParentPid,
+            Uid = record.Uid,
+            UserName = users.NameOf(record.Uid),
+            Name = CString(record.Comm),
+            // Until it execs, a child runs its parent's image.
+            Executable = parent?.Executable ?? [],
+            Args = parent?.Args ?? [],
+            ArgsTruncated = parent?.ArgsTruncated ?? false,
+            WorkingDirectory = parent?.WorkingDirectory,
+            Job = cgroups?.JobOf(record.CgroupId) ?? parent?.Job,
+        };
+        byPid[pid] = entry;
+        return entry;
+    }
+
+    public ProcessEntry OnExec(in ExecRecord record)
+    {
+        int pid = (int)record.Header.Pid;
+        long ticks = ClockTicks.FromBootNs(record.Header.StartTimeNs);
+        ProcessEntry entry = Find(pid, ticks) ?? Create(pid, ticks, (int)record.Ppid, ClockTicks.FromBootNs(record.ParentStartTimeNs), ProcessOrigin.Exec);
+        entry.Executable = record.Path[..Math.Min((int)record.PathLength, PathCapacity)].ToArray();
+        entry.Args = TrimTrailingNul(record.Args[..Math.Min((int)record.ArgsLength, ArgsCapacity)]);
+        entry.ArgsTruncated = (record.Flags & ExecRecord.ArgsTruncated) != 0;
+        entry.Name = CString(record.Comm);
+        entry.Uid = record.Uid;
+        entry.UserName = users.NameOf(record.Uid);
+        entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
+        // Read while the process most likely still runs; a short-lived one keeps its parent's.
+        entry.WorkingDirectory = ProcfsReader.ReadWorkingDirectory(pid) ?? entry.WorkingDirectory;
+        return entry;
+    }
+
+    public ProcessEntry? OnExit(in ExitRecord record, long nowNs)
+    {
+        ProcessEntry? entry = Owner(record.Header);
+        if (entry is null)
+            return null;
+        entry.Exited = true;
+        entry.ExitStatus = record.ExitCode;
+        exited.Enqueue((nowNs + ExitedRetentionNs, entry));
+        return entry;
+    }
+
+    /// <summary>Forgets exited processes whose retention has passed.</summary>
+    public void Expire(long nowNs)
+    {
+        while (exited.TryPeek(out (long DueNs, ProcessEntry Entry) next) && next.DueNs <= nowNs)
+        {
+            exited.Dequeue();
+            // The pid may already belong to a newer process.
+            if (byPid.TryGetValue(next.Entry.Pid, out ProcessEntry? current) && ReferenceEquals(current, next.Entry))
+                byPid.Remove(next.Entry.Pid);
+        }
+    }
+
+    /// <summary>The entry for a pid and start time, read from /proc when the table never saw it.</summary>
+    private ProcessEntry? Resolve(int pid, long ticks)
+    {
+        if (pid <= 0)
+            return null;
+        if (Find(pid, ticks) is { } known)
+            return known;
+        if (ProcfsReader.TryRead(pid, out ProcfsProcess p) && p.StartTicks == ticks)
+        {
+            ProcessEntry entry = Add(p);
+            entry.Parent = Find(p.ParentPid);
+            return entry;
+        }
+        return null;
+    }
+
+    private ProcessEntry Create(int pid, long ticks, int ppid, long parentTicks, ProcessOrigin origin)
+    {
+        var entry = new ProcessEntry(pid, ticks, ids.For(pid, ticks), origin)
+        {
+            Parent = Resolve(ppid, parentTicks),
+            ParentPid = ppid,
+        };
+        entry.Job = entry.Parent?.Job;
+        byPid[pid] = entry;
+        return entry;
+    }
+
+    private ProcessEntry Add(in ProcfsProcess p)
+    {
+        var entry = new ProcessEntry(p.Pid, p.StartTicks, ids.For(p.Pid, p.StartTicks), ProcessOrigin.Procfs)
+        {
+            ParentPid = p.ParentPid,
+            Name = p.Name,
+            Executable = p.Executable,
+            Args = p.Args,
+            Uid = p.Uid,
+            UserName = users.NameOf(p.Uid),
+            Job = CgroupJobs.FromPath(p.CgroupPath),
+            WorkingDirectory = p.WorkingDirectory,
+            IsKernelThread = p.IsKernelThread,
+        };
+        byPid[p.Pid] = entry;
+        return entry;
+    }
+
+    private const int PathCapacity = 256;
+    private const int ArgsCapacity = 1024;
+
+    private static byte[] CString(ReadOnlySpan<byte> bytes)
+    {
+        int end = bytes.IndexOf((byte)0);
+        return (end < 0 ? bytes : bytes[..end]).ToArray();
+    }
+
+    private static byte[] TrimTrailingNul(ReadOnlySpan<byte> args)
+    {
+        while (!args.IsEmpty && args[^1] == 0)
+            args = args[..^1];
+        return args.ToArray();
+    }
+}

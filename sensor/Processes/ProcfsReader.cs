@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text;
+
+namespace Guard.Sensor.Processes;
+
+/// <summary>What /proc says of one process, read once.</summary>
+public readonly record struct ProcfsProcess(
+    int Pid, int ParentPid, long StartTicks, byte[] Name, byte[] Executable, byte[] Args,
+    uint Uid, string? CgroupPath, string? WorkingDirectory, bool IsKernelThread);
+
+/// <summary>Span-based readers for /proc/PID files; a process that vanished mid-read is simply skipped.</summary>
+public static class ProcfsReader
+{
+    private const uint PfKthread = 0x00200000;
+
+    public static IEnumerable<int> Pids(string proc = "/proc")
+    {
+        foreach (string dir in Directory.EnumerateDirectories(proc))
+        {
+            if (int.TryParse(Path.GetFileName(dir.AsSpan()), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+                yield return pid;
+        }
+    }
+
+    public static bool TryRead(int pid, out ProcfsProcess process, string proc = "/proc")
+    {
+        process = default;
+        string dir = $"{proc}/{pid.ToString(CultureInfo.InvariantCulture)}";
+        try
+        {
+            byte[] stat = File.ReadAllBytes($"{dir}/stat");
+            if (!TryParseStat(stat, out byte[] name, out int ppid, out long start, out uint flags))
+                return false;
+            bool kthread = (flags & PfKthread) != 0;
+            byte[] args = kthread ? [] : ReadOrEmpty($"{dir}/cmdline");
+            if (args.Length > 0 && args[^1] == 0)
+                args = args[..^1];
+            byte[] exe = kthread ? [] : ReadLink($"{dir}/exe");
+            string? cwd = kthread ? null : ReadLinkText($"{dir}/cwd");
+            process = new ProcfsProcess(pid, ppid, start, name, exe, args, ReadUid(dir), ReadCgroupPath(dir), cwd, kthread);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Parses /proc/PID/stat: the name sits in the last parentheses, so a ')' in it is safe.</summary>
+    public static bool TryParseStat(ReadOnlySpan<byte> stat, out byte[] name, out int ppid, out long startTicks, out uint flags)
+    {
+        name = [];
+        ppid = 0;
+        startTicks = 0;
+        flags = 0;
+        int open = stat.IndexOf((byte)'(');
+        int close = stat.LastIndexOf((byte)')');
+        if (open < 0 || close < open)
+            return false;
+        name = stat[(open + 1)..close].ToArray();
+        ReadOnlySpan<byte> rest = stat[(close + 1)..];
+        // Fields after the name, counting from 3 (state).
+        int field = 2;
+        foreach (Range r in rest.Split((byte)' '))
+        {
+            ReadOnlySpan<byte> token = rest[r];
+            if (token.IsEmpty)
+                continue;
+            field++;
+            switch (field)
+            {
+                case 4:
+                    if (!System.Buffers.Text.Utf8Parser.TryParse(token, out ppid, out _))
+                        return false;
+                    break;
+                case 9:
+                    if (!System.Buffers.Text.Utf8Parser.TryParse(token, out flags, out _))
+                        return false;
+                    break;
+                case 22:
+                    return System.Buffers.Text.Utf8Parser.TryParse(token, out startTicks, out _);
+            }
+        }
+        return false;
+    }
+
+    private static byte[] ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
+    private static byte[] ReadLink(string path) => ReadLinkText(path) is { } text ? Encoding.UTF8.GetBytes(text) : [];
+
+    private static string? ReadLinkText(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static uint ReadUid(string dir)
+    {
+        foreach (string line in File.ReadLines($"{dir}/status"))
+        {
+            if (!line.StartsWith("Uid:", StringComparison.Ordinal))
+                continue;
+            string[] fields = line.Split('\t', StringSplitOptions.RemoveEmptyEntries);
+            return fields.Length > 1 && uint.TryParse(fields[1], CultureInfo.InvariantCulture, out uint uid) ? uid : 0;
+        }
+        return 0;
+    }
+
+    /// <summary>The cgroup v2 path ("0::/path") of a process.</summary>
+    public static string? ReadCgroupPath(string dir)
+    {
+        foreach (string line in File.ReadLines($"{dir}/cgroup"))
+        {
+            if (line.StartsWith("0::", StringComparison.Ordinal))
+                return line[3..];
+        }
+        return null;
+    }
+
+    public static string? ReadWorkingDirectory(int pid) => ReadLinkText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cwd");
+}
