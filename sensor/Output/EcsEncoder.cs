@@ -64,7 +64,7 @@ public sealed class EcsEncoder
             case ProcessEvent p:
                 EventHeader(w, e.Sequence, p.Type == EventType.Exit ? "end"u8 : "start"u8, "process"u8, ActionName(p.Type));
                 Process(w, p.Process, p);
-                Guard(w, p.Process, null);
+                Guard(w, p.Process, null, p.Type == EventType.Exit ? p : null);
                 break;
             case NetworkEvent n:
                 Network(w, n);
@@ -77,7 +77,7 @@ public sealed class EcsEncoder
                     _ => "gpu-activity"u8,
                 });
                 Process(w, g.Process, null);
-                Guard(w, g.Process, g);
+                Guard(w, g.Process, g, null);
                 break;
             case HeartbeatEvent h:
                 Heartbeat(w, h);
@@ -195,11 +195,19 @@ public sealed class EcsEncoder
         w.Text("command_line"u8, commandLine.AsSpan(0, lineLength));
     }
 
-    private static void Guard(JsonLineWriter w, ProcessEntry? p, GpuEvent? gpu)
+    private static void Guard(JsonLineWriter w, ProcessEntry? p, GpuEvent? gpu, ProcessEvent? exit)
     {
-        if (p is null && gpu is null)
+        if (p is null && gpu is null && exit is null)
             return;
         w.StartObject("guard"u8);
+        if (exit is not null)
+        {
+            w.StartObject("exit"u8);
+            w.Number("code"u8, exit.ExitCode);
+            w.Number("signal"u8, exit.ExitSignal);
+            w.Bool("core_dumped"u8, exit.CoreDumped);
+            w.EndObject();
+        }
         if (p?.Job is { } job)
         {
             w.StartObject("job"u8);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing Guard needs on a Debian or Ubuntu host:
+# clang and llvm (the BPF object), bpftool (vmlinux.h from this kernel's BTF),
+# libbpf, libelf and zlib archives (linked into the native guard binary), and
+# the tools the kernel tests drive (python3, util-linux's unshare, iproute2).
+# Safe to run again; it installs only what is missing.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (sudo $0): it installs packages" >&2
+  exit 1
+fi
+
+need=()
+for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev python3 util-linux iproute2; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Ubuntu ships bpftool in linux-tools rather than a package of its own.
+  if ! apt-get install -y -qq "${need[@]}"; then
+    apt-get install -y -qq "${need[@]/bpftool/linux-tools-common}" "linux-tools-$(uname -r)"
+  fi
+fi
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "setup: the .NET 10 SDK is required (https://dot.net/download); 'dotnet' is not on PATH" >&2
+  exit 1
+fi
+if [ ! -e /sys/kernel/btf/vmlinux ]; then
+  echo "setup: this kernel has no BTF (/sys/kernel/btf/vmlinux); Guard needs CONFIG_DEBUG_INFO_BTF=y" >&2
+  exit 1
+fi
+echo "setup: ready ($(clang --version | head -n1); $(bpftool version | head -n1); dotnet $(dotnet --version))"

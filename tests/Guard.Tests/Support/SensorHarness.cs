@@ -1,0 +1,146 @@
+using System.Text.Json;
+using Guard.Sensor;
+using Guard.Sensor.Events;
+using Guard.Sensor.Output;
+using Xunit;
+using Xunit.Sdk;
+
+namespace Guard.Tests.Support;
+
+/// <summary>One recorded event: the JSON line as written, and its parse.</summary>
+public sealed record RecordedEvent(byte[] Line, JsonElement Json)
+{
+    public string Action => Json.GetProperty("event").GetProperty("action").GetString()!;
+
+    public int? Pid => Json.TryGetProperty("process", out JsonElement p) && p.TryGetProperty("pid", out JsonElement pid) ? pid.GetInt32() : null;
+
+    public JsonElement Process => Json.GetProperty("process");
+
+    public override string ToString() => System.Text.Encoding.UTF8.GetString(Line);
+}
+
+/// <summary>Keeps every event as the ECS line the JSON output would print.</summary>
+public sealed class RecordingSink : IEventSink
+{
+    private readonly EcsEncoder encoder = new(RunInfo.ForThisHost("test"), new ArgumentRedactor());
+    private readonly JsonLineWriter writer = new();
+    private readonly List<RecordedEvent> events = [];
+
+    public void Write(SensorEvent e)
+    {
+        encoder.Encode(e, writer);
+        byte[] line = writer.Written.ToArray();
+        using JsonDocument doc = JsonDocument.Parse(line);
+        lock (events)
+            events.Add(new RecordedEvent(line, doc.RootElement.Clone()));
+    }
+
+    public RecordedEvent[] Snapshot()
+    {
+        lock (events)
+            return [.. events];
+    }
+
+    public void Flush() { }
+
+    public void Dispose() { }
+}
+
+/// <summary>
+/// A real sensor on the real kernel, polled on a thread of its own, recording
+/// every event. Dispose detaches every program, even when the test failed.
+/// </summary>
+public sealed class SensorHarness : IDisposable
+{
+    private readonly Thread? poller;
+    private volatile bool stopping;
+    private Exception? pollFailure;
+
+    private SensorHarness(GuardSensor sensor, RecordingSink sink, bool poll)
+    {
+        Sensor = sensor;
+        Sink = sink;
+        if (!poll)
+            return;
+        poller = new Thread(() =>
+        {
+            try
+            {
+                while (!stopping)
+                    Sensor.Poll(20);
+            }
+            catch (Exception e)
+            {
+                pollFailure = e;
+            }
+        }) { IsBackground = true, Name = "sensor-poll" };
+        poller.Start();
+    }
+
+    public GuardSensor Sensor { get; }
+
+    public RecordingSink Sink { get; }
+
+    public static SensorHarness Start(SensorOptions? options = null, bool poll = true)
+    {
+        KernelRequirements.Check();
+        var sink = new RecordingSink();
+        options ??= new SensorOptions();
+        options = options with
+        {
+            Filter = options.Filter with { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) },
+            GpuFlushInterval = TimeSpan.FromMilliseconds(200),
+        };
+        return new SensorHarness(GuardSensor.Start(options, sink), sink, poll);
+    }
+
+    public RecordedEvent[] Events => Sink.Snapshot();
+
+    public RecordedEvent WaitFor(string what, Func<RecordedEvent, bool> match, int timeoutMs = 5000) =>
+        WaitForAll(what, match, 1, timeoutMs)[0];
+
+    public RecordedEvent[] WaitForAll(string what, Func<RecordedEvent, bool> match, int count, int timeoutMs = 5000)
+    {
+        DateTime deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        while (true)
+        {
+            if (pollFailure is { } failure)
+                throw new XunitException($"the sensor failed while waiting for {what}: {failure}");
+            RecordedEvent[] found = [.. Events.Where(match)];
+            if (found.Length >= count)
+                return found;
+            if (DateTime.UtcNow > deadline)
+            {
+                string recent = string.Join("\n", Events.TakeLast(15).Select(e => e.ToString()[..Math.Min(400, e.ToString().Length)]));
+                throw new XunitException($"timed out after {timeoutMs} ms waiting for {count} x {what}; found {found.Length}. Last events:\n{recent}");
+            }
+            Thread.Sleep(20);
+        }
+    }
+
+    public void Dispose()
+    {
+        stopping = true;
+        poller?.Join();
+        Sensor.Dispose();
+    }
+}
+
+/// <summary>Kernel tests need root and BTF; without them they fail, saying so.</summary>
+public static class KernelRequirements
+{
+    public static void Check()
+    {
+        if (Environment.UserName != "root" && Guard.Sensor.Bpf.Privileges.Missing().Count > 0)
+            throw new XunitException("kernel tests need root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN): run them with sudo, as CI does");
+        if (!File.Exists("/sys/kernel/btf/vmlinux"))
+            throw new XunitException("kernel tests need a kernel with BTF (/sys/kernel/btf/vmlinux)");
+    }
+}
+
+/// <summary>Kernel tests attach at the cgroup root and share the machine: one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KernelTestGroup
+{
+    public const string Name = "kernel";
+}
