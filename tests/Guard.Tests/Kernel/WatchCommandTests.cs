@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Guard.Cli;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>`guard watch` as a user runs it, in process, with its output read back.</summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class WatchCommandTests
+{
+    private static JsonElement[] Parse(TestConsole console) =>
+        [.. console.JsonLines().Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+
+    private static string Action(JsonElement e) => e.GetProperty("event").GetProperty("action").GetString()!;
+
+    private static string[] Args(JsonElement e) =>
+        e.TryGetProperty("process", out JsonElement p) && p.TryGetProperty("args", out JsonElement a) ? [.. a.EnumerateArray().Select(x => x.GetString()!)] : [];
+
+    [Fact]
+    public void PidAndTypeFiltersShowOnlyTheTreeAndTheTypesAsked()
+    {
+        KernelRequirements.Check();
+        string mine = "mine-" + Guid.NewGuid().ToString("N")[..8];
+        string other = "other-" + Guid.NewGuid().ToString("N")[..8];
+        // Both trees start before the sensor; their children exec once it runs.
+        using Process watched = Run.Start("/bin/sh", "-c", $"sleep 2; /bin/sh -c '/bin/echo {mine}; true'; /bin/echo {mine}-b");
+        using Process unwatched = Run.Start("/bin/sh", "-c", $"sleep 2; /bin/echo {other}");
+        var console = new TestConsole();
+
+        int rc = GuardCli.Run(["watch", "--duration", "4s", "--output", "json", "--pid", watched.Id.ToString(), "--type", "exec"], console);
+
+        Assert.True(rc == 0, console.ErrorText);
+        JsonElement[] events = Parse(console);
+        Assert.All(events.Where(e => Action(e) != "heartbeat"), e => Assert.Equal("exec", Action(e)));
+        Assert.Contains(events, e => Args(e).SequenceEqual(["/bin/echo", mine]));
+        Assert.Contains(events, e => Args(e).SequenceEqual(["/bin/echo", mine + "-b"]));
+        Assert.DoesNotContain(events, e => Args(e).Contains(other));
+        // Sequence numbers are per run and strictly increasing.
+        long[] sequence = [.. events.Select(e => e.GetProperty("event").GetProperty("sequence").GetInt64())];
+        Assert.Equal(sequence.Order(), sequence);
+        Assert.Equal(sequence.Length, sequence.Distinct().Count());
+        watched.WaitForExit();
+        unwatched.WaitForExit();
+    }
+
+    [Fact]
+    public void WatchDetachesCleanlyLeavingNoProgramLinkOrPin()
+    {
+        KernelRequirements.Check();
+        var console = new TestConsole();
+        int rc = GuardCli.Run(["watch", "--duration", "1s", "--output", "json", "--gpu-device", "1:7"], console);
+        Assert.True(rc == 0, console.ErrorText);
+        Assert.Contains("guard watch: detached", console.ErrorText, StringComparison.Ordinal);
+        Assert.Contains("guard_ioctl", console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
+
+        string programs = Run.Complete("bpftool", "prog", "show", "--json");
+        string[] names = [.. JsonDocument.Parse(programs).RootElement.EnumerateArray()
+            .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")];
+        Assert.DoesNotContain(names, n => n.StartsWith("guard_", StringComparison.Ordinal));
+        string links = Run.Complete("bpftool", "link", "show", "--json");
+        Assert.DoesNotContain("guard_", links, StringComparison.Ordinal);
+        Assert.False(Directory.Exists("/sys/fs/bpf/guard") && Directory.EnumerateFileSystemEntries("/sys/fs/bpf/guard").Any(), "guard watch leaves no pins");
+    }
+
+    [Fact]
+    public void TextOutputIsOneReadableLinePerEvent()
+    {
+        KernelRequirements.Check();
+        string marker = "text-" + Guid.NewGuid().ToString("N")[..8];
+        using Process p = Run.Start("/bin/sh", "-c", $"sleep 1.5; /bin/echo {marker}");
+        var console = new TestConsole();
+        int rc = GuardCli.Run(["watch", "--duration", "3s", "--output", "text", "--pid", p.Id.ToString()], console);
+        Assert.True(rc == 0, console.ErrorText);
+        string[] lines = console.Out.ToString()!.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => l.Contains(" exec ", StringComparison.Ordinal) && l.Contains($"/bin/echo {marker}", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains(" exit ", StringComparison.Ordinal) && l.Contains("exit code 0", StringComparison.Ordinal));
+        p.WaitForExit();
+    }
+}
