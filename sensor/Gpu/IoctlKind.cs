@@ -9,4 +9,5 @@ public enum IoctlKind
     RmMap = 3,
     RmOther = 4,
     Uvm = 5,
+    Count = 6,
 }

@@ -92,7 +92,7 @@ public sealed record Job(string Id, string Kind, string CgroupPath);
 /// <summary>Per-process GPU driver activity as the kernel counted it.</summary>
 public sealed class GpuActivity
 {
-    public const int KindCount = 6;
+    public const int KindCount = (int)Gpu.IoctlKind.Count;
 
     public ulong[] Counts { get; } = new ulong[KindCount];
 

@@ -1,0 +1,160 @@
+using System.Text;
+using Guard.Cli;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Unit;
+
+public sealed class ParsingTests
+{
+    [Theory]
+    [InlineData("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0", "slurm:4242", "slurm")]
+    [InlineData("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes")]
+    [InlineData("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "container:0123456789ab", "container")]
+    [InlineData("/system.slice/trainer.service", "systemd:trainer.service", "systemd")]
+    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service", "systemd:notebook.service", "systemd")]
+    public void CgroupPathsNameTheirJob(string path, string id, string kind)
+    {
+        Job job = CgroupJobs.FromPath(path)!;
+        Assert.Equal(id, job.Id);
+        Assert.Equal(kind, job.Kind);
+    }
+
+    [Theory]
+    [InlineData("/")]
+    [InlineData("/user.slice/user-0.slice/session-3.scope")]
+    [InlineData(null)]
+    public void CgroupsThatAreNoJobNameNone(string? path) => Assert.Null(CgroupJobs.FromPath(path));
+
+    [Fact]
+    public void StatParsingSurvivesParenthesesAndSpacesInTheName()
+    {
+        byte[] stat = Encoding.ASCII.GetBytes("1234 (a) b (c)) S 99 1234 1234 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 567890 0 0");
+        Assert.True(ProcfsReader.TryParseStat(stat, out byte[] name, out int ppid, out long start, out uint flags));
+        Assert.Equal("a) b (c)", Encoding.ASCII.GetString(name));
+        Assert.Equal(99, ppid);
+        Assert.Equal(567890, start);
+        Assert.Equal(4194560u, flags);
+    }
+
+    [Fact]
+    public void DnsQuestionIsReadFromTheWireFormat()
+    {
+        byte[] message = [0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 4, (byte)'p', (byte)'o', (byte)'o', (byte)'l', 2, (byte)'x', (byte)'y', 0, 0, 28, 0, 1];
+        var name = new byte[256];
+        Assert.True(DnsNames.TryReadQuestion(message, name, out int length, out int type, out int id));
+        Assert.Equal("pool.xy", Encoding.ASCII.GetString(name, 0, length));
+        Assert.Equal(28, type);
+        Assert.Equal(0x1234, id);
+    }
+
+    [Fact]
+    public void TruncatedOrHostileDnsDoesNotThrow()
+    {
+        var name = new byte[256];
+        Assert.False(DnsNames.TryReadQuestion([1, 2, 3], name, out _, out _, out _));
+        byte[] overlong = [0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, (byte)'a'];
+        DnsNames.TryReadQuestion(overlong, name, out int length, out _, out _);
+        Assert.True(length <= name.Length);
+        var random = new Random(7);
+        for (int i = 0; i < 2000; i++)
+        {
+            var bytes = new byte[random.Next(0, 300)];
+            random.NextBytes(bytes);
+            DnsNames.TryReadQuestion(bytes, name, out length, out _, out _);
+            Assert.InRange(length, 0, name.Length);
+        }
+    }
+
+    [Theory]
+    [InlineData("195", 195u, null, GpuRole.ResourceManager)]
+    [InlineData("1:7", 1u, 7, GpuRole.ResourceManager)]
+    [InlineData("510/uvm", 510u, null, GpuRole.UnifiedMemory)]
+    public void GpuDeviceSpecsParse(string text, uint major, int? minor, GpuRole role)
+    {
+        Assert.True(GpuDevice.TryParse(text, out GpuDevice? device));
+        Assert.Equal(new GpuDevice(major, minor, role), device);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("x")]
+    [InlineData("1:2:3")]
+    [InlineData("-1")]
+    public void BadGpuDeviceSpecsAreRefused(string text) => Assert.False(GpuDevice.TryParse(text, out _));
+
+    [Fact]
+    public void NvidiaDevicesAreDiscoveredFromProcDevices()
+    {
+        using var dir = new TempDir();
+        string devices = dir.File("devices", "Character devices:\n  1 mem\n195 nvidia-frontend\n195 nvidiactl\n509 nvidia-uvm\n510 nvidia-caps\n\nBlock devices:\n  8 sd\n");
+        Assert.Equal([new GpuDevice(195, null, GpuRole.ResourceManager), new GpuDevice(509, null, GpuRole.UnifiedMemory)], GpuDevice.Discover(devices));
+        Assert.Empty(GpuDevice.Discover(dir.File("none", "Character devices:\n  1 mem\n")));
+    }
+
+    [Theory]
+    [InlineData("30", 30)]
+    [InlineData("30s", 30)]
+    [InlineData("5m", 300)]
+    [InlineData("1h", 3600)]
+    [InlineData("250ms", 0.25)]
+    public void DurationsParse(string text, double seconds)
+    {
+        Assert.True(ValueParsers.TryParseDuration(text, out TimeSpan d));
+        Assert.Equal(seconds, d.TotalSeconds, 6);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("soon")]
+    [InlineData("0")]
+    public void BadDurationsAreRefused(string text) => Assert.False(ValueParsers.TryParseDuration(text, out _));
+
+    [Fact]
+    public void RecordDecoderCountsBadRecordsInsteadOfThrowing()
+    {
+        var decoder = new RecordDecoder();
+        var handler = new CountingHandler();
+        decoder.Decode(new byte[4], handler);
+        byte[] unknown = new byte[64];
+        unknown[0] = 200;
+        unknown[2] = 1;
+        decoder.Decode(unknown, handler);
+        byte[] wrongVersion = new byte[64];
+        wrongVersion[0] = (byte)RecordKind.Exit;
+        wrongVersion[2] = 99;
+        decoder.Decode(wrongVersion, handler);
+        byte[] shortExec = new byte[64];
+        shortExec[0] = (byte)RecordKind.Exec;
+        shortExec[2] = (byte)RecordHeader.AbiVersion;
+        decoder.Decode(shortExec, handler);
+        Assert.Equal(2, decoder.Failures[(int)DecodeFailure.TooShort]);
+        Assert.Equal(1, decoder.Failures[(int)DecodeFailure.UnknownKind]);
+        Assert.Equal(1, decoder.Failures[(int)DecodeFailure.VersionMismatch]);
+        Assert.Equal(0, handler.Calls);
+    }
+
+    private sealed class CountingHandler : IRecordHandler
+    {
+        public int Calls { get; private set; }
+
+        public void OnExec(in ExecRecord record) => Calls++;
+
+        public void OnFork(in ForkRecord record) => Calls++;
+
+        public void OnExit(in ExitRecord record) => Calls++;
+
+        public void OnConnect(in ConnectRecord record) => Calls++;
+
+        public void OnPayload(in PayloadRecord record) => Calls++;
+
+        public void OnDns(in DnsRecord record) => Calls++;
+
+        public void OnGpuOpen(in GpuOpenRecord record) => Calls++;
+
+        public void OnGpuIoctl(in GpuIoctlRecord record) => Calls++;
+    }
+}
