@@ -73,7 +73,8 @@ public sealed class SensorHarness : IDisposable
             {
                 pollFailure = e;
             }
-        }) { IsBackground = true, Name = "sensor-poll" };
+        })
+        { IsBackground = true, Name = "sensor-poll" };
         poller.Start();
     }
 
