@@ -110,6 +110,13 @@ static __always_inline void *reserve(__u64 size, __u32 kind)
 	return record;
 }
 
+static __always_inline void submit(void *record)
+{
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(record, waiting >= guard_config.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline void fill_header(struct guard_header *h, __u16 kind, __u32 pid, __u64 start_time_ns)
 {
 	h->kind = kind;
@@ -169,7 +176,7 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -194,7 +201,7 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
-	bpf_ringbuf_submit(f, 0);
+	submit(f);
 	return 0;
 }
 
@@ -215,7 +222,7 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	fill_header(&x->h, GUARD_RECORD_EXIT, tgid, process_start(task));
 	x->exit_code = BPF_CORE_READ(task, exit_code);
 	x->pad = 0;
-	bpf_ringbuf_submit(x, 0);
+	submit(x);
 	return 0;
 }
 
@@ -266,7 +273,7 @@ static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 fa
 		ip6[3] = ctx->user_ip6[3];
 		__builtin_memcpy(c->daddr, ip6, 16);
 	}
-	bpf_ringbuf_submit(c, 0);
+	submit(c);
 }
 
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
@@ -346,7 +353,7 @@ static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 r
 		__builtin_memcpy(c->daddr, d6, 16);
 		__builtin_memcpy(c->saddr, s6, 16);
 	}
-	bpf_ringbuf_submit(c, 0);
+	submit(c);
 }
 
 SEC("sockops")
@@ -452,7 +459,7 @@ static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *
 	p->flags = owner->done ? GUARD_PAYLOAD_FINAL : 0;
 	__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
 	__builtin_memcpy(p->data, owner->data, GUARD_PAYLOAD_LEN);
-	bpf_ringbuf_submit(p, 0);
+	submit(p);
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
@@ -487,7 +494,7 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner
 	d->len = n;
 	d->pad = 0;
 	__builtin_memcpy(d->daddr, loc->daddr, sizeof(d->daddr));
-	bpf_ringbuf_submit(d, 0);
+	submit(d);
 }
 
 SEC("cgroup_skb/egress")
@@ -569,7 +576,7 @@ int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
 	o->minor = ctx->minor;
 	o->access = ctx->access_type >> 16;
 	o->role = role;
-	bpf_ringbuf_submit(o, 0);
+	submit(o);
 	return 1;
 }
 
@@ -637,30 +644,57 @@ struct sys_enter_ioctl_args {
 	__u64 arg;
 };
 
+extern void *bpf_rdonly_cast(void *obj, __u32 btf_id) __ksym;
+
+static __always_inline bool any_role(__u32 role)
+{
+	for (int i = 0; i < GUARD_MAX_GPU_DEVICES; i++) {
+		if (i >= guard_config.gpu_device_count)
+			break;
+		if (guard_config.gpu_devices[i].role == role)
+			return true;
+	}
+	return false;
+}
+
+/* Could this command be a GPU driver's? RM escapes are _IOC type 'F'; UVM
+ * uses bare numbers (1..~100, and 0x3000000N for initialise). Every other
+ * ioctl on the machine (terminals, sockets, block devices) leaves here,
+ * before the fd table is touched. */
+static __always_inline bool maybe_gpu_command(__u32 cmd)
+{
+	if (((cmd >> 8) & 0xFF) == GUARD_NV_IOCTL_MAGIC && any_role(GUARD_GPU_RM))
+		return true;
+	return (cmd < 0x1000 || (cmd & 0xFFFF0000) == 0x30000000) && any_role(GUARD_GPU_UVM);
+}
+
 SEC("tp/syscalls/sys_enter_ioctl")
 int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 {
-	struct task_struct *task = current_task();
+	struct task_struct *task;
 	struct guard_gpu_ioctl *r;
 	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file;
-	struct inode *inode;
 	__u32 fd = ctx->fd, cmd = ctx->cmd, role, major, minor, pid, slot, rm_class = 0;
 	dev_t rdev;
 
-	/* Resolve the fd, not a record of opens: fds inherited or opened before
-	 * the sensor started count too. */
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!maybe_gpu_command(cmd))
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
+	/* Resolve the fd, not a record of opens: fds inherited or opened before
+	 * the sensor started count too. BTF pointer walks are plain loads; only
+	 * the fd array entry needs a helper. */
+	task = bpf_get_current_task_btf();
+	fdt = task->files->fdt;
+	if (fd >= fdt->max_fds)
+		return 0;
+	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
 		return 0;
-	inode = BPF_CORE_READ(file, f_inode);
-	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFCHR)
+	file = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+	if ((file->f_inode->i_mode & S_IFMT) != S_IFCHR)
 		return 0;
-	rdev = BPF_CORE_READ(inode, i_rdev);
+	rdev = file->f_inode->i_rdev;
 	major = rdev >> MINORBITS;
 	minor = rdev & ((1U << MINORBITS) - 1);
 	role = gpu_role(major, minor);
@@ -680,11 +714,11 @@ int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 	r = reserve(sizeof(*r), GUARD_RECORD_GPU_IOCTL);
 	if (!r)
 		return 0;
-	fill_header(&r->h, GUARD_RECORD_GPU_IOCTL, pid, process_start(task));
+	fill_header(&r->h, GUARD_RECORD_GPU_IOCTL, pid, task->group_leader->start_boottime);
 	r->major = major;
 	r->minor = minor;
 	r->cmd = cmd;
 	r->role = role;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }

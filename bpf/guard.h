@@ -79,7 +79,10 @@ struct guard_config {
 	__u32 abi_version;
 	__u32 self_pid; /* the sensor's own tgid: its records would feed back */
 	__u32 gpu_device_count;
-	__u32 pad;
+	/* Wake the reader only once this much is waiting; it polls on a short
+	 * timer besides, so a quiet ring is still read promptly. A wakeup per
+	 * record costs a context switch per record. */
+	__u32 wakeup_bytes;
 	struct guard_gpu_device gpu_devices[GUARD_MAX_GPU_DEVICES];
 };
 

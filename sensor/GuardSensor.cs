@@ -15,6 +15,9 @@ public sealed record SensorOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     public TimeSpan GpuFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the ring is read when the kernel has not woken the reader: the worst-case latency of an event.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(5);
 }
 
 /// <summary>What a run saw, for the exit summary.</summary>
@@ -107,8 +110,9 @@ public sealed class GuardSensor : IDisposable
 
     public void Run(CancellationToken cancellation)
     {
+        int interval = Math.Max(1, (int)options.PollInterval.TotalMilliseconds);
         while (!cancellation.IsCancellationRequested)
-            Poll(100);
+            Poll(interval);
         // Whatever is still in the ring when asked to stop is not lost.
         while (reader.Poll(0) > 0)
         {

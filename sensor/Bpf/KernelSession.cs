@@ -127,6 +127,7 @@ public sealed unsafe class KernelSession : IDisposable
         config.AbiVersion = RecordHeader.AbiVersion;
         config.SelfPid = (uint)Environment.ProcessId;
         config.GpuDeviceCount = (uint)options.GpuDevices.Count;
+        config.WakeupBytes = (uint)(options.RingBufferBytes / 16);
         for (int i = 0; i < options.GpuDevices.Count; i++)
         {
             GpuDevice d = options.GpuDevices[i];

@@ -32,11 +32,20 @@ public sealed unsafe class RingBufferReader : IDisposable
         }
     }
 
-    /// <summary>Waits up to <paramref name="timeoutMs"/> for records and handles all that are there.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeoutMs"/> for the kernel to wake us,
+    /// then handles every record there. The kernel wakes the reader only once
+    /// a batch has built up, so the wait is a timer as much as a wakeup.
+    /// </summary>
     /// <returns>The number of records handled.</returns>
     public int Poll(int timeoutMs)
     {
         int n = Libbpf.RingBufferPoll(ring, timeoutMs);
+        if (n >= 0 && failure is null)
+        {
+            int consumed = Libbpf.RingBufferConsume(ring);
+            n = consumed < 0 ? consumed : n + consumed;
+        }
         if (failure is { } f)
         {
             failure = null;

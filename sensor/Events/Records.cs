@@ -190,6 +190,6 @@ public struct GuardConfig
     public uint AbiVersion;
     public uint SelfPid;
     public uint GpuDeviceCount;
-    public uint Pad;
+    public uint WakeupBytes;
     public GuardGpuDevices GpuDevices;
 }

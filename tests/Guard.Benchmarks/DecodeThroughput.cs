@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using Guard.Sensor;
+using Guard.Sensor.Events;
+using Guard.Sensor.Output;
+using Guard.Sensor.Processes;
+
+namespace Guard.Benchmarks;
+
+/// <summary>
+/// User-space cost alone: records decoded, the table updated, ECS JSON encoded
+/// to a null stream, on one thread. Two workloads: whole process lives (fork,
+/// exec, connect, payload, DNS, exit), whose table entries must allocate, and
+/// the steady state of network records on known processes, which must not.
+/// </summary>
+internal static class DecodeThroughput
+{
+    private const int Processes = 2000;
+    private const int ParentPid = 900_000;
+
+    public sealed record Result(string Workload, double RecordsPerSecond, double BytesPerRecord);
+
+    public static IEnumerable<Result> Measure()
+    {
+        var table = new ProcessTable(new EntityIds("0123456789abcdef"), null, new UserNames());
+        var sink = new JsonLinesSink(Stream.Null, new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor()));
+        var pipeline = new EventPipeline(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        var decoder = new RecordDecoder();
+
+        byte[] root = Bytes(Fork(ParentPid, 0));
+        decoder.Decode(root, pipeline);
+        byte[][] births = [.. Enumerable.Range(1, Processes).SelectMany(i => Birth(ParentPid + i))];
+        byte[][] lives = [.. Enumerable.Range(1, Processes).SelectMany(i => Life(ParentPid + i))];
+        byte[][] steady = [.. Enumerable.Range(1, Processes).SelectMany(i => Network(ParentPid + i))];
+
+        yield return Run("process lives (fork, exec, connect, payload, dns, exit)", lives, decoder, pipeline, sink, rounds: 5);
+        // Known processes, live in the table, sending: no allocation expected.
+        foreach (byte[] r in births)
+            decoder.Decode(r, pipeline);
+        yield return Run("steady state (connect, dns on known processes)", steady, decoder, pipeline, sink, rounds: 20);
+    }
+
+    private static Result Run(string name, byte[][] records, RecordDecoder decoder, EventPipeline pipeline, JsonLinesSink sink, int rounds)
+    {
+        foreach (byte[] r in records)
+            decoder.Decode(r, pipeline); // warm-up: JIT, table, buffers
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        var clock = Stopwatch.StartNew();
+        for (int round = 0; round < rounds; round++)
+        {
+            foreach (byte[] r in records)
+                decoder.Decode(r, pipeline);
+            pipeline.Tick(long.MaxValue / 4);
+            sink.Flush();
+        }
+        clock.Stop();
+        long n = (long)records.Length * rounds;
+        return new Result(name, n / clock.Elapsed.TotalSeconds, (double)(GC.GetAllocatedBytesForCurrentThread() - allocated) / n);
+    }
+
+    private static ulong ns = 1_000_000_000;
+
+    private static RecordHeader Header(RecordKind kind, int pid, ulong start) =>
+        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = ns += 1000, StartTimeNs = start };
+
+    private static ulong StartOf(int pid) => 500_000_000UL * (ulong)(pid % 1000 + 1);
+
+    private static ForkRecord Fork(int pid, int parent)
+    {
+        var f = new ForkRecord { Header = Header(RecordKind.Fork, pid, StartOf(pid)), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
+        "python3"u8.CopyTo(f.Comm);
+        return f;
+    }
+
+    private static IEnumerable<byte[]> Life(int pid)
+    {
+        foreach (byte[] r in Birth(pid))
+            yield return r;
+        foreach (byte[] r in Network(pid))
+            yield return r;
+        var p = new PayloadRecord { Header = Header(RecordKind.Payload, pid, StartOf(pid)), Cookie = (ulong)pid, Family = 2, DestinationPort = 443, Segments = 1, Flags = PayloadRecord.Final };
+        byte[] data = "{\"id\":1,\"method\":\"hello\"}\n"u8.ToArray();
+        data.CopyTo(p.Data);
+        p.Length = (ushort)data.Length;
+        yield return Bytes(p);
+        yield return Bytes(new ExitRecord { Header = Header(RecordKind.Exit, pid, StartOf(pid)) });
+    }
+
+    private static IEnumerable<byte[]> Birth(int pid)
+    {
+        yield return Bytes(Fork(pid, ParentPid));
+        var e = new ExecRecord { Header = Header(RecordKind.Exec, pid, StartOf(pid)), Ppid = ParentPid, ParentStartTimeNs = StartOf(ParentPid) };
+        byte[] path = "/usr/bin/python3"u8.ToArray();
+        byte[] args = Encoding.ASCII.GetBytes("python3\0train.py\0--epochs\03\0--lr\03e-4\0--token=abc");
+        path.CopyTo(e.Path);
+        e.PathLength = (ushort)path.Length;
+        args.CopyTo(e.Args);
+        e.ArgsLength = (ushort)args.Length;
+        "python3"u8.CopyTo(e.Comm);
+        yield return Bytes(e);
+    }
+
+    private static IEnumerable<byte[]> Network(int pid)
+    {
+        var c = new ConnectRecord { Header = Header(RecordKind.Connect, pid, StartOf(pid)), Cookie = (ulong)pid, Family = 2, Protocol = 6, DestinationPort = 443, SourcePort = 40000, Result = ConnectResult.Established };
+        c.DestinationAddress[0] = 10;
+        c.DestinationAddress[3] = 7;
+        yield return Bytes(c);
+        var d = new DnsRecord { Header = Header(RecordKind.Dns, pid, StartOf(pid)), Cookie = (ulong)pid, Family = 2, DestinationPort = 53 };
+        byte[] query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, (byte)'p', (byte)'o', (byte)'o', (byte)'l', 7, (byte)'e', (byte)'x', (byte)'a', (byte)'m', (byte)'p', (byte)'l', (byte)'e', 0, 0, 1, 0, 1];
+        query.CopyTo(d.Message);
+        d.Length = (ushort)query.Length;
+        yield return Bytes(d);
+    }
+
+    private static byte[] Bytes<T>(T record) where T : struct
+    {
+        var bytes = new byte[Marshal.SizeOf<T>()];
+        MemoryMarshal.Write(bytes, in record);
+        return bytes;
+    }
+}
