@@ -30,6 +30,7 @@ public sealed class EcsEncoder
 
     private readonly RunInfo run;
     private readonly ArgumentRedactor redactor;
+    private readonly byte[] runFields;
     private readonly byte[] scratch = new byte[2048];
     private byte[] commandLine = new byte[2048];
 
@@ -37,13 +38,14 @@ public sealed class EcsEncoder
     {
         this.run = run;
         this.redactor = redactor;
+        runFields = RenderRunFields(run);
     }
 
-    public void Encode(SensorEvent e, JsonLineWriter w)
+    /// <summary>ecs.*, agent.* and host.* are the same on every line: rendered once.</summary>
+    private static byte[] RenderRunFields(RunInfo run)
     {
-        w.Clear();
+        var w = new JsonLineWriter();
         w.StartObject();
-        Timestamp(w, "@timestamp"u8, e.TimeNs);
         w.StartObject("ecs"u8);
         w.Text("version"u8, EcsVersion);
         w.EndObject();
@@ -58,6 +60,16 @@ public sealed class EcsEncoder
         w.Text("id"u8, run.BootId);
         w.EndObject();
         w.EndObject();
+        w.EndObject();
+        return w.Written[1..^1].ToArray();
+    }
+
+    public void Encode(SensorEvent e, JsonLineWriter w)
+    {
+        w.Clear();
+        w.StartObject();
+        Timestamp(w, "@timestamp"u8, e.TimeNs);
+        w.RawMembers(runFields);
 
         switch (e)
         {
@@ -99,9 +111,33 @@ public sealed class EcsEncoder
 
     private void Timestamp(JsonLineWriter w, ReadOnlySpan<byte> name, long bootNs)
     {
-        Span<byte> text = stackalloc byte[40];
-        run.WallClock(bootNs).TryFormat(text, out int written, "yyyy-MM-ddTHH:mm:ss.ffffffZ", System.Globalization.CultureInfo.InvariantCulture);
-        w.AsciiString(name, text[..written]);
+        // yyyy-MM-ddTHH:mm:ss.ffffffZ, by hand: a format string is parsed on every call.
+        DateTime t = run.WallClock(bootNs);
+        Span<byte> text = stackalloc byte[27];
+        Digits(text[..4], t.Year);
+        text[4] = (byte)'-';
+        Digits(text.Slice(5, 2), t.Month);
+        text[7] = (byte)'-';
+        Digits(text.Slice(8, 2), t.Day);
+        text[10] = (byte)'T';
+        Digits(text.Slice(11, 2), t.Hour);
+        text[13] = (byte)':';
+        Digits(text.Slice(14, 2), t.Minute);
+        text[16] = (byte)':';
+        Digits(text.Slice(17, 2), t.Second);
+        text[19] = (byte)'.';
+        Digits(text.Slice(20, 6), (int)(t.Ticks % TimeSpan.TicksPerSecond / 10));
+        text[26] = (byte)'Z';
+        w.AsciiString(name, text);
+    }
+
+    private static void Digits(Span<byte> into, int value)
+    {
+        for (int i = into.Length - 1; i >= 0; i--)
+        {
+            into[i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
     }
 
     private static void EventHeader(JsonLineWriter w, long sequence, ReadOnlySpan<byte> type, ReadOnlySpan<byte> category, ReadOnlySpan<byte> action, ReadOnlySpan<byte> outcome = default)
@@ -152,7 +188,7 @@ public sealed class EcsEncoder
     private void ProcessFields(JsonLineWriter w, ProcessEntry p)
     {
         w.Number("pid"u8, p.Pid);
-        w.Text("entity_id"u8, p.EntityId);
+        w.Text("entity_id"u8, p.EntityIdUtf8);
         w.Text("name"u8, p.Name);
         if (p.Executable.Length > 0)
             w.Text("executable"u8, p.Executable);
@@ -222,7 +258,7 @@ public sealed class EcsEncoder
         {
             w.StartArray("ancestry"u8);
             for (ProcessEntry? a = p.Parent; a is not null; a = a.Parent)
-                w.TextItem(a.EntityId);
+                w.TextItem(a.EntityIdUtf8);
             w.EndArray();
         }
         if (gpu is not null)

@@ -119,6 +119,13 @@ public sealed class JsonLineWriter
         buffer[length++] = (byte)'"';
     }
 
+    /// <summary>Members already rendered as JSON ("a":1,"b":{...}), written as they are.</summary>
+    public void RawMembers(ReadOnlySpan<byte> members)
+    {
+        Separator();
+        Raw(members);
+    }
+
     /// <summary>Reserves space for a caller that formats in place; call <see cref="Commit"/> after.</summary>
     public Span<byte> Reserve(int size)
     {

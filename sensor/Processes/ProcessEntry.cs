@@ -23,6 +23,7 @@ public sealed class ProcessEntry
         Pid = pid;
         StartTicks = startTicks;
         EntityId = entityId;
+        EntityIdUtf8 = Encoding.UTF8.GetBytes(entityId);
         Origin = origin;
     }
 
@@ -32,6 +33,9 @@ public sealed class ProcessEntry
     public long StartTicks { get; }
 
     public string EntityId { get; }
+
+    /// <summary>The same id, encoded once for output.</summary>
+    public byte[] EntityIdUtf8 { get; }
 
     public ProcessOrigin Origin { get; }
 

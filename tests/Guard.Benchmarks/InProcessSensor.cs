@@ -24,7 +24,8 @@ internal sealed class InProcessSensor : IDisposable
         {
             while (!stopping)
                 sensor.Poll(50);
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         poller.Start();
     }
 
