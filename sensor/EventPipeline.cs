@@ -210,6 +210,12 @@ public sealed class EventPipeline : IRecordHandler
 
     public void Emit(SensorEvent e)
     {
+        if (e.Process is { } process)
+        {
+            table.EnsureDetails(process);
+            if (process.Parent is { } parent)
+                table.EnsureDetails(parent);
+        }
         if (!filter.Matches(e))
             return;
         e.Sequence = ++sequence;

@@ -65,6 +65,9 @@ public sealed class ProcessEntry
 
     public bool IsKernelThread { get; internal set; }
 
+    /// <summary>Found in /proc at start; its arguments, executable, user and job are not read yet.</summary>
+    internal bool DetailsPending { get; set; }
+
     public bool Exited { get; internal set; }
 
     public uint ExitStatus { get; internal set; }

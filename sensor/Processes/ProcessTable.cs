@@ -31,14 +31,19 @@ public sealed class ProcessTable
 
     public EntityIds Ids => ids;
 
-    /// <summary>Reads every process in /proc and links parents; returns how many.</summary>
+    /// <summary>
+    /// Places every process in /proc in the tree (one read of its stat each)
+    /// and links parents; returns how many. The rest (arguments, executable,
+    /// user, job) is read when a process is first shown: most are never, and
+    /// a host with ten thousand processes starts in a fraction of a second.
+    /// </summary>
     public int SeedFromProcfs()
     {
         var seeded = new List<ProcessEntry>();
         foreach (int pid in ProcfsReader.Pids())
         {
-            if (ProcfsReader.TryRead(pid, out ProcfsProcess p))
-                seeded.Add(Add(p));
+            if (ProcfsReader.TryReadStat(pid, out ProcfsStat stat))
+                seeded.Add(Add(stat));
         }
         foreach (ProcessEntry entry in seeded)
             entry.Parent ??= byPid.GetValueOrDefault(entry.ParentPid);
@@ -67,6 +72,8 @@ public sealed class ProcessTable
         int pid = (int)record.Header.Pid;
         long ticks = ClockTicks.FromBootNs(record.Header.StartTimeNs);
         ProcessEntry? parent = Resolve((int)record.ParentPid, ClockTicks.FromBootNs(record.ParentStartTimeNs));
+        if (parent is not null)
+            EnsureDetails(parent); // the child inherits them
         var entry = new ProcessEntry(pid, ticks, ids.For(pid, ticks), ProcessOrigin.Fork)
         {
             Parent = parent,
@@ -90,6 +97,7 @@ public sealed class ProcessTable
         int pid = (int)record.Header.Pid;
         long ticks = ClockTicks.FromBootNs(record.Header.StartTimeNs);
         ProcessEntry entry = Find(pid, ticks) ?? Create(pid, ticks, (int)record.Ppid, ClockTicks.FromBootNs(record.ParentStartTimeNs), ProcessOrigin.Exec);
+        entry.DetailsPending = false; // exec tells all of it
         entry.Executable = record.Path[..Math.Min((int)record.PathLength, PathCapacity)].ToArray();
         entry.Args = TrimTrailingNul(record.Args[..Math.Min((int)record.ArgsLength, ArgsCapacity)]);
         entry.ArgsTruncated = (record.Flags & ExecRecord.ArgsTruncated) != 0;
@@ -132,13 +140,31 @@ public sealed class ProcessTable
             return null;
         if (Find(pid, ticks) is { } known)
             return known;
-        if (ProcfsReader.TryRead(pid, out ProcfsProcess p) && p.StartTicks == ticks)
+        if (ProcfsReader.TryReadStat(pid, out ProcfsStat stat) && stat.StartTicks == ticks)
         {
-            ProcessEntry entry = Add(p);
-            entry.Parent = Find(p.ParentPid);
+            ProcessEntry entry = Add(stat);
+            entry.Parent = Find(stat.ParentPid);
             return entry;
         }
         return null;
+    }
+
+    /// <summary>Reads what /proc knows beyond the stat line of a process found there, once.</summary>
+    public void EnsureDetails(ProcessEntry entry)
+    {
+        if (!entry.DetailsPending)
+            return;
+        entry.DetailsPending = false;
+        // The pid must still be the same process, or the details would be another's.
+        if (!ProcfsReader.TryReadStat(entry.Pid, out ProcfsStat now) || now.StartTicks != entry.StartTicks
+            || !ProcfsReader.TryReadDetails(entry.Pid, out ProcfsDetails d))
+            return;
+        entry.Executable = d.Executable;
+        entry.Args = d.Args;
+        entry.Uid = d.Uid;
+        entry.UserName = users.NameOf(d.Uid);
+        entry.Job = CgroupJobs.FromPath(d.CgroupPath);
+        entry.WorkingDirectory = d.WorkingDirectory;
     }
 
     private ProcessEntry Create(int pid, long ticks, int ppid, long parentTicks, ProcessOrigin origin)
@@ -153,21 +179,16 @@ public sealed class ProcessTable
         return entry;
     }
 
-    private ProcessEntry Add(in ProcfsProcess p)
+    private ProcessEntry Add(in ProcfsStat stat)
     {
-        var entry = new ProcessEntry(p.Pid, p.StartTicks, ids.For(p.Pid, p.StartTicks), ProcessOrigin.Procfs)
+        var entry = new ProcessEntry(stat.Pid, stat.StartTicks, ids.For(stat.Pid, stat.StartTicks), ProcessOrigin.Procfs)
         {
-            ParentPid = p.ParentPid,
-            Name = p.Name,
-            Executable = p.Executable,
-            Args = p.Args,
-            Uid = p.Uid,
-            UserName = users.NameOf(p.Uid),
-            Job = CgroupJobs.FromPath(p.CgroupPath),
-            WorkingDirectory = p.WorkingDirectory,
-            IsKernelThread = p.IsKernelThread,
+            ParentPid = stat.ParentPid,
+            Name = stat.Name,
+            IsKernelThread = stat.IsKernelThread,
+            DetailsPending = !stat.IsKernelThread,
         };
-        byPid[p.Pid] = entry;
+        byPid[stat.Pid] = entry;
         return entry;
     }
 

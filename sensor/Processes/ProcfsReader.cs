@@ -3,10 +3,11 @@ using System.Text;
 
 namespace Guard.Sensor.Processes;
 
-/// <summary>What /proc says of one process, read once.</summary>
-public readonly record struct ProcfsProcess(
-    int Pid, int ParentPid, long StartTicks, byte[] Name, byte[] Executable, byte[] Args,
-    uint Uid, string? CgroupPath, string? WorkingDirectory, bool IsKernelThread);
+/// <summary>/proc/PID/stat: enough to place a process in the tree.</summary>
+public readonly record struct ProcfsStat(int Pid, int ParentPid, long StartTicks, byte[] Name, bool IsKernelThread);
+
+/// <summary>The rest of what /proc says of a process, read when it is first shown.</summary>
+public readonly record struct ProcfsDetails(byte[] Executable, byte[] Args, uint Uid, string? CgroupPath, string? WorkingDirectory);
 
 /// <summary>Span-based readers for /proc/PID files; a process that vanished mid-read is simply skipped.</summary>
 public static class ProcfsReader
@@ -22,22 +23,37 @@ public static class ProcfsReader
         }
     }
 
-    public static bool TryRead(int pid, out ProcfsProcess process, string proc = "/proc")
+    public static bool TryReadStat(int pid, out ProcfsStat stat)
     {
-        process = default;
-        string dir = $"{proc}/{pid.ToString(CultureInfo.InvariantCulture)}";
+        stat = default;
         try
         {
-            byte[] stat = File.ReadAllBytes($"{dir}/stat");
-            if (!TryParseStat(stat, out byte[] name, out int ppid, out long start, out uint flags))
+            byte[] bytes = File.ReadAllBytes($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            if (!TryParseStat(bytes, out byte[] name, out int ppid, out long start, out uint flags))
                 return false;
-            bool kthread = (flags & PfKthread) != 0;
-            byte[] args = kthread ? [] : ReadOrEmpty($"{dir}/cmdline");
+            stat = new ProcfsStat(pid, ppid, start, name, (flags & PfKthread) != 0);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    public static bool TryReadDetails(int pid, out ProcfsDetails details)
+    {
+        details = default;
+        string dir = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}";
+        try
+        {
+            byte[] args = ReadOrEmpty($"{dir}/cmdline");
             if (args.Length > 0 && args[^1] == 0)
                 args = args[..^1];
-            byte[] exe = kthread ? [] : ReadLink($"{dir}/exe");
-            string? cwd = kthread ? null : ReadLinkText($"{dir}/cwd");
-            process = new ProcfsProcess(pid, ppid, start, name, exe, args, ReadUid(dir), ReadCgroupPath(dir), cwd, kthread);
+            details = new ProcfsDetails(ReadLink($"{dir}/exe"), args, ReadUid(dir), ReadCgroupPath(dir), ReadLinkText($"{dir}/cwd"));
             return true;
         }
         catch (IOException)

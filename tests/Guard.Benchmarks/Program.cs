@@ -13,7 +13,9 @@ using Guard.Sensor.Gpu;
 
 bool quick = args.Contains("--quick");
 string? guardBinary = args.SkipWhile(a => a != "--guard").Skip(1).FirstOrDefault();
-int rounds = quick ? 2 : 3;
+string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+bool Section(string name) => only is null || only == name;
+int rounds = quick ? 2 : 5;
 string work = Directory.CreateTempSubdirectory("guard-bench-").FullName;
 var storms = Storms.Build(work);
 var report = new List<string>();
@@ -51,55 +53,67 @@ InProcessSensor Watch(params GpuDevice[] gpus) => new(new SensorOptions { Kernel
 Line($"guard benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} CPUs, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, {rounds} alternating rounds, medians");
 
 // 1. fork+exec storm, and every exec delivered at the default ring size.
-long forks = quick ? 2000 : 10_000;
-long delivered = 0;
-ulong drops = 0;
-(double b1, double w1) = Compare("forkexec", forks, () => Watch(), (s, pid) => ((InProcessSensor)s).WatchedParent = pid);
+if (Section("forkexec"))
 {
-    using InProcessSensor s = Watch();
-    storms.Run("forkexec", forks, pid => s.WatchedParent = pid);
-    s.Settle(forks, TimeSpan.FromSeconds(10));
-    delivered = s.ExecsOfWatchedChildren;
-    drops = s.Drops;
+    long forks = quick ? 2000 : 10_000;
+    long delivered = 0;
+    ulong drops = 0;
+    (double b1, double w1) = Compare("forkexec", forks, () => Watch(), (s, pid) => ((InProcessSensor)s).WatchedParent = pid);
+    {
+        using InProcessSensor s = Watch();
+        storms.Run("forkexec", forks, pid => s.WatchedParent = pid);
+        s.Settle(forks, TimeSpan.FromSeconds(10));
+        delivered = s.ExecsOfWatchedChildren;
+        drops = s.Drops;
+    }
+    Line($"fork+exec of /bin/true x{forks}: {b1 / 1000:F1} us bare, {w1 / 1000:F1} us watched: {w1 / b1:F3}x (bar 1.05x); execs delivered {delivered}/{forks}, ring drops {drops}");
 }
-Line($"fork+exec of /bin/true x{forks}: {b1 / 1000:F1} us bare, {w1 / 1000:F1} us watched: {w1 / b1:F3}x (bar 1.05x); execs delivered {delivered}/{forks}, ring drops {drops}");
 
 // 2. loopback connects with a first send each.
-long connects = quick ? 2000 : 10_000;
-(double b2, double w2) = Compare("connect", connects, () => Watch());
-Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
-if (args.Contains("--split"))
+if (Section("connect"))
 {
-    (double b2k, double w2k) = Compare("connect", connects, () => new InProcessSensor(new SensorOptions(), encode: false));
-    Line($"  of which the kernel and decoding alone (no JSON): {w2k / b2k:F3}x");
+    long connects = quick ? 2000 : 10_000;
+    (double b2, double w2) = Compare("connect", connects, () => Watch());
+    Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
+    if (args.Contains("--split"))
+    {
+        (double b2k, double w2k) = Compare("connect", connects, () => new InProcessSensor(new SensorOptions(), encode: false));
+        Line($"  of which the kernel and decoding alone (no JSON): {w2k / b2k:F3}x");
+    }
 }
 
 // 3. syscalls that no Guard hook should touch, with no GPU configured.
 long calls = quick ? 1_000_000 : 5_000_000;
-(double b3, double w3) = Compare("getppid", calls, () => Watch());
-Line($"getppid x{calls}: {b3:F1} ns bare, {w3:F1} ns watched: {w3 / b3:F3}x (bar 1.02x)");
-(double b4, double w4) = Compare("pipe", calls / 5, () => Watch());
-Line($"pipe write+read x{calls / 5}: {b4:F1} ns bare, {w4:F1} ns watched: {w4 / b4:F3}x (bar 1.02x)");
+if (Section("syscalls"))
+{
+    (double b3, double w3) = Compare("getppid", calls, () => Watch());
+    Line($"getppid x{calls}: {b3:F1} ns bare, {w3:F1} ns watched: {w3 / b3:F3}x (bar 1.02x)");
+    (double b4, double w4) = Compare("pipe", calls / 5, () => Watch());
+    Line($"pipe write+read x{calls / 5}: {b4:F1} ns bare, {w4:F1} ns watched: {w4 / b4:F3}x (bar 1.02x)");
+}
 
 // 4. the ioctl program (a stand-in GPU device configured): its cost on other
 // syscalls, and on ioctls of processes that never touched a GPU, against an
 // empty program on the same tracepoint.
-(double g0, double g1) = Compare("getppid", calls, () => Watch(new GpuDevice(1, 7, GpuRole.ResourceManager)));
-Line($"getppid with the ioctl program: {g0:F1} ns bare, {g1:F1} ns: +{g1 - g0:F1} ns (bar +30 ns)");
-foreach (string mode in new[] { "ioctl", "ioctl-nv" })
+if (Section("ioctl"))
 {
-    (double i0, double iEmpty) = Compare(mode, calls, () => new EmptyIoctlProgram(work));
-    (double i0b, double iGuard) = Compare(mode, calls, () => Watch(new GpuDevice(1, 7, GpuRole.ResourceManager)));
-    string what = mode == "ioctl" ? "FIONREAD" : "an NVIDIA-shaped command ('F', RM_CONTROL)";
-    Line($"ioctl {what} on /dev/null, a process that never touched a GPU: {i0:F1} ns bare, {iEmpty:F1} ns with an empty tracepoint program, {iGuard:F1} ns with guard_ioctl (bare {i0b:F1}): +{iGuard - iEmpty - (i0b - i0):F1} ns beyond the empty program (bar +40 ns)");
+    (double g0, double g1) = Compare("getppid", calls, () => Watch(new GpuDevice(1, 7, GpuRole.ResourceManager)));
+    Line($"getppid with the ioctl program: {g0:F1} ns bare, {g1:F1} ns: +{g1 - g0:F1} ns (bar +30 ns)");
+    foreach (string mode in new[] { "ioctl", "ioctl-nv" })
+    {
+        (double i0, double iEmpty) = Compare(mode, calls, () => new EmptyIoctlProgram(work));
+        (double i0b, double iGuard) = Compare(mode, calls, () => Watch(new GpuDevice(1, 7, GpuRole.ResourceManager)));
+        string what = mode == "ioctl" ? "FIONREAD" : "an NVIDIA-shaped command ('F', RM_CONTROL)";
+        Line($"ioctl {what} on /dev/null, a process that never touched a GPU: {i0:F1} ns bare, {iEmpty:F1} ns with an empty tracepoint program, {iGuard:F1} ns with guard_ioctl (bare {i0b:F1}): +{iGuard - iEmpty - (i0b - i0):F1} ns beyond the empty program (bar +40 ns)");
+    }
 }
 
 // 5. user space alone: decode, enrich, encode.
-foreach (DecodeThroughput.Result r in DecodeThroughput.Measure())
+foreach (DecodeThroughput.Result r in Section("decode") ? DecodeThroughput.Measure() : [])
     Line($"decode+enrich+encode, {r.Workload}: {r.RecordsPerSecond / 1000:F0}k records/s on one thread (bar 300k), {r.BytesPerRecord:F1} bytes allocated per record");
 
 // 6. the native binary: resident memory with 10,000 live processes, and time to first event.
-if (guardBinary is not null)
+if (guardBinary is not null && Section("native"))
 {
     foreach (string l in NativeBinary.Measure(guardBinary, storms, work, quick ? 2000 : 10_000))
         Line(l);
