@@ -24,10 +24,13 @@ public sealed class EventPipeline : IRecordHandler
     private readonly ProcessEvent processEvent = new();
     private readonly NetworkEvent networkEvent = new();
     private readonly GpuEvent gpuEvent = new();
+    // Pending first bytes, oldest update first, so Tick visits only what is due.
     private readonly Dictionary<ulong, PendingPayload> pendingPayloads = [];
+    private readonly LinkedList<PendingPayload> pendingByAge = new();
     private readonly Stack<PendingPayload> payloadPool = new();
-    private readonly Dictionary<ulong, long> emittedPayloads = [];
-    private readonly List<ulong> dueCookies = [];
+    // Connections whose first bytes are out, forgotten in the order they went.
+    private readonly HashSet<ulong> emittedPayloads = [];
+    private readonly Queue<(long DueNs, ulong Cookie)> emittedByAge = new();
     private readonly List<(uint Pid, uint Slot, ulong Count)> counts = [];
     private readonly HashSet<ProcessEntry> gpuChanged = [];
     private long sequence;
@@ -86,13 +89,19 @@ public sealed class EventPipeline : IRecordHandler
 
     public void OnPayload(in PayloadRecord record)
     {
-        if (emittedPayloads.ContainsKey(record.Cookie))
+        if (emittedPayloads.Contains(record.Cookie))
             return;
         if (!pendingPayloads.TryGetValue(record.Cookie, out PendingPayload? pending))
         {
             pending = payloadPool.Count > 0 ? payloadPool.Pop() : new PendingPayload();
+            pending.Cookie = record.Cookie;
             pendingPayloads[record.Cookie] = pending;
         }
+        else
+        {
+            pendingByAge.Remove(pending.Age);
+        }
+        pendingByAge.AddLast(pending.Age);
         pending.Header = record.Header;
         pending.Family = record.Family;
         pending.DestinationPort = record.DestinationPort;
@@ -103,7 +112,7 @@ public sealed class EventPipeline : IRecordHandler
         pending.Segments = record.Segments;
         pending.LastNs = (long)record.Header.TimeNs;
         if ((record.Flags & PayloadRecord.Final) != 0)
-            EmitPayload(record.Cookie, pending);
+            EmitPayload(pending);
     }
 
     public void OnDns(in DnsRecord record)
@@ -126,10 +135,9 @@ public sealed class EventPipeline : IRecordHandler
         {
             owner.Gpu ??= new GpuActivity();
             owner.Gpu.Opened = true;
-            owner.Gpu.Major = record.Major;
-            owner.Gpu.Minor = record.Minor;
+            owner.Gpu.Touched(record.Major, record.Minor, (GpuRole)record.Role);
         }
-        EmitGpu(GpuEventKind.Open, owner, (long)record.Header.TimeNs, record.Major, record.Minor, record.Role, record.Access, 0);
+        EmitGpu(GpuEventKind.Open, owner, (long)record.Header.TimeNs, record.Major, record.Minor, (GpuRole)record.Role, record.Access, 0);
     }
 
     public void OnGpuIoctl(in GpuIoctlRecord record)
@@ -138,33 +146,21 @@ public sealed class EventPipeline : IRecordHandler
         if (owner is not null)
         {
             owner.Gpu ??= new GpuActivity();
-            owner.Gpu.Major = record.Major;
-            owner.Gpu.Minor = record.Minor;
+            owner.Gpu.Touched(record.Major, record.Minor, (GpuRole)record.Role);
         }
-        EmitGpu(GpuEventKind.FirstIoctl, owner, (long)record.Header.TimeNs, record.Major, record.Minor, record.Role, 0, record.Command);
+        EmitGpu(GpuEventKind.FirstIoctl, owner, (long)record.Header.TimeNs, record.Major, record.Minor, (GpuRole)record.Role, 0, record.Command);
     }
 
     /// <summary>Emits payloads that went quiet and forgets what has expired. Call between polls.</summary>
     public void Tick(long nowNs)
     {
-        dueCookies.Clear();
-        foreach ((ulong cookie, PendingPayload pending) in pendingPayloads)
+        while (pendingByAge.First is { } oldest && nowNs - oldest.Value.LastNs >= PayloadQuietNs)
+            EmitPayload(oldest.Value);
+        while (emittedByAge.TryPeek(out (long DueNs, ulong Cookie) next) && next.DueNs <= nowNs)
         {
-            if (nowNs - pending.LastNs >= PayloadQuietNs)
-                dueCookies.Add(cookie);
+            emittedByAge.Dequeue();
+            emittedPayloads.Remove(next.Cookie);
         }
-        foreach (ulong cookie in dueCookies)
-            EmitPayload(cookie, pendingPayloads[cookie]);
-
-        dueCookies.Clear();
-        foreach ((ulong cookie, long due) in emittedPayloads)
-        {
-            if (due <= nowNs)
-                dueCookies.Add(cookie);
-        }
-        foreach (ulong cookie in dueCookies)
-            emittedPayloads.Remove(cookie);
-
         table.Expire(nowNs);
     }
 
@@ -203,7 +199,7 @@ public sealed class EventPipeline : IRecordHandler
         {
             GpuActivity gpu = entry.Gpu!;
             gpuEvent.Activity = gpu;
-            EmitGpu(GpuEventKind.Activity, entry, nowNs, gpu.Major, gpu.Minor, GpuRole.ResourceManager, 0, 0);
+            EmitGpu(GpuEventKind.Activity, entry, nowNs, gpu.Major, gpu.Minor, gpu.Role, 0, 0);
             gpuEvent.Activity = null;
         }
     }
@@ -233,9 +229,6 @@ public sealed class EventPipeline : IRecordHandler
         Emit(processEvent);
     }
 
-    private void EmitGpu(GpuEventKind kind, ProcessEntry? owner, long timeNs, uint major, uint minor, uint role, uint access, uint command) =>
-        EmitGpu(kind, owner, timeNs, major, minor, (GpuRole)role, access, command);
-
     private void EmitGpu(GpuEventKind kind, ProcessEntry? owner, long timeNs, uint major, uint minor, GpuRole role, uint access, uint command)
     {
         gpuEvent.Kind = kind;
@@ -264,10 +257,13 @@ public sealed class EventPipeline : IRecordHandler
         return n;
     }
 
-    private void EmitPayload(ulong cookie, PendingPayload pending)
+    private void EmitPayload(PendingPayload pending)
     {
+        ulong cookie = pending.Cookie;
         pendingPayloads.Remove(cookie);
-        emittedPayloads[cookie] = pending.LastNs + EmittedCookieRetentionNs;
+        pendingByAge.Remove(pending.Age);
+        emittedPayloads.Add(cookie);
+        emittedByAge.Enqueue((pending.LastNs + EmittedCookieRetentionNs, cookie));
         NetworkEvent n = StartNetwork(EventType.Payload, pending.Header, cookie, pending.Family, pending.DestinationPort, pending.DestinationAddress);
         n.Protocol = 6;
         pending.Data.AsSpan(0, pending.Length).CopyTo(n.Data);
@@ -279,6 +275,11 @@ public sealed class EventPipeline : IRecordHandler
 
     private sealed class PendingPayload
     {
+        public PendingPayload() => Age = new LinkedListNode<PendingPayload>(this);
+
+        /// <summary>Its place in the age list: moved, never reallocated.</summary>
+        public readonly LinkedListNode<PendingPayload> Age;
+        public ulong Cookie;
         public RecordHeader Header;
         public ushort Family;
         public ushort DestinationPort;

@@ -85,9 +85,6 @@ public sealed class GuardSensor : IDisposable
         }
     }
 
-    /// <summary>The GPU devices to watch when none are given: what /proc/devices shows.</summary>
-    public static IReadOnlyList<GpuDevice> DiscoverGpuDevices() => GpuDevice.Discover();
-
     /// <summary>Handles what the kernel has (waiting up to <paramref name="timeoutMs"/>), then the periodic work.</summary>
     public int Poll(int timeoutMs)
     {

@@ -53,11 +53,17 @@ public static class WatchCommand
         Description = "Interval of the health metric event (default 10s)",
     };
 
+    private static readonly Option<string[]> Redact = new("--redact")
+    {
+        Description = "More argument names whose values are hidden (added to password, token, secret, key, ...)",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
     public static Command Create(IConsole console)
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat, Redact })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -100,7 +106,7 @@ public static class WatchCommand
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
-                GpuDevices = devices.Count > 0 ? devices : GuardSensor.DiscoverGpuDevices(),
+                GpuDevices = devices.Count > 0 ? devices : GpuDevice.Discover(),
             },
             Filter = new EventFilter
             {
@@ -118,7 +124,8 @@ public static class WatchCommand
         string output = parse.GetValue(Output)!;
         bool json = output == "json" || (output == "auto" && console.IsOutputRedirected);
         var run = RunInfo.ForThisHost(GuardCli.Version);
-        var redactor = new ArgumentRedactor();
+        string[] extraWords = [.. (parse.GetValue(Redact) ?? []).SelectMany(w => w.Split(',', StringSplitOptions.RemoveEmptyEntries))];
+        var redactor = new ArgumentRedactor(ArgumentRedactor.DefaultWords.Concat(extraWords));
         using IEventSink sink = json
             ? new JsonLinesSink(console.OpenStandardOutput(), new EcsEncoder(run, redactor))
             : new TextLinesSink(console.Out, new TextEncoder(run, redactor));

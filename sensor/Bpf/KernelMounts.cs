@@ -4,14 +4,13 @@ namespace Guard.Sensor.Bpf;
 
 /// <summary>
 /// The pseudo file systems the programs need. A fresh machine may lack tracefs
-/// (tracepoint attach reads event ids from it) and bpffs (pins); the sensor
-/// mounts them itself, as Tetragon does. cgroup v2 may sit at /sys/fs/cgroup
+/// (tracepoint attach reads event ids from it); the sensor mounts it itself,
+/// as Tetragon does. (bpffs joins it when enforcement state is pinned.) cgroup v2 may sit at /sys/fs/cgroup
 /// or, on hybrid hosts, at /sys/fs/cgroup/unified.
 /// </summary>
 public static class KernelMounts
 {
     public const string TraceFs = "/sys/kernel/tracing";
-    public const string BpfFs = "/sys/fs/bpf";
 
     public static string FindCgroup2Root(string mountsFile = "/proc/self/mounts")
     {
@@ -25,8 +24,6 @@ public static class KernelMounts
     }
 
     public static void EnsureTraceFs() => EnsureMounted(TraceFs, "tracefs", "tracefs");
-
-    public static void EnsureBpfFs() => EnsureMounted(BpfFs, "bpf", "bpf");
 
     private static void EnsureMounted(string target, string type, string source)
     {

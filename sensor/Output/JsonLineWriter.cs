@@ -15,6 +15,10 @@ public sealed class JsonLineWriter
 {
     private const int MaxDepth = 32;
     private static readonly byte[] Hex = "0123456789abcdef"u8.ToArray();
+
+    /// <summary>Bytes copied as they are: printable ASCII but the quote and the backslash.</summary>
+    private static readonly System.Buffers.SearchValues<byte> Plain = System.Buffers.SearchValues.Create(
+        [.. Enumerable.Range(0x20, 0x7F - 0x20).Where(c => c != '"' && c != '\\').Select(c => (byte)c)]);
     private readonly bool[] hasItem = new bool[MaxDepth];
     private byte[] buffer = new byte[8192];
     private int length;
@@ -184,6 +188,17 @@ public sealed class JsonLineWriter
         int i = 0;
         while (i < s.Length)
         {
+            // Runs of plain ASCII, the common case, go in one vectorised copy.
+            int run = s[i..].IndexOfAnyExcept(Plain);
+            if (run < 0)
+                run = s.Length - i;
+            if (run > 0)
+            {
+                s.Slice(i, run).CopyTo(b[length..]);
+                length += run;
+                i += run;
+                continue;
+            }
             byte c = s[i];
             if (c < 0x80)
             {

@@ -108,7 +108,17 @@ public sealed class GpuActivity
 
     public bool Opened { get; internal set; }
 
-    public uint Major { get; internal set; }
+    /// <summary>The device of its latest first touch (open or ioctl).</summary>
+    public uint Major { get; private set; }
 
-    public uint Minor { get; internal set; }
+    public uint Minor { get; private set; }
+
+    public Gpu.GpuRole Role { get; private set; }
+
+    internal void Touched(uint major, uint minor, Gpu.GpuRole role)
+    {
+        Major = major;
+        Minor = minor;
+        Role = role;
+    }
 }

@@ -16,9 +16,9 @@ internal sealed class InProcessSensor : IDisposable
     private readonly Thread poller;
     private volatile bool stopping;
 
-    public InProcessSensor(SensorOptions options, bool encode = true)
+    public InProcessSensor(SensorOptions options)
     {
-        sink = new CountingSink(encode ? new JsonLinesSink(Stream.Null, new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor())) : new DiscardingSink());
+        sink = new CountingSink(new JsonLinesSink(Stream.Null, new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor())));
         sensor = GuardSensor.Start(options, sink);
         poller = new Thread(() =>
         {
@@ -50,15 +50,6 @@ internal sealed class InProcessSensor : IDisposable
         stopping = true;
         poller.Join();
         sensor.Dispose();
-    }
-
-    private sealed class DiscardingSink : IEventSink
-    {
-        public void Write(SensorEvent e) { }
-
-        public void Flush() { }
-
-        public void Dispose() { }
     }
 
     private sealed class CountingSink(IEventSink inner) : IEventSink
