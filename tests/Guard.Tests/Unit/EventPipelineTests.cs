@@ -1,0 +1,95 @@
+using System.Text;
+using Guard.Sensor;
+using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Unit;
+
+/// <summary>The user-space flow on synthetic records: no kernel needed.</summary>
+public sealed class EventPipelineTests
+{
+    private const int Parent = 700_000;
+    private readonly RecordingSink sink = new();
+    private readonly ProcessTable table = new(new EntityIds("feedfacecafe"), null, new UserNames());
+    private readonly EventPipeline pipeline;
+
+    public EventPipelineTests()
+    {
+        pipeline = new EventPipeline(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        pipeline.OnFork(Fork(Parent, 0));
+    }
+
+    private static ulong StartOf(int pid) => 1_000_000_000UL * (ulong)(pid % 100 + 1);
+
+    private static RecordHeader Header(RecordKind kind, int pid, ulong timeNs) =>
+        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = timeNs, StartTimeNs = StartOf(pid) };
+
+    private static ForkRecord Fork(int pid, int parent) =>
+        new() { Header = Header(RecordKind.Fork, pid, 1), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
+
+    private static PayloadRecord Payload(int pid, ulong cookie, string soFar, ulong timeNs, bool final = false)
+    {
+        var p = new PayloadRecord { Header = Header(RecordKind.Payload, pid, timeNs), Cookie = cookie, Family = 2, DestinationPort = 3333, Length = (ushort)soFar.Length, Segments = 1, Flags = final ? PayloadRecord.Final : (byte)0 };
+        Encoding.ASCII.GetBytes(soFar).CopyTo(p.Data);
+        return p;
+    }
+
+    private RecordedEvent[] Payloads => [.. sink.Snapshot().Where(e => e.Action == "payload")];
+
+    [Fact]
+    public void SegmentsOfOneConnectionBecomeOnePayloadEventOnceQuiet()
+    {
+        pipeline.OnFork(Fork(Parent + 1, Parent));
+        pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\"", 1_000));
+        pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\":1,", 2_000));
+        pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs - 1);
+        Assert.Empty(Payloads);
+        pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs);
+        RecordedEvent only = Assert.Single(Payloads);
+        Assert.Equal("{\"id\":1,", only.Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
+        Assert.Equal(Parent + 1, only.Pid);
+        // A late segment of the same connection adds nothing.
+        pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\":1,\"m\"", 3_000_000_000));
+        pipeline.Tick(4_000_000_000);
+        Assert.Single(Payloads);
+    }
+
+    [Fact]
+    public void AFinalRecordIsEmittedAtOnce()
+    {
+        pipeline.OnFork(Fork(Parent + 2, Parent));
+        pipeline.OnPayload(Payload(Parent + 2, 10, new string('x', 256), 5_000, final: true));
+        Assert.Single(Payloads);
+    }
+
+    [Fact]
+    public void ManyConnectionsAreEmittedInTheOrderTheyWentQuiet()
+    {
+        pipeline.OnFork(Fork(Parent + 3, Parent));
+        for (ulong c = 100; c < 1100; c++)
+            pipeline.OnPayload(Payload(Parent + 3, c, $"c{c}", c * 1000));
+        pipeline.OnPayload(Payload(Parent + 3, 100, "c100 again", 2_000_000)); // the oldest is updated: now the newest
+        pipeline.Tick(1099 * 1000 + EventPipeline.PayloadQuietNs);
+        Assert.Equal(999, Payloads.Length);
+        pipeline.Tick(2_000_000 + EventPipeline.PayloadQuietNs);
+        Assert.Equal("c100 again", Payloads[^1].Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
+    }
+
+    [Fact]
+    public void AReusedPidIsANewProcessWithANewEntityId()
+    {
+        var first = new ForkRecord { Header = Header(RecordKind.Fork, Parent + 4, 1), ParentPid = Parent, ParentStartTimeNs = StartOf(Parent) };
+        pipeline.OnFork(first);
+        ProcessEntry a = table.Find(Parent + 4)!;
+        pipeline.OnExit(new ExitRecord { Header = Header(RecordKind.Exit, Parent + 4, 2) });
+        var second = first;
+        second.Header.StartTimeNs += 50_000_000_000;
+        pipeline.OnFork(second);
+        ProcessEntry b = table.Find(Parent + 4)!;
+        Assert.NotSame(a, b);
+        Assert.NotEqual(a.EntityId, b.EntityId);
+        Assert.Same(a.Parent, b.Parent);
+    }
+}
