@@ -46,8 +46,8 @@ struct {
 
 /* Who owns a socket and how much of its first payload was seen. Written where
  * the owner is the current task (connect, sendmsg), read at egress where it
- * may not be. data is twice the capture so the verifier can bound a copy at a
- * variable offset. */
+ * may not be. Small on purpose: every socket made while Guard runs has one;
+ * the bytes themselves go straight from the packet to the ring. */
 struct sock_owner {
 	__u32 pid;
 	__u32 next_seq;
@@ -56,7 +56,6 @@ struct sock_owner {
 	__u8 segments;
 	__u8 done;
 	__u32 pad;
-	__u8 data[GUARD_PAYLOAD_LEN * 2];
 };
 
 struct {
@@ -383,29 +382,34 @@ struct l4_location {
 	__u8 daddr[16];
 };
 
+/* Headers are read in place (direct packet access: no helper call per
+ * packet); they sit in the linear part at egress. */
 static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *loc)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
 	__builtin_memset(loc->daddr, 0, sizeof(loc->daddr));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr *ip = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+		if ((void *)(ip + 1) > end)
 			return -1;
-		loc->offset = ip.ihl * 4;
+		loc->offset = ip->ihl * 4;
 		loc->family = AF_INET;
-		loc->protocol = ip.protocol;
-		__builtin_memcpy(loc->daddr, &ip.daddr, 4);
+		loc->protocol = ip->protocol;
+		__builtin_memcpy(loc->daddr, &ip->daddr, 4);
 		return 0;
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6 = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		if ((void *)(ip6 + 1) > end)
 			return -1;
-		loc->offset = sizeof(ip6);
+		loc->offset = sizeof(*ip6);
 		loc->family = AF_INET6;
-		loc->protocol = ip6.nexthdr; /* extension headers are not followed */
-		__builtin_memcpy(loc->daddr, &ip6.daddr, 16);
+		loc->protocol = ip6->nexthdr; /* extension headers are not followed */
+		__builtin_memcpy(loc->daddr, &ip6->daddr, 16);
 		return 0;
 	}
 	return -1;
@@ -414,17 +418,24 @@ static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *
 static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
 					struct l4_location *loc)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	struct guard_payload *p;
-	struct tcphdr th;
+	struct tcphdr *th;
 	__u32 payload_offset, payload_len, seq, offset, n;
+	__u16 dport;
 
-	if (bpf_skb_load_bytes(skb, loc->offset, &th, sizeof(th)))
+	if (loc->offset > 60)
 		return;
-	payload_offset = loc->offset + th.doff * 4;
+	th = data + loc->offset;
+	if ((void *)(th + 1) > end)
+		return;
+	payload_offset = loc->offset + th->doff * 4;
 	if (skb->len <= payload_offset)
 		return;
 	payload_len = skb->len - payload_offset;
-	seq = bpf_ntohl(th.seq);
+	seq = bpf_ntohl(th->seq);
+	dport = bpf_ntohs(th->dest);
 	if (owner->segments == 0)
 		owner->next_seq = seq;
 	else if (seq != owner->next_seq)
@@ -436,11 +447,10 @@ static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *
 	n = payload_len;
 	if (n > GUARD_PAYLOAD_LEN - offset)
 		n = GUARD_PAYLOAD_LEN - offset;
-	offset &= GUARD_PAYLOAD_LEN - 1;
 	if (n == 0 || n > GUARD_PAYLOAD_LEN)
 		return;
-	if (bpf_skb_load_bytes(skb, payload_offset, &owner->data[offset], n))
-		return;
+	/* The stream position moves on even if the ring is full: the drop is
+	 * counted, and a later segment is never mistaken for an earlier one. */
 	owner->captured = offset + n;
 	owner->next_seq = seq + payload_len;
 	owner->segments++;
@@ -450,29 +460,39 @@ static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *
 	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
 	if (!p)
 		return;
+	if (bpf_skb_load_bytes(skb, payload_offset, p->data, n)) {
+		bpf_ringbuf_discard(p, BPF_RB_NO_WAKEUP);
+		return;
+	}
 	fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
 	p->cookie = bpf_get_socket_cookie(skb);
 	p->family = loc->family;
-	p->dport = bpf_ntohs(th.dest);
-	p->len = owner->captured;
+	p->dport = dport;
+	p->offset = offset;
+	p->len = n;
 	p->segments = owner->segments;
 	p->flags = owner->done ? GUARD_PAYLOAD_FINAL : 0;
+	p->pad = 0;
 	__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
-	__builtin_memcpy(p->data, owner->data, GUARD_PAYLOAD_LEN);
 	submit(p);
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	struct guard_dns *d;
-	struct udphdr uh;
+	struct udphdr *uh;
 	__u32 message_offset, n;
 
-	if (bpf_skb_load_bytes(skb, loc->offset, &uh, sizeof(uh)))
+	if (loc->offset > 60)
 		return;
-	if (uh.dest != bpf_htons(DNS_PORT))
+	uh = data + loc->offset;
+	if ((void *)(uh + 1) > end)
 		return;
-	message_offset = loc->offset + sizeof(uh);
+	if (uh->dest != bpf_htons(DNS_PORT))
+		return;
+	message_offset = loc->offset + sizeof(*uh);
 	if (skb->len <= message_offset)
 		return;
 	n = skb->len - message_offset;

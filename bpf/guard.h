@@ -143,16 +143,19 @@ struct guard_connect {
 
 #define GUARD_PAYLOAD_FINAL 1
 
-/* The first bytes of a connection, cumulative: each record holds all bytes so
- * far; the sensor keeps the last one per cookie and emits once. */
+/* One of the first segments of a connection: its bytes and where they sit in
+ * the first GUARD_PAYLOAD_LEN bytes of the stream. The sensor assembles them
+ * and emits one event per connection. */
 struct guard_payload {
 	struct guard_header h;
 	__u64 cookie;
 	__u16 family;
 	__u16 dport;
-	__u16 len;
-	__u8 segments;
+	__u16 offset; /* of data[0] in the stream */
+	__u16 len;    /* of data */
+	__u8 segments; /* counting this one */
 	__u8 flags;
+	__u16 pad;
 	__u8 daddr[16];
 	__u8 data[GUARD_PAYLOAD_LEN];
 };

@@ -95,6 +95,7 @@ public sealed class EventPipeline : IRecordHandler
         {
             pending = payloadPool.Count > 0 ? payloadPool.Pop() : new PendingPayload();
             pending.Cookie = record.Cookie;
+            pending.Length = 0;
             pendingPayloads[record.Cookie] = pending;
         }
         else
@@ -106,9 +107,11 @@ public sealed class EventPipeline : IRecordHandler
         pending.Family = record.Family;
         pending.DestinationPort = record.DestinationPort;
         ((ReadOnlySpan<byte>)record.DestinationAddress).CopyTo(pending.DestinationAddress);
-        int length = Math.Min((int)record.Length, PayloadRecord.Capacity);
-        ((ReadOnlySpan<byte>)record.Data)[..length].CopyTo(pending.Data);
-        pending.Length = length;
+        // Segments arrive in stream order (the kernel follows the sequence); each lands at its offset.
+        int offset = Math.Min((int)record.Offset, PayloadRecord.Capacity);
+        int length = Math.Min((int)record.Length, PayloadRecord.Capacity - offset);
+        ((ReadOnlySpan<byte>)record.Data)[..length].CopyTo(pending.Data.AsSpan(offset));
+        pending.Length = Math.Max(pending.Length, offset + length);
         pending.Segments = record.Segments;
         pending.LastNs = (long)record.Header.TimeNs;
         if ((record.Flags & PayloadRecord.Final) != 0)

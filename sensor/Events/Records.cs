@@ -120,9 +120,11 @@ public struct PayloadRecord
     public ulong Cookie;
     public ushort Family;
     public ushort DestinationPort;
+    public ushort Offset;
     public ushort Length;
     public byte Segments;
     public byte Flags;
+    public ushort Pad;
     public Bytes16 DestinationAddress;
     public Bytes256 Data;
 }

@@ -29,10 +29,10 @@ public sealed class EventPipelineTests
     private static ForkRecord Fork(int pid, int parent) =>
         new() { Header = Header(RecordKind.Fork, pid, 1), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
 
-    private static PayloadRecord Payload(int pid, ulong cookie, string soFar, ulong timeNs, bool final = false)
+    private static PayloadRecord Payload(int pid, ulong cookie, string segment, ulong timeNs, bool final = false, int offset = 0)
     {
-        var p = new PayloadRecord { Header = Header(RecordKind.Payload, pid, timeNs), Cookie = cookie, Family = 2, DestinationPort = 3333, Length = (ushort)soFar.Length, Segments = 1, Flags = final ? PayloadRecord.Final : (byte)0 };
-        Encoding.ASCII.GetBytes(soFar).CopyTo(p.Data);
+        var p = new PayloadRecord { Header = Header(RecordKind.Payload, pid, timeNs), Cookie = cookie, Family = 2, DestinationPort = 3333, Offset = (ushort)offset, Length = (ushort)segment.Length, Segments = 1, Flags = final ? PayloadRecord.Final : (byte)0 };
+        Encoding.ASCII.GetBytes(segment).CopyTo(p.Data);
         return p;
     }
 
@@ -43,7 +43,7 @@ public sealed class EventPipelineTests
     {
         pipeline.OnFork(Fork(Parent + 1, Parent));
         pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\"", 1_000));
-        pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\":1,", 2_000));
+        pipeline.OnPayload(Payload(Parent + 1, 9, ":1,", 2_000, offset: 5));
         pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs - 1);
         Assert.Empty(Payloads);
         pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs);
@@ -51,7 +51,7 @@ public sealed class EventPipelineTests
         Assert.Equal("{\"id\":1,", only.Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
         Assert.Equal(Parent + 1, only.Pid);
         // A late segment of the same connection adds nothing.
-        pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\":1,\"m\"", 3_000_000_000));
+        pipeline.OnPayload(Payload(Parent + 1, 9, "\"m\"", 3_000_000_000, offset: 8));
         pipeline.Tick(4_000_000_000);
         Assert.Single(Payloads);
     }
@@ -70,7 +70,7 @@ public sealed class EventPipelineTests
         pipeline.OnFork(Fork(Parent + 3, Parent));
         for (ulong c = 100; c < 1100; c++)
             pipeline.OnPayload(Payload(Parent + 3, c, $"c{c}", c * 1000));
-        pipeline.OnPayload(Payload(Parent + 3, 100, "c100 again", 2_000_000)); // the oldest is updated: now the newest
+        pipeline.OnPayload(Payload(Parent + 3, 100, " again", 2_000_000, offset: 4)); // the oldest is updated: now the newest
         pipeline.Tick(1099 * 1000 + EventPipeline.PayloadQuietNs);
         Assert.Equal(999, Payloads.Length);
         pipeline.Tick(2_000_000 + EventPipeline.PayloadQuietNs);
