@@ -31,6 +31,8 @@ public sealed class EcsEncoder
     private readonly RunInfo run;
     private readonly ArgumentRedactor redactor;
     private readonly byte[] runFields;
+    private readonly JsonLineWriter processScratch = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<ProcessEntry, RenderedProcess> rendered = new();
     private readonly byte[] scratch = new byte[2048];
     private byte[] commandLine = new byte[2048];
 
@@ -164,25 +166,59 @@ public sealed class EcsEncoder
         if (p is null)
             return;
         w.StartObject("process"u8);
-        ProcessFields(w, p);
+        w.RawMembers(ProcessMembers(p, mayCache: exit is null));
         if (exit is { Type: EventType.Exit })
         {
             w.Number("exit_code"u8, exit.ExitSignal != 0 ? 128 + exit.ExitSignal : exit.ExitCode);
             Timestamp(w, "end"u8, exit.TimeNs);
         }
+        w.EndObject();
+    }
+
+    /// <summary>
+    /// process.* with its parent, rendered once per revision of the two: a
+    /// process that connects a thousand times is encoded once. Kept from the
+    /// third showing on, and never for an exit, so a process seen only at
+    /// exec, once more and at exit costs no memory here.
+    /// </summary>
+    private ReadOnlySpan<byte> ProcessMembers(ProcessEntry p, bool mayCache)
+    {
+        RenderedProcess cached = rendered.GetValue(p, static _ => new RenderedProcess());
+        long parentRevision = p.Parent?.Revision ?? -1;
+        if (cached.Members is { } members && cached.Revision == p.Revision && cached.ParentRevision == parentRevision)
+            return members;
+        processScratch.Clear();
+        processScratch.StartObject();
+        ProcessFields(processScratch, p);
         if (p.Parent is { } parent)
         {
-            w.StartObject("parent"u8);
-            ProcessFields(w, parent);
-            w.EndObject();
+            processScratch.StartObject("parent"u8);
+            ProcessFields(processScratch, parent);
+            processScratch.EndObject();
         }
         else if (p.ParentPid > 0)
         {
-            w.StartObject("parent"u8);
-            w.Number("pid"u8, p.ParentPid);
-            w.EndObject();
+            processScratch.StartObject("parent"u8);
+            processScratch.Number("pid"u8, p.ParentPid);
+            processScratch.EndObject();
         }
-        w.EndObject();
+        processScratch.EndObject();
+        ReadOnlySpan<byte> rendering = processScratch.Written[1..^1];
+        if (mayCache && ++cached.Showings >= 3)
+        {
+            cached.Members = rendering.ToArray();
+            cached.Revision = p.Revision;
+            cached.ParentRevision = parentRevision;
+        }
+        return rendering;
+    }
+
+    private sealed class RenderedProcess
+    {
+        public byte[]? Members;
+        public long Revision;
+        public long ParentRevision;
+        public int Showings;
     }
 
     private void ProcessFields(JsonLineWriter w, ProcessEntry p)

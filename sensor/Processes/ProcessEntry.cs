@@ -65,6 +65,11 @@ public sealed class ProcessEntry
 
     public bool IsKernelThread { get; internal set; }
 
+    /// <summary>Counts changes to what output shows of it (exec, details from /proc), so renderings can be reused.</summary>
+    public long Revision { get; private set; }
+
+    internal void Changed() => Revision++;
+
     /// <summary>Found in /proc at start; its arguments, executable, user and job are not read yet.</summary>
     internal bool DetailsPending { get; set; }
 

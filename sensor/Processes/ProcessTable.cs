@@ -46,7 +46,10 @@ public sealed class ProcessTable
                 seeded.Add(Add(stat));
         }
         foreach (ProcessEntry entry in seeded)
+        {
             entry.Parent ??= byPid.GetValueOrDefault(entry.ParentPid);
+            entry.Changed();
+        }
         return seeded.Count;
     }
 
@@ -107,6 +110,7 @@ public sealed class ProcessTable
         entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
         // Read while the process most likely still runs; a short-lived one keeps its parent's.
         entry.WorkingDirectory = ProcfsReader.ReadWorkingDirectory(pid) ?? entry.WorkingDirectory;
+        entry.Changed();
         return entry;
     }
 
@@ -165,6 +169,7 @@ public sealed class ProcessTable
         entry.UserName = users.NameOf(d.Uid);
         entry.Job = CgroupJobs.FromPath(d.CgroupPath);
         entry.WorkingDirectory = d.WorkingDirectory;
+        entry.Changed();
     }
 
     private ProcessEntry Create(int pid, long ticks, int ppid, long parentTicks, ProcessOrigin origin)

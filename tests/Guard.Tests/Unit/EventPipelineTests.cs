@@ -77,6 +77,35 @@ public sealed class EventPipelineTests
         Assert.Equal("c100 again", Payloads[^1].Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
     }
 
+    private static ExecRecord Exec(int pid, string args)
+    {
+        var e = new ExecRecord { Header = Header(RecordKind.Exec, pid, 10), Ppid = Parent, ParentStartTimeNs = StartOf(Parent) };
+        byte[] bytes = Encoding.ASCII.GetBytes(args.Replace(' ', '\0'));
+        bytes.CopyTo(e.Args);
+        e.ArgsLength = (ushort)bytes.Length;
+        return e;
+    }
+
+    private static ConnectRecord Connect(int pid, ulong cookie) =>
+        new() { Header = Header(RecordKind.Connect, pid, 20), Cookie = cookie, Family = 2, Protocol = 6, DestinationPort = 443, Result = ConnectResult.Established };
+
+    [Fact]
+    public void ARenderedProcessIsReusedUntilItExecsAgain()
+    {
+        int pid = Parent + 5;
+        pipeline.OnFork(Fork(pid, Parent));
+        pipeline.OnExec(Exec(pid, "python3 train.py"));
+        for (ulong c = 1; c <= 4; c++)
+            pipeline.OnConnect(Connect(pid, c));
+        pipeline.OnExec(Exec(pid, "/tmp/xmrig --donate-level 1"));
+        pipeline.OnConnect(Connect(pid, 5));
+        string[] ArgsOf(RecordedEvent e) => [.. e.Process.GetProperty("args").EnumerateArray().Select(a => a.GetString()!)];
+        RecordedEvent[] connects = [.. sink.Snapshot().Where(e => e.Action == "connect")];
+        Assert.All(connects[..4], e => Assert.Equal(["python3", "train.py"], ArgsOf(e)));
+        Assert.Equal(["/tmp/xmrig", "--donate-level", "1"], ArgsOf(connects[4]));
+        Assert.Equal(connects[2].Process.GetRawText(), connects[3].Process.GetRawText());
+    }
+
     [Fact]
     public void AReusedPidIsANewProcessWithANewEntityId()
     {
