@@ -10,9 +10,6 @@ namespace Guard.Tests.Kernel;
 [Collection(KernelTestGroup.Name)]
 public sealed class ProcessLifecycleTests
 {
-    private static string[] Args(RecordedEvent e) =>
-        e.Process.TryGetProperty("args", out JsonElement a) ? [.. a.EnumerateArray().Select(x => x.GetString()!)] : [];
-
     [Fact]
     public void ExecAppearsOnceWithItsParentChainKeptAfterTheMiddleProcessExits()
     {
@@ -24,14 +21,14 @@ public sealed class ProcessLifecycleTests
         using SensorHarness sensor = SensorHarness.Start();
 
         using Process topProcess = Run.Start("/bin/sh", top);
-        RecordedEvent exec = sensor.WaitFor("exec of the leaf", e => e.Action == "exec" && Args(e).Contains(marker));
+        RecordedEvent exec = sensor.WaitFor("exec of the leaf", e => e.Action == "exec" && e.Args.Contains(marker));
         topProcess.WaitForExit();
 
-        Assert.Equal(["/bin/echo", marker, "one", "two"], Args(exec));
-        Assert.Single(sensor.Events, e => e.Action == "exec" && Args(e).Contains(marker));
+        Assert.Equal(["/bin/echo", marker, "one", "two"], exec.Args);
+        Assert.Single(sensor.Events, e => e.Action == "exec" && e.Args.Contains(marker));
 
-        RecordedEvent middleExec = sensor.Events.Single(e => e.Action == "exec" && Args(e).Contains(middle));
-        RecordedEvent topExec = sensor.Events.Single(e => e.Action == "exec" && Args(e).Contains(top) && e.Pid == topProcess.Id);
+        RecordedEvent middleExec = sensor.Events.Single(e => e.Action == "exec" && e.Args.Contains(middle));
+        RecordedEvent topExec = sensor.Events.Single(e => e.Action == "exec" && e.Args.Contains(top) && e.Pid == topProcess.Id);
         RecordedEvent middleExit = sensor.Events.Single(e => e.Action == "exit" && e.Pid == middleExec.Pid);
         // The middle process was gone before the leaf exec'd, and still is its parent.
         Assert.True(middleExit.Json.GetProperty("event").GetProperty("sequence").GetInt64() < exec.Json.GetProperty("event").GetProperty("sequence").GetInt64());
@@ -63,7 +60,7 @@ public sealed class ProcessLifecycleTests
         Assert.Equal(Environment.ProcessId, seeded.Parent?.Pid);
 
         early.StandardInput.WriteLine("go");
-        RecordedEvent exec = sensor.WaitFor("exec of the early process", e => e.Action == "exec" && Args(e).Contains(marker));
+        RecordedEvent exec = sensor.WaitFor("exec of the early process", e => e.Action == "exec" && e.Args.Contains(marker));
         early.WaitForExit();
         // The live record's identity (kernel start time) found the seeded entry.
         Assert.Equal(expectedId, exec.Process.GetProperty("entity_id").GetString());

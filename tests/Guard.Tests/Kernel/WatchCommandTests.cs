@@ -15,8 +15,7 @@ public sealed class WatchCommandTests
 
     private static string Action(JsonElement e) => e.GetProperty("event").GetProperty("action").GetString()!;
 
-    private static string[] Args(JsonElement e) =>
-        e.TryGetProperty("process", out JsonElement p) && p.TryGetProperty("args", out JsonElement a) ? [.. a.EnumerateArray().Select(x => x.GetString()!)] : [];
+    private static string[] Args(JsonElement e) => RecordedEvent.ArgsOf(e);
 
     [Fact]
     public void PidAndTypeFiltersShowOnlyTheTreeAndTheTypesAsked()

@@ -16,6 +16,12 @@ public sealed record RecordedEvent(byte[] Line, JsonElement Json)
 
     public JsonElement Process => Json.GetProperty("process");
 
+    public string[] Args => ArgsOf(Json);
+
+    /// <summary>process.args of an ECS event, empty when it has none.</summary>
+    public static string[] ArgsOf(JsonElement ecsEvent) =>
+        ecsEvent.TryGetProperty("process", out JsonElement p) && p.TryGetProperty("args", out JsonElement a) ? [.. a.EnumerateArray().Select(x => x.GetString()!)] : [];
+
     public override string ToString() => System.Text.Encoding.UTF8.GetString(Line);
 }
 
