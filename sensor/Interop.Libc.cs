@@ -29,8 +29,8 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "getpid")]
     internal static partial int GetPid();
 
-    [LibraryImport(Library, EntryPoint = "geteuid")]
-    internal static partial uint GetEuid();
+    [LibraryImport(Library, EntryPoint = "getuid")]
+    internal static partial uint GetUid();
 
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);

@@ -96,6 +96,9 @@ public sealed class EcsEncoder
             case HeartbeatEvent h:
                 Heartbeat(w, h);
                 break;
+            case ActionEvent a:
+                Action(w, a);
+                break;
         }
         w.EndLine();
     }
@@ -439,6 +442,40 @@ public sealed class EcsEncoder
             new IPAddress(address.AsSpan(0, 16)).TryFormat(text, out n);
         }
         w.AsciiString("ip"u8, text[..n]);
+    }
+
+    private void Action(JsonLineWriter w, ActionEvent a)
+    {
+        w.StartObject("event"u8);
+        w.AsciiString("kind"u8, "event"u8);
+        w.StartArray("category"u8);
+        w.TextItem("process"u8);
+        w.EndArray();
+        w.StartArray("type"u8);
+        w.TextItem(a.Succeeded ? "end"u8 : "denied"u8);
+        w.EndArray();
+        w.Text("action"u8, a.Action);
+        w.AsciiString("outcome"u8, a.Succeeded ? "success"u8 : "failure"u8);
+        w.AsciiString("dataset"u8, "guard.response"u8);
+        w.AsciiString("module"u8, "guard"u8);
+        w.Number("sequence"u8, a.Sequence);
+        w.Text("reason"u8, a.Message);
+        w.EndObject();
+        Process(w, a.Process, null);
+        w.StartObject("guard"u8);
+        w.StartObject("action"u8);
+        w.StartObject("ordered_by"u8);
+        w.Text("via"u8, a.OrderedBy);
+        w.Number("uid"u8, a.OrderedByUid);
+        w.EndObject();
+        w.StartArray("pids"u8);
+        foreach (int pid in a.Pids)
+            w.NumberItem(pid);
+        w.EndArray();
+        if (a.CgroupPath is { } cgroup)
+            w.Text("cgroup"u8, cgroup);
+        w.EndObject();
+        w.EndObject();
     }
 
     private static void Heartbeat(JsonLineWriter w, HeartbeatEvent h)

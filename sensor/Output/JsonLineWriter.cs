@@ -90,6 +90,15 @@ public sealed class JsonLineWriter
         length += written;
     }
 
+    /// <summary>An array element.</summary>
+    public void NumberItem(long value)
+    {
+        Separator();
+        Ensure(24);
+        Utf8Formatter.TryFormat(value, buffer.AsSpan(length), out int written);
+        length += written;
+    }
+
     public void Number(ReadOnlySpan<byte> name, ulong value)
     {
         Name(name);

@@ -153,6 +153,23 @@ public sealed class ProcessTable
         return null;
     }
 
+    /// <summary>
+    /// The process that holds <paramref name="pid"/> now, with its ancestors,
+    /// read from /proc: for commands that run without a live sensor.
+    /// </summary>
+    public ProcessEntry? Load(int pid) => Load(pid, depth: 0);
+
+    private ProcessEntry? Load(int pid, int depth)
+    {
+        if (depth > 64 || !ProcfsReader.TryReadStat(pid, out ProcfsStat stat))
+            return null;
+        ProcessEntry entry = Find(pid, stat.StartTicks) ?? Add(stat);
+        EnsureDetails(entry);
+        if (entry.Parent is null && stat.ParentPid > 0)
+            entry.Parent = Load(stat.ParentPid, depth + 1);
+        return entry;
+    }
+
     /// <summary>Reads what /proc knows beyond the stat line of a process found there, once.</summary>
     public void EnsureDetails(ProcessEntry entry)
     {

@@ -113,6 +113,24 @@ public sealed class ParsingTests
     [InlineData("0")]
     public void BadDurationsAreRefused(string text) => Assert.False(ValueParsers.TryParseDuration(text, out _));
 
+    [Theory]
+    [InlineData("4242", 4242, null)]
+    [InlineData("fedfab4cc213-607320-3417", 3417, 607320L)]
+    public void KillTargetsAreAPidOrAnEntityId(string text, int pid, long? ticks)
+    {
+        Assert.True(Guard.Sensor.Response.ProcessTarget.TryParse(text, out Guard.Sensor.Response.ProcessTarget target));
+        Assert.Equal(pid, target.Pid);
+        Assert.Equal(ticks, target.StartTicks);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("x-1-2")]
+    [InlineData("a-b-c")]
+    [InlineData("-1-2")]
+    public void BadKillTargetsAreRefused(string text) => Assert.False(Guard.Sensor.Response.ProcessTarget.TryParse(text, out _));
+
     [Fact]
     public void RecordDecoderCountsBadRecordsInsteadOfThrowing()
     {

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>
+/// A process handle that cannot be confused with a later process of the same
+/// pid. Raw syscalls (pidfd_open 434, pidfd_send_signal 424) so glibc older
+/// than 2.36 works.
+/// </summary>
+public sealed class Pidfd : IDisposable
+{
+    private const long SysPidfdOpen = 434;
+    private const long SysPidfdSendSignal = 424;
+
+    private readonly FileDescriptor fd;
+
+    private Pidfd(FileDescriptor fd, int pid)
+    {
+        this.fd = fd;
+        Pid = pid;
+    }
+
+    public int Pid { get; }
+
+    /// <summary>Opens a handle on whatever process holds <paramref name="pid"/> now; errno on failure.</summary>
+    public static Pidfd? TryOpen(int pid, out int errno)
+    {
+        long fd = Libc.Syscall(SysPidfdOpen, pid, 0, 0, 0);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new Pidfd(new FileDescriptor((int)fd), pid);
+    }
+
+    /// <summary>Sends a signal to exactly the process this handle was opened on; errno on failure (ESRCH: it has exited).</summary>
+    public int Signal(int signal)
+    {
+        long rc = Libc.Syscall(SysPidfdSendSignal, fd.Fd, signal, 0, 0);
+        return rc == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    public void Dispose() => fd.Dispose();
+}

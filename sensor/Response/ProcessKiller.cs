@@ -1,0 +1,170 @@
+using System.Globalization;
+using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>What a kill did, or why it was refused.</summary>
+public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Done, string Message, IReadOnlyList<int> Signalled, string? CgroupPath = null)
+{
+    public static KillOutcome Refused(ProcessTarget target, KillScope scope, string reason) => new(target, scope, false, reason, []);
+
+    /// <summary>The outcome as an ECS action event, ordered from the command line by this process's user.</summary>
+    public ActionEvent Describe(ProcessEntry? process) => new()
+    {
+        Action = Scope switch { KillScope.Tree => "kill-tree", KillScope.Job => "kill-job", _ => "kill" },
+        Succeeded = Done,
+        Message = Message,
+        OrderedBy = "cli",
+        OrderedByUid = Environment.GetEnvironmentVariable("SUDO_UID") is { } sudo && uint.TryParse(sudo, CultureInfo.InvariantCulture, out uint uid) ? uid : Libc.GetUid(),
+        Pids = Signalled,
+        CgroupPath = CgroupPath,
+        Process = process,
+        TimeNs = Libc.NowNs(Libc.ClockBoottime),
+        Sequence = 1,
+    };
+}
+
+/// <summary>
+/// Kills a process, its live tree, or its job's cgroup, never a process other
+/// than the one named: every signal goes through a pidfd opened first and
+/// then checked against the start time; a job goes through cgroup.kill.
+/// </summary>
+public sealed class ProcessKiller
+{
+    private const int SigKill = 9;
+    private const int SigStop = 19;
+    private const int Esrch = 3;
+
+    private readonly string cgroupRoot;
+
+    public ProcessKiller(string cgroupRoot) => this.cgroupRoot = cgroupRoot;
+
+    /// <summary>
+    /// Why this process must not be signalled, or null. Reads only what it is
+    /// given and sends nothing, so the refusals can be tested on PID 1 itself.
+    /// </summary>
+    public static string? Refusal(in ProcfsStat stat, long? expectedStartTicks, int selfPid)
+    {
+        string name = System.Text.Encoding.UTF8.GetString(stat.Name);
+        if (stat.Pid == 1)
+            return "PID 1 is the init process: killing it takes the machine down";
+        if (stat.Pid == selfPid)
+            return $"{stat.Pid} is this guard process";
+        if (stat.IsKernelThread || stat.Pid == 2)
+            return $"{stat.Pid} ({name}) is a kernel thread";
+        if (expectedStartTicks is long expected && stat.StartTicks != expected)
+            return $"pid {stat.Pid} now belongs to another process ({name}, started at tick {stat.StartTicks}, not {expected}): the one you named has exited";
+        return null;
+    }
+
+    public KillOutcome Kill(ProcessTarget target, KillScope scope)
+    {
+        if (target.BootPrefix is { } boot && boot != EntityIds.ForThisBoot().BootPrefix)
+            return KillOutcome.Refused(target, scope, $"entity id {target.BootPrefix}-{target.StartTicks}-{target.Pid} is from another boot or host");
+        using Pidfd? root = Pidfd.TryOpen(target.Pid, out int errno);
+        if (root is null)
+            return KillOutcome.Refused(target, scope, errno == Esrch ? $"no process {target.Pid}" : $"cannot open process {target.Pid}: {Libc.ErrorText(errno)}");
+        // Checked after the pidfd is open: if the pid changed hands in between, the start time says so.
+        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
+            return KillOutcome.Refused(target, scope, $"no process {target.Pid}");
+        if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } refusal)
+            return KillOutcome.Refused(target, scope, refusal);
+        if (IsGuardSensor(target.Pid))
+            return KillOutcome.Refused(target, scope, $"{target.Pid} is a Guard sensor: stop it with SIGTERM, or `guard detach --all`");
+        return scope switch
+        {
+            KillScope.Process => KillOne(target, root),
+            KillScope.Tree => KillTree(target, root),
+            _ => KillJob(target),
+        };
+    }
+
+    private static KillOutcome KillOne(ProcessTarget target, Pidfd pidfd)
+    {
+        int errno = pidfd.Signal(SigKill);
+        return errno == 0
+            ? new KillOutcome(target, KillScope.Process, true, $"killed {target.Pid}", [target.Pid])
+            : KillOutcome.Refused(target, KillScope.Process, errno == Esrch ? $"process {target.Pid} had already exited" : $"signal failed: {Libc.ErrorText(errno)}");
+    }
+
+    /// <summary>
+    /// Stops the tree from the top down until no new child appears (a stopped
+    /// process cannot fork), then kills every member through its own pidfd.
+    /// </summary>
+    private static KillOutcome KillTree(ProcessTarget target, Pidfd root)
+    {
+        var members = new Dictionary<int, Pidfd> { [root.Pid] = root };
+        try
+        {
+            root.Signal(SigStop);
+            bool grew = true;
+            for (int round = 0; grew && round < 64; round++)
+            {
+                grew = false;
+                foreach (int pid in ProcfsReader.Pids())
+                {
+                    if (members.ContainsKey(pid) || !ProcfsReader.TryReadStat(pid, out ProcfsStat s) || !members.ContainsKey(s.ParentPid))
+                        continue;
+                    if (Pidfd.TryOpen(pid, out _) is not { } child)
+                        continue;
+                    // Parent checked again with the pidfd open: the pid is the child we saw.
+                    if (!ProcfsReader.TryReadStat(pid, out ProcfsStat again) || again.StartTicks != s.StartTicks)
+                    {
+                        child.Dispose();
+                        continue;
+                    }
+                    if (pid == Environment.ProcessId)
+                    {
+                        child.Dispose();
+                        return KillOutcome.Refused(target, KillScope.Tree, $"the tree of {target.Pid} includes this guard process");
+                    }
+                    members[pid] = child;
+                    child.Signal(SigStop);
+                    grew = true;
+                }
+            }
+            var killed = new List<int>();
+            foreach ((int pid, Pidfd fd) in members)
+            {
+                if (fd.Signal(SigKill) == 0)
+                    killed.Add(pid);
+            }
+            return new KillOutcome(target, KillScope.Tree, killed.Count > 0, $"killed {killed.Count} process{(killed.Count == 1 ? "" : "es")} of the tree of {target.Pid}", killed);
+        }
+        finally
+        {
+            foreach ((int pid, Pidfd fd) in members)
+            {
+                if (pid != root.Pid)
+                    fd.Dispose();
+            }
+        }
+    }
+
+    private KillOutcome KillJob(ProcessTarget target)
+    {
+        string? path = ProcfsReader.ReadCgroupPath($"/proc/{target.Pid.ToString(CultureInfo.InvariantCulture)}");
+        if (CgroupJobs.FromPath(path) is not { } job)
+            return KillOutcome.Refused(target, KillScope.Job, $"process {target.Pid} is in no job's cgroup ({path ?? "unknown"}); use --tree");
+        string? own = ProcfsReader.ReadCgroupPath("/proc/self");
+        if (own is not null && (own == job.CgroupPath || own.StartsWith(job.CgroupPath + "/", StringComparison.Ordinal)))
+            return KillOutcome.Refused(target, KillScope.Job, $"job {job.Id} ({job.CgroupPath}) holds this guard process too");
+        string kill = Path.Join(cgroupRoot, job.CgroupPath, "cgroup.kill");
+        if (!File.Exists(kill))
+            return KillOutcome.Refused(target, KillScope.Job, $"{kill} does not exist (cgroup.kill needs Linux 5.14); use --tree");
+        File.WriteAllText(kill, "1");
+        return new KillOutcome(target, KillScope.Job, true, $"killed job {job.Id} through {kill}", [target.Pid], job.CgroupPath);
+    }
+
+    /// <summary>A running guard binary (the native one: under `dotnet` every .NET program would match).</summary>
+    private static bool IsGuardSensor(int pid)
+    {
+        string? self = Environment.ProcessPath;
+        if (self is null || Path.GetFileName(self) != "guard")
+            return false;
+        ulong? ours = Libc.InodeOf(self);
+        ulong? theirs = Libc.InodeOf($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe");
+        return ours is not null && ours == theirs;
+    }
+}
