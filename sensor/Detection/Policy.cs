@@ -1,0 +1,74 @@
+namespace Guard.Sensor.Detection;
+
+public enum PolicyMode
+{
+    /// <summary>Rules act.</summary>
+    Enforce,
+
+    /// <summary>Rules only alert.</summary>
+    Audit,
+}
+
+/// <summary>What a rule does with the process it fires on.</summary>
+public enum RuleAction
+{
+    Off,
+    Alert,
+
+    /// <summary>Kill the miner's process tree.</summary>
+    Kill,
+
+    /// <summary>Kill the miner and the job that launched it.</summary>
+    KillJob,
+
+    /// <summary>Kill the miner; hold the job that launched it for a person.</summary>
+    QuarantineJob,
+}
+
+/// <summary>A detector: its rule name, and whether its evidence may act alone.</summary>
+public sealed record Detector(string Name, bool Strong, string Evidence);
+
+/// <summary>The detectors a policy can configure; a rule names one of them.</summary>
+public static class Detectors
+{
+    public static readonly IReadOnlyList<Detector> All =
+    [
+        new("known-miner", true, "a known miner executable, killed wherever it runs"),
+        new("miner-in-job", true, "a miner name that other programs share, inside a training job"),
+        new("miner-arguments", true, "miner arguments (stratum+tcp://, --donate-level, ...)"),
+        new("miner-hash", true, "an executable whose SHA-256 is on the deny list"),
+        new("stratum", true, "a complete Stratum first line on a new outbound connection"),
+        new("pool-sni", true, "a TLS ClientHello naming a pool domain"),
+        new("randomx", true, "sustained non-default FPU rounding mode (RandomX)"),
+        new("gpu-intruder", false, "GPU work by a process in a job that is not one of its workers"),
+        new("pool-dns", false, "a DNS query for a pool domain"),
+        new("pool-port", false, "a connect to a pool port from inside a job"),
+        new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file"),
+    ];
+
+    public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
+}
+
+public sealed record JobPolicy(IReadOnlyList<string> Roots, IReadOnlyList<string> Services);
+
+public sealed record AllowList(
+    IReadOnlyList<string> Executables, IReadOnlyList<string> Hashes, IReadOnlyList<string> Users,
+    IReadOnlyList<string> Jobs, IReadOnlyList<string> Destinations);
+
+public sealed record Indicators(
+    IReadOnlyList<string> MinerNames, IReadOnlyList<string> MinerNamesInJobs, IReadOnlyList<string> MinerArguments,
+    IReadOnlyList<string> MinerHashes, IReadOnlyList<int> PoolPorts, IReadOnlyList<string> PoolDomains,
+    IReadOnlyList<string> StratumMethods);
+
+public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds);
+
+/// <summary>The effective policy: the built-in one with a file laid over it.</summary>
+public sealed record Policy(
+    PolicyMode Mode, JobPolicy Jobs, AllowList Allow, Indicators Indicators, Thresholds Thresholds,
+    IReadOnlyDictionary<string, RuleAction> Rules, IReadOnlyList<string> Sources)
+{
+    public const string SystemPath = "/etc/guard/policy.toml";
+
+    public RuleAction ActionFor(string detector) =>
+        Mode == PolicyMode.Audit && Rules.GetValueOrDefault(detector) != RuleAction.Off ? RuleAction.Alert : Rules.GetValueOrDefault(detector);
+}

@@ -1,0 +1,48 @@
+namespace Guard.Sensor.Detection;
+
+/// <summary>Finds and reads the effective policy: the built-in one, with the system or given file laid over it.</summary>
+public static class PolicyLoader
+{
+    public const string BuiltInName = "built-in";
+
+    private static readonly Lazy<Policy> BuiltInPolicy = new(() =>
+    {
+        var errors = new List<PolicyError>();
+        Policy policy = PolicyParser.Parse(BuiltInText(), BuiltInName, null, errors);
+        // A broken built-in policy is a build defect, not a user error.
+        return errors.Count == 0 ? policy : throw new InvalidOperationException("the built-in policy is invalid:\n" + string.Join("\n", errors));
+    });
+
+    public static Policy BuiltIn => BuiltInPolicy.Value;
+
+    public static string BuiltInText()
+    {
+        using Stream stream = typeof(PolicyLoader).Assembly.GetManifestResourceStream("default-policy.toml")
+            ?? throw new InvalidOperationException("the built-in policy is not embedded in this build");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// The policy in force: <paramref name="path"/> over the built-in one; with
+    /// no path, /etc/guard/policy.toml when it exists. Throws with every error.
+    /// </summary>
+    public static Policy Load(string? path)
+    {
+        path ??= File.Exists(Policy.SystemPath) ? Policy.SystemPath : null;
+        if (path is null)
+            return BuiltIn;
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PolicyException([new PolicyError(path, 0, "-", $"cannot read the policy: {e.Message}")]);
+        }
+        var errors = new List<PolicyError>();
+        Policy policy = PolicyParser.Parse(text, path, BuiltIn, errors);
+        return errors.Count == 0 ? policy : throw new PolicyException(errors);
+    }
+}

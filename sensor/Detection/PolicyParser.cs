@@ -1,0 +1,299 @@
+using System.Globalization;
+using System.Net;
+using Tomlyn.Parsing;
+using Tomlyn.Syntax;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>
+/// Reads a policy file from Tomlyn's syntax tree rather than by reflection:
+/// AOT-safe, and every value keeps its line, so each error is reported as
+/// file:line:key with the reason, all of them at once.
+/// </summary>
+public static class PolicyParser
+{
+    private static readonly string[] Sections = ["jobs", "allow", "indicators", "thresholds", "rules"];
+
+    /// <summary>Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>.</summary>
+    public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors)
+    {
+        DocumentSyntax doc = SyntaxParser.Parse(text, file, true);
+        int first = errors.Count;
+        var builder = new Builder(file, basis, errors);
+        foreach (KeyValueSyntax kv in doc.KeyValues)
+            builder.Top(kv);
+        foreach (TableSyntaxBase table in doc.Tables)
+        {
+            string name = table.Name is { } n ? KeyText(n) : "";
+            int line = table.Span.Start.Line + 1;
+            if (table is TableArraySyntax)
+            {
+                errors.Add(new PolicyError(file, line, $"[[{name}]]", "arrays of tables are not part of a policy"));
+                continue;
+            }
+            if (!Sections.Contains(name))
+            {
+                errors.Add(new PolicyError(file, line, $"[{name}]", $"unknown section (known: {string.Join(", ", Sections)})"));
+                continue;
+            }
+            foreach (KeyValueSyntax kv in table.Items)
+                builder.InSection(name, kv);
+        }
+        // Syntax errors carry no key: name the one on their line, when there is one.
+        foreach (DiagnosticMessage d in doc.Diagnostics)
+        {
+            if (d.Kind == DiagnosticMessageKind.Error)
+                errors.Add(new PolicyError(file, d.Span.Start.Line + 1, builder.KeyOnLine(d.Span.Start.Line + 1) ?? "-", d.Message));
+        }
+        errors.Sort(first, errors.Count - first, Comparer<PolicyError>.Create((a, b) => a.Line.CompareTo(b.Line)));
+        return builder.Build();
+    }
+
+    internal static string KeyText(KeySyntax key)
+    {
+        var parts = new List<string> { Part(key.Key) };
+        foreach (DottedKeyItemSyntax dotted in key.DotKeys)
+            parts.Add(Part(dotted.Key));
+        return string.Join('.', parts);
+    }
+
+    private static string Part(BareKeyOrStringValueSyntax? part) => part switch
+    {
+        BareKeySyntax bare => bare.Key?.Text ?? "",
+        StringValueSyntax quoted => quoted.Value ?? "",
+        _ => "",
+    };
+
+    private sealed class Builder(string file, Policy? basis, List<PolicyError> errors)
+    {
+        private readonly Dictionary<string, int> seen = [];
+        private PolicyMode mode = basis?.Mode ?? PolicyMode.Enforce;
+        private IReadOnlyList<string> roots = basis?.Jobs.Roots ?? [];
+        private IReadOnlyList<string> services = basis?.Jobs.Services ?? [];
+        private IReadOnlyList<string> executables = basis?.Allow.Executables ?? [];
+        private IReadOnlyList<string> hashes = basis?.Allow.Hashes ?? [];
+        private IReadOnlyList<string> users = basis?.Allow.Users ?? [];
+        private IReadOnlyList<string> jobs = basis?.Allow.Jobs ?? [];
+        private IReadOnlyList<string> destinations = basis?.Allow.Destinations ?? [];
+        private IReadOnlyList<string> minerNames = basis?.Indicators.MinerNames ?? [];
+        private IReadOnlyList<string> minerNamesInJobs = basis?.Indicators.MinerNamesInJobs ?? [];
+        private IReadOnlyList<string> minerArguments = basis?.Indicators.MinerArguments ?? [];
+        private IReadOnlyList<string> minerHashes = basis?.Indicators.MinerHashes ?? [];
+        private IReadOnlyList<int> poolPorts = basis?.Indicators.PoolPorts ?? [];
+        private IReadOnlyList<string> poolDomains = basis?.Indicators.PoolDomains ?? [];
+        private IReadOnlyList<string> stratumMethods = basis?.Indicators.StratumMethods ?? [];
+        private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
+        private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
+        private readonly Dictionary<string, RuleAction> rules = basis is null ? [] : new(basis.Rules);
+
+        public Policy Build() => new(
+            mode,
+            new JobPolicy(roots, services),
+            new AllowList(executables, hashes, users, jobs, destinations),
+            new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
+            new Thresholds(randomxSwitches, randomxWindow),
+            rules,
+            [.. basis?.Sources ?? [], file]);
+
+        public string? KeyOnLine(int line) => seen.FirstOrDefault(s => s.Value == line).Key;
+
+        public void Top(KeyValueSyntax kv)
+        {
+            (string key, int line) = Where(kv, null);
+            // A missing value is a syntax error, reported as such.
+            if (!FirstTime(key, line) || kv.Value is null)
+                return;
+            if (key != "mode")
+            {
+                Error(line, key, "unknown key (known at the top: mode; sections: " + string.Join(", ", Sections) + ")");
+                return;
+            }
+            if (Text(kv, key, line) is not { } value)
+                return;
+            if (value is "enforce" or "audit")
+                mode = value == "enforce" ? PolicyMode.Enforce : PolicyMode.Audit;
+            else
+                Error(line, key, $"\"{value}\" is not a mode (enforce, audit)");
+        }
+
+        public void InSection(string section, KeyValueSyntax kv)
+        {
+            (string key, int line) = Where(kv, section);
+            if (!FirstTime(key, line) || kv.Value is null)
+                return;
+            string name = key[(section.Length + 1)..];
+            switch (section, name)
+            {
+                case ("jobs", "roots"): roots = Strings(kv, key, line, NotEmpty) ?? roots; break;
+                case ("jobs", "services"): services = Strings(kv, key, line, NotEmpty) ?? services; break;
+                case ("allow", "executables"): executables = Strings(kv, key, line, AbsolutePath) ?? executables; break;
+                case ("allow", "hashes"): hashes = Strings(kv, key, line, Sha256) ?? hashes; break;
+                case ("allow", "users"): users = Strings(kv, key, line, NotEmpty) ?? users; break;
+                case ("allow", "jobs"): jobs = Strings(kv, key, line, NotEmpty) ?? jobs; break;
+                case ("allow", "destinations"): destinations = Strings(kv, key, line, Destination) ?? destinations; break;
+                case ("indicators", "miner_names"): minerNames = Strings(kv, key, line, NotEmpty) ?? minerNames; break;
+                case ("indicators", "miner_names_in_jobs"): minerNamesInJobs = Strings(kv, key, line, NotEmpty) ?? minerNamesInJobs; break;
+                case ("indicators", "miner_arguments"): minerArguments = Strings(kv, key, line, NotEmpty) ?? minerArguments; break;
+                case ("indicators", "miner_hashes"): minerHashes = Strings(kv, key, line, Sha256) ?? minerHashes; break;
+                case ("indicators", "pool_ports"): poolPorts = Ports(kv, key, line) ?? poolPorts; break;
+                case ("indicators", "pool_domains"): poolDomains = Strings(kv, key, line, Domain) ?? poolDomains; break;
+                case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, NotEmpty) ?? stratumMethods; break;
+                case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
+                case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
+                case ("rules", _): Rule(kv, key, name, line); break;
+                default: Error(line, key, $"unknown key in [{section}]"); break;
+            }
+        }
+
+        private void Rule(KeyValueSyntax kv, string key, string name, int line)
+        {
+            if (Detectors.Find(name) is not { } detector)
+            {
+                Error(line, key, $"unknown rule (known: {string.Join(", ", Detectors.All.Select(d => d.Name))})");
+                return;
+            }
+            if (Text(kv, key, line) is not { } value)
+                return;
+            RuleAction? action = value switch
+            {
+                "off" => RuleAction.Off,
+                "alert" => RuleAction.Alert,
+                "kill" => RuleAction.Kill,
+                "kill-job" => RuleAction.KillJob,
+                "quarantine-job" => RuleAction.QuarantineJob,
+                _ => null,
+            };
+            if (action is null)
+                Error(line, key, $"\"{value}\" is not an action (alert, kill, kill-job, quarantine-job, off)");
+            else if (!detector.Strong && action is not (RuleAction.Alert or RuleAction.Off))
+                Error(line, key, $"{name} is weak evidence ({detector.Evidence}): it may only alert, never {value}");
+            else
+                rules[name] = action.Value;
+        }
+
+        private static (string Key, int Line) Where(KeyValueSyntax kv, string? section)
+        {
+            string key = kv.Key is { } k ? KeyText(k) : "";
+            return (section is null ? key : $"{section}.{key}", kv.Span.Start.Line + 1);
+        }
+
+        private bool FirstTime(string key, int line)
+        {
+            if (seen.TryGetValue(key, out int first))
+            {
+                Error(line, key, $"set twice (first on line {first})");
+                return false;
+            }
+            seen[key] = line;
+            return true;
+        }
+
+        private string? Text(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is StringValueSyntax { Value: { } text })
+                return text;
+            Error(line, key, "expected a string");
+            return null;
+        }
+
+        private int? Positive(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is IntegerValueSyntax integer && integer.Value is > 0 and <= int.MaxValue)
+                return (int)integer.Value;
+            Error(line, key, "expected a positive integer");
+            return null;
+        }
+
+        private List<string>? Strings(KeyValueSyntax kv, string key, int line, Func<string, string?> check)
+        {
+            if (kv.Value is not ArraySyntax array)
+            {
+                Error(line, key, "expected a list of strings");
+                return null;
+            }
+            var values = new List<string>();
+            bool ok = true;
+            foreach (ArrayItemSyntax item in array.Items)
+            {
+                int itemLine = item.Span.Start.Line + 1;
+                if (item.Value is not StringValueSyntax { Value: { } text })
+                {
+                    Error(itemLine, key, "expected a list of strings");
+                    ok = false;
+                    continue;
+                }
+                if (check(text) is { } problem)
+                {
+                    Error(itemLine, key, $"\"{text}\": {problem}");
+                    ok = false;
+                    continue;
+                }
+                values.Add(text);
+            }
+            return ok ? values : null;
+        }
+
+        private List<int>? Ports(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is not ArraySyntax array)
+            {
+                Error(line, key, "expected a list of port numbers");
+                return null;
+            }
+            var ports = new List<int>();
+            bool ok = true;
+            foreach (ArrayItemSyntax item in array.Items)
+            {
+                if (item.Value is IntegerValueSyntax { Value: >= 1 and <= 65535 } port)
+                {
+                    ports.Add((int)port.Value);
+                    continue;
+                }
+                Error(item.Span.Start.Line + 1, key, "expected port numbers from 1 to 65535");
+                ok = false;
+            }
+            return ok ? ports : null;
+        }
+
+        private void Error(int line, string key, string reason) => errors.Add(new PolicyError(file, line, key, reason));
+
+        private static string? NotEmpty(string s) => s.Length == 0 ? "must not be empty" : null;
+
+        private static string? AbsolutePath(string s) => s.StartsWith('/') ? null : "must be an absolute path";
+
+        private static string? Sha256(string s) =>
+            s.Length == 64 && s.All(char.IsAsciiHexDigit) ? null : "must be a SHA-256 in hex (64 digits)";
+
+        private static string? Domain(string s) =>
+            s.Length > 0 && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-') && !s.StartsWith('.') ? null : "must be a host name or suffix (letters, digits, '.', '-')";
+
+        private static string? Destination(string s)
+        {
+            string address = s;
+            if (s.StartsWith('['))
+            {
+                int close = s.IndexOf(']', StringComparison.Ordinal);
+                if (close < 0 || (close + 1 < s.Length && !PortSuffix(s[(close + 1)..])))
+                    return "must be ADDRESS[/PREFIX][:PORT], IPv6 in brackets when a port follows";
+                address = s[1..close];
+            }
+            else if (s.Count(c => c == ':') == 1)
+            {
+                int colon = s.IndexOf(':', StringComparison.Ordinal);
+                if (!PortSuffix(s[colon..]))
+                    return "has a port that is not 1-65535";
+                address = s[..colon];
+            }
+            string[] cidr = address.Split('/');
+            if (!IPAddress.TryParse(cidr[0], out IPAddress? ip))
+                return "must be ADDRESS[/PREFIX][:PORT]";
+            int maxPrefix = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
+            if (cidr.Length == 2 && (!int.TryParse(cidr[1], NumberStyles.None, CultureInfo.InvariantCulture, out int prefix) || prefix > maxPrefix))
+                return $"has a prefix that is not 0-{maxPrefix}";
+            return cidr.Length > 2 ? "must be ADDRESS[/PREFIX][:PORT]" : null;
+        }
+
+        private static bool PortSuffix(string s) =>
+            s.Length > 1 && s[0] == ':' && int.TryParse(s[1..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port is >= 1 and <= 65535;
+    }
+}

@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Text;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>Prints a policy as TOML that reads back to the same policy (`guard policy show`).</summary>
+public static class PolicyWriter
+{
+    public static string Write(Policy policy)
+    {
+        var toml = new StringBuilder();
+        toml.AppendLine(CultureInfo.InvariantCulture, $"# Effective policy, from: {string.Join(" + ", policy.Sources)}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"mode = {Quote(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
+        Section(toml, "jobs", ("roots", policy.Jobs.Roots), ("services", policy.Jobs.Services));
+        Section(toml, "allow", ("executables", policy.Allow.Executables), ("hashes", policy.Allow.Hashes), ("users", policy.Allow.Users),
+            ("jobs", policy.Allow.Jobs), ("destinations", policy.Allow.Destinations));
+        Section(toml, "indicators", ("miner_names", policy.Indicators.MinerNames), ("miner_names_in_jobs", policy.Indicators.MinerNamesInJobs),
+            ("miner_arguments", policy.Indicators.MinerArguments), ("miner_hashes", policy.Indicators.MinerHashes));
+        toml.AppendLine(CultureInfo.InvariantCulture, $"pool_ports = [{string.Join(", ", policy.Indicators.PoolPorts)}]");
+        List(toml, "pool_domains", policy.Indicators.PoolDomains);
+        List(toml, "stratum_methods", policy.Indicators.StratumMethods);
+        toml.AppendLine().AppendLine("[thresholds]");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_rounding_switches = {policy.Thresholds.RandomxRoundingSwitches}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_window_seconds = {policy.Thresholds.RandomxWindowSeconds}");
+        toml.AppendLine().AppendLine("[rules]");
+        foreach (Detector d in Detectors.All)
+        {
+            if (policy.Rules.TryGetValue(d.Name, out RuleAction action))
+                toml.AppendLine(CultureInfo.InvariantCulture, $"{d.Name} = {Quote(ActionName(action))}");
+        }
+        return toml.ToString();
+    }
+
+    public static string ActionName(RuleAction action) => action switch
+    {
+        RuleAction.Off => "off",
+        RuleAction.Alert => "alert",
+        RuleAction.Kill => "kill",
+        RuleAction.KillJob => "kill-job",
+        _ => "quarantine-job",
+    };
+
+    private static void Section(StringBuilder toml, string name, params (string Key, IReadOnlyList<string> Values)[] lists)
+    {
+        toml.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"[{name}]");
+        foreach ((string key, IReadOnlyList<string> values) in lists)
+            List(toml, key, values);
+    }
+
+    private static void List(StringBuilder toml, string key, IReadOnlyList<string> values)
+    {
+        if (values.Count == 0)
+        {
+            toml.AppendLine(CultureInfo.InvariantCulture, $"{key} = []");
+            return;
+        }
+        toml.AppendLine(CultureInfo.InvariantCulture, $"{key} = [");
+        foreach (string v in values)
+            toml.AppendLine(CultureInfo.InvariantCulture, $"  {Quote(v)},");
+        toml.AppendLine("]");
+    }
+
+    private static string Quote(string value)
+    {
+        var quoted = new StringBuilder("\"");
+        foreach (char c in value)
+        {
+            switch (c)
+            {
+                case '"': quoted.Append("\\\""); break;
+                case '\\': quoted.Append("\\\\"); break;
+                case < ' ' or '\u007f': quoted.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"); break;
+                default: quoted.Append(c); break;
+            }
+        }
+        return quoted.Append('"').ToString();
+    }
+}

@@ -1,0 +1,136 @@
+using System.Text.Json;
+using Guard.Cli;
+using Guard.Sensor.Detection;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Unit;
+
+public sealed class PolicyTests
+{
+    private static string[] Corpus(string name) =>
+        [.. File.ReadLines(Path.Combine(AppContext.BaseDirectory, "Fixtures", "corpus", name))
+            .Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#'))];
+
+    private static Policy Parse(string text, List<PolicyError> errors) => PolicyParser.Parse(text, "p.toml", PolicyLoader.BuiltIn, errors);
+
+    [Fact]
+    public void TheBuiltInPolicyIsValidAndCarriesEveryCorpusIndicator()
+    {
+        Policy p = PolicyLoader.BuiltIn;
+        Assert.Equal(PolicyMode.Enforce, p.Mode);
+        Assert.All(Corpus("miner-binaries.txt"), name => Assert.Contains(name, p.Indicators.MinerNames.Concat(p.Indicators.MinerNamesInJobs)));
+        Assert.All(Corpus("miner-arguments.txt"), arg => Assert.Contains(arg, p.Indicators.MinerArguments));
+        Assert.All(Corpus("pool-ports.txt"), port => Assert.Contains(int.Parse(port, System.Globalization.CultureInfo.InvariantCulture), p.Indicators.PoolPorts));
+        Assert.All(Corpus("pool-domains.txt"), domain => Assert.Contains(domain, p.Indicators.PoolDomains));
+        foreach (string line in Corpus("stratum-first-lines.txt"))
+        {
+            string method = JsonDocument.Parse(line).RootElement.GetProperty("method").GetString()!;
+            Assert.Contains(method, p.Indicators.StratumMethods);
+        }
+        // Names that are real programs elsewhere are acted on inside jobs only.
+        Assert.Contains("rigel", p.Indicators.MinerNamesInJobs);
+        Assert.DoesNotContain("rigel", p.Indicators.MinerNames);
+        // Weak evidence never acts by default; every detector has a rule.
+        Assert.All(Detectors.All, d => Assert.True(p.Rules.ContainsKey(d.Name), d.Name));
+        Assert.All(Detectors.All.Where(d => !d.Strong), d => Assert.Equal(RuleAction.Alert, p.Rules[d.Name]));
+    }
+
+    [Fact]
+    public void EveryErrorIsReportedWithFileLineAndKey()
+    {
+        const string text = """
+            mode = "enforcing"
+            [rules]
+            pool-port = "kill"
+            stratum = "nuke"
+            bogus = "alert"
+            [indicators]
+            pool_ports = [3333, 70000]
+            miner_hashes = ["abc"]
+            [thresholds]
+            randomx_window_seconds = "ten"
+            [allow]
+            destinations = ["10.0.0.0/8", "1.2.3.4:99999", "[::1]:443", "fe80::/129"]
+            executables = ["relative/path"]
+            [foo]
+            x = 1
+            [rules]
+            """;
+        var errors = new List<PolicyError>();
+        Parse(text, errors);
+        string[] reported = [.. errors.Select(e => $"{e.Line}:{e.Key}")];
+        Assert.Equal(
+            ["1:mode", "3:rules.pool-port", "4:rules.stratum", "5:rules.bogus", "7:indicators.pool_ports", "8:indicators.miner_hashes",
+             "10:thresholds.randomx_window_seconds", "12:allow.destinations", "12:allow.destinations", "13:allow.executables", "14:[foo]"],
+            reported.Where(r => !r.StartsWith("16:", StringComparison.Ordinal)));
+        Assert.All(errors, e => Assert.Equal("p.toml", e.File));
+        Assert.Contains(errors, e => e.Reason.Contains("weak evidence", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void SyntaxErrorsNameTheirLine()
+    {
+        var errors = new List<PolicyError>();
+        Parse("mode = \"audit\"\n[rules]\nstratum = \n", errors);
+        PolicyError error = Assert.Single(errors);
+        Assert.Equal(3, error.Line);
+        Assert.Equal("rules.stratum", error.Key);
+    }
+
+    [Fact]
+    public void AKeySetTwiceIsAnError()
+    {
+        var errors = new List<PolicyError>();
+        Parse("[rules]\nstratum = \"kill\"\nstratum = \"alert\"\n", errors);
+        Assert.Contains(errors, e => e.Line == 3 && e.Reason.Contains("set twice (first on line 2)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AFileReplacesOnlyTheKeysItGives()
+    {
+        var errors = new List<PolicyError>();
+        Policy p = Parse("mode = \"audit\"\n[indicators]\npool_ports = [1234]\n[rules]\nstratum = \"kill\"\n", errors);
+        Assert.Empty(errors);
+        Assert.Equal(PolicyMode.Audit, p.Mode);
+        Assert.Equal([1234], p.Indicators.PoolPorts);
+        Assert.Equal(PolicyLoader.BuiltIn.Indicators.MinerNames, p.Indicators.MinerNames);
+        Assert.Equal(RuleAction.Kill, p.Rules["stratum"]);
+        Assert.Equal(RuleAction.Alert, p.ActionFor("stratum")); // audit mode: rules only alert
+        Assert.Equal(["built-in", "p.toml"], p.Sources);
+    }
+
+    [Fact]
+    public void ShownPolicyReadsBackToTheSamePolicy()
+    {
+        Policy original = PolicyLoader.BuiltIn with { Allow = PolicyLoader.BuiltIn.Allow with { Users = ["a \"quoted\" name", "back\\slash"] } };
+        var errors = new List<PolicyError>();
+        Policy again = PolicyParser.Parse(PolicyWriter.Write(original), "shown", null, errors);
+        Assert.Empty(errors);
+        Assert.Equal(original.Allow.Users, again.Allow.Users);
+        Assert.Equal(original.Indicators.MinerNames, again.Indicators.MinerNames);
+        Assert.Equal(original.Indicators.PoolPorts, again.Indicators.PoolPorts);
+        Assert.Equal(original.Rules.OrderBy(r => r.Key), again.Rules.OrderBy(r => r.Key));
+        Assert.Equal(original.Thresholds, again.Thresholds);
+    }
+
+    [Fact]
+    public void PolicyCheckExitsTwoWithOneLinePerError()
+    {
+        using var dir = new TempDir();
+        string bad = dir.File("bad.toml", "mode = \"x\"\n[rules]\nstratum = \"nuke\"\n");
+        var console = new TestConsole();
+        Assert.Equal((int)ExitCode.Usage, GuardCli.Run(["policy", "check", bad], console));
+        Assert.Equal([$"{bad}:1:mode: \"x\" is not a mode (enforce, audit)", $"{bad}:3:rules.stratum: \"nuke\" is not an action (alert, kill, kill-job, quarantine-job, off)"],
+            console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        console = new TestConsole();
+        Assert.Equal((int)ExitCode.Usage, GuardCli.Run(["policy", "check", Path.Combine(dir.Path, "missing.toml")], console));
+        Assert.Contains("missing.toml:0:-: cannot read the policy", console.ErrorText, StringComparison.Ordinal);
+
+        string good = dir.File("good.toml", "mode = \"audit\"\n");
+        console = new TestConsole();
+        Assert.Equal(0, GuardCli.Run(["policy", "check", good], console));
+        Assert.Contains("ok (mode audit", console.Out.ToString(), StringComparison.Ordinal);
+    }
+}
