@@ -65,6 +65,38 @@ struct {
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
 
+/* Policy names, written by the sensor after load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_name);
+	__type(value, __u32);
+} miner_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct guard_name);
+	__type(value, __u32);
+} job_root_names SEC(".maps");
+
+/* uids the policy allows: never killed here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} allowed_uids SEC(".maps");
+
+/* Which processes are inside a training job, and its root: set when a root
+ * execs, inherited at fork, so "is this inside a job?" is one lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct guard_job_member);
+} job_members SEC(".maps");
+
 #define GPU_SEEN_OPEN 1
 #define GPU_SEEN_IOCTL 2
 
@@ -137,6 +169,37 @@ static __always_inline struct task_struct *current_task(void)
 
 /* ---- process lifecycle ------------------------------------------------ */
 
+/* Job membership and the known-miner verdict, at exec. A SIGKILL sent here
+ * lands before the new program's first user-space instruction. */
+static __always_inline void judge_exec(struct guard_exec *e)
+{
+	struct guard_job_member *member, root;
+	struct guard_name name = {};
+	__u32 tgid = e->h.pid, *flags;
+
+	__builtin_memcpy(name.name, e->comm, sizeof(name.name));
+	member = bpf_map_lookup_elem(&job_members, &tgid);
+	if (!member && bpf_map_lookup_elem(&job_root_names, &name)) {
+		root.root_pid = tgid;
+		root.pad = 0;
+		root.root_start_time_ns = e->h.start_time_ns;
+		bpf_map_update_elem(&job_members, &tgid, &root, BPF_ANY);
+		member = bpf_map_lookup_elem(&job_members, &tgid);
+	}
+	e->job_root_pid = member ? member->root_pid : 0;
+	if (member)
+		e->flags |= GUARD_EXEC_IN_JOB;
+
+	flags = bpf_map_lookup_elem(&miner_names, &name);
+	if (!flags || bpf_map_lookup_elem(&allowed_uids, &e->uid))
+		return;
+	if (!(*flags & GUARD_MINER_ANYWHERE) && !(member && (*flags & GUARD_MINER_IN_JOB)))
+		return;
+	e->flags |= GUARD_EXEC_KNOWN_MINER;
+	if ((*flags & GUARD_MINER_KILL) && bpf_send_signal(9) == 0)
+		e->flags |= GUARD_EXEC_KILLED;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -158,7 +221,8 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->gid = uid_gid >> 32;
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags = 0;
-	e->pad = 0;
+	e->job_root_pid = 0;
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
@@ -175,6 +239,7 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
+	judge_exec(e);
 	submit(e);
 	return 0;
 }
@@ -200,6 +265,13 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
+	{
+		/* A child stays in its parent's job, however it is re-parented later. */
+		struct guard_job_member *member = bpf_map_lookup_elem(&job_members, &f->parent_pid);
+
+		if (member)
+			bpf_map_update_elem(&job_members, &tgid, member, BPF_ANY);
+	}
 	submit(f);
 	return 0;
 }
@@ -215,6 +287,7 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 		return 0;
 	tgid = BPF_CORE_READ(task, tgid);
 	bpf_map_delete_elem(&gpu_seen, &tgid);
+	bpf_map_delete_elem(&job_members, &tgid);
 	x = reserve(sizeof(*x), GUARD_RECORD_EXIT);
 	if (!x)
 		return 0;

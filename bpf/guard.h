@@ -86,6 +86,23 @@ struct guard_config {
 	struct guard_gpu_device gpu_devices[GUARD_MAX_GPU_DEVICES];
 };
 
+/* Keys of the name maps: a comm, NUL-padded (15 characters at most). */
+struct guard_name {
+	char name[GUARD_COMM_LEN];
+};
+
+/* miner_names values. */
+#define GUARD_MINER_ANYWHERE 1 /* no other program has this name */
+#define GUARD_MINER_IN_JOB 2   /* a real program elsewhere: only inside a job */
+#define GUARD_MINER_KILL 4     /* the policy's rule for it kills (enforce mode) */
+
+/* job_members values: the job root above a process, kept from fork. */
+struct guard_job_member {
+	__u32 root_pid;
+	__u32 pad;
+	__u64 root_start_time_ns;
+};
+
 /* Every record starts with this; pid and start_time_ns name the process. */
 struct guard_header {
 	__u16 kind;
@@ -96,6 +113,9 @@ struct guard_header {
 };
 
 #define GUARD_EXEC_ARGS_TRUNCATED 1
+#define GUARD_EXEC_KNOWN_MINER 2 /* its name is on the policy's miner list */
+#define GUARD_EXEC_KILLED 4      /* and the kernel killed it before it ran */
+#define GUARD_EXEC_IN_JOB 8      /* it runs inside a training job */
 
 struct guard_exec {
 	struct guard_header h;
@@ -107,7 +127,7 @@ struct guard_exec {
 	__u64 parent_start_time_ns;
 	__u64 cgroup_id;
 	__u32 flags;
-	__u32 pad;
+	__u32 job_root_pid; /* 0 outside a job */
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_LEN];
 	char args[GUARD_ARGS_LEN]; /* NUL-separated, as the kernel keeps them */

@@ -46,6 +46,13 @@ public static class GuardCli
             console.Error.WriteLine($"guard: {e.Message}");
             return (int)ExitCode.Usage;
         }
+        catch (Guard.Sensor.Detection.PolicyException e)
+        {
+            // One line per problem, file:line:key: reason; nothing was loaded.
+            foreach (Guard.Sensor.Detection.PolicyError error in e.Errors)
+                console.Error.WriteLine(error.ToString());
+            return (int)ExitCode.Usage;
+        }
         catch (SensorException e)
         {
             console.Error.WriteLine($"guard: {e.Message}");

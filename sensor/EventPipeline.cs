@@ -55,7 +55,12 @@ public sealed class EventPipeline : IRecordHandler
     {
         ProcessEntry entry = table.OnExec(record);
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
+        if (KnownMiners?.OnExec(entry, record, table) is { } alert)
+            Emit(alert);
     }
+
+    /// <summary>Findings from the kernel's exec verdicts; null when no policy is in force.</summary>
+    public Detection.KnownMinerFindings? KnownMiners { get; set; }
 
     public void OnFork(in ForkRecord record)
     {

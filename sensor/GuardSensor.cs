@@ -16,6 +16,9 @@ public sealed record SensorOptions
 
     public TimeSpan GpuFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The detection policy; null runs the sensor without findings or kernel verdicts.</summary>
+    public Detection.Policy? Policy { get; init; }
+
     /// <summary>How often the ring is read when the kernel has not woken the reader: the worst-case latency of an event.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(5);
 }
@@ -69,19 +72,50 @@ public sealed class GuardSensor : IDisposable
     public static GuardSensor Start(SensorOptions options, IEventSink sink)
     {
         Privileges.Require("guard watch");
-        KernelOptions kernelOptions = options.Kernel with { CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root() };
+        KernelOptions kernelOptions = options.Kernel with
+        {
+            CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root(),
+            ExecRules = options.Policy is { } policy ? Detection.KernelRules.From(policy) : options.Kernel.ExecRules,
+        };
         KernelSession kernel = KernelSession.Open(kernelOptions);
         try
         {
             // Attached first, then seeded: a process born in between is seen twice, never missed.
             var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
             table.SeedFromProcfs();
-            return new GuardSensor(kernel, table, sink, options);
+            MarkSeededJobMembers(table, kernel, kernelOptions.ExecRules.JobRoots);
+            var sensor = new GuardSensor(kernel, table, sink, options);
+            if (options.Policy is { } p)
+                sensor.pipeline.KnownMiners = new Detection.KnownMinerFindings(p);
+            return sensor;
         }
         catch
         {
             kernel.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Processes that were inside a job before the sensor started: the kernel
+    /// learns of them here, so their children inherit the job at fork.
+    /// </summary>
+    private static void MarkSeededJobMembers(ProcessTable table, KernelSession kernel, IReadOnlyList<string> roots)
+    {
+        if (roots.Count == 0)
+            return;
+        var rootNames = new HashSet<string>(roots.Select(r => r.Length > 15 ? r[..15] : r));
+        foreach (ProcessEntry entry in table.Entries)
+        {
+            // The outermost root above it: a launcher's python workers belong to the launcher's job.
+            ProcessEntry? root = null;
+            for (ProcessEntry? p = entry; p is not null; p = p.Parent)
+            {
+                if (rootNames.Contains(p.NameText))
+                    root = p;
+            }
+            if (root is not null)
+                kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
         }
     }
 

@@ -9,7 +9,7 @@ namespace Guard.Cli.Commands;
 
 public static class WatchCommand
 {
-    private static readonly string[] TypeNames = ["exec", "fork", "exit", "connect", "payload", "dns", "gpu"];
+    private static readonly string[] TypeNames = ["exec", "fork", "exit", "connect", "payload", "dns", "gpu", "alert"];
 
     private static readonly Option<string> Output = new("--output", "-o")
     {
@@ -53,6 +53,11 @@ public static class WatchCommand
         Description = "Interval of the health metric event (default 10s)",
     };
 
+    private static readonly Option<string?> PolicyFile = new("--policy")
+    {
+        Description = $"Policy laid over the built-in one (default: {Guard.Sensor.Detection.Policy.SystemPath} when it exists)",
+    };
+
     private static readonly Option<string[]> Redact = new("--redact")
     {
         Description = "More argument names whose values are hidden (added to password, token, secret, key, ...)",
@@ -63,7 +68,7 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat, Redact })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat, Redact, PolicyFile })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -103,6 +108,7 @@ public static class WatchCommand
 
         return new SensorOptions
         {
+            Policy = Guard.Sensor.Detection.PolicyLoader.Load(parse.GetValue(PolicyFile)),
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
@@ -136,6 +142,8 @@ public static class WatchCommand
         using GuardSensor sensor = GuardSensor.Start(options, sink);
         foreach (string warning in sensor.Kernel.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
+        Guard.Sensor.Detection.Policy policy = options.Policy!;
+        console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == Guard.Sensor.Detection.PolicyMode.Enforce ? "enforce" : "audit")}");
         sensor.Run(stop.Token);
         WriteSummary(console.Error, sensor.Summary());
         return (int)ExitCode.Success;

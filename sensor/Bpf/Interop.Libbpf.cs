@@ -76,6 +76,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_map_lookup_elem")]
     internal static partial int MapLookup(int fd, void* key, void* value);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map_update_elem")]
+    internal static partial int MapUpdate(int fd, void* key, void* value, ulong flags);
+
     [LibraryImport(Library, EntryPoint = "bpf_map_get_next_key")]
     internal static partial int MapNextKey(int fd, void* key, void* nextKey);
 

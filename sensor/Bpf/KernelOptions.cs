@@ -15,4 +15,18 @@ public sealed record KernelOptions
 
     /// <summary>Where the cgroup programs attach; found from /proc/self/mounts when null.</summary>
     public string? CgroupRoot { get; init; }
+
+    /// <summary>What the exec program judges: miner names, job roots, allowed users.</summary>
+    public ExecRules ExecRules { get; init; } = ExecRules.None;
+}
+
+/// <summary>
+/// The exec-time rules the kernel applies itself. Names are comms: the first
+/// 15 bytes of the executable's name, as the kernel keeps it.
+/// </summary>
+public sealed record ExecRules(
+    IReadOnlyList<string> MinersAnywhere, IReadOnlyList<string> MinersInJobs, bool KillAnywhere, bool KillInJobs,
+    IReadOnlyList<string> JobRoots, IReadOnlyList<uint> AllowedUids)
+{
+    public static readonly ExecRules None = new([], [], false, false, [], []);
 }

@@ -91,6 +91,8 @@ public sealed unsafe class KernelSession : IDisposable
                 throw new SensorException(LoadFailure(-err));
 
             session.RingBufferFd = session.MapFd("events");
+            // Rules before attach: no exec is judged against empty maps.
+            session.WriteExecRules(options.ExecRules);
             session.DropsFd = session.MapFd("drops");
             session.GpuIoctlCountsFd = session.MapFd("gpu_ioctl_counts");
             session.GpuClassCountsFd = session.MapFd("gpu_class_counts");
@@ -133,6 +135,53 @@ public sealed unsafe class KernelSession : IDisposable
             GpuDevice d = options.GpuDevices[i];
             config.GpuDevices[i] = new GuardGpuDevice { Major = d.Major, Minor = d.Minor ?? -1, Role = (uint)d.Role };
         }
+    }
+
+    private void WriteExecRules(ExecRules rules)
+    {
+        int miners = MapFd("miner_names");
+        int roots = MapFd("job_root_names");
+        int uids = MapFd("allowed_uids");
+        jobMembersFd = MapFd("job_members");
+        var flags = new Dictionary<string, uint>();
+        foreach (string name in rules.MinersAnywhere)
+            flags[Comm(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+        foreach (string name in rules.MinersInJobs)
+            flags[Comm(name)] = flags.GetValueOrDefault(Comm(name)) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+        foreach ((string name, uint value) in flags)
+            Update(miners, name, value);
+        foreach (string name in rules.JobRoots)
+            Update(roots, Comm(name), 1);
+        foreach (uint uid in rules.AllowedUids)
+        {
+            uint key = uid, one = 1;
+            int rc = Libbpf.MapUpdate(uids, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed users into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+    }
+
+    /// <summary>The kernel's comm: the first 15 bytes of a name.</summary>
+    private static string Comm(string name) =>
+        System.Text.Encoding.UTF8.GetByteCount(name) <= 15 ? name : System.Text.Encoding.UTF8.GetString(System.Text.Encoding.UTF8.GetBytes(name), 0, 15);
+
+    private static void Update(int fd, string name, uint value)
+    {
+        GuardName key = default;
+        System.Text.Encoding.UTF8.GetBytes(name, key.Name);
+        int rc = Libbpf.MapUpdate(fd, &key, &value, 0);
+        if (rc != 0)
+            throw new SensorException($"cannot write '{name}' into a kernel map: {Libc.ErrorText(-rc)}");
+    }
+
+    private int jobMembersFd = -1;
+
+    /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
+    public void MarkJobMember(int pid, int rootPid, ulong rootStartTimeNs)
+    {
+        uint key = (uint)pid;
+        var member = new GuardJobMember { RootPid = (uint)rootPid, RootStartTimeNs = rootStartTimeNs };
+        _ = Libbpf.MapUpdate(jobMembersFd, &key, &member, 0); // a process gone meanwhile is no loss
     }
 
     private static string LoadFailure(int errno)

@@ -7,6 +7,7 @@ public sealed record EventFilter
     public static readonly IReadOnlySet<EventType> DefaultTypes = new HashSet<EventType>
     {
         EventType.Exec, EventType.Exit, EventType.Connect, EventType.Payload, EventType.Dns, EventType.Gpu, EventType.Heartbeat,
+        EventType.Action, EventType.Alert,
     };
 
     public IReadOnlySet<EventType> Types { get; init; } = DefaultTypes;
@@ -17,8 +18,8 @@ public sealed record EventFilter
 
     public bool Matches(SensorEvent e)
     {
-        if (e.Type == EventType.Heartbeat)
-            return true;
+        if (e.Type is EventType.Heartbeat or EventType.Alert or EventType.Action)
+            return true; // health and findings are never filtered away
         if (!Types.Contains(e.Type))
             return false;
         if (Pid is int pid && (e.Process is null || !e.Process.DescendsFrom(pid)))

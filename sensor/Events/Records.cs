@@ -60,6 +60,9 @@ public struct Bytes1024
 public struct ExecRecord
 {
     public const uint ArgsTruncated = 1;
+    public const uint KnownMiner = 2;
+    public const uint Killed = 4;
+    public const uint InJob = 8;
 
     public RecordHeader Header;
     public uint Ppid;
@@ -70,7 +73,7 @@ public struct ExecRecord
     public ulong ParentStartTimeNs;
     public ulong CgroupId;
     public uint Flags;
-    public uint Pad;
+    public uint JobRootPid;
     public Bytes16 Comm;
     public Bytes256 Path;
     public Bytes1024 Args;
@@ -160,6 +163,25 @@ public struct GpuIoctlRecord
     public uint Minor;
     public uint Command;
     public uint Role;
+}
+
+/// <summary>Key of the name maps: a comm, NUL-padded.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardName
+{
+    public const uint Anywhere = 1;
+    public const uint InJob = 2;
+    public const uint Kill = 4;
+
+    public Bytes16 Name;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardJobMember
+{
+    public uint RootPid;
+    public uint Pad;
+    public ulong RootStartTimeNs;
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -14,6 +14,7 @@ public enum EventType
     Gpu,
     Heartbeat,
     Action,
+    Alert,
 }
 
 /// <summary>
@@ -164,4 +165,24 @@ public sealed class ActionEvent : SensorEvent
     public IReadOnlyList<int> Pids { get; init; } = [];
 
     public string? CgroupPath { get; init; }
+}
+
+/// <summary>A finding: a rule fired on a process, with the evidence and what was done.</summary>
+public sealed class AlertEvent : SensorEvent
+{
+    public override EventType Type => EventType.Alert;
+
+    /// <summary>The rule (a detector's name).</summary>
+    public string Rule { get; init; } = "";
+
+    public string Description { get; init; } = "";
+
+    /// <summary>What was done, in words ("killed by the kernel at exec"); empty when only alerting.</summary>
+    public IReadOnlyList<string> Response { get; init; } = [];
+
+    /// <summary>The training job's root above the process, when it is inside one.</summary>
+    public ProcessEntry? JobRoot { get; init; }
+
+    /// <summary>Evidence as name/value pairs, captured before any kill.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; init; } = [];
 }

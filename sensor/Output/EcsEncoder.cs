@@ -99,6 +99,9 @@ public sealed class EcsEncoder
             case ActionEvent a:
                 Action(w, a);
                 break;
+            case AlertEvent alert:
+                Alert(w, alert);
+                break;
         }
         w.EndLine();
     }
@@ -442,6 +445,83 @@ public sealed class EcsEncoder
             new IPAddress(address.AsSpan(0, 16)).TryFormat(text, out n);
         }
         w.AsciiString("ip"u8, text[..n]);
+    }
+
+    private void Alert(JsonLineWriter w, AlertEvent a)
+    {
+        w.StartObject("event"u8);
+        w.AsciiString("kind"u8, "alert"u8);
+        w.StartArray("category"u8);
+        w.TextItem("process"u8);
+        w.TextItem("malware"u8);
+        w.EndArray();
+        w.StartArray("type"u8);
+        w.TextItem("info"u8);
+        w.EndArray();
+        w.Text("action"u8, a.Rule);
+        w.AsciiString("dataset"u8, "guard.finding"u8);
+        w.AsciiString("module"u8, "guard"u8);
+        w.Number("sequence"u8, a.Sequence);
+        w.EndObject();
+        w.StartObject("rule"u8);
+        w.Text("name"u8, a.Rule);
+        w.Text("description"u8, a.Description);
+        w.AsciiString("ruleset"u8, "guard"u8);
+        w.EndObject();
+        w.StartObject("threat"u8);
+        w.AsciiString("framework"u8, "MITRE ATT&CK"u8);
+        w.StartObject("tactic"u8);
+        w.StartArray("id"u8);
+        w.TextItem("TA0040"u8);
+        w.EndArray();
+        w.StartArray("name"u8);
+        w.TextItem("Impact"u8);
+        w.EndArray();
+        w.EndObject();
+        w.StartObject("technique"u8);
+        w.StartArray("id"u8);
+        w.TextItem("T1496"u8);
+        w.EndArray();
+        w.StartArray("name"u8);
+        w.TextItem("Resource Hijacking"u8);
+        w.EndArray();
+        w.EndObject();
+        w.EndObject();
+        Process(w, a.Process, null);
+        w.StartObject("guard"u8);
+        w.StartObject("finding"u8);
+        w.StartObject("evidence"u8);
+        foreach ((string key, string value) in a.Evidence)
+            w.Text(System.Text.Encoding.UTF8.GetBytes(key), value);
+        w.EndObject();
+        w.StartArray("response"u8);
+        foreach (string r in a.Response)
+            w.TextItem(r);
+        w.EndArray();
+        w.EndObject();
+        if (a.JobRoot is { } root)
+        {
+            w.StartObject("job_root"u8);
+            w.Number("pid"u8, root.Pid);
+            w.Text("entity_id"u8, root.EntityIdUtf8);
+            w.Text("name"u8, root.Name);
+            w.EndObject();
+        }
+        if (a.Process is { } p)
+        {
+            if (p.Job is { } job)
+            {
+                w.StartObject("job"u8);
+                w.Text("id"u8, job.Id);
+                w.Text("kind"u8, job.Kind);
+                w.EndObject();
+            }
+            w.StartArray("ancestry"u8);
+            for (ProcessEntry? ancestor = p.Parent; ancestor is not null; ancestor = ancestor.Parent)
+                w.TextItem(ancestor.EntityIdUtf8);
+            w.EndArray();
+        }
+        w.EndObject();
     }
 
     private void Action(JsonLineWriter w, ActionEvent a)

@@ -29,6 +29,9 @@ public sealed class ProcessTable
 
     public int Count => byPid.Count;
 
+    /// <summary>Every process known now, live or recently exited.</summary>
+    public IEnumerable<ProcessEntry> Entries => byPid.Values;
+
     public EntityIds Ids => ids;
 
     /// <summary>

@@ -29,6 +29,8 @@ public sealed partial class RecordLayoutTests
         ("guard_gpu_count_key", typeof(GpuCountKey)),
         ("guard_gpu_device", typeof(GuardGpuDevice)),
         ("guard_config", typeof(GuardConfig)),
+        ("guard_name", typeof(GuardName)),
+        ("guard_job_member", typeof(GuardJobMember)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =

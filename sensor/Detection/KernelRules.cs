@@ -1,0 +1,31 @@
+using System.Globalization;
+using Guard.Sensor.Bpf;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>The part of a policy the kernel applies itself, at exec.</summary>
+public static class KernelRules
+{
+    public static ExecRules From(Policy policy, string passwd = "/etc/passwd") => new(
+        policy.Indicators.MinerNames,
+        policy.Indicators.MinerNamesInJobs,
+        Acts(policy.ActionFor("known-miner")),
+        Acts(policy.ActionFor("miner-in-job")),
+        policy.Jobs.Roots,
+        [.. policy.Allow.Users.Select(u => Uid(u, passwd)).OfType<uint>()]);
+
+    public static bool Acts(RuleAction action) => action is RuleAction.Kill or RuleAction.KillJob or RuleAction.QuarantineJob;
+
+    private static uint? Uid(string user, string passwd)
+    {
+        if (uint.TryParse(user, NumberStyles.None, CultureInfo.InvariantCulture, out uint uid))
+            return uid;
+        foreach (string line in File.Exists(passwd) ? File.ReadLines(passwd) : [])
+        {
+            string[] f = line.Split(':');
+            if (f.Length > 2 && f[0] == user && uint.TryParse(f[2], CultureInfo.InvariantCulture, out uid))
+                return uid;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,61 @@
+using System.Globalization;
+using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>
+/// Turns the kernel's exec verdict (a known miner name, killed or not) into
+/// an alert with its evidence: the executable's SHA-256 and path, the command
+/// line, the working directory, the lineage and the job root.
+/// </summary>
+public sealed class KnownMinerFindings
+{
+    private const long MaxHashedBytes = 256L << 20;
+    private readonly HashSet<string> anywhere;
+
+    public KnownMinerFindings(Policy policy) =>
+        anywhere = [.. policy.Indicators.MinerNames.Select(n => n.Length > 15 ? n[..15] : n)];
+
+    public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record, ProcessTable table)
+    {
+        if ((record.Flags & ExecRecord.KnownMiner) == 0)
+            return null;
+        bool killed = (record.Flags & ExecRecord.Killed) != 0;
+        string rule = anywhere.Contains(process.NameText) ? "known-miner" : "miner-in-job";
+        ProcessEntry? root = record.JobRootPid == 0 ? null : table.Find((int)record.JobRootPid);
+        string path = process.ExecutableText;
+        if (!path.StartsWith('/') && process.WorkingDirectory is { } cwd)
+            path = Path.Join(cwd, path);
+        var evidence = new List<KeyValuePair<string, string>>
+        {
+            new("executable", path),
+            new("sha256", Hash(path)),
+            new("name", process.NameText),
+            new("in_job", ((record.Flags & ExecRecord.InJob) != 0).ToString(CultureInfo.InvariantCulture).ToLowerInvariant()),
+        };
+        return new AlertEvent
+        {
+            Rule = rule,
+            Description = rule == "known-miner" ? "known miner executable" : "miner name inside a training job",
+            Response = killed ? ["killed by the kernel at exec, before its first instruction"] : [],
+            JobRoot = root,
+            Evidence = evidence,
+            Process = process,
+            TimeNs = (long)record.Header.TimeNs,
+        };
+    }
+
+    private static string Hash(string path)
+    {
+        try
+        {
+            using FileStream file = File.OpenRead(path);
+            return file.Length > MaxHashedBytes ? $"not hashed: over {MaxHashedBytes >> 20} MB" : Sha256.HexOf(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"unreadable: {e.Message}";
+        }
+    }
+}
