@@ -11,6 +11,12 @@ namespace Guard.Sensor;
 /// no locks; events are reused instances, so a record costs no allocation
 /// beyond what the table must keep.
 /// </summary>
+/// <summary>The detectors judged at exec, built from one policy.</summary>
+public sealed record ExecDetection(Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments)
+{
+    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy));
+}
+
 public sealed class EventPipeline : IRecordHandler
 {
     /// <summary>A connection's first bytes are out once no more came for this long.</summary>
@@ -55,12 +61,25 @@ public sealed class EventPipeline : IRecordHandler
     {
         ProcessEntry entry = table.OnExec(record);
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
-        if (KnownMiners?.OnExec(entry, record, table) is { } alert)
+        if (Detection is not { } detection || detection.Allowed.Allows(entry))
+            return;
+        if (detection.KnownMiners.OnExec(entry, record, table) is { } verdict)
+        {
+            Emit(verdict); // the kernel has acted already
+            return;
+        }
+        if (detection.Arguments.OnExec(entry, (long)record.Header.TimeNs) is { } alert)
+        {
+            Responder?.Apply(alert);
             Emit(alert);
+        }
     }
 
-    /// <summary>Findings from the kernel's exec verdicts; null when no policy is in force.</summary>
-    public Detection.KnownMinerFindings? KnownMiners { get; set; }
+    /// <summary>The policy's detectors; null runs the sensor without findings.</summary>
+    public ExecDetection? Detection { get; set; }
+
+    /// <summary>Acts on findings; null only reports them.</summary>
+    public Response.Responder? Responder { get; set; }
 
     public void OnFork(in ForkRecord record)
     {

@@ -86,7 +86,10 @@ public sealed class GuardSensor : IDisposable
             MarkSeededJobMembers(table, kernel, kernelOptions.ExecRules.JobRoots);
             var sensor = new GuardSensor(kernel, table, sink, options);
             if (options.Policy is { } p)
-                sensor.pipeline.KnownMiners = new Detection.KnownMinerFindings(p);
+            {
+                sensor.pipeline.Detection = ExecDetection.From(p);
+                sensor.pipeline.Responder = new Response.Responder(new Response.ProcessKiller(kernelOptions.CgroupRoot!));
+            }
             return sensor;
         }
         catch

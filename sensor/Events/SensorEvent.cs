@@ -178,7 +178,10 @@ public sealed class AlertEvent : SensorEvent
     public string Description { get; init; } = "";
 
     /// <summary>What was done, in words ("killed by the kernel at exec"); empty when only alerting.</summary>
-    public IReadOnlyList<string> Response { get; init; } = [];
+    public IReadOnlyList<string> Response { get; set; } = [];
+
+    /// <summary>What the policy asks the response to do; Off when it is already done or only an alert.</summary>
+    public Detection.RuleAction RequestedAction { get; init; } = Detection.RuleAction.Alert;
 
     /// <summary>The training job's root above the process, when it is inside one.</summary>
     public ProcessEntry? JobRoot { get; init; }

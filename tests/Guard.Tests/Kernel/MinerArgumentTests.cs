@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Guard.Sensor;
+using Guard.Sensor.Detection;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>Miner arguments on a renamed binary: judged in user space, killed through a pidfd.</summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class MinerArgumentTests
+{
+    [Theory]
+    [InlineData("stratum+tcp://127.0.0.1:3333", "argument")]
+    [InlineData("44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "wallet")]
+    public void ARenamedMinerWithMinerArgumentsIsKilledBeforeItWorks(string argument, string evidence)
+    {
+        using var dir = new TempDir();
+        string simulator = Path.Combine(dir.Path, "data-loader");
+        File.Copy("/bin/sh", simulator);
+        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+
+        // Works for a second before its first "share": the kill must come first.
+        using Process p = Run.Start(simulator, "-c", $"sleep 1; echo ran > {marker}", "miner", "-o", argument);
+        Assert.True(p.WaitForExit(5000));
+
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "miner-arguments" && e.Pid == p.Id);
+        Assert.Equal(argument, alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty(evidence).GetString());
+        string response = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString()!;
+        Assert.StartsWith("killed", response, StringComparison.Ordinal);
+        Assert.Equal(137, p.ExitCode);
+        Thread.Sleep(1200);
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public void AllowedExecutablesAreLeftAlone()
+    {
+        using var dir = new TempDir();
+        string simulator = Path.Combine(dir.Path, "allowed-tool");
+        File.Copy("/bin/sh", simulator);
+        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var errors = new List<PolicyError>();
+        Policy policy = PolicyParser.Parse($"[allow]\nexecutables = [\"{simulator}\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Empty(errors);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+
+        using Process p = Run.Start(simulator, "-c", "true", "--donate-level", "1");
+        p.WaitForExit();
+
+        Assert.Equal(0, p.ExitCode);
+        sensor.WaitFor("exit", e => e.Action == "exit" && e.Pid == p.Id);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+    }
+}
