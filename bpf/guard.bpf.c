@@ -55,8 +55,32 @@ struct sock_owner {
 	__u16 captured;
 	__u8 segments;
 	__u8 done;
-	__u32 pad;
+	/* Stratum scan across segments: where in `"method":"..."` we are. */
+	__u8 scan_stage;
+	__u8 scan_index;
+	__u8 method_len;
+	__u8 verdict; /* 0, GUARD_STRATUM_ALERT or GUARD_STRATUM_DROP */
+	char method[GUARD_METHOD_LEN];
 };
+
+/* Stratum methods from the policy, written by the sensor after load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct guard_method);
+	__type(value, __u32);
+} stratum_methods SEC(".maps");
+
+struct payload_scratch {
+	__u8 data[GUARD_PAYLOAD_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct payload_scratch);
+} payload_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -488,66 +512,183 @@ static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *
 	return -1;
 }
 
-static __always_inline void capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
-					struct l4_location *loc)
+enum scan_stage {
+	SCAN_KEY = 0,    /* looking for "method" */
+	SCAN_COLON = 1,  /* then ':' */
+	SCAN_QUOTE = 2,  /* then the value's opening quote */
+	SCAN_VALUE = 3,  /* then the name, up to its closing quote */
+	SCAN_GIVEN_UP = 4,
+};
+
+static __always_inline bool json_space(__u8 c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+struct scan_context {
+	struct sock_owner *owner;
+	const __u8 *buf;
+	__u32 n;
+	__u32 stream_offset;
+	__u32 verdict;
+};
+
+/* The bytes of "method", quotes included. (A static array would land in
+ * .rodata beside guard_config.) */
+static __always_inline char method_key(__u8 i)
+{
+	switch (i) {
+	case 1: return 'm';
+	case 2: return 'e';
+	case 3: return 't';
+	case 4: return 'h';
+	case 5: return 'o';
+	case 6: return 'd';
+	default: return '"';
+	}
+}
+
+#define METHOD_KEY_LEN 8
+
+static long scan_byte(__u32 i, struct scan_context *ctx)
+{
+	struct sock_owner *o = ctx->owner;
+	__u8 c;
+
+	if (i >= ctx->n || o->scan_stage == SCAN_GIVEN_UP)
+		return 1;
+	c = ctx->buf[i & (GUARD_PAYLOAD_LEN - 1)];
+	if (ctx->stream_offset + i == 0 && c != '{') {
+		o->scan_stage = SCAN_GIVEN_UP;
+		return 1;
+	}
+	switch (o->scan_stage) {
+	case SCAN_KEY:
+		if (c == method_key(o->scan_index)) {
+			o->scan_index++;
+			if (o->scan_index == METHOD_KEY_LEN)
+				o->scan_stage = SCAN_COLON;
+		} else {
+			o->scan_index = c == '"' ? 1 : 0;
+		}
+		break;
+	case SCAN_COLON:
+		if (c == ':')
+			o->scan_stage = SCAN_QUOTE;
+		else if (!json_space(c))
+			o->scan_stage = SCAN_KEY, o->scan_index = 0;
+		break;
+	case SCAN_QUOTE:
+		if (c == '"') {
+			o->scan_stage = SCAN_VALUE;
+			o->method_len = 0;
+			__builtin_memset(o->method, 0, sizeof(o->method));
+		} else if (!json_space(c)) {
+			o->scan_stage = SCAN_KEY, o->scan_index = 0;
+		}
+		break;
+	case SCAN_VALUE:
+		if (c == '"') {
+			__u32 *verdict = bpf_map_lookup_elem(&stratum_methods, o->method);
+
+			o->scan_stage = SCAN_KEY;
+			o->scan_index = 0;
+			if (verdict) {
+				ctx->verdict = *verdict;
+				return 1;
+			}
+		} else if (o->method_len < GUARD_METHOD_LEN - 1) {
+			o->method[o->method_len & (GUARD_METHOD_LEN - 1)] = c;
+			o->method_len++;
+		} else {
+			o->scan_stage = SCAN_KEY, o->scan_index = 0;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Feeds one segment of the stream to the Stratum scan; returns the verdict
+ * (GUARD_STRATUM_*) once a method the policy names is complete. A Stratum
+ * first line is a JSON object: a stream that does not open with '{' is not
+ * one. bpf_loop keeps the verifier's work to one pass over the body. */
+static __always_inline __u32 scan_stratum(struct sock_owner *o, const __u8 *buf, __u32 n, __u32 stream_offset)
+{
+	struct scan_context ctx = { .owner = o, .buf = buf, .n = n, .stream_offset = stream_offset, .verdict = 0 };
+
+	bpf_loop(GUARD_PAYLOAD_LEN, scan_byte, &ctx, 0);
+	return ctx.verdict;
+}
+
+/* Returns 0 to drop the packet: only for a socket whose first bytes were a
+ * Stratum message the policy stops. */
+static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
+				       struct l4_location *loc)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
+	struct payload_scratch *scratch;
 	struct guard_payload *p;
 	struct tcphdr *th;
-	__u32 payload_offset, payload_len, seq, offset, n;
+	__u32 payload_offset, payload_len, seq, offset, n, zero = 0, verdict;
 	__u16 dport;
 
 	if (loc->offset > 60)
-		return;
+		return 1;
 	th = data + loc->offset;
 	if ((void *)(th + 1) > end)
-		return;
+		return 1;
 	payload_offset = loc->offset + th->doff * 4;
 	if (skb->len <= payload_offset)
-		return;
+		return 1;
 	payload_len = skb->len - payload_offset;
 	seq = bpf_ntohl(th->seq);
 	dport = bpf_ntohs(th->dest);
 	if (owner->segments == 0)
 		owner->next_seq = seq;
 	else if (seq != owner->next_seq)
-		return; /* a retransmission, or out of order */
+		return 1; /* a retransmission, or out of order */
 
 	offset = owner->captured;
 	if (offset >= GUARD_PAYLOAD_LEN)
-		return;
+		return 1;
 	n = payload_len;
 	if (n > GUARD_PAYLOAD_LEN - offset)
 		n = GUARD_PAYLOAD_LEN - offset;
 	if (n == 0 || n > GUARD_PAYLOAD_LEN)
-		return;
+		return 1;
+	scratch = bpf_map_lookup_elem(&payload_scratch, &zero);
+	if (!scratch || bpf_skb_load_bytes(skb, payload_offset, scratch->data, n))
+		return 1;
+	verdict = scan_stratum(owner, scratch->data, n, offset);
 	/* The stream position moves on even if the ring is full: the drop is
 	 * counted, and a later segment is never mistaken for an earlier one. */
 	owner->captured = offset + n;
 	owner->next_seq = seq + payload_len;
 	owner->segments++;
-	if (owner->captured >= GUARD_PAYLOAD_LEN || owner->segments >= GUARD_PAYLOAD_SEGMENTS)
+	/* Bytes, not segments, bound the capture: a sender that splits its first
+	 * line byte by byte is still read to the end of it. */
+	if (owner->captured >= GUARD_PAYLOAD_LEN || verdict)
 		owner->done = 1;
+	owner->verdict = verdict;
 
 	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
-	if (!p)
-		return;
-	if (bpf_skb_load_bytes(skb, payload_offset, p->data, n)) {
-		bpf_ringbuf_discard(p, BPF_RB_NO_WAKEUP);
-		return;
+	if (p) {
+		bpf_probe_read_kernel(p->data, n, scratch->data);
+		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
+		p->cookie = bpf_get_socket_cookie(skb);
+		p->family = loc->family;
+		p->dport = dport;
+		p->offset = offset;
+		p->len = n;
+		p->segments = owner->segments;
+		p->flags = (owner->done ? GUARD_PAYLOAD_FINAL : 0) | (verdict ? GUARD_PAYLOAD_STRATUM : 0) |
+			   (verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
+		p->pad = 0;
+		__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
+		submit(p);
 	}
-	fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
-	p->cookie = bpf_get_socket_cookie(skb);
-	p->family = loc->family;
-	p->dport = dport;
-	p->offset = offset;
-	p->len = n;
-	p->segments = owner->segments;
-	p->flags = owner->done ? GUARD_PAYLOAD_FINAL : 0;
-	p->pad = 0;
-	__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
-	submit(p);
+	return verdict == GUARD_STRATUM_DROP ? 0 : 1;
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
@@ -607,12 +748,13 @@ int guard_egress(struct __sk_buff *skb)
 	if (!owner)
 		return 1;
 	if (sk->protocol == IPPROTO_TCP && owner->done)
-		return 1;
+		/* After a Stratum line, nothing more of this socket leaves. */
+		return owner->verdict == GUARD_STRATUM_DROP ? 0 : 1;
 	if (locate_l4(skb, &loc))
 		return 1;
 	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)
-		capture_tcp(skb, sk, owner, &loc);
-	else if (loc.protocol == IPPROTO_UDP)
+		return capture_tcp(skb, sk, owner, &loc);
+	if (loc.protocol == IPPROTO_UDP)
 		capture_dns(skb, owner, &loc);
 	return 1;
 }

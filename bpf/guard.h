@@ -15,7 +15,6 @@
 #define GUARD_PATH_LEN 256
 #define GUARD_ARGS_LEN 1024
 #define GUARD_PAYLOAD_LEN 256
-#define GUARD_PAYLOAD_SEGMENTS 8
 #define GUARD_DNS_LEN 256
 #define GUARD_MAX_GPU_DEVICES 8
 
@@ -162,6 +161,17 @@ struct guard_connect {
 };
 
 #define GUARD_PAYLOAD_FINAL 1
+#define GUARD_PAYLOAD_STRATUM 2 /* this segment completed a Stratum method */
+#define GUARD_PAYLOAD_DROPPED 4 /* and it, with all that follows, was dropped */
+
+#define GUARD_METHOD_LEN 32
+
+/* Key of stratum_methods: a JSON-RPC method name, NUL-padded. Values: */
+struct guard_method {
+	char name[GUARD_METHOD_LEN];
+};
+#define GUARD_STRATUM_ALERT 1
+#define GUARD_STRATUM_DROP 2
 
 /* One of the first segments of a connection: its bytes and where they sit in
  * the first GUARD_PAYLOAD_LEN bytes of the stream. The sensor assembles them

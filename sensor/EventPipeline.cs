@@ -12,9 +12,10 @@ namespace Guard.Sensor;
 /// beyond what the table must keep.
 /// </summary>
 /// <summary>The detectors judged at exec, built from one policy.</summary>
-public sealed record ExecDetection(Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments)
+public sealed record ExecDetection(
+    Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments, Detection.StratumFindings Stratum)
 {
-    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy));
+    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy));
 }
 
 public sealed class EventPipeline : IRecordHandler
@@ -138,6 +139,14 @@ public sealed class EventPipeline : IRecordHandler
         pending.Length = Math.Max(pending.Length, offset + length);
         pending.Segments = record.Segments;
         pending.LastNs = (long)record.Header.TimeNs;
+        if ((record.Flags & PayloadRecord.Stratum) != 0 && Detection is { } detection)
+        {
+            AlertEvent alert = detection.Stratum.OnMatch(
+                table.Owner(record.Header), pending.Data.AsSpan(0, pending.Length), record.Family, pending.DestinationAddress,
+                record.DestinationPort, (record.Flags & PayloadRecord.Dropped) != 0, (long)record.Header.TimeNs);
+            Responder?.Apply(alert);
+            Emit(alert);
+        }
         if ((record.Flags & PayloadRecord.Final) != 0)
             EmitPayload(pending);
     }

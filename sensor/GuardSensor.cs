@@ -75,7 +75,7 @@ public sealed class GuardSensor : IDisposable
         KernelOptions kernelOptions = options.Kernel with
         {
             CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root(),
-            ExecRules = options.Policy is { } policy ? Detection.KernelRules.From(policy) : options.Kernel.ExecRules,
+            InKernelRules = options.Policy is { } policy ? Detection.KernelRules.From(policy) : options.Kernel.InKernelRules,
         };
         KernelSession kernel = KernelSession.Open(kernelOptions);
         try
@@ -83,7 +83,7 @@ public sealed class GuardSensor : IDisposable
             // Attached first, then seeded: a process born in between is seen twice, never missed.
             var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
             table.SeedFromProcfs();
-            MarkSeededJobMembers(table, kernel, kernelOptions.ExecRules.JobRoots);
+            MarkSeededJobMembers(table, kernel, kernelOptions.InKernelRules.JobRoots);
             var sensor = new GuardSensor(kernel, table, sink, options);
             if (options.Policy is { } p)
             {

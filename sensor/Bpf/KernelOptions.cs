@@ -16,17 +16,18 @@ public sealed record KernelOptions
     /// <summary>Where the cgroup programs attach; found from /proc/self/mounts when null.</summary>
     public string? CgroupRoot { get; init; }
 
-    /// <summary>What the exec program judges: miner names, job roots, allowed users.</summary>
-    public ExecRules ExecRules { get; init; } = ExecRules.None;
+    /// <summary>What the kernel judges itself: miner names, job roots, allowed users, Stratum methods.</summary>
+    public InKernelRules InKernelRules { get; init; } = InKernelRules.None;
 }
 
 /// <summary>
-/// The exec-time rules the kernel applies itself. Names are comms: the first
-/// 15 bytes of the executable's name, as the kernel keeps it.
+/// The rules the kernel applies itself, at exec and at egress. Names are
+/// comms: the first 15 bytes of the executable's name, as the kernel keeps it.
 /// </summary>
-public sealed record ExecRules(
+public sealed record InKernelRules(
     IReadOnlyList<string> MinersAnywhere, IReadOnlyList<string> MinersInJobs, bool KillAnywhere, bool KillInJobs,
-    IReadOnlyList<string> JobRoots, IReadOnlyList<uint> AllowedUids)
+    IReadOnlyList<string> JobRoots, IReadOnlyList<uint> AllowedUids,
+    IReadOnlyList<string> StratumMethods, bool DropStratum)
 {
-    public static readonly ExecRules None = new([], [], false, false, [], []);
+    public static readonly InKernelRules None = new([], [], false, false, [], [], [], false);
 }

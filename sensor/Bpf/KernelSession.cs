@@ -92,7 +92,7 @@ public sealed unsafe class KernelSession : IDisposable
 
             session.RingBufferFd = session.MapFd("events");
             // Rules before attach: no exec is judged against empty maps.
-            session.WriteExecRules(options.ExecRules);
+            session.WriteExecRules(options.InKernelRules);
             session.DropsFd = session.MapFd("drops");
             session.GpuIoctlCountsFd = session.MapFd("gpu_ioctl_counts");
             session.GpuClassCountsFd = session.MapFd("gpu_class_counts");
@@ -119,7 +119,8 @@ public sealed unsafe class KernelSession : IDisposable
         if (rodata == 0)
             throw new SensorException("the BPF object has no .rodata section (guard_config missing)");
         void* initial = Libbpf.MapInitialValue(rodata, out nuint size);
-        if (initial == null || size < (nuint)sizeof(GuardConfig))
+        // Exactly guard_config: anything else in .rodata would sit where the sensor writes.
+        if (initial == null || size != (nuint)sizeof(GuardConfig))
             throw new SensorException($"the BPF object's .rodata is {size} bytes; guard_config needs {sizeof(GuardConfig)}: sensor and object disagree");
         if (options.GpuDevices.Count > GuardConfig.MaxGpuDevices)
             throw new SensorException($"at most {GuardConfig.MaxGpuDevices} GPU device entries can be configured, got {options.GpuDevices.Count}");
@@ -137,7 +138,7 @@ public sealed unsafe class KernelSession : IDisposable
         }
     }
 
-    private void WriteExecRules(ExecRules rules)
+    private void WriteExecRules(InKernelRules rules)
     {
         int miners = MapFd("miner_names");
         int roots = MapFd("job_root_names");
@@ -152,6 +153,18 @@ public sealed unsafe class KernelSession : IDisposable
             Update(miners, name, value);
         foreach (string name in rules.JobRoots)
             Update(roots, Comm(name), 1);
+        int methods = MapFd("stratum_methods");
+        foreach (string method in rules.StratumMethods)
+        {
+            GuardMethod key = default;
+            if (System.Text.Encoding.UTF8.GetByteCount(method) >= GuardMethod.Capacity)
+                throw new SensorException($"Stratum method '{method}' is longer than {GuardMethod.Capacity - 1} bytes");
+            System.Text.Encoding.UTF8.GetBytes(method, key.Name);
+            uint verdict = rules.DropStratum ? GuardMethod.Drop : GuardMethod.Alert;
+            int rc = Libbpf.MapUpdate(methods, &key, &verdict, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
+        }
         foreach (uint uid in rules.AllowedUids)
         {
             uint key = uid, one = 1;
@@ -192,7 +205,9 @@ public sealed unsafe class KernelSession : IDisposable
         string? verifierLast = LibbpfLog.Snapshot().LastOrDefault(l => !l.StartsWith("libbpf:", StringComparison.Ordinal) && !l.StartsWith("--", StringComparison.Ordinal) && !l.StartsWith("processed", StringComparison.Ordinal));
         if (program is not null)
             return $"BPF program {program} failed to load: {Libc.ErrorText(errno)}" + (verifierLast is null ? "" : $" (verifier: {verifierLast.Trim()})");
-        return $"the BPF object failed to load: {Libc.ErrorText(errno)}" + (LibbpfLog.Last() is { } last ? $" ({last})" : "");
+        string? cause = LibbpfLog.Snapshot().LastOrDefault(l => l.Contains("failed", StringComparison.Ordinal) && !l.Contains("failed to load object", StringComparison.Ordinal));
+        string? detail = cause ?? LibbpfLog.Last();
+        return $"the BPF object failed to load: {Libc.ErrorText(errno)}" + (detail is null ? "" : $" ({detail.Trim()})");
     }
 
     private static string? Between(string text, string start, string end)

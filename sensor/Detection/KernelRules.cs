@@ -6,13 +6,15 @@ namespace Guard.Sensor.Detection;
 /// <summary>The part of a policy the kernel applies itself, at exec.</summary>
 public static class KernelRules
 {
-    public static ExecRules From(Policy policy, string passwd = "/etc/passwd") => new(
+    public static InKernelRules From(Policy policy, string passwd = "/etc/passwd") => new(
         policy.Indicators.MinerNames,
         policy.Indicators.MinerNamesInJobs,
         Acts(policy.ActionFor("known-miner")),
         Acts(policy.ActionFor("miner-in-job")),
         policy.Jobs.Roots,
-        [.. policy.Allow.Users.Select(u => Uid(u, passwd)).OfType<uint>()]);
+        [.. policy.Allow.Users.Select(u => Uid(u, passwd)).OfType<uint>()],
+        policy.ActionFor("stratum") == RuleAction.Off ? [] : policy.Indicators.StratumMethods,
+        Acts(policy.ActionFor("stratum")));
 
     public static bool Acts(RuleAction action) => action is RuleAction.Kill or RuleAction.KillJob or RuleAction.QuarantineJob;
 

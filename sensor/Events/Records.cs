@@ -117,6 +117,8 @@ public struct ConnectRecord
 public struct PayloadRecord
 {
     public const byte Final = 1;
+    public const byte Stratum = 2;
+    public const byte Dropped = 4;
     public const int Capacity = 256;
 
     public RecordHeader Header;
@@ -163,6 +165,23 @@ public struct GpuIoctlRecord
     public uint Minor;
     public uint Command;
     public uint Role;
+}
+
+[InlineArray(GuardMethod.Capacity)]
+public struct Bytes32
+{
+    private byte first;
+}
+
+/// <summary>Key of stratum_methods: a JSON-RPC method, NUL-padded.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardMethod
+{
+    public const int Capacity = 32;
+    public const uint Alert = 1;
+    public const uint Drop = 2;
+
+    public Bytes32 Name;
 }
 
 /// <summary>Key of the name maps: a comm, NUL-padded.</summary>

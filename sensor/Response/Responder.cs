@@ -27,6 +27,6 @@ public sealed class Responder
         };
         if (alert.RequestedAction is RuleAction.KillJob or RuleAction.QuarantineJob)
             response.Add($"{(alert.RequestedAction == RuleAction.KillJob ? "killing" : "quarantine")} of the launching job is not available yet: the job was left running");
-        alert.Response = response;
+        alert.Response = [.. alert.Response, .. response];
     }
 }

@@ -31,6 +31,7 @@ public sealed partial class RecordLayoutTests
         ("guard_config", typeof(GuardConfig)),
         ("guard_name", typeof(GuardName)),
         ("guard_job_member", typeof(GuardJobMember)),
+        ("guard_method", typeof(GuardMethod)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
