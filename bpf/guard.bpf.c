@@ -121,6 +121,14 @@ struct {
 	__type(value, struct guard_job_member);
 } job_members SEC(".maps");
 
+/* Context switches of each process with a non-default FPU rounding mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} rounding_switches SEC(".maps");
+
 #define GPU_SEEN_OPEN 1
 #define GPU_SEEN_IOCTL 2
 
@@ -312,6 +320,7 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	tgid = BPF_CORE_READ(task, tgid);
 	bpf_map_delete_elem(&gpu_seen, &tgid);
 	bpf_map_delete_elem(&job_members, &tgid);
+	bpf_map_delete_elem(&rounding_switches, &tgid);
 	x = reserve(sizeof(*x), GUARD_RECORD_EXIT);
 	if (!x)
 		return 0;
@@ -319,6 +328,29 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	x->exit_code = BPF_CORE_READ(task, exit_code);
 	x->pad = 0;
 	submit(x);
+	return 0;
+}
+
+/* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time;
+ * other software almost never leaves it set (PyTorch sets FTZ/DAZ, bits 15
+ * and 6, which are not counted). Runs at every context switch away from a
+ * task: one load through BTF pointers and a test, unless the bits are set. */
+#define MXCSR_ROUNDING 0x6000
+
+SEC("tp_btf/x86_fpu_regs_deactivated")
+int BPF_PROG(guard_fpu, struct fpu *fpu)
+{
+	__u32 mxcsr = fpu->fpstate->regs.fxsave.mxcsr, tgid;
+	__u64 one = 1, *count;
+
+	if (!(mxcsr & MXCSR_ROUNDING))
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	count = bpf_map_lookup_elem(&rounding_switches, &tgid);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else
+		bpf_map_update_elem(&rounding_switches, &tgid, &one, BPF_NOEXIST);
 	return 0;
 }
 

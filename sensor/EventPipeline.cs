@@ -13,9 +13,10 @@ namespace Guard.Sensor;
 /// </summary>
 /// <summary>The detectors judged at exec, built from one policy.</summary>
 public sealed record ExecDetection(
-    Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments, Detection.StratumFindings Stratum)
+    Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments,
+    Detection.StratumFindings Stratum, Detection.RoundingFindings Rounding)
 {
-    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy));
+    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy));
 }
 
 public sealed class EventPipeline : IRecordHandler
@@ -198,6 +199,20 @@ public sealed class EventPipeline : IRecordHandler
             emittedPayloads.Remove(next.Cookie);
         }
         table.Expire(nowNs);
+    }
+
+    /// <summary>Judges the kernel's rounding-mode counts (sampled by the caller) and acts on what crosses the threshold.</summary>
+    public void OnRoundingSample(IReadOnlyList<(int Pid, ulong Count)> counts, long nowNs)
+    {
+        if (Detection is not { } detection)
+            return;
+        foreach (AlertEvent alert in detection.Rounding.Sample(counts, nowNs, table))
+        {
+            if (alert.Process is { } p && detection.Allowed.Allows(p))
+                continue;
+            Responder?.Apply(alert);
+            Emit(alert);
+        }
     }
 
     /// <summary>Reads the kernel's GPU counters and emits activity for every process whose counts moved.</summary>

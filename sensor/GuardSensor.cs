@@ -48,6 +48,8 @@ public sealed class GuardSensor : IDisposable
     private readonly long startNs;
     private long nextHeartbeatNs;
     private long nextGpuFlushNs;
+    private long nextRoundingSampleNs;
+    private readonly List<(int Pid, ulong Count)> roundingCounts = [];
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options)
     {
@@ -132,6 +134,13 @@ public sealed class GuardSensor : IDisposable
         {
             nextGpuFlushNs = now + (long)options.GpuFlushInterval.TotalNanoseconds;
             pipeline.FlushGpuCounts(now);
+        }
+        if (now >= nextRoundingSampleNs)
+        {
+            nextRoundingSampleNs = now + 1_000_000_000;
+            roundingCounts.Clear();
+            kernel.ReadRoundingSwitches(roundingCounts);
+            pipeline.OnRoundingSample(roundingCounts, now);
         }
         if (now >= nextHeartbeatNs)
         {

@@ -30,5 +30,6 @@ public static class GuardPrograms
         new("guard_egress", AttachPoint.CgroupRoot, false, "first payload bytes and DNS (cgroup_skb/egress)"),
         new("guard_dev", AttachPoint.CgroupRoot, false, "GPU device opens (cgroup/dev)"),
         new(GpuIoctl, AttachPoint.Tracing, false, "GPU driver ioctls (tp/syscalls/sys_enter_ioctl)"),
+        new("guard_fpu", AttachPoint.Tracing, false, "FPU rounding mode at context switch (tp_btf/x86_fpu_regs_deactivated)"),
     ];
 }

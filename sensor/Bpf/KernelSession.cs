@@ -260,6 +260,22 @@ public sealed unsafe class KernelSession : IDisposable
         return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
     }
 
+    /// <summary>Appends (pid, context switches with a non-default rounding mode) for every process the kernel counted.</summary>
+    public void ReadRoundingSwitches(List<(int Pid, ulong Count)> into)
+    {
+        int fd = MapFd("rounding_switches");
+        uint key = 0, next = 0;
+        ulong value = 0;
+        uint* previous = null;
+        while (Libbpf.MapNextKey(fd, previous, &next) == 0)
+        {
+            if (Libbpf.MapLookup(fd, &next, &value) == 0)
+                into.Add(((int)next, value));
+            key = next;
+            previous = &key;
+        }
+    }
+
     /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>
     public ulong[] ReadDrops()
     {
