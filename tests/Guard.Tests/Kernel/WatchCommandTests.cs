@@ -54,10 +54,19 @@ public sealed class WatchCommandTests
         Assert.Contains("guard watch: detached", console.ErrorText, StringComparison.Ordinal);
         Assert.Contains("guard_ioctl", console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
 
-        string programs = Run.Complete("bpftool", "prog", "show", "--json");
-        string[] names = [.. JsonDocument.Parse(programs).RootElement.EnumerateArray()
-            .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")];
-        Assert.DoesNotContain(names, n => n.StartsWith("guard_", StringComparison.Ordinal));
+        // The kernel frees a detached program after an RCU grace period: allow it a moment.
+        string[] names = [];
+        for (int i = 0; i < 30; i++)
+        {
+            string programs = Run.Complete("bpftool", "prog", "show", "--json");
+            names = [.. JsonDocument.Parse(programs).RootElement.EnumerateArray()
+                .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")
+                .Where(n => n.StartsWith("guard_", StringComparison.Ordinal))];
+            if (names.Length == 0)
+                break;
+            Thread.Sleep(100);
+        }
+        Assert.Empty(names);
         string links = Run.Complete("bpftool", "link", "show", "--json");
         Assert.DoesNotContain("guard_", links, StringComparison.Ordinal);
         Assert.False(Directory.Exists("/sys/fs/bpf/guard") && Directory.EnumerateFileSystemEntries("/sys/fs/bpf/guard").Any(), "guard watch leaves no pins");
