@@ -88,6 +88,14 @@ if (Section("syscalls"))
     Line($"pipe write+read x{calls / 5}: {b4:F1} ns bare, {w4:F1} ns watched: {w4 / b4:F3}x (bar 1.02x)");
 }
 
+// The rounding-mode counter runs at every context switch: a two-process pipe ping-pong.
+if (Section("pingpong"))
+{
+    long messages = quick ? 100_000 : 500_000;
+    (double bp, double wp) = Compare("pingpong", messages, () => Watch());
+    Line($"pipe ping-pong between two processes x{messages} (a context switch per message): {bp:F0} ns bare, {wp:F0} ns watched: {wp / bp:F3}x (bar 1.05x)");
+}
+
 // 4. the ioctl program (a stand-in GPU device configured): its cost on other
 // syscalls, and on ioctls of processes that never touched a GPU, against an
 // empty program on the same tracepoint.

@@ -20,7 +20,15 @@ internal sealed class Storms
     /// <summary>Runs one storm; <paramref name="started"/> learns its pid before it begins.</summary>
     public double Run(string mode, long count, Action<int>? started = null)
     {
-        var info = new ProcessStartInfo(binary) { RedirectStandardOutput = true, UseShellExecute = false };
+        // The ping-pong runs on one CPU, so every message is a context switch rather than a cross-CPU wakeup.
+        bool pinned = mode == "pingpong";
+        var info = new ProcessStartInfo(pinned ? "taskset" : binary) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (pinned)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add("0");
+            info.ArgumentList.Add(binary);
+        }
         info.ArgumentList.Add(mode);
         info.ArgumentList.Add(count.ToString(CultureInfo.InvariantCulture));
         using Process p = Process.Start(info)!;

@@ -27,7 +27,7 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: storms forkexec|getppid|pipe|ioctl|ioctl-nv|connect|sleepers N\n");
+		fprintf(stderr, "usage: storms forkexec|getppid|pipe|pingpong|ioctl|ioctl-nv|connect|sleepers N\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -54,6 +54,25 @@ int main(int argc, char **argv)
 			if (write(p[1], &b, 1) != 1 || read(p[0], &b, 1) != 1)
 				return 1;
 		}
+	} else if (!strcmp(mode, "pingpong")) {
+		/* Two processes, one byte back and forth: a context switch per message. */
+		int ab[2], ba[2];
+		char b = 0;
+		if (pipe(ab) || pipe(ba))
+			return 1;
+		pid_t child = fork();
+		if (child == 0) {
+			for (long i = 0; i < n; i++) {
+				if (read(ab[0], &b, 1) != 1 || write(ba[1], &b, 1) != 1)
+					_exit(1);
+			}
+			_exit(0);
+		}
+		for (long i = 0; i < n; i++) {
+			if (write(ab[1], &b, 1) != 1 || read(ba[0], &b, 1) != 1)
+				return 1;
+		}
+		waitpid(child, 0, 0);
 	} else if (!strcmp(mode, "ioctl")) {
 		int fd = open("/dev/null", O_RDONLY);
 		int v;
