@@ -30,7 +30,7 @@ internal static class NativeBinary
             string rss = status.Split('\n').First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))[6..].Trim();
             string hwm = status.Split('\n').First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))[6..].Trim();
             watch.StandardOutput.ReadToEnd();
-            string summary = watch.StandardError.ReadToEnd().Split('\n')[0];
+            string summary = watch.StandardError.ReadToEnd().Split('\n').FirstOrDefault(l => l.Contains(" events", StringComparison.Ordinal)) ?? "";
             watch.WaitForExit();
             int processes = Directory.EnumerateDirectories("/proc").Count(d => char.IsDigit(Path.GetFileName(d)[0]));
             yield return $"native guard watch with {processes} live processes on the host: VmRSS {rss}, peak {hwm} (bar 64 MB)";
