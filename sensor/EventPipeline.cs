@@ -321,6 +321,12 @@ public sealed class EventPipeline : IRecordHandler
         n.DataLength = pending.Length;
         n.Segments = pending.Segments;
         Emit(n);
+        if (Detection?.Stratum.OnFirstBytes(n.Process, n.DataSpan, n.DestinationPort, n.TimeNs) is { } alert
+            && (alert.Process is null || !Detection.Allowed.Allows(alert.Process)))
+        {
+            Responder?.Apply(alert);
+            Emit(alert);
+        }
         payloadPool.Push(pending);
     }
 

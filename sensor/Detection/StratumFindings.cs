@@ -13,8 +13,30 @@ namespace Guard.Sensor.Detection;
 public sealed class StratumFindings
 {
     private readonly Policy policy;
+    private readonly PoolDomains pools;
 
-    public StratumFindings(Policy policy) => this.policy = policy;
+    public StratumFindings(Policy policy)
+    {
+        this.policy = policy;
+        pools = new PoolDomains(policy.Indicators.PoolDomains);
+    }
+
+    /// <summary>A TLS ClientHello among a connection's first bytes that names a pool: strong evidence.</summary>
+    public AlertEvent? OnFirstBytes(ProcessEntry? owner, ReadOnlySpan<byte> firstBytes, int port, long timeNs)
+    {
+        if (policy.ActionFor("pool-sni") == RuleAction.Off || !TlsClientHello.TryReadServerName(firstBytes, out string host)
+            || pools.Match(host) is not { } pool)
+            return null;
+        return new AlertEvent
+        {
+            Rule = "pool-sni",
+            Description = "a TLS connection that names a mining pool",
+            RequestedAction = policy.ActionFor("pool-sni"),
+            Evidence = [new("server_name", host), new("pool_domain", pool), new("port", port.ToString(System.Globalization.CultureInfo.InvariantCulture))],
+            Process = owner,
+            TimeNs = timeNs,
+        };
+    }
 
     public AlertEvent OnMatch(ProcessEntry? owner, ReadOnlySpan<byte> firstBytes, int family, ReadOnlySpan<byte> address, int port, bool dropped, long timeNs)
     {
