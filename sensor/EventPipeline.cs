@@ -14,9 +14,9 @@ namespace Guard.Sensor;
 /// <summary>The detectors judged at exec, built from one policy.</summary>
 public sealed record ExecDetection(
     Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments,
-    Detection.StratumFindings Stratum, Detection.RoundingFindings Rounding)
+    Detection.HashFindings Hashes, Detection.StratumFindings Stratum, Detection.RoundingFindings Rounding)
 {
-    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy));
+    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
 }
 
 public sealed class EventPipeline : IRecordHandler
@@ -70,7 +70,7 @@ public sealed class EventPipeline : IRecordHandler
             Emit(verdict); // the kernel has acted already
             return;
         }
-        if (detection.Arguments.OnExec(entry, (long)record.Header.TimeNs) is { } alert)
+        if ((detection.Arguments.OnExec(entry, (long)record.Header.TimeNs) ?? detection.Hashes.OnExec(entry, (long)record.Header.TimeNs)) is { } alert)
         {
             Responder?.Apply(alert);
             Emit(alert);

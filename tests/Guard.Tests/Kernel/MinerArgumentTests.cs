@@ -37,6 +37,28 @@ public sealed class MinerArgumentTests
     }
 
     [Fact]
+    public void AnExecutableOnTheHashDenyListIsKilledWhateverItsName()
+    {
+        using var dir = new TempDir();
+        string simulator = Path.Combine(dir.Path, "innocent");
+        // A shell with random bytes after its end: its own hash, so nothing else on the machine matches.
+        File.WriteAllBytes(simulator, [.. File.ReadAllBytes("/bin/sh"), .. Guid.NewGuid().ToByteArray()]);
+        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string hash = Sha256.HexOf(File.ReadAllBytes(simulator));
+        var errors = new List<PolicyError>();
+        Policy policy = PolicyParser.Parse($"[indicators]\nminer_hashes = [\"{hash}\"]\n", "hashes.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Empty(errors);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+
+        using Process p = Run.Start(simulator, "-c", "sleep 2");
+        Assert.True(p.WaitForExit(5000));
+
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "miner-hash" && e.Pid == p.Id);
+        Assert.Equal(hash, alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("sha256").GetString());
+        Assert.Equal(137, p.ExitCode);
+    }
+
+    [Fact]
     public void AllowedExecutablesAreLeftAlone()
     {
         using var dir = new TempDir();
