@@ -11,14 +11,6 @@ namespace Guard.Sensor;
 /// no locks; events are reused instances, so a record costs no allocation
 /// beyond what the table must keep.
 /// </summary>
-/// <summary>The detectors judged at exec, built from one policy.</summary>
-public sealed record ExecDetection(
-    Detection.AllowedProcesses Allowed, Detection.KnownMinerFindings KnownMiners, Detection.ArgumentFindings Arguments,
-    Detection.HashFindings Hashes, Detection.StratumFindings Stratum, Detection.RoundingFindings Rounding)
-{
-    public static ExecDetection From(Detection.Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
-}
-
 public sealed class EventPipeline : IRecordHandler
 {
     /// <summary>A connection's first bytes are out once no more came for this long.</summary>
@@ -78,7 +70,7 @@ public sealed class EventPipeline : IRecordHandler
     }
 
     /// <summary>The policy's detectors; null runs the sensor without findings.</summary>
-    public ExecDetection? Detection { get; set; }
+    public Detection.PolicyDetectors? Detection { get; set; }
 
     /// <summary>Acts on findings; null only reports them.</summary>
     public Response.Responder? Responder { get; set; }

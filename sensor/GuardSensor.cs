@@ -89,7 +89,7 @@ public sealed class GuardSensor : IDisposable
             var sensor = new GuardSensor(kernel, table, sink, options);
             if (options.Policy is { } p)
             {
-                sensor.pipeline.Detection = ExecDetection.From(p);
+                sensor.pipeline.Detection = Detection.PolicyDetectors.From(p);
                 sensor.pipeline.Responder = new Response.Responder(new Response.ProcessKiller(kernelOptions.CgroupRoot!));
             }
             return sensor;
@@ -135,7 +135,7 @@ public sealed class GuardSensor : IDisposable
             nextGpuFlushNs = now + (long)options.GpuFlushInterval.TotalNanoseconds;
             pipeline.FlushGpuCounts(now);
         }
-        if (now >= nextRoundingSampleNs)
+        if (now >= nextRoundingSampleNs && pipeline.Detection is not null)
         {
             nextRoundingSampleNs = now + 1_000_000_000;
             roundingCounts.Clear();

@@ -24,6 +24,8 @@ public sealed unsafe class KernelSession : IDisposable
     private readonly List<AttachedProgram> attached = [];
     private readonly List<MissingProgram> missing = [];
     private readonly List<string> warnings = [];
+    private int jobMembersFd = -1;
+    private int roundingSwitchesFd = -1;
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -91,6 +93,7 @@ public sealed unsafe class KernelSession : IDisposable
                 throw new SensorException(LoadFailure(-err));
 
             session.RingBufferFd = session.MapFd("events");
+            session.roundingSwitchesFd = session.MapFd("rounding_switches");
             // Rules before attach: no exec is judged against empty maps.
             session.WriteExecRules(options.InKernelRules);
             session.DropsFd = session.MapFd("drops");
@@ -187,7 +190,6 @@ public sealed unsafe class KernelSession : IDisposable
             throw new SensorException($"cannot write '{name}' into a kernel map: {Libc.ErrorText(-rc)}");
     }
 
-    private int jobMembersFd = -1;
 
     /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
     public void MarkJobMember(int pid, int rootPid, ulong rootStartTimeNs)
@@ -263,7 +265,7 @@ public sealed unsafe class KernelSession : IDisposable
     /// <summary>Appends (pid, context switches with a non-default rounding mode) for every process the kernel counted.</summary>
     public void ReadRoundingSwitches(List<(int Pid, ulong Count)> into)
     {
-        int fd = MapFd("rounding_switches");
+        int fd = roundingSwitchesFd;
         uint key = 0, next = 0;
         ulong value = 0;
         uint* previous = null;

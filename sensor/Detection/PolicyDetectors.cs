@@ -1,0 +1,9 @@
+namespace Guard.Sensor.Detection;
+
+/// <summary>Every user-space detector, built from one policy.</summary>
+public sealed record PolicyDetectors(
+    AllowedProcesses Allowed, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
+    HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding)
+{
+    public static PolicyDetectors From(Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
+}
