@@ -148,23 +148,61 @@ public sealed class EcsEncoder
         }
     }
 
-    private static void EventHeader(JsonLineWriter w, long sequence, ReadOnlySpan<byte> type, ReadOnlySpan<byte> category, ReadOnlySpan<byte> action, ReadOnlySpan<byte> outcome = default)
+    /// <summary>event.*: every line's, whatever its kind.</summary>
+    private static void EventHeader(
+        JsonLineWriter w, long sequence, ReadOnlySpan<byte> type, ReadOnlySpan<byte> category, ReadOnlySpan<byte> action,
+        ReadOnlySpan<byte> outcome = default, ReadOnlySpan<byte> kind = default, ReadOnlySpan<byte> dataset = default,
+        ReadOnlySpan<byte> secondCategory = default, string? reason = null)
     {
         w.StartObject("event"u8);
-        w.AsciiString("kind"u8, "event"u8);
+        w.AsciiString("kind"u8, kind.IsEmpty ? "event"u8 : kind);
         w.StartArray("category"u8);
         w.TextItem(category);
+        if (!secondCategory.IsEmpty)
+            w.TextItem(secondCategory);
         w.EndArray();
         w.StartArray("type"u8);
         w.TextItem(type);
         w.EndArray();
-        w.AsciiString("action"u8, action);
-        w.AsciiString("dataset"u8, "guard.sensor"u8);
+        w.Text("action"u8, action);
+        w.AsciiString("dataset"u8, dataset.IsEmpty ? "guard.sensor"u8 : dataset);
         w.AsciiString("module"u8, "guard"u8);
         w.Number("sequence"u8, sequence);
         if (!outcome.IsEmpty)
             w.AsciiString("outcome"u8, outcome);
+        if (reason is not null)
+            w.Text("reason"u8, reason);
         w.EndObject();
+    }
+
+    /// <summary>threat.*, the same on every alert: MITRE ATT&amp;CK T1496, rendered once.</summary>
+    private static readonly byte[] ThreatMembers = RenderThreat();
+
+    private static byte[] RenderThreat()
+    {
+        var w = new JsonLineWriter();
+        w.StartObject();
+        w.StartObject("threat"u8);
+        w.AsciiString("framework"u8, "MITRE ATT&CK"u8);
+        w.StartObject("tactic"u8);
+        w.StartArray("id"u8);
+        w.TextItem("TA0040"u8);
+        w.EndArray();
+        w.StartArray("name"u8);
+        w.TextItem("Impact"u8);
+        w.EndArray();
+        w.EndObject();
+        w.StartObject("technique"u8);
+        w.StartArray("id"u8);
+        w.TextItem("T1496"u8);
+        w.EndArray();
+        w.StartArray("name"u8);
+        w.TextItem("Resource Hijacking"u8);
+        w.EndArray();
+        w.EndObject();
+        w.EndObject();
+        w.EndObject();
+        return w.Written[1..^1].ToArray();
     }
 
     private void Process(JsonLineWriter w, ProcessEntry? p, ProcessEvent? exit)
@@ -449,44 +487,14 @@ public sealed class EcsEncoder
 
     private void Alert(JsonLineWriter w, AlertEvent a)
     {
-        w.StartObject("event"u8);
-        w.AsciiString("kind"u8, "alert"u8);
-        w.StartArray("category"u8);
-        w.TextItem("process"u8);
-        w.TextItem("malware"u8);
-        w.EndArray();
-        w.StartArray("type"u8);
-        w.TextItem("info"u8);
-        w.EndArray();
-        w.Text("action"u8, a.Rule);
-        w.AsciiString("dataset"u8, "guard.finding"u8);
-        w.AsciiString("module"u8, "guard"u8);
-        w.Number("sequence"u8, a.Sequence);
-        w.EndObject();
+        EventHeader(w, a.Sequence, "info"u8, "process"u8, System.Text.Encoding.UTF8.GetBytes(a.Rule),
+            kind: "alert"u8, dataset: "guard.finding"u8, secondCategory: "malware"u8);
         w.StartObject("rule"u8);
         w.Text("name"u8, a.Rule);
         w.Text("description"u8, a.Description);
         w.AsciiString("ruleset"u8, "guard"u8);
         w.EndObject();
-        w.StartObject("threat"u8);
-        w.AsciiString("framework"u8, "MITRE ATT&CK"u8);
-        w.StartObject("tactic"u8);
-        w.StartArray("id"u8);
-        w.TextItem("TA0040"u8);
-        w.EndArray();
-        w.StartArray("name"u8);
-        w.TextItem("Impact"u8);
-        w.EndArray();
-        w.EndObject();
-        w.StartObject("technique"u8);
-        w.StartArray("id"u8);
-        w.TextItem("T1496"u8);
-        w.EndArray();
-        w.StartArray("name"u8);
-        w.TextItem("Resource Hijacking"u8);
-        w.EndArray();
-        w.EndObject();
-        w.EndObject();
+        w.RawMembers(ThreatMembers);
         Process(w, a.Process, null);
         w.StartObject("guard"u8);
         w.StartObject("finding"u8);
@@ -526,21 +534,8 @@ public sealed class EcsEncoder
 
     private void Action(JsonLineWriter w, ActionEvent a)
     {
-        w.StartObject("event"u8);
-        w.AsciiString("kind"u8, "event"u8);
-        w.StartArray("category"u8);
-        w.TextItem("process"u8);
-        w.EndArray();
-        w.StartArray("type"u8);
-        w.TextItem(a.Succeeded ? "end"u8 : "denied"u8);
-        w.EndArray();
-        w.Text("action"u8, a.Action);
-        w.AsciiString("outcome"u8, a.Succeeded ? "success"u8 : "failure"u8);
-        w.AsciiString("dataset"u8, "guard.response"u8);
-        w.AsciiString("module"u8, "guard"u8);
-        w.Number("sequence"u8, a.Sequence);
-        w.Text("reason"u8, a.Message);
-        w.EndObject();
+        EventHeader(w, a.Sequence, a.Succeeded ? "end"u8 : "denied"u8, "process"u8, System.Text.Encoding.UTF8.GetBytes(a.Action),
+            a.Succeeded ? "success"u8 : "failure"u8, dataset: "guard.response"u8, reason: a.Message);
         Process(w, a.Process, null);
         w.StartObject("guard"u8);
         w.StartObject("action"u8);
@@ -560,19 +555,7 @@ public sealed class EcsEncoder
 
     private static void Heartbeat(JsonLineWriter w, HeartbeatEvent h)
     {
-        w.StartObject("event"u8);
-        w.AsciiString("kind"u8, "metric"u8);
-        w.StartArray("category"u8);
-        w.TextItem("host"u8);
-        w.EndArray();
-        w.StartArray("type"u8);
-        w.TextItem("info"u8);
-        w.EndArray();
-        w.AsciiString("action"u8, "heartbeat"u8);
-        w.AsciiString("dataset"u8, "guard.health"u8);
-        w.AsciiString("module"u8, "guard"u8);
-        w.Number("sequence"u8, h.Sequence);
-        w.EndObject();
+        EventHeader(w, h.Sequence, "info"u8, "host"u8, "heartbeat"u8, kind: "metric"u8, dataset: "guard.health"u8);
         w.StartObject("guard"u8);
         w.StartObject("health"u8);
         w.Number("uptime_seconds"u8, Math.Round(h.UptimeSeconds, 3));
