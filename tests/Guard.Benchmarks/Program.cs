@@ -116,7 +116,14 @@ if (Section("ioctl"))
 foreach (DecodeThroughput.Result r in Section("decode") ? DecodeThroughput.Measure() : [])
     Line($"decode+enrich+encode, {r.Workload}: {r.RecordsPerSecond / 1000:F0}k records/s on one thread (bar 300k), {r.BytesPerRecord:F1} bytes allocated per record");
 
-// 6. the native binary: resident memory with 10,000 live processes, and time to first event.
+// 6. enforcement: kills and drops, 100 runs each.
+if (Section("enforce"))
+{
+    foreach (string l in Enforcement.Measure(work, quick ? 20 : 100))
+        Line(l);
+}
+
+// 7. the native binary: resident memory with 10,000 live processes, and time to first event.
 if (guardBinary is not null && Section("native"))
 {
     foreach (string l in NativeBinary.Measure(guardBinary, storms, work, quick ? 2000 : 10_000))
