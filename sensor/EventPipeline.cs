@@ -103,6 +103,8 @@ public sealed class EventPipeline : IRecordHandler
         n.Result = record.Result;
         n.DataLength = 0;
         Emit(n);
+        if (Detection?.Weak.OnConnect(n.Process, record.DestinationAddress, record.Family, record.DestinationPort, n.TimeNs) is { } alert)
+            Emit(alert);
     }
 
     public void OnPayload(in PayloadRecord record)
@@ -155,6 +157,8 @@ public sealed class EventPipeline : IRecordHandler
         n.DnsQueryType = queryType;
         n.DnsId = id;
         Emit(n);
+        if (Detection?.Weak.OnDns(n.Process, System.Text.Encoding.ASCII.GetString(n.DataSpan), n.TimeNs) is { } alert)
+            Emit(alert);
     }
 
     public void OnGpuOpen(in GpuOpenRecord record)

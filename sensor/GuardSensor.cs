@@ -119,8 +119,10 @@ public sealed class GuardSensor : IDisposable
                 if (rootNames.Contains(p.NameText))
                     root = p;
             }
-            if (root is not null)
-                kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
+            if (root is null)
+                continue;
+            entry.JobRootPid = root.Pid;
+            kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
         }
     }
 

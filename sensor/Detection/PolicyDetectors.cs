@@ -3,7 +3,7 @@ namespace Guard.Sensor.Detection;
 /// <summary>Every user-space detector, built from one policy.</summary>
 public sealed record PolicyDetectors(
     AllowedProcesses Allowed, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
-    HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding)
+    HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak)
 {
-    public static PolicyDetectors From(Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
+    public static PolicyDetectors From(Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
 }

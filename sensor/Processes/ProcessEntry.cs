@@ -65,6 +65,12 @@ public sealed class ProcessEntry
 
     public bool IsKernelThread { get; internal set; }
 
+    /// <summary>The training job's root above it (the kernel's verdict at exec, inherited at fork); 0 outside a job.</summary>
+    public int JobRootPid { get; internal set; }
+
+    /// <summary>Weak evidence seen so far (a pool port, a pool domain): never acted on alone.</summary>
+    public List<KeyValuePair<string, string>>? WeakEvidence { get; internal set; }
+
     /// <summary>Counts changes to what output shows of it (exec, details from /proc), so renderings can be reused.</summary>
     public long Revision { get; private set; }
 

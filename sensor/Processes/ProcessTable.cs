@@ -93,6 +93,7 @@ public sealed class ProcessTable
             ArgsTruncated = parent?.ArgsTruncated ?? false,
             WorkingDirectory = parent?.WorkingDirectory,
             Job = cgroups?.JobOf(record.CgroupId) ?? parent?.Job,
+            JobRootPid = parent?.JobRootPid ?? 0,
         };
         byPid[pid] = entry;
         return entry;
@@ -111,6 +112,7 @@ public sealed class ProcessTable
         entry.Uid = record.Uid;
         entry.UserName = users.NameOf(record.Uid);
         entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
+        entry.JobRootPid = (int)record.JobRootPid;
         // Read while the process most likely still runs; a short-lived one keeps its parent's.
         entry.WorkingDirectory = ProcfsReader.ReadWorkingDirectory(pid) ?? entry.WorkingDirectory;
         entry.Changed();

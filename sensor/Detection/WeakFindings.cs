@@ -1,0 +1,76 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>
+/// Weak evidence: a DNS query for a pool domain, a connect from inside a job
+/// to a pool port on a public address. Ordinary software does both (Jupyter
+/// on 8888, servers on 8080), so neither acts: each is kept on the process's
+/// record, and only a second, different signal raises an alert.
+/// </summary>
+public sealed class WeakFindings
+{
+    private readonly Policy policy;
+    private readonly PoolDomains pools;
+    private readonly HashSet<int> poolPorts;
+
+    public WeakFindings(Policy policy)
+    {
+        this.policy = policy;
+        pools = new PoolDomains(policy.Indicators.PoolDomains);
+        poolPorts = [.. policy.Indicators.PoolPorts];
+    }
+
+    public AlertEvent? OnDns(ProcessEntry? process, string name, long timeNs) =>
+        process is not null && pools.Match(name) is { } pool && policy.ActionFor("pool-dns") != RuleAction.Off
+            ? Add(process, "pool-dns", $"{name} (pool {pool})", timeNs)
+            : null;
+
+    public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
+    {
+        if (process is null || process.JobRootPid == 0 || !poolPorts.Contains(port) || policy.ActionFor("pool-port") == RuleAction.Off)
+            return null;
+        var ip = new IPAddress(family == 2 ? address[..4] : address[..16]);
+        // Local and private peers (Jupyter, Ray, a parameter server) are no evidence at all.
+        return IsPublic(ip) ? Add(process, "pool-port", family == 2 ? $"{ip}:{port}" : $"[{ip}]:{port}", timeNs) : null;
+    }
+
+    public static bool IsPublic(IPAddress ip)
+    {
+        if (IPAddress.IsLoopback(ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
+            return false;
+        if (ip.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            if (ip.IsIPv4MappedToIPv6)
+                return IsPublic(ip.MapToIPv4());
+            byte first = ip.GetAddressBytes()[0];
+            return !ip.IsIPv6LinkLocal && !ip.IsIPv6SiteLocal && (first & 0xFE) != 0xFC;
+        }
+        byte[] b = ip.GetAddressBytes();
+        return !(b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168)
+            || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xC0) == 64) || b[0] == 0);
+    }
+
+    private static AlertEvent? Add(ProcessEntry process, string rule, string detail, long timeNs)
+    {
+        List<KeyValuePair<string, string>> seen = process.WeakEvidence ??= [];
+        bool newKind = seen.All(e => e.Key != rule);
+        seen.Add(new(rule, detail));
+        // An alert when a second kind of signal joins the first: once per kind, never a flood.
+        if (!newKind || seen.Select(e => e.Key).Distinct().Count() < 2)
+            return null;
+        return new AlertEvent
+        {
+            Rule = rule,
+            Description = "weak mining evidence, together with another signal",
+            RequestedAction = RuleAction.Alert,
+            Evidence = [.. seen.Select((e, i) => new KeyValuePair<string, string>($"{e.Key}.{i.ToString(CultureInfo.InvariantCulture)}", e.Value))],
+            Process = process,
+            TimeNs = timeNs,
+        };
+    }
+}
