@@ -201,6 +201,29 @@ static __always_inline struct task_struct *current_task(void)
 
 /* ---- process lifecycle ------------------------------------------------ */
 
+#define S_ISVTX 01000
+#define S_IWOTH 00002
+
+/* Where the executable comes from, judged on the inode, not the path string:
+ * deleted, a memfd (fileless exec), or a directory anyone may write to. */
+static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
+{
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	umode_t dir_mode = BPF_CORE_READ(dentry, d_parent, d_inode, i_mode);
+	char name[6] = {};
+	__u32 flags = 0;
+
+	if (BPF_CORE_READ(file, f_inode, __i_nlink) == 0)
+		flags |= GUARD_EXEC_UNLINKED;
+	bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(dentry, d_name.name));
+	if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':')
+		flags |= GUARD_EXEC_MEMFD;
+	if ((dir_mode & S_ISVTX) && (dir_mode & S_IWOTH))
+		flags |= GUARD_EXEC_SHARED_DIR;
+	return flags;
+}
+
 /* Job membership and the known-miner verdict, at exec. A SIGKILL sent here
  * lands before the new program's first user-space instruction. */
 static __always_inline void judge_exec(struct guard_exec *e)
@@ -272,6 +295,7 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
 	judge_exec(e);
+	e->flags |= staging_flags(bprm);
 	submit(e);
 	return 0;
 }

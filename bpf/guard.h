@@ -115,6 +115,9 @@ struct guard_header {
 #define GUARD_EXEC_KNOWN_MINER 2 /* its name is on the policy's miner list */
 #define GUARD_EXEC_KILLED 4      /* and the kernel killed it before it ran */
 #define GUARD_EXEC_IN_JOB 8      /* it runs inside a training job */
+#define GUARD_EXEC_UNLINKED 16   /* its file has no name left (deleted) */
+#define GUARD_EXEC_MEMFD 32      /* its file is a memfd: fileless */
+#define GUARD_EXEC_SHARED_DIR 64 /* its directory is world-writable and sticky (/tmp, /dev/shm) */
 
 struct guard_exec {
 	struct guard_header h;

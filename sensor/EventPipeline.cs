@@ -67,6 +67,8 @@ public sealed class EventPipeline : IRecordHandler
             Responder?.Apply(alert);
             Emit(alert);
         }
+        if (detection.Weak.OnExec(entry, (long)record.Header.TimeNs) is { } weak)
+            Emit(weak);
     }
 
     /// <summary>The policy's detectors; null runs the sensor without findings.</summary>

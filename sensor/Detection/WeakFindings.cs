@@ -30,6 +30,12 @@ public sealed class WeakFindings
             ? Add(process, "pool-dns", $"{name} (pool {pool})", timeNs)
             : null;
 
+    /// <summary>A job's process running a memfd, a deleted file, or a file from /tmp-like directories.</summary>
+    public AlertEvent? OnExec(ProcessEntry process, long timeNs) =>
+        process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor("staging") != RuleAction.Off
+            ? Add(process, "staging", $"{staging}: {process.ExecutableText}", timeNs)
+            : null;
+
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
     {
         if (process is null || process.JobRootPid == 0 || !poolPorts.Contains(port) || policy.ActionFor("pool-port") == RuleAction.Off)

@@ -63,6 +63,9 @@ public struct ExecRecord
     public const uint KnownMiner = 2;
     public const uint Killed = 4;
     public const uint InJob = 8;
+    public const uint Unlinked = 16;
+    public const uint Memfd = 32;
+    public const uint SharedDirectory = 64;
 
     public RecordHeader Header;
     public uint Ppid;

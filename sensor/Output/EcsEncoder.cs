@@ -334,6 +334,10 @@ public sealed class EcsEncoder
         }
         if (p is { ArgsTruncated: true })
             w.Bool("args_truncated"u8, true);
+        if (p?.Staging is { } staging)
+            w.Text("staging"u8, staging);
+        if (p is { JobRootPid: > 0 })
+            w.Number("job_root_pid"u8, p.JobRootPid);
         if (p is not null)
         {
             w.StartArray("ancestry"u8);

@@ -68,6 +68,9 @@ public sealed class ProcessEntry
     /// <summary>The training job's root above it (the kernel's verdict at exec, inherited at fork); 0 outside a job.</summary>
     public int JobRootPid { get; internal set; }
 
+    /// <summary>Where its executable came from when that is suspect: "memfd", "unlinked", "shared-directory"; null otherwise.</summary>
+    public string? Staging { get; internal set; }
+
     /// <summary>Weak evidence seen so far (a pool port, a pool domain): never acted on alone.</summary>
     public List<KeyValuePair<string, string>>? WeakEvidence { get; internal set; }
 

@@ -113,6 +113,9 @@ public sealed class ProcessTable
         entry.UserName = users.NameOf(record.Uid);
         entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
         entry.JobRootPid = (int)record.JobRootPid;
+        entry.Staging = (record.Flags & ExecRecord.Memfd) != 0 ? "memfd"
+            : (record.Flags & ExecRecord.Unlinked) != 0 ? "unlinked"
+            : (record.Flags & ExecRecord.SharedDirectory) != 0 ? "shared-directory" : null;
         // Read while the process most likely still runs; a short-lived one keeps its parent's.
         entry.WorkingDirectory = ProcfsReader.ReadWorkingDirectory(pid) ?? entry.WorkingDirectory;
         entry.Changed();
