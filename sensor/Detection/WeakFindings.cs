@@ -61,10 +61,15 @@ public sealed class WeakFindings
             || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xC0) == 64) || b[0] == 0);
     }
 
+    private const int KeptPerProcess = 16;
+
     private static AlertEvent? Add(ProcessEntry process, string rule, string detail, long timeNs)
     {
         List<KeyValuePair<string, string>> seen = process.WeakEvidence ??= [];
         bool newKind = seen.All(e => e.Key != rule);
+        // A process that repeats itself adds nothing after the first few.
+        if (!newKind && seen.Count >= KeptPerProcess)
+            return null;
         seen.Add(new(rule, detail));
         // An alert when a second kind of signal joins the first: once per kind, never a flood.
         if (!newKind || seen.Select(e => e.Key).Distinct().Count() < 2)

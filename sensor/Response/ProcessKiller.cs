@@ -34,6 +34,7 @@ public sealed class ProcessKiller
 {
     private const int SigKill = 9;
     private const int SigStop = 19;
+    private const int SigCont = 18;
     private const int Esrch = 3;
 
     private readonly string cgroupRoot;
@@ -117,6 +118,9 @@ public sealed class ProcessKiller
                     if (pid == Environment.ProcessId)
                     {
                         child.Dispose();
+                        // Nothing is killed: let go of what was stopped.
+                        foreach (Pidfd stopped in members.Values)
+                            stopped.Signal(SigCont);
                         return KillOutcome.Refused(target, KillScope.Tree, $"the tree of {target.Pid} includes this guard process");
                     }
                     members[pid] = child;
