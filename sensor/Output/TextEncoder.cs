@@ -61,6 +61,15 @@ public sealed class TextEncoder
                 if (gpu.Activity is { } a)
                     line.Append(CultureInfo.InvariantCulture, $" alloc {a.Counts[0]} free {a.Counts[1]} control {a.Counts[2]} map {a.Counts[3]} other {a.Counts[4]} uvm {a.Counts[5]} classes {string.Join(",", a.Classes.Keys.Select(c => $"0x{c:x4}"))}");
                 break;
+            case AlertEvent alert:
+                line.Append("ALERT ").Append(alert.Rule).Append(": ").Append(alert.Description);
+                foreach ((string key, string value) in alert.Evidence)
+                    line.Append("; ").Append(key).Append('=').Append(Printable(System.Text.Encoding.UTF8.GetBytes(value)));
+                line.Append(alert.Response.Count == 0 ? "; no action" : "; " + string.Join("; ", alert.Response));
+                break;
+            case ActionEvent action:
+                line.Append(action.Action).Append(": ").Append(action.Message);
+                break;
             case HeartbeatEvent h:
                 line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.Processes} processes");
                 break;
