@@ -32,6 +32,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "getuid")]
     internal static partial uint GetUid();
 
+    /// <summary>The person behind a command: under sudo, the one who ran sudo.</summary>
+    internal static uint PersonUid() =>
+        Environment.GetEnvironmentVariable("SUDO_UID") is { } sudo && uint.TryParse(sudo, System.Globalization.CultureInfo.InvariantCulture, out uint uid) ? uid : GetUid();
+
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);
 

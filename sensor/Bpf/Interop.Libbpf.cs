@@ -85,6 +85,15 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_map_delete_elem")]
     internal static partial int MapDelete(int fd, void* key);
 
+    [LibraryImport(Library, EntryPoint = "bpf_prog_get_next_id")]
+    internal static partial int ProgramNextId(uint start, out uint next);
+
+    [LibraryImport(Library, EntryPoint = "bpf_prog_get_fd_by_id")]
+    internal static partial int ProgramFdById(uint id);
+
+    [LibraryImport(Library, EntryPoint = "bpf_obj_get_info_by_fd")]
+    internal static partial int ObjectInfo(int fd, void* info, ref uint length);
+
     [LibraryImport(Library, EntryPoint = "libbpf_num_possible_cpus")]
     internal static partial int PossibleCpus();
 }

@@ -16,7 +16,7 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
         Succeeded = Done,
         Message = Message,
         OrderedBy = "cli",
-        OrderedByUid = Environment.GetEnvironmentVariable("SUDO_UID") is { } sudo && uint.TryParse(sudo, CultureInfo.InvariantCulture, out uint uid) ? uid : Libc.GetUid(),
+        OrderedByUid = Libc.PersonUid(),
         Pids = Signalled,
         CgroupPath = CgroupPath,
         Process = process,

@@ -1,0 +1,64 @@
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>What `guard detach --all` did.</summary>
+public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<LoadedProgram> Remaining, bool PinsRemoved)
+{
+    public bool Done => Remaining.Count == 0;
+
+    /// <summary>The audit event: who switched Guard off, and what was stopped.</summary>
+    public Events.ActionEvent Describe() => new()
+    {
+        Action = "detach-all",
+        Succeeded = Done,
+        Message = Done
+            ? $"stopped {Signalled.Count} sensor(s){(PinsRemoved ? ", removed the pins" : "")}: no Guard program, link or pin is left"
+            : $"{Remaining.Count} Guard program(s) still loaded: {string.Join(", ", Remaining.Select(p => p.Name))}",
+        OrderedBy = "cli",
+        OrderedByUid = Libc.PersonUid(),
+        Pids = Signalled,
+        TimeNs = Libc.NowNs(Libc.ClockBoottime),
+        Sequence = 1,
+    };
+}
+
+/// <summary>
+/// The emergency off switch: every process that holds a Guard program is
+/// asked to stop (SIGTERM through a pidfd: a sensor then detaches everything
+/// it attached), pins are removed, and what is left, if anything, is named.
+/// </summary>
+public static class EmergencyDetach
+{
+    private const int SigTerm = 15;
+    public const string PinRoot = "/sys/fs/bpf/guard";
+
+    public static IReadOnlyList<int> Holders() =>
+        [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
+
+    public static DetachOutcome Run(TimeSpan wait)
+    {
+        var signalled = new List<int>();
+        foreach (int pid in Holders())
+        {
+            if (!ProcfsReader.TryReadStat(pid, out ProcfsStat stat) || ProcessKiller.Refusal(stat, null, Environment.ProcessId) is not null)
+                continue;
+            using Pidfd? handle = Pidfd.TryOpen(pid, out _);
+            if (handle is not null && ProcfsReader.TryReadStat(pid, out ProcfsStat again) && again.StartTicks == stat.StartTicks && handle.Signal(SigTerm) == 0)
+                signalled.Add(pid);
+        }
+        bool pins = false;
+        if (Directory.Exists(PinRoot))
+        {
+            Directory.Delete(PinRoot, recursive: true);
+            pins = true;
+        }
+        // A sensor detaches on its way out; the kernel frees programs a moment later.
+        DateTime deadline = DateTime.UtcNow + wait;
+        IReadOnlyList<LoadedProgram> remaining;
+        while ((remaining = [.. GuardProgramsLoaded.List().Where(p => !p.HolderPids.Contains(Environment.ProcessId))]).Count > 0 && DateTime.UtcNow < deadline)
+            Thread.Sleep(100);
+        return new DetachOutcome(signalled, remaining, pins);
+    }
+}
