@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Guard.Cli.Commands;
 using Guard.Sensor;
+using Guard.Sensor.Detection;
 
 namespace Guard.Cli;
 
@@ -47,10 +48,10 @@ public static class GuardCli
             console.Error.WriteLine($"guard: {e.Message}");
             return (int)ExitCode.Usage;
         }
-        catch (Guard.Sensor.Detection.PolicyException e)
+        catch (PolicyException e)
         {
             // One line per problem, file:line:key: reason; nothing was loaded.
-            foreach (Guard.Sensor.Detection.PolicyError error in e.Errors)
+            foreach (PolicyError error in e.Errors)
                 console.Error.WriteLine(error.ToString());
             return (int)ExitCode.Usage;
         }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Guard.Sensor;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Output;
@@ -55,7 +56,7 @@ public static class WatchCommand
 
     private static readonly Option<string?> PolicyFile = new("--policy")
     {
-        Description = $"Policy laid over the built-in one (default: {Guard.Sensor.Detection.Policy.SystemPath} when it exists)",
+        Description = $"Policy laid over the built-in one (default: {Policy.SystemPath} when it exists)",
     };
 
     private static readonly Option<string[]> Redact = new("--redact")
@@ -108,7 +109,7 @@ public static class WatchCommand
 
         return new SensorOptions
         {
-            Policy = Guard.Sensor.Detection.PolicyLoader.Load(parse.GetValue(PolicyFile)),
+            Policy = PolicyLoader.Load(parse.GetValue(PolicyFile)),
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
@@ -142,8 +143,8 @@ public static class WatchCommand
         using GuardSensor sensor = GuardSensor.Start(options, sink);
         foreach (string warning in sensor.Kernel.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
-        Guard.Sensor.Detection.Policy policy = options.Policy!;
-        console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == Guard.Sensor.Detection.PolicyMode.Enforce ? "enforce" : "audit")}");
+        Policy policy = options.Policy!;
+        console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
         sensor.Run(stop.Token);
         WriteSummary(console.Error, sensor.Summary());
         return (int)ExitCode.Success;
