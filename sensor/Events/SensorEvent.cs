@@ -187,5 +187,5 @@ public sealed class AlertEvent : SensorEvent
     public ProcessEntry? JobRoot { get; init; }
 
     /// <summary>Evidence as name/value pairs, captured before any kill.</summary>
-    public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; init; } = [];
+    public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; set; } = [];
 }

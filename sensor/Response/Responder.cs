@@ -17,6 +17,9 @@ public sealed class Responder
     {
         if (!KernelRules.Acts(alert.RequestedAction) || alert.Process is not { } process)
             return;
+        // Evidence first: after the kill there is nothing left in /proc to read.
+        if (OpenConnections.Of(process.Pid) is { Count: > 0 } connections)
+            alert.Evidence = [.. alert.Evidence, new("connections", string.Join(", ", connections))];
         KillOutcome outcome = killer.Kill(new ProcessTarget(process.Pid, process.StartTicks), KillScope.Tree);
         double ms = (Libc.NowNs(Libc.ClockBoottime) - alert.TimeNs) / 1e6;
         var response = new List<string>

@@ -89,6 +89,8 @@ public sealed class StratumTests
         RecordedEvent alert = sensor.WaitFor("stratum alert", e => e.Action == "stratum");
         JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
         Assert.Equal("127.0.0.1:3333", finding.GetProperty("evidence").GetProperty("destination").GetString());
+        // Captured before the kill: the miner's own connection to the pool.
+        Assert.Contains("127.0.0.1:3333 (established)", finding.GetProperty("evidence").GetProperty("connections").GetString(), StringComparison.Ordinal);
         string[] response = [.. finding.GetProperty("response").EnumerateArray().Select(r => r.GetString()!)];
         Assert.Contains(response, r => r.Contains("dropped at egress", StringComparison.Ordinal));
         Assert.Contains(response, r => r.StartsWith("killed", StringComparison.Ordinal));
