@@ -109,7 +109,7 @@ public sealed class GuardSensor : IDisposable
     {
         if (roots.Count == 0)
             return;
-        var rootNames = new HashSet<string>(roots.Select(r => r.Length > 15 ? r[..15] : r));
+        var rootNames = new HashSet<string>(roots.Select(Comm.Of));
         foreach (ProcessEntry entry in table.Entries)
         {
             // The outermost root above it: a launcher's python workers belong to the launcher's job.

@@ -11,16 +11,11 @@ public static class DetachCommand
         Description = "Required: stop every Guard sensor on this host and remove every Guard program, link and pin",
     };
 
-    private static readonly Option<string> Output = new("--output", "-o")
-    {
-        Description = "text: lines for a person; json: the ECS audit event",
-        DefaultValueFactory = _ => "text",
-    };
+    private static readonly Option<string> Output = ActionOutput.CreateOption("the ECS audit event");
 
     public static Command Create(IConsole console)
     {
         var command = new Command("detach", "Emergency off switch: stop every Guard sensor and remove every Guard program, link and pin.");
-        Output.AcceptOnlyFromAmong("text", "json");
         command.Options.Add(All);
         command.Options.Add(Output);
         command.SetAction(parse =>
@@ -29,13 +24,9 @@ public static class DetachCommand
                 throw new UsageException("detach removes everything Guard has in the kernel: say --all to mean it");
             Guard.Sensor.Bpf.Privileges.Require("guard detach");
             DetachOutcome outcome = EmergencyDetach.Run(TimeSpan.FromSeconds(5));
-            if (parse.GetValue(Output) == "json")
+            if (ActionOutput.IsJson(parse, Output))
             {
-                var writer = new Guard.Sensor.Output.JsonLineWriter();
-                new Guard.Sensor.Output.EcsEncoder(Guard.Sensor.Output.RunInfo.ForThisHost(GuardCli.Version), new Guard.Sensor.Output.ArgumentRedactor())
-                    .Encode(outcome.Describe(), writer);
-                using Stream stdout = console.OpenStandardOutput();
-                stdout.Write(writer.Written);
+                ActionOutput.Write(console, outcome.Describe());
                 return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
             }
             foreach (int pid in outcome.Signalled)

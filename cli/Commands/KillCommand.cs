@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Guard.Sensor.Bpf;
-using Guard.Sensor.Output;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 
@@ -23,16 +22,11 @@ public static class KillCommand
         Description = "Kill its whole job through the job cgroup's cgroup.kill",
     };
 
-    private static readonly Option<string> Output = new("--output", "-o")
-    {
-        Description = "text: one line; json: the ECS action event",
-        DefaultValueFactory = _ => "text",
-    };
+    private static readonly Option<string> Output = ActionOutput.CreateOption("the ECS action event");
 
     public static Command Create(IConsole console)
     {
         var command = new Command("kill", "Kill a process (SIGKILL through a pidfd), its tree, or its job. Refuses PID 1, kernel threads, Guard itself and pids that changed hands.");
-        Output.AcceptOnlyFromAmong("text", "json");
         command.Arguments.Add(Target);
         foreach (Option option in new Option[] { Tree, Job, Output })
             command.Options.Add(option);
@@ -54,13 +48,8 @@ public static class KillCommand
         ProcessEntry? process = table.Load(target.Pid);
         KillOutcome outcome = new ProcessKiller(KernelMounts.FindCgroup2Root()).Kill(target, scope);
 
-        if (parse.GetValue(Output) == "json")
-        {
-            var writer = new JsonLineWriter();
-            new EcsEncoder(RunInfo.ForThisHost(GuardCli.Version), new ArgumentRedactor()).Encode(outcome.Describe(process), writer);
-            using Stream stdout = console.OpenStandardOutput();
-            stdout.Write(writer.Written);
-        }
+        if (ActionOutput.IsJson(parse, Output))
+            ActionOutput.Write(console, outcome.Describe(process));
         else if (outcome.Done)
         {
             console.Out.WriteLine($"guard: {outcome.Message}");

@@ -149,13 +149,16 @@ public sealed unsafe class KernelSession : IDisposable
         jobMembersFd = MapFd("job_members");
         var flags = new Dictionary<string, uint>();
         foreach (string name in rules.MinersAnywhere)
-            flags[Comm(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+            flags[Processes.Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
         foreach (string name in rules.MinersInJobs)
-            flags[Comm(name)] = flags.GetValueOrDefault(Comm(name)) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+        {
+            string comm = Processes.Comm.Of(name);
+            flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+        }
         foreach ((string name, uint value) in flags)
             Update(miners, name, value);
         foreach (string name in rules.JobRoots)
-            Update(roots, Comm(name), 1);
+            Update(roots, Processes.Comm.Of(name), 1);
         int methods = MapFd("stratum_methods");
         foreach (string method in rules.StratumMethods)
         {
@@ -176,10 +179,6 @@ public sealed unsafe class KernelSession : IDisposable
                 throw new SensorException($"cannot write the allowed users into the kernel map: {Libc.ErrorText(-rc)}");
         }
     }
-
-    /// <summary>The kernel's comm: the first 15 bytes of a name.</summary>
-    private static string Comm(string name) =>
-        System.Text.Encoding.UTF8.GetByteCount(name) <= 15 ? name : System.Text.Encoding.UTF8.GetString(System.Text.Encoding.UTF8.GetBytes(name), 0, 15);
 
     private static void Update(int fd, string name, uint value)
     {

@@ -15,7 +15,7 @@ public sealed class KnownMinerFindings
     private readonly HashSet<string> anywhere;
 
     public KnownMinerFindings(Policy policy) =>
-        anywhere = [.. policy.Indicators.MinerNames.Select(n => n.Length > 15 ? n[..15] : n)];
+        anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
 
     public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record, ProcessTable table)
     {

@@ -184,25 +184,24 @@ public sealed class EcsEncoder
         w.StartObject();
         w.StartObject("threat"u8);
         w.AsciiString("framework"u8, "MITRE ATT&CK"u8);
-        w.StartObject("tactic"u8);
-        w.StartArray("id"u8);
-        w.TextItem("TA0040"u8);
-        w.EndArray();
-        w.StartArray("name"u8);
-        w.TextItem("Impact"u8);
-        w.EndArray();
-        w.EndObject();
-        w.StartObject("technique"u8);
-        w.StartArray("id"u8);
-        w.TextItem("T1496"u8);
-        w.EndArray();
-        w.StartArray("name"u8);
-        w.TextItem("Resource Hijacking"u8);
-        w.EndArray();
-        w.EndObject();
+        Entry(w, "tactic"u8, "TA0040"u8, "Impact"u8);
+        Entry(w, "technique"u8, "T1496"u8, "Resource Hijacking"u8);
         w.EndObject();
         w.EndObject();
         return w.Written[1..^1].ToArray();
+
+        // ECS keeps id and name of a tactic or technique as arrays.
+        static void Entry(JsonLineWriter w, ReadOnlySpan<byte> key, ReadOnlySpan<byte> id, ReadOnlySpan<byte> name)
+        {
+            w.StartObject(key);
+            w.StartArray("id"u8);
+            w.TextItem(id);
+            w.EndArray();
+            w.StartArray("name"u8);
+            w.TextItem(name);
+            w.EndArray();
+            w.EndObject();
+        }
     }
 
     private void Process(JsonLineWriter w, ProcessEntry? p, ProcessEvent? exit)
