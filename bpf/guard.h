@@ -227,4 +227,45 @@ struct guard_gpu_count_key {
 	__u32 slot; /* enum guard_ioctl_kind, or an RM class id */
 };
 
+/*
+ * Quarantine (bpf/quarantine.bpf.c). Its maps are pinned by name under
+ * /sys/fs/bpf/guard and outlive any sensor; the records are the state that
+ * `guard status` shows and `guard release` undoes.
+ */
+#define GUARD_JOB_LEN 64
+#define GUARD_ORDERED_BY_LEN 32
+#define GUARD_REASON_LEN 160
+
+enum guard_quarantine_mode {
+	GUARD_QUARANTINE_CGROUP = 1, /* the job's own cgroup: frozen, deny programs attached to it */
+	GUARD_QUARANTINE_TREE = 2,   /* a process tree: SIGSTOP, members in quarantine_tgids */
+};
+
+enum guard_quarantine_expiry {
+	GUARD_EXPIRY_NONE = 0,
+	GUARD_EXPIRY_KILL = 1,
+	GUARD_EXPIRY_RELEASE = 2,
+};
+
+/* quarantines values, keyed by a __u64 id (the cgroup id in cgroup mode). */
+struct guard_quarantine {
+	__u64 since_ns;    /* CLOCK_REALTIME */
+	__u64 deadline_ns; /* CLOCK_REALTIME; 0: held until a person decides */
+	__u64 cgroup_id;   /* cgroup mode */
+	__u64 root_start_ticks;
+	__u32 root_pid;
+	__u32 ordered_by_uid;
+	__u32 mode;   /* enum guard_quarantine_mode */
+	__u32 expiry; /* enum guard_quarantine_expiry */
+	char job[GUARD_JOB_LEN];
+	char ordered_by[GUARD_ORDERED_BY_LEN]; /* "cli" or a rule */
+	char reason[GUARD_REASON_LEN];
+};
+
+/* quarantine_devices keys: a GPU device the held may not open. */
+struct guard_device_key {
+	__u32 major;
+	__s32 minor; /* -1: every minor of the major */
+};
+
 #endif /* GUARD_H */

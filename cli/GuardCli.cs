@@ -16,6 +16,9 @@ public static class GuardCli
         var root = new RootCommand("Guard: stops GPU training jobs from mining cryptocurrency.");
         root.Subcommands.Add(WatchCommand.Create(console));
         root.Subcommands.Add(KillCommand.Create(console));
+        root.Subcommands.Add(QuarantineCommand.Create(console));
+        root.Subcommands.Add(ReleaseCommand.Create(console));
+        root.Subcommands.Add(StatusCommand.Create(console));
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));

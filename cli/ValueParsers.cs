@@ -1,4 +1,6 @@
 using System.Globalization;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Response;
 
 namespace Guard.Cli;
 
@@ -37,5 +39,24 @@ public static class ValueParsers
             return false;
         bytes = (int)(value * scale);
         return true;
+    }
+
+    /// <summary>A pid or an entity id as a person gives it; a usage error otherwise.</summary>
+    public static ProcessTarget ParseTarget(string text) =>
+        ProcessTarget.TryParse(text, out ProcessTarget target)
+            ? target
+            : throw new UsageException($"'{text}' is not a pid or an entity id (BOOT-STARTTICKS-PID)");
+
+    /// <summary>--gpu-device values; with none, the NVIDIA devices this host has.</summary>
+    public static IReadOnlyList<GpuDevice> ParseGpuDevices(string[]? texts)
+    {
+        var devices = new List<GpuDevice>();
+        foreach (string text in texts ?? [])
+        {
+            if (!GpuDevice.TryParse(text, out GpuDevice? device))
+                throw new UsageException($"--gpu-device: '{text}' is not MAJOR[:MINOR][/uvm]");
+            devices.Add(device!);
+        }
+        return devices.Count > 0 ? devices : GpuDevice.Discover();
     }
 }

@@ -24,13 +24,12 @@ public static class DetachCommand
                 throw new UsageException("detach removes everything Guard has in the kernel: say --all to mean it");
             Guard.Sensor.Bpf.Privileges.Require("guard detach");
             DetachOutcome outcome = EmergencyDetach.Run(TimeSpan.FromSeconds(5));
-            if (ActionOutput.IsJson(parse, Output))
-            {
-                ActionOutput.Write(console, outcome.Describe());
+            if (ActionOutput.Report(console, parse, Output, outcome.Describe()))
                 return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
-            }
             foreach (int pid in outcome.Signalled)
                 console.Out.WriteLine($"guard: asked sensor {pid} to stop (SIGTERM)");
+            foreach (string job in outcome.Released)
+                console.Out.WriteLine($"guard: released {job}");
             if (outcome.PinsRemoved)
                 console.Out.WriteLine($"guard: removed the pins under {EmergencyDetach.PinRoot}");
             if (!outcome.Done)

@@ -36,9 +36,7 @@ public static class KillCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
-        string text = parse.GetValue(Target)!;
-        if (!ProcessTarget.TryParse(text, out ProcessTarget target))
-            throw new UsageException($"'{text}' is not a pid or an entity id (BOOT-STARTTICKS-PID)");
+        ProcessTarget target = ValueParsers.ParseTarget(parse.GetValue(Target)!);
         if (parse.GetValue(Tree) && parse.GetValue(Job))
             throw new UsageException("--tree and --job cannot be given together");
         KillScope scope = parse.GetValue(Job) ? KillScope.Job : parse.GetValue(Tree) ? KillScope.Tree : KillScope.Process;
@@ -46,16 +44,33 @@ public static class KillCommand
         // Described before the kill: afterwards there is nothing left in /proc to read.
         var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
         ProcessEntry? process = table.Load(target.Pid);
-        KillOutcome outcome = new ProcessKiller(KernelMounts.FindCgroup2Root()).Kill(target, scope);
+        string cgroupRoot = KernelMounts.FindCgroup2Root();
+        var quarantines = new Quarantines(cgroupRoot);
+        // A held tree or job is ended as a whole: its members may no longer be one tree.
+        if (scope != KillScope.Process && quarantines.Holding(target.Pid) is { } held)
+            return KillHeld(parse, console, quarantines, held, target, process);
+        KillOutcome outcome = new ProcessKiller(cgroupRoot).Kill(target, scope);
 
-        if (ActionOutput.IsJson(parse, Output))
-            ActionOutput.Write(console, outcome.Describe(process));
-        else if (outcome.Done)
-        {
+        if (!ActionOutput.Report(console, parse, Output, outcome.Describe(process)) && outcome.Done)
             console.Out.WriteLine($"guard: {outcome.Message}");
-        }
         if (!outcome.Done)
             console.Error.WriteLine($"guard: refused to kill {target}: {outcome.Message}");
+        return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
+    }
+
+    private static int KillHeld(ParseResult parse, IConsole console, Quarantines quarantines, HeldJob held, ProcessTarget target, ProcessEntry? process)
+    {
+        using (Pidfd? checkedTarget = ProcessKiller.OpenChecked(target, out string refusal))
+        {
+            if (checkedTarget is null)
+            {
+                console.Error.WriteLine($"guard: refused to kill {target}: {refusal}");
+                return (int)ExitCode.Failure;
+            }
+        }
+        QuarantineOutcome outcome = quarantines.Kill(held);
+        if (!ActionOutput.Report(console, parse, Output, outcome.Describe(process)))
+            console.Out.WriteLine($"guard: {outcome.Message}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 }

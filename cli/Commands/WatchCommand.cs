@@ -91,13 +91,6 @@ public static class WatchCommand
                 throw new UsageException($"--type: '{name}' is not an event type ({string.Join(", ", TypeNames)})");
             types.Add(Enum.Parse<EventType>(name, ignoreCase: true));
         }
-        var devices = new List<GpuDevice>();
-        foreach (string text in parse.GetValue(GpuDevices) ?? [])
-        {
-            if (!GpuDevice.TryParse(text, out GpuDevice? device))
-                throw new UsageException($"--gpu-device: '{text}' is not MAJOR[:MINOR][/uvm]");
-            devices.Add(device!);
-        }
         int ringBytes = KernelOptions.DefaultRingBufferBytes;
         if (parse.GetValue(RingSize) is { } ring && (!ValueParsers.TryParseSize(ring, out ringBytes) || !int.IsPow2(ringBytes) || ringBytes < Environment.SystemPageSize))
             throw new UsageException($"--ring-size: '{ring}' must be a power of two of at least {Environment.SystemPageSize} bytes (4K, 16M)");
@@ -113,7 +106,7 @@ public static class WatchCommand
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
-                GpuDevices = devices.Count > 0 ? devices : GpuDevice.Discover(),
+                GpuDevices = ValueParsers.ParseGpuDevices(parse.GetValue(GpuDevices)),
             },
             Filter = new EventFilter
             {

@@ -25,8 +25,18 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "libbpf_set_print")]
     internal static partial nint SetPrint(delegate* unmanaged[Cdecl]<int, byte*, nint, int> printer);
 
+    /// <summary>The leading fields of struct bpf_object_open_opts; libbpf reads no further than sz says.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct ObjectOpenOptions
+    {
+        public nuint Size;
+        public byte* ObjectName;
+        public byte RelaxedMaps;
+        public byte* PinRootPath;
+    }
+
     [LibraryImport(Library, EntryPoint = "bpf_object__open_mem", SetLastError = true)]
-    internal static partial nint ObjectOpenMem(byte* buffer, nuint size, nint options);
+    internal static partial nint ObjectOpenMem(byte* buffer, nuint size, ObjectOpenOptions* options);
 
     [LibraryImport(Library, EntryPoint = "bpf_object__load")]
     internal static partial int ObjectLoad(nint obj);
@@ -57,6 +67,16 @@ internal static unsafe partial class Libbpf
 
     [LibraryImport(Library, EntryPoint = "bpf_program__attach_cgroup", SetLastError = true)]
     internal static partial nint ProgramAttachCgroup(nint program, int cgroupFd);
+
+    [LibraryImport(Library, EntryPoint = "bpf_link__pin", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int LinkPin(nint link, string path);
+
+    /// <summary>After this, destroying the link only frees it: a pinned link stays attached.</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_link__disconnect")]
+    internal static partial void LinkDisconnect(nint link);
+
+    [LibraryImport(Library, EntryPoint = "bpf_obj_get", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int ObjectGet(string path);
 
     [LibraryImport(Library, EntryPoint = "bpf_link__destroy")]
     internal static partial int LinkDestroy(nint link);

@@ -5,8 +5,8 @@ namespace Guard.Sensor.Bpf;
 /// <summary>
 /// The pseudo file systems the programs need. A fresh machine may lack tracefs
 /// (tracepoint attach reads event ids from it); the sensor mounts it itself,
-/// as Tetragon does. (bpffs joins it when enforcement state is pinned.) cgroup v2 may sit at /sys/fs/cgroup
-/// or, on hybrid hosts, at /sys/fs/cgroup/unified.
+/// as Tetragon does, and bpffs, where quarantine state is pinned. cgroup v2
+/// may sit at /sys/fs/cgroup or, on hybrid hosts, at /sys/fs/cgroup/unified.
 /// </summary>
 public static class KernelMounts
 {
@@ -23,7 +23,11 @@ public static class KernelMounts
         throw new SensorException("no cgroup v2 hierarchy is mounted (looked in /proc/self/mounts); the socket and device programs attach there");
     }
 
+    public const string BpfFs = "/sys/fs/bpf";
+
     public static void EnsureTraceFs() => EnsureMounted(TraceFs, "tracefs", "tracefs");
+
+    public static void EnsureBpfFs() => EnsureMounted(BpfFs, "bpf", "bpf");
 
     private static void EnsureMounted(string target, string type, string source)
     {

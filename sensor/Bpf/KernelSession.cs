@@ -45,10 +45,10 @@ public sealed unsafe class KernelSession : IDisposable
 
     public int GpuClassCountsFd { get; private set; }
 
-    public static byte[] EmbeddedObject()
+    public static byte[] EmbeddedObject(string name = "guard.bpf.o")
     {
-        using Stream stream = typeof(KernelSession).Assembly.GetManifestResourceStream("guard.bpf.o")
-            ?? throw new SensorException("the BPF object is not embedded in this build (guard.bpf.o resource missing)");
+        using Stream stream = typeof(KernelSession).Assembly.GetManifestResourceStream(name)
+            ?? throw new SensorException($"the BPF object is not embedded in this build ({name} resource missing)");
         var bytes = new byte[stream.Length];
         stream.ReadExactly(bytes);
         return bytes;
@@ -67,7 +67,7 @@ public sealed unsafe class KernelSession : IDisposable
         byte[] image = EmbeddedObject();
         nint obj;
         fixed (byte* p = image)
-            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, 0);
+            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, null);
         if (obj == 0)
             throw new SensorException($"cannot open the embedded BPF object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
         var session = new KernelSession(obj);
@@ -198,7 +198,7 @@ public sealed unsafe class KernelSession : IDisposable
         _ = Libbpf.MapUpdate(jobMembersFd, &key, &member, 0); // a process gone meanwhile is no loss
     }
 
-    private static string LoadFailure(int errno)
+    internal static string LoadFailure(int errno)
     {
         // libbpf names the program and prints the verifier log above its verdict.
         string? verdict = LibbpfLog.Last("failed to load");

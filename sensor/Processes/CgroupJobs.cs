@@ -21,24 +21,35 @@ public static partial class CgroupJobs
     [GeneratedRegex(@"/([^/]+\.service)(/|$)")]
     private static partial Regex SystemdService();
 
+    /// <summary>The job of a process in cgroup <paramref name="path"/>; its CgroupPath is the job's own cgroup, which holds the process.</summary>
     public static Job? FromPath(string? path)
     {
         if (string.IsNullOrEmpty(path) || path == "/")
             return null;
         if (SlurmJob().Match(path) is { Success: true } slurm)
-            return new Job($"slurm:{slurm.Groups[1].Value}", "slurm", path);
+            return new Job($"slurm:{slurm.Groups[1].Value}", "slurm", Through(path, slurm.Groups[1]));
         if (KubernetesPod().Match(path) is { Success: true } pod)
-            return new Job($"k8s-pod:{pod.Groups[1].Value.Replace('_', '-')}", "kubernetes", path);
+            return new Job($"k8s-pod:{pod.Groups[1].Value.Replace('_', '-')}", "kubernetes", Through(path, pod));
         if (Container().Match(path) is { Success: true } container)
         {
-            string id = container.Groups[1].Success ? container.Groups[1].Value : container.Groups[2].Value;
-            return new Job($"container:{id[..12]}", "container", path);
+            Group id = container.Groups[1].Success ? container.Groups[1] : container.Groups[2];
+            return new Job($"container:{id.Value[..12]}", "container", Through(path, container));
         }
         // The innermost service: user@UID.service holds a user's own units.
         MatchCollection services = SystemdService().Matches(path);
         if (services.Count > 0)
-            return new Job($"systemd:{services[^1].Groups[1].Value}", "systemd", path);
+            return new Job($"systemd:{services[^1].Groups[1].Value}", "systemd", Through(path, services[^1].Groups[1]));
         return null;
+    }
+
+    /// <summary>The path up to the end of the component where <paramref name="match"/> ends.</summary>
+    private static string Through(string path, Capture match)
+    {
+        int last = match.Index + match.Length - 1;
+        if (path[last] == '/')
+            last--;
+        int end = path.IndexOf('/', last + 1);
+        return end < 0 ? path : path[..end];
     }
 }
 

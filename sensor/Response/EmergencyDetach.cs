@@ -4,7 +4,7 @@ using Guard.Sensor.Processes;
 namespace Guard.Sensor.Response;
 
 /// <summary>What `guard detach --all` did.</summary>
-public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<LoadedProgram> Remaining, bool PinsRemoved)
+public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<string> Released, IReadOnlyList<LoadedProgram> Remaining, bool PinsRemoved)
 {
     public bool Done => Remaining.Count == 0;
 
@@ -14,7 +14,7 @@ public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<L
         Action = "detach-all",
         Succeeded = Done,
         Message = Done
-            ? $"stopped {Signalled.Count} sensor(s){(PinsRemoved ? ", removed the pins" : "")}: no Guard program, link or pin is left"
+            ? $"stopped {Signalled.Count} sensor(s){(Released.Count > 0 ? $", released {Released.Count} quarantine(s) ({string.Join(", ", Released)})" : "")}{(PinsRemoved ? ", removed the pins" : "")}: no Guard program, link or pin is left"
             : $"{Remaining.Count} Guard program(s) still loaded: {string.Join(", ", Remaining.Select(p => p.Name))}",
         OrderedBy = "cli",
         OrderedByUid = Libc.PersonUid(),
@@ -27,12 +27,14 @@ public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<L
 /// <summary>
 /// The emergency off switch: every process that holds a Guard program is
 /// asked to stop (SIGTERM through a pidfd: a sensor then detaches everything
-/// it attached), pins are removed, and what is left, if anything, is named.
+/// it attached), held jobs are released (thawed, continued: nothing stays
+/// stopped with no Guard state to explain it), pins are removed, and what is
+/// left, if anything, is named.
 /// </summary>
 public static class EmergencyDetach
 {
     private const int SigTerm = 15;
-    public const string PinRoot = "/sys/fs/bpf/guard";
+    public const string PinRoot = QuarantineKernel.PinRoot;
 
     public static IReadOnlyList<int> Holders() =>
         [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
@@ -48,6 +50,16 @@ public static class EmergencyDetach
             if (handle is not null && ProcfsReader.TryReadStat(pid, out ProcfsStat again) && again.StartTicks == stat.StartTicks && handle.Signal(SigTerm) == 0)
                 signalled.Add(pid);
         }
+        var released = new List<string>();
+        if (QuarantineKernel.Pinned)
+        {
+            var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
+            foreach (HeldJob held in quarantines.List())
+            {
+                quarantines.Release(held, "detach-all");
+                released.Add(held.Job);
+            }
+        }
         bool pins = false;
         if (Directory.Exists(PinRoot))
         {
@@ -59,6 +71,6 @@ public static class EmergencyDetach
         IReadOnlyList<LoadedProgram> remaining;
         while ((remaining = [.. GuardProgramsLoaded.List().Where(p => !p.HolderPids.Contains(Environment.ProcessId))]).Count > 0 && DateTime.UtcNow < deadline)
             Thread.Sleep(100);
-        return new DetachOutcome(signalled, remaining, pins);
+        return new DetachOutcome(signalled, released, remaining, pins);
     }
 }

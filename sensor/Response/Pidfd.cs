@@ -11,6 +11,7 @@ public sealed class Pidfd : IDisposable
 {
     private const long SysPidfdOpen = 434;
     private const long SysPidfdSendSignal = 424;
+    private const long SysPidfdGetfd = 438;
 
     private readonly FileDescriptor fd;
 
@@ -35,6 +36,13 @@ public sealed class Pidfd : IDisposable
     {
         long rc = Libc.Syscall(SysPidfdSendSignal, fd.Fd, signal, 0, 0);
         return rc == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>A descriptor of ours for the process's descriptor <paramref name="targetFd"/> (pidfd_getfd, Linux 5.6); null when it cannot be had.</summary>
+    public FileDescriptor? DuplicateFd(int targetFd)
+    {
+        long dup = Libc.Syscall(SysPidfdGetfd, fd.Fd, targetFd, 0, 0);
+        return dup < 0 ? null : new FileDescriptor((int)dup);
     }
 
     public void Dispose() => fd.Dispose();

@@ -32,9 +32,6 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
 /// </summary>
 public sealed class ProcessKiller
 {
-    private const int SigKill = 9;
-    private const int SigStop = 19;
-    private const int SigCont = 18;
     private const int Esrch = 3;
 
     private readonly string cgroupRoot;
@@ -61,18 +58,9 @@ public sealed class ProcessKiller
 
     public KillOutcome Kill(ProcessTarget target, KillScope scope)
     {
-        if (target.BootPrefix is { } boot && boot != EntityIds.ForThisBoot().BootPrefix)
-            return KillOutcome.Refused(target, scope, $"entity id {target.BootPrefix}-{target.StartTicks}-{target.Pid} is from another boot or host");
-        using Pidfd? root = Pidfd.TryOpen(target.Pid, out int errno);
+        using Pidfd? root = OpenChecked(target, out string refusal);
         if (root is null)
-            return KillOutcome.Refused(target, scope, errno == Esrch ? $"no process {target.Pid}" : $"cannot open process {target.Pid}: {Libc.ErrorText(errno)}");
-        // Checked after the pidfd is open: if the pid changed hands in between, the start time says so.
-        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
-            return KillOutcome.Refused(target, scope, $"no process {target.Pid}");
-        if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } refusal)
             return KillOutcome.Refused(target, scope, refusal);
-        if (IsGuardSensor(target.Pid))
-            return KillOutcome.Refused(target, scope, $"{target.Pid} is a Guard sensor: stop it with SIGTERM, or `guard detach --all`");
         return scope switch
         {
             KillScope.Process => KillOne(target, root),
@@ -81,69 +69,53 @@ public sealed class ProcessKiller
         };
     }
 
+    /// <summary>
+    /// A pidfd on exactly the process named, or null with the reason it may not
+    /// be touched. The start time is checked after the pidfd is open: if the pid
+    /// changed hands in between, the start time says so.
+    /// </summary>
+    public static Pidfd? OpenChecked(ProcessTarget target, out string refusal)
+    {
+        refusal = "";
+        if (target.BootPrefix is { } boot && boot != EntityIds.ForThisBoot().BootPrefix)
+        {
+            refusal = $"entity id {target.BootPrefix}-{target.StartTicks}-{target.Pid} is from another boot or host";
+            return null;
+        }
+        Pidfd? pidfd = Pidfd.TryOpen(target.Pid, out int errno);
+        if (pidfd is null)
+        {
+            refusal = errno == Esrch ? $"no process {target.Pid}" : $"cannot open process {target.Pid}: {Libc.ErrorText(errno)}";
+            return null;
+        }
+        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
+            refusal = $"no process {target.Pid}";
+        else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
+            refusal = reason;
+        else if (IsGuardSensor(target.Pid))
+            refusal = $"{target.Pid} is a Guard sensor: stop it with SIGTERM, or `guard detach --all`";
+        else
+            return pidfd;
+        pidfd.Dispose();
+        return null;
+    }
+
     private static KillOutcome KillOne(ProcessTarget target, Pidfd pidfd)
     {
-        int errno = pidfd.Signal(SigKill);
+        int errno = pidfd.Signal(StoppedTree.SigKill);
         return errno == 0
             ? new KillOutcome(target, KillScope.Process, true, $"killed {target.Pid}", [target.Pid])
             : KillOutcome.Refused(target, KillScope.Process, errno == Esrch ? $"process {target.Pid} had already exited" : $"signal failed: {Libc.ErrorText(errno)}");
     }
 
-    /// <summary>
-    /// Stops the tree from the top down until no new child appears (a stopped
-    /// process cannot fork), then kills every member through its own pidfd.
-    /// </summary>
+    /// <summary>Stops the whole tree first, so none escapes by forking, then kills every member through its own pidfd.</summary>
     private static KillOutcome KillTree(ProcessTarget target, Pidfd root)
     {
-        var members = new Dictionary<int, Pidfd> { [root.Pid] = root };
-        try
-        {
-            root.Signal(SigStop);
-            bool grew = true;
-            for (int round = 0; grew && round < 64; round++)
-            {
-                grew = false;
-                foreach (int pid in ProcfsReader.Pids())
-                {
-                    if (members.ContainsKey(pid) || !ProcfsReader.TryReadStat(pid, out ProcfsStat s) || !members.ContainsKey(s.ParentPid))
-                        continue;
-                    if (Pidfd.TryOpen(pid, out _) is not { } child)
-                        continue;
-                    // Parent checked again with the pidfd open: the pid is the child we saw.
-                    if (!ProcfsReader.TryReadStat(pid, out ProcfsStat again) || again.StartTicks != s.StartTicks)
-                    {
-                        child.Dispose();
-                        continue;
-                    }
-                    if (pid == Environment.ProcessId)
-                    {
-                        child.Dispose();
-                        // Nothing is killed: let go of what was stopped.
-                        foreach (Pidfd stopped in members.Values)
-                            stopped.Signal(SigCont);
-                        return KillOutcome.Refused(target, KillScope.Tree, $"the tree of {target.Pid} includes this guard process");
-                    }
-                    members[pid] = child;
-                    child.Signal(SigStop);
-                    grew = true;
-                }
-            }
-            var killed = new List<int>();
-            foreach ((int pid, Pidfd fd) in members)
-            {
-                if (fd.Signal(SigKill) == 0)
-                    killed.Add(pid);
-            }
-            return new KillOutcome(target, KillScope.Tree, killed.Count > 0, $"killed {killed.Count} process{(killed.Count == 1 ? "" : "es")} of the tree of {target.Pid}", killed);
-        }
-        finally
-        {
-            foreach ((int pid, Pidfd fd) in members)
-            {
-                if (pid != root.Pid)
-                    fd.Dispose();
-            }
-        }
+        using StoppedTree tree = StoppedTree.Stop(root);
+        if (tree.IncludesSelf)
+            return KillOutcome.Refused(target, KillScope.Tree, $"the tree of {target.Pid} includes this guard process");
+        List<int> killed = tree.SignalAll(StoppedTree.SigKill);
+        return new KillOutcome(target, KillScope.Tree, killed.Count > 0, $"killed {killed.Count} process{(killed.Count == 1 ? "" : "es")} of the tree of {target.Pid}", killed);
     }
 
     private KillOutcome KillJob(ProcessTarget target)
@@ -151,14 +123,22 @@ public sealed class ProcessKiller
         string? path = ProcfsReader.ReadCgroupPath($"/proc/{target.Pid.ToString(CultureInfo.InvariantCulture)}");
         if (CgroupJobs.FromPath(path) is not { } job)
             return KillOutcome.Refused(target, KillScope.Job, $"process {target.Pid} is in no job's cgroup ({path ?? "unknown"}); use --tree");
-        string? own = ProcfsReader.ReadCgroupPath("/proc/self");
-        if (own is not null && (own == job.CgroupPath || own.StartsWith(job.CgroupPath + "/", StringComparison.Ordinal)))
-            return KillOutcome.Refused(target, KillScope.Job, $"job {job.Id} ({job.CgroupPath}) holds this guard process too");
+        if (JobRefusal(job) is { } refusal)
+            return KillOutcome.Refused(target, KillScope.Job, refusal);
         string kill = Path.Join(cgroupRoot, job.CgroupPath, "cgroup.kill");
         if (!File.Exists(kill))
             return KillOutcome.Refused(target, KillScope.Job, $"{kill} does not exist (cgroup.kill needs Linux 5.14); use --tree");
         File.WriteAllText(kill, "1");
         return new KillOutcome(target, KillScope.Job, true, $"killed job {job.Id} through {kill}", [target.Pid], job.CgroupPath);
+    }
+
+    /// <summary>Why a whole job cgroup must not be acted on, or null: never one that holds this guard process.</summary>
+    internal static string? JobRefusal(Job job)
+    {
+        string? own = ProcfsReader.ReadCgroupPath("/proc/self");
+        if (job.CgroupPath == "/" || (own is not null && (own == job.CgroupPath || own.StartsWith(job.CgroupPath + "/", StringComparison.Ordinal))))
+            return $"job {job.Id} ({job.CgroupPath}) holds this guard process too";
+        return null;
     }
 
     /// <summary>A running guard binary (the native one: under `dotnet` every .NET program would match).</summary>

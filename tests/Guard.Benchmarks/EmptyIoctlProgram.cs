@@ -17,7 +17,7 @@ internal sealed unsafe class EmptyIoctlProgram : IDisposable
         LibbpfLog.Install();
         byte[] image = File.ReadAllBytes(objPath);
         fixed (byte* p = image)
-            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, 0);
+            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, null);
         if (obj == 0 || Libbpf.ObjectLoad(obj) != 0)
             throw new SensorException("cannot load the empty ioctl program");
         link = Libbpf.ProgramAttach(Libbpf.FindProgram(obj, "empty_ioctl"));

@@ -11,16 +11,17 @@ namespace Guard.Tests.Unit;
 public sealed class ParsingTests
 {
     [Theory]
-    [InlineData("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0", "slurm:4242", "slurm")]
-    [InlineData("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes")]
-    [InlineData("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "container:0123456789ab", "container")]
-    [InlineData("/system.slice/trainer.service", "systemd:trainer.service", "systemd")]
-    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service", "systemd:notebook.service", "systemd")]
-    public void CgroupPathsNameTheirJob(string path, string id, string kind)
+    [InlineData("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0", "slurm:4242", "slurm", "/system.slice/slurmstepd.scope/job_4242")]
+    [InlineData("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice")]
+    [InlineData("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "container:0123456789ab", "container", "/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope")]
+    [InlineData("/system.slice/trainer.service/worker", "systemd:trainer.service", "systemd", "/system.slice/trainer.service")]
+    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service", "systemd:notebook.service", "systemd", "/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service")]
+    public void CgroupPathsNameTheirJobAndItsOwnCgroup(string path, string id, string kind, string jobCgroup)
     {
         Job job = CgroupJobs.FromPath(path)!;
         Assert.Equal(id, job.Id);
         Assert.Equal(kind, job.Kind);
+        Assert.Equal(jobCgroup, job.CgroupPath);
     }
 
     [Theory]

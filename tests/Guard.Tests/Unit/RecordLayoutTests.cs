@@ -32,6 +32,8 @@ public sealed partial class RecordLayoutTests
         ("guard_name", typeof(GuardName)),
         ("guard_job_member", typeof(GuardJobMember)),
         ("guard_method", typeof(GuardMethod)),
+        ("guard_quarantine", typeof(GuardQuarantine)),
+        ("guard_device_key", typeof(GuardDeviceKey)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
@@ -40,6 +42,8 @@ public sealed partial class RecordLayoutTests
         ("guard_connect_result", typeof(ConnectResult)),
         ("guard_gpu_role", typeof(GpuRole)),
         ("guard_ioctl_kind", typeof(IoctlKind)),
+        ("guard_quarantine_mode", typeof(QuarantineMode)),
+        ("guard_quarantine_expiry", typeof(QuarantineExpiry)),
     ];
 
     private static readonly Lazy<string> Btf = new(DumpHeaderBtf);

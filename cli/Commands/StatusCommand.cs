@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Output;
+using Guard.Sensor.Response;
+
+namespace Guard.Cli.Commands;
+
+/// <summary>`guard status`: what is held, what Guard has in the kernel, and what it did lately.</summary>
+public static class StatusCommand
+{
+    private const int RecentCount = 10;
+
+    private static readonly Option<string> Output = ActionOutput.CreateOption("one JSON document");
+
+    public static Command Create(IConsole console)
+    {
+        var command = new Command("status", "List quarantined jobs, the Guard programs and pins in the kernel, and recent actions. Carries out holds whose timeout has passed.");
+        command.Options.Add(Output);
+        command.SetAction(parse => Run(parse, console));
+        return command;
+    }
+
+    private static int Run(ParseResult parse, IConsole console)
+    {
+        Privileges.Require("guard status");
+        var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
+        var log = new ActionLog(new EcsEncoder(RunInfo.ForThisHost(GuardCli.Version), new ArgumentRedactor()));
+        foreach (QuarantineOutcome expired in quarantines.Expire(DateTimeOffset.UtcNow))
+            log.Append(expired.Describe(null));
+        IReadOnlyList<HeldJob> held = quarantines.List();
+        IReadOnlyList<LoadedProgram> programs = GuardProgramsLoaded.List();
+        IReadOnlyList<string> pins = QuarantineKernel.LinkPins();
+        IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
+
+        if (ActionOutput.IsJson(parse, Output))
+            WriteJson(console, held, programs, pins, recent);
+        else
+            WriteText(console.Out, held, programs, pins, recent);
+        return (int)ExitCode.Success;
+    }
+
+    private static void WriteText(TextWriter o, IReadOnlyList<HeldJob> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    {
+        o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
+        foreach (HeldJob h in held)
+        {
+            string how = h.Mode == Guard.Sensor.Events.QuarantineMode.Cgroup ? $"cgroup {h.CgroupPath} frozen" : "tree stopped";
+            string until = h.Deadline is { } d ? $"; {(h.OnTimeout == Guard.Sensor.Events.QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
+            o.WriteLine($"  {h.Job}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
+            o.WriteLine($"    reason: {h.Reason}");
+        }
+        var bySensor = programs.SelectMany(p => p.HolderPids.Select(pid => (pid, p.Name))).GroupBy(x => x.pid).OrderBy(g => g.Key).ToList();
+        int pinned = programs.Count(p => p.HolderPids.Count == 0);
+        o.WriteLine($"attached: {programs.Count} Guard program{(programs.Count == 1 ? "" : "s")}");
+        foreach (var sensor in bySensor)
+            o.WriteLine($"  sensor {sensor.Key}: {sensor.Count()} program{(sensor.Count() == 1 ? "" : "s")}");
+        if (pinned > 0 || pins.Count > 0)
+            o.WriteLine($"  pinned under {QuarantineKernel.PinRoot}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
+        o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
+        foreach (LoggedAction a in recent)
+            o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");
+    }
+
+    private static void WriteJson(IConsole console, IReadOnlyList<HeldJob> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    {
+        using Stream stdout = console.OpenStandardOutput();
+        using (var w = new Utf8JsonWriter(stdout))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("quarantined");
+            foreach (HeldJob h in held)
+            {
+                w.WriteStartObject();
+                w.WriteString("job", h.Job);
+                w.WriteString("mode", h.Mode == Guard.Sensor.Events.QuarantineMode.Cgroup ? "cgroup" : "tree");
+                if (h.CgroupPath is { } cgroup)
+                    w.WriteString("cgroup", cgroup);
+                w.WriteStartArray("pids");
+                foreach (int pid in h.Pids)
+                    w.WriteNumberValue(pid);
+                w.WriteEndArray();
+                w.WriteString("since", h.Since);
+                if (h.Deadline is { } d)
+                {
+                    w.WriteString("deadline", d);
+                    w.WriteString("then", h.OnTimeout == Guard.Sensor.Events.QuarantineExpiry.Kill ? "kill" : "release");
+                }
+                w.WriteString("ordered_by", h.OrderedBy);
+                w.WriteNumber("ordered_by_uid", h.OrderedByUid);
+                w.WriteString("reason", h.Reason);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("programs");
+            foreach (LoadedProgram p in programs)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", p.Id);
+                w.WriteString("name", p.Name);
+                w.WriteStartArray("held_by");
+                foreach (int pid in p.HolderPids)
+                    w.WriteNumberValue(pid);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("pins");
+            foreach (string pin in pins)
+                w.WriteStringValue(pin);
+            w.WriteEndArray();
+            w.WriteStartArray("recent_actions");
+            foreach (LoggedAction a in recent)
+            {
+                w.WriteStartObject();
+                w.WriteString("@timestamp", a.Timestamp);
+                w.WriteString("action", a.Action);
+                w.WriteBoolean("succeeded", a.Succeeded);
+                w.WriteString("ordered_by", a.OrderedBy);
+                w.WriteNumber("ordered_by_uid", a.OrderedByUid);
+                w.WriteString("message", a.Message);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
+    }
+
+    private static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+}

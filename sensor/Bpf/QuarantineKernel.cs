@@ -1,0 +1,282 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// The kernel side of quarantine (bpf/quarantine.bpf.c): its maps and the
+/// links of its deny programs, all pinned under /sys/fs/bpf/guard so a hold
+/// outlives whoever made it. Opened from the pins to read or undo a hold;
+/// loaded from the embedded object to attach programs for a new one.
+/// </summary>
+public sealed unsafe class QuarantineKernel : IDisposable
+{
+    public const string PinRoot = "/sys/fs/bpf/guard";
+    private const string ObjectName = "quarantine.bpf.o";
+    private const string RecordsMap = "quarantines";
+    private const string TgidsMap = "quarantine_tgids";
+    private const string SocketsMap = "quarantine_socks";
+    private const string DevicesMap = "quarantine_devices";
+    private static readonly string TreeLinks = Path.Join(PinRoot, "tree");
+
+    /// <summary>Tree mode, attached at the root: each denies only what a live record holds.</summary>
+    private static readonly string[] TreePrograms =
+    [
+        "guard_qtree_sock_create", "guard_qtree_connect4", "guard_qtree_connect6", "guard_qtree_sendmsg4",
+        "guard_qtree_sendmsg6", "guard_qtree_egress", "guard_qtree_dev", "guard_qtree_fork", "guard_qtree_exit",
+    ];
+
+    /// <summary>Cgroup mode, attached to the held job's cgroup: each denies everything there.</summary>
+    private static readonly string[] CgroupPrograms =
+    [
+        "guard_qcg_connect4", "guard_qcg_connect6", "guard_qcg_sendmsg4", "guard_qcg_sendmsg6", "guard_qcg_egress", "guard_qcg_dev",
+    ];
+
+    private readonly nint obj;
+    private readonly int[] ownedFds;
+    private bool disposed;
+
+    private QuarantineKernel(nint obj, int records, int tgids, int sockets, int devices, int[] ownedFds)
+    {
+        this.obj = obj;
+        RecordsFd = records;
+        TgidsFd = tgids;
+        SocketsFd = sockets;
+        DevicesFd = devices;
+        this.ownedFds = ownedFds;
+    }
+
+    private int RecordsFd { get; }
+
+    private int TgidsFd { get; }
+
+    private int SocketsFd { get; }
+
+    private int DevicesFd { get; }
+
+    /// <summary>Whether any quarantine state is pinned on this host.</summary>
+    public static bool Pinned => File.Exists(Path.Join(PinRoot, RecordsMap));
+
+    /// <summary>The pinned maps, or null when nothing is held (nothing pinned).</summary>
+    public static QuarantineKernel? OpenPinned()
+    {
+        if (!Pinned)
+            return null;
+        int[] fds = [.. new[] { RecordsMap, TgidsMap, SocketsMap, DevicesMap }.Select(GetPinned)];
+        return new QuarantineKernel(0, fds[0], fds[1], fds[2], fds[3], fds);
+    }
+
+    private static int GetPinned(string map)
+    {
+        string path = Path.Join(PinRoot, map);
+        int fd = Libbpf.ObjectGet(path);
+        return fd >= 0 ? fd : throw new SensorException($"cannot open the pinned map {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+    }
+
+    /// <summary>Loads the quarantine programs; their maps are the pinned ones, pinned now if this is the first hold.</summary>
+    public static QuarantineKernel Load()
+    {
+        KernelMounts.EnsureBpfFs();
+        Directory.CreateDirectory(PinRoot);
+        LibbpfLog.Install();
+        LibbpfLog.Clear();
+        byte[] image = KernelSession.EmbeddedObject(ObjectName);
+        nint obj;
+        fixed (byte* p = image)
+        fixed (byte* root = "/sys/fs/bpf/guard\0"u8)
+        {
+            var options = new Libbpf.ObjectOpenOptions { Size = (nuint)sizeof(Libbpf.ObjectOpenOptions), PinRootPath = root };
+            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, &options);
+        }
+        if (obj == 0)
+            throw new SensorException($"cannot open the embedded quarantine object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        int err = Libbpf.ObjectLoad(obj);
+        if (err != 0)
+        {
+            Libbpf.ObjectClose(obj);
+            throw new SensorException(KernelSession.LoadFailure(-err));
+        }
+        return new QuarantineKernel(obj, MapFd(obj, RecordsMap), MapFd(obj, TgidsMap), MapFd(obj, SocketsMap), MapFd(obj, DevicesMap), []);
+    }
+
+    private static int MapFd(nint obj, string name)
+    {
+        nint map = Libbpf.FindMap(obj, name);
+        int fd = map == 0 ? -1 : Libbpf.MapFd(map);
+        return fd >= 0 ? fd : throw new SensorException($"the quarantine object has no map {name}: sensor and object disagree");
+    }
+
+    /// <summary>Attaches the tree-mode programs at the cgroup root and pins their links, unless they are pinned already.</summary>
+    public void EnsureTreeLinks(string cgroupRoot)
+    {
+        using FileDescriptor root = FileDescriptor.OpenDirectory(cgroupRoot);
+        foreach (string name in TreePrograms)
+        {
+            string pin = Path.Join(TreeLinks, name);
+            if (!File.Exists(pin))
+                AttachAndPin(name, name is "guard_qtree_fork" or "guard_qtree_exit" ? null : root, pin);
+        }
+    }
+
+    public static bool TreeLinksPinned => Directory.Exists(TreeLinks);
+
+    /// <summary>Unpinning is detaching: nothing else holds these links.</summary>
+    public static void RemoveTreeLinks() => DeleteDirectory(TreeLinks);
+
+    /// <summary>Attaches the cgroup-mode deny programs to one cgroup and pins their links.</summary>
+    public void AttachToCgroup(ulong cgroupId, string cgroupDirectory)
+    {
+        using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupDirectory);
+        string dir = CgroupLinks(cgroupId);
+        foreach (string name in CgroupPrograms)
+            AttachAndPin(name, cgroup, Path.Join(dir, name));
+    }
+
+    public static void DetachFromCgroup(ulong cgroupId) => DeleteDirectory(CgroupLinks(cgroupId));
+
+    /// <summary>Every pin of quarantine links: what `guard status` shows as attached.</summary>
+    public static IReadOnlyList<string> LinkPins() =>
+        Directory.Exists(PinRoot)
+            ? [.. Directory.EnumerateDirectories(PinRoot).SelectMany(Directory.EnumerateFiles).Order(StringComparer.Ordinal)]
+            : [];
+
+    /// <summary>Removes every pin: the maps go with the last reference.</summary>
+    public static void RemoveAllPins() => DeleteDirectory(PinRoot);
+
+    private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
+
+    private static void DeleteDirectory(string dir)
+    {
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, recursive: true);
+    }
+
+    private void AttachAndPin(string name, FileDescriptor? cgroup, string pin)
+    {
+        if (obj == 0)
+            throw new InvalidOperationException("attaching needs the loaded object, not the pins");
+        nint program = Libbpf.FindProgram(obj, name);
+        if (program == 0)
+            throw new SensorException($"the quarantine object has no program {name}: sensor and object disagree");
+        LibbpfLog.Clear();
+        nint link = cgroup is null ? Libbpf.ProgramAttach(program) : Libbpf.ProgramAttachCgroup(program, cgroup.Fd);
+        if (link == 0)
+            throw new SensorException($"BPF program {name} could not attach: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(pin)!);
+            int err = Libbpf.LinkPin(link, pin);
+            if (err != 0)
+                throw new SensorException($"cannot pin {name} at {pin}: {Libc.ErrorText(-err)}");
+            Libbpf.LinkDisconnect(link);
+        }
+        finally
+        {
+            // Disconnected: frees our handle, the pin keeps it attached. Not pinned: detaches it.
+            _ = Libbpf.LinkDestroy(link);
+        }
+    }
+
+    public void Put(ulong id, in GuardQuarantine record)
+    {
+        ulong key = id;
+        fixed (GuardQuarantine* value = &record)
+            Check(Libbpf.MapUpdate(RecordsFd, &key, value, 0), "write the quarantine record");
+    }
+
+    public void Remove(ulong id)
+    {
+        ulong key = id;
+        _ = Libbpf.MapDelete(RecordsFd, &key);
+    }
+
+    public List<(ulong Id, GuardQuarantine Record)> Records()
+    {
+        var all = new List<(ulong, GuardQuarantine)>();
+        ulong key = 0, next = 0;
+        ulong* previous = null;
+        GuardQuarantine value;
+        while (Libbpf.MapNextKey(RecordsFd, previous, &next) == 0)
+        {
+            if (Libbpf.MapLookup(RecordsFd, &next, &value) == 0)
+                all.Add((next, value));
+            key = next;
+            previous = &key;
+        }
+        return all;
+    }
+
+    /// <summary>Holds a process: the kernel denies it, and holds its children from fork.</summary>
+    public void HoldTgid(int tgid, ulong id)
+    {
+        uint key = (uint)tgid;
+        ulong value = id;
+        Check(Libbpf.MapUpdate(TgidsFd, &key, &value, 0), $"hold process {tgid}");
+    }
+
+    public bool IsHeld(int tgid, out ulong id)
+    {
+        uint key = (uint)tgid;
+        ulong value = 0;
+        bool found = Libbpf.MapLookup(TgidsFd, &key, &value) == 0;
+        id = value;
+        return found;
+    }
+
+    /// <summary>The processes a tree-mode quarantine holds now (the kernel drops them at exit).</summary>
+    public List<int> TgidsOf(ulong id)
+    {
+        var pids = new List<int>();
+        uint key = 0, next = 0;
+        uint* previous = null;
+        ulong value = 0;
+        while (Libbpf.MapNextKey(TgidsFd, previous, &next) == 0)
+        {
+            if (Libbpf.MapLookup(TgidsFd, &next, &value) == 0 && value == id)
+                pids.Add((int)next);
+            key = next;
+            previous = &key;
+        }
+        return pids;
+    }
+
+    public void ForgetTgid(int tgid)
+    {
+        uint key = (uint)tgid;
+        _ = Libbpf.MapDelete(TgidsFd, &key);
+    }
+
+    /// <summary>Marks an open socket (by a descriptor of ours for it) so egress drops its packets.</summary>
+    public bool MarkSocket(int socketFd, ulong id)
+    {
+        int key = socketFd;
+        ulong value = id;
+        return Libbpf.MapUpdate(SocketsFd, &key, &value, 0) == 0;
+    }
+
+    public void DenyDevice(GpuDevice device)
+    {
+        var key = new GuardDeviceKey { Major = device.Major, Minor = device.Minor ?? -1 };
+        byte one = 1;
+        Check(Libbpf.MapUpdate(DevicesFd, &key, &one, 0), $"deny GPU device {device}");
+    }
+
+    private static void Check(int rc, string what)
+    {
+        if (rc != 0)
+            throw new SensorException($"cannot {what} in the kernel: {Libc.ErrorText(-rc)}");
+    }
+
+    public void Dispose()
+    {
+        if (disposed)
+            return;
+        disposed = true;
+        foreach (int fd in ownedFds)
+            new FileDescriptor(fd).Dispose();
+        if (obj != 0)
+            Libbpf.ObjectClose(obj);
+    }
+}

@@ -1,0 +1,76 @@
+using System.Text.Json;
+using Guard.Sensor.Events;
+
+namespace Guard.Sensor.Output;
+
+/// <summary>An action as the log keeps it, for `guard status`.</summary>
+public sealed record LoggedAction(string Timestamp, string Action, bool Succeeded, string Message, string OrderedBy, uint OrderedByUid);
+
+/// <summary>
+/// Every action any guard process took on this host (CLI kills, holds and
+/// releases, a sensor's responses), as the same ECS lines it printed, in
+/// /run/guard: tmpfs, so it starts empty at boot like the holds themselves.
+/// A convenience for `guard status`: failing to write it never fails an action.
+/// </summary>
+public sealed class ActionLog
+{
+    public const string DefaultPath = "/run/guard/actions.jsonl";
+    private const long RotateBytes = 1 << 20;
+
+    private readonly string path;
+    private readonly EcsEncoder encoder;
+    private readonly JsonLineWriter writer = new();
+
+    public ActionLog(EcsEncoder encoder, string path = DefaultPath)
+    {
+        this.encoder = encoder;
+        this.path = path;
+    }
+
+    public void Append(ActionEvent action)
+    {
+        encoder.Encode(action, writer);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            if (File.Exists(path) && new FileInfo(path).Length > RotateBytes)
+                File.Move(path, path + ".1", overwrite: true);
+            using var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            file.Write(writer.Written);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The action itself is done and was reported; only its copy here is lost.
+        }
+    }
+
+    /// <summary>The latest <paramref name="count"/> actions, oldest first; lines that do not parse are skipped.</summary>
+    public static IReadOnlyList<LoggedAction> Recent(int count, string path = DefaultPath)
+    {
+        if (!File.Exists(path))
+            return [];
+        var recent = new List<LoggedAction>();
+        foreach (string line in File.ReadLines(path).TakeLast(count))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                JsonElement root = doc.RootElement;
+                JsonElement ev = root.GetProperty("event");
+                JsonElement by = root.GetProperty("guard").GetProperty("action").GetProperty("ordered_by");
+                recent.Add(new LoggedAction(
+                    root.GetProperty("@timestamp").GetString() ?? "",
+                    ev.GetProperty("action").GetString() ?? "",
+                    ev.GetProperty("outcome").GetString() == "success",
+                    ev.TryGetProperty("reason", out JsonElement reason) ? reason.GetString() ?? "" : "",
+                    by.GetProperty("via").GetString() ?? "",
+                    by.GetProperty("uid").GetUInt32()));
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                // A line cut short by a crash, or written by another version.
+            }
+        }
+        return recent;
+    }
+}
