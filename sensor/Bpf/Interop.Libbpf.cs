@@ -71,9 +71,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_link__pin", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int LinkPin(nint link, string path);
 
-    /// <summary>After this, destroying the link only frees it: a pinned link stays attached.</summary>
-    [LibraryImport(Library, EntryPoint = "bpf_link__disconnect")]
-    internal static partial void LinkDisconnect(nint link);
+    /// <summary>BPF_LINK_DETACH: detaches now, where dropping the last reference would detach a moment later.</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_link_detach")]
+    internal static partial int LinkDetach(int linkFd);
 
     [LibraryImport(Library, EntryPoint = "bpf_obj_get", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int ObjectGet(string path);

@@ -147,10 +147,24 @@ public sealed unsafe class QuarantineKernel : IDisposable
 
     private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
 
+    /// <summary>
+    /// Detaches every pinned link below <paramref name="dir"/>, then removes the
+    /// pins. Removing a pin alone frees its link only after an RCU grace period
+    /// and a work item: a release must be in force when it returns.
+    /// </summary>
     private static void DeleteDirectory(string dir)
     {
-        if (Directory.Exists(dir))
-            Directory.Delete(dir, recursive: true);
+        if (!Directory.Exists(dir))
+            return;
+        foreach (string pin in Directory.EnumerateFiles(dir, "guard_*", SearchOption.AllDirectories))
+        {
+            int fd = Libbpf.ObjectGet(pin);
+            if (fd < 0)
+                continue;
+            using var link = new FileDescriptor(fd);
+            _ = Libbpf.LinkDetach(link.Fd); // a map, or a link kind without detach: its pin removal will do
+        }
+        Directory.Delete(dir, recursive: true);
     }
 
     private void AttachAndPin(string name, FileDescriptor? cgroup, string pin)
@@ -170,11 +184,10 @@ public sealed unsafe class QuarantineKernel : IDisposable
             int err = Libbpf.LinkPin(link, pin);
             if (err != 0)
                 throw new SensorException($"cannot pin {name} at {pin}: {Libc.ErrorText(-err)}");
-            Libbpf.LinkDisconnect(link);
         }
         finally
         {
-            // Disconnected: frees our handle, the pin keeps it attached. Not pinned: detaches it.
+            // Closes our descriptor: a pinned link stays attached through its pin, one that failed to pin goes.
             _ = Libbpf.LinkDestroy(link);
         }
     }

@@ -63,7 +63,7 @@ public static class EmergencyDetach
         bool pins = false;
         if (Directory.Exists(PinRoot))
         {
-            Directory.Delete(PinRoot, recursive: true);
+            QuarantineKernel.RemoveAllPins();
             pins = true;
         }
         // A sensor detaches on its way out; the kernel frees programs a moment later.

@@ -22,8 +22,10 @@ public sealed class DetachTests
         KernelRequirements.Check();
         string cli = typeof(GuardCli).Assembly.Location;
         using Process watch = Run.Start("dotnet", cli, "watch", "--duration", "60s", "--output", "json");
+        using Process held = Run.Start("/bin/sleep", "60");
         try
         {
+            Assert.Equal(0, GuardCli.Run(["quarantine", held.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], new TestConsole()));
             IReadOnlyList<int> holders = [];
             for (int i = 0; i < 100 && !holders.Contains(watch.Id); i++)
             {
@@ -39,6 +41,8 @@ public sealed class DetachTests
             Assert.Equal(0, watch.ExitCode); // SIGTERM: a clean detach and a summary
             Assert.Contains("guard watch: detached", watch.StandardError.ReadToEnd(), StringComparison.Ordinal);
             Assert.Empty(GuardProgramsLoaded.List());
+            Assert.False(Directory.Exists(QuarantineKernel.PinRoot), "pins are left");
+            Assert.Contains("State:\tS", File.ReadAllText($"/proc/{held.Id}/status"), StringComparison.Ordinal); // released, not left stopped
             JsonElement audit = JsonDocument.Parse(console.JsonLines().Single()).RootElement;
             Assert.Equal("detach-all", audit.GetProperty("event").GetProperty("action").GetString());
             Assert.Equal("success", audit.GetProperty("event").GetProperty("outcome").GetString());
@@ -48,6 +52,8 @@ public sealed class DetachTests
         {
             if (!watch.HasExited)
                 watch.Kill();
+            GuardCli.Run(["release", "--all"], new TestConsole());
+            held.Kill();
         }
     }
 

@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Guard.Cli;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Processes;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>
+/// `guard quarantine`, `guard release`, `guard status` and `guard kill` on a
+/// held job, against the real kernel. The held "job" is a python process of
+/// this test that, each time it is told to, tries what a miner would: send on
+/// a connection it had, open a new one, open the stand-in GPU (/dev/full as
+/// 1:7), fork a child. The test plays the escape: it continues or thaws the
+/// held process itself, so every deny program is seen to hold on its own.
+/// Traffic stays on 127.0.0.1 with a listener of this test.
+/// </summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class QuarantineTests : IDisposable
+{
+    private const string StandInGpu = "1:7";
+    private const int Eperm = 1;
+
+    private const string Job = """
+        import json, os, socket, sys
+        port, marker = int(sys.argv[1]), sys.argv[2]
+        sys.stdin.readline()
+        held = socket.create_connection(("127.0.0.1", port))
+        held.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        held.sendall(b"before;")
+        print("ready", flush=True)
+        def attempt(tag):
+            r = {}
+            try:
+                held.sendall(tag.encode() + b";")
+                r["send"] = 0
+            except OSError as e:
+                r["send"] = e.errno
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                r["connect"] = 0
+            except OSError as e:
+                r["connect"] = e.errno
+            try:
+                os.close(os.open("/dev/full", os.O_WRONLY))
+                r["gpu"] = 0
+            except OSError as e:
+                r["gpu"] = e.errno
+            child = os.fork()
+            if child == 0:
+                open(marker + "." + tag, "w").close()
+                os._exit(0)
+            r["child"] = child
+            return r
+        for tag in ("held", "released"):
+            sys.stdin.readline()
+            print(json.dumps(attempt(tag)), flush=True)
+        sys.stdin.readline()
+        """;
+
+    private readonly TempDir dir = new();
+    private readonly TcpListener listener = new(IPAddress.Loopback, 0);
+    private readonly MemoryStream received = new();
+    private readonly List<Process> started = [];
+    private string? cgroup;
+
+    public QuarantineTests() => listener.Start();
+
+    private int Port => ((IPEndPoint)listener.LocalEndpoint).Port;
+
+    private string Marker => Path.Combine(dir.Path, "child");
+
+    private string Received
+    {
+        get
+        {
+            lock (received)
+                return Encoding.ASCII.GetString(received.ToArray());
+        }
+    }
+
+    /// <summary>Starts the job script and its first connection, accepted and read in the background.</summary>
+    private Process StartJob(Action<Process>? beforeConnect = null)
+    {
+        Process job = Run.PythonScript(Job, Port.ToString(CultureInfo.InvariantCulture), Marker);
+        started.Add(job);
+        beforeConnect?.Invoke(job);
+        job.StandardInput.WriteLine("start");
+        Task<TcpClient> accepted = listener.AcceptTcpClientAsync();
+        Assert.Equal("ready", job.StandardOutput.ReadLine());
+        Assert.True(accepted.Wait(5000), "the job's first connection was not accepted");
+        NetworkStream stream = accepted.Result.GetStream();
+        _ = Task.Run(() =>
+        {
+            var buffer = new byte[256];
+            int n;
+            while ((n = stream.Read(buffer)) > 0)
+            {
+                lock (received)
+                    received.Write(buffer, 0, n);
+            }
+        });
+        WaitFor(() => Received.Contains("before;", StringComparison.Ordinal), "the job's first bytes");
+        return job;
+    }
+
+    private static JsonElement Attempt(Process job)
+    {
+        job.StandardInput.WriteLine("go");
+        string? line = job.StandardOutput.ReadLine();
+        Assert.NotNull(line);
+        return JsonDocument.Parse(line).RootElement;
+    }
+
+    private static void WaitFor(Func<bool> condition, string what, int ms = 5000)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.ElapsedMilliseconds < ms, $"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
+    private static char State(int pid)
+    {
+        string status = File.ReadAllText($"/proc/{pid}/status");
+        int at = status.IndexOf("State:\t", StringComparison.Ordinal) + 7;
+        return status[at];
+    }
+
+    private static (int Code, TestConsole Console) Guard(params string[] args)
+    {
+        var console = new TestConsole();
+        return (GuardCli.Run(args, console), console);
+    }
+
+    private static JsonElement Status()
+    {
+        (int code, TestConsole console) = Guard("status", "--output", "json");
+        Assert.Equal(0, code);
+        return JsonDocument.Parse(console.JsonLines().Single()).RootElement;
+    }
+
+    private static void Continue(int pid) => Run.Complete("/bin/kill", "-CONT", pid.ToString(CultureInfo.InvariantCulture));
+
+    [Fact]
+    public void TreeHoldDeniesNetworkGpuAndNewChildrenUntilReleasedAndOutlivesWatchRestarts()
+    {
+        KernelRequirements.Check();
+        Process job = StartJob();
+
+        (int code, TestConsole hold) = Guard("quarantine", job.Id.ToString(CultureInfo.InvariantCulture), "--gpu-device", StandInGpu, "--reason", "test hold", "--output", "json");
+        Assert.True(code == 0, hold.ErrorText);
+        JsonElement action = JsonDocument.Parse(hold.JsonLines().Single()).RootElement;
+        Assert.Equal("quarantine", action.GetProperty("event").GetProperty("action").GetString());
+        Assert.Equal("success", action.GetProperty("event").GetProperty("outcome").GetString());
+        Assert.Equal('T', State(job.Id));
+
+        // A watch started and stopped twice: the hold is not the sensor's, it stays.
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(0, Guard("watch", "--duration", "1s", "--output", "json").Code);
+        Assert.Equal('T', State(job.Id));
+
+        // The escape: someone continues it. The kernel still denies it all.
+        Continue(job.Id);
+        JsonElement held = Attempt(job);
+        Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());
+        Assert.Equal(Eperm, held.GetProperty("gpu").GetInt32());
+        int child = held.GetProperty("child").GetInt32();
+        WaitFor(() => State(child) == 'T', "the kernel to stop the new child");
+        Thread.Sleep(300);
+        Assert.False(File.Exists(Marker + ".held"), "a child forked under quarantine ran");
+        Assert.DoesNotContain("held;", Received, StringComparison.Ordinal);
+
+        JsonElement status = Status();
+        JsonElement entry = status.GetProperty("quarantined").EnumerateArray().Single();
+        Assert.Equal("tree", entry.GetProperty("mode").GetString());
+        Assert.Equal("test hold", entry.GetProperty("reason").GetString());
+        Assert.Contains(child, entry.GetProperty("pids").EnumerateArray().Select(p => p.GetInt32()));
+        Assert.Contains(status.GetProperty("pins").EnumerateArray(), p => p.GetString()!.EndsWith("/tree/guard_qtree_egress", StringComparison.Ordinal));
+
+        (code, TestConsole release) = Guard("release", job.Id.ToString(CultureInfo.InvariantCulture));
+        Assert.True(code == 0, release.ErrorText);
+        WaitFor(() => File.Exists(Marker + ".held"), "the held child to run once released");
+        JsonElement free = Attempt(job);
+        Assert.Equal(0, free.GetProperty("send").GetInt32());
+        Assert.Equal(0, free.GetProperty("connect").GetInt32());
+        Assert.Equal(0, free.GetProperty("gpu").GetInt32());
+        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
+        Assert.False(QuarantineKernel.Pinned, "the last release leaves no pin");
+        WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith("guard_q", StringComparison.Ordinal)), "the kernel to free the quarantine programs");
+    }
+
+    [Fact]
+    public void JobCgroupIsFrozenDeniedAndKilledWholeByGuardKill()
+    {
+        KernelRequirements.Check();
+        string name = $"guard-test-{Guid.NewGuid():N}"[..24] + ".service";
+        cgroup = Path.Combine(KernelMounts.FindCgroup2Root(), name);
+        Directory.CreateDirectory(cgroup);
+        Process job = StartJob(p => File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture)));
+
+        (int code, TestConsole hold) = Guard("quarantine", "--job", $"systemd:{name}", "--gpu-device", StandInGpu);
+        Assert.True(code == 0, hold.ErrorText);
+        Assert.Contains("frozen 1", File.ReadAllLines(Path.Combine(cgroup, "cgroup.events")));
+
+        // The escape: someone thaws the cgroup. The programs attached to it still deny.
+        File.WriteAllText(Path.Combine(cgroup, "cgroup.freeze"), "0");
+        JsonElement held = Attempt(job);
+        Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());
+        Assert.Equal(Eperm, held.GetProperty("gpu").GetInt32());
+        Thread.Sleep(500);
+        Assert.DoesNotContain("held;", Received, StringComparison.Ordinal);
+
+        JsonElement entry = Status().GetProperty("quarantined").EnumerateArray().Single();
+        Assert.Equal("cgroup", entry.GetProperty("mode").GetString());
+        Assert.Equal($"/{name}", entry.GetProperty("cgroup").GetString());
+
+        (code, TestConsole kill) = Guard("kill", job.Id.ToString(CultureInfo.InvariantCulture), "--job");
+        Assert.True(code == 0, kill.ErrorText);
+        Assert.True(job.WaitForExit(5000));
+        Assert.Equal(137, job.ExitCode);
+        Assert.False(QuarantineKernel.Pinned, "killing the held job ends the hold");
+        Assert.Empty(Status().GetProperty("quarantined").EnumerateArray());
+    }
+
+    [Fact]
+    public void ReleaseRestoresAFrozenJobExactly()
+    {
+        KernelRequirements.Check();
+        string name = $"guard-test-{Guid.NewGuid():N}"[..24] + ".service";
+        cgroup = Path.Combine(KernelMounts.FindCgroup2Root(), name);
+        Directory.CreateDirectory(cgroup);
+        Process job = StartJob(p => File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture)));
+        (int code, TestConsole hold) = Guard("quarantine", "--job", $"systemd:{name}", "--gpu-device", StandInGpu);
+        Assert.True(code == 0, hold.ErrorText);
+
+        (code, TestConsole release) = Guard("release", "--job", $"systemd:{name}");
+        Assert.True(code == 0, release.ErrorText);
+        Assert.Contains("frozen 0", File.ReadAllLines(Path.Combine(cgroup, "cgroup.events")));
+        Attempt(job); // the "held" round, now free
+        JsonElement free = Attempt(job);
+        Assert.Equal(0, free.GetProperty("connect").GetInt32());
+        Assert.Equal(0, free.GetProperty("gpu").GetInt32());
+        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release");
+        Assert.False(QuarantineKernel.Pinned);
+    }
+
+    [Fact]
+    public void RefusalsAndUnknownTargetsAreOneLineAndNonZero()
+    {
+        KernelRequirements.Check();
+        (int code, TestConsole console) = Guard("quarantine", "2");
+        Assert.Equal((int)ExitCode.Failure, code);
+        Assert.Contains("kernel thread", console.ErrorText, StringComparison.Ordinal);
+
+        (code, console) = Guard("quarantine", "--job", "slurm:999999999");
+        Assert.Equal((int)ExitCode.Failure, code);
+        Assert.Contains("no cgroup", console.ErrorText, StringComparison.Ordinal);
+
+        (code, console) = Guard("quarantine", "1234", "--job", "slurm:1");
+        Assert.Equal((int)ExitCode.Usage, code);
+
+        (code, console) = Guard("release", "2");
+        Assert.Equal((int)ExitCode.Failure, code);
+        Assert.Contains("not quarantined", console.ErrorText, StringComparison.Ordinal);
+        Assert.False(QuarantineKernel.Pinned);
+    }
+
+    public void Dispose()
+    {
+        // Whatever failed above: nothing stays held, stopped, pinned or running.
+        GuardCli.Run(["release", "--all"], new TestConsole());
+        foreach (Process p in started)
+        {
+            if (!p.HasExited)
+                p.Kill(entireProcessTree: true);
+            p.WaitForExit(5000);
+            p.Dispose();
+        }
+        if (cgroup is not null && Directory.Exists(cgroup))
+        {
+            File.WriteAllText(Path.Combine(cgroup, "cgroup.kill"), "1");
+            for (int i = 0; i < 50 && File.ReadAllText(Path.Combine(cgroup, "cgroup.procs")).Length > 0; i++)
+                Thread.Sleep(20);
+            Directory.Delete(cgroup);
+        }
+        listener.Stop();
+        dir.Dispose();
+    }
+}
