@@ -59,13 +59,12 @@ public sealed class EventPipeline : IRecordHandler
             return;
         if (detection.KnownMiners.OnExec(entry, record, table) is { } verdict)
         {
-            Emit(verdict); // the kernel has acted already
+            Respond(verdict); // the kernel has killed it already; its job is left to the response
             return;
         }
         if ((detection.Arguments.OnExec(entry, (long)record.Header.TimeNs) ?? detection.Hashes.OnExec(entry, (long)record.Header.TimeNs)) is { } alert)
         {
-            Responder?.Apply(alert);
-            Emit(alert);
+            Respond(alert);
         }
         if (detection.Weak.OnExec(entry, (long)record.Header.TimeNs) is { } weak)
             Emit(weak);
@@ -76,6 +75,9 @@ public sealed class EventPipeline : IRecordHandler
 
     /// <summary>Acts on findings; null only reports them.</summary>
     public Response.Responder? Responder { get; set; }
+
+    /// <summary>Keeps every action event for `guard status`, whatever the filter shows.</summary>
+    public ActionLog? ActionLog { get; init; }
 
     public void OnFork(in ForkRecord record)
     {
@@ -141,8 +143,7 @@ public sealed class EventPipeline : IRecordHandler
             AlertEvent alert = detection.Stratum.OnMatch(
                 table.Owner(record.Header), pending.Data.AsSpan(0, pending.Length), record.Family, pending.DestinationAddress,
                 record.DestinationPort, (record.Flags & PayloadRecord.Dropped) != 0, (long)record.Header.TimeNs);
-            Responder?.Apply(alert);
-            Emit(alert);
+            Respond(alert);
         }
         if ((record.Flags & PayloadRecord.Final) != 0)
             EmitPayload(pending);
@@ -208,8 +209,7 @@ public sealed class EventPipeline : IRecordHandler
         {
             if (alert.Process is { } p && detection.Allowed.Allows(p))
                 continue;
-            Responder?.Apply(alert);
-            Emit(alert);
+            Respond(alert);
         }
     }
 
@@ -253,8 +253,19 @@ public sealed class EventPipeline : IRecordHandler
         }
     }
 
+    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken.</summary>
+    private void Respond(AlertEvent alert)
+    {
+        IReadOnlyList<ActionEvent> actions = Responder?.Apply(alert) ?? [];
+        Emit(alert);
+        foreach (ActionEvent action in actions)
+            Emit(action);
+    }
+
     public void Emit(SensorEvent e)
     {
+        if (e is ActionEvent action)
+            ActionLog?.Append(action);
         if (e.Process is { } process)
         {
             table.EnsureDetails(process);
@@ -322,8 +333,7 @@ public sealed class EventPipeline : IRecordHandler
         if (Detection?.Stratum.OnFirstBytes(n.Process, n.DataSpan, n.DestinationPort, n.TimeNs) is { } alert
             && (alert.Process is null || !Detection.Allowed.Allows(alert.Process)))
         {
-            Responder?.Apply(alert);
-            Emit(alert);
+            Respond(alert);
         }
         payloadPool.Push(pending);
     }

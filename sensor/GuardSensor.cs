@@ -21,6 +21,9 @@ public sealed record SensorOptions
 
     /// <summary>How often the ring is read when the kernel has not woken the reader: the worst-case latency of an event.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Where the actions taken are kept for `guard status`; null keeps none.</summary>
+    public ActionLog? ActionLog { get; init; }
 }
 
 /// <summary>What a run saw, for the exit summary.</summary>
@@ -49,6 +52,8 @@ public sealed class GuardSensor : IDisposable
     private long nextHeartbeatNs;
     private long nextGpuFlushNs;
     private long nextRoundingSampleNs;
+    private long nextQuarantineCheckNs;
+    private Response.Quarantines? quarantines;
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options)
@@ -57,7 +62,7 @@ public sealed class GuardSensor : IDisposable
         this.sink = sink;
         this.options = options;
         decoder = new RecordDecoder();
-        pipeline = new EventPipeline(table, sink, options.Filter);
+        pipeline = new EventPipeline(table, sink, options.Filter) { ActionLog = options.ActionLog };
         if (kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl))
             pipeline.GpuCounters = new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd);
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
@@ -90,7 +95,9 @@ public sealed class GuardSensor : IDisposable
             if (options.Policy is { } p)
             {
                 sensor.pipeline.Detection = Detection.PolicyDetectors.From(p);
-                sensor.pipeline.Responder = new Response.Responder(new Response.ProcessKiller(kernelOptions.CgroupRoot!));
+                sensor.quarantines = new Response.Quarantines(kernelOptions.CgroupRoot!);
+                sensor.pipeline.Responder = new Response.Responder(
+                    new Response.ProcessKiller(kernelOptions.CgroupRoot!), sensor.quarantines, p.Quarantine, kernelOptions.GpuDevices);
             }
             return sensor;
         }
@@ -144,6 +151,11 @@ public sealed class GuardSensor : IDisposable
             kernel.ReadRoundingSwitches(roundingCounts);
             pipeline.OnRoundingSample(roundingCounts, now);
         }
+        if (now >= nextQuarantineCheckNs && quarantines is not null)
+        {
+            nextQuarantineCheckNs = now + 1_000_000_000;
+            ExpireQuarantines();
+        }
         if (now >= nextHeartbeatNs)
         {
             nextHeartbeatNs = now + (long)options.HeartbeatInterval.TotalNanoseconds;
@@ -164,6 +176,22 @@ public sealed class GuardSensor : IDisposable
         }
         pipeline.Tick(long.MaxValue / 2);
         sink.Flush();
+    }
+
+    /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>
+    private void ExpireQuarantines()
+    {
+        if (!QuarantineKernel.Pinned)
+            return;
+        try
+        {
+            foreach (Response.QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
+                pipeline.Emit(outcome.Describe(null));
+        }
+        catch (Exception e) when (e is SensorException or IOException)
+        {
+            // Tried again in a second; the holds stay in force meanwhile.
+        }
     }
 
     public void EmitHeartbeat(long nowNs)

@@ -133,6 +133,7 @@ public static class WatchCommand
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         if (duration is { } d)
             stop.CancelAfter(d);
+        options = options with { ActionLog = new ActionLog(new EcsEncoder(run, redactor)) };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
         foreach (string warning in sensor.Kernel.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");

@@ -13,9 +13,13 @@ public sealed class KnownMinerFindings
 {
     private const long MaxHashedBytes = 256L << 20;
     private readonly HashSet<string> anywhere;
+    private readonly Policy policy;
 
-    public KnownMinerFindings(Policy policy) =>
+    public KnownMinerFindings(Policy policy)
+    {
+        this.policy = policy;
         anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
+    }
 
     public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record, ProcessTable table)
     {
@@ -39,6 +43,9 @@ public sealed class KnownMinerFindings
             Rule = rule,
             Description = rule == "known-miner" ? "known miner executable" : "miner name inside a training job",
             Response = killed ? ["killed by the kernel at exec, before its first instruction"] : [],
+            KilledInKernel = killed,
+            // The kernel did the kill; a rule that also wants the job gets that from user space.
+            RequestedAction = killed ? policy.ActionFor(rule) : RuleAction.Alert,
             JobRoot = root,
             Evidence = evidence,
             Process = process,

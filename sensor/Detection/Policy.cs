@@ -62,12 +62,17 @@ public sealed record Indicators(
 
 public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds);
 
+/// <summary>How long a quarantine-job hold lasts (0: until a person decides) and what its end does.</summary>
+public sealed record QuarantinePolicy(int TimeoutMinutes, bool KillOnTimeout);
+
 /// <summary>The effective policy: the built-in one with a file laid over it.</summary>
 public sealed record Policy(
     PolicyMode Mode, JobPolicy Jobs, AllowList Allow, Indicators Indicators, Thresholds Thresholds,
     IReadOnlyDictionary<string, RuleAction> Rules, IReadOnlyList<string> Sources)
 {
     public const string SystemPath = "/etc/guard/policy.toml";
+
+    public QuarantinePolicy Quarantine { get; init; } = new(0, false);
 
     public RuleAction ActionFor(string detector) =>
         Mode == PolicyMode.Audit && Rules.GetValueOrDefault(detector) != RuleAction.Off ? RuleAction.Alert : Rules.GetValueOrDefault(detector);

@@ -12,7 +12,7 @@ namespace Guard.Sensor.Detection;
 /// </summary>
 public static class PolicyParser
 {
-    private static readonly string[] Sections = ["jobs", "allow", "indicators", "thresholds", "rules"];
+    private static readonly string[] Sections = ["jobs", "allow", "indicators", "thresholds", "quarantine", "rules"];
 
     /// <summary>Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>.</summary>
     public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors)
@@ -84,6 +84,8 @@ public static class PolicyParser
         private IReadOnlyList<string> stratumMethods = basis?.Indicators.StratumMethods ?? [];
         private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
         private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
+        private int quarantineMinutes = basis?.Quarantine.TimeoutMinutes ?? 0;
+        private bool killOnTimeout = basis?.Quarantine.KillOnTimeout ?? false;
         private readonly Dictionary<string, RuleAction> rules = basis is null ? [] : new(basis.Rules);
 
         public Policy Build() => new(
@@ -93,7 +95,10 @@ public static class PolicyParser
             new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
             new Thresholds(randomxSwitches, randomxWindow),
             rules,
-            [.. basis?.Sources ?? [], file]);
+            [.. basis?.Sources ?? [], file])
+        {
+            Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
+        };
 
         public string? KeyOnLine(int line) => seen.FirstOrDefault(s => s.Value == line).Key;
 
@@ -140,6 +145,8 @@ public static class PolicyParser
                 case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, NotEmpty) ?? stratumMethods; break;
                 case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
                 case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
+                case ("quarantine", "timeout_minutes"): quarantineMinutes = NonNegative(kv, key, line) ?? quarantineMinutes; break;
+                case ("quarantine", "on_timeout"): killOnTimeout = OnTimeout(kv, key, line) ?? killOnTimeout; break;
                 case ("rules", _): Rule(kv, key, name, line); break;
                 default: Error(line, key, $"unknown key in [{section}]"); break;
             }
@@ -193,6 +200,24 @@ public static class PolicyParser
             if (kv.Value is StringValueSyntax { Value: { } text })
                 return text;
             Error(line, key, "expected a string");
+            return null;
+        }
+
+        private bool? OnTimeout(KeyValueSyntax kv, string key, int line)
+        {
+            string? value = Text(kv, key, line);
+            if (value is "kill" or "release")
+                return value == "kill";
+            if (value is not null)
+                Error(line, key, $"\"{value}\" is not what a timeout does (kill, release)");
+            return null;
+        }
+
+        private int? NonNegative(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is IntegerValueSyntax { Value: >= 0 and <= int.MaxValue } n)
+                return (int)n.Value;
+            Error(line, key, "expected a whole number, 0 or more");
             return null;
         }
 

@@ -22,6 +22,9 @@ public static class PolicyWriter
         toml.AppendLine().AppendLine("[thresholds]");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_rounding_switches = {policy.Thresholds.RandomxRoundingSwitches}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_window_seconds = {policy.Thresholds.RandomxWindowSeconds}");
+        toml.AppendLine().AppendLine("[quarantine]");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"timeout_minutes = {policy.Quarantine.TimeoutMinutes}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"on_timeout = {Quote(policy.Quarantine.KillOnTimeout ? "kill" : "release")}");
         toml.AppendLine().AppendLine("[rules]");
         foreach (Detector d in Detectors.All)
         {

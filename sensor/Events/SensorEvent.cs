@@ -183,6 +183,9 @@ public sealed class AlertEvent : SensorEvent
     /// <summary>What the policy asks the response to do; Off when it is already done or only an alert.</summary>
     public Detection.RuleAction RequestedAction { get; init; } = Detection.RuleAction.Alert;
 
+    /// <summary>The kernel killed the process already (at exec): what is left to do is the job's part.</summary>
+    public bool KilledInKernel { get; init; }
+
     /// <summary>The training job's root above the process, when it is inside one.</summary>
     public ProcessEntry? JobRoot { get; init; }
 

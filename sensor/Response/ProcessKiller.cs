@@ -9,14 +9,14 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
 {
     public static KillOutcome Refused(ProcessTarget target, KillScope scope, string reason) => new(target, scope, false, reason, []);
 
-    /// <summary>The outcome as an ECS action event, ordered from the command line by this process's user.</summary>
-    public ActionEvent Describe(ProcessEntry? process) => new()
+    /// <summary>The outcome as an ECS action event: ordered from the command line by this process's user, or by a rule.</summary>
+    public ActionEvent Describe(ProcessEntry? process, string orderedBy = "cli") => new()
     {
         Action = Scope switch { KillScope.Tree => "kill-tree", KillScope.Job => "kill-job", _ => "kill" },
         Succeeded = Done,
         Message = Message,
-        OrderedBy = "cli",
-        OrderedByUid = Libc.PersonUid(),
+        OrderedBy = orderedBy,
+        OrderedByUid = orderedBy == "cli" ? Libc.PersonUid() : Libc.GetUid(),
         Pids = Signalled,
         CgroupPath = CgroupPath,
         Process = process,
@@ -121,8 +121,14 @@ public sealed class ProcessKiller
     private KillOutcome KillJob(ProcessTarget target)
     {
         string? path = ProcfsReader.ReadCgroupPath($"/proc/{target.Pid.ToString(CultureInfo.InvariantCulture)}");
-        if (CgroupJobs.FromPath(path) is not { } job)
-            return KillOutcome.Refused(target, KillScope.Job, $"process {target.Pid} is in no job's cgroup ({path ?? "unknown"}); use --tree");
+        return CgroupJobs.FromPath(path) is { } job
+            ? KillJob(job, target)
+            : KillOutcome.Refused(target, KillScope.Job, $"process {target.Pid} is in no job's cgroup ({path ?? "unknown"}); use --tree");
+    }
+
+    /// <summary>Kills every process of <paramref name="job"/>'s cgroup through cgroup.kill; <paramref name="target"/> is who it was asked for.</summary>
+    public KillOutcome KillJob(Job job, ProcessTarget target)
+    {
         if (JobRefusal(job) is { } refusal)
             return KillOutcome.Refused(target, KillScope.Job, refusal);
         string kill = Path.Join(cgroupRoot, job.CgroupPath, "cgroup.kill");

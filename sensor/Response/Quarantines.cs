@@ -119,20 +119,11 @@ public sealed class Quarantines
         string? path = FindJobCgroup(jobId);
         return path is null
             ? Refused($"no cgroup under {cgroupRoot} belongs to job {jobId}", request)
-            : HoldCgroup(new Job(jobId, "", path), request);
+            : HoldJob(new Job(jobId, "", path), request);
     }
 
-    /// <summary>Holds the job of <paramref name="target"/>: its cgroup when it has one of its own, else the tree of its job root.</summary>
-    public QuarantineOutcome HoldJobOf(ProcessEntry process, ProcessTarget? jobRoot, QuarantineRequest request)
-    {
-        if (CgroupJobs.FromPath(ProcfsReader.ReadCgroupPath($"/proc/{process.Pid.ToString(CultureInfo.InvariantCulture)}")) is { } job)
-            return HoldCgroup(job, request);
-        return jobRoot is { } root
-            ? HoldTree(root, request)
-            : Refused($"process {process.Pid} is in no job: neither a job cgroup nor a job root above it", request);
-    }
-
-    private QuarantineOutcome HoldCgroup(Job job, QuarantineRequest request)
+    /// <summary>Holds a job through its own cgroup: frozen, with the deny programs attached there.</summary>
+    public QuarantineOutcome HoldJob(Job job, QuarantineRequest request)
     {
         if (ProcessKiller.JobRefusal(job) is { } refusal)
             return Refused(refusal, request);

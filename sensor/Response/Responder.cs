@@ -1,35 +1,76 @@
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Response;
 
 /// <summary>
-/// Carries out what an alert asks for, on exactly the process it names (pid
-/// and start time through a pidfd), and writes what was done into the alert.
+/// Carries out what an alert asks for: the miner's tree killed (pidfd, pid
+/// and start time), then its job killed or held for a person: the job's own
+/// cgroup when it has one, else the tree under its job root. Writes what was
+/// done into the alert and returns each action as an event ordered by the rule.
 /// </summary>
 public sealed class Responder
 {
     private readonly ProcessKiller killer;
+    private readonly Quarantines quarantines;
+    private readonly QuarantinePolicy hold;
+    private readonly IReadOnlyList<GpuDevice> gpuDevices;
 
-    public Responder(ProcessKiller killer) => this.killer = killer;
+    public Responder(ProcessKiller killer, Quarantines quarantines, QuarantinePolicy hold, IReadOnlyList<GpuDevice> gpuDevices)
+    {
+        this.killer = killer;
+        this.quarantines = quarantines;
+        this.hold = hold;
+        this.gpuDevices = gpuDevices;
+    }
 
-    public void Apply(AlertEvent alert)
+    public IReadOnlyList<ActionEvent> Apply(AlertEvent alert)
     {
         if (!KernelRules.Acts(alert.RequestedAction) || alert.Process is not { } process)
-            return;
-        // Evidence first: after the kill there is nothing left in /proc to read.
-        if (OpenConnections.Of(process.Pid) is { Count: > 0 } connections)
-            alert.Evidence = [.. alert.Evidence, new("connections", string.Join(", ", connections))];
-        KillOutcome outcome = killer.Kill(new ProcessTarget(process.Pid, process.StartTicks), KillScope.Tree);
-        double ms = (Libc.NowNs(Libc.ClockBoottime) - alert.TimeNs) / 1e6;
-        var response = new List<string>
+            return [];
+        var actions = new List<ActionEvent>();
+        var response = new List<string>();
+        if (!alert.KilledInKernel)
         {
-            outcome.Done
-                ? $"{outcome.Message} (pidfd), {ms:F1} ms after the event"
-                : $"kill refused: {outcome.Message}",
-        };
-        if (alert.RequestedAction is RuleAction.KillJob or RuleAction.QuarantineJob)
-            response.Add($"{(alert.RequestedAction == RuleAction.KillJob ? "killing" : "quarantine")} of the launching job is not available yet: the job was left running");
+            // Evidence first: after the kill there is nothing left in /proc to read.
+            if (OpenConnections.Of(process.Pid) is { Count: > 0 } connections)
+                alert.Evidence = [.. alert.Evidence, new("connections", string.Join(", ", connections))];
+            KillOutcome outcome = killer.Kill(new ProcessTarget(process.Pid, process.StartTicks), KillScope.Tree);
+            double ms = (Libc.NowNs(Libc.ClockBoottime) - alert.TimeNs) / 1e6;
+            response.Add(outcome.Done ? $"{outcome.Message} (pidfd), {ms:F1} ms after the event" : $"kill refused: {outcome.Message}");
+            actions.Add(outcome.Describe(process, alert.Rule));
+        }
+        ProcessTarget? root = alert.JobRoot is { } r ? new ProcessTarget(r.Pid, r.StartTicks) : null;
+        if (alert.RequestedAction == RuleAction.KillJob)
+        {
+            KillOutcome? job = process.Job is { } cgroupJob ? killer.KillJob(cgroupJob, new ProcessTarget(process.Pid, process.StartTicks))
+                : root is { } t ? killer.Kill(t, KillScope.Tree)
+                : null;
+            response.Add(job is null ? "no job to kill: it ran outside any job" : job.Done ? job.Message : $"job kill refused: {job.Message}");
+            if (job is not null)
+                actions.Add(job.Describe(alert.JobRoot ?? process, alert.Rule));
+        }
+        else if (alert.RequestedAction == RuleAction.QuarantineJob)
+        {
+            var request = new QuarantineRequest
+            {
+                Reason = $"{alert.Rule}: {alert.Description} ({process.NameText}, pid {process.Pid})",
+                OrderedBy = alert.Rule,
+                OrderedByUid = Libc.GetUid(),
+                Timeout = hold.TimeoutMinutes > 0 ? TimeSpan.FromMinutes(hold.TimeoutMinutes) : null,
+                OnTimeout = hold.KillOnTimeout ? QuarantineExpiry.Kill : QuarantineExpiry.Release,
+                GpuDevices = gpuDevices,
+            };
+            QuarantineOutcome? held = process.Job is { } cgroupJob ? quarantines.HoldJob(cgroupJob, request)
+                : root is { } t ? quarantines.HoldTree(t, request)
+                : null;
+            response.Add(held is null ? "no job to hold: it ran outside any job" : held.Done ? held.Message : $"quarantine refused: {held.Message}");
+            if (held is not null)
+                actions.Add(held.Describe(alert.JobRoot ?? process));
+        }
         alert.Response = [.. alert.Response, .. response];
+        return actions;
     }
 }
