@@ -33,6 +33,8 @@ public sealed class EventPipeline : IRecordHandler
     private readonly Queue<(long DueNs, ulong Cookie)> emittedByAge = new();
     private readonly List<(uint Pid, uint Slot, ulong Count)> counts = [];
     private readonly HashSet<ProcessEntry> gpuChanged = [];
+    private readonly Detection.AlertCounts alertCounts = new();
+    private readonly List<AlertEvent> dueAlerts = [];
     private long sequence;
 
     public EventPipeline(ProcessTable table, IEventSink sink, EventFilter filter)
@@ -96,6 +98,13 @@ public sealed class EventPipeline : IRecordHandler
             counters.Forget((uint)entry.Pid);
         }
         EmitProcess(EventType.Exit, entry, now, record.ExitCode);
+        if (entry is not null)
+        {
+            dueAlerts.Clear();
+            alertCounts.OnExit(entry, dueAlerts);
+            foreach (AlertEvent repeated in dueAlerts)
+                Emit(repeated);
+        }
     }
 
     public void OnConnect(in ConnectRecord record)
@@ -257,7 +266,8 @@ public sealed class EventPipeline : IRecordHandler
     private void Respond(AlertEvent alert)
     {
         IReadOnlyList<ActionEvent> actions = Responder?.Apply(alert) ?? [];
-        Emit(alert);
+        if (alertCounts.Admit(alert))
+            Emit(alert);
         foreach (ActionEvent action in actions)
             Emit(action);
     }

@@ -191,4 +191,7 @@ public sealed class AlertEvent : SensorEvent
 
     /// <summary>Evidence as name/value pairs, captured before any kill.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; set; } = [];
+
+    /// <summary>How often this rule has fired on this process so far (this alert included).</summary>
+    public long Count { get; set; } = 1;
 }

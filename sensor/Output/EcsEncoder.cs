@@ -501,6 +501,7 @@ public sealed class EcsEncoder
         Process(w, a.Process, null);
         w.StartObject("guard"u8);
         w.StartObject("finding"u8);
+        w.Number("count"u8, a.Count);
         w.StartObject("evidence"u8);
         foreach ((string key, string value) in a.Evidence)
             w.Text(System.Text.Encoding.UTF8.GetBytes(key), value);

@@ -63,6 +63,8 @@ public sealed class TextEncoder
                 break;
             case AlertEvent alert:
                 line.Append("ALERT ").Append(alert.Rule).Append(": ").Append(alert.Description);
+                if (alert.Count > 1)
+                    line.Append(CultureInfo.InvariantCulture, $" (x{alert.Count})");
                 foreach ((string key, string value) in alert.Evidence)
                     line.Append("; ").Append(key).Append('=').Append(Printable(System.Text.Encoding.UTF8.GetBytes(value)));
                 line.Append(alert.Response.Count == 0 ? "; no action" : "; " + string.Join("; ", alert.Response));

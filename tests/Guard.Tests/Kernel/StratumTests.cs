@@ -115,4 +115,44 @@ public sealed class StratumTests
         Assert.StartsWith(line, System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(received)), StringComparison.Ordinal);
         Assert.DoesNotContain(sensor.Events, e => e.Action == "stratum");
     }
+
+    [Fact]
+    public void AnAuditedMinerReconnectingGivesOneAlertAndThenItsCount()
+    {
+        using var dir = new TempDir();
+        var errors = new List<PolicyError>();
+        Policy audit = PolicyParser.Parse("mode = \"audit\"\n", "audit.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Empty(errors);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = audit });
+        const string pool = """
+            import socket
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind(('127.0.0.1', 3333)); l.listen()
+            for _ in range(3):
+                c, _ = l.accept(); c.recv(4096); c.close()
+            """;
+        const string miner = """
+            import socket, sys, time
+            line = open(sys.argv[1], 'rb').read().rstrip(b'\n') + b'\n'
+            for _ in range(3):
+                for attempt in range(100):
+                    try:
+                        s = socket.create_connection(('127.0.0.1', 3333)); break
+                    except ConnectionRefusedError:
+                        time.sleep(0.02)
+                s.sendall(line); time.sleep(0.4); s.close()
+            """;
+        string first = dir.File("first-line", File.ReadLines(Path.Combine(AppContext.BaseDirectory, "Fixtures", "corpus", "stratum-first-lines.txt")).First(l => l.StartsWith('{')));
+        string script = $"ip link set lo up; {Run.Python} {dir.File("pool.py", pool)} & {Run.Python} {dir.File("miner.py", miner)} {first}; echo miner=$?; wait";
+        using Process ns = Run.Start("unshare", "--net", "/bin/sh", "-c", script);
+        string output = ns.StandardOutput.ReadToEnd();
+        Assert.True(ns.WaitForExit(15_000));
+        Assert.Contains("miner=0", output, StringComparison.Ordinal); // audit: it runs
+
+        RecordedEvent[] alerts = sensor.WaitForAll("the first alert and the count at exit", e => e.Action == "stratum", 2);
+        Thread.Sleep(300);
+        alerts = [.. sensor.Events.Where(e => e.Action == "stratum")];
+        Assert.Equal([1, 3], alerts.Select(a => a.Json.GetProperty("guard").GetProperty("finding").GetProperty("count").GetInt64()));
+        Assert.All(alerts, a => Assert.Equal(alerts[0].Pid, a.Pid));
+    }
 }
