@@ -678,6 +678,36 @@ static __always_inline __u32 scan_stratum(struct sock_owner *o, const __u8 *buf,
 
 /* Returns 0 to drop the packet: only for a socket whose first bytes were a
  * Stratum message the policy stops. */
+/* The policy's allowed destinations: a Stratum match to one is reported, never dropped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct guard_destination_key);
+	__type(value, __u8);
+} allowed_destinations SEC(".maps");
+
+static __always_inline bool destination_allowed(struct l4_location *loc, __u16 dport)
+{
+	struct guard_destination_key key = {};
+
+	key.prefixlen = 16 + 128;
+	key.port[0] = dport >> 8;
+	key.port[1] = dport & 0xFF;
+	if (loc->family == AF_INET) {
+		key.addr[10] = 0xFF;
+		key.addr[11] = 0xFF;
+		__builtin_memcpy(&key.addr[12], loc->daddr, 4);
+	} else {
+		__builtin_memcpy(key.addr, loc->daddr, 16);
+	}
+	if (bpf_map_lookup_elem(&allowed_destinations, &key))
+		return true;
+	key.port[0] = 0;
+	key.port[1] = 0;
+	return bpf_map_lookup_elem(&allowed_destinations, &key) != NULL;
+}
+
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
 				       struct l4_location *loc)
 {
@@ -717,6 +747,8 @@ static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *s
 	if (!scratch || bpf_skb_load_bytes(skb, payload_offset, scratch->data, n))
 		return 1;
 	verdict = scan_stratum(owner, scratch->data, n, offset);
+	if (verdict == GUARD_STRATUM_DROP && destination_allowed(loc, dport))
+		verdict = GUARD_STRATUM_ALERT;
 	/* The stream position moves on even if the ring is full: the drop is
 	 * counted, and a later segment is never mistaken for an earlier one. */
 	owner->captured = offset + n;

@@ -221,6 +221,16 @@ struct guard_gpu_ioctl {
 	__u32 role;
 };
 
+/* allowed_destinations keys (an LPM trie): the port in network order (0:
+ * any port), then the address as IPv6, IPv4 v4-mapped. prefixlen counts the
+ * port's 16 bits and the address bits the policy names. */
+struct guard_destination_key {
+	__u32 prefixlen;
+	__u8 port[2];
+	__u8 addr[16];
+	__u8 pad[2];
+};
+
 /* Keys of the per-process GPU counter maps, read by the sensor. */
 struct guard_gpu_count_key {
 	__u32 pid;

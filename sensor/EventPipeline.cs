@@ -116,7 +116,8 @@ public sealed class EventPipeline : IRecordHandler
         n.Result = record.Result;
         n.DataLength = 0;
         Emit(n);
-        if (Detection?.Weak.OnConnect(n.Process, record.DestinationAddress, record.Family, record.DestinationPort, n.TimeNs) is { } alert)
+        if (!Exempt(n.Process, record.Family, record.DestinationAddress, record.DestinationPort)
+            && Detection?.Weak.OnConnect(n.Process, record.DestinationAddress, record.Family, record.DestinationPort, n.TimeNs) is { } alert)
             Emit(alert);
     }
 
@@ -147,7 +148,8 @@ public sealed class EventPipeline : IRecordHandler
         pending.Length = Math.Max(pending.Length, offset + length);
         pending.Segments = record.Segments;
         pending.LastNs = (long)record.Header.TimeNs;
-        if ((record.Flags & PayloadRecord.Stratum) != 0 && Detection is { } detection)
+        if ((record.Flags & PayloadRecord.Stratum) != 0 && Detection is { } detection
+            && !Exempt(table.Owner(record.Header), record.Family, pending.DestinationAddress, record.DestinationPort))
         {
             AlertEvent alert = detection.Stratum.OnMatch(
                 table.Owner(record.Header), pending.Data.AsSpan(0, pending.Length), record.Family, pending.DestinationAddress,
@@ -262,6 +264,12 @@ public sealed class EventPipeline : IRecordHandler
         }
     }
 
+    /// <summary>No network finding about an allowed process, or a connection to an allowed destination.</summary>
+    private bool Exempt(ProcessEntry? process, ushort family, ReadOnlySpan<byte> address, ushort port) =>
+        Detection is not { } detection
+        || (process is not null && detection.Allowed.Allows(process))
+        || detection.Destinations.Allows(family, address, port);
+
     /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken.</summary>
     private void Respond(AlertEvent alert)
     {
@@ -340,8 +348,8 @@ public sealed class EventPipeline : IRecordHandler
         n.DataLength = pending.Length;
         n.Segments = pending.Segments;
         Emit(n);
-        if (Detection?.Stratum.OnFirstBytes(n.Process, n.DataSpan, n.DestinationPort, n.TimeNs) is { } alert
-            && (alert.Process is null || !Detection.Allowed.Allows(alert.Process)))
+        if (!Exempt(n.Process, (ushort)n.Family, n.DestinationAddress, (ushort)n.DestinationPort)
+            && Detection?.Stratum.OnFirstBytes(n.Process, n.DataSpan, n.DestinationPort, n.TimeNs) is { } alert)
         {
             Respond(alert);
         }

@@ -30,4 +30,25 @@ public sealed record InKernelRules(
     IReadOnlyList<string> StratumMethods, bool DropStratum)
 {
     public static readonly InKernelRules None = new([], [], false, false, [], [], [], false);
+
+    /// <summary>Destinations a Stratum match is never dropped for (the policy's allow list).</summary>
+    public IReadOnlyList<DestinationRule> AllowedDestinations { get; init; } = [];
+}
+
+/// <summary>
+/// An allowed destination: a network as v4-mapped IPv6 with its prefix in
+/// bits (96 + the IPv4 prefix for IPv4), and one port or, when 0, any.
+/// </summary>
+public readonly record struct DestinationRule(byte[] Network, int PrefixBits, ushort Port)
+{
+    public bool Matches(ReadOnlySpan<byte> mapped, ushort port)
+    {
+        if (Port != 0 && Port != port)
+            return false;
+        int whole = PrefixBits / 8, rest = PrefixBits % 8;
+        if (!mapped[..whole].SequenceEqual(Network.AsSpan(0, whole)))
+            return false;
+        int mask = (0xFF << (8 - rest)) & 0xFF;
+        return rest == 0 || (mapped[whole] & mask) == (Network[whole] & mask);
+    }
 }

@@ -171,6 +171,18 @@ public sealed unsafe class KernelSession : IDisposable
             if (rc != 0)
                 throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
         }
+        int destinations = MapFd("allowed_destinations");
+        foreach (DestinationRule rule in rules.AllowedDestinations)
+        {
+            var key = new GuardDestinationKey { PrefixLength = (uint)(16 + rule.PrefixBits) };
+            key.Port[0] = (byte)(rule.Port >> 8);
+            key.Port[1] = (byte)rule.Port;
+            rule.Network.CopyTo(key.Address);
+            byte one = 1;
+            int rc = Libbpf.MapUpdate(destinations, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
+        }
         foreach (uint uid in rules.AllowedUids)
         {
             uint key = uid, one = 1;

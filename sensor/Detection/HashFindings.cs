@@ -10,14 +10,14 @@ namespace Guard.Sensor.Detection;
 /// </summary>
 public sealed class HashFindings
 {
-    private const long MaxHashedBytes = 256L << 20;
     private readonly Policy policy;
+    private readonly ExecutableHashes hashes;
     private readonly HashSet<string> denied;
-    private readonly Dictionary<(ulong Inode, long Size, DateTime Modified), string> hashes = [];
 
-    public HashFindings(Policy policy)
+    public HashFindings(Policy policy, ExecutableHashes hashes)
     {
         this.policy = policy;
+        this.hashes = hashes;
         denied = [.. policy.Indicators.MinerHashes.Select(h => h.ToLowerInvariant())];
     }
 
@@ -25,10 +25,8 @@ public sealed class HashFindings
     {
         if (denied.Count == 0 || policy.ActionFor("miner-hash") == RuleAction.Off)
             return null;
-        string path = process.ExecutableText;
-        if (!path.StartsWith('/') && process.WorkingDirectory is { } cwd)
-            path = Path.Join(cwd, path);
-        if (HashOf(path) is not { } hash || !denied.Contains(hash))
+        string path = ExecutableHashes.PathOf(process);
+        if (hashes.Of(path) is not { } hash || !denied.Contains(hash))
             return null;
         return new AlertEvent
         {
@@ -39,27 +37,5 @@ public sealed class HashFindings
             Process = process,
             TimeNs = timeNs,
         };
-    }
-
-    private string? HashOf(string path)
-    {
-        try
-        {
-            var file = new FileInfo(path);
-            if (!file.Exists || file.Length > MaxHashedBytes || Libc.InodeOf(path) is not ulong inode)
-                return null;
-            var key = (inode, file.Length, file.LastWriteTimeUtc);
-            if (!hashes.TryGetValue(key, out string? hash))
-            {
-                using FileStream stream = file.OpenRead();
-                hash = Sha256.HexOf(stream);
-                hashes[key] = hash;
-            }
-            return hash;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
     }
 }

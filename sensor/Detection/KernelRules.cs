@@ -14,7 +14,10 @@ public static class KernelRules
         policy.Jobs.Roots,
         [.. policy.Allow.Users.Select(u => Uid(u, passwd)).OfType<uint>()],
         policy.ActionFor("stratum") == RuleAction.Off ? [] : policy.Indicators.StratumMethods,
-        Acts(policy.ActionFor("stratum")));
+        Acts(policy.ActionFor("stratum")))
+    {
+        AllowedDestinations = [.. policy.Allow.Destinations.Select(AllowedDestinations.Parse)],
+    };
 
     public static bool Acts(RuleAction action) => action is RuleAction.Kill or RuleAction.KillJob or RuleAction.QuarantineJob;
 

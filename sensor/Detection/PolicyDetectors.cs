@@ -2,8 +2,12 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>Every user-space detector, built from one policy.</summary>
 public sealed record PolicyDetectors(
-    AllowedProcesses Allowed, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
+    AllowedProcesses Allowed, AllowedDestinations Destinations, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
     HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak)
 {
-    public static PolicyDetectors From(Policy policy) => new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy));
+    public static PolicyDetectors From(Policy policy)
+    {
+        var hashes = new ExecutableHashes();
+        return new(new(policy, hashes), new(policy), new(policy), new(policy), new(policy, hashes), new(policy), new(policy), new(policy));
+    }
 }

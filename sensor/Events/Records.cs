@@ -298,3 +298,19 @@ public struct GuardDeviceKey
     public uint Major;
     public int Minor;
 }
+
+[InlineArray(2)]
+public struct Bytes2
+{
+    private byte first;
+}
+
+/// <summary>Key of allowed_destinations (an LPM trie): port in network order, then a v4-mapped IPv6 address.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardDestinationKey
+{
+    public uint PrefixLength;
+    public Bytes2 Port;
+    public Bytes16 Address;
+    public Bytes2 Pad;
+}

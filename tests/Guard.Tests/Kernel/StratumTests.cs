@@ -98,6 +98,27 @@ public sealed class StratumTests
     }
 
     [Fact]
+    public void AnAllowedDestinationIsNeitherDroppedNorActedOn()
+    {
+        using var dir = new TempDir();
+        string received = Path.Combine(dir.Path, "received");
+        var errors = new List<PolicyError>();
+        Policy policy = PolicyParser.Parse("[allow]\ndestinations = [\"127.0.0.1:3333\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Empty(errors);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+        string line = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "Fixtures", "corpus", "stratum-first-lines.txt")).First(l => l.StartsWith('{'));
+        string first = dir.File("first-line", line);
+        string script = $"ip link set lo up; {Run.Python} {dir.File("pool.py", Pool)} {received} & {Run.Python} {dir.File("miner.py", Miner)} {received} whole {first}; echo miner=$?; wait";
+        using Process ns = Run.Start("unshare", "--net", "/bin/sh", "-c", script);
+        string output = ns.StandardOutput.ReadToEnd();
+        Assert.True(ns.WaitForExit(15_000));
+
+        Assert.Contains("miner=0", output, StringComparison.Ordinal);
+        Assert.StartsWith(line, System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(received)), StringComparison.Ordinal);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+    }
+
+    [Fact]
     public void OrdinaryJsonAndHttpAreLeftAlone()
     {
         using var dir = new TempDir();

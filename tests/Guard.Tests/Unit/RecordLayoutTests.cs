@@ -34,6 +34,7 @@ public sealed partial class RecordLayoutTests
         ("guard_method", typeof(GuardMethod)),
         ("guard_quarantine", typeof(GuardQuarantine)),
         ("guard_device_key", typeof(GuardDeviceKey)),
+        ("guard_destination_key", typeof(GuardDestinationKey)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
