@@ -13,13 +13,20 @@ namespace Guard.Sensor.Bpf;
 /// </summary>
 public sealed unsafe class QuarantineKernel : IDisposable
 {
-    public const string PinRoot = "/sys/fs/bpf/guard";
+    public const string DefaultPinRoot = "/sys/fs/bpf/guard";
+
+    /// <summary>
+    /// Where the state is pinned: GUARD_PIN_ROOT when set, so test runs side by
+    /// side (and a test beside a production sensor) never share holds.
+    /// </summary>
+    public static string PinRoot => Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") is { Length: > 0 } root ? root : DefaultPinRoot;
     private const string ObjectName = "quarantine.bpf.o";
     private const string RecordsMap = "quarantines";
     private const string TgidsMap = "quarantine_tgids";
     private const string SocketsMap = "quarantine_socks";
     private const string DevicesMap = "quarantine_devices";
-    private static readonly string TreeLinks = Path.Join(PinRoot, "tree");
+
+    private static string TreeLinks => Path.Join(PinRoot, "tree");
 
     /// <summary>Tree mode, attached at the root: each denies only what a live record holds.</summary>
     private static readonly string[] TreePrograms =
@@ -84,8 +91,9 @@ public sealed unsafe class QuarantineKernel : IDisposable
         LibbpfLog.Clear();
         byte[] image = KernelSession.EmbeddedObject(ObjectName);
         nint obj;
+        byte[] pinRoot = System.Text.Encoding.UTF8.GetBytes(PinRoot + "\0");
         fixed (byte* p = image)
-        fixed (byte* root = "/sys/fs/bpf/guard\0"u8)
+        fixed (byte* root = pinRoot)
         {
             var options = new Libbpf.ObjectOpenOptions { Size = (nuint)sizeof(Libbpf.ObjectOpenOptions), PinRootPath = root };
             obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, &options);

@@ -34,7 +34,7 @@ public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<s
 public static class EmergencyDetach
 {
     private const int SigTerm = 15;
-    public const string PinRoot = QuarantineKernel.PinRoot;
+    public static string PinRoot => QuarantineKernel.PinRoot;
 
     public static IReadOnlyList<int> Holders() =>
         [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
