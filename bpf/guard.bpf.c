@@ -112,6 +112,14 @@ struct {
 	__type(value, __u32);
 } allowed_uids SEC(".maps");
 
+/* Executables the policy allows: never killed at exec, whatever their name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct guard_file_key);
+	__type(value, __u8);
+} allowed_files SEC(".maps");
+
 /* Which processes are inside a training job, and its root: set when a root
  * execs, inherited at fork, so "is this inside a job?" is one lookup. */
 struct {
@@ -226,7 +234,18 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 
 /* Job membership and the known-miner verdict, at exec. A SIGKILL sent here
  * lands before the new program's first user-space instruction. */
-static __always_inline void judge_exec(struct guard_exec *e)
+static __always_inline bool allowed_file(struct linux_binprm *bprm)
+{
+	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	struct guard_file_key key = {
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+	};
+
+	return bpf_map_lookup_elem(&allowed_files, &key) != NULL;
+}
+
+static __always_inline void judge_exec(struct guard_exec *e, struct linux_binprm *bprm)
 {
 	struct guard_job_member *member, root;
 	struct guard_name name = {};
@@ -246,7 +265,7 @@ static __always_inline void judge_exec(struct guard_exec *e)
 		e->flags |= GUARD_EXEC_IN_JOB;
 
 	flags = bpf_map_lookup_elem(&miner_names, &name);
-	if (!flags || bpf_map_lookup_elem(&allowed_uids, &e->uid))
+	if (!flags || bpf_map_lookup_elem(&allowed_uids, &e->uid) || allowed_file(bprm))
 		return;
 	if (!(*flags & GUARD_MINER_ANYWHERE) && !(member && (*flags & GUARD_MINER_IN_JOB)))
 		return;
@@ -294,7 +313,7 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
-	judge_exec(e);
+	judge_exec(e, bprm);
 	e->flags |= staging_flags(bprm);
 	submit(e);
 	return 0;

@@ -95,6 +95,14 @@ struct guard_name {
 #define GUARD_MINER_IN_JOB 2   /* a real program elsewhere: only inside a job */
 #define GUARD_MINER_KILL 4     /* the policy's rule for it kills (enforce mode) */
 
+/* allowed_files keys: an executable the policy allows, by the inode exec
+ * opens (dev as the kernel encodes it: major << 20 | minor). */
+struct guard_file_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
 /* job_members values: the job root above a process, kept from fork. */
 struct guard_job_member {
 	__u32 root_pid;

@@ -57,6 +57,22 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Stat(string path, byte* buffer);
 
+    /// <summary>
+    /// The device (as the kernel encodes dev_t: major &lt;&lt; 20 | minor) and inode
+    /// of what a path names, following links as exec does; null when it cannot be read.
+    /// </summary>
+    internal static (uint Device, ulong Inode)? FileIdOf(string path)
+    {
+        byte* buffer = stackalloc byte[256];
+        if (Stat(path, buffer) != 0)
+            return null;
+        ulong dev = *(ulong*)buffer;
+        // glibc's encoding of st_dev, undone into the kernel's.
+        ulong major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFFUL);
+        ulong minor = (dev & 0xFF) | ((dev >> 12) & ~0xFFUL);
+        return ((uint)((major << 20) | (minor & 0xFFFFF)), *(ulong*)(buffer + 8));
+    }
+
     /// <summary>The inode number of a path, or null when it cannot be read.</summary>
     internal static ulong? InodeOf(string path)
     {

@@ -31,6 +31,9 @@ public sealed record InKernelRules(
 {
     public static readonly InKernelRules None = new([], [], false, false, [], [], [], false);
 
+    /// <summary>Executables (device, inode) the kernel never kills at exec (the policy's allow list).</summary>
+    public IReadOnlyList<(uint Device, ulong Inode)> AllowedFiles { get; init; } = [];
+
     /// <summary>Destinations a Stratum match is never dropped for (the policy's allow list).</summary>
     public IReadOnlyList<DestinationRule> AllowedDestinations { get; init; } = [];
 }

@@ -183,6 +183,15 @@ public sealed unsafe class KernelSession : IDisposable
             if (rc != 0)
                 throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
         }
+        int files = MapFd("allowed_files");
+        foreach ((uint device, ulong inode) in rules.AllowedFiles)
+        {
+            var key = new GuardFileKey { Inode = inode, Device = device };
+            byte one = 1;
+            int rc = Libbpf.MapUpdate(files, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed executables into the kernel map: {Libc.ErrorText(-rc)}");
+        }
         foreach (uint uid in rules.AllowedUids)
         {
             uint key = uid, one = 1;

@@ -314,3 +314,12 @@ public struct GuardDestinationKey
     public Bytes16 Address;
     public Bytes2 Pad;
 }
+
+/// <summary>Key of allowed_files: an executable's inode and its device, encoded as the kernel keeps dev_t.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardFileKey
+{
+    public ulong Inode;
+    public uint Device;
+    public uint Pad;
+}

@@ -95,6 +95,26 @@ public sealed class KnownMinerTests
     }
 
     [Fact]
+    public void AnAllowedExecutableIsNotKilledWhateverItsName()
+    {
+        using var dir = new TempDir();
+        string simulator = Simulator(dir, "xmrig");
+        string marker = Path.Combine(dir.Path, "marker");
+        var errors = new List<PolicyError>();
+        Policy allow = PolicyParser.Parse($"[allow]\nexecutables = [\"{simulator}\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Empty(errors);
+        using SensorHarness sensor = Watch(allow);
+
+        using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
+        p.WaitForExit();
+
+        Assert.Equal(0, p.ExitCode);
+        Assert.True(File.Exists(marker));
+        ExitOf(sensor, simulator);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+    }
+
+    [Fact]
     public void InAuditModeTheMinerRunsAndIsReported()
     {
         using var dir = new TempDir();

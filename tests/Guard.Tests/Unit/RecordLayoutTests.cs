@@ -35,6 +35,7 @@ public sealed partial class RecordLayoutTests
         ("guard_quarantine", typeof(GuardQuarantine)),
         ("guard_device_key", typeof(GuardDeviceKey)),
         ("guard_destination_key", typeof(GuardDestinationKey)),
+        ("guard_file_key", typeof(GuardFileKey)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
