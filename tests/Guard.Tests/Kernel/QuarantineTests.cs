@@ -254,6 +254,37 @@ public sealed class QuarantineTests : IDisposable
     }
 
     [Fact]
+    public void TimeoutsAreCarriedOutByARunningWatch()
+    {
+        KernelRequirements.Check();
+        using Process killed = Run.Start("/bin/sleep", "60");
+        using Process released = Run.Start("/bin/sleep", "60");
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", killed.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s", "--then", "kill").Code);
+            Assert.Equal(0, Guard("quarantine", released.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s").Code);
+            Assert.Equal('T', State(released.Id));
+
+            (int code, TestConsole watch) = Guard("watch", "--duration", "2500ms", "--output", "json", "--type", "exec");
+            Assert.Equal(0, code);
+            Assert.True(killed.WaitForExit(1000), "the watch did not carry out the kill");
+            Assert.Equal(137, killed.ExitCode);
+            JsonElement[] actions = [.. watch.JsonLines().Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(e => e.GetProperty("event").GetProperty("dataset").GetString() == "guard.response")];
+            Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "kill-quarantined"
+                && a.GetProperty("guard").GetProperty("action").GetProperty("ordered_by").GetProperty("via").GetString() == "timeout of cli");
+            Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "release");
+            WaitFor(() => State(released.Id) == 'S', "the released sleeper to run again");
+            Assert.False(QuarantineKernel.Pinned);
+        }
+        finally
+        {
+            killed.Kill();
+            released.Kill();
+        }
+    }
+
+    [Fact]
     public void RefusalsAndUnknownTargetsAreOneLineAndNonZero()
     {
         KernelRequirements.Check();
