@@ -63,5 +63,11 @@ public static class GuardCli
             console.Error.WriteLine($"guard: {e.Message}");
             return (int)ExitCode.Failure;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A file the host would not let us read or write (/proc, cgroupfs, bpffs): one line, never a trace.
+            console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.Failure;
+        }
     }
 }

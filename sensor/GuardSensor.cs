@@ -97,7 +97,7 @@ public sealed class GuardSensor : IDisposable
                 sensor.pipeline.Detection = Detection.PolicyDetectors.From(p);
                 sensor.quarantines = new Response.Quarantines(kernelOptions.CgroupRoot!);
                 sensor.pipeline.Responder = new Response.Responder(
-                    new Response.ProcessKiller(kernelOptions.CgroupRoot!), sensor.quarantines, p.Quarantine, kernelOptions.GpuDevices);
+                    new Response.ProcessKiller(kernelOptions.CgroupRoot!), sensor.quarantines, p, kernelOptions.GpuDevices);
             }
             return sensor;
         }

@@ -49,7 +49,12 @@ public static class Detectors
     public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
 }
 
-public sealed record JobPolicy(IReadOnlyList<string> Roots, IReadOnlyList<string> Services);
+public sealed record JobPolicy(IReadOnlyList<string> Roots, IReadOnlyList<string> Services)
+{
+    /// <summary>A long-running GPU service's unit (nvidia-persistenced, DCGM, Guard itself): never a job to kill or hold.</summary>
+    public bool IsService(Processes.Job job) =>
+        job.Kind == "systemd" && Services.Any(s => job.Id == $"systemd:{s}.service");
+}
 
 public sealed record AllowList(
     IReadOnlyList<string> Executables, IReadOnlyList<string> Hashes, IReadOnlyList<string> Users,

@@ -134,7 +134,14 @@ public sealed class ProcessKiller
         string kill = Path.Join(cgroupRoot, job.CgroupPath, "cgroup.kill");
         if (!File.Exists(kill))
             return KillOutcome.Refused(target, KillScope.Job, $"{kill} does not exist (cgroup.kill needs Linux 5.14); use --tree");
-        File.WriteAllText(kill, "1");
+        try
+        {
+            File.WriteAllText(kill, "1");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return KillOutcome.Refused(target, KillScope.Job, $"cannot write {kill}: {e.Message}");
+        }
         return new KillOutcome(target, KillScope.Job, true, $"killed job {job.Id} through {kill}", [target.Pid], job.CgroupPath);
     }
 

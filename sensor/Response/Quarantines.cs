@@ -94,7 +94,8 @@ public sealed class Quarantines
         kernel.EnsureTreeLinks(cgroupRoot);
         foreach (GpuDevice device in request.GpuDevices)
             kernel.DenyDevice(device);
-        ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat);
+        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
+            return Refused($"process {target.Pid} has exited", request);
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
         kernel.Put(id, NewRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})", request));
@@ -131,6 +132,8 @@ public sealed class Quarantines
         string freeze = Path.Join(dir, "cgroup.freeze");
         if (!File.Exists(freeze))
             return Refused($"{freeze} does not exist (the cgroup v2 freezer needs Linux 5.2)", request);
+        if (CgroupProcesses(dir).Count == 0)
+            return Refused($"job {job.Id} ({job.CgroupPath}) has no processes", request);
         ulong id = Libc.InodeOf(dir) ?? 0;
         using QuarantineKernel kernel = QuarantineKernel.Load();
         if (kernel.Records().Any(r => r.Id == id))
@@ -140,7 +143,7 @@ public sealed class Quarantines
         kernel.Put(id, NewRecord(QuarantineMode.Cgroup, id, 0, 0, job.Id, request));
         // Deny first: nothing leaves while the freeze settles.
         kernel.AttachToCgroup(id, dir);
-        File.WriteAllText(freeze, "1");
+        WriteControl(freeze, "1");
         bool frozen = WaitFrozen(dir, TimeSpan.FromSeconds(2));
         int[] pids = [.. CgroupProcesses(dir)];
         return new QuarantineOutcome(Action, true,
@@ -188,7 +191,7 @@ public sealed class Quarantines
         var killed = new List<int>();
         if (job.Mode == QuarantineMode.Cgroup && job.CgroupPath is { } path)
         {
-            File.WriteAllText(Path.Join(cgroupRoot, path, "cgroup.kill"), "1");
+            WriteControl(Path.Join(cgroupRoot, path, "cgroup.kill"), "1");
             killed.AddRange(job.Pids);
         }
         else
@@ -244,7 +247,7 @@ public sealed class Quarantines
             QuarantineKernel.DetachFromCgroup(job.Id);
             if (job.CgroupPath is { } path && File.Exists(Path.Join(cgroupRoot, path, "cgroup.freeze")))
             {
-                File.WriteAllText(Path.Join(cgroupRoot, path, "cgroup.freeze"), "0");
+                WriteControl(Path.Join(cgroupRoot, path, "cgroup.freeze"), "0");
                 resumed.AddRange(job.Pids);
             }
             return resumed;
@@ -354,6 +357,19 @@ public sealed class Quarantines
     }
 
     private static QuarantineOutcome Refused(string reason, QuarantineRequest request) => QuarantineOutcome.Refused(Action, reason, request.OrderedBy, request.OrderedByUid);
+
+    /// <summary>Writes a cgroup control file; a failure is one line naming the file.</summary>
+    private static void WriteControl(string file, string value)
+    {
+        try
+        {
+            File.WriteAllText(file, value);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SensorException($"cannot write {value} to {file}: {e.Message}");
+        }
+    }
 
     private static bool WaitFrozen(string dir, TimeSpan wait)
     {

@@ -15,14 +15,14 @@ public sealed class Responder
 {
     private readonly ProcessKiller killer;
     private readonly Quarantines quarantines;
-    private readonly QuarantinePolicy hold;
+    private readonly Policy policy;
     private readonly IReadOnlyList<GpuDevice> gpuDevices;
 
-    public Responder(ProcessKiller killer, Quarantines quarantines, QuarantinePolicy hold, IReadOnlyList<GpuDevice> gpuDevices)
+    public Responder(ProcessKiller killer, Quarantines quarantines, Policy policy, IReadOnlyList<GpuDevice> gpuDevices)
     {
         this.killer = killer;
         this.quarantines = quarantines;
-        this.hold = hold;
+        this.policy = policy;
         this.gpuDevices = gpuDevices;
     }
 
@@ -43,9 +43,10 @@ public sealed class Responder
             actions.Add(outcome.Describe(process, alert.Rule));
         }
         ProcessTarget? root = alert.JobRoot is { } r ? new ProcessTarget(r.Pid, r.StartTicks) : null;
+        Job? cgroupJob = process.Job is { } j && !policy.Jobs.IsService(j) ? j : null;
         if (alert.RequestedAction == RuleAction.KillJob)
         {
-            KillOutcome? job = process.Job is { } cgroupJob ? killer.KillJob(cgroupJob, new ProcessTarget(process.Pid, process.StartTicks))
+            KillOutcome? job = cgroupJob is not null ? killer.KillJob(cgroupJob, new ProcessTarget(process.Pid, process.StartTicks))
                 : root is { } t ? killer.Kill(t, KillScope.Tree)
                 : null;
             response.Add(job is null ? "no job to kill: it ran outside any job" : job.Done ? job.Message : $"job kill refused: {job.Message}");
@@ -59,14 +60,23 @@ public sealed class Responder
                 Reason = $"{alert.Rule}: {alert.Description} ({process.NameText}, pid {process.Pid})",
                 OrderedBy = alert.Rule,
                 OrderedByUid = Libc.GetUid(),
-                Timeout = hold.TimeoutMinutes > 0 ? TimeSpan.FromMinutes(hold.TimeoutMinutes) : null,
-                OnTimeout = hold.KillOnTimeout ? QuarantineExpiry.Kill : QuarantineExpiry.Release,
+                Timeout = policy.Quarantine.TimeoutMinutes > 0 ? TimeSpan.FromMinutes(policy.Quarantine.TimeoutMinutes) : null,
+                OnTimeout = policy.Quarantine.KillOnTimeout ? QuarantineExpiry.Kill : QuarantineExpiry.Release,
                 GpuDevices = gpuDevices,
             };
-            QuarantineOutcome? held = process.Job is { } cgroupJob ? quarantines.HoldJob(cgroupJob, request)
-                : root is { } t ? quarantines.HoldTree(t, request)
-                : null;
-            response.Add(held is null ? "no job to hold: it ran outside any job" : held.Done ? held.Message : $"quarantine refused: {held.Message}");
+            QuarantineOutcome? held;
+            try
+            {
+                held = cgroupJob is not null ? quarantines.HoldJob(cgroupJob, request)
+                    : root is { } t ? quarantines.HoldTree(t, request)
+                    : null;
+            }
+            catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
+            {
+                // The sensor goes on watching; the alert says the job is not held.
+                held = QuarantineOutcome.Refused("quarantine", e.Message, alert.Rule, request.OrderedByUid);
+            }
+            response.Add(held is null ? "no job to hold: it ran outside any job" : held.Done ? held.Message : $"quarantine failed: {held.Message}");
             if (held is not null)
                 actions.Add(held.Describe(alert.JobRoot ?? process));
         }

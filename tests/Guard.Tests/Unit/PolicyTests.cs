@@ -133,4 +133,14 @@ public sealed class PolicyTests
         Assert.Equal(0, GuardCli.Run(["policy", "check", good], console));
         Assert.Contains("ok (mode audit", console.Out.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void GpuServicesAreNeverJobs()
+    {
+        JobPolicy jobs = PolicyLoader.BuiltIn.Jobs;
+        Assert.True(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:nvidia-persistenced.service", "systemd", "/system.slice/nvidia-persistenced.service")));
+        Assert.True(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:guard.service", "systemd", "/system.slice/guard.service")));
+        Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:trainer.service", "systemd", "/system.slice/trainer.service")));
+        Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("slurm:42", "slurm", "/slurm/job_42")));
+    }
 }
