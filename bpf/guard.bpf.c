@@ -16,11 +16,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "verdicts.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
 #define S_IFMT 00170000
 #define S_IFCHR 0020000
 #define MINORBITS 20
@@ -55,21 +52,10 @@ struct sock_owner {
 	__u16 captured;
 	__u8 segments;
 	__u8 done;
-	/* Stratum scan across segments: where in `"method":"..."` we are. */
-	__u8 scan_stage;
-	__u8 scan_index;
-	__u8 method_len;
 	__u8 verdict; /* 0, GUARD_STRATUM_ALERT or GUARD_STRATUM_DROP */
-	char method[GUARD_METHOD_LEN];
+	struct stream_scan scan;
 };
 
-/* Stratum methods from the policy, written by the sensor after load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, struct guard_method);
-	__type(value, __u32);
-} stratum_methods SEC(".maps");
 
 struct payload_scratch {
 	__u8 data[GUARD_PAYLOAD_LEN];
@@ -89,45 +75,10 @@ struct {
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
 
-/* Policy names, written by the sensor after load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct guard_name);
-	__type(value, __u32);
-} miner_names SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct guard_name);
-	__type(value, __u32);
-} job_root_names SEC(".maps");
 
-/* uids the policy allows: never killed here. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, __u32);
-} allowed_uids SEC(".maps");
 
-/* Executables the policy allows: never killed at exec, whatever their name. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct guard_file_key);
-	__type(value, __u8);
-} allowed_files SEC(".maps");
 
-/* Which processes are inside a training job, and its root: set when a root
- * execs, inherited at fork, so "is this inside a job?" is one lookup. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct guard_job_member);
-} job_members SEC(".maps");
 
 /* Context switches of each process with a non-default FPU rounding mode. */
 struct {
@@ -232,47 +183,6 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 	return flags;
 }
 
-/* Job membership and the known-miner verdict, at exec. A SIGKILL sent here
- * lands before the new program's first user-space instruction. */
-static __always_inline bool allowed_file(struct linux_binprm *bprm)
-{
-	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
-	struct guard_file_key key = {
-		.ino = BPF_CORE_READ(inode, i_ino),
-		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
-	};
-
-	return bpf_map_lookup_elem(&allowed_files, &key) != NULL;
-}
-
-static __always_inline void judge_exec(struct guard_exec *e, struct linux_binprm *bprm)
-{
-	struct guard_job_member *member, root;
-	struct guard_name name = {};
-	__u32 tgid = e->h.pid, *flags;
-
-	__builtin_memcpy(name.name, e->comm, sizeof(name.name));
-	member = bpf_map_lookup_elem(&job_members, &tgid);
-	if (!member && bpf_map_lookup_elem(&job_root_names, &name)) {
-		root.root_pid = tgid;
-		root.pad = 0;
-		root.root_start_time_ns = e->h.start_time_ns;
-		bpf_map_update_elem(&job_members, &tgid, &root, BPF_ANY);
-		member = bpf_map_lookup_elem(&job_members, &tgid);
-	}
-	e->job_root_pid = member ? member->root_pid : 0;
-	if (member)
-		e->flags |= GUARD_EXEC_IN_JOB;
-
-	flags = bpf_map_lookup_elem(&miner_names, &name);
-	if (!flags || bpf_map_lookup_elem(&allowed_uids, &e->uid) || allowed_file(bprm))
-		return;
-	if (!(*flags & GUARD_MINER_ANYWHERE) && !(member && (*flags & GUARD_MINER_IN_JOB)))
-		return;
-	e->flags |= GUARD_EXEC_KNOWN_MINER;
-	if ((*flags & GUARD_MINER_KILL) && bpf_send_signal(9) == 0)
-		e->flags |= GUARD_EXEC_KILLED;
-}
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -313,7 +223,15 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
-	judge_exec(e, bprm);
+	{
+		struct exec_verdict v;
+
+		judge_exec(e->h.pid, e->h.start_time_ns, e->comm, e->uid, bprm, &v);
+		e->flags |= v.flags;
+		e->job_root_pid = v.job_root_pid;
+		if (v.kill && bpf_send_signal(SIGKILL) == 0)
+			e->flags |= GUARD_EXEC_KILLED;
+	}
 	e->flags |= staging_flags(bprm);
 	submit(e);
 	return 0;
@@ -340,13 +258,7 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
-	{
-		/* A child stays in its parent's job, however it is re-parented later. */
-		struct guard_job_member *member = bpf_map_lookup_elem(&job_members, &f->parent_pid);
-
-		if (member)
-			bpf_map_update_elem(&job_members, &tgid, member, BPF_ANY);
-	}
+	inherit_job(f->parent_pid, tgid);
 	submit(f);
 	return 0;
 }
@@ -547,185 +459,9 @@ int guard_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-struct l4_location {
-	__u32 offset; /* of the transport header */
-	__u16 family;
-	__u8 protocol;
-	__u8 daddr[16];
-};
-
-/* Headers are read in place (direct packet access: no helper call per
- * packet); they sit in the linear part at egress. */
-static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *loc)
-{
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	__builtin_memset(loc->daddr, 0, sizeof(loc->daddr));
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = data;
-
-		if ((void *)(ip + 1) > end)
-			return -1;
-		loc->offset = ip->ihl * 4;
-		loc->family = AF_INET;
-		loc->protocol = ip->protocol;
-		__builtin_memcpy(loc->daddr, &ip->daddr, 4);
-		return 0;
-	}
-	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = data;
-
-		if ((void *)(ip6 + 1) > end)
-			return -1;
-		loc->offset = sizeof(*ip6);
-		loc->family = AF_INET6;
-		loc->protocol = ip6->nexthdr; /* extension headers are not followed */
-		__builtin_memcpy(loc->daddr, &ip6->daddr, 16);
-		return 0;
-	}
-	return -1;
-}
-
-enum scan_stage {
-	SCAN_KEY = 0,    /* looking for "method" */
-	SCAN_COLON = 1,  /* then ':' */
-	SCAN_QUOTE = 2,  /* then the value's opening quote */
-	SCAN_VALUE = 3,  /* then the name, up to its closing quote */
-	SCAN_GIVEN_UP = 4,
-};
-
-static __always_inline bool json_space(__u8 c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-struct scan_context {
-	struct sock_owner *owner;
-	const __u8 *buf;
-	__u32 n;
-	__u32 stream_offset;
-	__u32 verdict;
-};
-
-/* The bytes of "method", quotes included. (A static array would land in
- * .rodata beside guard_config.) */
-static __always_inline char method_key(__u8 i)
-{
-	switch (i) {
-	case 1: return 'm';
-	case 2: return 'e';
-	case 3: return 't';
-	case 4: return 'h';
-	case 5: return 'o';
-	case 6: return 'd';
-	default: return '"';
-	}
-}
-
-#define METHOD_KEY_LEN 8
-
-static long scan_byte(__u32 i, struct scan_context *ctx)
-{
-	struct sock_owner *o = ctx->owner;
-	__u8 c;
-
-	if (i >= ctx->n || o->scan_stage == SCAN_GIVEN_UP)
-		return 1;
-	c = ctx->buf[i & (GUARD_PAYLOAD_LEN - 1)];
-	if (ctx->stream_offset + i == 0 && c != '{') {
-		o->scan_stage = SCAN_GIVEN_UP;
-		return 1;
-	}
-	switch (o->scan_stage) {
-	case SCAN_KEY:
-		if (c == method_key(o->scan_index)) {
-			o->scan_index++;
-			if (o->scan_index == METHOD_KEY_LEN)
-				o->scan_stage = SCAN_COLON;
-		} else {
-			o->scan_index = c == '"' ? 1 : 0;
-		}
-		break;
-	case SCAN_COLON:
-		if (c == ':')
-			o->scan_stage = SCAN_QUOTE;
-		else if (!json_space(c))
-			o->scan_stage = SCAN_KEY, o->scan_index = 0;
-		break;
-	case SCAN_QUOTE:
-		if (c == '"') {
-			o->scan_stage = SCAN_VALUE;
-			o->method_len = 0;
-			__builtin_memset(o->method, 0, sizeof(o->method));
-		} else if (!json_space(c)) {
-			o->scan_stage = SCAN_KEY, o->scan_index = 0;
-		}
-		break;
-	case SCAN_VALUE:
-		if (c == '"') {
-			__u32 *verdict = bpf_map_lookup_elem(&stratum_methods, o->method);
-
-			o->scan_stage = SCAN_KEY;
-			o->scan_index = 0;
-			if (verdict) {
-				ctx->verdict = *verdict;
-				return 1;
-			}
-		} else if (o->method_len < GUARD_METHOD_LEN - 1) {
-			o->method[o->method_len & (GUARD_METHOD_LEN - 1)] = c;
-			o->method_len++;
-		} else {
-			o->scan_stage = SCAN_KEY, o->scan_index = 0;
-		}
-		break;
-	}
-	return 0;
-}
-
-/* Feeds one segment of the stream to the Stratum scan; returns the verdict
- * (GUARD_STRATUM_*) once a method the policy names is complete. A Stratum
- * first line is a JSON object: a stream that does not open with '{' is not
- * one. bpf_loop keeps the verifier's work to one pass over the body. */
-static __always_inline __u32 scan_stratum(struct sock_owner *o, const __u8 *buf, __u32 n, __u32 stream_offset)
-{
-	struct scan_context ctx = { .owner = o, .buf = buf, .n = n, .stream_offset = stream_offset, .verdict = 0 };
-
-	bpf_loop(GUARD_PAYLOAD_LEN, scan_byte, &ctx, 0);
-	return ctx.verdict;
-}
 
 /* Returns 0 to drop the packet: only for a socket whose first bytes were a
  * Stratum message the policy stops. */
-/* The policy's allowed destinations: a Stratum match to one is reported, never dropped. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 256);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct guard_destination_key);
-	__type(value, __u8);
-} allowed_destinations SEC(".maps");
-
-static __always_inline bool destination_allowed(struct l4_location *loc, __u16 dport)
-{
-	struct guard_destination_key key = {};
-
-	key.prefixlen = 16 + 128;
-	key.port[0] = dport >> 8;
-	key.port[1] = dport & 0xFF;
-	if (loc->family == AF_INET) {
-		key.addr[10] = 0xFF;
-		key.addr[11] = 0xFF;
-		__builtin_memcpy(&key.addr[12], loc->daddr, 4);
-	} else {
-		__builtin_memcpy(key.addr, loc->daddr, 16);
-	}
-	if (bpf_map_lookup_elem(&allowed_destinations, &key))
-		return true;
-	key.port[0] = 0;
-	key.port[1] = 0;
-	return bpf_map_lookup_elem(&allowed_destinations, &key) != NULL;
-}
 
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
 				       struct l4_location *loc)
@@ -765,7 +501,7 @@ static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *s
 	scratch = bpf_map_lookup_elem(&payload_scratch, &zero);
 	if (!scratch || bpf_skb_load_bytes(skb, payload_offset, scratch->data, n))
 		return 1;
-	verdict = scan_stratum(owner, scratch->data, n, offset);
+	verdict = scan_stratum(&owner->scan, scratch->data, n, offset);
 	if (verdict == GUARD_STRATUM_DROP && destination_allowed(loc, dport))
 		verdict = GUARD_STRATUM_ALERT;
 	/* The stream position moves on even if the ring is full: the drop is
