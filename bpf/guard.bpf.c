@@ -148,11 +148,6 @@ static __always_inline void fill_header(struct guard_header *h, __u16 kind, __u3
 	h->start_time_ns = start_time_ns;
 }
 
-static __always_inline __u64 process_start(struct task_struct *task)
-{
-	return BPF_CORE_READ(task, group_leader, start_boottime);
-}
-
 static __always_inline struct task_struct *current_task(void)
 {
 	return (struct task_struct *)bpf_get_current_task();
@@ -466,25 +461,18 @@ int guard_sockops(struct bpf_sock_ops *skops)
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
 				       struct l4_location *loc)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct payload_scratch *scratch;
 	struct guard_payload *p;
-	struct tcphdr *th;
+	struct tcp_segment seg;
 	__u32 payload_offset, payload_len, seq, offset, n, zero = 0, verdict;
 	__u16 dport;
 
-	if (loc->offset > 60)
+	if (read_tcp_segment(skb, loc, &seg))
 		return 1;
-	th = data + loc->offset;
-	if ((void *)(th + 1) > end)
-		return 1;
-	payload_offset = loc->offset + th->doff * 4;
-	if (skb->len <= payload_offset)
-		return 1;
-	payload_len = skb->len - payload_offset;
-	seq = bpf_ntohl(th->seq);
-	dport = bpf_ntohs(th->dest);
+	payload_offset = seg.payload_offset;
+	payload_len = seg.payload_len;
+	seq = seg.seq;
+	dport = seg.dport;
 	if (owner->segments == 0)
 		owner->next_seq = seq;
 	else if (seq != owner->next_seq)

@@ -250,6 +250,41 @@ static __always_inline bool destination_allowed(struct l4_location *loc, __u16 d
 	return bpf_map_lookup_elem(&allowed_destinations, &key) != NULL;
 }
 
+/* A TCP segment's payload, read from headers in place. */
+struct tcp_segment {
+	__u32 payload_offset;
+	__u32 payload_len;
+	__u32 seq;
+	__u16 dport;
+};
+
+/* 0 when the packet is a TCP segment carrying payload. */
+static __always_inline int read_tcp_segment(struct __sk_buff *skb, struct l4_location *loc, struct tcp_segment *seg)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+
+	if (loc->offset > 60)
+		return -1;
+	th = data + loc->offset;
+	if ((void *)(th + 1) > end)
+		return -1;
+	seg->payload_offset = loc->offset + th->doff * 4;
+	if (skb->len <= seg->payload_offset)
+		return -1;
+	seg->payload_len = skb->len - seg->payload_offset;
+	seg->seq = bpf_ntohl(th->seq);
+	seg->dport = bpf_ntohs(th->dest);
+	return 0;
+}
+
+/* The group leader's start: a process's identity with its pid. */
+static __always_inline __u64 process_start(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
 /* What exec decides: job membership (a root's exec starts a job) and
  * whether the new program is a miner the policy kills. */
 struct exec_verdict {

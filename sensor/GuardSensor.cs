@@ -91,9 +91,11 @@ public sealed class GuardSensor : IDisposable
             var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
             table.SeedFromProcfs();
             MarkSeededJobMembers(table, kernel, kernelOptions.InKernelRules.JobRoots);
-            var sensor = new GuardSensor(kernel, table, sink, options);
+            var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions });
             if (options.Policy is { } p)
             {
+                // This sensor enforces now: what a stopped one handed over can go.
+                EnforcementKernel.Remove();
                 sensor.pipeline.Detection = Detection.PolicyDetectors.From(p);
                 sensor.quarantines = new Response.Quarantines(kernelOptions.CgroupRoot!);
                 sensor.pipeline.Responder = new Response.Responder(
@@ -176,6 +178,19 @@ public sealed class GuardSensor : IDisposable
         }
         pipeline.Tick(long.MaxValue / 2);
         sink.Flush();
+    }
+
+    /// <summary>
+    /// Before this sensor detaches: the exec-time kill and the Stratum drop go
+    /// on without it, pinned (bpf/enforce.bpf.c), until the next sensor starts.
+    /// Returns how many programs were pinned; 0 when the policy kills nothing.
+    /// </summary>
+    public int HandOverEnforcement()
+    {
+        InKernelRules rules = options.Kernel.InKernelRules;
+        if (options.Policy is null || !(rules.KillAnywhere || rules.KillInJobs || rules.DropStratum))
+            return 0;
+        return EnforcementKernel.HandOver(rules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>

@@ -31,7 +31,7 @@ public static class StatusCommand
             log.Append(expired.Describe(null));
         IReadOnlyList<HeldJob> held = quarantines.List();
         IReadOnlyList<LoadedProgram> programs = GuardProgramsLoaded.List();
-        IReadOnlyList<string> pins = QuarantineKernel.LinkPins();
+        IReadOnlyList<string> pins = Pins.Links(Pins.Root);
         IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
 
         if (ActionOutput.IsJson(parse, Output))
@@ -57,7 +57,7 @@ public static class StatusCommand
         foreach (var sensor in bySensor)
             o.WriteLine($"  sensor {sensor.Key}: {sensor.Count()} program{(sensor.Count() == 1 ? "" : "s")}");
         if (pinned > 0 || pins.Count > 0)
-            o.WriteLine($"  pinned under {QuarantineKernel.PinRoot}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
+            o.WriteLine($"  pinned under {Pins.Root}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
         o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
         foreach (LoggedAction a in recent)
             o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");

@@ -140,7 +140,20 @@ public static class WatchCommand
         Policy policy = options.Policy!;
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
         sensor.Run(stop.Token);
+        string? handover;
+        try
+        {
+            handover = sensor.HandOverEnforcement() is > 0 and int pinned
+                ? $"guard watch: {pinned} enforcement programs stay, pinned under {EnforcementKernel.PinRoot}, until the next guard watch (guard detach --all removes them)"
+                : null;
+        }
+        catch (SensorException e)
+        {
+            handover = $"guard watch: warning: enforcement ends with this sensor: {e.Message}";
+        }
         WriteSummary(console.Error, sensor.Summary());
+        if (handover is not null)
+            console.Error.WriteLine(handover);
         return (int)ExitCode.Success;
     }
 

@@ -143,73 +143,9 @@ public sealed unsafe class KernelSession : IDisposable
 
     private void WriteExecRules(InKernelRules rules)
     {
-        int miners = MapFd("miner_names");
-        int roots = MapFd("job_root_names");
-        int uids = MapFd("allowed_uids");
+        PolicyMaps.Write(obj, rules);
         jobMembersFd = MapFd("job_members");
-        var flags = new Dictionary<string, uint>();
-        foreach (string name in rules.MinersAnywhere)
-            flags[Processes.Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
-        foreach (string name in rules.MinersInJobs)
-        {
-            string comm = Processes.Comm.Of(name);
-            flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
-        }
-        foreach ((string name, uint value) in flags)
-            Update(miners, name, value);
-        foreach (string name in rules.JobRoots)
-            Update(roots, Processes.Comm.Of(name), 1);
-        int methods = MapFd("stratum_methods");
-        foreach (string method in rules.StratumMethods)
-        {
-            GuardMethod key = default;
-            if (System.Text.Encoding.UTF8.GetByteCount(method) >= GuardMethod.Capacity)
-                throw new SensorException($"Stratum method '{method}' is longer than {GuardMethod.Capacity - 1} bytes");
-            System.Text.Encoding.UTF8.GetBytes(method, key.Name);
-            uint verdict = rules.DropStratum ? GuardMethod.Drop : GuardMethod.Alert;
-            int rc = Libbpf.MapUpdate(methods, &key, &verdict, 0);
-            if (rc != 0)
-                throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
-        }
-        int destinations = MapFd("allowed_destinations");
-        foreach (DestinationRule rule in rules.AllowedDestinations)
-        {
-            var key = new GuardDestinationKey { PrefixLength = (uint)(16 + rule.PrefixBits) };
-            key.Port[0] = (byte)(rule.Port >> 8);
-            key.Port[1] = (byte)rule.Port;
-            rule.Network.CopyTo(key.Address);
-            byte one = 1;
-            int rc = Libbpf.MapUpdate(destinations, &key, &one, 0);
-            if (rc != 0)
-                throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
-        }
-        int files = MapFd("allowed_files");
-        foreach ((uint device, ulong inode) in rules.AllowedFiles)
-        {
-            var key = new GuardFileKey { Inode = inode, Device = device };
-            byte one = 1;
-            int rc = Libbpf.MapUpdate(files, &key, &one, 0);
-            if (rc != 0)
-                throw new SensorException($"cannot write the allowed executables into the kernel map: {Libc.ErrorText(-rc)}");
-        }
-        foreach (uint uid in rules.AllowedUids)
-        {
-            uint key = uid, one = 1;
-            int rc = Libbpf.MapUpdate(uids, &key, &one, 0);
-            if (rc != 0)
-                throw new SensorException($"cannot write the allowed users into the kernel map: {Libc.ErrorText(-rc)}");
-        }
     }
-
-    private static void Update(int fd, string name, uint value)
-    {
-        GuardName key = default;
-        System.Text.Encoding.UTF8.GetBytes(name, key.Name);
-        int rc = Libbpf.MapUpdate(fd, &key, &value, 0);
-        if (rc != 0)
-            throw new SensorException($"cannot write '{name}' into a kernel map: {Libc.ErrorText(-rc)}");
-    }
-
 
     /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
     public void MarkJobMember(int pid, int rootPid, ulong rootStartTimeNs)
@@ -280,6 +216,23 @@ public sealed unsafe class KernelSession : IDisposable
         nint map = Libbpf.FindMap(obj, name);
         int fd = map == 0 ? -1 : Libbpf.MapFd(map);
         return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
+    }
+
+    /// <summary>Every process the kernel has inside a job, with its job root.</summary>
+    public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers()
+    {
+        var members = new List<(uint, GuardJobMember)>();
+        uint key = 0, next = 0;
+        uint* previous = null;
+        GuardJobMember value;
+        while (Libbpf.MapNextKey(jobMembersFd, previous, &next) == 0)
+        {
+            if (Libbpf.MapLookup(jobMembersFd, &next, &value) == 0)
+                members.Add((next, value));
+            key = next;
+            previous = &key;
+        }
+        return members;
     }
 
     /// <summary>Appends (pid, context switches with a non-default rounding mode) for every process the kernel counted.</summary>

@@ -13,13 +13,8 @@ namespace Guard.Sensor.Bpf;
 /// </summary>
 public sealed unsafe class QuarantineKernel : IDisposable
 {
-    public const string DefaultPinRoot = "/sys/fs/bpf/guard";
-
-    /// <summary>
-    /// Where the state is pinned: GUARD_PIN_ROOT when set, so test runs side by
-    /// side (and a test beside a production sensor) never share holds.
-    /// </summary>
-    public static string PinRoot => Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") is { Length: > 0 } root ? root : DefaultPinRoot;
+    /// <summary>Where holds are pinned: their maps, tree/ and cgroup-ID/ links.</summary>
+    public static string PinRoot => Path.Join(Pins.Root, "quarantine");
     private const string ObjectName = "quarantine.bpf.o";
     private const string RecordsMap = "quarantines";
     private const string TgidsMap = "quarantine_tgids";
@@ -131,7 +126,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
     public static bool TreeLinksPinned => Directory.Exists(TreeLinks);
 
     /// <summary>Unpinning is detaching: nothing else holds these links.</summary>
-    public static void RemoveTreeLinks() => DeleteDirectory(TreeLinks);
+    public static void RemoveTreeLinks() => Pins.Remove(TreeLinks);
 
     /// <summary>Attaches the cgroup-mode deny programs to one cgroup and pins their links.</summary>
     public void AttachToCgroup(ulong cgroupId, string cgroupDirectory)
@@ -142,62 +137,18 @@ public sealed unsafe class QuarantineKernel : IDisposable
             AttachAndPin(name, cgroup, Path.Join(dir, name));
     }
 
-    public static void DetachFromCgroup(ulong cgroupId) => DeleteDirectory(CgroupLinks(cgroupId));
+    public static void DetachFromCgroup(ulong cgroupId) => Pins.Remove(CgroupLinks(cgroupId));
 
-    /// <summary>Every pin of quarantine links: what `guard status` shows as attached.</summary>
-    public static IReadOnlyList<string> LinkPins() =>
-        Directory.Exists(PinRoot)
-            ? [.. Directory.EnumerateDirectories(PinRoot).SelectMany(Directory.EnumerateFiles).Order(StringComparer.Ordinal)]
-            : [];
-
-    /// <summary>Removes every pin: the maps go with the last reference.</summary>
-    public static void RemoveAllPins() => DeleteDirectory(PinRoot);
+    /// <summary>Removes every pin of quarantine: the maps go with the last reference.</summary>
+    public static void RemoveAll() => Pins.Remove(PinRoot);
 
     private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
-
-    /// <summary>
-    /// Detaches every pinned link below <paramref name="dir"/>, then removes the
-    /// pins. Removing a pin alone frees its link only after an RCU grace period
-    /// and a work item: a release must be in force when it returns.
-    /// </summary>
-    private static void DeleteDirectory(string dir)
-    {
-        if (!Directory.Exists(dir))
-            return;
-        foreach (string pin in Directory.EnumerateFiles(dir, "guard_*", SearchOption.AllDirectories))
-        {
-            int fd = Libbpf.ObjectGet(pin);
-            if (fd < 0)
-                continue;
-            using var link = new FileDescriptor(fd);
-            _ = Libbpf.LinkDetach(link.Fd); // a map, or a link kind without detach: its pin removal will do
-        }
-        Directory.Delete(dir, recursive: true);
-    }
 
     private void AttachAndPin(string name, FileDescriptor? cgroup, string pin)
     {
         if (obj == 0)
             throw new InvalidOperationException("attaching needs the loaded object, not the pins");
-        nint program = Libbpf.FindProgram(obj, name);
-        if (program == 0)
-            throw new SensorException($"the quarantine object has no program {name}: sensor and object disagree");
-        LibbpfLog.Clear();
-        nint link = cgroup is null ? Libbpf.ProgramAttach(program) : Libbpf.ProgramAttachCgroup(program, cgroup.Fd);
-        if (link == 0)
-            throw new SensorException($"BPF program {name} could not attach: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(pin)!);
-            int err = Libbpf.LinkPin(link, pin);
-            if (err != 0)
-                throw new SensorException($"cannot pin {name} at {pin}: {Libc.ErrorText(-err)}");
-        }
-        finally
-        {
-            // Closes our descriptor: a pinned link stays attached through its pin, one that failed to pin goes.
-            _ = Libbpf.LinkDestroy(link);
-        }
+        Pins.AttachAndPin(obj, name, cgroup, pin);
     }
 
     public void Put(ulong id, in GuardQuarantine record)

@@ -34,21 +34,31 @@ public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<s
 public static class EmergencyDetach
 {
     private const int SigTerm = 15;
-    public static string PinRoot => QuarantineKernel.PinRoot;
+    public static string PinRoot => Pins.Root;
 
     public static IReadOnlyList<int> Holders() =>
         [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
 
     public static DetachOutcome Run(TimeSpan wait)
     {
-        var signalled = new List<int>();
+        var signalled = new List<Pidfd>();
         foreach (int pid in Holders())
         {
             if (!ProcfsReader.TryReadStat(pid, out ProcfsStat stat) || ProcessKiller.Refusal(stat, null, Environment.ProcessId) is not null)
                 continue;
-            using Pidfd? handle = Pidfd.TryOpen(pid, out _);
+            Pidfd? handle = Pidfd.TryOpen(pid, out _);
             if (handle is not null && ProcfsReader.TryReadStat(pid, out ProcfsStat again) && again.StartTicks == stat.StartTicks && handle.Signal(SigTerm) == 0)
-                signalled.Add(pid);
+                signalled.Add(handle);
+            else
+                handle?.Dispose();
+        }
+        DateTime deadline = DateTime.UtcNow + wait;
+        // Pins go only once the sensors are gone: a sensor on its way out hands
+        // its enforcement over (pinned), and that must go too.
+        foreach (Pidfd sensor in signalled)
+        {
+            sensor.WaitExit(Math.Max(0, (int)(deadline - DateTime.UtcNow).TotalMilliseconds));
+            sensor.Dispose();
         }
         var released = new List<string>();
         if (QuarantineKernel.Pinned)
@@ -63,14 +73,13 @@ public static class EmergencyDetach
         bool pins = false;
         if (Directory.Exists(PinRoot))
         {
-            QuarantineKernel.RemoveAllPins();
+            Pins.Remove(PinRoot);
             pins = true;
         }
-        // A sensor detaches on its way out; the kernel frees programs a moment later.
-        DateTime deadline = DateTime.UtcNow + wait;
+        // The kernel frees detached programs a moment later.
         IReadOnlyList<LoadedProgram> remaining;
         while ((remaining = [.. GuardProgramsLoaded.List().Where(p => !p.HolderPids.Contains(Environment.ProcessId))]).Count > 0 && DateTime.UtcNow < deadline)
             Thread.Sleep(100);
-        return new DetachOutcome(signalled, released, remaining, pins);
+        return new DetachOutcome([.. signalled.Select(p => p.Pid)], released, remaining, pins);
     }
 }

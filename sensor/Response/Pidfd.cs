@@ -7,7 +7,7 @@ namespace Guard.Sensor.Response;
 /// pid. Raw syscalls (pidfd_open 434, pidfd_send_signal 424) so glibc older
 /// than 2.36 works.
 /// </summary>
-public sealed class Pidfd : IDisposable
+public sealed unsafe partial class Pidfd : IDisposable
 {
     private const long SysPidfdOpen = 434;
     private const long SysPidfdSendSignal = 424;
@@ -44,6 +44,26 @@ public sealed class Pidfd : IDisposable
         long dup = Libc.Syscall(SysPidfdGetfd, fd.Fd, targetFd, 0, 0);
         return dup < 0 ? null : new FileDescriptor((int)dup);
     }
+
+    /// <summary>Waits up to <paramref name="timeoutMs"/> for the process to exit (a zombie has exited); true when it has.</summary>
+    public bool WaitExit(int timeoutMs)
+    {
+        var poll = new PollFd { Fd = fd.Fd, Events = PollIn };
+        return Poll(&poll, 1, timeoutMs) > 0;
+    }
+
+    private const short PollIn = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll")]
+    private static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
     public void Dispose() => fd.Dispose();
 }

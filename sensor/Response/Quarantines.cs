@@ -277,7 +277,7 @@ public sealed class Quarantines
     {
         List<(ulong Id, GuardQuarantine Record)> left = kernel.Records();
         if (left.Count == 0)
-            QuarantineKernel.RemoveAllPins();
+            QuarantineKernel.RemoveAll();
         else if (left.All(r => r.Record.Mode != QuarantineMode.Tree))
             QuarantineKernel.RemoveTreeLinks();
     }

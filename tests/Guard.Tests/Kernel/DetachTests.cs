@@ -41,7 +41,7 @@ public sealed class DetachTests
             Assert.Equal(0, watch.ExitCode); // SIGTERM: a clean detach and a summary
             Assert.Contains("guard watch: detached", watch.StandardError.ReadToEnd(), StringComparison.Ordinal);
             Assert.Empty(GuardProgramsLoaded.List());
-            Assert.False(Directory.Exists(QuarantineKernel.PinRoot), "pins are left");
+            Assert.False(Directory.Exists(Pins.Root), "pins are left");
             Assert.Contains("State:\tS", File.ReadAllText($"/proc/{held.Id}/status"), StringComparison.Ordinal); // released, not left stopped
             JsonElement audit = JsonDocument.Parse(console.JsonLines().Single()).RootElement;
             Assert.Equal("detach-all", audit.GetProperty("event").GetProperty("action").GetString());

@@ -16,7 +16,7 @@ namespace Guard.Tests.Kernel;
 public sealed class StratumTests
 {
     // The pool: accepts one connection, records every byte for 3 s.
-    private const string Pool = """
+    internal const string Pool = """
         import socket, sys, time
         l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         l.bind(('127.0.0.1', 3333)); l.listen()
@@ -36,7 +36,7 @@ public sealed class StratumTests
 
     // The miner: connects, says its first line whole or a byte at a time, then keeps going.
     // The line comes from a file: on the command line, a wallet in it would be found at exec.
-    private const string Miner = """
+    internal const string Miner = """
         import os, socket, sys, time
         while not os.path.exists(sys.argv[1] + '.ready'): time.sleep(0.01)
         s = socket.create_connection(('127.0.0.1', 3333))

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Guard.Cli;
+using Guard.Sensor.Bpf;
 using Guard.Tests.Support;
 using Xunit;
 
@@ -45,32 +46,40 @@ public sealed class WatchCommandTests
     }
 
     [Fact]
-    public void WatchDetachesCleanlyLeavingNoProgramLinkOrPin()
+    public void WatchDetachesItsOwnProgramsAndLeavesOnlyTheHandedOverEnforcement()
     {
         KernelRequirements.Check();
         var console = new TestConsole();
         int rc = GuardCli.Run(["watch", "--duration", "1s", "--output", "json", "--gpu-device", "1:7"], console);
         Assert.True(rc == 0, console.ErrorText);
         Assert.Contains("guard watch: detached", console.ErrorText, StringComparison.Ordinal);
+        Assert.Contains("enforcement programs stay", console.ErrorText, StringComparison.Ordinal);
         Assert.Contains("guard_ioctl", console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
 
-        // The kernel frees a detached program after an RCU grace period: allow it a moment.
-        string[] names = [];
-        for (int i = 0; i < 30; i++)
+        // What stays is only the enforcement, pinned; removing it leaves nothing.
+        Assert.Equal(
+            ["guard_enf_connect4", "guard_enf_connect6", "guard_enf_egress", "guard_enf_exec", "guard_enf_exit", "guard_enf_fork"],
+            Pins.Links(Pins.Root).Select(Path.GetFileName));
+        string[] names = GuardProgramNames();
+        for (int i = 0; i < 30 && names.Any(n => !n.StartsWith("guard_enf_", StringComparison.Ordinal)); i++)
         {
-            string programs = Run.Complete("bpftool", "prog", "show", "--json");
-            names = [.. JsonDocument.Parse(programs).RootElement.EnumerateArray()
-                .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")
-                .Where(n => n.StartsWith("guard_", StringComparison.Ordinal))];
-            if (names.Length == 0)
-                break;
-            Thread.Sleep(100);
+            Thread.Sleep(100); // the kernel frees a detached program after an RCU grace period
+            names = GuardProgramNames();
         }
+        Assert.All(names, n => Assert.StartsWith("guard_enf_", n, StringComparison.Ordinal));
+
+        EnforcementKernel.Remove();
+        for (int i = 0; i < 30 && (names = GuardProgramNames()).Length > 0; i++)
+            Thread.Sleep(100);
         Assert.Empty(names);
-        string links = Run.Complete("bpftool", "link", "show", "--json");
-        Assert.DoesNotContain("guard_", links, StringComparison.Ordinal);
-        Assert.False(Directory.Exists("/sys/fs/bpf/guard") && Directory.EnumerateFileSystemEntries("/sys/fs/bpf/guard").Any(), "guard watch leaves no pins");
+        Assert.DoesNotContain("guard_", Run.Complete("bpftool", "link", "show", "--json"), StringComparison.Ordinal);
+        Assert.Empty(Pins.Links(Pins.Root));
     }
+
+    private static string[] GuardProgramNames() =>
+        [.. JsonDocument.Parse(Run.Complete("bpftool", "prog", "show", "--json")).RootElement.EnumerateArray()
+            .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")
+            .Where(n => n.StartsWith("guard_", StringComparison.Ordinal))];
 
     [Fact]
     public void TextOutputIsOneReadableLinePerEvent()

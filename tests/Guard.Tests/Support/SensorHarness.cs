@@ -154,7 +154,21 @@ public static class KernelRequirements
 
 /// <summary>Kernel tests attach at the cgroup root and share the machine: one at a time.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class KernelTestGroup
+public sealed class KernelTestGroup : ICollectionFixture<PinRootCleanup>
 {
     public const string Name = "kernel";
+}
+
+/// <summary>
+/// After the last kernel test: enforcement a `guard watch` of the tests
+/// handed over, and anything else left under this run's own pin root, goes.
+/// </summary>
+public sealed class PinRootCleanup : IDisposable
+{
+    public void Dispose()
+    {
+        string root = Guard.Sensor.Bpf.Pins.Root;
+        if (root.StartsWith("/sys/fs/bpf/guard-test-", StringComparison.Ordinal))
+            Guard.Sensor.Bpf.Pins.Remove(root);
+    }
 }

@@ -1,0 +1,89 @@
+using Guard.Sensor.Events;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// The policy as the kernel applies it itself (bpf/verdicts.h): miner and
+/// job-root names, allowed users, executables and destinations, Stratum
+/// methods. The sensor's object and the enforcement object both carry these maps.
+/// </summary>
+internal static unsafe class PolicyMaps
+{
+    /// <summary>Writes what the kernel judges itself into a loaded object's maps (names from verdicts.h).</summary>
+    public static void Write(nint obj, InKernelRules rules)
+    {
+        int miners = MapFd(obj, "miner_names");
+        int roots = MapFd(obj, "job_root_names");
+        int uids = MapFd(obj, "allowed_uids");
+        var flags = new Dictionary<string, uint>();
+        foreach (string name in rules.MinersAnywhere)
+            flags[Processes.Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+        foreach (string name in rules.MinersInJobs)
+        {
+            string comm = Processes.Comm.Of(name);
+            flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+        }
+        foreach ((string name, uint value) in flags)
+            Update(miners, name, value);
+        foreach (string name in rules.JobRoots)
+            Update(roots, Processes.Comm.Of(name), 1);
+        int methods = MapFd(obj, "stratum_methods");
+        foreach (string method in rules.StratumMethods)
+        {
+            GuardMethod key = default;
+            if (System.Text.Encoding.UTF8.GetByteCount(method) >= GuardMethod.Capacity)
+                throw new SensorException($"Stratum method '{method}' is longer than {GuardMethod.Capacity - 1} bytes");
+            System.Text.Encoding.UTF8.GetBytes(method, key.Name);
+            uint verdict = rules.DropStratum ? GuardMethod.Drop : GuardMethod.Alert;
+            int rc = Libbpf.MapUpdate(methods, &key, &verdict, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+        int destinations = MapFd(obj, "allowed_destinations");
+        foreach (DestinationRule rule in rules.AllowedDestinations)
+        {
+            var key = new GuardDestinationKey { PrefixLength = (uint)(16 + rule.PrefixBits) };
+            key.Port[0] = (byte)(rule.Port >> 8);
+            key.Port[1] = (byte)rule.Port;
+            rule.Network.CopyTo(key.Address);
+            byte one = 1;
+            int rc = Libbpf.MapUpdate(destinations, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+        int files = MapFd(obj, "allowed_files");
+        foreach ((uint device, ulong inode) in rules.AllowedFiles)
+        {
+            var key = new GuardFileKey { Inode = inode, Device = device };
+            byte one = 1;
+            int rc = Libbpf.MapUpdate(files, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed executables into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+        foreach (uint uid in rules.AllowedUids)
+        {
+            uint key = uid, one = 1;
+            int rc = Libbpf.MapUpdate(uids, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the allowed users into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+    }
+
+    private static void Update(int fd, string name, uint value)
+    {
+        GuardName key = default;
+        System.Text.Encoding.UTF8.GetBytes(name, key.Name);
+        int rc = Libbpf.MapUpdate(fd, &key, &value, 0);
+        if (rc != 0)
+            throw new SensorException($"cannot write '{name}' into a kernel map: {Libc.ErrorText(-rc)}");
+    }
+
+
+
+    private static int MapFd(nint obj, string name)
+    {
+        nint map = Libbpf.FindMap(obj, name);
+        int fd = map == 0 ? -1 : Libbpf.MapFd(map);
+        return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
+    }
+}
