@@ -14,17 +14,19 @@ public sealed record LoggedAction(string Timestamp, string Action, bool Succeede
 /// </summary>
 public sealed class ActionLog
 {
-    public const string DefaultPath = "/run/guard/actions.jsonl";
+    /// <summary>/run/guard/actions.jsonl, or GUARD_ACTION_LOG when set (tests keep their own).</summary>
+    public static string DefaultPath =>
+        Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is { Length: > 0 } path ? path : "/run/guard/actions.jsonl";
     private const long RotateBytes = 1 << 20;
 
     private readonly string path;
     private readonly EcsEncoder encoder;
     private readonly JsonLineWriter writer = new();
 
-    public ActionLog(EcsEncoder encoder, string path = DefaultPath)
+    public ActionLog(EcsEncoder encoder, string? path = null)
     {
         this.encoder = encoder;
-        this.path = path;
+        this.path = path ?? DefaultPath;
     }
 
     public void Append(ActionEvent action)
@@ -45,8 +47,9 @@ public sealed class ActionLog
     }
 
     /// <summary>The latest <paramref name="count"/> actions, oldest first; lines that do not parse are skipped.</summary>
-    public static IReadOnlyList<LoggedAction> Recent(int count, string path = DefaultPath)
+    public static IReadOnlyList<LoggedAction> Recent(int count, string? path = null)
     {
+        path ??= DefaultPath;
         if (!File.Exists(path))
             return [];
         var recent = new List<LoggedAction>();

@@ -142,9 +142,6 @@ public static class KernelRequirements
 {
     public static void Check()
     {
-        // This run's own pin root: a production Guard's holds on this host are never touched.
-        if (Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") is null)
-            Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", $"/sys/fs/bpf/guard-test-{Environment.ProcessId}");
         if (Environment.UserName != "root" && Guard.Sensor.Bpf.Privileges.Missing().Count > 0)
             throw new XunitException("kernel tests need root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN): run them with sudo, as CI does");
         if (!File.Exists("/sys/kernel/btf/vmlinux"))
@@ -160,6 +157,22 @@ public sealed class KernelTestGroup : ICollectionFixture<PinRootCleanup>
 }
 
 /// <summary>
+/// This test run's own pin root and action log, set before any test runs:
+/// a production Guard's holds, enforcement and log on this host are never touched.
+/// </summary>
+internal static class TestRunState
+{
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Isolate()
+    {
+        if (Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") is null)
+            Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", $"/sys/fs/bpf/guard-test-{Environment.ProcessId}");
+        if (Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is null)
+            Environment.SetEnvironmentVariable("GUARD_ACTION_LOG", Path.Combine(Path.GetTempPath(), $"guard-test-{Environment.ProcessId}-actions.jsonl"));
+    }
+}
+
+/// <summary>
 /// After the last kernel test: enforcement a `guard watch` of the tests
 /// handed over, and anything else left under this run's own pin root, goes.
 /// </summary>
@@ -170,5 +183,8 @@ public sealed class PinRootCleanup : IDisposable
         string root = Guard.Sensor.Bpf.Pins.Root;
         if (root.StartsWith("/sys/fs/bpf/guard-test-", StringComparison.Ordinal))
             Guard.Sensor.Bpf.Pins.Remove(root);
+        string log = Guard.Sensor.Output.ActionLog.DefaultPath;
+        if (log.StartsWith(Path.GetTempPath(), StringComparison.Ordinal))
+            File.Delete(log);
     }
 }
