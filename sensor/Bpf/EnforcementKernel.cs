@@ -36,20 +36,14 @@ public static unsafe class EnforcementKernel
         KernelMounts.EnsureBpfFs();
         LibbpfLog.Install();
         LibbpfLog.Clear();
-        byte[] image = KernelSession.EmbeddedObject(ObjectName);
-        nint obj;
-        fixed (byte* p = image)
-            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, null);
-        if (obj == 0)
-            throw new SensorException($"cannot open the embedded enforcement object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        nint obj = KernelSession.OpenEmbedded(ObjectName);
         try
         {
             int err = Libbpf.ObjectLoad(obj);
             if (err != 0)
                 throw new SensorException(KernelSession.LoadFailure(-err));
             PolicyMaps.Write(obj, rules);
-            nint members = Libbpf.FindMap(obj, "job_members");
-            int membersFd = members == 0 ? -1 : Libbpf.MapFd(members);
+            int membersFd = KernelSession.MapFd(obj, "job_members");
             foreach ((uint tgid, GuardJobMember member) in jobMembers)
             {
                 uint key = tgid;

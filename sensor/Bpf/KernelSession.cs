@@ -45,13 +45,28 @@ public sealed unsafe class KernelSession : IDisposable
 
     public int GpuClassCountsFd { get; private set; }
 
-    public static byte[] EmbeddedObject(string name = "guard.bpf.o")
+    private static byte[] EmbeddedObject(string name)
     {
         using Stream stream = typeof(KernelSession).Assembly.GetManifestResourceStream(name)
             ?? throw new SensorException($"the BPF object is not embedded in this build ({name} resource missing)");
         var bytes = new byte[stream.Length];
         stream.ReadExactly(bytes);
         return bytes;
+    }
+
+    /// <summary>Opens an embedded object (not loaded yet); maps it pins by name go under <paramref name="pinRoot"/>.</summary>
+    internal static nint OpenEmbedded(string name, string? pinRoot = null)
+    {
+        byte[] image = EmbeddedObject(name);
+        byte[]? root = pinRoot is null ? null : System.Text.Encoding.UTF8.GetBytes(pinRoot + "\0");
+        nint obj;
+        fixed (byte* p = image)
+        fixed (byte* r = root)
+        {
+            var options = new Libbpf.ObjectOpenOptions { Size = (nuint)sizeof(Libbpf.ObjectOpenOptions), PinRootPath = r };
+            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, &options);
+        }
+        return obj != 0 ? obj : throw new SensorException($"cannot open the embedded BPF object {name}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
     }
 
     public static KernelSession Open(KernelOptions options)
@@ -64,12 +79,7 @@ public sealed unsafe class KernelSession : IDisposable
         LibbpfLog.Clear();
 
         // 1. open
-        byte[] image = EmbeddedObject();
-        nint obj;
-        fixed (byte* p = image)
-            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, null);
-        if (obj == 0)
-            throw new SensorException($"cannot open the embedded BPF object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        nint obj = OpenEmbedded("guard.bpf.o");
         var session = new KernelSession(obj);
         try
         {
@@ -211,7 +221,10 @@ public sealed unsafe class KernelSession : IDisposable
         return program != 0 ? program : throw new SensorException($"the BPF object has no program {name}: sensor and object disagree");
     }
 
-    private int MapFd(string name)
+    private int MapFd(string name) => MapFd(obj, name);
+
+    /// <summary>A map of a loaded object by name; its absence means sensor and object were built apart.</summary>
+    internal static int MapFd(nint obj, string name)
     {
         nint map = Libbpf.FindMap(obj, name);
         int fd = map == 0 ? -1 : Libbpf.MapFd(map);

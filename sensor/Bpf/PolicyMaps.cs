@@ -12,9 +12,9 @@ internal static unsafe class PolicyMaps
     /// <summary>Writes what the kernel judges itself into a loaded object's maps (names from verdicts.h).</summary>
     public static void Write(nint obj, InKernelRules rules)
     {
-        int miners = MapFd(obj, "miner_names");
-        int roots = MapFd(obj, "job_root_names");
-        int uids = MapFd(obj, "allowed_uids");
+        int miners = KernelSession.MapFd(obj, "miner_names");
+        int roots = KernelSession.MapFd(obj, "job_root_names");
+        int uids = KernelSession.MapFd(obj, "allowed_uids");
         var flags = new Dictionary<string, uint>();
         foreach (string name in rules.MinersAnywhere)
             flags[Processes.Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
@@ -27,7 +27,7 @@ internal static unsafe class PolicyMaps
             Update(miners, name, value);
         foreach (string name in rules.JobRoots)
             Update(roots, Processes.Comm.Of(name), 1);
-        int methods = MapFd(obj, "stratum_methods");
+        int methods = KernelSession.MapFd(obj, "stratum_methods");
         foreach (string method in rules.StratumMethods)
         {
             GuardMethod key = default;
@@ -39,7 +39,7 @@ internal static unsafe class PolicyMaps
             if (rc != 0)
                 throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
         }
-        int destinations = MapFd(obj, "allowed_destinations");
+        int destinations = KernelSession.MapFd(obj, "allowed_destinations");
         foreach (DestinationRule rule in rules.AllowedDestinations)
         {
             var key = new GuardDestinationKey { PrefixLength = (uint)(16 + rule.PrefixBits) };
@@ -51,7 +51,7 @@ internal static unsafe class PolicyMaps
             if (rc != 0)
                 throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
         }
-        int files = MapFd(obj, "allowed_files");
+        int files = KernelSession.MapFd(obj, "allowed_files");
         foreach ((uint device, ulong inode) in rules.AllowedFiles)
         {
             var key = new GuardFileKey { Inode = inode, Device = device };
@@ -79,11 +79,4 @@ internal static unsafe class PolicyMaps
     }
 
 
-
-    private static int MapFd(nint obj, string name)
-    {
-        nint map = Libbpf.FindMap(obj, name);
-        int fd = map == 0 ? -1 : Libbpf.MapFd(map);
-        return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
-    }
 }

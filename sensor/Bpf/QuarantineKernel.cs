@@ -7,19 +7,20 @@ namespace Guard.Sensor.Bpf;
 
 /// <summary>
 /// The kernel side of quarantine (bpf/quarantine.bpf.c): its maps and the
-/// links of its deny programs, all pinned under /sys/fs/bpf/guard so a hold
+/// links of its deny programs, all pinned under /sys/fs/bpf/guard/quarantine so a hold
 /// outlives whoever made it. Opened from the pins to read or undo a hold;
 /// loaded from the embedded object to attach programs for a new one.
 /// </summary>
 public sealed unsafe class QuarantineKernel : IDisposable
 {
-    /// <summary>Where holds are pinned: their maps, tree/ and cgroup-ID/ links.</summary>
-    public static string PinRoot => Path.Join(Pins.Root, "quarantine");
     private const string ObjectName = "quarantine.bpf.o";
     private const string RecordsMap = "quarantines";
     private const string TgidsMap = "quarantine_tgids";
     private const string SocketsMap = "quarantine_socks";
     private const string DevicesMap = "quarantine_devices";
+
+    /// <summary>Where holds are pinned: their maps, tree/ and cgroup-ID/ links.</summary>
+    public static string PinRoot => Path.Join(Pins.Root, "quarantine");
 
     private static string TreeLinks => Path.Join(PinRoot, "tree");
 
@@ -84,31 +85,14 @@ public sealed unsafe class QuarantineKernel : IDisposable
         Directory.CreateDirectory(PinRoot);
         LibbpfLog.Install();
         LibbpfLog.Clear();
-        byte[] image = KernelSession.EmbeddedObject(ObjectName);
-        nint obj;
-        byte[] pinRoot = System.Text.Encoding.UTF8.GetBytes(PinRoot + "\0");
-        fixed (byte* p = image)
-        fixed (byte* root = pinRoot)
-        {
-            var options = new Libbpf.ObjectOpenOptions { Size = (nuint)sizeof(Libbpf.ObjectOpenOptions), PinRootPath = root };
-            obj = Libbpf.ObjectOpenMem(p, (nuint)image.Length, &options);
-        }
-        if (obj == 0)
-            throw new SensorException($"cannot open the embedded quarantine object: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        nint obj = KernelSession.OpenEmbedded(ObjectName, PinRoot);
         int err = Libbpf.ObjectLoad(obj);
         if (err != 0)
         {
             Libbpf.ObjectClose(obj);
             throw new SensorException(KernelSession.LoadFailure(-err));
         }
-        return new QuarantineKernel(obj, MapFd(obj, RecordsMap), MapFd(obj, TgidsMap), MapFd(obj, SocketsMap), MapFd(obj, DevicesMap), []);
-    }
-
-    private static int MapFd(nint obj, string name)
-    {
-        nint map = Libbpf.FindMap(obj, name);
-        int fd = map == 0 ? -1 : Libbpf.MapFd(map);
-        return fd >= 0 ? fd : throw new SensorException($"the quarantine object has no map {name}: sensor and object disagree");
+        return new QuarantineKernel(obj, KernelSession.MapFd(obj, RecordsMap), KernelSession.MapFd(obj, TgidsMap), KernelSession.MapFd(obj, SocketsMap), KernelSession.MapFd(obj, DevicesMap), []);
     }
 
     /// <summary>Attaches the tree-mode programs at the cgroup root and pins their links, unless they are pinned already.</summary>

@@ -32,19 +32,27 @@ public sealed class Responder
             return [];
         var actions = new List<ActionEvent>();
         var response = new List<string>();
+        IReadOnlyList<int> killed = alert.KilledInKernel ? [process.Pid] : [];
         if (!alert.KilledInKernel)
         {
             // Evidence first: after the kill there is nothing left in /proc to read.
-            if (OpenConnections.Of(process.Pid) is { Count: > 0 } connections)
+            if (OpenConnections.Of(process.Pid, process.StartTicks) is { Count: > 0 } connections)
                 alert.Evidence = [.. alert.Evidence, new("connections", string.Join(", ", connections))];
             KillOutcome outcome = killer.Kill(new ProcessTarget(process.Pid, process.StartTicks), KillScope.Tree);
             double ms = (Libc.NowNs(Libc.ClockBoottime) - alert.TimeNs) / 1e6;
             response.Add(outcome.Done ? $"{outcome.Message} (pidfd), {ms:F1} ms after the event" : $"kill refused: {outcome.Message}");
             actions.Add(outcome.Describe(process, alert.Rule));
+            killed = outcome.Signalled;
         }
         ProcessTarget? root = alert.JobRoot is { } r ? new ProcessTarget(r.Pid, r.StartTicks) : null;
         Job? cgroupJob = process.Job is { } j && !policy.Jobs.IsService(j) ? j : null;
-        if (alert.RequestedAction == RuleAction.KillJob)
+        if (cgroupJob is null && root is { } own && killed.Contains(own.Pid))
+        {
+            // The miner was its own job's root (python3 miner.py from a tool shell): killing it ended the job.
+            if (alert.RequestedAction is RuleAction.KillJob or RuleAction.QuarantineJob)
+                response.Add("its job was its own tree: nothing left to hold or kill");
+        }
+        else if (alert.RequestedAction == RuleAction.KillJob)
         {
             KillOutcome? job = cgroupJob is not null ? killer.KillJob(cgroupJob, new ProcessTarget(process.Pid, process.StartTicks))
                 : root is { } t ? killer.Kill(t, KillScope.Tree)
