@@ -58,6 +58,10 @@ public static class Pins
             _ = Libbpf.LinkDetach(link.Fd); // a link kind without detach: its pin removal will do
         }
         Directory.Delete(dir, recursive: true);
+        // The root goes with its last state: nothing of Guard's is left in bpffs.
+        string root = Root;
+        if (Directory.Exists(root) && !Directory.EnumerateFileSystemEntries(root).Any())
+            Directory.Delete(root);
     }
 
     /// <summary>Every pinned link below <paramref name="dir"/> (links are named after their program, guard_*).</summary>
