@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Events;
 using Guard.Sensor.Output;
 using Guard.Sensor.Response;
 
@@ -46,8 +47,8 @@ public static class StatusCommand
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
         foreach (HeldJob h in held)
         {
-            string how = h.Mode == Guard.Sensor.Events.QuarantineMode.Cgroup ? $"cgroup {h.CgroupPath} frozen" : "tree stopped";
-            string until = h.Deadline is { } d ? $"; {(h.OnTimeout == Guard.Sensor.Events.QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
+            string how = h.Mode == QuarantineMode.Cgroup ? $"cgroup {h.CgroupPath} frozen" : "tree stopped";
+            string until = h.Deadline is { } d ? $"; {(h.OnTimeout == QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
             o.WriteLine($"  {h.Job}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
             o.WriteLine($"    reason: {h.Reason}");
         }
@@ -81,7 +82,7 @@ public static class StatusCommand
             {
                 w.WriteStartObject();
                 w.WriteString("job", h.Job);
-                w.WriteString("mode", h.Mode == Guard.Sensor.Events.QuarantineMode.Cgroup ? "cgroup" : "tree");
+                w.WriteString("mode", h.Mode == QuarantineMode.Cgroup ? "cgroup" : "tree");
                 if (h.CgroupPath is { } cgroup)
                     w.WriteString("cgroup", cgroup);
                 w.WriteStartArray("pids");
@@ -92,7 +93,7 @@ public static class StatusCommand
                 if (h.Deadline is { } d)
                 {
                     w.WriteString("deadline", d);
-                    w.WriteString("then", h.OnTimeout == Guard.Sensor.Events.QuarantineExpiry.Kill ? "kill" : "release");
+                    w.WriteString("then", h.OnTimeout == QuarantineExpiry.Kill ? "kill" : "release");
                 }
                 w.WriteString("ordered_by", h.OrderedBy);
                 w.WriteNumber("ordered_by_uid", h.OrderedByUid);

@@ -102,6 +102,25 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_map_get_next_key")]
     internal static partial int MapNextKey(int fd, void* key, void* nextKey);
 
+    /// <summary>Every (key, value) of a hash map, in the kernel's order; entries deleted meanwhile are skipped.</summary>
+    internal static List<(TKey Key, TValue Value)> Entries<TKey, TValue>(int fd)
+        where TKey : unmanaged
+        where TValue : unmanaged
+    {
+        var entries = new List<(TKey, TValue)>();
+        TKey key = default, next = default;
+        TValue value = default;
+        TKey* previous = null;
+        while (MapNextKey(fd, previous, &next) == 0)
+        {
+            if (MapLookup(fd, &next, &value) == 0)
+                entries.Add((next, value));
+            key = next;
+            previous = &key;
+        }
+        return entries;
+    }
+
     [LibraryImport(Library, EntryPoint = "bpf_map_delete_elem")]
     internal static partial int MapDelete(int fd, void* key);
 

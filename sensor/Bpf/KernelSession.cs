@@ -232,36 +232,13 @@ public sealed unsafe class KernelSession : IDisposable
     }
 
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>
-    public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers()
-    {
-        var members = new List<(uint, GuardJobMember)>();
-        uint key = 0, next = 0;
-        uint* previous = null;
-        GuardJobMember value;
-        while (Libbpf.MapNextKey(jobMembersFd, previous, &next) == 0)
-        {
-            if (Libbpf.MapLookup(jobMembersFd, &next, &value) == 0)
-                members.Add((next, value));
-            key = next;
-            previous = &key;
-        }
-        return members;
-    }
+    public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers() => Libbpf.Entries<uint, GuardJobMember>(jobMembersFd);
 
     /// <summary>Appends (pid, context switches with a non-default rounding mode) for every process the kernel counted.</summary>
     public void ReadRoundingSwitches(List<(int Pid, ulong Count)> into)
     {
-        int fd = roundingSwitchesFd;
-        uint key = 0, next = 0;
-        ulong value = 0;
-        uint* previous = null;
-        while (Libbpf.MapNextKey(fd, previous, &next) == 0)
-        {
-            if (Libbpf.MapLookup(fd, &next, &value) == 0)
-                into.Add(((int)next, value));
-            key = next;
-            previous = &key;
-        }
+        foreach ((uint pid, ulong count) in Libbpf.Entries<uint, ulong>(roundingSwitchesFd))
+            into.Add(((int)pid, count));
     }
 
     /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>

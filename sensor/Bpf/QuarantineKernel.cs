@@ -148,21 +148,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         _ = Libbpf.MapDelete(RecordsFd, &key);
     }
 
-    public List<(ulong Id, GuardQuarantine Record)> Records()
-    {
-        var all = new List<(ulong, GuardQuarantine)>();
-        ulong key = 0, next = 0;
-        ulong* previous = null;
-        GuardQuarantine value;
-        while (Libbpf.MapNextKey(RecordsFd, previous, &next) == 0)
-        {
-            if (Libbpf.MapLookup(RecordsFd, &next, &value) == 0)
-                all.Add((next, value));
-            key = next;
-            previous = &key;
-        }
-        return all;
-    }
+    public List<(ulong Id, GuardQuarantine Record)> Records() => Libbpf.Entries<ulong, GuardQuarantine>(RecordsFd);
 
     /// <summary>Holds a process: the kernel denies it, and holds its children from fork.</summary>
     public void HoldTgid(int tgid, ulong id)
@@ -182,21 +168,8 @@ public sealed unsafe class QuarantineKernel : IDisposable
     }
 
     /// <summary>The processes a tree-mode quarantine holds now (the kernel drops them at exit).</summary>
-    public List<int> TgidsOf(ulong id)
-    {
-        var pids = new List<int>();
-        uint key = 0, next = 0;
-        uint* previous = null;
-        ulong value = 0;
-        while (Libbpf.MapNextKey(TgidsFd, previous, &next) == 0)
-        {
-            if (Libbpf.MapLookup(TgidsFd, &next, &value) == 0 && value == id)
-                pids.Add((int)next);
-            key = next;
-            previous = &key;
-        }
-        return pids;
-    }
+    public List<int> TgidsOf(ulong id) =>
+        [.. Libbpf.Entries<uint, ulong>(TgidsFd).Where(e => e.Value == id).Select(e => (int)e.Key)];
 
     public void ForgetTgid(int tgid)
     {

@@ -70,9 +70,7 @@ public sealed class JobResponseTests
     public void KillJobEndsTheJobThatLaunchedTheMiner()
     {
         using var dir = new TempDir();
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse("[rules]\nminer-in-job = \"kill-job\"\n", "kill-job.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over("[rules]\nminer-in-job = \"kill-job\"\n");
         using Process job = StartJob(dir);
         try
         {

@@ -100,9 +100,7 @@ public sealed class KnownMinerTests
         using var dir = new TempDir();
         string simulator = Simulator(dir, "xmrig");
         string marker = Path.Combine(dir.Path, "marker");
-        var errors = new List<PolicyError>();
-        Policy allow = PolicyParser.Parse($"[allow]\nexecutables = [\"{simulator}\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy allow = Policies.Over($"[allow]\nexecutables = [\"{simulator}\"]\n");
         using SensorHarness sensor = Watch(allow);
 
         using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
@@ -120,9 +118,7 @@ public sealed class KnownMinerTests
         using var dir = new TempDir();
         string simulator = Simulator(dir, "xmrig");
         string marker = Path.Combine(dir.Path, "marker");
-        var errors = new List<PolicyError>();
-        Policy audit = PolicyParser.Parse("mode = \"audit\"\n", "audit.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy audit = Policies.Over("mode = \"audit\"\n");
         using SensorHarness sensor = Watch(audit);
 
         using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");

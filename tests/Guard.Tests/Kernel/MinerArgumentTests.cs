@@ -45,9 +45,7 @@ public sealed class MinerArgumentTests
         File.WriteAllBytes(simulator, [.. File.ReadAllBytes("/bin/sh"), .. Guid.NewGuid().ToByteArray()]);
         File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string hash = Sha256.HexOf(File.ReadAllBytes(simulator));
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse($"[indicators]\nminer_hashes = [\"{hash}\"]\n", "hashes.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over($"[indicators]\nminer_hashes = [\"{hash}\"]\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
 
         using Process p = Run.Start(simulator, "-c", "sleep 2");
@@ -65,9 +63,7 @@ public sealed class MinerArgumentTests
         string simulator = Path.Combine(dir.Path, "allowed-tool");
         File.Copy("/bin/sh", simulator);
         File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse($"[allow]\nexecutables = [\"{simulator}\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over($"[allow]\nexecutables = [\"{simulator}\"]\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
 
         using Process p = Run.Start(simulator, "-c", "true", "--donate-level", "1");

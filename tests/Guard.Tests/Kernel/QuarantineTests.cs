@@ -110,6 +110,15 @@ public sealed class QuarantineTests : IDisposable
         return job;
     }
 
+    /// <summary>The job in a cgroup of this test's own, named like a systemd service: a job with its own cgroup.</summary>
+    private (Process Job, string Name, string Dir) StartJobInItsOwnCgroup()
+    {
+        string name = $"guard-test-{Guid.NewGuid():N}"[..24] + ".service";
+        string dir = cgroup = Path.Combine(KernelMounts.FindCgroup2Root(), name);
+        Directory.CreateDirectory(dir);
+        return (StartJob(p => File.WriteAllText(Path.Combine(dir, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture))), name, dir);
+    }
+
     private static JsonElement Attempt(Process job)
     {
         job.StandardInput.WriteLine("go");
@@ -202,17 +211,14 @@ public sealed class QuarantineTests : IDisposable
     public void JobCgroupIsFrozenDeniedAndKilledWholeByGuardKill()
     {
         KernelRequirements.Check();
-        string name = $"guard-test-{Guid.NewGuid():N}"[..24] + ".service";
-        cgroup = Path.Combine(KernelMounts.FindCgroup2Root(), name);
-        Directory.CreateDirectory(cgroup);
-        Process job = StartJob(p => File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture)));
+        (Process job, string name, string dir) = StartJobInItsOwnCgroup();
 
         (int code, TestConsole hold) = Guard("quarantine", "--job", $"systemd:{name}", "--gpu-device", StandInGpu);
         Assert.True(code == 0, hold.ErrorText);
-        Assert.Contains("frozen 1", File.ReadAllLines(Path.Combine(cgroup, "cgroup.events")));
+        Assert.Contains("frozen 1", File.ReadAllLines(Path.Combine(dir, "cgroup.events")));
 
         // The escape: someone thaws the cgroup. The programs attached to it still deny.
-        File.WriteAllText(Path.Combine(cgroup, "cgroup.freeze"), "0");
+        File.WriteAllText(Path.Combine(dir, "cgroup.freeze"), "0");
         JsonElement held = Attempt(job);
         Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());
         Assert.Equal(Eperm, held.GetProperty("gpu").GetInt32());
@@ -235,16 +241,13 @@ public sealed class QuarantineTests : IDisposable
     public void ReleaseRestoresAFrozenJobExactly()
     {
         KernelRequirements.Check();
-        string name = $"guard-test-{Guid.NewGuid():N}"[..24] + ".service";
-        cgroup = Path.Combine(KernelMounts.FindCgroup2Root(), name);
-        Directory.CreateDirectory(cgroup);
-        Process job = StartJob(p => File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture)));
+        (Process job, string name, string dir) = StartJobInItsOwnCgroup();
         (int code, TestConsole hold) = Guard("quarantine", "--job", $"systemd:{name}", "--gpu-device", StandInGpu);
         Assert.True(code == 0, hold.ErrorText);
 
         (code, TestConsole release) = Guard("release", "--job", $"systemd:{name}");
         Assert.True(code == 0, release.ErrorText);
-        Assert.Contains("frozen 0", File.ReadAllLines(Path.Combine(cgroup, "cgroup.events")));
+        Assert.Contains("frozen 0", File.ReadAllLines(Path.Combine(dir, "cgroup.events")));
         Attempt(job); // the "held" round, now free
         JsonElement free = Attempt(job);
         Assert.Equal(0, free.GetProperty("connect").GetInt32());

@@ -27,9 +27,7 @@ public sealed class RandomxTests
     [Fact]
     public void ASpinnerInANonDefaultRoundingModeIsFoundAndKilled()
     {
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse("[thresholds]\nrandomx_rounding_switches = 50\nrandomx_window_seconds = 10\n", "randomx.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over("[thresholds]\nrandomx_rounding_switches = 50\nrandomx_window_seconds = 10\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
         Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == "guard_fpu");
 

@@ -102,9 +102,7 @@ public sealed class StratumTests
     {
         using var dir = new TempDir();
         string received = Path.Combine(dir.Path, "received");
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse("[allow]\ndestinations = [\"127.0.0.1:3333\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over("[allow]\ndestinations = [\"127.0.0.1:3333\"]\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
         string line = File.ReadLines(Path.Combine(AppContext.BaseDirectory, "Fixtures", "corpus", "stratum-first-lines.txt")).First(l => l.StartsWith('{'));
         string first = dir.File("first-line", line);
@@ -141,9 +139,7 @@ public sealed class StratumTests
     public void AnAuditedMinerReconnectingGivesOneAlertAndThenItsCount()
     {
         using var dir = new TempDir();
-        var errors = new List<PolicyError>();
-        Policy audit = PolicyParser.Parse("mode = \"audit\"\n", "audit.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy audit = Policies.Over("mode = \"audit\"\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = audit });
         const string pool = """
             import socket

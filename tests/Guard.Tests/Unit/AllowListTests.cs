@@ -10,11 +10,8 @@ public sealed class AllowListTests
 {
     private static AllowedDestinations From(params string[] destinations)
     {
-        var errors = new List<PolicyError>();
         string list = string.Join(", ", destinations.Select(d => $"\"{d}\""));
-        Policy policy = PolicyParser.Parse($"[allow]\ndestinations = [{list}]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
-        return new AllowedDestinations(policy);
+        return new AllowedDestinations(Policies.Over($"[allow]\ndestinations = [{list}]\n"));
     }
 
     private static bool Allows(AllowedDestinations allowed, string address, ushort port)
@@ -46,9 +43,7 @@ public sealed class AllowListTests
         using var dir = new TempDir();
         string tool = dir.File("xmrig-lookalike", "#!/bin/sh\necho internal benchmark\n");
         string hash = Sha256.HexOf(File.ReadAllBytes(tool));
-        var errors = new List<PolicyError>();
-        Policy policy = PolicyParser.Parse($"[allow]\nhashes = [\"{hash.ToUpperInvariant()}\"]\n", "allow.toml", PolicyLoader.BuiltIn, errors);
-        Assert.Empty(errors);
+        Policy policy = Policies.Over($"[allow]\nhashes = [\"{hash.ToUpperInvariant()}\"]\n");
         var allowed = new AllowedProcesses(policy, new ExecutableHashes());
         var process = new ProcessEntry(4242, 1, "test-1-4242", ProcessOrigin.Exec) { Executable = System.Text.Encoding.UTF8.GetBytes(tool) };
         Assert.True(allowed.Allows(process));
