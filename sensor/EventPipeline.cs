@@ -100,6 +100,7 @@ public sealed class EventPipeline : IRecordHandler
         EmitProcess(EventType.Exit, entry, now, record.ExitCode);
         if (entry is not null)
         {
+            Detection?.GpuIntruders.Forget(entry);
             dueAlerts.Clear();
             alertCounts.OnExit(entry, dueAlerts);
             foreach (AlertEvent repeated in dueAlerts)
@@ -261,6 +262,9 @@ public sealed class EventPipeline : IRecordHandler
             gpuEvent.Activity = gpu;
             EmitGpu(GpuEventKind.Activity, entry, nowNs, gpu.Major, gpu.Minor, gpu.Role, 0, 0);
             gpuEvent.Activity = null;
+            if (Detection is { } detection && !detection.Allowed.Allows(entry)
+                && detection.GpuIntruders.OnGpuWork(entry, gpu, table, nowNs) is { } alert)
+                Respond(alert);
         }
     }
 

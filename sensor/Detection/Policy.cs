@@ -40,7 +40,7 @@ public static class Detectors
         new("stratum", true, "a complete Stratum first line on a new outbound connection"),
         new("pool-sni", true, "a TLS ClientHello naming a pool domain"),
         new("randomx", true, "sustained non-default FPU rounding mode (RandomX)"),
-        new("gpu-intruder", false, "GPU work by a process in a job that is not one of its workers"),
+        new("gpu-intruder", true, "GPU compute by a process in a job that is not one of its workers, or outside every job by no GPU service"),
         new("pool-dns", false, "a DNS query for a pool domain"),
         new("pool-port", false, "a connect to a pool port from inside a job"),
         new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file"),

@@ -349,6 +349,24 @@ public sealed class EcsEncoder
         w.EndObject();
     }
 
+    private static readonly (GpuWork Flag, string Name)[] WorkNames =
+    [
+        (GpuWork.Opened, "opened"), (GpuWork.Memory, "memory"), (GpuWork.Channel, "channel"),
+        (GpuWork.Compute, "compute"), (GpuWork.UnifiedMemory, "uvm"),
+    ];
+
+    private static string KindName(GpuObjectKind kind) => kind switch
+    {
+        GpuObjectKind.Client => "client",
+        GpuObjectKind.Device => "device",
+        GpuObjectKind.Memory => "memory",
+        GpuObjectKind.AddressSpace => "address-space",
+        GpuObjectKind.ChannelGroup => "channel-group",
+        GpuObjectKind.Channel => "channel",
+        GpuObjectKind.Compute => "compute",
+        _ => "copy",
+    };
+
     private static void Gpu(JsonLineWriter w, GpuEvent g)
     {
         w.StartObject("gpu"u8);
@@ -380,8 +398,21 @@ public sealed class EcsEncoder
                 hex[1] = (byte)'x';
                 Utf8Formatter.TryFormat(cls, hex[2..], out int n, new System.Buffers.StandardFormat('x', 4));
                 w.AsciiString("class"u8, hex[..(n + 2)]);
+                if (GpuClasses.Find(cls) is { } known)
+                {
+                    w.Text("name"u8, known.Name);
+                    w.Text("kind"u8, KindName(known.Kind));
+                }
                 w.Number("count"u8, count);
                 w.EndObject();
+            }
+            w.EndArray();
+            GpuWork work = a.Work;
+            w.StartArray("work"u8);
+            foreach ((GpuWork flag, string name) in WorkNames)
+            {
+                if ((work & flag) != 0)
+                    w.TextItem(name);
             }
             w.EndArray();
         }

@@ -50,6 +50,9 @@ public sealed class ProcessEntry
     /// <summary>comm: the kernel's 15-byte name.</summary>
     public byte[] Name { get; internal set; } = [];
 
+    /// <summary>The name of the program that exec'd into this one (a shell that ran its command in place); null before any exec.</summary>
+    public byte[]? ExecutedFrom { get; internal set; }
+
     /// <summary>Arguments, NUL-separated, raw bytes as the process set them.</summary>
     public byte[] Args { get; internal set; } = [];
 
@@ -128,6 +131,28 @@ public sealed class GpuActivity
     public uint Minor { get; private set; }
 
     public Gpu.GpuRole Role { get; private set; }
+
+    /// <summary>What the counts say it did: opened a GPU, allocated memory, made channels, compute objects, used UVM.</summary>
+    public Gpu.GpuWork Work
+    {
+        get
+        {
+            Gpu.GpuWork work = Opened || Counts.Any(c => c > 0) ? Gpu.GpuWork.Opened : Gpu.GpuWork.None;
+            if (Counts[(int)Gpu.IoctlKind.Uvm] > 0)
+                work |= Gpu.GpuWork.UnifiedMemory;
+            foreach (uint id in Classes.Keys)
+            {
+                work |= Gpu.GpuClasses.Find(id)?.Kind switch
+                {
+                    Gpu.GpuObjectKind.Memory => Gpu.GpuWork.Memory,
+                    Gpu.GpuObjectKind.Channel or Gpu.GpuObjectKind.ChannelGroup => Gpu.GpuWork.Channel,
+                    Gpu.GpuObjectKind.Compute => Gpu.GpuWork.Compute,
+                    _ => Gpu.GpuWork.None,
+                };
+            }
+            return work;
+        }
+    }
 
     internal void Touched(uint major, uint minor, Gpu.GpuRole role)
     {

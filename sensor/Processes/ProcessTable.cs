@@ -108,6 +108,7 @@ public sealed class ProcessTable
         entry.Executable = record.Path[..Math.Min((int)record.PathLength, PathCapacity)].ToArray();
         entry.Args = TrimTrailingNul(record.Args[..Math.Min((int)record.ArgsLength, ArgsCapacity)]);
         entry.ArgsTruncated = (record.Flags & ExecRecord.ArgsTruncated) != 0;
+        entry.ExecutedFrom = entry.Name.Length > 0 ? entry.Name : null;
         entry.Name = CString(record.Comm);
         entry.Uid = record.Uid;
         entry.UserName = users.NameOf(record.Uid);

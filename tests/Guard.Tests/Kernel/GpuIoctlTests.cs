@@ -104,4 +104,40 @@ public sealed class GpuIoctlTests
         MissingProgram missing = Assert.Single(sensor.Sensor.Kernel.Missing, m => m.Spec.Name == GuardPrograms.GpuIoctl);
         Assert.Contains("no GPU device", missing.Reason, StringComparison.Ordinal);
     }
+
+    // A training job (python3, a job root) whose tool shell starts a process of
+    // its own that creates a channel and a compute object on the stand-in GPU.
+    private const string JobWithIntruder = """
+        import subprocess, sys
+        work = "import fcntl, os, struct\n" \
+               "fd = os.open('/dev/full', os.O_RDWR)\n" \
+               "for cls in (0xc56f, 0xc6c0):\n" \
+               "    try: fcntl.ioctl(fd, (3 << 30) | (32 << 16) | (ord('F') << 8) | 0x2B, bytearray(struct.pack('<IIII', 1, 2, 3, cls) + bytes(16)), True)\n" \
+               "    except OSError: pass\n" \
+               "print(os.getpid(), flush=True)\n"
+        out = subprocess.run(['/bin/bash', '-c', f'{sys.executable} -c "$WORK"'], env={'WORK': work}, capture_output=True, text=True).stdout
+        print(out.strip(), flush=True)
+        sys.stdin.readline()
+        """;
+
+    [Fact]
+    public void GpuWorkOfAJobsShellChildIsTheChildsAndAnIntruderNotTheRoot()
+    {
+        var options = new SensorOptions { Policy = Sensor.Detection.PolicyLoader.BuiltIn, Kernel = new KernelOptions { GpuDevices = [StandIn] } };
+        using SensorHarness sensor = SensorHarness.Start(options);
+        using Process job = Run.PythonScript(JobWithIntruder);
+        int child = int.Parse(job.StandardOutput.ReadLine()!, System.Globalization.CultureInfo.InvariantCulture);
+
+        RecordedEvent alert = sensor.WaitFor("gpu-intruder alert", e => e.Action == "gpu-intruder");
+        Assert.Equal(child, alert.Pid);
+        Assert.Equal(job.Id, alert.Json.GetProperty("guard").GetProperty("job_root").GetProperty("pid").GetInt32());
+        JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+        Assert.Contains("through a shell", evidence.GetProperty("why").GetString(), StringComparison.Ordinal);
+        Assert.Contains("AMPERE_COMPUTE_A", evidence.GetProperty("classes").GetString(), StringComparison.Ordinal);
+        RecordedEvent activity = sensor.WaitFor("the child's GPU activity", e => e.Action == "gpu-activity" && e.Pid == child);
+        Assert.Contains("compute", activity.Json.GetProperty("guard").GetProperty("gpu").GetProperty("work").EnumerateArray().Select(w => w.GetString()));
+        Assert.DoesNotContain(sensor.Events, e => e.Action.StartsWith("gpu-", StringComparison.Ordinal) && e.Pid == job.Id);
+        job.StandardInput.WriteLine("done");
+        job.WaitForExit();
+    }
 }

@@ -1,0 +1,129 @@
+using System.Text;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>
+/// GPU work by a process that is not one of its training job's workers, or
+/// by a process outside every job that is no GPU service. A worker is what
+/// the job's launcher starts to run the job's code: the root itself, and
+/// launchers and interpreters below it with no shell in between, running a
+/// script from the job's own tree. Every rank under torchrun, deepspeed,
+/// accelerate or mpirun, and every DataLoader worker, is one; a binary started
+/// through the job's shell, a staged executable, or an interpreter running a
+/// script from /tmp is not.
+/// </summary>
+public sealed class GpuIntruderFindings
+{
+    private static readonly HashSet<string> Shells = ["sh", "bash", "dash", "zsh", "ksh", "fish", "busybox"];
+    private static readonly string[] SharedDirectories = ["/tmp/", "/var/tmp/", "/dev/shm/"];
+
+    private readonly Policy policy;
+    private readonly HashSet<string> roots;
+    private readonly HashSet<string> services;
+    private readonly HashSet<ProcessEntry> reported = [];
+
+    public GpuIntruderFindings(Policy policy)
+    {
+        this.policy = policy;
+        roots = [.. policy.Jobs.Roots.Select(Comm.Of)];
+        services = [.. policy.Jobs.Services.Select(Comm.Of)];
+    }
+
+    /// <summary>Judges a process whose GPU counts moved: one alert per process, once it does GPU work that is not a worker's.</summary>
+    public AlertEvent? OnGpuWork(ProcessEntry process, GpuActivity gpu, ProcessTable table, long timeNs)
+    {
+        GpuWork work = gpu.Work;
+        if ((work & (GpuWork.Compute | GpuWork.Channel)) == 0 || policy.ActionFor("gpu-intruder") == RuleAction.Off || reported.Contains(process))
+            return null;
+        table.EnsureDetails(process); // a process found in /proc at start has its arguments read now
+        if (Verdict(process) is not { } why)
+            return null;
+        reported.Add(process);
+        var classes = new StringBuilder();
+        foreach (uint id in gpu.Classes.Keys)
+            classes.Append(classes.Length > 0 ? ", " : "").Append(GpuClasses.Find(id)?.Name ?? $"0x{id:x4}");
+        return new AlertEvent
+        {
+            Rule = "gpu-intruder",
+            Description = process.JobRootPid == 0 ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
+            RequestedAction = policy.ActionFor("gpu-intruder"),
+            JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
+            Evidence =
+            [
+                new("why", why), new("executable", process.ExecutableText), new("work", work.ToString().ToLowerInvariant()),
+                new("classes", classes.ToString()),
+            ],
+            Process = process,
+            TimeNs = timeNs,
+        };
+    }
+
+    public void Forget(ProcessEntry process) => reported.Remove(process);
+
+    /// <summary>Why this process is no worker of its job, or null when it is one (or a GPU service).</summary>
+    public string? Verdict(ProcessEntry process)
+    {
+        string name = process.NameText;
+        if (services.Contains(name))
+            return null;
+        if (process.JobRootPid == 0)
+            return $"{name} uses a GPU outside every training job and is no GPU service";
+        if (process.Staging is { } staging)
+            return $"its executable is staged ({staging})";
+        if (!roots.Contains(name))
+            return $"{name} is neither a launcher nor an interpreter running the job's code";
+        if (ForeignScript(process) is { } script)
+            return $"it runs {script}, not the job's code";
+        string? shell = process.ExecutedFrom is { } previous && Shells.Contains(Encoding.UTF8.GetString(previous))
+            ? $"{Encoding.UTF8.GetString(previous)} ran it in place" : null;
+        ProcessEntry? root = process.Pid == process.JobRootPid ? process : null;
+        for (ProcessEntry? p = process.Parent; p is not null && root is null; p = p.Parent)
+        {
+            if (Shells.Contains(p.NameText))
+                shell ??= $"{p.NameText}, pid {p.Pid}";
+            else if (!roots.Contains(p.NameText))
+                return $"it descends from {p.NameText} (pid {p.Pid}), which is not the job's launcher";
+            if (p.Pid == process.JobRootPid)
+                root = p;
+        }
+        // Through a shell, an interpreter is the job's only when it runs a script of the job's own tree
+        // (an evaluation script run with shell=True); inline code or a script from elsewhere is not.
+        if (shell is not null && !RunsScriptUnder(process, root?.WorkingDirectory))
+            return $"it was started through a shell ({shell}) inside the job, running code from outside the job's tree";
+        return null;
+    }
+
+    private static bool RunsScriptUnder(ProcessEntry process, string? tree)
+    {
+        if (tree is null || ScriptOf(process) is not { } script)
+            return false;
+        string path = !script.StartsWith('/') && process.WorkingDirectory is { } cwd ? Path.GetFullPath(Path.Join(cwd, script)) : script;
+        return path.StartsWith(tree.TrimEnd('/') + "/", StringComparison.Ordinal);
+    }
+
+    /// <summary>The script an interpreter runs: its first argument that is no option; null for -c CODE and -m MODULE.</summary>
+    private static string? ScriptOf(ProcessEntry process)
+    {
+        string[] args = Encoding.UTF8.GetString(process.Args).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        foreach (string arg in args.Skip(1))
+        {
+            if (arg is "-c" or "-m")
+                return null;
+            if (!arg.StartsWith('-'))
+                return arg;
+        }
+        return null;
+    }
+
+    /// <summary>An interpreter's script when it sits in a world-writable directory: downloaded or staged, not the job's.</summary>
+    private static string? ForeignScript(ProcessEntry process)
+    {
+        if (ScriptOf(process) is not { } script)
+            return null;
+        string path = !script.StartsWith('/') && process.WorkingDirectory is { } cwd ? Path.Join(cwd, script) : script;
+        return SharedDirectories.Any(d => path.StartsWith(d, StringComparison.Ordinal)) ? path : null;
+    }
+}

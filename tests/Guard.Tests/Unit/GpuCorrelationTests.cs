@@ -1,0 +1,118 @@
+using System.Text;
+using Guard.Sensor.Detection;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
+using Xunit;
+
+namespace Guard.Tests.Unit;
+
+/// <summary>Who may do GPU work inside a job, and what the kernel's class counts say a process did.</summary>
+public sealed class GpuCorrelationTests
+{
+    private static readonly GpuIntruderFindings Findings = new(PolicyLoader.BuiltIn);
+    private static int nextPid = 5000;
+
+    private static ProcessEntry Process(string command, ProcessEntry? parent, int jobRoot = -1, string? staging = null)
+    {
+        int pid = nextPid++;
+        string[] argv = command.Split(' ');
+        return new ProcessEntry(pid, 1, $"test-1-{pid}", ProcessOrigin.Exec)
+        {
+            Name = Encoding.UTF8.GetBytes(Path.GetFileName(argv[0])),
+            Executable = Encoding.UTF8.GetBytes(argv[0]),
+            Args = Encoding.UTF8.GetBytes(string.Join('\0', argv)),
+            Parent = parent,
+            JobRootPid = jobRoot == -1 ? parent?.JobRootPid ?? 0 : jobRoot,
+            WorkingDirectory = "/home/alice/project",
+            Staging = staging,
+        };
+    }
+
+    private static ProcessEntry Root(string command)
+    {
+        ProcessEntry root = Process(command, null, 0);
+        root.JobRootPid = root.Pid;
+        return root;
+    }
+
+    [Fact]
+    public void EveryRankAndDataLoaderWorkerOfAMultiRankJobIsAWorker()
+    {
+        ProcessEntry torchrun = Root("/usr/bin/torchrun --nproc_per_node=8 train.py");
+        for (int rank = 0; rank < 8; rank++)
+        {
+            ProcessEntry worker = Process("/usr/bin/python3 -u train.py --local-rank " + rank, torchrun);
+            Assert.Null(Findings.Verdict(worker));
+            ProcessEntry loader = Process("/usr/bin/python3 -c from multiprocessing.spawn import spawn_main; spawn_main()", worker);
+            Assert.Null(Findings.Verdict(loader));
+        }
+        Assert.Null(Findings.Verdict(torchrun));
+        ProcessEntry mpirun = Root("/usr/bin/mpirun -np 4 python train.py");
+        Assert.Null(Findings.Verdict(Process("/usr/bin/python train.py", mpirun)));
+    }
+
+    [Fact]
+    public void ABinaryThroughTheJobsShellAStagedFileAndAScriptFromTmpAreIntruders()
+    {
+        ProcessEntry trainer = Root("/usr/bin/python3 train.py");
+        ProcessEntry shell = Process("/bin/bash -c ./t-rex -a kawpow", trainer);
+        Assert.Contains("neither a launcher", Findings.Verdict(Process("/home/alice/project/t-rex -a kawpow", shell)));
+        Assert.Contains("through a shell", Findings.Verdict(Process("/usr/bin/python3 /opt/x/cuda_work.py", shell)));
+        Assert.Contains("through a shell", Findings.Verdict(Process("/usr/bin/python3 -c import work", shell)));
+        // An evaluation script of the job's own tree run with shell=True is the job's.
+        Assert.Null(Findings.Verdict(Process("/usr/bin/python3 eval.py --checkpoint ckpt/step_1000.pt", shell)));
+        Assert.Contains("/tmp/m.py", Findings.Verdict(Process("/usr/bin/python3 /tmp/m.py", trainer)));
+        Assert.Contains("staged", Findings.Verdict(Process("/usr/bin/python3 x.py", trainer, staging: "memfd")));
+        ProcessEntry inPlace = Process("/usr/bin/python3 -c import cuda_work", trainer);
+        inPlace.ExecutedFrom = "bash"u8.ToArray(); // bash -c 'python3 cuda_work.py' execs without forking
+        Assert.Contains("ran it in place", Findings.Verdict(inPlace));
+    }
+
+    [Fact]
+    public void OutsideEveryJobOnlyGpuServicesMayUseTheGpu()
+    {
+        Assert.Null(Findings.Verdict(Process("/usr/bin/nvidia-smi -q", null, 0)));
+        Assert.Contains("outside every training job", Findings.Verdict(Process("/opt/miner/gminer --algo kawpow", null, 0)));
+    }
+
+    [Fact]
+    public void TheClassesAProcessAllocatedSayWhatItDid()
+    {
+        var smi = new GpuActivity { Opened = true };
+        smi.Classes[0x0041] = 1;
+        smi.Classes[0x0080] = 1;
+        smi.Classes[0x2080] = 1;
+        Assert.Equal(GpuWork.Opened, smi.Work);
+
+        var cuda = new GpuActivity();
+        cuda.Counts[(int)IoctlKind.RmAlloc] = 40;
+        cuda.Counts[(int)IoctlKind.Uvm] = 3;
+        foreach (uint id in new uint[] { 0x0041, 0x0080, 0x2080, 0x0040, 0x90F1, 0xA06C, 0xC86F, 0xCBC0, 0xC8B5 })
+            cuda.Classes[id] = 1;
+        Assert.Equal(GpuWork.Opened | GpuWork.Memory | GpuWork.Channel | GpuWork.Compute | GpuWork.UnifiedMemory, cuda.Work);
+        Assert.Equal("HOPPER_COMPUTE_A", GpuClasses.Find(0xCBC0)!.Name);
+        Assert.Equal(GpuObjectKind.Channel, GpuClasses.Find(0xC96F)!.Kind);
+        Assert.Null(GpuClasses.Find(0x1234));
+    }
+
+    [Fact]
+    public void AnIntruderIsReportedOnceWithWhatItDid()
+    {
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        var findings = new GpuIntruderFindings(PolicyLoader.BuiltIn);
+        ProcessEntry trainer = Root("/usr/bin/python3 train.py");
+        ProcessEntry miner = Process("/home/alice/project/t-rex -a kawpow", Process("/bin/sh -c ./t-rex", trainer));
+        var gpu = new GpuActivity();
+        gpu.Classes[0xC6C0] = 1;
+        gpu.Classes[0xC56F] = 2;
+
+        var alert = findings.OnGpuWork(miner, gpu, table, 1);
+        Assert.NotNull(alert);
+        Assert.Equal("gpu-intruder", alert.Rule);
+        Assert.Contains(alert.Evidence, e => e.Key == "classes" && e.Value.Contains("AMPERE_COMPUTE_A", StringComparison.Ordinal));
+        Assert.Null(findings.OnGpuWork(miner, gpu, table, 2));
+
+        var opened = new GpuActivity { Opened = true };
+        Assert.Null(findings.OnGpuWork(Process("/opt/x/other", null, 0), opened, table, 3)); // no compute work: nothing to judge
+    }
+}
