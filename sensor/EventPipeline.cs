@@ -24,6 +24,7 @@ public sealed class EventPipeline : IRecordHandler
     private readonly ProcessEvent processEvent = new();
     private readonly NetworkEvent networkEvent = new();
     private readonly GpuEvent gpuEvent = new();
+    private readonly GpuMetricEvent gpuMetric = new();
     // Pending first bytes, oldest update first, so Tick visits only what is due.
     private readonly Dictionary<ulong, PendingPayload> pendingPayloads = [];
     private readonly LinkedList<PendingPayload> pendingByAge = new();
@@ -223,6 +224,36 @@ public sealed class EventPipeline : IRecordHandler
                 continue;
             Respond(alert);
         }
+    }
+
+    /// <summary>
+    /// One GPU sampling: a metric per device and per process on it, each
+    /// process with its lineage and job; a process NVML puts on a GPU is judged
+    /// like one whose driver calls the kernel counted.
+    /// </summary>
+    public void OnGpuSamples(IReadOnlyList<GpuDeviceSample> devices, long nowNs)
+    {
+        foreach (GpuDeviceSample device in devices)
+        {
+            gpuMetric.Device = device;
+            gpuMetric.Sample = null;
+            gpuMetric.Process = null;
+            gpuMetric.TimeNs = nowNs;
+            Emit(gpuMetric);
+            foreach (GpuProcessSample sample in device.Processes)
+            {
+                ProcessEntry? entry = table.Find(sample.Pid) ?? table.Load(sample.Pid);
+                gpuMetric.Device = device;
+                gpuMetric.Sample = sample;
+                gpuMetric.Process = entry;
+                gpuMetric.TimeNs = nowNs;
+                Emit(gpuMetric);
+                if (entry is not null && Detection is { } detection && !detection.Allowed.Allows(entry)
+                    && detection.GpuIntruders.OnNvmlProcess(entry, device, sample, table, nowNs) is { } alert)
+                    Respond(alert);
+            }
+        }
+        gpuMetric.Process = null;
     }
 
     /// <summary>Reads the kernel's GPU counters and emits activity for every process whose counts moved.</summary>

@@ -22,6 +22,12 @@ public sealed record SensorOptions
     /// <summary>How often the ring is read when the kernel has not woken the reader: the worst-case latency of an event.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>Where GPU samples come from; null: NVML, loaded on first use.</summary>
+    public IGpuSource? GpuSource { get; init; }
+
+    /// <summary>How often the GPUs are sampled.</summary>
+    public TimeSpan GpuSampleInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Where the actions taken are kept for `guard status`; null keeps none.</summary>
     public ActionLog? ActionLog { get; init; }
 }
@@ -53,6 +59,8 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuFlushNs;
     private long nextRoundingSampleNs;
     private long nextQuarantineCheckNs;
+    private long nextGpuSampleNs;
+    private readonly IGpuSource gpuSource;
     private Response.Quarantines? quarantines;
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
 
@@ -63,6 +71,7 @@ public sealed class GuardSensor : IDisposable
         this.options = options;
         decoder = new RecordDecoder();
         pipeline = new EventPipeline(table, sink, options.Filter) { ActionLog = options.ActionLog };
+        gpuSource = options.GpuSource ?? new NvmlSource();
         if (kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl))
             pipeline.GpuCounters = new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd);
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
@@ -72,6 +81,9 @@ public sealed class GuardSensor : IDisposable
     }
 
     public KernelSession Kernel => kernel;
+
+    /// <summary>"nvml: 8 devices" or why there are no GPU samples: said once, at start.</summary>
+    public string GpuStatus => gpuSource.Status;
 
     public ProcessTable Processes => pipeline.Table;
 
@@ -152,6 +164,11 @@ public sealed class GuardSensor : IDisposable
             roundingCounts.Clear();
             kernel.ReadRoundingSwitches(roundingCounts);
             pipeline.OnRoundingSample(roundingCounts, now);
+        }
+        if (now >= nextGpuSampleNs)
+        {
+            nextGpuSampleNs = now + (long)options.GpuSampleInterval.TotalNanoseconds;
+            pipeline.OnGpuSamples(gpuSource.Sample(), now);
         }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
@@ -236,6 +253,7 @@ public sealed class GuardSensor : IDisposable
 
     public void Dispose()
     {
+        (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();
     }

@@ -44,6 +44,11 @@ public static class WatchCommand
         Description = "Count this device as a GPU: MAJOR[:MINOR][/uvm]; default: NVIDIA devices from /proc/devices",
     };
 
+    private static readonly Option<string?> GpuInterval = new("--gpu-interval")
+    {
+        Description = "How often GPUs are sampled through NVML (default 1s)",
+    };
+
     private static readonly Option<string?> RingSize = new("--ring-size")
     {
         Description = "Kernel ring buffer size, a power of two (default 16M)",
@@ -69,7 +74,7 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, RingSize, Heartbeat, Redact, PolicyFile })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, Redact, PolicyFile })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -97,6 +102,9 @@ public static class WatchCommand
         TimeSpan heartbeat = TimeSpan.FromSeconds(10);
         if (parse.GetValue(Heartbeat) is { } hb && !ValueParsers.TryParseDuration(hb, out heartbeat))
             throw new UsageException($"--heartbeat: '{hb}' is not a duration");
+        TimeSpan gpuInterval = TimeSpan.FromSeconds(1);
+        if (parse.GetValue(GpuInterval) is { } gi && !ValueParsers.TryParseDuration(gi, out gpuInterval))
+            throw new UsageException($"--gpu-interval: '{gi}' is not a duration");
         if (parse.GetValue(Pid) is <= 0)
             throw new UsageException("--pid: must be a positive process id");
 
@@ -115,6 +123,7 @@ public static class WatchCommand
                 Job = parse.GetValue(Job),
             },
             HeartbeatInterval = heartbeat,
+            GpuSampleInterval = gpuInterval,
         };
     }
 
@@ -139,6 +148,7 @@ public static class WatchCommand
             console.Error.WriteLine($"guard: warning: {warning}");
         Policy policy = options.Policy!;
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
+        console.Error.WriteLine($"guard watch: {sensor.GpuStatus}");
         sensor.Run(stop.Token);
         string? handover;
         try

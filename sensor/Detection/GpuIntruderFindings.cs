@@ -36,26 +36,37 @@ public sealed class GpuIntruderFindings
     public AlertEvent? OnGpuWork(ProcessEntry process, GpuActivity gpu, ProcessTable table, long timeNs)
     {
         GpuWork work = gpu.Work;
-        if ((work & (GpuWork.Compute | GpuWork.Channel)) == 0 || policy.ActionFor("gpu-intruder") == RuleAction.Off || reported.Contains(process))
+        if ((work & (GpuWork.Compute | GpuWork.Channel)) == 0)
+            return null;
+        var classes = new StringBuilder();
+        foreach (uint id in gpu.Classes.Keys)
+            classes.Append(classes.Length > 0 ? ", " : "").Append(GpuClasses.Find(id)?.Name ?? $"0x{id:x4}");
+        return Judge(process, table, timeNs, new KeyValuePair<string, string>("work", work.ToString().ToLowerInvariant()), new KeyValuePair<string, string>("classes", classes.ToString()));
+    }
+
+    /// <summary>Judges a process NVML lists among a device's compute processes (or with utilisation on it).</summary>
+    public AlertEvent? OnNvmlProcess(ProcessEntry process, GpuDeviceSample device, GpuProcessSample sample, ProcessTable table, long timeNs)
+    {
+        string memory = sample.UsedMemoryBytes is ulong bytes ? $"{bytes >> 20} MiB" : "memory unknown";
+        string sm = sample.SmPercent is uint percent ? $", SM {percent}%" : "";
+        return Judge(process, table, timeNs, new KeyValuePair<string, string>("nvml", $"on GPU {device.Index} ({device.Name}, {device.Uuid}): {memory}{sm}"));
+    }
+
+    private AlertEvent? Judge(ProcessEntry process, ProcessTable table, long timeNs, params KeyValuePair<string, string>[] evidence)
+    {
+        if (policy.ActionFor("gpu-intruder") == RuleAction.Off || reported.Contains(process))
             return null;
         table.EnsureDetails(process); // a process found in /proc at start has its arguments read now
         if (Verdict(process) is not { } why)
             return null;
         reported.Add(process);
-        var classes = new StringBuilder();
-        foreach (uint id in gpu.Classes.Keys)
-            classes.Append(classes.Length > 0 ? ", " : "").Append(GpuClasses.Find(id)?.Name ?? $"0x{id:x4}");
         return new AlertEvent
         {
             Rule = "gpu-intruder",
             Description = process.JobRootPid == 0 ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
             RequestedAction = policy.ActionFor("gpu-intruder"),
             JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
-            Evidence =
-            [
-                new("why", why), new("executable", process.ExecutableText), new("work", work.ToString().ToLowerInvariant()),
-                new("classes", classes.ToString()),
-            ],
+            Evidence = [new("why", why), new("executable", process.ExecutableText), .. evidence],
             Process = process,
             TimeNs = timeNs,
         };

@@ -125,6 +125,17 @@ public sealed class GpuEvent : SensorEvent
     public GpuActivity? Activity { get; internal set; }
 }
 
+/// <summary>A GPU sample (event.kind metric): a device, or one process on it with its lineage.</summary>
+public sealed class GpuMetricEvent : SensorEvent
+{
+    public override EventType Type => EventType.Gpu;
+
+    public Gpu.GpuDeviceSample Device { get; internal set; } = null!;
+
+    /// <summary>Null for the device's own sample.</summary>
+    public Gpu.GpuProcessSample? Sample { get; internal set; }
+}
+
 /// <summary>The periodic health metric: a drop is never silent.</summary>
 public sealed class HeartbeatEvent : SensorEvent
 {

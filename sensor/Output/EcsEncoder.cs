@@ -93,6 +93,9 @@ public sealed class EcsEncoder
                 Process(w, g.Process, null);
                 Guard(w, g.Process, g, null);
                 break;
+            case GpuMetricEvent m:
+                GpuMetric(w, m);
+                break;
             case HeartbeatEvent h:
                 Heartbeat(w, h);
                 break;
@@ -585,6 +588,54 @@ public sealed class EcsEncoder
         if (a.CgroupPath is { } cgroup)
             w.Text("cgroup"u8, cgroup);
         w.EndObject();
+        w.EndObject();
+    }
+
+    private void GpuMetric(JsonLineWriter w, GpuMetricEvent m)
+    {
+        EventHeader(w, m.Sequence, "info"u8, "host"u8, m.Sample is null ? "gpu-sample"u8 : "gpu-process-sample"u8, kind: "metric"u8, dataset: "guard.gpu"u8);
+        if (m.Sample is not null)
+            Process(w, m.Process, null);
+        GpuDeviceSample d = m.Device;
+        w.StartObject("guard"u8);
+        w.StartObject("gpu"u8);
+        w.StartObject("device"u8);
+        w.Number("index"u8, d.Index);
+        w.Text("name"u8, d.Name);
+        w.Text("uuid"u8, d.Uuid);
+        if (m.Sample is null)
+        {
+            w.Number("utilization_percent"u8, d.GpuPercent);
+            w.Number("memory_utilization_percent"u8, d.MemoryPercent);
+            w.Number("memory_used_bytes"u8, d.MemoryUsedBytes);
+            w.Number("memory_total_bytes"u8, d.MemoryTotalBytes);
+            if (d.PowerMilliwatts is uint mw)
+                w.Number("power_watts"u8, mw / 1000.0);
+            w.Bool("mig"u8, d.Mig);
+            w.Number("processes"u8, d.Processes.Count);
+            if (d.UtilizationNote is { } note)
+                w.Text("note"u8, note);
+        }
+        w.EndObject();
+        if (m.Sample is { } s)
+        {
+            w.StartObject("usage"u8);
+            if (s.UsedMemoryBytes is ulong bytes)
+                w.Number("memory_bytes"u8, bytes);
+            if (s.SmPercent is uint sm)
+                w.Number("sm_percent"u8, sm);
+            if (s.MemoryPercent is uint mem)
+                w.Number("memory_percent"u8, mem);
+            w.EndObject();
+        }
+        w.EndObject();
+        if (m.Process?.Job is { } job)
+        {
+            w.StartObject("job"u8);
+            w.Text("id"u8, job.Id);
+            w.Text("kind"u8, job.Kind);
+            w.EndObject();
+        }
         w.EndObject();
     }
 

@@ -116,3 +116,69 @@ public sealed class GpuCorrelationTests
         Assert.Null(findings.OnGpuWork(Process("/opt/x/other", null, 0), opened, table, 3)); // no compute work: nothing to judge
     }
 }
+
+/// <summary>GPU samples as NVML would give them, through the pipeline to ECS metric events and intruder findings.</summary>
+public sealed class GpuSampleTests
+{
+    private readonly Support.RecordingSink sink = new();
+    private readonly Guard.Sensor.EventPipeline pipeline;
+
+    public GpuSampleTests()
+    {
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        pipeline = new Guard.Sensor.EventPipeline(table, sink, new Guard.Sensor.Events.EventFilter { Types = new HashSet<Guard.Sensor.Events.EventType>(Enum.GetValues<Guard.Sensor.Events.EventType>()) })
+        {
+            Detection = PolicyDetectors.From(PolicyLoader.BuiltIn),
+        };
+    }
+
+    private static GpuDeviceSample Device(int index, bool mig, params GpuProcessSample[] processes) =>
+        new(index, "NVIDIA H100 80GB HBM3", $"GPU-{index:x8}-0000-0000-0000-000000000000", 97, 40, 30UL << 30, 80UL << 30, 350_000, mig, processes)
+        {
+            UtilizationNote = mig ? "per-process utilisation is not available with MIG on" : null,
+        };
+
+    [Fact]
+    public void DevicesAndTheirProcessesBecomeMetricEventsWithLineage()
+    {
+        int self = Environment.ProcessId;
+        pipeline.OnGpuSamples([Device(0, false, new GpuProcessSample(self, 2UL << 30, 88, 30)), Device(1, true, new GpuProcessSample(self, 1UL << 30, null, null))], 1);
+
+        var metrics = sink.Snapshot().Where(e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "metric").ToArray();
+        Assert.Equal(["gpu-sample", "gpu-process-sample", "gpu-sample", "gpu-process-sample"], metrics.Select(m => m.Action));
+        System.Text.Json.JsonElement device = metrics[0].Json.GetProperty("guard").GetProperty("gpu").GetProperty("device");
+        Assert.Equal(97, device.GetProperty("utilization_percent").GetInt32());
+        Assert.Equal(350.0, device.GetProperty("power_watts").GetDouble());
+        Assert.Equal(self, metrics[1].Pid);
+        Assert.Equal(88, metrics[1].Json.GetProperty("guard").GetProperty("gpu").GetProperty("usage").GetProperty("sm_percent").GetInt32());
+        Assert.Contains("MIG", metrics[2].Json.GetProperty("guard").GetProperty("gpu").GetProperty("device").GetProperty("note").GetString(), StringComparison.Ordinal);
+        Assert.False(metrics[3].Json.GetProperty("guard").GetProperty("gpu").GetProperty("usage").TryGetProperty("sm_percent", out _), "no utilisation is guessed under MIG");
+    }
+
+    [Fact]
+    public void AGpuProcessOutsideEveryJobIsAnIntruderOnce()
+    {
+        int self = Environment.ProcessId; // this test host: in no job, no GPU service
+        for (int i = 0; i < 3; i++)
+            pipeline.OnGpuSamples([Device(0, false, new GpuProcessSample(self, 2UL << 30, 88, 30))], i);
+        Support.RecordedEvent alert = Assert.Single(sink.Snapshot(), e => e.Action == "gpu-intruder");
+        Assert.Equal(self, alert.Pid);
+        Assert.Contains("outside every training job", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("why").GetString(), StringComparison.Ordinal);
+        Assert.Contains("2048 MiB, SM 88%", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("nvml").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WithoutNvmlTheSourceSaysWhyAndSamplesNothing()
+    {
+        using var nvml = new NvmlSource();
+        if (File.Exists("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1") || File.Exists("/usr/lib64/libnvidia-ml.so.1"))
+        {
+            // A GPU host: NVML loads (the device script checks what it samples).
+            Assert.DoesNotContain("not found", nvml.Status, StringComparison.Ordinal);
+            return;
+        }
+        Assert.Equal("nvml: unavailable (libnvidia-ml.so.1 not found)", nvml.Status);
+        Assert.False(nvml.Available);
+        Assert.Empty(nvml.Sample());
+    }
+}
