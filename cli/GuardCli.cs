@@ -19,6 +19,7 @@ public static class GuardCli
         root.Subcommands.Add(QuarantineCommand.Create(console));
         root.Subcommands.Add(ReleaseCommand.Create(console));
         root.Subcommands.Add(StatusCommand.Create(console));
+        root.Subcommands.Add(GpuCommand.Create(console));
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));

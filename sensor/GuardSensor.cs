@@ -133,14 +133,7 @@ public sealed class GuardSensor : IDisposable
         var rootNames = new HashSet<string>(roots.Select(Comm.Of));
         foreach (ProcessEntry entry in table.Entries)
         {
-            // The outermost root above it: a launcher's python workers belong to the launcher's job.
-            ProcessEntry? root = null;
-            for (ProcessEntry? p = entry; p is not null; p = p.Parent)
-            {
-                if (rootNames.Contains(p.NameText))
-                    root = p;
-            }
-            if (root is null)
+            if (ProcessTable.JobRootByLineage(entry, rootNames) is not { } root)
                 continue;
             entry.JobRootPid = root.Pid;
             kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));

@@ -179,6 +179,22 @@ public sealed class ProcessTable
         return entry;
     }
 
+    /// <summary>
+    /// The job root of a process the kernel did not see start: the outermost
+    /// ancestor named as a root (a launcher's python workers belong to the
+    /// launcher's job), or null outside every job.
+    /// </summary>
+    public static ProcessEntry? JobRootByLineage(ProcessEntry entry, IReadOnlySet<string> rootNames)
+    {
+        ProcessEntry? root = null;
+        for (ProcessEntry? p = entry; p is not null; p = p.Parent)
+        {
+            if (rootNames.Contains(p.NameText))
+                root = p;
+        }
+        return root;
+    }
+
     /// <summary>Reads what /proc knows beyond the stat line of a process found there, once.</summary>
     public void EnsureDetails(ProcessEntry entry)
     {

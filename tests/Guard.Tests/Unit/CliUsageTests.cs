@@ -16,6 +16,11 @@ public sealed class CliUsageTests
     [InlineData("watch", "--pid", "-4")]
     [InlineData("watch", "--gpu-device", "nvidia")]
     [InlineData("watch", "--ring-size", "3000")]
+    [InlineData("watch", "--gpu-interval", "often")]
+    [InlineData("gpu", "--interval", "soon")]
+    [InlineData("quarantine", "--timeout", "soon", "1234")]
+    [InlineData("quarantine")]
+    [InlineData("release")]
     [InlineData("frobnicate")]
     public void UsageErrorsExitTwoWithOneLine(params string[] args)
     {

@@ -182,3 +182,27 @@ public sealed class GpuSampleTests
         Assert.Empty(nvml.Sample());
     }
 }
+
+/// <summary>`guard gpu`'s view of NVML's processes: lineage from /proc, job roots by lineage, verdicts.</summary>
+public sealed class GpuUsersTests
+{
+    [Fact]
+    public void EachProcessOnAGpuGetsItsJobRootAndAVerdict()
+    {
+        using System.Diagnostics.Process trainer = Support.Run.PythonScript("import sys; sys.stdin.readline()");
+        var device = new GpuDeviceSample(0, "NVIDIA H100", "GPU-0", 90, 40, 1, 2, null, false,
+        [
+            new GpuProcessSample(trainer.Id, 1UL << 30, 80, 20),
+            new GpuProcessSample(Environment.ProcessId, 1UL << 20, 5, 1),
+            new GpuProcessSample(int.MaxValue - 1, null, null, null),
+        ]);
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        GpuDeviceReport report = Assert.Single(GpuUsers.Describe([device], PolicyLoader.BuiltIn, table));
+        Assert.Equal("worker", report.Users[0].Verdict); // python3 roots its own job
+        Assert.Equal(trainer.Id, report.Users[0].JobRoot!.Pid);
+        Assert.StartsWith("intruder: ", report.Users[1].Verdict, StringComparison.Ordinal); // this test host: no job, no GPU service
+        Assert.Equal("exited", report.Users[2].Verdict);
+        trainer.StandardInput.WriteLine();
+        trainer.WaitForExit();
+    }
+}
