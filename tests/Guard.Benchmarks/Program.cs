@@ -116,6 +116,10 @@ if (Section("ioctl"))
 foreach (DecodeThroughput.Result r in Section("decode") ? DecodeThroughput.Measure() : [])
     Line($"decode+enrich+encode, {r.Workload}: {r.RecordsPerSecond / 1000:F0}k records/s on one thread (bar 300k), {r.BytesPerRecord:F1} bytes allocated per record");
 
+// 5b. GPU sampling's own cost, NVML left out.
+if (Section("gpu"))
+    Line(GpuSampling.Measure());
+
 // 6. enforcement: kills and drops, 100 runs each.
 if (Section("enforce"))
 {
