@@ -240,6 +240,8 @@ public sealed class EventPipeline : IRecordHandler
             gpuMetric.Process = null;
             gpuMetric.TimeNs = nowNs;
             Emit(gpuMetric);
+            if (Detection?.GpuIntruders.OnDevice(device, nowNs) is { } hidden)
+                Respond(hidden);
             foreach (GpuProcessSample sample in device.Processes)
             {
                 ProcessEntry? entry = table.Find(sample.Pid) ?? table.Load(sample.Pid);

@@ -24,6 +24,8 @@ public sealed class GpuIntruderFindings
     private readonly HashSet<string> roots;
     private readonly HashSet<string> services;
     private readonly HashSet<ProcessEntry> reported = [];
+    private readonly Dictionary<ProcessEntry, long> busySince = [];
+    private readonly Dictionary<string, long> unaccountedSince = [];
 
     public GpuIntruderFindings(Policy policy)
     {
@@ -44,12 +46,68 @@ public sealed class GpuIntruderFindings
         return Judge(process, table, timeNs, new KeyValuePair<string, string>("work", work.ToString().ToLowerInvariant()), new KeyValuePair<string, string>("classes", classes.ToString()));
     }
 
-    /// <summary>Judges a process NVML lists among a device's compute processes (or with utilisation on it).</summary>
+    /// <summary>
+    /// Judges a process NVML lists on a device: a non-worker is an intruder; a
+    /// worker too once its SM use stays busy while it has pool evidence
+    /// (a pool port or pool DNS query on its record).
+    /// </summary>
     public AlertEvent? OnNvmlProcess(ProcessEntry process, GpuDeviceSample device, GpuProcessSample sample, ProcessTable table, long timeNs)
     {
         string memory = sample.UsedMemoryBytes is ulong bytes ? $"{bytes >> 20} MiB" : "memory unknown";
         string sm = sample.SmPercent is uint percent ? $", SM {percent}%" : "";
-        return Judge(process, table, timeNs, new KeyValuePair<string, string>("nvml", $"on GPU {device.Index} ({device.Name}, {device.Uuid}): {memory}{sm}"));
+        var nvml = new KeyValuePair<string, string>("nvml", $"on GPU {device.Index} ({device.Name}, {device.Uuid}): {memory}{sm}");
+        if (Judge(process, table, timeNs, nvml) is { } intruder)
+            return intruder;
+        if (Sustained(busySince, process, sample.SmPercent >= (uint)policy.Thresholds.GpuBusyPercent, timeNs)
+            && process.WeakEvidence is { Count: > 0 } pool && !reported.Contains(process) && policy.ActionFor("gpu-intruder") != RuleAction.Off)
+        {
+            reported.Add(process);
+            return new AlertEvent
+            {
+                Rule = "gpu-intruder",
+                Description = "sustained GPU compute by a process with pool evidence",
+                RequestedAction = policy.ActionFor("gpu-intruder"),
+                JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
+                Evidence = [nvml, .. pool, new("executable", process.ExecutableText)],
+                Process = process,
+                TimeNs = timeNs,
+            };
+        }
+        return null;
+    }
+
+    /// <summary>A device busy for the sustained time with no process on it that NVML can name (MIG aside): someone hides.</summary>
+    public AlertEvent? OnDevice(GpuDeviceSample device, long timeNs)
+    {
+        bool busy = !device.Mig && device.Processes.Count == 0 && device.GpuPercent >= (uint)policy.Thresholds.GpuBusyPercent;
+        if (!Sustained(unaccountedSince, device.Uuid, busy, timeNs) || policy.ActionFor("gpu-intruder") == RuleAction.Off)
+            return null;
+        unaccountedSince[device.Uuid] = long.MaxValue; // once, until it is idle again
+        return new AlertEvent
+        {
+            Rule = "gpu-intruder",
+            Description = "GPU busy with no known process accounting for it",
+            RequestedAction = RuleAction.Alert, // no process to act on
+            Evidence = [new("device", $"GPU {device.Index} ({device.Name}, {device.Uuid})"), new("utilization", $"{device.GpuPercent}% for {policy.Thresholds.GpuBusySeconds} s or more, no compute process")],
+            TimeNs = timeNs,
+        };
+    }
+
+    /// <summary>True once <paramref name="key"/> has been busy for the policy's sustained time; not busy resets it.</summary>
+    private bool Sustained<TKey>(Dictionary<TKey, long> since, TKey key, bool busy, long timeNs)
+        where TKey : notnull
+    {
+        if (!busy)
+        {
+            since.Remove(key);
+            return false;
+        }
+        if (!since.TryGetValue(key, out long first))
+        {
+            since[key] = timeNs;
+            return false;
+        }
+        return first != long.MaxValue && timeNs - first >= policy.Thresholds.GpuBusySeconds * 1_000_000_000L;
     }
 
     private AlertEvent? Judge(ProcessEntry process, ProcessTable table, long timeNs, params KeyValuePair<string, string>[] evidence)
@@ -72,7 +130,11 @@ public sealed class GpuIntruderFindings
         };
     }
 
-    public void Forget(ProcessEntry process) => reported.Remove(process);
+    public void Forget(ProcessEntry process)
+    {
+        reported.Remove(process);
+        busySince.Remove(process);
+    }
 
     /// <summary>Why this process is no worker of its job, or null when it is one (or a GPU service).</summary>
     public string? Verdict(ProcessEntry process)

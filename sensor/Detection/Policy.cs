@@ -65,7 +65,14 @@ public sealed record Indicators(
     IReadOnlyList<string> MinerHashes, IReadOnlyList<int> PoolPorts, IReadOnlyList<string> PoolDomains,
     IReadOnlyList<string> StratumMethods);
 
-public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds);
+public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds)
+{
+    /// <summary>SM (or, for a device, GPU) utilisation that counts as busy.</summary>
+    public int GpuBusyPercent { get; init; } = 50;
+
+    /// <summary>How long busy must last to be sustained.</summary>
+    public int GpuBusySeconds { get; init; } = 30;
+}
 
 /// <summary>How long a quarantine-job hold lasts (0: until a person decides) and what its end does.</summary>
 public sealed record QuarantinePolicy(int TimeoutMinutes, bool KillOnTimeout);

@@ -84,6 +84,8 @@ public static class PolicyParser
         private IReadOnlyList<string> stratumMethods = basis?.Indicators.StratumMethods ?? [];
         private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
         private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
+        private int gpuBusyPercent = basis?.Thresholds.GpuBusyPercent ?? 50;
+        private int gpuBusySeconds = basis?.Thresholds.GpuBusySeconds ?? 30;
         private int quarantineMinutes = basis?.Quarantine.TimeoutMinutes ?? 0;
         private bool killOnTimeout = basis?.Quarantine.KillOnTimeout ?? false;
         private readonly Dictionary<string, RuleAction> rules = basis is null ? [] : new(basis.Rules);
@@ -93,7 +95,7 @@ public static class PolicyParser
             new JobPolicy(roots, services),
             new AllowList(executables, hashes, users, jobs, destinations),
             new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
-            new Thresholds(randomxSwitches, randomxWindow),
+            new Thresholds(randomxSwitches, randomxWindow) { GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
             rules,
             [.. basis?.Sources ?? [], file])
         {
@@ -145,6 +147,8 @@ public static class PolicyParser
                 case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, NotEmpty) ?? stratumMethods; break;
                 case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
                 case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
+                case ("thresholds", "gpu_busy_percent"): gpuBusyPercent = Positive(kv, key, line) is int percent and <= 100 ? percent : Percent(line, key, gpuBusyPercent); break;
+                case ("thresholds", "gpu_busy_seconds"): gpuBusySeconds = Positive(kv, key, line) ?? gpuBusySeconds; break;
                 case ("quarantine", "timeout_minutes"): quarantineMinutes = NonNegative(kv, key, line) ?? quarantineMinutes; break;
                 case ("quarantine", "on_timeout"): killOnTimeout = OnTimeout(kv, key, line) ?? killOnTimeout; break;
                 case ("rules", _): Rule(kv, key, name, line); break;
@@ -201,6 +205,13 @@ public static class PolicyParser
                 return text;
             Error(line, key, "expected a string");
             return null;
+        }
+
+        private int Percent(int line, string key, int keep)
+        {
+            if (!errors.Any(e => e.Line == line && e.Key == key))
+                Error(line, key, "expected a percentage, 1 to 100");
+            return keep;
         }
 
         private bool? OnTimeout(KeyValueSyntax kv, string key, int line)

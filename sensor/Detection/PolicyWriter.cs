@@ -22,6 +22,8 @@ public static class PolicyWriter
         toml.AppendLine().AppendLine("[thresholds]");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_rounding_switches = {policy.Thresholds.RandomxRoundingSwitches}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_window_seconds = {policy.Thresholds.RandomxWindowSeconds}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"gpu_busy_percent = {policy.Thresholds.GpuBusyPercent}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"gpu_busy_seconds = {policy.Thresholds.GpuBusySeconds}");
         toml.AppendLine().AppendLine("[quarantine]");
         toml.AppendLine(CultureInfo.InvariantCulture, $"timeout_minutes = {policy.Quarantine.TimeoutMinutes}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"on_timeout = {Quote(policy.Quarantine.KillOnTimeout ? "kill" : "release")}");

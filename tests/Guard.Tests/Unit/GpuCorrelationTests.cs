@@ -96,6 +96,44 @@ public sealed class GpuCorrelationTests
     }
 
     [Fact]
+    public void AWorkerBusyOnTheGpuWithPoolEvidenceIsFoundOnceTheBusyIsSustained()
+    {
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        var findings = new GpuIntruderFindings(PolicyLoader.BuiltIn); // busy: 50% for 30 s
+        ProcessEntry rank = Process("/usr/bin/python3 train.py", Root("/usr/bin/torchrun train.py"));
+        ProcessEntry quiet = Process("/usr/bin/python3 train.py", Root("/usr/bin/torchrun train.py"));
+        rank.WeakEvidence = [new("pool-dns", "gulf.moneroocean.stream")];
+        var device = new GpuDeviceSample(0, "NVIDIA H100", "GPU-0", 95, 40, 1, 2, null, false, []);
+        var busy = new GpuProcessSample(rank.Pid, 1UL << 30, 90, 30);
+        for (int s = 0; s < 30; s += 10)
+        {
+            Assert.Null(findings.OnNvmlProcess(rank, device, busy, table, s * 1_000_000_000L));
+            Assert.Null(findings.OnNvmlProcess(quiet, device, busy with { Pid = quiet.Pid }, table, s * 1_000_000_000L));
+        }
+        var alert = findings.OnNvmlProcess(rank, device, busy, table, 30_000_000_000L);
+        Assert.NotNull(alert);
+        Assert.Contains(alert.Evidence, e => e.Key == "pool-dns");
+        Assert.Null(findings.OnNvmlProcess(rank, device, busy, table, 40_000_000_000L));
+        Assert.Null(findings.OnNvmlProcess(quiet, device, busy with { Pid = quiet.Pid }, table, 40_000_000_000L)); // busy, but no pool evidence
+    }
+
+    [Fact]
+    public void AGpuBusyWithNoProcessToAccountForItIsFoundOnce()
+    {
+        var findings = new GpuIntruderFindings(PolicyLoader.BuiltIn);
+        var hidden = new GpuDeviceSample(1, "NVIDIA H100", "GPU-1", 99, 60, 1, 2, null, false, []);
+        var mig = hidden with { Uuid = "GPU-2", Mig = true };
+        Assert.Null(findings.OnDevice(hidden, 0));
+        Assert.Null(findings.OnDevice(mig, 0));
+        Assert.NotNull(findings.OnDevice(hidden, 31_000_000_000L));
+        Assert.Null(findings.OnDevice(mig, 31_000_000_000L)); // under MIG, NVML may not list processes: not guessed
+        Assert.Null(findings.OnDevice(hidden, 40_000_000_000L));
+        Assert.Null(findings.OnDevice(hidden with { GpuPercent = 3 }, 50_000_000_000L)); // idle: armed again
+        Assert.Null(findings.OnDevice(hidden, 60_000_000_000L));
+        Assert.NotNull(findings.OnDevice(hidden, 91_000_000_000L));
+    }
+
+    [Fact]
     public void AnIntruderIsReportedOnceWithWhatItDid()
     {
         var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());

@@ -143,4 +143,16 @@ public sealed class PolicyTests
         Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:trainer.service", "systemd", "/system.slice/trainer.service")));
         Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("slurm:42", "slurm", "/slurm/job_42")));
     }
+
+    [Fact]
+    public void GpuThresholdsAreCheckedAndApplied()
+    {
+        var errors = new List<PolicyError>();
+        Parse("[thresholds]\ngpu_busy_percent = 150\n", errors);
+        Assert.Equal("p.toml:2:thresholds.gpu_busy_percent: expected a percentage, 1 to 100", Assert.Single(errors).ToString());
+        errors.Clear();
+        Policy policy = Parse("[thresholds]\ngpu_busy_percent = 80\ngpu_busy_seconds = 60\n", errors);
+        Assert.Empty(errors);
+        Assert.Equal((80, 60), (policy.Thresholds.GpuBusyPercent, policy.Thresholds.GpuBusySeconds));
+    }
 }
