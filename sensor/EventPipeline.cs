@@ -245,6 +245,8 @@ public sealed class EventPipeline : IRecordHandler
             foreach (GpuProcessSample sample in device.Processes)
             {
                 ProcessEntry? entry = table.Find(sample.Pid) ?? table.Load(sample.Pid);
+                if (entry is not null)
+                    (entry.GpuUsage ??= [])[device.Index] = sample;
                 gpuMetric.Device = device;
                 gpuMetric.Sample = sample;
                 gpuMetric.Process = entry;

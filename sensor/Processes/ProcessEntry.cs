@@ -89,6 +89,9 @@ public sealed class ProcessEntry
 
     public uint ExitStatus { get; internal set; }
 
+    /// <summary>NVML's latest sample of it, per device index: memory and utilisation beside its lineage and job.</summary>
+    public Dictionary<int, Gpu.GpuProcessSample>? GpuUsage { get; internal set; }
+
     /// <summary>Driver activity counted by the kernel, filled when the process touches a GPU.</summary>
     public GpuActivity? Gpu { get; internal set; }
 

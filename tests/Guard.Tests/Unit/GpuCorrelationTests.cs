@@ -159,11 +159,11 @@ public sealed class GpuCorrelationTests
 public sealed class GpuSampleTests
 {
     private readonly Support.RecordingSink sink = new();
+    private readonly ProcessTable table = new(EntityIds.ForThisBoot(), null, new UserNames());
     private readonly Guard.Sensor.EventPipeline pipeline;
 
     public GpuSampleTests()
     {
-        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
         pipeline = new Guard.Sensor.EventPipeline(table, sink, new Guard.Sensor.Events.EventFilter { Types = new HashSet<Guard.Sensor.Events.EventType>(Enum.GetValues<Guard.Sensor.Events.EventType>()) })
         {
             Detection = PolicyDetectors.From(PolicyLoader.BuiltIn),
@@ -191,6 +191,9 @@ public sealed class GpuSampleTests
         Assert.Equal(88, metrics[1].Json.GetProperty("guard").GetProperty("gpu").GetProperty("usage").GetProperty("sm_percent").GetInt32());
         Assert.Contains("MIG", metrics[2].Json.GetProperty("guard").GetProperty("gpu").GetProperty("device").GetProperty("note").GetString(), StringComparison.Ordinal);
         Assert.False(metrics[3].Json.GetProperty("guard").GetProperty("gpu").GetProperty("usage").TryGetProperty("sm_percent", out _), "no utilisation is guessed under MIG");
+        ProcessEntry me = table.Find(self)!;
+        Assert.Equal(88u, me.GpuUsage![0].SmPercent); // kept in the table beside the lineage
+        Assert.Equal(1UL << 30, me.GpuUsage[1].UsedMemoryBytes);
     }
 
     [Fact]
