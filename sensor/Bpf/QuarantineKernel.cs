@@ -107,8 +107,6 @@ public sealed unsafe class QuarantineKernel : IDisposable
         }
     }
 
-    public static bool TreeLinksPinned => Directory.Exists(TreeLinks);
-
     /// <summary>Unpinning is detaching: nothing else holds these links.</summary>
     public static void RemoveTreeLinks() => Pins.Remove(TreeLinks);
 

@@ -209,6 +209,16 @@ public sealed class GpuSampleTests
     }
 
     [Fact]
+    public void ABusyGpuWithNoProcessIsAnAlertAboutTheDevice()
+    {
+        pipeline.OnGpuSamples([Device(3, false)], 0);
+        pipeline.OnGpuSamples([Device(3, false)], 31_000_000_000L);
+        Support.RecordedEvent alert = Assert.Single(sink.Snapshot(), e => e.Action == "gpu-intruder");
+        Assert.Null(alert.Pid);
+        Assert.Contains("GPU 3", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("device").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void WithoutNvmlTheSourceSaysWhyAndSamplesNothing()
     {
         using var nvml = new NvmlSource();
