@@ -7,13 +7,14 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// GPU work by a process that is not one of its training job's workers, or
-/// by a process outside every job that is no GPU service. A worker is what
-/// the job's launcher starts to run the job's code: the root itself, and
-/// launchers and interpreters below it with no shell in between, running a
-/// script from the job's own tree. Every rank under torchrun, deepspeed,
-/// accelerate or mpirun, and every DataLoader worker, is one; a binary started
-/// through the job's shell, a staged executable, or an interpreter running a
-/// script from /tmp is not.
+/// by a process outside every job that is no GPU service; and, from NVML,
+/// sustained SM use by a process with pool evidence, or a busy GPU no process
+/// accounts for. A worker is what the job's launcher starts to run the job's
+/// code: the root itself, launchers and interpreters below it with no shell in
+/// between, and an interpreter a shell started on a script of the job's own
+/// tree. Every rank under torchrun, deepspeed, accelerate or mpirun, and every
+/// DataLoader worker, is one; a binary started through the job's shell, inline
+/// code a shell ran, a staged executable, or a script from /tmp is not.
 /// </summary>
 public sealed class GpuIntruderFindings
 {
