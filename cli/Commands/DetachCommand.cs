@@ -31,7 +31,7 @@ public static class DetachCommand
             foreach (string job in outcome.Released)
                 console.Out.WriteLine($"guard: released {job}");
             if (outcome.PinsRemoved)
-                console.Out.WriteLine($"guard: removed the pins under {EmergencyDetach.PinRoot}");
+                console.Out.WriteLine($"guard: removed the pins under {Guard.Sensor.Bpf.Pins.Root}");
             if (!outcome.Done)
             {
                 foreach (var p in outcome.Remaining)

@@ -2,7 +2,8 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// SHA-256 of executable files, each hashed once per inode, size and
-/// modification time, shared by the deny list and the allow list.
+/// modification time, shared by the deny list, the allow list and the
+/// known-miner evidence.
 /// </summary>
 public sealed class ExecutableHashes
 {

@@ -11,13 +11,14 @@ namespace Guard.Sensor.Detection;
 /// </summary>
 public sealed class KnownMinerFindings
 {
-    private const long MaxHashedBytes = 256L << 20;
     private readonly HashSet<string> anywhere;
     private readonly Policy policy;
+    private readonly ExecutableHashes hashes;
 
-    public KnownMinerFindings(Policy policy)
+    public KnownMinerFindings(Policy policy, ExecutableHashes hashes)
     {
         this.policy = policy;
+        this.hashes = hashes;
         anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
     }
 
@@ -28,13 +29,11 @@ public sealed class KnownMinerFindings
         bool killed = (record.Flags & ExecRecord.Killed) != 0;
         string rule = anywhere.Contains(process.NameText) ? "known-miner" : "miner-in-job";
         ProcessEntry? root = record.JobRootPid == 0 ? null : table.Find((int)record.JobRootPid);
-        string path = process.ExecutableText;
-        if (!path.StartsWith('/') && process.WorkingDirectory is { } cwd)
-            path = Path.Join(cwd, path);
+        string path = ExecutableHashes.PathOf(process);
         var evidence = new List<KeyValuePair<string, string>>
         {
             new("executable", path),
-            new("sha256", Hash(path)),
+            new("sha256", hashes.Of(path) ?? "not hashed: unreadable, or over 256 MB"),
             new("name", process.NameText),
             new("in_job", ((record.Flags & ExecRecord.InJob) != 0).ToString(CultureInfo.InvariantCulture).ToLowerInvariant()),
         };
@@ -51,18 +50,5 @@ public sealed class KnownMinerFindings
             Process = process,
             TimeNs = (long)record.Header.TimeNs,
         };
-    }
-
-    private static string Hash(string path)
-    {
-        try
-        {
-            using FileStream file = File.OpenRead(path);
-            return file.Length > MaxHashedBytes ? $"not hashed: over {MaxHashedBytes >> 20} MB" : Sha256.HexOf(file);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return $"unreadable: {e.Message}";
-        }
     }
 }

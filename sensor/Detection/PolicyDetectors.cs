@@ -8,6 +8,6 @@ public sealed record PolicyDetectors(
     public static PolicyDetectors From(Policy policy)
     {
         var hashes = new ExecutableHashes();
-        return new(new(policy, hashes), new(policy), new(policy), new(policy), new(policy, hashes), new(policy), new(policy), new(policy), new(policy));
+        return new(new(policy, hashes), new(policy), new(policy, hashes), new(policy), new(policy, hashes), new(policy), new(policy), new(policy), new(policy));
     }
 }

@@ -34,7 +34,6 @@ public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<s
 public static class EmergencyDetach
 {
     private const int SigTerm = 15;
-    public static string PinRoot => Pins.Root;
 
     public static IReadOnlyList<int> Holders() =>
         [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
@@ -71,9 +70,9 @@ public static class EmergencyDetach
             }
         }
         bool pins = false;
-        if (Directory.Exists(PinRoot))
+        if (Directory.Exists(Pins.Root))
         {
-            Pins.Remove(PinRoot);
+            Pins.Remove(Pins.Root);
             pins = true;
         }
         // The kernel frees detached programs a moment later.

@@ -25,33 +25,18 @@ public static unsafe partial class OpenConnections
     /// <summary>"PEER (state)" for each TCP socket of the process, "listening on :PORT" for its listeners.</summary>
     public static IReadOnlyList<string> Of(int pid, long startTicks)
     {
-        string fdDir = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/fd";
-        var sockets = new List<int>();
-        try
-        {
-            foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
-            {
-                if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal)
-                    && int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
-                    sockets.Add(fd);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return [];
-        }
-        if (sockets.Count == 0)
-            return [];
         using Pidfd? process = Pidfd.TryOpen(pid, out _);
         // The pid checked with the pidfd open: these are the named process's sockets.
         if (process is null || !Processes.ProcfsReader.TryReadStat(pid, out Processes.ProcfsStat stat) || stat.StartTicks != startTicks)
             return [];
         var found = new List<string>();
-        foreach (int fd in sockets)
+        foreach (FileDescriptor socket in process.DuplicateSockets())
         {
-            using FileDescriptor? ours = process.DuplicateFd(fd);
-            if (ours is not null && Describe(ours.Fd) is { } connection)
-                found.Add(connection);
+            using (socket)
+            {
+                if (Describe(socket.Fd) is { } connection)
+                    found.Add(connection);
+            }
         }
         return found;
     }

@@ -45,6 +45,28 @@ public sealed unsafe partial class Pidfd : IDisposable
         return dup < 0 ? null : new FileDescriptor((int)dup);
     }
 
+    /// <summary>The process's socket descriptors (from /proc/PID/fd), each duplicated into this process; empty once it has exited.</summary>
+    public List<FileDescriptor> DuplicateSockets()
+    {
+        var sockets = new List<FileDescriptor>();
+        string fdDir = $"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd";
+        try
+        {
+            foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
+            {
+                if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal)
+                    && int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd)
+                    && DuplicateFd(fd) is { } ours)
+                    sockets.Add(ours);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // It exited, or closed a descriptor while we read: what was duplicated stands.
+        }
+        return sockets;
+    }
+
     /// <summary>Waits up to <paramref name="timeoutMs"/> for the process to exit (a zombie has exited); true when it has.</summary>
     public bool WaitExit(int timeoutMs)
     {

@@ -74,9 +74,14 @@ public sealed class ProcessKiller
     /// be touched. The start time is checked after the pidfd is open: if the pid
     /// changed hands in between, the start time says so.
     /// </summary>
-    public static Pidfd? OpenChecked(ProcessTarget target, out string refusal)
+    public static Pidfd? OpenChecked(ProcessTarget target, out string refusal) => OpenChecked(target, out _, out refusal);
+
+    /// <inheritdoc cref="OpenChecked(ProcessTarget, out string)"/>
+    /// <param name="stat">The stat line read with the pidfd open: the process the pidfd holds.</param>
+    public static Pidfd? OpenChecked(ProcessTarget target, out ProcfsStat stat, out string refusal)
     {
         refusal = "";
+        stat = default;
         if (target.BootPrefix is { } boot && boot != EntityIds.ForThisBoot().BootPrefix)
         {
             refusal = $"entity id {target.BootPrefix}-{target.StartTicks}-{target.Pid} is from another boot or host";
@@ -88,7 +93,7 @@ public sealed class ProcessKiller
             refusal = errno == Esrch ? $"no process {target.Pid}" : $"cannot open process {target.Pid}: {Libc.ErrorText(errno)}";
             return null;
         }
-        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
+        if (!ProcfsReader.TryReadStat(target.Pid, out stat))
             refusal = $"no process {target.Pid}";
         else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
             refusal = reason;

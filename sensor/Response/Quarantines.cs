@@ -85,7 +85,7 @@ public sealed class Quarantines
     /// <summary>Holds <paramref name="target"/> and every descendant.</summary>
     public QuarantineOutcome HoldTree(ProcessTarget target, QuarantineRequest request)
     {
-        using Pidfd? root = ProcessKiller.OpenChecked(target, out string refusal);
+        using Pidfd? root = ProcessKiller.OpenChecked(target, out ProcfsStat stat, out string refusal);
         if (root is null)
             return Refused(refusal, request);
         using QuarantineKernel kernel = QuarantineKernel.Load();
@@ -94,8 +94,6 @@ public sealed class Quarantines
         kernel.EnsureTreeLinks(cgroupRoot);
         foreach (GpuDevice device in request.GpuDevices)
             kernel.DenyDevice(device);
-        if (!ProcfsReader.TryReadStat(target.Pid, out ProcfsStat stat))
-            return Refused($"process {target.Pid} has exited", request);
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
         kernel.Put(id, NewRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})", request));
@@ -106,8 +104,8 @@ public sealed class Quarantines
             return Refused($"the tree of {target.Pid} includes this guard process", request);
         }
         int sockets = 0;
-        foreach ((int pid, Pidfd member) in tree.Members)
-            sockets += MarkSockets(kernel, pid, member, id);
+        foreach (Pidfd member in tree.Members.Values)
+            sockets += MarkSockets(kernel, member, id);
         int[] pids = [.. tree.Members.Keys];
         return new QuarantineOutcome(Action, true,
             $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied",
@@ -290,37 +288,16 @@ public sealed class Quarantines
     }
 
     /// <summary>Marks every socket the process has open, so egress drops what it would still send on them.</summary>
-    private static int MarkSockets(QuarantineKernel kernel, int pid, Pidfd process, ulong id)
+    private static int MarkSockets(QuarantineKernel kernel, Pidfd process, ulong id)
     {
         int marked = 0;
-        string fdDir = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/fd";
-        IEnumerable<string> entries;
-        try
+        foreach (FileDescriptor socket in process.DuplicateSockets())
         {
-            entries = [.. Directory.EnumerateFileSystemEntries(fdDir)];
-        }
-        catch (IOException)
-        {
-            return 0; // it exited
-        }
-        foreach (string entry in entries)
-        {
-            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
-                continue;
-            string? target;
-            try
+            using (socket)
             {
-                target = new FileInfo(entry).LinkTarget;
+                if (kernel.MarkSocket(socket.Fd, id))
+                    marked++;
             }
-            catch (IOException)
-            {
-                continue;
-            }
-            if (target is null || !target.StartsWith("socket:", StringComparison.Ordinal))
-                continue;
-            using FileDescriptor? ours = process.DuplicateFd(fd);
-            if (ours is not null && kernel.MarkSocket(ours.Fd, id))
-                marked++;
         }
         return marked;
     }

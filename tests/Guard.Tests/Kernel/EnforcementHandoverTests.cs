@@ -18,14 +18,6 @@ namespace Guard.Tests.Kernel;
 [Collection(KernelTestGroup.Name)]
 public sealed class EnforcementHandoverTests : IDisposable
 {
-    private static string Simulator(TempDir dir, string name)
-    {
-        string path = Path.Combine(dir.Path, name);
-        File.Copy("/bin/sh", path);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return path;
-    }
-
     [Fact]
     public void WithTheSensorStoppedMinersAreStillKilledAndStratumStillDropped()
     {
@@ -37,7 +29,7 @@ public sealed class EnforcementHandoverTests : IDisposable
 
         using var dir = new TempDir();
         // Anywhere: a known miner name.
-        string xmrig = Simulator(dir, "xmrig");
+        string xmrig = dir.ShellCopy("xmrig");
         using (Process p = Run.Start(xmrig, "-c", $"echo ran > {dir.Path}/xmrig.ran"))
         {
             p.WaitForExit();
@@ -46,7 +38,7 @@ public sealed class EnforcementHandoverTests : IDisposable
         Assert.False(File.Exists($"{dir.Path}/xmrig.ran"));
 
         // In a job started after the handover: membership is kept by the pinned programs.
-        string rigel = Simulator(dir, "rigel");
+        string rigel = dir.ShellCopy("rigel");
         string script = $"import subprocess\nsubprocess.run(['/bin/bash', '-c', '{rigel} -c \"echo ran > {dir.Path}/rigel.ran\"; true'])\n";
         using (Process python = Run.PythonScript(script))
             python.WaitForExit();

@@ -20,9 +20,7 @@ public sealed class JobResponseTests
 {
     private static Process StartJob(TempDir dir)
     {
-        string simulator = Path.Combine(dir.Path, "rigel");
-        File.Copy("/bin/sh", simulator);
-        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string simulator = dir.ShellCopy("rigel");
         // Trains (sleeps) after its tool shell ran the "miner"; told to go once Guard watches.
         string script = $"import subprocess, sys, time\nsys.stdin.readline()\nsubprocess.run(['/bin/bash', '-c', '{simulator} -c true; true'])\nprint('trained', flush=True)\ntime.sleep(60)\n";
         return Run.PythonScript(script);

@@ -17,16 +17,19 @@ public sealed class KnownMinerTests
 {
     private static SensorHarness Watch(Policy policy) => SensorHarness.Start(new SensorOptions { Policy = policy });
 
-    private static string Simulator(TempDir dir, string name)
-    {
-        string path = Path.Combine(dir.Path, name);
-        File.Copy("/bin/sh", path);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return path;
-    }
-
     private static RecordedEvent ExitOf(SensorHarness sensor, string simulator) =>
         sensor.WaitFor($"exit of {simulator}", e => e.Action == "exit" && e.Process.TryGetProperty("executable", out JsonElement x) && x.GetString() == simulator);
+
+    /// <summary>The simulator runs to its end: its marker written, exit 0, no alert.</summary>
+    private static void RunsUnharmed(SensorHarness sensor, string simulator, string marker)
+    {
+        using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+        Assert.True(File.Exists(marker));
+        ExitOf(sensor, simulator);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+    }
 
     /// <summary>python3 (a job root) runs bash, which runs the simulator: a training job's tool shell.</summary>
     private static void RunInsideAJob(string simulator, string marker)
@@ -40,7 +43,7 @@ public sealed class KnownMinerTests
     public void AMinerNameInsideATrainingJobIsKilledBeforeItsFirstInstruction()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "rigel"); // a real program elsewhere: acted on in jobs only
+        string simulator = dir.ShellCopy("rigel"); // a real program elsewhere: acted on in jobs only
         string marker = Path.Combine(dir.Path, "marker");
         using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
 
@@ -63,24 +66,18 @@ public sealed class KnownMinerTests
     public void TheSameNameOutsideAJobRuns()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "rigel");
+        string simulator = dir.ShellCopy("rigel");
         string marker = Path.Combine(dir.Path, "marker");
         using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
 
-        using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
-        p.WaitForExit();
-
-        Assert.Equal(0, p.ExitCode);
-        Assert.True(File.Exists(marker));
-        ExitOf(sensor, simulator);
-        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+        RunsUnharmed(sensor, simulator, marker);
     }
 
     [Fact]
     public void AnUnambiguousMinerNameIsKilledAnywhere()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "xmrig");
+        string simulator = dir.ShellCopy("xmrig");
         string marker = Path.Combine(dir.Path, "marker");
         using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
 
@@ -98,25 +95,19 @@ public sealed class KnownMinerTests
     public void AnAllowedExecutableIsNotKilledWhateverItsName()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "xmrig");
+        string simulator = dir.ShellCopy("xmrig");
         string marker = Path.Combine(dir.Path, "marker");
         Policy allow = Policies.Over($"[allow]\nexecutables = [\"{simulator}\"]\n");
         using SensorHarness sensor = Watch(allow);
 
-        using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
-        p.WaitForExit();
-
-        Assert.Equal(0, p.ExitCode);
-        Assert.True(File.Exists(marker));
-        ExitOf(sensor, simulator);
-        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+        RunsUnharmed(sensor, simulator, marker);
     }
 
     [Fact]
     public void InAuditModeTheMinerRunsAndIsReported()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "xmrig");
+        string simulator = dir.ShellCopy("xmrig");
         string marker = Path.Combine(dir.Path, "marker");
         Policy audit = Policies.Over("mode = \"audit\"\n");
         using SensorHarness sensor = Watch(audit);
@@ -134,7 +125,7 @@ public sealed class KnownMinerTests
     public void AProcessInAJobBeforeTheSensorStartedStillCounts()
     {
         using var dir = new TempDir();
-        string simulator = Simulator(dir, "rigel");
+        string simulator = dir.ShellCopy("rigel");
         string marker = Path.Combine(dir.Path, "marker");
         // The job root starts first and waits; its tool shell runs the miner once Guard watches.
         string script = $"import subprocess, sys\nsys.stdin.readline()\nsubprocess.run(['/bin/bash', '-c', '{simulator} -c \"echo ran > {marker}\"; true'])\n";

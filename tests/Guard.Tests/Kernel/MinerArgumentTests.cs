@@ -17,9 +17,7 @@ public sealed class MinerArgumentTests
     public void ARenamedMinerWithMinerArgumentsIsKilledBeforeItWorks(string argument, string evidence)
     {
         using var dir = new TempDir();
-        string simulator = Path.Combine(dir.Path, "data-loader");
-        File.Copy("/bin/sh", simulator);
-        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string simulator = dir.ShellCopy("data-loader");
         string marker = Path.Combine(dir.Path, "marker");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
 
@@ -60,9 +58,7 @@ public sealed class MinerArgumentTests
     public void AllowedExecutablesAreLeftAlone()
     {
         using var dir = new TempDir();
-        string simulator = Path.Combine(dir.Path, "allowed-tool");
-        File.Copy("/bin/sh", simulator);
-        File.SetUnixFileMode(simulator, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string simulator = dir.ShellCopy("allowed-tool");
         Policy policy = Policies.Over($"[allow]\nexecutables = [\"{simulator}\"]\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
 

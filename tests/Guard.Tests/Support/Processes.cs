@@ -56,6 +56,15 @@ public sealed class TempDir : IDisposable
         return path;
     }
 
+    /// <summary>A copy of /bin/sh named <paramref name="name"/>: a miner simulator whose every act is a shell command.</summary>
+    public string ShellCopy(string name)
+    {
+        string path = System.IO.Path.Combine(Path, name);
+        System.IO.File.Copy("/bin/sh", path);
+        System.IO.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
     public void Dispose()
     {
         try
