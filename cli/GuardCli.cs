@@ -1,8 +1,7 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Guard.Cli.Commands;
-using Guard.Sensor;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
 
 namespace Guard.Cli;
 

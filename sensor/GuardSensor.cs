@@ -1,7 +1,10 @@
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
+using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor;

@@ -1,6 +1,6 @@
 using System.CommandLine;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
-using Guard.Sensor.Events;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 

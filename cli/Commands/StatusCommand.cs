@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
-using Guard.Sensor.Events;
 using Guard.Sensor.Output;
 using Guard.Sensor.Response;
 

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 

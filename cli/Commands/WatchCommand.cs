@@ -1,9 +1,10 @@
 using System.CommandLine;
 using Guard.Sensor;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
-using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
 
 namespace Guard.Cli.Commands;

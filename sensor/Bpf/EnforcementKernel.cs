@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

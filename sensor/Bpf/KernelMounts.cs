@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

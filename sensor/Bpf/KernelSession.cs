@@ -1,7 +1,7 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

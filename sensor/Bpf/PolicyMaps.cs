@@ -1,4 +1,5 @@
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 
@@ -17,16 +18,16 @@ internal static unsafe class PolicyMaps
         int uids = KernelSession.MapFd(obj, "allowed_uids");
         var flags = new Dictionary<string, uint>();
         foreach (string name in rules.MinersAnywhere)
-            flags[Processes.Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+            flags[Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
         foreach (string name in rules.MinersInJobs)
         {
-            string comm = Processes.Comm.Of(name);
+            string comm = Comm.Of(name);
             flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
         }
         foreach ((string name, uint value) in flags)
             Update(miners, name, value);
         foreach (string name in rules.JobRoots)
-            Update(roots, Processes.Comm.Of(name), 1);
+            Update(roots, Comm.Of(name), 1);
         int methods = KernelSession.MapFd(obj, "stratum_methods");
         foreach (string method in rules.StratumMethods)
         {

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
-using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Bpf;
 

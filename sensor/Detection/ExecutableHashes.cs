@@ -1,3 +1,5 @@
+using Guard.Sensor.Interop;
+
 namespace Guard.Sensor.Detection;
 
 /// <summary>

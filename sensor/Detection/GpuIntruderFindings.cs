@@ -1,4 +1,5 @@
 using System.Text;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;

@@ -1,3 +1,4 @@
+using Guard.Sensor.Abi;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
 

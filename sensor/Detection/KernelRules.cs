@@ -1,5 +1,7 @@
 using System.Globalization;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Detection;
 

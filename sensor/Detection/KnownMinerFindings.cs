@@ -1,4 +1,5 @@
 using System.Globalization;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Guard.Sensor.Processes;
 

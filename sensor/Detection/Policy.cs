@@ -1,3 +1,5 @@
+using Guard.Sensor.Events;
+
 namespace Guard.Sensor.Detection;
 
 public enum PolicyMode
@@ -7,22 +9,6 @@ public enum PolicyMode
 
     /// <summary>Rules only alert.</summary>
     Audit,
-}
-
-/// <summary>What a rule does with the process it fires on.</summary>
-public enum RuleAction
-{
-    Off,
-    Alert,
-
-    /// <summary>Kill the miner's process tree.</summary>
-    Kill,
-
-    /// <summary>Kill the miner and the job that launched it.</summary>
-    KillJob,
-
-    /// <summary>Kill the miner; hold the job that launched it for a person.</summary>
-    QuarantineJob,
 }
 
 /// <summary>A detector: its rule name, and whether its evidence may act alone.</summary>

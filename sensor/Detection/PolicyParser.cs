@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Guard.Sensor.Events;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Guard.Sensor.Events;
 
 namespace Guard.Sensor.Detection;
 

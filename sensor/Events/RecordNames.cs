@@ -1,3 +1,5 @@
+using Guard.Sensor.Abi;
+
 namespace Guard.Sensor.Events;
 
 /// <summary>Record kinds as they appear in health output and summaries.</summary>

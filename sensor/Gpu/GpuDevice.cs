@@ -1,18 +1,7 @@
 using System.Globalization;
+using Guard.Sensor.Abi;
 
 namespace Guard.Sensor.Gpu;
-
-/// <summary>How the kernel reads a device's ioctls (enum guard_gpu_role).</summary>
-public enum GpuRole : uint
-{
-    None = 0,
-
-    /// <summary>/dev/nvidiactl and /dev/nvidiaN: resource manager escapes.</summary>
-    ResourceManager = 1,
-
-    /// <summary>/dev/nvidia-uvm: unified memory calls.</summary>
-    UnifiedMemory = 2,
-}
 
 /// <summary>A device file that counts as a GPU: a major, and a minor or every minor.</summary>
 public sealed record GpuDevice(uint Major, int? Minor, GpuRole Role)

@@ -1,8 +1,9 @@
-using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Net;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Output;

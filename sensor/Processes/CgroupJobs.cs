@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 

@@ -1,4 +1,4 @@
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
 
 namespace Guard.Sensor.Processes;
 

@@ -1,4 +1,5 @@
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Response;

@@ -1,6 +1,6 @@
-using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Response;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Response;

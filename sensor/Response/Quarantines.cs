@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Response;

@@ -1,6 +1,8 @@
+using Guard.Sensor.Abi;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Response;

@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
-using Guard.Sensor;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Output;
+using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 
 namespace Guard.Benchmarks;

@@ -1,5 +1,5 @@
-using Guard.Sensor;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
 
 namespace Guard.Benchmarks;
 

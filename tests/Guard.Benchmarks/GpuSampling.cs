@@ -1,9 +1,9 @@
 using System.Diagnostics;
-using Guard.Sensor;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Output;
+using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 
 namespace Guard.Benchmarks;

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Guard.Benchmarks;
 using Guard.Sensor;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Gpu;
 

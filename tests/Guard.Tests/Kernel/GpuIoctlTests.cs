@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Guard.Sensor;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Gpu;
 using Guard.Tests.Support;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Guard.Sensor;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Guard.Sensor;
 using Guard.Sensor.Detection;
 using Guard.Tests.Support;

@@ -6,7 +6,6 @@ using System.Text;
 using System.Text.Json;
 using Guard.Cli;
 using Guard.Sensor.Bpf;
-using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
 

@@ -1,6 +1,7 @@
 using System.Text;
-using Guard.Sensor;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
+using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;

@@ -1,4 +1,5 @@
 using System.Text;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
@@ -160,11 +161,11 @@ public sealed class GpuSampleTests
 {
     private readonly Support.RecordingSink sink = new();
     private readonly ProcessTable table = new(EntityIds.ForThisBoot(), null, new UserNames());
-    private readonly Guard.Sensor.EventPipeline pipeline;
+    private readonly Guard.Sensor.Pipeline.EventPipeline pipeline;
 
     public GpuSampleTests()
     {
-        pipeline = new Guard.Sensor.EventPipeline(table, sink, new Guard.Sensor.Events.EventFilter { Types = new HashSet<Guard.Sensor.Events.EventType>(Enum.GetValues<Guard.Sensor.Events.EventType>()) })
+        pipeline = new Guard.Sensor.Pipeline.EventPipeline(table, sink, new Guard.Sensor.Events.EventFilter { Types = new HashSet<Guard.Sensor.Events.EventType>(Enum.GetValues<Guard.Sensor.Events.EventType>()) })
         {
             Detection = PolicyDetectors.From(PolicyLoader.BuiltIn),
         };

@@ -1,5 +1,7 @@
 using System.Text;
 using Guard.Cli;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;

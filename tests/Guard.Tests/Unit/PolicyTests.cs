@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Guard.Cli;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Events;
 using Guard.Tests.Support;
 using Xunit;
 

@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
-using Guard.Sensor.Events;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Gpu;
 using Guard.Tests.Support;
 using Xunit;

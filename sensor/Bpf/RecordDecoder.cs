@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
+using Guard.Sensor.Abi;
 
-namespace Guard.Sensor.Events;
+namespace Guard.Sensor.Bpf;
 
 /// <summary>Receives each record, decoded in place; the reference is valid only during the call.</summary>
 public interface IRecordHandler

@@ -1,9 +1,11 @@
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Output;
 using Guard.Sensor.Processes;
 
-namespace Guard.Sensor;
+namespace Guard.Sensor.Pipeline;
 
 /// <summary>
 /// The user-space flow for each record: decode (done by the caller), update

@@ -1,4 +1,4 @@
-namespace Guard.Sensor;
+namespace Guard.Sensor.Interop;
 
 /// <summary>A failure whose message is written for the person at the terminal: one line, no stack.</summary>
 public sealed class SensorException : Exception

@@ -1,7 +1,7 @@
-using Guard.Sensor.Bpf;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 
-namespace Guard.Sensor.Gpu;
+namespace Guard.Sensor.Bpf;
 
 /// <summary>
 /// Reads the kernel's per-process GPU ioctl counters (by kind and by RM class).

@@ -1,4 +1,4 @@
-namespace Guard.Sensor.Gpu;
+namespace Guard.Sensor.Abi;
 
 /// <summary>Counter slots of gpu_ioctl_counts (enum guard_ioctl_kind).</summary>
 public enum IoctlKind

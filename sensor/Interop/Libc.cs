@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Guard.Sensor;
+namespace Guard.Sensor.Interop;
 
 /// <summary>The few libc calls the sensor needs, by raw syscall where glibc is too new.</summary>
 internal static unsafe partial class Libc

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Guard.Sensor;
+namespace Guard.Sensor.Interop;
 
 /// <summary>An owned file descriptor (a directory, a pidfd) that closes once.</summary>
 public sealed partial class FileDescriptor : SafeHandle

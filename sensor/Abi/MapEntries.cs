@@ -1,0 +1,95 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Guard.Sensor.Abi;
+
+/// <summary>Key of stratum_methods: a JSON-RPC method, NUL-padded.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardMethod
+{
+    public const int Capacity = 32;
+    public const uint Alert = 1;
+    public const uint Drop = 2;
+
+    public Bytes32 Name;
+}
+
+/// <summary>Key of the name maps: a comm, NUL-padded.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardName
+{
+    public const uint Anywhere = 1;
+    public const uint InJob = 2;
+    public const uint Kill = 4;
+
+    public Bytes16 Name;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardJobMember
+{
+    public uint RootPid;
+    public uint Pad;
+    public ulong RootStartTimeNs;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct GpuCountKey
+{
+    public uint Pid;
+    public uint Slot;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardGpuDevice
+{
+    public uint Major;
+    public int Minor;
+    public uint Role;
+    public uint Pad;
+}
+
+[InlineArray(GuardConfig.MaxGpuDevices)]
+public struct GuardGpuDevices
+{
+    private GuardGpuDevice first;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardConfig
+{
+    public const int MaxGpuDevices = 8;
+
+    public uint AbiVersion;
+    public uint SelfPid;
+    public uint GpuDeviceCount;
+    public uint WakeupBytes;
+    public GuardGpuDevices GpuDevices;
+}
+
+/// <summary>Key of quarantine_devices: a GPU device file the held may not open.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardDeviceKey
+{
+    public uint Major;
+    public int Minor;
+}
+
+/// <summary>Key of allowed_destinations (an LPM trie): port in network order, then a v4-mapped IPv6 address.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardDestinationKey
+{
+    public uint PrefixLength;
+    public Bytes2 Port;
+    public Bytes16 Address;
+    public Bytes2 Pad;
+}
+
+/// <summary>Key of allowed_files: an executable's inode and its device, encoded as the kernel keeps dev_t.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardFileKey
+{
+    public ulong Inode;
+    public uint Device;
+    public uint Pad;
+}

@@ -1,0 +1,19 @@
+namespace Guard.Sensor.Events;
+
+/// <summary>The periodic health metric: a drop is never silent.</summary>
+public sealed class HeartbeatEvent : SensorEvent
+{
+    public override EventType Type => EventType.Heartbeat;
+
+    public long Events { get; internal set; }
+
+    public ulong[] DropsByKind { get; internal set; } = [];
+
+    public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
+
+    public long DecodeFailures { get; internal set; }
+
+    public int Processes { get; internal set; }
+
+    public double UptimeSeconds { get; internal set; }
+}
