@@ -1,11 +1,13 @@
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
 using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
+using Guard.Sensor.Response;
 
 namespace Guard.Sensor;
 
@@ -20,7 +22,7 @@ public sealed record SensorOptions
     public TimeSpan GpuFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The detection policy; null runs the sensor without findings or kernel verdicts.</summary>
-    public Detection.Policy? Policy { get; init; }
+    public Policy? Policy { get; init; }
 
     /// <summary>How often the ring is read when the kernel has not woken the reader: the worst-case latency of an event.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(5);
@@ -52,7 +54,10 @@ public sealed class GuardSensor : IDisposable
 {
     private readonly KernelSession kernel;
     private readonly RingBufferReader reader;
+    private readonly ProcessTable table;
+    private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
+    private readonly Judge? judge;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -64,19 +69,23 @@ public sealed class GuardSensor : IDisposable
     private long nextQuarantineCheckNs;
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
-    private Response.Quarantines? quarantines;
+    private readonly Quarantines? quarantines;
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
 
-    private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options)
+    private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
         this.kernel = kernel;
+        this.table = table;
         this.sink = sink;
         this.options = options;
+        this.quarantines = quarantines;
         decoder = new RecordDecoder();
-        pipeline = new EventPipeline(table, sink, options.Filter) { ActionLog = options.ActionLog };
+        emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
+        judge = detectors is null ? null : new Judge(detectors, responder, emitter);
+        IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl)
+            ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
+        pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();
-        if (kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl))
-            pipeline.GpuCounters = new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd);
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
         startNs = Libc.NowNs(Libc.ClockBoottime);
         nextHeartbeatNs = startNs + (long)options.HeartbeatInterval.TotalNanoseconds;
@@ -88,7 +97,7 @@ public sealed class GuardSensor : IDisposable
     /// <summary>"nvml: 8 devices" or why there are no GPU samples: said once, at start.</summary>
     public string GpuStatus => gpuSource.Status;
 
-    public ProcessTable Processes => pipeline.Table;
+    public ProcessTable Processes => table;
 
     /// <summary>Checks privileges, loads and attaches the programs, then seeds the process table from /proc.</summary>
     public static GuardSensor Start(SensorOptions options, IEventSink sink)
@@ -97,7 +106,7 @@ public sealed class GuardSensor : IDisposable
         KernelOptions kernelOptions = options.Kernel with
         {
             CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root(),
-            InKernelRules = options.Policy is { } policy ? Detection.KernelRules.From(policy) : options.Kernel.InKernelRules,
+            InKernelRules = options.Policy is { } policy ? KernelRules.From(policy) : options.Kernel.InKernelRules,
         };
         KernelSession kernel = KernelSession.Open(kernelOptions);
         try
@@ -106,16 +115,18 @@ public sealed class GuardSensor : IDisposable
             var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
             table.SeedFromProcfs();
             MarkSeededJobMembers(table, kernel, kernelOptions.InKernelRules.JobRoots);
-            var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions });
+            PolicyDetectors? detectors = null;
+            Quarantines? quarantines = null;
+            Responder? responder = null;
             if (options.Policy is { } p)
             {
                 // This sensor enforces now: what a stopped one handed over can go.
                 EnforcementKernel.Remove();
-                sensor.pipeline.Detection = Detection.PolicyDetectors.From(p);
-                sensor.quarantines = new Response.Quarantines(kernelOptions.CgroupRoot!);
-                sensor.pipeline.Responder = new Response.Responder(
-                    new Response.ProcessKiller(kernelOptions.CgroupRoot!), sensor.quarantines, p, kernelOptions.GpuDevices);
+                detectors = PolicyDetectors.From(p);
+                quarantines = new Quarantines(kernelOptions.CgroupRoot!);
+                responder = new Responder(new ProcessKiller(kernelOptions.CgroupRoot!), quarantines, p, kernelOptions.GpuDevices);
             }
+            var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
             return sensor;
         }
         catch
@@ -154,12 +165,12 @@ public sealed class GuardSensor : IDisposable
             nextGpuFlushNs = now + (long)options.GpuFlushInterval.TotalNanoseconds;
             pipeline.FlushGpuCounts(now);
         }
-        if (now >= nextRoundingSampleNs && pipeline.Detection is not null)
+        if (now >= nextRoundingSampleNs && judge is not null)
         {
             nextRoundingSampleNs = now + 1_000_000_000;
             roundingCounts.Clear();
             kernel.ReadRoundingSwitches(roundingCounts);
-            pipeline.OnRoundingSample(roundingCounts, now);
+            judge.OnRoundingSample(roundingCounts, now, table);
         }
         if (now >= nextGpuSampleNs)
         {
@@ -213,8 +224,8 @@ public sealed class GuardSensor : IDisposable
             return;
         try
         {
-            foreach (Response.QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
-                pipeline.Emit(outcome.Describe(null));
+            foreach (QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
+                emitter.Emit(outcome.Describe(null));
         }
         catch (Exception e) when (e is SensorException or IOException)
         {
@@ -226,12 +237,12 @@ public sealed class GuardSensor : IDisposable
     {
         heartbeat.TimeNs = nowNs;
         heartbeat.Process = null;
-        heartbeat.Events = pipeline.EventsEmitted;
+        heartbeat.Events = emitter.EventsEmitted;
         heartbeat.DropsByKind = kernel.ReadDrops();
         heartbeat.DecodeFailures = decoder.TotalFailures;
-        heartbeat.Processes = pipeline.Table.Count;
+        heartbeat.Processes = table.Count;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
-        pipeline.Emit(heartbeat);
+        emitter.Emit(heartbeat);
     }
 
     public SensorSummary Summary()
@@ -239,11 +250,11 @@ public sealed class GuardSensor : IDisposable
         var byType = new Dictionary<EventType, long>();
         foreach (EventType t in Enum.GetValues<EventType>())
         {
-            if (pipeline.EmittedByType[(int)t] > 0)
-                byType[t] = pipeline.EmittedByType[(int)t];
+            if (emitter.EmittedByType[(int)t] > 0)
+                byType[t] = emitter.EmittedByType[(int)t];
         }
         return new SensorSummary(
-            TimeSpan.FromTicks((Libc.NowNs(Libc.ClockBoottime) - startNs) / 100), pipeline.EventsEmitted, byType,
+            TimeSpan.FromTicks((Libc.NowNs(Libc.ClockBoottime) - startNs) / 100), emitter.EventsEmitted, byType,
             kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing);
     }
 

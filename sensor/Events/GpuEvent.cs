@@ -31,7 +31,7 @@ public sealed class GpuEvent : SensorEvent
 
     public uint Command { get; internal set; }
 
-    /// <summary>For activity: the counts as they stand (process.Gpu holds them).</summary>
+    /// <summary>For activity: the counts as they stand (ProcessEntry.GpuActivity holds them).</summary>
     public GpuActivity? Activity { get; internal set; }
 }
 

@@ -2,14 +2,6 @@ using System.Text;
 
 namespace Guard.Sensor.Processes;
 
-/// <summary>Where the table learnt of a process.</summary>
-public enum ProcessOrigin
-{
-    Procfs,
-    Fork,
-    Exec,
-}
-
 /// <summary>
 /// One process, known by identity (boot, pid, start time) rather than pid.
 /// <see cref="Parent"/> is the process that forked it, recorded at fork and
@@ -93,7 +85,7 @@ public sealed class ProcessEntry
     public Dictionary<int, Gpu.GpuProcessSample>? GpuUsage { get; internal set; }
 
     /// <summary>Driver activity counted by the kernel, filled when the process touches a GPU.</summary>
-    public GpuActivity? Gpu { get; internal set; }
+    public GpuActivity? GpuActivity { get; internal set; }
 
     /// <summary>True when this process or one of its ancestors has <paramref name="pid"/>.</summary>
     public bool DescendsFrom(int pid)

@@ -27,7 +27,8 @@ internal static class DecodeThroughput
     {
         var table = new ProcessTable(new EntityIds("0123456789abcdef"), null, new UserNames());
         var sink = new JsonLinesSink(Stream.Null, new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor()));
-        var pipeline = new EventPipeline(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        var emitter = new EventEmitter(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        var pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, null), judge: null);
         var decoder = new RecordDecoder();
 
         byte[] root = Bytes(Fork(ParentPid, 0));

@@ -26,7 +26,9 @@ internal static class GpuSampling
         ];
         var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
         var sink = new JsonLinesSink(Stream.Null, new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor()));
-        var pipeline = new EventPipeline(table, sink, new EventFilter()) { Detection = PolicyDetectors.From(PolicyLoader.BuiltIn) };
+        var emitter = new EventEmitter(table, sink, new EventFilter());
+        var pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, null),
+            new Judge(PolicyDetectors.From(PolicyLoader.BuiltIn), null, emitter));
         for (int i = 0; i < 50; i++)
             pipeline.OnGpuSamples(devices, i); // warm: tiered JIT, the table knows the processes
         const int samplings = 500;

@@ -18,7 +18,7 @@ public sealed class EventPipelineTests
 
     public EventPipelineTests()
     {
-        pipeline = new EventPipeline(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        pipeline = Pipelines.Over(table, sink);
         pipeline.OnFork(Fork(Parent, 0));
     }
 
@@ -45,9 +45,9 @@ public sealed class EventPipelineTests
         pipeline.OnFork(Fork(Parent + 1, Parent));
         pipeline.OnPayload(Payload(Parent + 1, 9, "{\"id\"", 1_000));
         pipeline.OnPayload(Payload(Parent + 1, 9, ":1,", 2_000, offset: 5));
-        pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs - 1);
+        pipeline.Tick(2_000 + PayloadAssembly.QuietNs - 1);
         Assert.Empty(Payloads);
-        pipeline.Tick(2_000 + EventPipeline.PayloadQuietNs);
+        pipeline.Tick(2_000 + PayloadAssembly.QuietNs);
         RecordedEvent only = Assert.Single(Payloads);
         Assert.Equal("{\"id\":1,", only.Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
         Assert.Equal(Parent + 1, only.Pid);
@@ -72,9 +72,9 @@ public sealed class EventPipelineTests
         for (ulong c = 100; c < 1100; c++)
             pipeline.OnPayload(Payload(Parent + 3, c, $"c{c}", c * 1000));
         pipeline.OnPayload(Payload(Parent + 3, 100, " again", 2_000_000, offset: 4)); // the oldest is updated: now the newest
-        pipeline.Tick(1099 * 1000 + EventPipeline.PayloadQuietNs);
+        pipeline.Tick(1099 * 1000 + PayloadAssembly.QuietNs);
         Assert.Equal(999, Payloads.Length);
-        pipeline.Tick(2_000_000 + EventPipeline.PayloadQuietNs);
+        pipeline.Tick(2_000_000 + PayloadAssembly.QuietNs);
         Assert.Equal("c100 again", Payloads[^1].Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
     }
 

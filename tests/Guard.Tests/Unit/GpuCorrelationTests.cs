@@ -2,7 +2,9 @@ using System.Text;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
+using Guard.Tests.Support;
 using Xunit;
 
 namespace Guard.Tests.Unit;
@@ -159,16 +161,13 @@ public sealed class GpuCorrelationTests
 /// <summary>GPU samples as NVML would give them, through the pipeline to ECS metric events and intruder findings.</summary>
 public sealed class GpuSampleTests
 {
-    private readonly Support.RecordingSink sink = new();
+    private readonly RecordingSink sink = new();
     private readonly ProcessTable table = new(EntityIds.ForThisBoot(), null, new UserNames());
-    private readonly Guard.Sensor.Pipeline.EventPipeline pipeline;
+    private readonly EventPipeline pipeline;
 
     public GpuSampleTests()
     {
-        pipeline = new Guard.Sensor.Pipeline.EventPipeline(table, sink, new Guard.Sensor.Events.EventFilter { Types = new HashSet<Guard.Sensor.Events.EventType>(Enum.GetValues<Guard.Sensor.Events.EventType>()) })
-        {
-            Detection = PolicyDetectors.From(PolicyLoader.BuiltIn),
-        };
+        pipeline = Pipelines.Over(table, sink, PolicyDetectors.From(PolicyLoader.BuiltIn));
     }
 
     private static GpuDeviceSample Device(int index, bool mig, params GpuProcessSample[] processes) =>

@@ -1,0 +1,138 @@
+using Guard.Sensor.Abi;
+using Guard.Sensor.Detection;
+using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
+using Guard.Sensor.Response;
+
+namespace Guard.Sensor.Pipeline;
+
+/// <summary>
+/// The findings-and-response path: runs the policy's detectors on what the
+/// pipeline has emitted, has the responder carry out what a finding asks,
+/// then emits the alert (one per process and rule, repeats counted) and each
+/// action taken. Allowed processes and destinations are never judged.
+/// </summary>
+public sealed class Judge
+{
+    private readonly PolicyDetectors detectors;
+    private readonly Responder? responder;
+    private readonly EventEmitter emitter;
+    private readonly AlertCounts alertCounts = new();
+    private readonly List<AlertEvent> dueAlerts = [];
+
+    /// <param name="detectors">The policy's detectors.</param>
+    /// <param name="responder">Acts on findings; null only reports them.</param>
+    /// <param name="emitter">Where alerts and actions go.</param>
+    public Judge(PolicyDetectors detectors, Responder? responder, EventEmitter emitter)
+    {
+        this.detectors = detectors;
+        this.responder = responder;
+        this.emitter = emitter;
+    }
+
+    /// <summary>A program started: known miner (killed by the kernel already), arguments, hash, weak evidence.</summary>
+    public void OnExec(ProcessEntry entry, in ExecRecord record, ProcessTable table)
+    {
+        if (detectors.Allowed.Allows(entry))
+            return;
+        long timeNs = (long)record.Header.TimeNs;
+        if (detectors.KnownMiners.OnExec(entry, record, table) is { } verdict)
+        {
+            Respond(verdict); // the kernel has killed it already; its job is left to the response
+            return;
+        }
+        if ((detectors.Arguments.OnExec(entry, timeNs) ?? detectors.Hashes.OnExec(entry, timeNs)) is { } alert)
+            Respond(alert);
+        if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
+            emitter.Emit(weak);
+    }
+
+    /// <summary>A process ended: its GPU verdict is forgotten and its unreported repeats go out.</summary>
+    public void OnExit(ProcessEntry entry)
+    {
+        detectors.GpuIntruders.Forget(entry);
+        dueAlerts.Clear();
+        alertCounts.OnExit(entry, dueAlerts);
+        foreach (AlertEvent repeated in dueAlerts)
+            emitter.Emit(repeated);
+    }
+
+    /// <summary>A connect's outcome: pool ports and addresses are weak evidence.</summary>
+    public void OnConnect(NetworkEvent connect)
+    {
+        if (!Exempt(connect.Process, (ushort)connect.Family, connect.DestinationAddress, (ushort)connect.DestinationPort)
+            && detectors.Weak.OnConnect(connect.Process, connect.DestinationAddress, (ushort)connect.Family, (ushort)connect.DestinationPort, connect.TimeNs) is { } alert)
+            emitter.Emit(alert);
+    }
+
+    /// <summary>The kernel's Stratum scan matched <paramref name="payload"/> (and dropped it when <paramref name="dropped"/>).</summary>
+    public void OnStratumMatch(ProcessEntry? owner, AssembledPayload payload, bool dropped)
+    {
+        if (Exempt(owner, payload.Family, payload.DestinationAddress, payload.DestinationPort))
+            return;
+        Respond(detectors.Stratum.OnMatch(
+            owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs));
+    }
+
+    /// <summary>A connection's first bytes, whole: Stratum as user space reads it.</summary>
+    public void OnFirstBytes(NetworkEvent payload)
+    {
+        if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
+            && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationPort, payload.TimeNs) is { } alert)
+            Respond(alert);
+    }
+
+    /// <summary>A DNS query: pool domains are weak evidence.</summary>
+    public void OnDns(NetworkEvent query)
+    {
+        if (detectors.Weak.OnDns(query.Process, System.Text.Encoding.ASCII.GetString(query.DataSpan), query.TimeNs) is { } alert)
+            emitter.Emit(alert);
+    }
+
+    /// <summary>The kernel's rounding-mode switch counts (pid, count), sampled at <paramref name="nowNs"/>.</summary>
+    public void OnRoundingSample(IReadOnlyList<(int Pid, ulong Count)> counts, long nowNs, ProcessTable table)
+    {
+        foreach (AlertEvent alert in detectors.Rounding.Sample(counts, nowNs, table))
+        {
+            if (alert.Process is { } p && detectors.Allowed.Allows(p))
+                continue;
+            Respond(alert);
+        }
+    }
+
+    /// <summary>A device sample: a GPU busy with no process to account for it.</summary>
+    public void OnGpuDevice(GpuDeviceSample device, long nowNs)
+    {
+        if (detectors.GpuIntruders.OnDevice(device, nowNs) is { } hidden)
+            Respond(hidden);
+    }
+
+    /// <summary>A process NVML puts on a GPU.</summary>
+    public void OnNvmlProcess(ProcessEntry entry, GpuDeviceSample device, GpuProcessSample sample, ProcessTable table, long nowNs)
+    {
+        if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnNvmlProcess(entry, device, sample, table, nowNs) is { } alert)
+            Respond(alert);
+    }
+
+    /// <summary>A process whose driver calls the kernel counted moved.</summary>
+    public void OnGpuWork(ProcessEntry entry, GpuActivity gpu, ProcessTable table, long nowNs)
+    {
+        if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnGpuWork(entry, gpu, table, nowNs) is { } alert)
+            Respond(alert);
+    }
+
+    /// <summary>No network finding about an allowed process, or a connection to an allowed destination.</summary>
+    private bool Exempt(ProcessEntry? process, ushort family, ReadOnlySpan<byte> address, ushort port) =>
+        (process is not null && detectors.Allowed.Allows(process)) || detectors.Destinations.Allows(family, address, port);
+
+    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken.</summary>
+    private void Respond(AlertEvent alert)
+    {
+        IReadOnlyList<ActionEvent> actions = responder?.Apply(alert) ?? [];
+        if (alertCounts.Admit(alert))
+            emitter.Emit(alert);
+        foreach (ActionEvent action in actions)
+            emitter.Emit(action);
+    }
+}

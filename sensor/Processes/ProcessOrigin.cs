@@ -1,0 +1,9 @@
+namespace Guard.Sensor.Processes;
+
+/// <summary>Where the table learnt of a process.</summary>
+public enum ProcessOrigin
+{
+    Procfs,
+    Fork,
+    Exec,
+}

@@ -1,0 +1,19 @@
+using Guard.Sensor.Detection;
+using Guard.Sensor.Events;
+using Guard.Sensor.Output;
+using Guard.Sensor.Pipeline;
+using Guard.Sensor.Processes;
+
+namespace Guard.Tests.Support;
+
+/// <summary>The user-space pipeline without a kernel: no GPU counters, no responder.</summary>
+public static class Pipelines
+{
+    /// <summary>Every event type shown; findings from <paramref name="detectors"/> when given, reported but never acted on.</summary>
+    public static EventPipeline Over(ProcessTable table, IEventSink sink, PolicyDetectors? detectors = null)
+    {
+        var emitter = new EventEmitter(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        return new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, null),
+            detectors is null ? null : new Judge(detectors, null, emitter));
+    }
+}
