@@ -27,7 +27,7 @@ public sealed partial class ArgumentFindings
 
     public AlertEvent? OnExec(ProcessEntry process, long timeNs)
     {
-        if (policy.ActionFor("miner-arguments") == RuleAction.Off || process.Args.Length == 0)
+        if (policy.ActionFor(Detectors.MinerArguments) == RuleAction.Off || process.Args.Length == 0)
             return null;
         var evidence = new List<KeyValuePair<string, string>>();
         if (Fragment(process.Args) is { } fragment)
@@ -47,9 +47,9 @@ public sealed partial class ArgumentFindings
         evidence.Add(new("executable", process.ExecutableText));
         return new AlertEvent
         {
-            Rule = "miner-arguments",
+            Rule = Detectors.MinerArguments.Name,
             Description = evidence[0].Key == "wallet" ? "a cryptocurrency wallet address on the command line" : "miner arguments on the command line",
-            RequestedAction = policy.ActionFor("miner-arguments"),
+            RequestedAction = policy.ActionFor(Detectors.MinerArguments),
             Evidence = evidence,
             Process = process,
             TimeNs = timeNs,

@@ -61,14 +61,14 @@ public sealed class GpuIntruderFindings
         if (Judge(process, table, timeNs, nvml) is { } intruder)
             return intruder;
         if (Sustained(busySince, process, sample.SmPercent >= (uint)policy.Thresholds.GpuBusyPercent, timeNs)
-            && process.WeakEvidence is { Count: > 0 } pool && !reported.Contains(process) && policy.ActionFor("gpu-intruder") != RuleAction.Off)
+            && process.WeakEvidence is { Count: > 0 } pool && !reported.Contains(process) && policy.ActionFor(Detectors.GpuIntruder) != RuleAction.Off)
         {
             reported.Add(process);
             return new AlertEvent
             {
-                Rule = "gpu-intruder",
+                Rule = Detectors.GpuIntruder.Name,
                 Description = "sustained GPU compute by a process with pool evidence",
-                RequestedAction = policy.ActionFor("gpu-intruder"),
+                RequestedAction = policy.ActionFor(Detectors.GpuIntruder),
                 JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
                 Evidence = [nvml, .. pool, new("executable", process.ExecutableText)],
                 Process = process,
@@ -82,12 +82,12 @@ public sealed class GpuIntruderFindings
     public AlertEvent? OnDevice(GpuDeviceSample device, long timeNs)
     {
         bool busy = !device.Mig && device.Processes.Count == 0 && device.GpuPercent >= (uint)policy.Thresholds.GpuBusyPercent;
-        if (!Sustained(unaccountedSince, device.Uuid, busy, timeNs) || policy.ActionFor("gpu-intruder") == RuleAction.Off)
+        if (!Sustained(unaccountedSince, device.Uuid, busy, timeNs) || policy.ActionFor(Detectors.GpuIntruder) == RuleAction.Off)
             return null;
         unaccountedSince[device.Uuid] = long.MaxValue; // once, until it is idle again
         return new AlertEvent
         {
-            Rule = "gpu-intruder",
+            Rule = Detectors.GpuIntruder.Name,
             Description = "GPU busy with no known process accounting for it",
             RequestedAction = RuleAction.Alert, // no process to act on
             Evidence = [new("device", $"GPU {device.Index} ({device.Name}, {device.Uuid})"), new("utilization", $"{device.GpuPercent}% for {policy.Thresholds.GpuBusySeconds} s or more, no compute process")],
@@ -114,7 +114,7 @@ public sealed class GpuIntruderFindings
 
     private AlertEvent? Judge(ProcessEntry process, ProcessTable table, long timeNs, params KeyValuePair<string, string>[] evidence)
     {
-        if (policy.ActionFor("gpu-intruder") == RuleAction.Off || reported.Contains(process))
+        if (policy.ActionFor(Detectors.GpuIntruder) == RuleAction.Off || reported.Contains(process))
             return null;
         table.EnsureDetails(process); // a process found in /proc at start has its arguments read now
         if (Verdict(process) is not { } why)
@@ -122,9 +122,9 @@ public sealed class GpuIntruderFindings
         reported.Add(process);
         return new AlertEvent
         {
-            Rule = "gpu-intruder",
+            Rule = Detectors.GpuIntruder.Name,
             Description = process.JobRootPid == 0 ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
-            RequestedAction = policy.ActionFor("gpu-intruder"),
+            RequestedAction = policy.ActionFor(Detectors.GpuIntruder),
             JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
             Evidence = [new("why", why), new("executable", process.ExecutableText), .. evidence],
             Process = process,

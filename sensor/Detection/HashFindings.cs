@@ -23,16 +23,16 @@ public sealed class HashFindings
 
     public AlertEvent? OnExec(ProcessEntry process, long timeNs)
     {
-        if (denied.Count == 0 || policy.ActionFor("miner-hash") == RuleAction.Off)
+        if (denied.Count == 0 || policy.ActionFor(Detectors.MinerHash) == RuleAction.Off)
             return null;
         string path = ExecutableHashes.PathOf(process);
         if (hashes.Of(path) is not { } hash || !denied.Contains(hash))
             return null;
         return new AlertEvent
         {
-            Rule = "miner-hash",
+            Rule = Detectors.MinerHash.Name,
             Description = "an executable on the policy's SHA-256 deny list",
-            RequestedAction = policy.ActionFor("miner-hash"),
+            RequestedAction = policy.ActionFor(Detectors.MinerHash),
             Evidence = [new("executable", path), new("sha256", hash)],
             Process = process,
             TimeNs = timeNs,

@@ -11,12 +11,12 @@ public static class KernelRules
     public static InKernelRules From(Policy policy, string passwd = "/etc/passwd") => new(
         policy.Indicators.MinerNames,
         policy.Indicators.MinerNamesInJobs,
-        Acts(policy.ActionFor("known-miner")),
-        Acts(policy.ActionFor("miner-in-job")),
+        Acts(policy.ActionFor(Detectors.KnownMiner)),
+        Acts(policy.ActionFor(Detectors.MinerInJob)),
         policy.Jobs.Roots,
         [.. policy.Allow.Users.Select(u => Uid(u, passwd)).OfType<uint>()],
-        policy.ActionFor("stratum") == RuleAction.Off ? [] : policy.Indicators.StratumMethods,
-        Acts(policy.ActionFor("stratum")))
+        policy.ActionFor(Detectors.Stratum) == RuleAction.Off ? [] : policy.Indicators.StratumMethods,
+        Acts(policy.ActionFor(Detectors.Stratum)))
     {
         AllowedDestinations = [.. policy.Allow.Destinations.Select(AllowedDestinations.Parse)],
         // Resolved now: a path that does not exist yet is allowed by user space only.

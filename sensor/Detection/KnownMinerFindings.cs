@@ -28,7 +28,7 @@ public sealed class KnownMinerFindings
         if ((record.Flags & ExecRecord.KnownMiner) == 0)
             return null;
         bool killed = (record.Flags & ExecRecord.Killed) != 0;
-        string rule = anywhere.Contains(process.NameText) ? "known-miner" : "miner-in-job";
+        Detector rule = anywhere.Contains(process.NameText) ? Detectors.KnownMiner : Detectors.MinerInJob;
         ProcessEntry? root = record.JobRootPid == 0 ? null : table.Find((int)record.JobRootPid);
         string path = ExecutableHashes.PathOf(process);
         var evidence = new List<KeyValuePair<string, string>>
@@ -40,8 +40,8 @@ public sealed class KnownMinerFindings
         };
         return new AlertEvent
         {
-            Rule = rule,
-            Description = rule == "known-miner" ? "known miner executable" : "miner name inside a training job",
+            Rule = rule.Name,
+            Description = rule == Detectors.KnownMiner ? "known miner executable" : "miner name inside a training job",
             Response = killed ? ["killed by the kernel at exec, before its first instruction"] : [],
             KilledInKernel = killed,
             // The kernel did the kill; a rule that also wants the job gets that from user space.

@@ -14,23 +14,24 @@ public enum PolicyMode
 /// <summary>A detector: its rule name, and whether its evidence may act alone.</summary>
 public sealed record Detector(string Name, bool Strong, string Evidence);
 
-/// <summary>The detectors a policy can configure; a rule names one of them.</summary>
+/// <summary>The detectors a policy can configure; a rule names one of them. Findings name their rule through these.</summary>
 public static class Detectors
 {
+    public static readonly Detector KnownMiner = new("known-miner", true, "a known miner executable, killed wherever it runs");
+    public static readonly Detector MinerInJob = new("miner-in-job", true, "a miner name that other programs share, inside a training job");
+    public static readonly Detector MinerArguments = new("miner-arguments", true, "miner arguments (stratum+tcp://, --donate-level, ...)");
+    public static readonly Detector MinerHash = new("miner-hash", true, "an executable whose SHA-256 is on the deny list");
+    public static readonly Detector Stratum = new("stratum", true, "a complete Stratum first line on a new outbound connection");
+    public static readonly Detector PoolSni = new("pool-sni", true, "a TLS ClientHello naming a pool domain");
+    public static readonly Detector Randomx = new("randomx", true, "sustained non-default FPU rounding mode (RandomX)");
+    public static readonly Detector GpuIntruder = new("gpu-intruder", true, "GPU compute by a process in a job that is not one of its workers, or outside every job by no GPU service");
+    public static readonly Detector PoolDns = new("pool-dns", false, "a DNS query for a pool domain");
+    public static readonly Detector PoolPort = new("pool-port", false, "a connect to a pool port from inside a job");
+    public static readonly Detector Staging = new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file");
+
+    /// <summary>Every detector, in the order `guard policy` lists them.</summary>
     public static readonly IReadOnlyList<Detector> All =
-    [
-        new("known-miner", true, "a known miner executable, killed wherever it runs"),
-        new("miner-in-job", true, "a miner name that other programs share, inside a training job"),
-        new("miner-arguments", true, "miner arguments (stratum+tcp://, --donate-level, ...)"),
-        new("miner-hash", true, "an executable whose SHA-256 is on the deny list"),
-        new("stratum", true, "a complete Stratum first line on a new outbound connection"),
-        new("pool-sni", true, "a TLS ClientHello naming a pool domain"),
-        new("randomx", true, "sustained non-default FPU rounding mode (RandomX)"),
-        new("gpu-intruder", true, "GPU compute by a process in a job that is not one of its workers, or outside every job by no GPU service"),
-        new("pool-dns", false, "a DNS query for a pool domain"),
-        new("pool-port", false, "a connect to a pool port from inside a job"),
-        new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file"),
-    ];
+        [KnownMiner, MinerInJob, MinerArguments, MinerHash, Stratum, PoolSni, Randomx, GpuIntruder, PoolDns, PoolPort, Staging];
 
     public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
 }
@@ -72,6 +73,7 @@ public sealed record Policy(
 
     public QuarantinePolicy Quarantine { get; init; } = new(0, false);
 
-    public RuleAction ActionFor(string detector) =>
-        Mode == PolicyMode.Audit && Rules.GetValueOrDefault(detector) != RuleAction.Off ? RuleAction.Alert : Rules.GetValueOrDefault(detector);
+    /// <summary>What the detector's rule does under this policy: under audit, anything but off only alerts.</summary>
+    public RuleAction ActionFor(Detector detector) =>
+        Mode == PolicyMode.Audit && Rules.GetValueOrDefault(detector.Name) != RuleAction.Off ? RuleAction.Alert : Rules.GetValueOrDefault(detector.Name);
 }

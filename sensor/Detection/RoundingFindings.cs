@@ -20,7 +20,7 @@ public sealed class RoundingFindings
 
     public IEnumerable<AlertEvent> Sample(IReadOnlyList<(int Pid, ulong Count)> counts, long nowNs, ProcessTable table)
     {
-        if (policy.ActionFor("randomx") == RuleAction.Off)
+        if (policy.ActionFor(Detectors.Randomx) == RuleAction.Off)
             yield break;
         long window = policy.Thresholds.RandomxWindowSeconds * 1_000_000_000L;
         present.Clear();
@@ -45,9 +45,9 @@ public sealed class RoundingFindings
                 continue;
             yield return new AlertEvent
             {
-                Rule = "randomx",
+                Rule = Detectors.Randomx.Name,
                 Description = "sustained non-default FPU rounding mode, as RandomX mining does",
-                RequestedAction = policy.ActionFor("randomx"),
+                RequestedAction = policy.ActionFor(Detectors.Randomx),
                 Evidence =
                 [
                     new("rounding_switches", switches.ToString(System.Globalization.CultureInfo.InvariantCulture)),

@@ -24,14 +24,14 @@ public sealed class StratumFindings
     /// <summary>A TLS ClientHello among a connection's first bytes that names a pool: strong evidence.</summary>
     public AlertEvent? OnFirstBytes(ProcessEntry? owner, ReadOnlySpan<byte> firstBytes, int port, long timeNs)
     {
-        if (policy.ActionFor("pool-sni") == RuleAction.Off || !TlsClientHello.TryReadServerName(firstBytes, out string host)
+        if (policy.ActionFor(Detectors.PoolSni) == RuleAction.Off || !TlsClientHello.TryReadServerName(firstBytes, out string host)
             || pools.Match(host) is not { } pool)
             return null;
         return new AlertEvent
         {
-            Rule = "pool-sni",
+            Rule = Detectors.PoolSni.Name,
             Description = "a TLS connection that names a mining pool",
-            RequestedAction = policy.ActionFor("pool-sni"),
+            RequestedAction = policy.ActionFor(Detectors.PoolSni),
             Evidence = [new("server_name", host), new("pool_domain", pool), new("port", port.ToString(System.Globalization.CultureInfo.InvariantCulture))],
             Process = owner,
             TimeNs = timeNs,
@@ -46,9 +46,9 @@ public sealed class StratumFindings
             response.Add("the segment completing the Stratum method, and every packet after it, dropped at egress");
         return new AlertEvent
         {
-            Rule = "stratum",
+            Rule = Detectors.Stratum.Name,
             Description = "a Stratum mining message on a new outbound connection",
-            RequestedAction = policy.ActionFor("stratum"),
+            RequestedAction = policy.ActionFor(Detectors.Stratum),
             Response = response,
             Evidence =
             [

@@ -26,23 +26,23 @@ public sealed class WeakFindings
     }
 
     public AlertEvent? OnDns(ProcessEntry? process, string name, long timeNs) =>
-        process is not null && pools.Match(name) is { } pool && policy.ActionFor("pool-dns") != RuleAction.Off
-            ? Add(process, "pool-dns", $"{name} (pool {pool})", timeNs)
+        process is not null && pools.Match(name) is { } pool && policy.ActionFor(Detectors.PoolDns) != RuleAction.Off
+            ? Add(process, Detectors.PoolDns.Name, $"{name} (pool {pool})", timeNs)
             : null;
 
     /// <summary>A job's process running a memfd, a deleted file, or a file from /tmp-like directories.</summary>
     public AlertEvent? OnExec(ProcessEntry process, long timeNs) =>
-        process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor("staging") != RuleAction.Off
-            ? Add(process, "staging", $"{staging}: {process.ExecutableText}", timeNs)
+        process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor(Detectors.Staging) != RuleAction.Off
+            ? Add(process, Detectors.Staging.Name, $"{staging}: {process.ExecutableText}", timeNs)
             : null;
 
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
     {
-        if (process is null || process.JobRootPid == 0 || !poolPorts.Contains(port) || policy.ActionFor("pool-port") == RuleAction.Off)
+        if (process is null || process.JobRootPid == 0 || !poolPorts.Contains(port) || policy.ActionFor(Detectors.PoolPort) == RuleAction.Off)
             return null;
         var ip = new IPAddress(family == 2 ? address[..4] : address[..16]);
         // Local and private peers (Jupyter, Ray, a parameter server) are no evidence at all.
-        return IsPublic(ip) ? Add(process, "pool-port", family == 2 ? $"{ip}:{port}" : $"[{ip}]:{port}", timeNs) : null;
+        return IsPublic(ip) ? Add(process, Detectors.PoolPort.Name, family == 2 ? $"{ip}:{port}" : $"[{ip}]:{port}", timeNs) : null;
     }
 
     public static bool IsPublic(IPAddress ip)

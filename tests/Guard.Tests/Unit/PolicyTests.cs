@@ -97,7 +97,7 @@ public sealed class PolicyTests
         Assert.Equal([1234], p.Indicators.PoolPorts);
         Assert.Equal(PolicyLoader.BuiltIn.Indicators.MinerNames, p.Indicators.MinerNames);
         Assert.Equal(RuleAction.Kill, p.Rules["stratum"]);
-        Assert.Equal(RuleAction.Alert, p.ActionFor("stratum")); // audit mode: rules only alert
+        Assert.Equal(RuleAction.Alert, p.ActionFor(Detectors.Stratum)); // audit mode: rules only alert
         Assert.Equal(["built-in", "p.toml"], p.Sources);
     }
 
