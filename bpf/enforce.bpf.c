@@ -3,8 +3,8 @@
  * Enforcement that outlives the sensor. A `guard watch` that stops hands
  * over to these before it detaches its own: the exec-time kill of known
  * miners, with job membership kept from fork, and the drop of Stratum at
- * egress. They decide exactly as guard.bpf.c does (verdicts.h), write no
- * records (no one would read them), and are pinned under
+ * egress. They decide exactly as guard.bpf.c does (verdicts.h, stream.h),
+ * write no records (no one would read them), and are pinned under
  * /sys/fs/bpf/guard/enforce until the next `guard watch` has attached its
  * own programs and removes them: no gap either way.
  */
@@ -14,19 +14,13 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "packet.h"
 #include "verdicts.h"
+#include "stream.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Per TCP socket connected since the handover: the stream position and the scan. */
-struct stream_state {
-	__u32 next_seq;
-	__u16 captured;
-	__u8 started;
-	__u8 verdict; /* 0, GUARD_STRATUM_ALERT or GUARD_STRATUM_DROP */
-	struct stream_scan scan;
-};
-
+/* Per TCP socket connected since the handover. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -80,24 +74,23 @@ int BPF_PROG(guard_enf_exit, struct task_struct *task)
 	return 0;
 }
 
-/* Only streams whose first byte is still to come are scanned. */
-static __always_inline int claim_stream(struct bpf_sock_addr *ctx)
+static __always_inline int on_connect(struct bpf_sock_addr *ctx)
 {
-	if (ctx->protocol == IPPROTO_TCP && ctx->sk)
-		bpf_sk_storage_get(&enforce_streams, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (ctx->protocol == IPPROTO_TCP)
+		stream_claim(&enforce_streams, ctx->sk);
 	return 1;
 }
 
 SEC("cgroup/connect4")
 int guard_enf_connect4(struct bpf_sock_addr *ctx)
 {
-	return claim_stream(ctx);
+	return on_connect(ctx);
 }
 
 SEC("cgroup/connect6")
 int guard_enf_connect6(struct bpf_sock_addr *ctx)
 {
-	return claim_stream(ctx);
+	return on_connect(ctx);
 }
 
 /* Returns 0 to drop: the segment that completes a Stratum method the policy
@@ -105,12 +98,10 @@ int guard_enf_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup_skb/egress")
 int guard_enf_egress(struct __sk_buff *skb)
 {
-	struct enforce_scratch *scratch;
+	struct stream_bytes bytes;
 	struct stream_state *st;
 	struct l4_location loc;
-	struct tcp_segment seg;
 	struct bpf_sock *sk = skb->sk;
-	__u32 zero = 0, n, verdict;
 
 	if (!sk)
 		return 1;
@@ -120,30 +111,7 @@ int guard_enf_egress(struct __sk_buff *skb)
 	st = bpf_sk_storage_get(&enforce_streams, sk, 0, 0);
 	if (!st)
 		return 1;
-	if (st->verdict)
-		return st->verdict == GUARD_STRATUM_DROP ? 0 : 1;
-	if (st->captured >= GUARD_PAYLOAD_LEN || locate_l4(skb, &loc) || loc.protocol != IPPROTO_TCP ||
-	    read_tcp_segment(skb, &loc, &seg))
-		return 1;
-	if (!st->started) {
-		st->next_seq = seg.seq;
-		st->started = 1;
-	} else if (seg.seq != st->next_seq) {
-		return 1; /* a retransmission, or out of order */
-	}
-	n = seg.payload_len;
-	if (n > GUARD_PAYLOAD_LEN - st->captured)
-		n = GUARD_PAYLOAD_LEN - st->captured;
-	if (n == 0 || n > GUARD_PAYLOAD_LEN)
-		return 1;
-	scratch = bpf_map_lookup_elem(&enforce_scratch, &zero);
-	if (!scratch || bpf_skb_load_bytes(skb, seg.payload_offset, scratch->data, n))
-		return 1;
-	verdict = scan_stratum(&st->scan, scratch->data, n, st->captured);
-	if (verdict == GUARD_STRATUM_DROP && destination_allowed(&loc, seg.dport))
-		verdict = GUARD_STRATUM_ALERT;
-	st->captured += n;
-	st->next_seq = seg.seq + seg.payload_len;
-	st->verdict = verdict;
-	return verdict == GUARD_STRATUM_DROP ? 0 : 1;
+	if (!stream_done(st) && !locate_l4(skb, &loc) && loc.protocol == IPPROTO_TCP)
+		stream_advance(skb, &loc, st, &enforce_scratch, &bytes);
+	return stream_egress_return(st);
 }

@@ -16,7 +16,9 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "packet.h"
 #include "verdicts.h"
+#include "stream.h"
 
 #define S_IFMT 00170000
 #define S_IFCHR 0020000
@@ -46,16 +48,10 @@ struct {
  * may not be. Small on purpose: every socket made while Guard runs has one;
  * the bytes themselves go straight from the packet to the ring. */
 struct sock_owner {
-	__u32 pid;
-	__u32 next_seq;
 	__u64 start_time_ns;
-	__u16 captured;
-	__u8 segments;
-	__u8 done;
-	__u8 verdict; /* 0, GUARD_STRATUM_ALERT or GUARD_STRATUM_DROP */
-	struct stream_scan scan;
+	__u32 pid;
+	struct stream_state stream; /* TCP */
 };
-
 
 struct payload_scratch {
 	__u8 data[GUARD_PAYLOAD_LEN];
@@ -74,11 +70,6 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
-
-
-
-
-
 
 /* Context switches of each process with a non-default FPU rounding mode. */
 struct {
@@ -177,7 +168,6 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 		flags |= GUARD_EXEC_SHARED_DIR;
 	return flags;
 }
-
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -308,12 +298,9 @@ int BPF_PROG(guard_fpu, struct fpu *fpu)
 
 static __always_inline void claim_socket(struct bpf_sock *sk)
 {
-	struct sock_owner *owner;
+	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!sk)
-		return;
-	owner = bpf_sk_storage_get(&sock_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!owner || owner->pid == pid)
 		return;
 	owner->pid = pid;
@@ -454,93 +441,47 @@ int guard_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-
-/* Returns 0 to drop the packet: only for a socket whose first bytes were a
- * Stratum message the policy stops. */
-
-static __always_inline int capture_tcp(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner,
-				       struct l4_location *loc)
+/* Reports the head bytes of a TCP stream, one record per segment. Returns
+ * 0 to drop the packet: only for a socket whose first bytes were a Stratum
+ * message the policy stops. */
+static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
-	struct payload_scratch *scratch;
+	struct stream_state *st = &owner->stream;
+	struct stream_bytes bytes;
 	struct guard_payload *p;
-	struct tcp_segment seg;
-	__u32 payload_offset, payload_len, seq, offset, n, zero = 0, verdict;
-	__u16 dport;
+	const __u8 *data;
 
-	if (read_tcp_segment(skb, loc, &seg))
-		return 1;
-	payload_offset = seg.payload_offset;
-	payload_len = seg.payload_len;
-	seq = seg.seq;
-	dport = seg.dport;
-	if (owner->segments == 0)
-		owner->next_seq = seq;
-	else if (seq != owner->next_seq)
-		return 1; /* a retransmission, or out of order */
-
-	offset = owner->captured;
-	if (offset >= GUARD_PAYLOAD_LEN)
-		return 1;
-	n = payload_len;
-	if (n > GUARD_PAYLOAD_LEN - offset)
-		n = GUARD_PAYLOAD_LEN - offset;
-	if (n == 0 || n > GUARD_PAYLOAD_LEN)
-		return 1;
-	scratch = bpf_map_lookup_elem(&payload_scratch, &zero);
-	if (!scratch || bpf_skb_load_bytes(skb, payload_offset, scratch->data, n))
-		return 1;
-	verdict = scan_stratum(&owner->scan, scratch->data, n, offset);
-	if (verdict == GUARD_STRATUM_DROP && destination_allowed(loc, dport))
-		verdict = GUARD_STRATUM_ALERT;
-	/* The stream position moves on even if the ring is full: the drop is
-	 * counted, and a later segment is never mistaken for an earlier one. */
-	owner->captured = offset + n;
-	owner->next_seq = seq + payload_len;
-	owner->segments++;
-	/* Bytes, not segments, bound the capture: a sender that splits its first
-	 * line byte by byte is still read to the end of it. */
-	if (owner->captured >= GUARD_PAYLOAD_LEN || verdict)
-		owner->done = 1;
-	owner->verdict = verdict;
-
+	data = stream_advance(skb, loc, st, &payload_scratch, &bytes);
+	if (!data)
+		return stream_egress_return(st);
 	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
 	if (p) {
-		bpf_probe_read_kernel(p->data, n, scratch->data);
+		bpf_probe_read_kernel(p->data, bytes.len, data);
 		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
 		p->cookie = bpf_get_socket_cookie(skb);
 		p->family = loc->family;
-		p->dport = dport;
-		p->offset = offset;
-		p->len = n;
-		p->segments = owner->segments;
-		p->flags = (owner->done ? GUARD_PAYLOAD_FINAL : 0) | (verdict ? GUARD_PAYLOAD_STRATUM : 0) |
-			   (verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
+		p->dport = bytes.dport;
+		p->offset = bytes.offset;
+		p->len = bytes.len;
+		p->segments = st->segments;
+		p->flags = (stream_done(st) ? GUARD_PAYLOAD_FINAL : 0) | (st->verdict ? GUARD_PAYLOAD_STRATUM : 0) |
+			   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
 		p->pad = 0;
 		__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
 		submit(p);
 	}
-	return verdict == GUARD_STRATUM_DROP ? 0 : 1;
+	return stream_egress_return(st);
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
+	struct udp_datagram dgram;
 	struct guard_dns *d;
-	struct udphdr *uh;
-	__u32 message_offset, n;
+	__u32 n;
 
-	if (loc->offset > 60)
+	if (read_udp_datagram(skb, loc, &dgram) || dgram.dport != DNS_PORT)
 		return;
-	uh = data + loc->offset;
-	if ((void *)(uh + 1) > end)
-		return;
-	if (uh->dest != bpf_htons(DNS_PORT))
-		return;
-	message_offset = loc->offset + sizeof(*uh);
-	if (skb->len <= message_offset)
-		return;
-	n = skb->len - message_offset;
+	n = dgram.payload_len;
 	if (n > GUARD_DNS_LEN)
 		n = GUARD_DNS_LEN;
 	if (n == 0)
@@ -548,7 +489,7 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner
 	d = reserve(sizeof(*d), GUARD_RECORD_DNS);
 	if (!d)
 		return;
-	if (bpf_skb_load_bytes(skb, message_offset, d->message, n)) {
+	if (bpf_skb_load_bytes(skb, dgram.payload_offset, d->message, n)) {
 		bpf_ringbuf_discard(d, 0);
 		return;
 	}
@@ -578,13 +519,12 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && owner->done)
-		/* After a Stratum line, nothing more of this socket leaves. */
-		return owner->verdict == GUARD_STRATUM_DROP ? 0 : 1;
+	if (sk->protocol == IPPROTO_TCP && stream_done(&owner->stream))
+		return stream_egress_return(&owner->stream);
 	if (locate_l4(skb, &loc))
 		return 1;
 	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)
-		return capture_tcp(skb, sk, owner, &loc);
+		return capture_tcp(skb, owner, &loc);
 	if (loc.protocol == IPPROTO_UDP)
 		capture_dns(skb, owner, &loc);
 	return 1;

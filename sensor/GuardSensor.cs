@@ -82,7 +82,7 @@ public sealed class GuardSensor : IDisposable
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
         judge = detectors is null ? null : new Judge(detectors, responder, emitter);
-        IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == GuardPrograms.GpuIoctl)
+        IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();

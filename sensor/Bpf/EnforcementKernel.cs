@@ -16,8 +16,8 @@ public static unsafe class EnforcementKernel
 
     private static readonly (string Name, bool AtCgroupRoot)[] Programs =
     [
-        ("guard_enf_exec", false), ("guard_enf_fork", false), ("guard_enf_exit", false),
-        ("guard_enf_connect4", true), ("guard_enf_connect6", true), ("guard_enf_egress", true),
+        (BpfProgramNames.EnforceExec, false), (BpfProgramNames.EnforceFork, false), (BpfProgramNames.EnforceExit, false),
+        (BpfProgramNames.EnforceConnect4, true), (BpfProgramNames.EnforceConnect6, true), (BpfProgramNames.EnforceEgress, true),
     ];
 
     public static string PinRoot => Path.Join(Pins.Root, "enforce");
@@ -43,7 +43,7 @@ public static unsafe class EnforcementKernel
             if (err != 0)
                 throw new SensorException(KernelSession.LoadFailure(-err));
             PolicyMaps.Write(obj, rules);
-            int membersFd = KernelSession.MapFd(obj, "job_members");
+            int membersFd = KernelSession.MapFd(obj, BpfMapNames.JobMembers);
             foreach ((uint tgid, GuardJobMember member) in jobMembers)
             {
                 uint key = tgid;

@@ -33,7 +33,7 @@ public static unsafe class GuardProgramsLoaded
             var name = new ReadOnlySpan<byte>(info + NameOffset, 16);
             int end = name.IndexOf((byte)0);
             string text = Encoding.UTF8.GetString(end < 0 ? name : name[..end]);
-            if (text.StartsWith("guard_", StringComparison.Ordinal))
+            if (text.StartsWith(BpfProgramNames.Prefix, StringComparison.Ordinal))
                 names[id] = text;
         }
         Dictionary<uint, List<int>> holders = Holders(names.Keys);

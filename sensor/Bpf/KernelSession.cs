@@ -86,10 +86,10 @@ public sealed unsafe class KernelSession : IDisposable
             // 2. configure: sizes and the read-only config, before load
             session.Configure(options);
             bool wantIoctl = options.GpuDevices.Count > 0;
-            ProgramSpec ioctlSpec = GuardPrograms.Observation.First(s => s.Name == GuardPrograms.GpuIoctl);
+            ProgramSpec ioctlSpec = GuardPrograms.Observation.First(s => s.Name == BpfProgramNames.Ioctl);
             if (!wantIoctl)
             {
-                Libbpf.ProgramSetAutoload(session.Program(GuardPrograms.GpuIoctl), false);
+                Libbpf.ProgramSetAutoload(session.Program(BpfProgramNames.Ioctl), false);
                 session.missing.Add(new MissingProgram(ioctlSpec, "no GPU device present or configured"));
             }
             else
@@ -102,13 +102,13 @@ public sealed unsafe class KernelSession : IDisposable
             if (err != 0)
                 throw new SensorException(LoadFailure(-err));
 
-            session.RingBufferFd = session.MapFd("events");
-            session.roundingSwitchesFd = session.MapFd("rounding_switches");
+            session.RingBufferFd = session.MapFd(BpfMapNames.Events);
+            session.roundingSwitchesFd = session.MapFd(BpfMapNames.RoundingSwitches);
             // Rules before attach: no exec is judged against empty maps.
             session.WriteExecRules(options.InKernelRules);
-            session.DropsFd = session.MapFd("drops");
-            session.GpuIoctlCountsFd = session.MapFd("gpu_ioctl_counts");
-            session.GpuClassCountsFd = session.MapFd("gpu_class_counts");
+            session.DropsFd = session.MapFd(BpfMapNames.Drops);
+            session.GpuIoctlCountsFd = session.MapFd(BpfMapNames.GpuIoctlCounts);
+            session.GpuClassCountsFd = session.MapFd(BpfMapNames.GpuClassCounts);
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -124,13 +124,13 @@ public sealed unsafe class KernelSession : IDisposable
 
     private void Configure(KernelOptions options)
     {
-        nint ring = Libbpf.FindMap(obj, "events");
+        nint ring = Libbpf.FindMap(obj, BpfMapNames.Events);
         if (ring == 0 || Libbpf.MapSetMaxEntries(ring, (uint)options.RingBufferBytes) != 0)
-            throw new SensorException("cannot size the ring buffer map 'events'");
+            throw new SensorException($"cannot size the ring buffer map '{BpfMapNames.Events}'");
 
-        nint rodata = Libbpf.FindMap(obj, ".rodata");
+        nint rodata = Libbpf.FindMap(obj, BpfMapNames.ReadOnlyData);
         if (rodata == 0)
-            throw new SensorException("the BPF object has no .rodata section (guard_config missing)");
+            throw new SensorException($"the BPF object has no {BpfMapNames.ReadOnlyData} section (guard_config missing)");
         void* initial = Libbpf.MapInitialValue(rodata, out nuint size);
         // Exactly guard_config: anything else in .rodata would sit where the sensor writes.
         if (initial == null || size != (nuint)sizeof(GuardConfig))
@@ -154,7 +154,7 @@ public sealed unsafe class KernelSession : IDisposable
     private void WriteExecRules(InKernelRules rules)
     {
         PolicyMaps.Write(obj, rules);
-        jobMembersFd = MapFd("job_members");
+        jobMembersFd = MapFd(BpfMapNames.JobMembers);
     }
 
     /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
@@ -193,7 +193,7 @@ public sealed unsafe class KernelSession : IDisposable
         using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupRoot);
         foreach (ProgramSpec spec in GuardPrograms.Observation)
         {
-            if (spec.Name == GuardPrograms.GpuIoctl && !wantIoctl)
+            if (spec.Name == BpfProgramNames.Ioctl && !wantIoctl)
                 continue;
             nint program = Program(spec.Name);
             LibbpfLog.Clear();

@@ -67,5 +67,5 @@ public static class Pins
 
     /// <summary>Every pinned link below <paramref name="dir"/> (links are named after their program, guard_*).</summary>
     public static IReadOnlyList<string> Links(string dir) =>
-        Directory.Exists(dir) ? [.. Directory.EnumerateFiles(dir, "guard_*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)] : [];
+        Directory.Exists(dir) ? [.. Directory.EnumerateFiles(dir, BpfProgramNames.Prefix + "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)] : [];
 }

@@ -13,9 +13,9 @@ internal static unsafe class PolicyMaps
     /// <summary>Writes what the kernel judges itself into a loaded object's maps (names from verdicts.h).</summary>
     public static void Write(nint obj, InKernelRules rules)
     {
-        int miners = KernelSession.MapFd(obj, "miner_names");
-        int roots = KernelSession.MapFd(obj, "job_root_names");
-        int uids = KernelSession.MapFd(obj, "allowed_uids");
+        int miners = KernelSession.MapFd(obj, BpfMapNames.MinerNames);
+        int roots = KernelSession.MapFd(obj, BpfMapNames.JobRootNames);
+        int uids = KernelSession.MapFd(obj, BpfMapNames.AllowedUids);
         var flags = new Dictionary<string, uint>();
         foreach (string name in rules.MinersAnywhere)
             flags[Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
@@ -28,7 +28,7 @@ internal static unsafe class PolicyMaps
             Update(miners, name, value);
         foreach (string name in rules.JobRoots)
             Update(roots, Comm.Of(name), 1);
-        int methods = KernelSession.MapFd(obj, "stratum_methods");
+        int methods = KernelSession.MapFd(obj, BpfMapNames.StratumMethods);
         foreach (string method in rules.StratumMethods)
         {
             GuardMethod key = default;
@@ -40,7 +40,7 @@ internal static unsafe class PolicyMaps
             if (rc != 0)
                 throw new SensorException($"cannot write Stratum method '{method}' into the kernel map: {Libc.ErrorText(-rc)}");
         }
-        int destinations = KernelSession.MapFd(obj, "allowed_destinations");
+        int destinations = KernelSession.MapFd(obj, BpfMapNames.AllowedDestinations);
         foreach (DestinationRule rule in rules.AllowedDestinations)
         {
             var key = new GuardDestinationKey { PrefixLength = (uint)(16 + rule.PrefixBits) };
@@ -52,7 +52,7 @@ internal static unsafe class PolicyMaps
             if (rc != 0)
                 throw new SensorException($"cannot write the allowed destinations into the kernel map: {Libc.ErrorText(-rc)}");
         }
-        int files = KernelSession.MapFd(obj, "allowed_files");
+        int files = KernelSession.MapFd(obj, BpfMapNames.AllowedFiles);
         foreach ((uint device, ulong inode) in rules.AllowedFiles)
         {
             var key = new GuardFileKey { Inode = inode, Device = device };

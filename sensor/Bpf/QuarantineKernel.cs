@@ -15,10 +15,10 @@ namespace Guard.Sensor.Bpf;
 public sealed unsafe class QuarantineKernel : IDisposable
 {
     private const string ObjectName = "quarantine.bpf.o";
-    private const string RecordsMap = "quarantines";
-    private const string TgidsMap = "quarantine_tgids";
-    private const string SocketsMap = "quarantine_socks";
-    private const string DevicesMap = "quarantine_devices";
+    private const string RecordsMap = BpfMapNames.Quarantines;
+    private const string TgidsMap = BpfMapNames.QuarantineTgids;
+    private const string SocketsMap = BpfMapNames.QuarantineSocks;
+    private const string DevicesMap = BpfMapNames.QuarantineDevices;
 
     /// <summary>Where holds are pinned: their maps, tree/ and cgroup-ID/ links.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "quarantine");
@@ -28,14 +28,14 @@ public sealed unsafe class QuarantineKernel : IDisposable
     /// <summary>Tree mode, attached at the root: each denies only what a live record holds.</summary>
     private static readonly string[] TreePrograms =
     [
-        "guard_qtree_sock_create", "guard_qtree_connect4", "guard_qtree_connect6", "guard_qtree_sendmsg4",
-        "guard_qtree_sendmsg6", "guard_qtree_egress", "guard_qtree_dev", "guard_qtree_fork", "guard_qtree_exit",
+        BpfProgramNames.QuarantineTreeSockCreate, BpfProgramNames.QuarantineTreeConnect4, BpfProgramNames.QuarantineTreeConnect6, BpfProgramNames.QuarantineTreeSendMsg4,
+        BpfProgramNames.QuarantineTreeSendMsg6, BpfProgramNames.QuarantineTreeEgress, BpfProgramNames.QuarantineTreeDev, BpfProgramNames.QuarantineTreeFork, BpfProgramNames.QuarantineTreeExit,
     ];
 
     /// <summary>Cgroup mode, attached to the held job's cgroup: each denies everything there.</summary>
     private static readonly string[] CgroupPrograms =
     [
-        "guard_qcg_connect4", "guard_qcg_connect6", "guard_qcg_sendmsg4", "guard_qcg_sendmsg6", "guard_qcg_egress", "guard_qcg_dev",
+        BpfProgramNames.QuarantineCgroupConnect4, BpfProgramNames.QuarantineCgroupConnect6, BpfProgramNames.QuarantineCgroupSendMsg4, BpfProgramNames.QuarantineCgroupSendMsg6, BpfProgramNames.QuarantineCgroupEgress, BpfProgramNames.QuarantineCgroupDev,
     ];
 
     private readonly nint obj;
@@ -104,7 +104,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         {
             string pin = Path.Join(TreeLinks, name);
             if (!File.Exists(pin))
-                AttachAndPin(name, name is "guard_qtree_fork" or "guard_qtree_exit" ? null : root, pin);
+                AttachAndPin(name, name is BpfProgramNames.QuarantineTreeFork or BpfProgramNames.QuarantineTreeExit ? null : root, pin);
         }
     }
 

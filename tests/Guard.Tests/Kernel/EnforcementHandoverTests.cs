@@ -57,7 +57,7 @@ public sealed class EnforcementHandoverTests : IDisposable
         using (SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn }))
             Assert.False(EnforcementKernel.Active);
         var clock = Stopwatch.StartNew();
-        while (GuardProgramsLoaded.List().Any(p => p.Name.StartsWith("guard_enf_", StringComparison.Ordinal)))
+        while (GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal)))
         {
             Assert.True(clock.ElapsedMilliseconds < 5000, "the handed-over programs were not freed");
             Thread.Sleep(50);

@@ -58,7 +58,7 @@ public sealed class GpuIoctlTests
 
         var options = new SensorOptions { Kernel = new KernelOptions { GpuDevices = [StandIn] } };
         using SensorHarness sensor = SensorHarness.Start(options);
-        Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == GuardPrograms.GpuIoctl);
+        Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == BpfProgramNames.Ioctl);
 
         python.StandardInput.WriteLine("GO");
         int child = int.Parse(python.StandardOutput.ReadLine()!, System.Globalization.CultureInfo.InvariantCulture);
@@ -101,8 +101,8 @@ public sealed class GpuIoctlTests
     public void WithoutAGpuDeviceTheIoctlProgramIsNotLoadedAndSaysWhy()
     {
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Kernel = new KernelOptions { GpuDevices = [] } });
-        Assert.DoesNotContain(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == GuardPrograms.GpuIoctl);
-        MissingProgram missing = Assert.Single(sensor.Sensor.Kernel.Missing, m => m.Spec.Name == GuardPrograms.GpuIoctl);
+        Assert.DoesNotContain(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == BpfProgramNames.Ioctl);
+        MissingProgram missing = Assert.Single(sensor.Sensor.Kernel.Missing, m => m.Spec.Name == BpfProgramNames.Ioctl);
         Assert.Contains("no GPU device", missing.Reason, StringComparison.Ordinal);
     }
 

@@ -203,7 +203,7 @@ public sealed class QuarantineTests : IDisposable
         Assert.Equal(0, free.GetProperty("gpu").GetInt32());
         WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
         Assert.False(QuarantineKernel.Pinned, "the last release leaves no pin");
-        WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith("guard_q", StringComparison.Ordinal)), "the kernel to free the quarantine programs");
+        WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.QuarantinePrefix, StringComparison.Ordinal)), "the kernel to free the quarantine programs");
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Guard.Sensor;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Tests.Support;
 using Xunit;
@@ -29,7 +30,7 @@ public sealed class RandomxTests
     {
         Policy policy = Policies.Over("[thresholds]\nrandomx_rounding_switches = 50\nrandomx_window_seconds = 10\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
-        Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == "guard_fpu");
+        Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == BpfProgramNames.Fpu);
 
         using Process ordinary = Run.Start("taskset", "-c", "0", "/bin/sh", "-c", "end=$(($(date +%s)+20)); while [ $(date +%s) -lt $end ]; do :; done");
         using Process spinner = Run.Start("taskset", "-c", "0", Run.Python, "-c", RoundingSpinner);

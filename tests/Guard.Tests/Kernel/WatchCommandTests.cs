@@ -54,32 +54,32 @@ public sealed class WatchCommandTests
         Assert.True(rc == 0, console.ErrorText);
         Assert.Contains("guard watch: detached", console.ErrorText, StringComparison.Ordinal);
         Assert.Contains("enforcement programs stay", console.ErrorText, StringComparison.Ordinal);
-        Assert.Contains("guard_ioctl", console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.Contains(BpfProgramNames.Ioctl, console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
 
         // What stays is only the enforcement, pinned; removing it leaves nothing.
         Assert.Equal(
-            ["guard_enf_connect4", "guard_enf_connect6", "guard_enf_egress", "guard_enf_exec", "guard_enf_exit", "guard_enf_fork"],
+            [BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork],
             Pins.Links(Pins.Root).Select(Path.GetFileName));
         string[] names = GuardProgramNames();
-        for (int i = 0; i < 30 && names.Any(n => !n.StartsWith("guard_enf_", StringComparison.Ordinal)); i++)
+        for (int i = 0; i < 30 && names.Any(n => !n.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal)); i++)
         {
             Thread.Sleep(100); // the kernel frees a detached program after an RCU grace period
             names = GuardProgramNames();
         }
-        Assert.All(names, n => Assert.StartsWith("guard_enf_", n, StringComparison.Ordinal));
+        Assert.All(names, n => Assert.StartsWith(BpfProgramNames.EnforcePrefix, n, StringComparison.Ordinal));
 
         EnforcementKernel.Remove();
         for (int i = 0; i < 30 && (names = GuardProgramNames()).Length > 0; i++)
             Thread.Sleep(100);
         Assert.Empty(names);
-        Assert.DoesNotContain("guard_", Run.Complete("bpftool", "link", "show", "--json"), StringComparison.Ordinal);
+        Assert.DoesNotContain(BpfProgramNames.Prefix, Run.Complete("bpftool", "link", "show", "--json"), StringComparison.Ordinal);
         Assert.Empty(Pins.Links(Pins.Root));
     }
 
     private static string[] GuardProgramNames() =>
         [.. JsonDocument.Parse(Run.Complete("bpftool", "prog", "show", "--json")).RootElement.EnumerateArray()
             .Select(p => p.TryGetProperty("name", out JsonElement n) ? n.GetString()! : "")
-            .Where(n => n.StartsWith("guard_", StringComparison.Ordinal))];
+            .Where(n => n.StartsWith(BpfProgramNames.Prefix, StringComparison.Ordinal))];
 
     [Fact]
     public void TextOutputIsOneReadableLinePerEvent()

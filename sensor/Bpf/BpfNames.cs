@@ -1,0 +1,181 @@
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// The names of the BPF programs in bpf/*.bpf.c, as the sensor finds them in
+/// a loaded object, pins their links and tells Guard's programs from others'.
+/// Each mirrors a C function name; a lookup that finds nothing means sensor and
+/// object were built apart. The kernel keeps only the first 15 characters
+/// (bpf_prog_info.name), so the prefixes are what identifies a loaded program.
+/// </summary>
+public static class BpfProgramNames
+{
+    /// <summary>Every program in bpf/*.bpf.c is named guard_*, and so is each pinned link (named after its program).</summary>
+    public const string Prefix = "guard_";
+
+    /// <summary><c>guard_exec</c> in bpf/guard.bpf.c (tp_btf/sched_process_exec).</summary>
+    public const string Exec = "guard_exec";
+
+    /// <summary><c>guard_fork</c> in bpf/guard.bpf.c (tp_btf/sched_process_fork).</summary>
+    public const string Fork = "guard_fork";
+
+    /// <summary><c>guard_exit</c> in bpf/guard.bpf.c (tp_btf/sched_process_exit).</summary>
+    public const string Exit = "guard_exit";
+
+    /// <summary><c>guard_connect4</c> in bpf/guard.bpf.c (cgroup/connect4).</summary>
+    public const string Connect4 = "guard_connect4";
+
+    /// <summary><c>guard_connect6</c> in bpf/guard.bpf.c (cgroup/connect6).</summary>
+    public const string Connect6 = "guard_connect6";
+
+    /// <summary><c>guard_sendmsg4</c> in bpf/guard.bpf.c (cgroup/sendmsg4).</summary>
+    public const string SendMsg4 = "guard_sendmsg4";
+
+    /// <summary><c>guard_sendmsg6</c> in bpf/guard.bpf.c (cgroup/sendmsg6).</summary>
+    public const string SendMsg6 = "guard_sendmsg6";
+
+    /// <summary><c>guard_sockops</c> in bpf/guard.bpf.c (sockops).</summary>
+    public const string SockOps = "guard_sockops";
+
+    /// <summary><c>guard_egress</c> in bpf/guard.bpf.c (cgroup_skb/egress).</summary>
+    public const string Egress = "guard_egress";
+
+    /// <summary><c>guard_dev</c> in bpf/guard.bpf.c (cgroup/dev).</summary>
+    public const string Dev = "guard_dev";
+
+    /// <summary><c>guard_ioctl</c> in bpf/guard.bpf.c (tp/syscalls/sys_enter_ioctl).</summary>
+    public const string Ioctl = "guard_ioctl";
+
+    /// <summary><c>guard_fpu</c> in bpf/guard.bpf.c (tp_btf/x86_fpu_regs_deactivated).</summary>
+    public const string Fpu = "guard_fpu";
+
+    /// <summary>Every program in bpf/enforce.bpf.c is named guard_enf_*.</summary>
+    public const string EnforcePrefix = "guard_enf_";
+
+    /// <summary><c>guard_enf_exec</c> in bpf/enforce.bpf.c (tp_btf/sched_process_exec).</summary>
+    public const string EnforceExec = "guard_enf_exec";
+
+    /// <summary><c>guard_enf_fork</c> in bpf/enforce.bpf.c (tp_btf/sched_process_fork).</summary>
+    public const string EnforceFork = "guard_enf_fork";
+
+    /// <summary><c>guard_enf_exit</c> in bpf/enforce.bpf.c (tp_btf/sched_process_exit).</summary>
+    public const string EnforceExit = "guard_enf_exit";
+
+    /// <summary><c>guard_enf_connect4</c> in bpf/enforce.bpf.c (cgroup/connect4).</summary>
+    public const string EnforceConnect4 = "guard_enf_connect4";
+
+    /// <summary><c>guard_enf_connect6</c> in bpf/enforce.bpf.c (cgroup/connect6).</summary>
+    public const string EnforceConnect6 = "guard_enf_connect6";
+
+    /// <summary><c>guard_enf_egress</c> in bpf/enforce.bpf.c (cgroup_skb/egress).</summary>
+    public const string EnforceEgress = "guard_enf_egress";
+
+    /// <summary>Every program in bpf/quarantine.bpf.c is named guard_qtree_* or guard_qcg_*.</summary>
+    public const string QuarantinePrefix = "guard_q";
+
+    /// <summary><c>guard_qtree_sock_create</c> in bpf/quarantine.bpf.c (cgroup/sock_create).</summary>
+    public const string QuarantineTreeSockCreate = "guard_qtree_sock_create";
+
+    /// <summary><c>guard_qtree_connect4</c> in bpf/quarantine.bpf.c (cgroup/connect4).</summary>
+    public const string QuarantineTreeConnect4 = "guard_qtree_connect4";
+
+    /// <summary><c>guard_qtree_connect6</c> in bpf/quarantine.bpf.c (cgroup/connect6).</summary>
+    public const string QuarantineTreeConnect6 = "guard_qtree_connect6";
+
+    /// <summary><c>guard_qtree_sendmsg4</c> in bpf/quarantine.bpf.c (cgroup/sendmsg4).</summary>
+    public const string QuarantineTreeSendMsg4 = "guard_qtree_sendmsg4";
+
+    /// <summary><c>guard_qtree_sendmsg6</c> in bpf/quarantine.bpf.c (cgroup/sendmsg6).</summary>
+    public const string QuarantineTreeSendMsg6 = "guard_qtree_sendmsg6";
+
+    /// <summary><c>guard_qtree_egress</c> in bpf/quarantine.bpf.c (cgroup_skb/egress).</summary>
+    public const string QuarantineTreeEgress = "guard_qtree_egress";
+
+    /// <summary><c>guard_qtree_dev</c> in bpf/quarantine.bpf.c (cgroup/dev).</summary>
+    public const string QuarantineTreeDev = "guard_qtree_dev";
+
+    /// <summary><c>guard_qtree_fork</c> in bpf/quarantine.bpf.c (tp_btf/sched_process_fork).</summary>
+    public const string QuarantineTreeFork = "guard_qtree_fork";
+
+    /// <summary><c>guard_qtree_exit</c> in bpf/quarantine.bpf.c (tp_btf/sched_process_exit).</summary>
+    public const string QuarantineTreeExit = "guard_qtree_exit";
+
+    /// <summary><c>guard_qcg_connect4</c> in bpf/quarantine.bpf.c (cgroup/connect4).</summary>
+    public const string QuarantineCgroupConnect4 = "guard_qcg_connect4";
+
+    /// <summary><c>guard_qcg_connect6</c> in bpf/quarantine.bpf.c (cgroup/connect6).</summary>
+    public const string QuarantineCgroupConnect6 = "guard_qcg_connect6";
+
+    /// <summary><c>guard_qcg_sendmsg4</c> in bpf/quarantine.bpf.c (cgroup/sendmsg4).</summary>
+    public const string QuarantineCgroupSendMsg4 = "guard_qcg_sendmsg4";
+
+    /// <summary><c>guard_qcg_sendmsg6</c> in bpf/quarantine.bpf.c (cgroup/sendmsg6).</summary>
+    public const string QuarantineCgroupSendMsg6 = "guard_qcg_sendmsg6";
+
+    /// <summary><c>guard_qcg_egress</c> in bpf/quarantine.bpf.c (cgroup_skb/egress).</summary>
+    public const string QuarantineCgroupEgress = "guard_qcg_egress";
+
+    /// <summary><c>guard_qcg_dev</c> in bpf/quarantine.bpf.c (cgroup/dev).</summary>
+    public const string QuarantineCgroupDev = "guard_qcg_dev";
+}
+
+/// <summary>
+/// The names of the BPF maps the sensor finds by name in a loaded object (or,
+/// for quarantine, as pins). Each mirrors a map definition in bpf/; a lookup
+/// that finds nothing means sensor and object were built apart.
+/// </summary>
+public static class BpfMapNames
+{
+    /// <summary>The ring buffer <c>events</c> in bpf/guard.bpf.c; the sensor sizes it before load.</summary>
+    public const string Events = "events";
+
+    /// <summary><c>drops</c> in bpf/guard.bpf.c: records that found the ring full, per record kind.</summary>
+    public const string Drops = "drops";
+
+    /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in a non-default FPU rounding mode, per process.</summary>
+    public const string RoundingSwitches = "rounding_switches";
+
+    /// <summary><c>gpu_ioctl_counts</c> in bpf/guard.bpf.c: GPU ioctls per process and kind.</summary>
+    public const string GpuIoctlCounts = "gpu_ioctl_counts";
+
+    /// <summary><c>gpu_class_counts</c> in bpf/guard.bpf.c: RM classes allocated per process.</summary>
+    public const string GpuClassCounts = "gpu_class_counts";
+
+    /// <summary>
+    /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
+    /// <c>const volatile struct guard_config guard_config</c>, written before load.
+    /// </summary>
+    public const string ReadOnlyData = ".rodata";
+
+    /// <summary><c>miner_names</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string MinerNames = "miner_names";
+
+    /// <summary><c>job_root_names</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string JobRootNames = "job_root_names";
+
+    /// <summary><c>allowed_uids</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedUids = "allowed_uids";
+
+    /// <summary><c>allowed_files</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedFiles = "allowed_files";
+
+    /// <summary><c>allowed_destinations</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedDestinations = "allowed_destinations";
+
+    /// <summary><c>stratum_methods</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string StratumMethods = "stratum_methods";
+
+    /// <summary><c>job_members</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string JobMembers = "job_members";
+
+    /// <summary><c>quarantines</c> in bpf/quarantine.bpf.c, pinned by name: the hold records.</summary>
+    public const string Quarantines = "quarantines";
+
+    /// <summary><c>quarantine_tgids</c> in bpf/quarantine.bpf.c, pinned by name: held processes (tree mode).</summary>
+    public const string QuarantineTgids = "quarantine_tgids";
+
+    /// <summary><c>quarantine_socks</c> in bpf/quarantine.bpf.c, pinned by name: held sockets (tree mode).</summary>
+    public const string QuarantineSocks = "quarantine_socks";
+
+    /// <summary><c>quarantine_devices</c> in bpf/quarantine.bpf.c, pinned by name: GPU devices the held may not open.</summary>
+    public const string QuarantineDevices = "quarantine_devices";
+}
