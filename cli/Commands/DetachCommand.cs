@@ -24,7 +24,7 @@ public static class DetachCommand
                 throw new UsageException("detach removes everything Guard has in the kernel: say --all to mean it");
             Guard.Sensor.Bpf.Privileges.Require("guard detach");
             DetachOutcome outcome = EmergencyDetach.Run(TimeSpan.FromSeconds(5));
-            if (ActionOutput.Report(console, parse, Output, outcome.Describe()))
+            if (ActionOutput.Report(console, parse, Output, outcome.ToActionEvent()))
                 return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
             foreach (int pid in outcome.Signalled)
                 console.Out.WriteLine($"guard: asked sensor {pid} to stop (SIGTERM)");

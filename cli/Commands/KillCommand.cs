@@ -47,18 +47,22 @@ public static class KillCommand
         string cgroupRoot = KernelMounts.FindCgroup2Root();
         var quarantines = new Quarantines(cgroupRoot);
         // A held tree or job is ended as a whole: its members may no longer be one tree.
-        if (scope != KillScope.Process && quarantines.Holding(target.Pid) is { } held)
-            return KillHeld(parse, console, quarantines, held, target, process);
+        if (scope != KillScope.Process)
+        {
+            quarantines.Prune();
+            if (quarantines.Holding(target.Pid) is { } held)
+                return KillHeld(parse, console, quarantines, held, target, process);
+        }
         KillOutcome outcome = new ProcessKiller(cgroupRoot).Kill(target, scope);
 
-        if (!ActionOutput.Report(console, parse, Output, outcome.Describe(process)) && outcome.Done)
+        if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
             console.Out.WriteLine($"guard: {outcome.Message}");
         if (!outcome.Done)
             console.Error.WriteLine($"guard: refused to kill {target}: {outcome.Message}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 
-    private static int KillHeld(ParseResult parse, IConsole console, Quarantines quarantines, HeldJob held, ProcessTarget target, ProcessEntry? process)
+    private static int KillHeld(ParseResult parse, IConsole console, Quarantines quarantines, QuarantineHold held, ProcessTarget target, ProcessEntry? process)
     {
         using (Pidfd? checkedTarget = ProcessKiller.OpenChecked(target, out string refusal))
         {
@@ -69,7 +73,7 @@ public static class KillCommand
             }
         }
         QuarantineOutcome outcome = quarantines.Kill(held);
-        if (!ActionOutput.Report(console, parse, Output, outcome.Describe(process)))
+        if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)))
             console.Out.WriteLine($"guard: {outcome.Message}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }

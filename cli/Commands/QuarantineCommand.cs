@@ -85,7 +85,7 @@ public static class QuarantineCommand
         ProcessEntry? process = target is { } p ? new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames()).Load(p.Pid) : null;
         QuarantineOutcome outcome = target is { } named ? quarantines.HoldTree(named, request) : quarantines.HoldJob(job!, request);
 
-        if (!ActionOutput.Report(console, parse, Output, outcome.Describe(process)) && outcome.Done)
+        if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
             console.Out.WriteLine($"guard: {outcome.Message}");
         if (!outcome.Done)
             console.Error.WriteLine($"guard: refused to quarantine {text ?? job}: {outcome.Message}");

@@ -46,19 +46,21 @@ public static class ReleaseCommand
         Privileges.Require("guard release");
 
         var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
-        IReadOnlyList<HeldJob> held = quarantines.List();
-        IReadOnlyList<HeldJob> chosen = all ? held
+        // Holds whose processes are all gone end here too: `release --all` leaves nothing pinned.
+        quarantines.Prune();
+        IReadOnlyList<QuarantineHold> held = quarantines.List();
+        IReadOnlyList<QuarantineHold> chosen = all ? held
             : target is { } t ? [.. held.Where(h => h.Pids.Contains(t.Pid))]
-            : [.. held.Where(h => h.Job == job)];
+            : [.. held.Where(h => h.Name == job)];
         if (chosen.Count == 0)
         {
             console.Error.WriteLine(all ? "guard: nothing is quarantined" : $"guard: {text ?? job} is not quarantined");
             return all ? (int)ExitCode.Success : (int)ExitCode.Failure;
         }
-        foreach (HeldJob hold in chosen)
+        foreach (QuarantineHold hold in chosen)
         {
             QuarantineOutcome outcome = quarantines.Release(hold);
-            if (!ActionOutput.Report(console, parse, Output, outcome.Describe(null)))
+            if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(null)))
                 console.Out.WriteLine($"guard: {outcome.Message}");
         }
         return (int)ExitCode.Success;

@@ -29,8 +29,9 @@ public static class StatusCommand
         var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
         var log = new ActionLog(new EcsEncoder(RunInfo.ForThisHost(GuardCli.Version), new ArgumentRedactor()));
         foreach (QuarantineOutcome expired in quarantines.Expire(DateTimeOffset.UtcNow))
-            log.Append(expired.Describe(null));
-        IReadOnlyList<HeldJob> held = quarantines.List();
+            log.Append(expired.ToActionEvent(null));
+        quarantines.Prune();
+        IReadOnlyList<QuarantineHold> held = quarantines.List();
         IReadOnlyList<LoadedProgram> programs = GuardProgramsLoaded.List();
         IReadOnlyList<string> pins = Pins.Links(Pins.Root);
         IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
@@ -42,14 +43,14 @@ public static class StatusCommand
         return (int)ExitCode.Success;
     }
 
-    private static void WriteText(TextWriter o, IReadOnlyList<HeldJob> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
     {
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
-        foreach (HeldJob h in held)
+        foreach (QuarantineHold h in held)
         {
             string how = h.Mode == QuarantineMode.Cgroup ? $"cgroup {h.CgroupPath} frozen" : "tree stopped";
             string until = h.Deadline is { } d ? $"; {(h.OnTimeout == QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
-            o.WriteLine($"  {h.Job}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
+            o.WriteLine($"  {h.Name}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
             o.WriteLine($"    reason: {h.Reason}");
         }
         var bySensor = programs.SelectMany(p => p.HolderPids.Select(pid => (pid, p.Name))).GroupBy(x => x.pid).OrderBy(g => g.Key).ToList();
@@ -71,17 +72,17 @@ public static class StatusCommand
         : EnforcementKernel.Active ? $"handed over by the last sensor, pinned under {EnforcementKernel.PinRoot}"
         : "none: no sensor runs";
 
-    private static void WriteJson(IConsole console, IReadOnlyList<HeldJob> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
     {
         using Stream stdout = console.OpenStandardOutput();
         using (var w = new Utf8JsonWriter(stdout))
         {
             w.WriteStartObject();
             w.WriteStartArray("quarantined");
-            foreach (HeldJob h in held)
+            foreach (QuarantineHold h in held)
             {
                 w.WriteStartObject();
-                w.WriteString("job", h.Job);
+                w.WriteString("job", h.Name);
                 w.WriteString("mode", h.Mode == QuarantineMode.Cgroup ? "cgroup" : "tree");
                 if (h.CgroupPath is { } cgroup)
                     w.WriteString("cgroup", cgroup);

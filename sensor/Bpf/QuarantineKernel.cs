@@ -120,10 +120,24 @@ public sealed unsafe class QuarantineKernel : IDisposable
             AttachAndPin(name, cgroup, Path.Join(dir, name));
     }
 
+    /// <summary>Unpins (so detaches) the cgroup-mode programs of the hold on cgroup <paramref name="cgroupId"/>; nothing when there are none.</summary>
     public static void DetachFromCgroup(ulong cgroupId) => Pins.Remove(CgroupLinks(cgroupId));
 
     /// <summary>Removes every pin of quarantine: the maps go with the last reference.</summary>
     public static void RemoveAll() => Pins.Remove(PinRoot);
+
+    /// <summary>
+    /// Removes the pins no record needs: with no tree hold left the tree-mode
+    /// links (the programs at the cgroup root), with no hold at all every pin.
+    /// </summary>
+    public void RemoveUnneededPins()
+    {
+        List<(ulong Id, GuardQuarantine Record)> left = Records();
+        if (left.Count == 0)
+            RemoveAll();
+        else if (left.All(r => r.Record.Mode != QuarantineMode.Tree))
+            RemoveTreeLinks();
+    }
 
     private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
 
@@ -134,6 +148,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         Pins.AttachAndPin(obj, name, cgroup, pin);
     }
 
+    /// <summary>Writes the record of hold <paramref name="id"/>; from then on the kernel denies what it holds. Throws <see cref="SensorException"/> when the map refuses it.</summary>
     public void Put(ulong id, in GuardQuarantine record)
     {
         ulong key = id;
@@ -141,12 +156,14 @@ public sealed unsafe class QuarantineKernel : IDisposable
             Check(Libbpf.MapUpdate(RecordsFd, &key, value, 0), "write the quarantine record");
     }
 
+    /// <summary>Deletes the record of hold <paramref name="id"/>, if there is one: from then on the kernel denies none of its members.</summary>
     public void Remove(ulong id)
     {
         ulong key = id;
         _ = Libbpf.MapDelete(RecordsFd, &key);
     }
 
+    /// <summary>Every hold's record, by id.</summary>
     public List<(ulong Id, GuardQuarantine Record)> Records() => Libbpf.Entries<ulong, GuardQuarantine>(RecordsFd);
 
     /// <summary>Holds a process: the kernel denies it, and holds its children from fork.</summary>
@@ -157,6 +174,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         Check(Libbpf.MapUpdate(TgidsFd, &key, &value, 0), $"hold process {tgid}");
     }
 
+    /// <summary>Whether <paramref name="tgid"/> is in the tgid map, and for which hold (its record may be gone).</summary>
     public bool IsHeld(int tgid, out ulong id)
     {
         uint key = (uint)tgid;
@@ -170,6 +188,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
     public List<int> TgidsOf(ulong id) =>
         [.. Libbpf.Entries<uint, ulong>(TgidsFd).Where(e => e.Value == id).Select(e => (int)e.Key)];
 
+    /// <summary>Takes <paramref name="tgid"/> out of the tgid map; nothing if it is not there.</summary>
     public void ForgetTgid(int tgid)
     {
         uint key = (uint)tgid;
@@ -184,6 +203,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         return Libbpf.MapUpdate(SocketsFd, &key, &value, 0) == 0;
     }
 
+    /// <summary>Adds a device (major, and minor or every minor) to those no held process may open. Throws <see cref="SensorException"/> when the map refuses it.</summary>
     public void DenyDevice(GpuDevice device)
     {
         var key = new GuardDeviceKey { Major = device.Major, Minor = device.Minor ?? -1 };
@@ -197,6 +217,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
             throw new SensorException($"cannot {what} in the kernel: {Libc.ErrorText(-rc)}");
     }
 
+    /// <summary>Closes the map descriptors and the loaded object; pinned state stays.</summary>
     public void Dispose()
     {
         if (disposed)

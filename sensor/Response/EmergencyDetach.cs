@@ -5,12 +5,17 @@ using Guard.Sensor.Processes;
 namespace Guard.Sensor.Response;
 
 /// <summary>What `guard detach --all` did.</summary>
+/// <param name="Signalled">The sensors asked to stop (SIGTERM).</param>
+/// <param name="Released">The holds released, by name.</param>
+/// <param name="Remaining">Guard programs still loaded when it gave up waiting.</param>
+/// <param name="PinsRemoved">Whether there were pins under the pin root, now removed.</param>
 public sealed record DetachOutcome(IReadOnlyList<int> Signalled, IReadOnlyList<string> Released, IReadOnlyList<LoadedProgram> Remaining, bool PinsRemoved)
 {
+    /// <summary>Whether no Guard program is left loaded.</summary>
     public bool Done => Remaining.Count == 0;
 
     /// <summary>The audit event: who switched Guard off, and what was stopped.</summary>
-    public Events.ActionEvent Describe() => new()
+    public Events.ActionEvent ToActionEvent() => new()
     {
         Action = "detach-all",
         Succeeded = Done,
@@ -36,9 +41,14 @@ public static class EmergencyDetach
 {
     private const int SigTerm = 15;
 
+    /// <summary>The processes, other than this one, that hold a Guard program open: the running sensors.</summary>
     public static IReadOnlyList<int> Holders() =>
         [.. GuardProgramsLoaded.List().SelectMany(p => p.HolderPids).Distinct().Where(pid => pid != Environment.ProcessId).Order()];
 
+    /// <summary>
+    /// Switches Guard off, waiting up to <paramref name="wait"/> in all for the
+    /// sensors to exit and the kernel to free their programs.
+    /// </summary>
     public static DetachOutcome Run(TimeSpan wait)
     {
         var signalled = new List<Pidfd>();
@@ -64,10 +74,11 @@ public static class EmergencyDetach
         if (QuarantineKernel.Pinned)
         {
             var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
-            foreach (HeldJob held in quarantines.List())
+            quarantines.Prune();
+            foreach (QuarantineHold held in quarantines.List())
             {
                 quarantines.Release(held, "detach-all");
-                released.Add(held.Job);
+                released.Add(held.Name);
             }
         }
         bool pins = false;

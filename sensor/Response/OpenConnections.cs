@@ -34,14 +34,15 @@ public static unsafe partial class OpenConnections
         {
             using (socket)
             {
-                if (Describe(socket.Fd) is { } connection)
+                if (ReadConnection(socket.Fd) is { } connection)
                     found.Add(connection);
             }
         }
         return found;
     }
 
-    private static string? Describe(int fd)
+    /// <summary>"PEER (state)" or "listening on ADDRESS:PORT" for a TCP socket, read with getsockopt(TCP_INFO); null for any other socket.</summary>
+    private static string? ReadConnection(int fd)
     {
         int protocol = 0;
         uint length = sizeof(int);

@@ -22,6 +22,7 @@ public sealed unsafe partial class Pidfd : IDisposable
         Pid = pid;
     }
 
+    /// <summary>The pid the handle was opened on.</summary>
     public int Pid { get; }
 
     /// <summary>Opens a handle on whatever process holds <paramref name="pid"/> now; errno on failure.</summary>
@@ -88,5 +89,6 @@ public sealed unsafe partial class Pidfd : IDisposable
     [LibraryImport("libc", EntryPoint = "poll")]
     private static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
+    /// <summary>Closes the handle; the process is not signalled.</summary>
     public void Dispose() => fd.Dispose();
 }

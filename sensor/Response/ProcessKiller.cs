@@ -6,12 +6,19 @@ using Guard.Sensor.Processes;
 namespace Guard.Sensor.Response;
 
 /// <summary>What a kill did, or why it was refused.</summary>
+/// <param name="Target">The process named.</param>
+/// <param name="Scope">The process, its tree, or its job.</param>
+/// <param name="Done">Whether it was carried out.</param>
+/// <param name="Message">One line for a person: what was done, or why not.</param>
+/// <param name="Signalled">The processes signalled; for a job, the one named (cgroup.kill reports no count).</param>
+/// <param name="CgroupPath">The job's cgroup (relative to the cgroup2 mount), for a job kill.</param>
 public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Done, string Message, IReadOnlyList<int> Signalled, string? CgroupPath = null)
 {
+    /// <summary>A kill not carried out, and why.</summary>
     public static KillOutcome Refused(ProcessTarget target, KillScope scope, string reason) => new(target, scope, false, reason, []);
 
     /// <summary>The outcome as an ECS action event: ordered from the command line by this process's user, or by a rule.</summary>
-    public ActionEvent Describe(ProcessEntry? process, string orderedBy = "cli") => new()
+    public ActionEvent ToActionEvent(ProcessEntry? process, string orderedBy = "cli") => new()
     {
         Action = Scope switch { KillScope.Tree => "kill-tree", KillScope.Job => "kill-job", _ => "kill" },
         Succeeded = Done,
@@ -35,9 +42,10 @@ public sealed class ProcessKiller
 {
     private const int Esrch = 3;
 
-    private readonly string cgroupRoot;
+    private readonly Cgroupfs cgroupfs;
 
-    public ProcessKiller(string cgroupRoot) => this.cgroupRoot = cgroupRoot;
+    /// <summary>Kills on the cgroup2 hierarchy mounted at <paramref name="cgroupRoot"/> (usually /sys/fs/cgroup).</summary>
+    public ProcessKiller(string cgroupRoot) => cgroupfs = new Cgroupfs(cgroupRoot);
 
     /// <summary>
     /// Why this process must not be signalled, or null. Reads only what it is
@@ -57,6 +65,11 @@ public sealed class ProcessKiller
         return null;
     }
 
+    /// <summary>
+    /// Kills <paramref name="target"/> (SIGKILL through a pidfd checked against
+    /// its start time), its tree (stopped first), or its job (cgroup.kill).
+    /// Every refusal is an outcome, not an exception.
+    /// </summary>
     public KillOutcome Kill(ProcessTarget target, KillScope scope)
     {
         using Pidfd? root = OpenChecked(target, out string refusal);
@@ -137,17 +150,11 @@ public sealed class ProcessKiller
     {
         if (JobRefusal(job) is { } refusal)
             return KillOutcome.Refused(target, KillScope.Job, refusal);
-        string kill = Path.Join(cgroupRoot, job.CgroupPath, "cgroup.kill");
+        string kill = cgroupfs.FileOf(job.CgroupPath, Cgroupfs.KillFile);
         if (!File.Exists(kill))
             return KillOutcome.Refused(target, KillScope.Job, $"{kill} does not exist (cgroup.kill needs Linux 5.14); use --tree");
-        try
-        {
-            File.WriteAllText(kill, "1");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return KillOutcome.Refused(target, KillScope.Job, $"cannot write {kill}: {e.Message}");
-        }
+        if (!cgroupfs.TryKill(job.CgroupPath, out string error))
+            return KillOutcome.Refused(target, KillScope.Job, $"cannot write {kill}: {error}");
         return new KillOutcome(target, KillScope.Job, true, $"killed job {job.Id} through {kill}", [target.Pid], job.CgroupPath);
     }
 

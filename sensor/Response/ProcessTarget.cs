@@ -5,8 +5,13 @@ namespace Guard.Sensor.Response;
 /// <summary>What to kill: the process, its live descendants too, or its whole job cgroup.</summary>
 public enum KillScope
 {
+    /// <summary>The process alone.</summary>
     Process,
+
+    /// <summary>The process and its live descendants, stopped first.</summary>
     Tree,
+
+    /// <summary>Every process of its job's cgroup, through cgroup.kill.</summary>
     Job,
 }
 
@@ -16,6 +21,7 @@ public enum KillScope
 /// </summary>
 public readonly record struct ProcessTarget(int Pid, long? StartTicks, string? BootPrefix = null)
 {
+    /// <summary>Reads a pid ("4242") or an entity id ("BOOT-STARTTICKS-PID", BOOT lowercase hex); false for anything else or a pid below 1.</summary>
     public static bool TryParse(string text, out ProcessTarget target)
     {
         target = default;
@@ -35,5 +41,6 @@ public readonly record struct ProcessTarget(int Pid, long? StartTicks, string? B
         return false;
     }
 
+    /// <summary>"PID", or "PID (started at tick T)" when the start time is pinned.</summary>
     public override string ToString() => StartTicks is long t ? $"{Pid} (started at tick {t})" : Pid.ToString(CultureInfo.InvariantCulture);
 }

@@ -20,6 +20,7 @@ public sealed class Responder
     private readonly Policy policy;
     private readonly IReadOnlyList<GpuDevice> gpuDevices;
 
+    /// <summary>Responds with <paramref name="killer"/> and <paramref name="quarantines"/> as <paramref name="policy"/> says; holds deny <paramref name="gpuDevices"/>.</summary>
     public Responder(ProcessKiller killer, Quarantines quarantines, Policy policy, IReadOnlyList<GpuDevice> gpuDevices)
     {
         this.killer = killer;
@@ -28,6 +29,11 @@ public sealed class Responder
         this.gpuDevices = gpuDevices;
     }
 
+    /// <summary>
+    /// Carries out <paramref name="alert"/>'s requested action and adds what was
+    /// done to its response lines; returns one action event per action taken
+    /// (none for an alert that only reports). A hold that fails is a refused outcome, not an exception.
+    /// </summary>
     public IReadOnlyList<ActionEvent> Apply(AlertEvent alert)
     {
         if (!KernelRules.Acts(alert.RequestedAction) || alert.Process is not { } process)
@@ -43,7 +49,7 @@ public sealed class Responder
             KillOutcome outcome = killer.Kill(new ProcessTarget(process.Pid, process.StartTicks), KillScope.Tree);
             double ms = (Libc.NowNs(Libc.ClockBoottime) - alert.TimeNs) / 1e6;
             response.Add(outcome.Done ? $"{outcome.Message} (pidfd), {ms:F1} ms after the event" : $"kill refused: {outcome.Message}");
-            actions.Add(outcome.Describe(process, alert.Rule));
+            actions.Add(outcome.ToActionEvent(process, alert.Rule));
             killed = outcome.Signalled;
         }
         ProcessTarget? root = alert.JobRoot is { } r ? new ProcessTarget(r.Pid, r.StartTicks) : null;
@@ -61,7 +67,7 @@ public sealed class Responder
                 : null;
             response.Add(job is null ? "no job to kill: it ran outside any job" : job.Done ? job.Message : $"job kill refused: {job.Message}");
             if (job is not null)
-                actions.Add(job.Describe(alert.JobRoot ?? process, alert.Rule));
+                actions.Add(job.ToActionEvent(alert.JobRoot ?? process, alert.Rule));
         }
         else if (alert.RequestedAction == RuleAction.QuarantineJob)
         {
@@ -84,11 +90,11 @@ public sealed class Responder
             catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
             {
                 // The sensor goes on watching; the alert says the job is not held.
-                held = QuarantineOutcome.Refused("quarantine", e.Message, alert.Rule, request.OrderedByUid);
+                held = QuarantineOutcome.Refused(QuarantineOutcome.HoldAction, e.Message, alert.Rule, request.OrderedByUid);
             }
             response.Add(held is null ? "no job to hold: it ran outside any job" : held.Done ? held.Message : $"quarantine failed: {held.Message}");
             if (held is not null)
-                actions.Add(held.Describe(alert.JobRoot ?? process));
+                actions.Add(held.ToActionEvent(alert.JobRoot ?? process));
         }
         alert.Response = [.. alert.Response, .. response];
         return actions;

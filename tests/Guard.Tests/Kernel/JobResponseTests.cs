@@ -51,7 +51,7 @@ public sealed class JobResponseTests
             Assert.Equal(job.Id, held.Pid);
             Assert.Equal('T', State(job.Id));
 
-            HeldJob hold = new Quarantines(KernelMounts.FindCgroup2Root()).List().Single();
+            QuarantineHold hold = new Quarantines(KernelMounts.FindCgroup2Root()).List().Single();
             Assert.Equal(job.Id, hold.RootPid);
             Assert.Contains("miner-in-job", hold.Reason, StringComparison.Ordinal);
         }

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Guard.Cli;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
 
@@ -283,6 +284,34 @@ public sealed class QuarantineTests : IDisposable
         {
             killed.Kill();
             released.Kill();
+        }
+    }
+
+    [Fact]
+    public void ListingOnlyReadsAndPruneEndsAHoldWhoseProcessesAreGone()
+    {
+        KernelRequirements.Check();
+        using Process sleeper = Run.Start("/bin/sleep", "60");
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", sleeper.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
+            Assert.Equal(sleeper.Id, Assert.Single(quarantines.List()).RootPid);
+
+            sleeper.Kill();
+            Assert.True(sleeper.WaitForExit(5000));
+            Assert.Empty(quarantines.List());
+            Assert.Null(quarantines.Holding(sleeper.Id));
+            Assert.True(QuarantineKernel.Pinned, "listing ended the hold");
+
+            Assert.Equal(sleeper.Id, Assert.Single(quarantines.Prune()).RootPid);
+            Assert.False(QuarantineKernel.Pinned, "pruning the last hold leaves no pin");
+            Assert.Empty(quarantines.Prune());
+        }
+        finally
+        {
+            if (!sleeper.HasExited)
+                sleeper.Kill();
         }
     }
 

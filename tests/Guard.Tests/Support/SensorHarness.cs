@@ -132,7 +132,8 @@ public sealed class SensorHarness : IDisposable
         Sensor.Dispose();
         // A rule that held a test's job: nothing stays stopped, frozen or pinned.
         var quarantines = new Guard.Sensor.Response.Quarantines(Guard.Sensor.Bpf.KernelMounts.FindCgroup2Root());
-        foreach (Guard.Sensor.Response.HeldJob held in quarantines.List())
+        quarantines.Prune();
+        foreach (Guard.Sensor.Response.QuarantineHold held in quarantines.List())
             quarantines.Release(held);
     }
 }

@@ -1,0 +1,39 @@
+using System.Text;
+using Guard.Sensor.Abi;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>
+/// One hold, tree or cgroup, as its pinned record and the kernel have it now.
+/// A snapshot: members can exit (and a tree can gain children) after it was read.
+/// </summary>
+/// <param name="Id">The key of the pinned record: the cgroup id (its directory's inode) for a cgroup hold; a CLOCK_REALTIME timestamp with bit 63 set for a tree hold.</param>
+/// <param name="Mode">Held through its own cgroup, or as a process tree.</param>
+/// <param name="Name">What `guard status` calls it and `guard release --job` takes: the job id (slurm:42) for a cgroup hold, tree:PID(comm) for a tree hold.</param>
+/// <param name="RootPid">The process whose tree is held; 0 for a cgroup hold.</param>
+/// <param name="Since">When the hold was made.</param>
+/// <param name="Deadline">When its timeout passes; null: held until a person decides.</param>
+/// <param name="OnTimeout">What the timeout does.</param>
+/// <param name="OrderedBy">"cli" or the rule that asked.</param>
+/// <param name="OrderedByUid">The uid of who asked.</param>
+/// <param name="Reason">Why it was held.</param>
+/// <param name="CgroupPath">The held cgroup, relative to the cgroup2 mount; null for a tree hold or a cgroup that is gone.</param>
+/// <param name="Pids">Live members, ascending: the tgids the kernel holds, or the processes of the cgroup and its descendants.</param>
+public sealed record QuarantineHold(
+    ulong Id, QuarantineMode Mode, string Name, int RootPid, DateTimeOffset Since, DateTimeOffset? Deadline, QuarantineExpiry OnTimeout,
+    string OrderedBy, uint OrderedByUid, string Reason, string? CgroupPath, IReadOnlyList<int> Pids)
+{
+    /// <summary>The hold a pinned record describes, with the members read for it.</summary>
+    internal static QuarantineHold From(ulong id, in GuardQuarantine record, string? cgroupPath, IReadOnlyList<int> pids) => new(
+        id, record.Mode, Text(record.Job), (int)record.RootPid, Time(record.SinceNs),
+        record.DeadlineNs == 0 ? null : Time(record.DeadlineNs), record.Expiry,
+        Text(record.OrderedBy), record.OrderedByUid, Text(record.Reason), cgroupPath, pids);
+
+    private static DateTimeOffset Time(ulong realtimeNs) => DateTimeOffset.FromUnixTimeMilliseconds((long)(realtimeNs / 1_000_000));
+
+    private static string Text(ReadOnlySpan<byte> field)
+    {
+        int end = field.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
+    }
+}
