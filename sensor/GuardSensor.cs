@@ -225,7 +225,7 @@ public sealed class GuardSensor : IDisposable
         try
         {
             foreach (QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
-                emitter.Emit(outcome.Describe(null));
+                emitter.Emit(outcome.ToActionEvent(null));
         }
         catch (Exception e) when (e is SensorException or IOException)
         {

@@ -55,7 +55,7 @@ public static class GpuCommand
         do
         {
             var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
-            IReadOnlyList<GpuDeviceReport> reports = GpuUsers.Describe(nvml.Sample(), policy, table);
+            IReadOnlyList<GpuDeviceReport> reports = GpuUsers.Report(nvml.Sample(), policy, table);
             if (parse.GetValue(Json))
                 WriteJson(console, reports);
             else

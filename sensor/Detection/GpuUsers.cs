@@ -17,7 +17,7 @@ public sealed record GpuDeviceReport(GpuDeviceSample Device, IReadOnlyList<GpuUs
 /// </summary>
 public static class GpuUsers
 {
-    public static IReadOnlyList<GpuDeviceReport> Describe(IReadOnlyList<GpuDeviceSample> devices, Policy policy, ProcessTable table)
+    public static IReadOnlyList<GpuDeviceReport> Report(IReadOnlyList<GpuDeviceSample> devices, Policy policy, ProcessTable table)
     {
         var findings = new GpuIntruderFindings(policy);
         var roots = new HashSet<string>(policy.Jobs.Roots.Select(Comm.Of));

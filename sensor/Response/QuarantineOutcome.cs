@@ -37,10 +37,4 @@ public sealed record QuarantineOutcome(string Action, bool Done, string Message,
         TimeNs = Libc.NowNs(Libc.ClockBoottime),
         Sequence = 1,
     };
-
-    /// <summary>
-    /// Same as <see cref="ToActionEvent"/>. Kept only while sensor/GuardSensor.cs
-    /// (the Pipeline half of this refactor) still calls it: remove with that call.
-    /// </summary>
-    public ActionEvent Describe(ProcessEntry? process) => ToActionEvent(process);
 }

@@ -248,7 +248,7 @@ public sealed class GpuUsersTests
             new GpuProcessSample(int.MaxValue - 1, null, null, null),
         ]);
         var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
-        GpuDeviceReport report = Assert.Single(GpuUsers.Describe([device], PolicyLoader.BuiltIn, table));
+        GpuDeviceReport report = Assert.Single(GpuUsers.Report([device], PolicyLoader.BuiltIn, table));
         Assert.Equal("worker", report.Users[0].Verdict); // python3 roots its own job
         Assert.Equal(trainer.Id, report.Users[0].JobRoot!.Pid);
         Assert.StartsWith("intruder: ", report.Users[1].Verdict, StringComparison.Ordinal); // this test host: no job, no GPU service
