@@ -24,8 +24,7 @@ public sealed class TextEncoder
     {
         line.Clear();
         line.Append(run.WallClock(e.TimeNs).ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)).Append(' ');
-        string type = e is GpuEvent g ? g.Kind switch { GpuEventKind.Open => "gpu-open", GpuEventKind.FirstIoctl => "gpu-ioctl", _ => "gpu" } : e.Type.ToString().ToLowerInvariant();
-        line.Append(type.PadRight(9));
+        line.Append(TypeColumn(e).PadRight(9));
         if (e.Process is { } p)
         {
             line.Append(CultureInfo.InvariantCulture, $"{p.Pid,7} {Printable(p.Name),-15}");
@@ -78,6 +77,14 @@ public sealed class TextEncoder
         }
         return line.ToString();
     }
+
+    /// <summary>
+    /// The event's type name; a GPU open or first ioctl goes by its ECS
+    /// event.action, the rest of a process's GPU activity by the type.
+    /// </summary>
+    private static string TypeColumn(SensorEvent e) => e is GpuEvent { Kind: not GpuEventKind.Activity } g
+        ? EventNames.Action(EventNames.ActionOf(g.Kind))
+        : EventNames.Of(e.Type);
 
     private void AppendArgs(ProcessEntry p)
     {
