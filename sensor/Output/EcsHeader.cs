@@ -12,6 +12,7 @@ internal sealed class EcsHeader
     private readonly RunInfo run;
     private readonly byte[] runMembers;
 
+    /// <summary>A header for this run's lines; renders the run's members now.</summary>
     public EcsHeader(RunInfo run)
     {
         this.run = run;

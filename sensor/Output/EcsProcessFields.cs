@@ -26,6 +26,7 @@ internal sealed class EcsProcessFields
     /// <summary>process.command_line as it is built: twice the arguments' size at least, grown as needed.</summary>
     private byte[] commandLine = new byte[2048];
 
+    /// <summary>Process fields with exit times through <paramref name="header"/> and arguments redacted by <paramref name="redactor"/>.</summary>
     public EcsProcessFields(EcsHeader header, ArgumentRedactor redactor)
     {
         this.header = header;
@@ -82,7 +83,7 @@ internal sealed class EcsProcessFields
         _ => EventAction.Heartbeat,
     };
 
-    /// <summary>process.*; for an exit, with process.exit_code and process.end. Never cached for a process event's own line.</summary>
+    /// <summary>process.*; for an exit, with process.exit_code and process.end. <paramref name="e"/> is the process's own exec, fork or exit, when this is its line.</summary>
     private void Process(JsonLineWriter w, ProcessEntry? p, ProcessEvent? e)
     {
         if (p is null)
@@ -100,8 +101,9 @@ internal sealed class EcsProcessFields
     /// <summary>
     /// process.* with its parent, rendered once per revision of the two: a
     /// process that connects a thousand times is encoded once. Kept from the
-    /// third showing on, and never for an exit, so a process seen only at
-    /// exec, once more and at exit costs no memory here.
+    /// third showing on a line of another kind; the process's own exec, fork
+    /// and exit lines neither count nor keep one, so a process seen only at
+    /// exec, once more and at exit keeps no rendering here (only an empty entry).
     /// </summary>
     private ReadOnlySpan<byte> Members(ProcessEntry p, bool mayCache)
     {
@@ -186,9 +188,16 @@ internal sealed class EcsProcessFields
     /// <summary>A process's rendered members and the revisions they were rendered at.</summary>
     private sealed class RenderedProcess
     {
+        /// <summary>The members as JSON, once cached; null before.</summary>
         public byte[]? Members;
+
+        /// <summary>The process's revision when they were rendered.</summary>
         public long Revision;
+
+        /// <summary>The parent's revision when they were rendered; -1 without a parent.</summary>
         public long ParentRevision;
+
+        /// <summary>How often the process was shown on a line that may cache.</summary>
         public int Showings;
     }
 }

@@ -14,12 +14,17 @@ public sealed class TextEncoder
     private readonly StringBuilder line = new();
     private readonly byte[] scratch = new byte[2048];
 
+    /// <summary>An encoder for this run's lines (local time of day), with arguments redacted by <paramref name="redactor"/>.</summary>
     public TextEncoder(RunInfo run, ArgumentRedactor redactor)
     {
         this.run = run;
         this.redactor = redactor;
     }
 
+    /// <summary>
+    /// The event as one line, without the newline: time of day (HH:mm:ss.fff),
+    /// type name padded to 9, pid, name, parent and job, then what happened.
+    /// </summary>
     public string Encode(SensorEvent e)
     {
         line.Clear();
