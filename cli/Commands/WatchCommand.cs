@@ -11,7 +11,8 @@ namespace Guard.Cli.Commands;
 
 public static class WatchCommand
 {
-    private static readonly string[] TypeNames = ["exec", "fork", "exit", "connect", "payload", "dns", "gpu", "alert"];
+    /// <summary>The names --type accepts, for the help and the usage error.</summary>
+    private static readonly string TypeList = string.Join(", ", EventNames.SelectableTypes.Select(EventNames.Of));
 
     private static readonly Option<string> Output = new("--output", "-o")
     {
@@ -31,7 +32,7 @@ public static class WatchCommand
 
     private static readonly Option<string[]> Types = new("--type")
     {
-        Description = $"Only these event types ({string.Join(", ", TypeNames)}); repeat or separate with commas",
+        Description = $"Only these event types ({TypeList}); repeat or separate with commas",
         AllowMultipleArgumentsPerToken = true,
     };
 
@@ -93,9 +94,9 @@ public static class WatchCommand
         var types = new HashSet<EventType>();
         foreach (string name in (parse.GetValue(Types) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
         {
-            if (!TypeNames.Contains(name))
-                throw new UsageException($"--type: '{name}' is not an event type ({string.Join(", ", TypeNames)})");
-            types.Add(Enum.Parse<EventType>(name, ignoreCase: true));
+            if (!EventNames.TryParseSelectable(name, out EventType type))
+                throw new UsageException($"--type: '{name}' is not an event type ({TypeList})");
+            types.Add(type);
         }
         int ringBytes = KernelOptions.DefaultRingBufferBytes;
         if (parse.GetValue(RingSize) is { } ring && (!ValueParsers.TryParseSize(ring, out ringBytes) || !int.IsPow2(ringBytes) || ringBytes < Environment.SystemPageSize))
@@ -170,11 +171,11 @@ public static class WatchCommand
 
     private static void WriteSummary(TextWriter error, SensorSummary s)
     {
-        string byType = string.Join(", ", s.EventsByType.Select(kv => $"{kv.Key.ToString().ToLowerInvariant()} {kv.Value}"));
+        string byType = string.Join(", ", s.EventsByType.Select(kv => $"{EventNames.Of(kv.Key)} {kv.Value}"));
         error.WriteLine($"guard watch: {s.Duration.TotalSeconds:F1} s, {s.Events} events{(byType.Length > 0 ? $" ({byType})" : "")}, {s.Drops} records dropped, {s.DecodeFailures} undecodable");
         if (s.Drops > 0)
         {
-            string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{RecordNames.Of((RecordKind)x.kind)} {x.n}"));
+            string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{EventNames.Of((RecordKind)x.kind)} {x.n}"));
             error.WriteLine($"guard watch: the ring buffer was full; lost records: {drops} (raise --ring-size)");
         }
         error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");

@@ -4,6 +4,12 @@ using Guard.Sensor.Events;
 namespace Guard.Sensor.Output;
 
 /// <summary>An action as the log keeps it, for `guard status`.</summary>
+/// <param name="Timestamp">@timestamp as written: UTC, yyyy-MM-ddTHH:mm:ss.ffffffZ.</param>
+/// <param name="Action">event.action: kill, kill-job, quarantine, ...</param>
+/// <param name="Succeeded">event.outcome was success.</param>
+/// <param name="Message">event.reason: what happened, or why it was refused; empty when none.</param>
+/// <param name="OrderedBy">guard.action.ordered_by.via: "cli" or a rule name.</param>
+/// <param name="OrderedByUid">guard.action.ordered_by.uid: the person's uid.</param>
 public sealed record LoggedAction(string Timestamp, string Action, bool Succeeded, string Message, string OrderedBy, uint OrderedByUid);
 
 /// <summary>
@@ -17,18 +23,22 @@ public sealed class ActionLog
     /// <summary>/run/guard/actions.jsonl, or GUARD_ACTION_LOG when set (tests keep their own).</summary>
     public static string DefaultPath =>
         Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is { Length: > 0 } path ? path : "/run/guard/actions.jsonl";
+
+    /// <summary>Past 1 MiB the log moves to PATH.1 (replacing the one before) and starts again.</summary>
     private const long RotateBytes = 1 << 20;
 
     private readonly string path;
     private readonly EcsEncoder encoder;
     private readonly JsonLineWriter writer = new();
 
+    /// <summary>A log at <paramref name="path"/>, or <see cref="DefaultPath"/>, of lines from <paramref name="encoder"/>.</summary>
     public ActionLog(EcsEncoder encoder, string? path = null)
     {
         this.encoder = encoder;
         this.path = path ?? DefaultPath;
     }
 
+    /// <summary>Adds the action's ECS line; an I/O failure loses the copy silently.</summary>
     public void Append(ActionEvent action)
     {
         encoder.Encode(action, writer);

@@ -8,13 +8,16 @@ namespace Guard.Sensor.Output;
 /// </summary>
 public sealed class ArgumentRedactor
 {
+    /// <summary>The words that make a name secret unless --redact adds more.</summary>
     public static readonly IReadOnlyList<string> DefaultWords =
         ["password", "passwd", "pass", "pwd", "secret", "token", "key", "apikey", "credential", "credentials", "auth"];
 
+    /// <summary>What a secret value becomes: "[REDACTED]".</summary>
     public static readonly byte[] Mask = "[REDACTED]"u8.ToArray();
 
     private readonly byte[][] words;
 
+    /// <summary>A redactor for these words (ASCII, any case), or <see cref="DefaultWords"/>.</summary>
     public ArgumentRedactor(IEnumerable<string>? words = null) =>
         this.words = [.. (words ?? DefaultWords).Select(w => System.Text.Encoding.ASCII.GetBytes(w.ToLowerInvariant()))];
 
@@ -51,6 +54,7 @@ public sealed class ArgumentRedactor
         return RedactUrlPassword(arg, scratch);
     }
 
+    /// <summary>Whether a part of <paramref name="name"/> (split at '-', '_', '.') is one of the words, ignoring ASCII case.</summary>
     public bool IsSecretName(ReadOnlySpan<byte> name)
     {
         foreach (Range part in name.SplitAny("-_."u8))

@@ -5,6 +5,7 @@ namespace Guard.Sensor.Output;
 /// <summary>Where events go (--output). Events are reused after Write returns: copy what you keep.</summary>
 public interface IEventSink : IDisposable
 {
+    /// <summary>Writes one event; the sink may buffer it until <see cref="Flush"/>.</summary>
     void Write(SensorEvent e);
 
     /// <summary>Called after each batch of records, so a pipe sees lines promptly.</summary>

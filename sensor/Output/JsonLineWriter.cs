@@ -13,6 +13,7 @@ namespace Guard.Sensor.Output;
 /// </summary>
 public sealed class JsonLineWriter
 {
+    /// <summary>Nesting the writer keeps track of: objects and arrays open at once.</summary>
     private const int MaxDepth = 32;
     private static readonly byte[] Hex = "0123456789abcdef"u8.ToArray();
 
@@ -20,34 +21,42 @@ public sealed class JsonLineWriter
     private static readonly System.Buffers.SearchValues<byte> Plain = System.Buffers.SearchValues.Create(
         [.. Enumerable.Range(0x20, 0x7F - 0x20).Where(c => c != '"' && c != '\\').Select(c => (byte)c)]);
     private readonly bool[] hasItem = new bool[MaxDepth];
+    /// <summary>The line: 8 KiB to start, doubled when a line needs more, never shrunk.</summary>
     private byte[] buffer = new byte[8192];
     private int length;
     private int depth;
 
+    /// <summary>What is written so far; valid until the next write.</summary>
     public ReadOnlySpan<byte> Written => buffer.AsSpan(0, length);
 
+    /// <summary>Starts again from an empty line, keeping the buffer.</summary>
     public void Clear()
     {
         length = 0;
         depth = 0;
     }
 
+    /// <summary>Opens an object: the line's own, or an array element.</summary>
     public void StartObject() => Open((byte)'{');
 
+    /// <summary>Opens an object member; <paramref name="name"/> is written as it is (JSON-safe ASCII).</summary>
     public void StartObject(ReadOnlySpan<byte> name)
     {
         Name(name);
         Open((byte)'{', afterName: true);
     }
 
+    /// <summary>Closes the innermost object.</summary>
     public void EndObject() => Close((byte)'}');
 
+    /// <summary>Opens an array member; <paramref name="name"/> is written as it is (JSON-safe ASCII).</summary>
     public void StartArray(ReadOnlySpan<byte> name)
     {
         Name(name);
         Open((byte)'[', afterName: true);
     }
 
+    /// <summary>Closes the innermost array.</summary>
     public void EndArray() => Close((byte)']');
 
     /// <summary>Ends the top-level object with a newline.</summary>
@@ -57,31 +66,35 @@ public sealed class JsonLineWriter
         Append((byte)'\n');
     }
 
+    /// <summary>A string member from raw bytes, escaped as the class says (invalid UTF-8 as \udcXX).</summary>
     public void Text(ReadOnlySpan<byte> name, ReadOnlySpan<byte> rawBytes)
     {
         Name(name);
         RawString(rawBytes);
     }
 
+    /// <summary>A string member from a .NET string, through UTF-8 (on the stack up to 512 bytes).</summary>
     public void Text(ReadOnlySpan<byte> name, string value)
     {
         Name(name);
         Utf16String(value);
     }
 
-    /// <summary>An array element.</summary>
+    /// <summary>A string array element from raw bytes, escaped as <see cref="Text(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> is.</summary>
     public void TextItem(ReadOnlySpan<byte> rawBytes)
     {
         Separator();
         RawString(rawBytes);
     }
 
+    /// <summary>A string array element from a .NET string.</summary>
     public void TextItem(string value)
     {
         Separator();
         Utf16String(value);
     }
 
+    /// <summary>An integer member.</summary>
     public void Number(ReadOnlySpan<byte> name, long value)
     {
         Name(name);
@@ -90,7 +103,7 @@ public sealed class JsonLineWriter
         length += written;
     }
 
-    /// <summary>An array element.</summary>
+    /// <summary>An integer array element.</summary>
     public void NumberItem(long value)
     {
         Separator();
@@ -99,6 +112,7 @@ public sealed class JsonLineWriter
         length += written;
     }
 
+    /// <summary>An unsigned integer member, to 2^64-1.</summary>
     public void Number(ReadOnlySpan<byte> name, ulong value)
     {
         Name(name);
@@ -107,6 +121,7 @@ public sealed class JsonLineWriter
         length += written;
     }
 
+    /// <summary>A floating-point member, shortest round-trip form ("G"); the value must be finite.</summary>
     public void Number(ReadOnlySpan<byte> name, double value)
     {
         Name(name);
@@ -115,6 +130,7 @@ public sealed class JsonLineWriter
         length += written;
     }
 
+    /// <summary>A true or false member.</summary>
     public void Bool(ReadOnlySpan<byte> name, bool value)
     {
         Name(name);
@@ -146,6 +162,7 @@ public sealed class JsonLineWriter
         return buffer.AsSpan(length);
     }
 
+    /// <summary>Counts <paramref name="written"/> bytes formatted into <see cref="Reserve"/>'s span as written.</summary>
     public void Commit(int written) => length += written;
 
     private void Name(ReadOnlySpan<byte> name)

@@ -9,20 +9,24 @@ public sealed class JsonLinesSink : IEventSink
     private readonly EcsEncoder encoder;
     private readonly JsonLineWriter writer = new();
 
+    /// <summary>Lines to <paramref name="stream"/>, through a 64 KiB buffer.</summary>
     public JsonLinesSink(Stream stream, EcsEncoder encoder)
     {
         this.stream = new BufferedStream(stream, 64 * 1024);
         this.encoder = encoder;
     }
 
+    /// <inheritdoc/>
     public void Write(SensorEvent e)
     {
         encoder.Encode(e, writer);
         stream.Write(writer.Written);
     }
 
+    /// <inheritdoc/>
     public void Flush() => stream.Flush();
 
+    /// <summary>Flushes what is buffered; the stream is the caller's to close.</summary>
     public void Dispose() => stream.Flush();
 }
 
@@ -32,15 +36,19 @@ public sealed class TextLinesSink : IEventSink
     private readonly TextWriter output;
     private readonly TextEncoder encoder;
 
+    /// <summary>Lines to <paramref name="output"/> (a terminal).</summary>
     public TextLinesSink(TextWriter output, TextEncoder encoder)
     {
         this.output = output;
         this.encoder = encoder;
     }
 
+    /// <inheritdoc/>
     public void Write(SensorEvent e) => output.WriteLine(encoder.Encode(e));
 
+    /// <inheritdoc/>
     public void Flush() => output.Flush();
 
+    /// <summary>Flushes what is buffered; the writer is the caller's to close.</summary>
     public void Dispose() => output.Flush();
 }

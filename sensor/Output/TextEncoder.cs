@@ -14,18 +14,22 @@ public sealed class TextEncoder
     private readonly StringBuilder line = new();
     private readonly byte[] scratch = new byte[2048];
 
+    /// <summary>An encoder for this run's lines (local time of day), with arguments redacted by <paramref name="redactor"/>.</summary>
     public TextEncoder(RunInfo run, ArgumentRedactor redactor)
     {
         this.run = run;
         this.redactor = redactor;
     }
 
+    /// <summary>
+    /// The event as one line, without the newline: time of day (HH:mm:ss.fff),
+    /// type name padded to 9, pid, name, parent and job, then what happened.
+    /// </summary>
     public string Encode(SensorEvent e)
     {
         line.Clear();
         line.Append(run.WallClock(e.TimeNs).ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)).Append(' ');
-        string type = e is GpuEvent g ? g.Kind switch { GpuEventKind.Open => "gpu-open", GpuEventKind.FirstIoctl => "gpu-ioctl", _ => "gpu" } : e.Type.ToString().ToLowerInvariant();
-        line.Append(type.PadRight(9));
+        line.Append(TypeColumn(e).PadRight(9));
         if (e.Process is { } p)
         {
             line.Append(CultureInfo.InvariantCulture, $"{p.Pid,7} {Printable(p.Name),-15}");
@@ -78,6 +82,14 @@ public sealed class TextEncoder
         }
         return line.ToString();
     }
+
+    /// <summary>
+    /// The event's type name; a GPU open or first ioctl goes by its ECS
+    /// event.action, the rest of a process's GPU activity by the type.
+    /// </summary>
+    private static string TypeColumn(SensorEvent e) => e is GpuEvent { Kind: not GpuEventKind.Activity } g
+        ? EventNames.Action(EventNames.ActionOf(g.Kind))
+        : EventNames.Of(e.Type);
 
     private void AppendArgs(ProcessEntry p)
     {

@@ -22,4 +22,16 @@ public sealed class TextEncoderTests
         Assert.EndsWith("; killed 1 process", line, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', line);
     }
+
+    [Theory]
+    [InlineData(GpuEventKind.Open, "gpu-open ")]
+    [InlineData(GpuEventKind.FirstIoctl, "gpu-first-ioctl ")]
+    [InlineData(GpuEventKind.Activity, "gpu      ")]
+    public void AGpuOpenOrFirstIoctlGoesByItsEcsName(GpuEventKind kind, string column)
+    {
+        var encoder = new TextEncoder(new RunInfo("host", "boot", "test", 0), new ArgumentRedactor());
+        string line = encoder.Encode(new GpuEvent { Kind = kind, Major = 195, Minor = 0, Activity = kind == GpuEventKind.Activity ? new() : null });
+        Assert.Equal(column, line[13..(13 + column.Length)]);
+        Assert.Contains("device 195:0", line, StringComparison.Ordinal);
+    }
 }
