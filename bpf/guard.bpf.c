@@ -169,30 +169,39 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 	return flags;
 }
 
+/* Every verdict here is reached and carried out before a record is
+ * reserved: a full ring (a reader that stalls, a flood of execs) costs a
+ * counted record, never a kill or a job membership. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct guard_exec *e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
+	__u32 tgid = BPF_CORE_READ(task, tgid), uid;
+	__u64 start_time_ns = process_start(task), uid_gid = bpf_get_current_uid_gid();
+	char comm[GUARD_COMM_LEN] = {};
 	struct task_struct *parent;
+	struct exec_verdict v;
+	struct guard_exec *e;
 	struct mm_struct *mm;
 	unsigned long arg_start, arg_end, len;
-	__u64 uid_gid;
 	long n;
 
+	uid = (__u32)uid_gid;
+	bpf_get_current_comm(comm, sizeof(comm));
+	decide_exec(tgid, start_time_ns, comm, uid, bprm, &v);
+
+	e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
 	if (!e)
 		return 0;
-	fill_header(&e->h, GUARD_RECORD_EXEC, BPF_CORE_READ(task, tgid), process_start(task));
+	fill_header(&e->h, GUARD_RECORD_EXEC, tgid, start_time_ns);
 	parent = BPF_CORE_READ(task, real_parent);
 	e->ppid = BPF_CORE_READ(parent, tgid);
 	e->parent_start_time_ns = process_start(parent);
-	uid_gid = bpf_get_current_uid_gid();
-	e->uid = (__u32)uid_gid;
+	e->uid = uid;
 	e->gid = uid_gid >> 32;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->flags = 0;
-	e->job_root_pid = 0;
-	__builtin_memset(e->comm, 0, sizeof(e->comm));
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->flags = v.flags | staging_flags(bprm);
+	e->job_root_pid = v.job_root_pid;
+	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
 	e->path_len = n > 0 ? n - 1 : 0;
@@ -208,16 +217,6 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
-	{
-		struct exec_verdict v;
-
-		judge_exec(e->h.pid, e->h.start_time_ns, e->comm, e->uid, bprm, &v);
-		e->flags |= v.flags;
-		e->job_root_pid = v.job_root_pid;
-		if (v.kill && bpf_send_signal(SIGKILL) == 0)
-			e->flags |= GUARD_EXEC_KILLED;
-	}
-	e->flags |= staging_flags(bprm);
 	submit(e);
 	return 0;
 }
@@ -227,23 +226,25 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct task_struct *real_parent;
 	struct guard_fork *f;
-	__u32 tgid = BPF_CORE_READ(child, tgid);
+	__u32 tgid = BPF_CORE_READ(child, tgid), parent_tgid;
 
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) != tgid)
 		return 0;
+	/* CLONE_PARENT makes the parent someone other than the caller. */
+	real_parent = BPF_CORE_READ(child, real_parent);
+	parent_tgid = BPF_CORE_READ(real_parent, tgid);
+	inherit_job(parent_tgid, tgid);
+
 	f = reserve(sizeof(*f), GUARD_RECORD_FORK);
 	if (!f)
 		return 0;
 	fill_header(&f->h, GUARD_RECORD_FORK, tgid, BPF_CORE_READ(child, start_boottime));
-	/* CLONE_PARENT makes the parent someone other than the caller. */
-	real_parent = BPF_CORE_READ(child, real_parent);
-	f->parent_pid = BPF_CORE_READ(real_parent, tgid);
+	f->parent_pid = parent_tgid;
 	f->parent_start_time_ns = process_start(real_parent);
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
-	inherit_job(f->parent_pid, tgid);
 	submit(f);
 	return 0;
 }
@@ -560,6 +561,16 @@ static __always_inline bool first_touch(__u32 pid, __u32 bit)
 	return true;
 }
 
+/* The first-touch record was lost to a full ring: the next touch tries again,
+ * so a process that floods the ring first is not hidden for good. */
+static __always_inline void forget_touch(__u32 pid, __u32 bit)
+{
+	__u64 *seen = bpf_map_lookup_elem(&gpu_seen, &pid);
+
+	if (seen)
+		__sync_fetch_and_and(seen, ~(__u64)bit);
+}
+
 SEC("cgroup/dev")
 int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
 {
@@ -575,8 +586,10 @@ int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
 	if (pid == guard_config.self_pid || !first_touch(pid, GPU_SEEN_OPEN))
 		return 1;
 	o = reserve(sizeof(*o), GUARD_RECORD_GPU_OPEN);
-	if (!o)
+	if (!o) {
+		forget_touch(pid, GPU_SEEN_OPEN);
 		return 1;
+	}
 	fill_header(&o->h, GUARD_RECORD_GPU_OPEN, pid, process_start(current_task()));
 	o->major = ctx->major;
 	o->minor = ctx->minor;
@@ -718,8 +731,10 @@ int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 	if (!first_touch(pid, GPU_SEEN_IOCTL))
 		return 0;
 	r = reserve(sizeof(*r), GUARD_RECORD_GPU_IOCTL);
-	if (!r)
+	if (!r) {
+		forget_touch(pid, GPU_SEEN_IOCTL);
 		return 0;
+	}
 	fill_header(&r->h, GUARD_RECORD_GPU_IOCTL, pid, task->group_leader->start_boottime);
 	r->major = major;
 	r->minor = minor;
