@@ -71,12 +71,13 @@ struct {
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
 
-/* Context switches of each process with a non-default FPU rounding mode. */
+/* Context switches of each process in each non-default FPU rounding mode.
+ * LRU: a miner's entry, updated at its every switch, is the last to go. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct guard_rounding);
 } rounding_switches SEC(".maps");
 
 #define GPU_SEEN_OPEN 1
@@ -272,26 +273,42 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	return 0;
 }
 
-/* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time;
- * other software almost never leaves it set (PyTorch sets FTZ/DAZ, bits 15
- * and 6, which are not counted). Runs at every context switch away from a
- * task: one load through BTF pointers and a test, unless the bits are set. */
-#define MXCSR_ROUNDING 0x6000
+/* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time,
+ * through all four modes; other software almost never leaves it set, and
+ * what does (interval arithmetic) holds one or two directed modes (PyTorch
+ * sets FTZ/DAZ, bits 15 and 6, which are not looked at). Runs at every
+ * context switch away from a task: one load through BTF pointers and a test,
+ * unless the bits are set; then a count for the mode it was in. */
+#define MXCSR_ROUNDING_SHIFT 13
+#define PF_EXITING 0x00000004 /* include/linux/sched.h; macros are not in BTF */
 
 SEC("tp_btf/x86_fpu_regs_deactivated")
 int BPF_PROG(guard_fpu, struct fpu *fpu)
 {
-	__u32 mxcsr = fpu->fpstate->regs.fxsave.mxcsr, tgid;
-	__u64 one = 1, *count;
+	__u32 mode = (fpu->fpstate->regs.fxsave.mxcsr >> MXCSR_ROUNDING_SHIFT) & 3, tgid;
+	struct task_struct *task;
+	struct guard_rounding *seen, first = {};
+	__u64 start_time_ns;
 
-	if (!(mxcsr & MXCSR_ROUNDING))
+	if (mode == 0 || mode > GUARD_ROUNDING_MODES)
 		return 0;
-	tgid = bpf_get_current_pid_tgid() >> 32;
-	count = bpf_map_lookup_elem(&rounding_switches, &tgid);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&rounding_switches, &tgid, &one, BPF_NOEXIST);
+	task = bpf_get_current_task_btf();
+	/* Past sched_process_exit the FPU is dropped once more (exit_thread):
+	 * counting that would make again the entry guard_exit removed. */
+	if (task->flags & PF_EXITING)
+		return 0;
+	tgid = task->tgid;
+	start_time_ns = process_start(task);
+	seen = bpf_map_lookup_elem(&rounding_switches, &tgid);
+	/* An entry of another process with this pid is never added to. */
+	if (!seen || seen->start_time_ns != start_time_ns) {
+		first.start_time_ns = start_time_ns;
+		bpf_map_update_elem(&rounding_switches, &tgid, &first, BPF_ANY);
+		seen = bpf_map_lookup_elem(&rounding_switches, &tgid);
+		if (!seen)
+			return 0;
+	}
+	__sync_fetch_and_add(&seen->switches[mode - 1], 1);
 	return 0;
 }
 
