@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Guard's kernel side: one CO-RE object. Everything here observes and allows;
- * a program attached at the cgroup v2 root that denied by mistake would deny
- * the whole machine, so every cgroup program returns 1 on every path.
+ * Guard's kernel side: one CO-RE object. It observes, and decides only what
+ * the policy gives it (below). A program attached at the cgroup v2 root that
+ * denied by mistake would deny the whole machine, so every cgroup program
+ * returns 1 on every path but the Stratum drop.
  *
  * Hooks are chosen to keep syscalls off the slow path: process lifecycle from
  * the sched tracepoints, connections from cgroup sock_addr and sockops,
  * payloads and DNS from cgroup_skb egress, GPU opens from cgroup/dev. Only GPU
  * ioctls need a syscall tracepoint, and the sensor loads it only where GPU
  * devices exist or are configured.
+ *
+ * Where a program decides (the kill and job membership at exec, membership
+ * at fork, the Stratum drop at egress) it decides and acts before it
+ * reserves its record: a full ring (a reader that stalls, a flood of execs)
+ * costs a counted record, never a verdict.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -170,9 +176,6 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 	return flags;
 }
 
-/* Every verdict here is reached and carried out before a record is
- * reserved: a full ring (a reader that stalls, a flood of execs) costs a
- * counted record, never a kill or a job membership. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {

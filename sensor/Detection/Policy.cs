@@ -60,16 +60,13 @@ public sealed record Indicators(
 /// </summary>
 public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds)
 {
-    /// <summary>The most non-default rounding modes there are: down, up, toward zero (MXCSR rounding control 1-3).</summary>
-    public const int RoundingModes = 3;
-
     /// <summary>
     /// How many of the three non-default rounding modes a process must be seen
     /// in (1 to 3). 3 by default: RandomX's CFROUND visits all of them, while
     /// interval arithmetic holds FE_UPWARD (CGAL) or alternates FE_DOWNWARD and
     /// FE_UPWARD (Boost's rounded_arith_std) and never rounds toward zero.
     /// </summary>
-    public int RandomxDistinctModes { get; init; } = RoundingModes;
+    public int RandomxDistinctModes { get; init; } = Abi.GuardRounding.Modes;
 
     /// <summary>SM (or, for a device, GPU) utilisation that counts as busy.</summary>
     public int GpuBusyPercent { get; init; } = 50;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
@@ -85,7 +86,7 @@ public static class PolicyParser
         private IReadOnlyList<string> stratumMethods = basis?.Indicators.StratumMethods ?? [];
         private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
         private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
-        private int randomxModes = basis?.Thresholds.RandomxDistinctModes ?? Thresholds.RoundingModes;
+        private int randomxModes = basis?.Thresholds.RandomxDistinctModes ?? GuardRounding.Modes;
         private int gpuBusyPercent = basis?.Thresholds.GpuBusyPercent ?? 50;
         private int gpuBusySeconds = basis?.Thresholds.GpuBusySeconds ?? 30;
         private int quarantineMinutes = basis?.Quarantine.TimeoutMinutes ?? 0;
@@ -237,9 +238,9 @@ public static class PolicyParser
 
         private int? RoundingModeCount(KeyValueSyntax kv, string key, int line)
         {
-            if (kv.Value is IntegerValueSyntax { Value: >= 1 and <= Thresholds.RoundingModes } n)
+            if (kv.Value is IntegerValueSyntax { Value: >= 1 and <= GuardRounding.Modes } n)
                 return (int)n.Value;
-            Error(line, key, $"expected 1 to {Thresholds.RoundingModes}: how many of the non-default rounding modes (down, up, toward zero)");
+            Error(line, key, $"expected 1 to {GuardRounding.Modes}: how many of the non-default rounding modes (down, up, toward zero)");
             return null;
         }
 

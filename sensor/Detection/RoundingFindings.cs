@@ -14,22 +14,20 @@ namespace Guard.Sensor.Detection;
 /// miner, whatever its name, arguments or encryption, when within the
 /// policy's window it was switched out at least randomx_rounding_switches
 /// times in non-default modes, and in at least randomx_distinct_modes of the
-/// three modes at least <see cref="ModeShareDivisor"/>th of that threshold
-/// each: a mode visited for a moment (a library probing modes at start) does
-/// not count. One alert per process.
+/// three, each with an eighth of that threshold (<see cref="ModeShareDivisor"/>):
+/// a mode visited for a moment (a library probing modes at start) does not
+/// count. One alert per process.
 /// </summary>
 public sealed class RoundingFindings
 {
     /// <summary>
     /// A mode counts when it holds an eighth of randomx_rounding_switches in
     /// the window. At the threshold RandomX shows a third in each (CFROUND's
-    /// mode is uniform), more than 5 standard deviations above an eighth at
-    /// the default 200; switches in other modes (a decoy thread holding one)
+    /// mode is uniform): 67 of 200 at the default, 6 standard deviations above
+    /// an eighth (25); switches in other modes (a decoy thread holding one)
     /// add to the total but never take from a mode's own count.
     /// </summary>
     public const int ModeShareDivisor = 8;
-
-    private static readonly string[] ModeNames = ["down", "up", "toward-zero"];
 
     /// <summary>Per process: counts summed across the kernel's restarts, and the window's samples of them.</summary>
     private sealed class Watched(ulong startTimeNs)
@@ -98,7 +96,7 @@ public sealed class RoundingFindings
                 Evidence =
                 [
                     new("rounding_switches", inWindow.Sum.ToString(CultureInfo.InvariantCulture)),
-                    new("rounding_modes", inWindow.Describe(ModeNames)),
+                    new("rounding_modes", inWindow.ToEvidence()),
                     new("window_seconds", thresholds.RandomxWindowSeconds.ToString(CultureInfo.InvariantCulture)),
                 ],
                 Process = process,
@@ -131,7 +129,6 @@ public sealed class RoundingFindings
 
         public int ModesWithAtLeast(ulong n) => (Down >= n ? 1 : 0) + (Up >= n ? 1 : 0) + (TowardZero >= n ? 1 : 0);
 
-        public string Describe(string[] names) =>
-            string.Create(CultureInfo.InvariantCulture, $"{names[0]}={Down} {names[1]}={Up} {names[2]}={TowardZero}");
+        public string ToEvidence() => string.Create(CultureInfo.InvariantCulture, $"down={Down} up={Up} toward-zero={TowardZero}");
     }
 }
