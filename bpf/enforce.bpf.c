@@ -46,9 +46,7 @@ int BPF_PROG(guard_enf_exec, struct task_struct *task, pid_t old_pid, struct lin
 	struct exec_verdict v;
 
 	bpf_get_current_comm(comm, sizeof(comm));
-	judge_exec(task->tgid, process_start(task), comm, (__u32)bpf_get_current_uid_gid(), bprm, &v);
-	if (v.kill)
-		bpf_send_signal(SIGKILL);
+	decide_exec(task->tgid, process_start(task), comm, (__u32)bpf_get_current_uid_gid(), bprm, &v);
 	return 0;
 }
 

@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Guard's kernel side: one CO-RE object. Everything here observes and allows;
- * a program attached at the cgroup v2 root that denied by mistake would deny
- * the whole machine, so every cgroup program returns 1 on every path.
+ * Guard's kernel side: one CO-RE object. It observes, and decides only what
+ * the policy gives it (below). A program attached at the cgroup v2 root that
+ * denied by mistake would deny the whole machine, so every cgroup program
+ * returns 1 on every path but the Stratum drop.
  *
  * Hooks are chosen to keep syscalls off the slow path: process lifecycle from
  * the sched tracepoints, connections from cgroup sock_addr and sockops,
  * payloads and DNS from cgroup_skb egress, GPU opens from cgroup/dev. Only GPU
  * ioctls need a syscall tracepoint, and the sensor loads it only where GPU
  * devices exist or are configured.
+ *
+ * Where a program decides (the kill and job membership at exec, membership
+ * at fork, the Stratum drop at egress) it decides and acts before it
+ * reserves its record: a full ring (a reader that stalls, a flood of execs)
+ * costs a counted record, never a verdict.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -71,12 +77,13 @@ struct {
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
 
-/* Context switches of each process with a non-default FPU rounding mode. */
+/* Context switches of each process in each non-default FPU rounding mode.
+ * LRU: a miner's entry, updated at its every switch, is the last to go. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct guard_rounding);
 } rounding_switches SEC(".maps");
 
 #define GPU_SEEN_OPEN 1
@@ -172,27 +179,33 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct guard_exec *e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
+	__u32 tgid = BPF_CORE_READ(task, tgid), uid;
+	__u64 start_time_ns = process_start(task), uid_gid = bpf_get_current_uid_gid();
+	char comm[GUARD_COMM_LEN] = {};
 	struct task_struct *parent;
+	struct exec_verdict v;
+	struct guard_exec *e;
 	struct mm_struct *mm;
 	unsigned long arg_start, arg_end, len;
-	__u64 uid_gid;
 	long n;
 
+	uid = (__u32)uid_gid;
+	bpf_get_current_comm(comm, sizeof(comm));
+	decide_exec(tgid, start_time_ns, comm, uid, bprm, &v);
+
+	e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
 	if (!e)
 		return 0;
-	fill_header(&e->h, GUARD_RECORD_EXEC, BPF_CORE_READ(task, tgid), process_start(task));
+	fill_header(&e->h, GUARD_RECORD_EXEC, tgid, start_time_ns);
 	parent = BPF_CORE_READ(task, real_parent);
 	e->ppid = BPF_CORE_READ(parent, tgid);
 	e->parent_start_time_ns = process_start(parent);
-	uid_gid = bpf_get_current_uid_gid();
-	e->uid = (__u32)uid_gid;
+	e->uid = uid;
 	e->gid = uid_gid >> 32;
 	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->flags = 0;
-	e->job_root_pid = 0;
-	__builtin_memset(e->comm, 0, sizeof(e->comm));
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->flags = v.flags | staging_flags(bprm);
+	e->job_root_pid = v.job_root_pid;
+	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
 	e->path_len = n > 0 ? n - 1 : 0;
@@ -208,16 +221,6 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
 		e->args_len = len;
-	{
-		struct exec_verdict v;
-
-		judge_exec(e->h.pid, e->h.start_time_ns, e->comm, e->uid, bprm, &v);
-		e->flags |= v.flags;
-		e->job_root_pid = v.job_root_pid;
-		if (v.kill && bpf_send_signal(SIGKILL) == 0)
-			e->flags |= GUARD_EXEC_KILLED;
-	}
-	e->flags |= staging_flags(bprm);
 	submit(e);
 	return 0;
 }
@@ -227,23 +230,25 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct task_struct *real_parent;
 	struct guard_fork *f;
-	__u32 tgid = BPF_CORE_READ(child, tgid);
+	__u32 tgid = BPF_CORE_READ(child, tgid), parent_tgid;
 
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) != tgid)
 		return 0;
+	/* CLONE_PARENT makes the parent someone other than the caller. */
+	real_parent = BPF_CORE_READ(child, real_parent);
+	parent_tgid = BPF_CORE_READ(real_parent, tgid);
+	inherit_job(parent_tgid, tgid);
+
 	f = reserve(sizeof(*f), GUARD_RECORD_FORK);
 	if (!f)
 		return 0;
 	fill_header(&f->h, GUARD_RECORD_FORK, tgid, BPF_CORE_READ(child, start_boottime));
-	/* CLONE_PARENT makes the parent someone other than the caller. */
-	real_parent = BPF_CORE_READ(child, real_parent);
-	f->parent_pid = BPF_CORE_READ(real_parent, tgid);
+	f->parent_pid = parent_tgid;
 	f->parent_start_time_ns = process_start(real_parent);
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
-	inherit_job(f->parent_pid, tgid);
 	submit(f);
 	return 0;
 }
@@ -271,26 +276,42 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	return 0;
 }
 
-/* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time;
- * other software almost never leaves it set (PyTorch sets FTZ/DAZ, bits 15
- * and 6, which are not counted). Runs at every context switch away from a
- * task: one load through BTF pointers and a test, unless the bits are set. */
-#define MXCSR_ROUNDING 0x6000
+/* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time,
+ * through all four modes; other software almost never leaves it set, and
+ * what does (interval arithmetic) holds one or two directed modes (PyTorch
+ * sets FTZ/DAZ, bits 15 and 6, which are not looked at). Runs at every
+ * context switch away from a task: one load through BTF pointers and a test,
+ * unless the bits are set; then a count for the mode it was in. */
+#define MXCSR_ROUNDING_SHIFT 13
+#define PF_EXITING 0x00000004 /* include/linux/sched.h; macros are not in BTF */
 
 SEC("tp_btf/x86_fpu_regs_deactivated")
 int BPF_PROG(guard_fpu, struct fpu *fpu)
 {
-	__u32 mxcsr = fpu->fpstate->regs.fxsave.mxcsr, tgid;
-	__u64 one = 1, *count;
+	__u32 mode = (fpu->fpstate->regs.fxsave.mxcsr >> MXCSR_ROUNDING_SHIFT) & 3, tgid;
+	struct task_struct *task;
+	struct guard_rounding *seen, first = {};
+	__u64 start_time_ns;
 
-	if (!(mxcsr & MXCSR_ROUNDING))
+	if (mode == 0 || mode > GUARD_ROUNDING_MODES)
 		return 0;
-	tgid = bpf_get_current_pid_tgid() >> 32;
-	count = bpf_map_lookup_elem(&rounding_switches, &tgid);
-	if (count)
-		__sync_fetch_and_add(count, 1);
-	else
-		bpf_map_update_elem(&rounding_switches, &tgid, &one, BPF_NOEXIST);
+	task = bpf_get_current_task_btf();
+	/* Past sched_process_exit the FPU is dropped once more (exit_thread):
+	 * counting that would make again the entry guard_exit removed. */
+	if (task->flags & PF_EXITING)
+		return 0;
+	tgid = task->tgid;
+	start_time_ns = process_start(task);
+	seen = bpf_map_lookup_elem(&rounding_switches, &tgid);
+	/* An entry of another process with this pid is never added to. */
+	if (!seen || seen->start_time_ns != start_time_ns) {
+		first.start_time_ns = start_time_ns;
+		bpf_map_update_elem(&rounding_switches, &tgid, &first, BPF_ANY);
+		seen = bpf_map_lookup_elem(&rounding_switches, &tgid);
+		if (!seen)
+			return 0;
+	}
+	__sync_fetch_and_add(&seen->switches[mode - 1], 1);
 	return 0;
 }
 
@@ -560,6 +581,16 @@ static __always_inline bool first_touch(__u32 pid, __u32 bit)
 	return true;
 }
 
+/* The first-touch record was lost to a full ring: the next touch tries again,
+ * so a process that floods the ring first is not hidden for good. */
+static __always_inline void forget_touch(__u32 pid, __u32 bit)
+{
+	__u64 *seen = bpf_map_lookup_elem(&gpu_seen, &pid);
+
+	if (seen)
+		__sync_fetch_and_and(seen, ~(__u64)bit);
+}
+
 SEC("cgroup/dev")
 int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
 {
@@ -575,8 +606,10 @@ int guard_dev(struct bpf_cgroup_dev_ctx *ctx)
 	if (pid == guard_config.self_pid || !first_touch(pid, GPU_SEEN_OPEN))
 		return 1;
 	o = reserve(sizeof(*o), GUARD_RECORD_GPU_OPEN);
-	if (!o)
+	if (!o) {
+		forget_touch(pid, GPU_SEEN_OPEN);
 		return 1;
+	}
 	fill_header(&o->h, GUARD_RECORD_GPU_OPEN, pid, process_start(current_task()));
 	o->major = ctx->major;
 	o->minor = ctx->minor;
@@ -718,8 +751,10 @@ int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 	if (!first_touch(pid, GPU_SEEN_IOCTL))
 		return 0;
 	r = reserve(sizeof(*r), GUARD_RECORD_GPU_IOCTL);
-	if (!r)
+	if (!r) {
+		forget_touch(pid, GPU_SEEN_IOCTL);
 		return 0;
+	}
 	fill_header(&r->h, GUARD_RECORD_GPU_IOCTL, pid, task->group_leader->start_boottime);
 	r->major = major;
 	r->minor = minor;

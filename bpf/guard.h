@@ -239,6 +239,15 @@ struct guard_destination_key {
 	__u8 pad[2];
 };
 
+/* rounding_switches values, per process: its context switches seen in each
+ * non-default SSE rounding mode (MXCSR bits 13-14). RandomX's CFROUND picks
+ * among all four modes as its program runs; interval arithmetic holds one. */
+#define GUARD_ROUNDING_MODES 3
+struct guard_rounding {
+	__u64 start_time_ns; /* the process's start: a reused pid is a new process */
+	__u64 switches[GUARD_ROUNDING_MODES]; /* [mode - 1]: down, up, toward zero */
+};
+
 /* Keys of the per-process GPU counter maps, read by the sensor. */
 struct guard_gpu_count_key {
 	__u32 pid;

@@ -79,12 +79,11 @@ static __always_inline __u64 process_start(struct task_struct *task)
 	return BPF_CORE_READ(task, group_leader, start_boottime);
 }
 
-/* What exec decides: job membership (a root's exec starts a job) and
- * whether the new program is a miner the policy kills. */
+/* What exec decided and did: job membership (a root's exec starts a job)
+ * and whether the new program was a miner the policy kills. */
 struct exec_verdict {
-	__u32 flags; /* GUARD_EXEC_IN_JOB, GUARD_EXEC_KNOWN_MINER */
+	__u32 flags; /* GUARD_EXEC_IN_JOB, GUARD_EXEC_KNOWN_MINER, GUARD_EXEC_KILLED */
 	__u32 job_root_pid;
-	bool kill;
 };
 
 static __always_inline bool allowed_file(struct linux_binprm *bprm)
@@ -98,10 +97,13 @@ static __always_inline bool allowed_file(struct linux_binprm *bprm)
 	return bpf_map_lookup_elem(&allowed_files, &key) != NULL;
 }
 
-/* A SIGKILL sent where this is called (sched_process_exec) lands before the
- * new program's first user-space instruction. */
-static __always_inline void judge_exec(__u32 tgid, __u64 start_time_ns, const char *comm, __u32 uid,
-				       struct linux_binprm *bprm, struct exec_verdict *v)
+/* Judges the exec of the current task and carries the verdict out: call it
+ * from sched_process_exec, where a SIGKILL lands before the new program's
+ * first user-space instruction. Callers call it before they reserve a
+ * record, so that a full ring loses the record, never the job membership or
+ * the kill. `comm` is the new comm (bpf_get_current_comm). */
+static __always_inline void decide_exec(__u32 tgid, __u64 start_time_ns, const char *comm, __u32 uid,
+					struct linux_binprm *bprm, struct exec_verdict *v)
 {
 	struct guard_job_member *member, root;
 	struct guard_name name = {};
@@ -109,7 +111,6 @@ static __always_inline void judge_exec(__u32 tgid, __u64 start_time_ns, const ch
 
 	v->flags = 0;
 	v->job_root_pid = 0;
-	v->kill = false;
 	__builtin_memcpy(name.name, comm, sizeof(name.name));
 	member = bpf_map_lookup_elem(&job_members, &tgid);
 	if (!member && bpf_map_lookup_elem(&job_root_names, &name)) {
@@ -130,10 +131,13 @@ static __always_inline void judge_exec(__u32 tgid, __u64 start_time_ns, const ch
 	if (!(*flags & GUARD_MINER_ANYWHERE) && !(member && (*flags & GUARD_MINER_IN_JOB)))
 		return;
 	v->flags |= GUARD_EXEC_KNOWN_MINER;
-	v->kill = (*flags & GUARD_MINER_KILL) != 0;
+	if ((*flags & GUARD_MINER_KILL) && bpf_send_signal(SIGKILL) == 0)
+		v->flags |= GUARD_EXEC_KILLED;
 }
 
-/* A child stays in its parent's job, however it is re-parented later. */
+/* A child stays in its parent's job, however it is re-parented later.
+ * Called before a fork record is reserved: a full ring loses the record,
+ * never the membership. */
 static __always_inline void inherit_job(__u32 parent_tgid, __u32 child_tgid)
 {
 	struct guard_job_member *member = bpf_map_lookup_elem(&job_members, &parent_tgid);

@@ -70,7 +70,7 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
-    private readonly List<(int Pid, ulong Count)> roundingCounts = [];
+    private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {

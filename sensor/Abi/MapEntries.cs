@@ -93,3 +93,26 @@ public struct GuardFileKey
     public uint Device;
     public uint Pad;
 }
+
+/// <summary>
+/// Value of rounding_switches, per process: context switches seen in each
+/// non-default SSE rounding mode. Mirrors struct guard_rounding in bpf/guard.h.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardRounding
+{
+    /// <summary>The non-default modes, MXCSR rounding control 1 to 3 (Intel SDM vol. 1, 10.2.3).</summary>
+    public const int Modes = 3;
+
+    /// <summary>The process's start, CLOCK_BOOTTIME ns: with the pid, which process the counts are of.</summary>
+    public ulong StartTimeNs;
+
+    /// <summary>Switches per mode, [mode - 1]: down, up, toward zero.</summary>
+    public RoundingModeSwitches Switches;
+}
+
+[InlineArray(GuardRounding.Modes)]
+public struct RoundingModeSwitches
+{
+    private ulong first;
+}

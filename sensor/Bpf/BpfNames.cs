@@ -131,7 +131,7 @@ public static class BpfMapNames
     /// <summary><c>drops</c> in bpf/guard.bpf.c: records that found the ring full, per record kind.</summary>
     public const string Drops = "drops";
 
-    /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in a non-default FPU rounding mode, per process.</summary>
+    /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in each non-default FPU rounding mode, per process (struct guard_rounding).</summary>
     public const string RoundingSwitches = "rounding_switches";
 
     /// <summary><c>gpu_ioctl_counts</c> in bpf/guard.bpf.c: GPU ioctls per process and kind.</summary>

@@ -234,11 +234,11 @@ public sealed unsafe class KernelSession : IDisposable
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>
     public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers() => Libbpf.Entries<uint, GuardJobMember>(jobMembersFd);
 
-    /// <summary>Appends (pid, context switches with a non-default rounding mode) for every process the kernel counted.</summary>
-    public void ReadRoundingSwitches(List<(int Pid, ulong Count)> into)
+    /// <summary>Appends (pid, context switches per non-default rounding mode) for every process the kernel counted.</summary>
+    public void ReadRoundingSwitches(List<(int Pid, GuardRounding Switches)> into)
     {
-        foreach ((uint pid, ulong count) in Libbpf.Entries<uint, ulong>(roundingSwitchesFd))
-            into.Add(((int)pid, count));
+        foreach ((uint pid, GuardRounding switches) in Libbpf.Entries<uint, GuardRounding>(roundingSwitchesFd))
+            into.Add(((int)pid, switches));
     }
 
     /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>

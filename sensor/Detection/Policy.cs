@@ -23,7 +23,7 @@ public static class Detectors
     public static readonly Detector MinerHash = new("miner-hash", true, "an executable whose SHA-256 is on the deny list");
     public static readonly Detector Stratum = new("stratum", true, "a complete Stratum first line on a new outbound connection");
     public static readonly Detector PoolSni = new("pool-sni", true, "a TLS ClientHello naming a pool domain");
-    public static readonly Detector Randomx = new("randomx", true, "sustained non-default FPU rounding mode (RandomX)");
+    public static readonly Detector Randomx = new("randomx", true, "the FPU rounding mode cycling through its directed modes (RandomX)");
     public static readonly Detector GpuIntruder = new("gpu-intruder", true, "GPU compute by a process in a job that is not one of its workers, or outside every job by no GPU service");
     public static readonly Detector PoolDns = new("pool-dns", false, "a DNS query for a pool domain");
     public static readonly Detector PoolPort = new("pool-port", false, "a connect to a pool port from inside a job");
@@ -52,8 +52,22 @@ public sealed record Indicators(
     IReadOnlyList<string> MinerHashes, IReadOnlyList<int> PoolPorts, IReadOnlyList<string> PoolDomains,
     IReadOnlyList<string> StratumMethods);
 
+/// <summary>
+/// The policy's [thresholds]. RandomX: <see cref="RandomxRoundingSwitches"/>
+/// context switches in non-default rounding modes within
+/// <see cref="RandomxWindowSeconds"/> seconds, seen in at least
+/// <see cref="RandomxDistinctModes"/> of the three (see RoundingFindings).
+/// </summary>
 public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSeconds)
 {
+    /// <summary>
+    /// How many of the three non-default rounding modes a process must be seen
+    /// in (1 to 3). 3 by default: RandomX's CFROUND visits all of them, while
+    /// interval arithmetic holds FE_UPWARD (CGAL) or alternates FE_DOWNWARD and
+    /// FE_UPWARD (Boost's rounded_arith_std) and never rounds toward zero.
+    /// </summary>
+    public int RandomxDistinctModes { get; init; } = Abi.GuardRounding.Modes;
+
     /// <summary>SM (or, for a device, GPU) utilisation that counts as busy.</summary>
     public int GpuBusyPercent { get; init; } = 50;
 

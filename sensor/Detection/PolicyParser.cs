@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
@@ -85,6 +86,7 @@ public static class PolicyParser
         private IReadOnlyList<string> stratumMethods = basis?.Indicators.StratumMethods ?? [];
         private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
         private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
+        private int randomxModes = basis?.Thresholds.RandomxDistinctModes ?? GuardRounding.Modes;
         private int gpuBusyPercent = basis?.Thresholds.GpuBusyPercent ?? 50;
         private int gpuBusySeconds = basis?.Thresholds.GpuBusySeconds ?? 30;
         private int quarantineMinutes = basis?.Quarantine.TimeoutMinutes ?? 0;
@@ -96,7 +98,7 @@ public static class PolicyParser
             new JobPolicy(roots, services),
             new AllowList(executables, hashes, users, jobs, destinations),
             new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
-            new Thresholds(randomxSwitches, randomxWindow) { GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
+            new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
             rules,
             [.. basis?.Sources ?? [], file])
         {
@@ -148,6 +150,7 @@ public static class PolicyParser
                 case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, NotEmpty) ?? stratumMethods; break;
                 case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
                 case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
+                case ("thresholds", "randomx_distinct_modes"): randomxModes = RoundingModeCount(kv, key, line) ?? randomxModes; break;
                 case ("thresholds", "gpu_busy_percent"): gpuBusyPercent = Positive(kv, key, line) is int percent and <= 100 ? percent : Percent(line, key, gpuBusyPercent); break;
                 case ("thresholds", "gpu_busy_seconds"): gpuBusySeconds = Positive(kv, key, line) ?? gpuBusySeconds; break;
                 case ("quarantine", "timeout_minutes"): quarantineMinutes = NonNegative(kv, key, line) ?? quarantineMinutes; break;
@@ -230,6 +233,14 @@ public static class PolicyParser
             if (kv.Value is IntegerValueSyntax { Value: >= 0 and <= int.MaxValue } n)
                 return (int)n.Value;
             Error(line, key, "expected a whole number, 0 or more");
+            return null;
+        }
+
+        private int? RoundingModeCount(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is IntegerValueSyntax { Value: >= 1 and <= GuardRounding.Modes } n)
+                return (int)n.Value;
+            Error(line, key, $"expected 1 to {GuardRounding.Modes}: how many of the non-default rounding modes (down, up, toward zero)");
             return null;
         }
 

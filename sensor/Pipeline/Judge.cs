@@ -90,8 +90,8 @@ public sealed class Judge
             emitter.Emit(alert);
     }
 
-    /// <summary>The kernel's rounding-mode switch counts (pid, count), sampled at <paramref name="nowNs"/>.</summary>
-    public void OnRoundingSample(IReadOnlyList<(int Pid, ulong Count)> counts, long nowNs, ProcessTable table)
+    /// <summary>The kernel's rounding-mode switch counts (pid, switches per mode), sampled at <paramref name="nowNs"/>.</summary>
+    public void OnRoundingSample(IReadOnlyList<(int Pid, GuardRounding Switches)> counts, long nowNs, ProcessTable table)
     {
         foreach (AlertEvent alert in detectors.Rounding.Sample(counts, nowNs, table))
         {

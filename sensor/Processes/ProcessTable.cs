@@ -65,12 +65,19 @@ public sealed class ProcessTable
     }
 
     /// <summary>The owner of a record: by identity when the record has a start time, else by pid alone.</summary>
-    public ProcessEntry? Owner(in RecordHeader header)
+    public ProcessEntry? Owner(in RecordHeader header) => Identify((int)header.Pid, header.StartTimeNs);
+
+    /// <summary>
+    /// The process with this pid and start (CLOCK_BOOTTIME ns, as the kernel
+    /// gives it; 0: whichever holds the pid), read from /proc when the table
+    /// has not seen it; null when it is gone or the pid is another's now.
+    /// </summary>
+    public ProcessEntry? Identify(int pid, ulong startTimeNs)
     {
-        if (header.Pid == 0)
+        if (pid == 0)
             return null;
-        long ticks = header.StartTimeNs == 0 ? -1 : ClockTicks.FromBootNs(header.StartTimeNs);
-        return Find((int)header.Pid, ticks) ?? (ticks < 0 ? null : Resolve((int)header.Pid, ticks));
+        long ticks = startTimeNs == 0 ? -1 : ClockTicks.FromBootNs(startTimeNs);
+        return Find(pid, ticks) ?? (ticks < 0 ? null : Resolve(pid, ticks));
     }
 
     public ProcessEntry OnFork(in ForkRecord record)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Guard.Sensor;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Tests.Support;
@@ -9,47 +10,103 @@ using Xunit;
 namespace Guard.Tests.Kernel;
 
 /// <summary>
-/// A process that spins with the FPU rounding mode set upward, as RandomX
-/// does, silent on the network and under an innocent name, beside an ordinary
-/// spinner on the same CPU so both are switched out at every tick.
+/// RandomX's rounding-mode fingerprint against interval arithmetic. The
+/// stand-in (Fixtures/standins/rounding.c, compiled here) does numeric work
+/// in rounding modes drawn among those it is given, or holds one; it is
+/// silent on the network and runs under an innocent name, beside an ordinary
+/// spinner on the same CPU, so it is switched out both when it sleeps and
+/// when the scheduler preempts it.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
 public sealed class RandomxTests
 {
-    private const string RoundingSpinner = """
-        import ctypes, time
-        ctypes.CDLL('libm.so.6').fesetround(0x800)  # FE_UPWARD: MXCSR rounding bits 01
-        end = time.time() + 20
-        x = 0.1
-        while time.time() < end:
-            x = x * 1.0000001 + 0.1
-        """;
+    private static string CompileStandIn(TempDir dir)
+    {
+        string binary = Path.Combine(dir.Path, "solver");
+        Run.Complete("clang", "-O2", "-Wall", "-Werror", "-o", binary, Path.Combine(AppContext.BaseDirectory, "Fixtures", "standins", "rounding.c"), "-lm");
+        return binary;
+    }
+
+    private static Process OrdinarySpinner(int seconds) =>
+        Run.Start("taskset", "-c", "0", "/bin/sh", "-c", $"end=$(($(date +%s)+{seconds})); while [ $(date +%s) -lt $end ]; do :; done");
+
+    private static Process StandIn(string binary, int seconds, params string[] modes) =>
+        Run.Start("taskset", ["-c", "0", binary, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. modes]);
 
     [Fact]
-    public void ASpinnerInANonDefaultRoundingModeIsFoundAndKilled()
+    public void AProcessCyclingThroughTheRoundingModesIsFoundAndKilled()
     {
+        using var dir = new TempDir();
+        string solver = CompileStandIn(dir);
         Policy policy = Policies.Over("[thresholds]\nrandomx_rounding_switches = 50\nrandomx_window_seconds = 10\n");
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
         Assert.Contains(sensor.Sensor.Kernel.Attached, a => a.Spec.Name == BpfProgramNames.Fpu);
 
-        using Process ordinary = Run.Start("taskset", "-c", "0", "/bin/sh", "-c", "end=$(($(date +%s)+20)); while [ $(date +%s) -lt $end ]; do :; done");
-        using Process spinner = Run.Start("taskset", "-c", "0", Run.Python, "-c", RoundingSpinner);
+        using Process ordinary = OrdinarySpinner(20);
+        using Process cycler = StandIn(solver, 20, "nearest", "down", "up", "zero"); // CFROUND draws among all four
         try
         {
             RecordedEvent alert = sensor.WaitFor("randomx alert", e => e.Action == "randomx", timeoutMs: 15_000);
-            Assert.Equal(spinner.Id, alert.Pid);
+            Assert.Equal(cycler.Id, alert.Pid);
             JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
-            Assert.True(int.Parse(finding.GetProperty("evidence").GetProperty("rounding_switches").GetString()!, System.Globalization.CultureInfo.InvariantCulture) >= 50);
+            JsonElement evidence = finding.GetProperty("evidence");
+            Assert.True(int.Parse(evidence.GetProperty("rounding_switches").GetString()!, System.Globalization.CultureInfo.InvariantCulture) >= 50);
+            Assert.Matches(@"^down=\d+ up=\d+ toward-zero=\d+$", evidence.GetProperty("rounding_modes").GetString());
             Assert.StartsWith("killed", finding.GetProperty("response")[0].GetString(), StringComparison.Ordinal);
-            Assert.True(spinner.WaitForExit(5000));
-            Assert.Equal(137, spinner.ExitCode);
+            Assert.True(cycler.WaitForExit(5000));
+            Assert.Equal(137, cycler.ExitCode);
             Assert.False(ordinary.HasExited, "the ordinary spinner keeps running");
-            Assert.DoesNotContain(sensor.Events, e => e.Action == "randomx" && e.Pid != spinner.Id);
+            Assert.DoesNotContain(sensor.Events, e => e.Action == "randomx" && e.Pid != cycler.Id);
         }
         finally
         {
-            if (!spinner.HasExited)
-                spinner.Kill();
+            if (!cycler.HasExited)
+                cycler.Kill();
+            ordinary.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>
+    /// CGAL holds FE_UPWARD around its interval arithmetic; Boost's
+    /// rounded_arith_std alternates FE_DOWNWARD and FE_UPWARD. Either, held
+    /// for longer than the window (8 s against 3), is left alone by the
+    /// enforcing policy, though the kernel saw it switched out in a directed
+    /// mode far more often than the switch threshold.
+    /// </summary>
+    [Theory]
+    [InlineData("up")]
+    [InlineData("down", "up")]
+    public void AnIntervalArithmeticWorkerIsLeftAlone(params string[] modes)
+    {
+        using var dir = new TempDir();
+        string solver = CompileStandIn(dir);
+        Policy policy = Policies.Over("[thresholds]\nrandomx_rounding_switches = 50\nrandomx_window_seconds = 3\n");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+
+        using Process ordinary = OrdinarySpinner(10);
+        using Process worker = StandIn(solver, 8, modes);
+        try
+        {
+            Thread.Sleep(6000);
+            var counts = new List<(int Pid, GuardRounding Switches)>();
+            sensor.Sensor.Kernel.ReadRoundingSwitches(counts);
+            (int _, GuardRounding seen) = Assert.Single(counts, c => c.Pid == worker.Id);
+            ulong[] byMode = [seen.Switches[0], seen.Switches[1], seen.Switches[2]];
+            Assert.True(byMode.Sum(c => (long)c) >= 4 * 50, $"the kernel saw the worker switched out in a directed mode only {string.Join('/', byMode)} times (down/up/toward zero): the test shows nothing");
+            Assert.Equal(0UL, byMode[2]); // never toward zero
+
+            Assert.True(worker.WaitForExit(10_000), "the worker did not finish");
+            Assert.Equal(0, worker.ExitCode);
+            Assert.DoesNotContain(sensor.Events, e => e.Action == "randomx");
+            // Its counts went with it: nothing is left for the next process with its pid.
+            counts.Clear();
+            sensor.Sensor.Kernel.ReadRoundingSwitches(counts);
+            Assert.DoesNotContain(counts, c => c.Pid == worker.Id);
+        }
+        finally
+        {
+            if (!worker.HasExited)
+                worker.Kill();
             ordinary.Kill(entireProcessTree: true);
         }
     }

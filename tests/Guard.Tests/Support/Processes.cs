@@ -57,10 +57,13 @@ public sealed class TempDir : IDisposable
     }
 
     /// <summary>A copy of /bin/sh named <paramref name="name"/>: a miner simulator whose every act is a shell command.</summary>
-    public string ShellCopy(string name)
+    public string ShellCopy(string name) => ProgramCopy("/bin/sh", name);
+
+    /// <summary>An executable copy of <paramref name="program"/> named <paramref name="name"/> (a stand-in under a miner's name).</summary>
+    public string ProgramCopy(string program, string name)
     {
         string path = System.IO.Path.Combine(Path, name);
-        System.IO.File.Copy("/bin/sh", path);
+        System.IO.File.Copy(program, path);
         System.IO.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
     }

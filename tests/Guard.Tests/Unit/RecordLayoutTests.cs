@@ -36,6 +36,7 @@ public sealed partial class RecordLayoutTests
         ("guard_device_key", typeof(GuardDeviceKey)),
         ("guard_destination_key", typeof(GuardDestinationKey)),
         ("guard_file_key", typeof(GuardFileKey)),
+        ("guard_rounding", typeof(GuardRounding)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =

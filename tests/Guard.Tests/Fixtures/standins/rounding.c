@@ -1,0 +1,68 @@
+/*
+ * Rounding-mode stand-in for the RandomX tests (never a miner): numeric work
+ * in rounding modes drawn at random from those named, a new draw every few
+ * microseconds of work, as RandomX's CFROUND draws among all four; name one
+ * mode and it is held, as interval arithmetic holds FE_UPWARD. After each
+ * millisecond of work it sleeps 100 us, so the scheduler switches it out
+ * (where the kernel samples MXCSR) even on an idle CPU.
+ *
+ * usage: rounding SECONDS MODE...   MODE: nearest, down, up, zero
+ */
+#include <fenv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double seconds_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int mode;
+	} known[] = { { "nearest", FE_TONEAREST }, { "down", FE_DOWNWARD }, { "up", FE_UPWARD }, { "zero", FE_TOWARDZERO } };
+	const struct timespec pause = { 0, 100 * 1000 };
+	unsigned long long draw = 0x9E3779B97F4A7C15ULL;
+	volatile double x = 0.1;
+	int modes[4], count = 0;
+	double end;
+
+	if (argc < 3 || argc > 6) {
+		fprintf(stderr, "usage: %s SECONDS MODE...\n", argv[0]);
+		return 2;
+	}
+	for (int a = 2; a < argc; a++) {
+		int found = -1;
+
+		for (int k = 0; k < 4; k++)
+			if (strcmp(argv[a], known[k].name) == 0)
+				found = known[k].mode;
+		if (found < 0) {
+			fprintf(stderr, "%s: unknown mode %s\n", argv[0], argv[a]);
+			return 2;
+		}
+		modes[count++] = found;
+	}
+	end = seconds_now() + atof(argv[1]);
+	while (seconds_now() < end) {
+		for (int chunk = 0; chunk < 200; chunk++) {
+			draw ^= draw << 13;
+			draw ^= draw >> 7;
+			draw ^= draw << 17;
+			fesetround(modes[draw % count]);
+			for (int i = 0; i < 500; i++)
+				x = x * 1.0000001 + 0.1;
+		}
+		nanosleep(&pause, NULL);
+	}
+	fesetround(FE_TONEAREST);
+	printf("%g\n", x);
+	return 0;
+}
