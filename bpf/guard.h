@@ -3,7 +3,7 @@
  * guard.h: the whole contract between the kernel programs and the sensor.
  * Constants, the configuration the sensor writes before load, and the fixed
  * layout of every ring buffer record. Mirrored once, field for field, in
- * sensor/Events/Records.cs; RecordLayoutTests checks both against the BTF of
+ * sensor/Abi/; RecordLayoutTests checks both against the BTF of
  * the built object, so a change here without a change there fails the tests.
  */
 #ifndef GUARD_H

@@ -21,7 +21,13 @@ public sealed class SystemConsole : IConsole
 
     public TextWriter Error => Console.Error;
 
-    public Stream OpenStandardOutput() => Console.OpenStandardOutput();
+    /// <summary>
+    /// Standard output (fd 1) as a plain file stream: a write to a pipe whose
+    /// reader is gone fails with EPIPE (an IOException), where
+    /// Console.OpenStandardOutput ignores it and `guard watch | head -1` would
+    /// run on, writing into nothing, forever.
+    /// </summary>
+    public Stream OpenStandardOutput() => new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
 
     public bool IsOutputRedirected => Console.IsOutputRedirected;
 }

@@ -70,6 +70,8 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
+    private string? ownPins;
     private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
@@ -109,6 +111,7 @@ public sealed class GuardSensor : IDisposable
             InKernelRules = options.Policy is { } policy ? KernelRules.From(policy) : options.Kernel.InKernelRules,
         };
         KernelSession kernel = KernelSession.Open(kernelOptions);
+        GuardSensor sensor;
         try
         {
             // Attached first, then seeded: a process born in between is seen twice, never missed.
@@ -120,20 +123,46 @@ public sealed class GuardSensor : IDisposable
             Responder? responder = null;
             if (options.Policy is { } p)
             {
-                // This sensor enforces now: what a stopped one handed over can go.
-                EnforcementKernel.Remove();
                 detectors = PolicyDetectors.From(p);
                 quarantines = new Quarantines(kernelOptions.CgroupRoot!);
                 responder = new Responder(new ProcessKiller(kernelOptions.CgroupRoot!), quarantines, p, kernelOptions.GpuDevices);
             }
-            var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
-            return sensor;
+            sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
         }
         catch
         {
             kernel.Dispose();
             throw;
         }
+        try
+        {
+            // Last: what others left enforcing goes only once nothing can fail this start.
+            if (kernelOptions.InKernelRules.Enforce)
+                sensor.ownPins = PinEnforcement(kernel);
+        }
+        catch
+        {
+            sensor.Dispose();
+            throw;
+        }
+        return sensor;
+    }
+
+    /// <summary>
+    /// This sensor enforces now, and its enforcing programs are pinned so they
+    /// outlive it whatever ends it; what a stopped sensor handed over and what
+    /// a dead one left pinned can go, since this one's programs are attached.
+    /// An auditing sensor never gets here: it removes no one's enforcement.
+    /// </summary>
+    private static string PinEnforcement(KernelSession kernel)
+    {
+        if (!ProcfsReader.TryReadStat(Environment.ProcessId, out ProcfsStat self))
+            throw new SensorException("cannot read this process's start time from /proc/self/stat");
+        string dir = SensorPins.DirectoryOf(Environment.ProcessId, self.StartTicks);
+        kernel.PinLinks(GuardPrograms.Enforcing, dir);
+        EnforcementKernel.Remove();
+        SensorPins.RemoveDead(ProcfsReader.IsRunning);
+        return dir;
     }
 
     /// <summary>
@@ -207,14 +236,29 @@ public sealed class GuardSensor : IDisposable
     /// <summary>
     /// Before this sensor detaches: the exec-time kill and the Stratum drop go
     /// on without it, pinned (bpf/enforce.bpf.c), until the next sensor starts.
-    /// Returns how many programs were pinned; 0 when the policy kills nothing.
+    /// Returns how many programs were pinned; 0 when the policy kills nothing
+    /// or it was handed over already. Throws <see cref="SensorException"/> when
+    /// the handover fails: this sensor's own pinned programs then stay and go on
+    /// enforcing until the next sensor or <c>guard detach --all</c>.
     /// </summary>
     public int HandOverEnforcement()
     {
-        InKernelRules rules = options.Kernel.InKernelRules;
-        if (options.Policy is null || !(rules.KillAnywhere || rules.KillInJobs || rules.DropStratum))
+        if (ownPins is not { } pins)
             return 0;
-        return EnforcementKernel.HandOver(rules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+        // From here the pins are not this sensor's to remove: handed over, or left enforcing.
+        ownPins = null;
+        int handedOver;
+        try
+        {
+            handedOver = EnforcementKernel.HandOver(options.Kernel.InKernelRules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+        }
+        catch (SensorException e)
+        {
+            throw new SensorException($"{e.Message}; this sensor's own programs stay pinned under {pins} and go on enforcing");
+        }
+        // The handed-over programs enforce now; this sensor's own pins would only duplicate them.
+        SensorPins.Remove(pins);
+        return handedOver;
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>
@@ -258,10 +302,14 @@ public sealed class GuardSensor : IDisposable
             kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing);
     }
 
+    /// <summary>Detaches every program this sensor attached, its pinned ones too: call <see cref="HandOverEnforcement"/> first to keep enforcing.</summary>
     public void Dispose()
     {
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();
+        if (ownPins is not null)
+            SensorPins.Remove(ownPins);
+        ownPins = null;
     }
 }

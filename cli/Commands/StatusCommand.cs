@@ -60,17 +60,24 @@ public static class StatusCommand
             o.WriteLine($"  sensor {sensor.Key}: {sensor.Count()} program{(sensor.Count() == 1 ? "" : "s")}");
         if (pinned > 0 || pins.Count > 0)
             o.WriteLine($"  pinned under {Pins.Root}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
-        o.WriteLine($"enforcement: {Enforcement(bySensor.Count)}");
+        o.WriteLine($"enforcement: {WhoEnforces(bySensor.Count).Text}");
         o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
         foreach (LoggedAction a in recent)
             o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");
     }
 
-    /// <summary>Who kills miners at exec and drops Stratum right now.</summary>
-    private static string Enforcement(int sensors) =>
-        sensors > 0 ? "by the running sensor"
-        : EnforcementKernel.Active ? $"handed over by the last sensor, pinned under {EnforcementKernel.PinRoot}"
-        : "none: no sensor runs";
+    /// <summary>Who kills miners at exec and drops Stratum right now, as the pins say: words, and the JSON value.</summary>
+    private static (string Text, string Json) WhoEnforces(int sensors)
+    {
+        Enforcement now = Enforcement.Read();
+        return now.By switch
+        {
+            Enforcer.RunningSensor => ($"by the running sensor (pid {string.Join(", ", now.Pids)})", "sensor"),
+            Enforcer.EndedSensor => ($"by the pinned programs of a sensor that ended without handing over (pid {string.Join(", ", now.Pids)}), under {SensorPins.Root}", "ended-sensor"),
+            Enforcer.HandedOver => ($"handed over by the last sensor, pinned under {EnforcementKernel.PinRoot}", "pinned"),
+            _ => (sensors > 0 ? "none: the running sensor only audits" : "none: no sensor runs", "none"),
+        };
+    }
 
     private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
     {
@@ -115,7 +122,7 @@ public static class StatusCommand
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            w.WriteString("enforcement", programs.Any(p => p.HolderPids.Count > 0) ? "sensor" : EnforcementKernel.Active ? "pinned" : "none");
+            w.WriteString("enforcement", WhoEnforces(programs.SelectMany(p => p.HolderPids).Distinct().Count()).Json);
             w.WriteStartArray("pins");
             foreach (string pin in pins)
                 w.WriteStringValue(pin);

@@ -151,22 +151,44 @@ public static class WatchCommand
         Policy policy = options.Policy!;
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
         console.Error.WriteLine($"guard watch: {sensor.GpuStatus}");
-        sensor.Run(stop.Token);
-        string? handover;
         try
         {
-            handover = sensor.HandOverEnforcement() is > 0 and int pinned
+            sensor.Run(stop.Token);
+        }
+        catch (IOException e) when (e.HResult == BrokenPipe)
+        {
+            // `guard watch | head -1`: the reader is gone, which ends the run like Ctrl-C.
+        }
+        catch
+        {
+            // A fault ends the run (a closed stdout, say): enforcement is handed over before it propagates.
+            if (HandOver(sensor) is { } said)
+                console.Error.WriteLine(said);
+            throw;
+        }
+        string? handover = HandOver(sensor);
+        WriteSummary(console.Error, sensor.Summary());
+        if (handover is not null)
+            console.Error.WriteLine(handover);
+        return (int)ExitCode.Success;
+    }
+
+    /// <summary>EPIPE (asm-generic/errno-base.h): what a write to a pipe whose reader left fails with; .NET puts the errno in HResult.</summary>
+    private const int BrokenPipe = 32;
+
+    /// <summary>Hands the kernel's enforcement over to pinned programs; says what stays, or why nothing does.</summary>
+    private static string? HandOver(GuardSensor sensor)
+    {
+        try
+        {
+            return sensor.HandOverEnforcement() is > 0 and int pinned
                 ? $"guard watch: {pinned} enforcement programs stay, pinned under {EnforcementKernel.PinRoot}, until the next guard watch (guard detach --all removes them)"
                 : null;
         }
         catch (SensorException e)
         {
-            handover = $"guard watch: warning: enforcement ends with this sensor: {e.Message}";
+            return $"guard watch: warning: could not hand enforcement over: {e.Message}";
         }
-        WriteSummary(console.Error, sensor.Summary());
-        if (handover is not null)
-            console.Error.WriteLine(handover);
-        return (int)ExitCode.Success;
     }
 
     private static void WriteSummary(TextWriter error, SensorSummary s)

@@ -15,6 +15,18 @@ public sealed record ProgramSpec(string Name, AttachPoint Attach, bool Required,
 /// <summary>The observation programs of guard.bpf.c, described as data.</summary>
 public static class GuardPrograms
 {
+    /// <summary>
+    /// The programs whose decisions the kernel makes alone (the exec-time
+    /// kill, job membership at fork and its end at exit, the socket claim at
+    /// connect and the Stratum drop at egress): an enforcing sensor pins these
+    /// (<see cref="SensorPins"/>) so they outlive it.
+    /// </summary>
+    public static readonly IReadOnlySet<string> Enforcing = new HashSet<string>(StringComparer.Ordinal)
+    {
+        BpfProgramNames.Exec, BpfProgramNames.Fork, BpfProgramNames.Exit,
+        BpfProgramNames.Connect4, BpfProgramNames.Connect6, BpfProgramNames.Egress,
+    };
+
     public static readonly IReadOnlyList<ProgramSpec> Observation =
     [
         new(BpfProgramNames.Exec, AttachPoint.Tracing, true, "exec (tp_btf/sched_process_exec)"),

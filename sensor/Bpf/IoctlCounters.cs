@@ -1,5 +1,4 @@
 using Guard.Sensor.Abi;
-using Guard.Sensor.Events;
 
 namespace Guard.Sensor.Bpf;
 

@@ -31,6 +31,9 @@ public sealed record InKernelRules(
 {
     public static readonly InKernelRules None = new([], [], false, false, [], [], [], false);
 
+    /// <summary>Whether the kernel acts on these rules (kills at exec or drops Stratum), rather than only recording.</summary>
+    public bool Enforce => KillAnywhere || KillInJobs || DropStratum;
+
     /// <summary>Executables (device, inode) the kernel never kills at exec (the policy's allow list).</summary>
     public IReadOnlyList<(uint Device, ulong Inode)> AllowedFiles { get; init; } = [];
 

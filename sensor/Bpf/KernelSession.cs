@@ -20,7 +20,7 @@ public sealed record MissingProgram(ProgramSpec Spec, string Reason);
 public sealed unsafe class KernelSession : IDisposable
 {
     private readonly nint obj;
-    private readonly List<nint> links = [];
+    private readonly List<(string Program, nint Link)> links = [];
     private readonly List<AttachedProgram> attached = [];
     private readonly List<MissingProgram> missing = [];
     private readonly List<string> warnings = [];
@@ -157,6 +157,33 @@ public sealed unsafe class KernelSession : IDisposable
         jobMembersFd = MapFd(BpfMapNames.JobMembers);
     }
 
+    /// <summary>
+    /// Pins the links of the attached programs named in <paramref name="programs"/>
+    /// under <paramref name="dir"/>, so they stay attached if this process dies.
+    /// Remove them with <see cref="Pins.Remove"/>. Throws <see cref="SensorException"/>
+    /// when a pin cannot be made (the ones made are removed again).
+    /// </summary>
+    public void PinLinks(IReadOnlySet<string> programs, string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+            foreach ((string program, nint link) in links)
+            {
+                if (!programs.Contains(program))
+                    continue;
+                int err = Libbpf.LinkPin(link, Path.Join(dir, program));
+                if (err != 0)
+                    throw new SensorException($"cannot pin {program} under {dir}: {Libc.ErrorText(-err)}");
+            }
+        }
+        catch
+        {
+            Pins.Remove(dir);
+            throw;
+        }
+    }
+
     /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
     public void MarkJobMember(int pid, int rootPid, ulong rootStartTimeNs)
     {
@@ -210,7 +237,7 @@ public sealed unsafe class KernelSession : IDisposable
                 warnings.Add($"{spec.Name} ({spec.Purpose}) is not running: {reason}");
                 continue;
             }
-            links.Add(link);
+            links.Add((spec.Name, link));
             attached.Add(new AttachedProgram(spec, spec.Attach == AttachPoint.CgroupRoot ? cgroupRoot : spec.Purpose));
         }
     }
@@ -265,7 +292,7 @@ public sealed unsafe class KernelSession : IDisposable
         if (disposed)
             return;
         disposed = true;
-        foreach (nint link in links)
+        foreach ((_, nint link) in links)
             _ = Libbpf.LinkDestroy(link); // destroy detaches; its errors leave nothing to undo
         links.Clear();
         Libbpf.ObjectClose(obj);

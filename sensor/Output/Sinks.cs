@@ -8,6 +8,8 @@ public sealed class JsonLinesSink : IEventSink
     private readonly Stream stream;
     private readonly EcsEncoder encoder;
     private readonly JsonLineWriter writer = new();
+    // Set once a write or flush failed (EPIPE: the reader left): Dispose must not try again.
+    private bool broken;
 
     /// <summary>Lines to <paramref name="stream"/>, through a 64 KiB buffer.</summary>
     public JsonLinesSink(Stream stream, EcsEncoder encoder)
@@ -20,14 +22,35 @@ public sealed class JsonLinesSink : IEventSink
     public void Write(SensorEvent e)
     {
         encoder.Encode(e, writer);
-        stream.Write(writer.Written);
+        Guarded(writer.Written);
     }
 
     /// <inheritdoc/>
-    public void Flush() => stream.Flush();
+    public void Flush() => Guarded(default);
 
-    /// <summary>Flushes what is buffered; the stream is the caller's to close.</summary>
-    public void Dispose() => stream.Flush();
+    /// <summary>Flushes what is buffered, unless the stream has failed already; the stream is the caller's to close.</summary>
+    public void Dispose()
+    {
+        if (!broken)
+            stream.Flush();
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> (or flushes, when empty); remembers a failure so it is reported once.</summary>
+    private void Guarded(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            if (bytes.IsEmpty)
+                stream.Flush();
+            else
+                stream.Write(bytes);
+        }
+        catch (IOException)
+        {
+            broken = true;
+            throw;
+        }
+    }
 }
 
 /// <summary>Readable lines for a terminal.</summary>

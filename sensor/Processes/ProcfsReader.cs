@@ -23,6 +23,9 @@ public static class ProcfsReader
         }
     }
 
+    /// <summary>Whether the process with this pid is the one that started at <paramref name="startTicks"/> (clock ticks since boot), not a reuse of its pid.</summary>
+    public static bool IsRunning(int pid, long startTicks) => TryReadStat(pid, out ProcfsStat stat) && stat.StartTicks == startTicks;
+
     public static bool TryReadStat(int pid, out ProcfsStat stat)
     {
         stat = default;

@@ -76,5 +76,120 @@ public sealed class EnforcementHandoverTests : IDisposable
         Assert.DoesNotContain("enforcement programs stay", console.ErrorText, StringComparison.Ordinal);
     }
 
-    public void Dispose() => EnforcementKernel.Remove();
+    [Fact]
+    public void ASensorKilledWithSigkillLeavesEnforcementInForce()
+    {
+        KernelRequirements.Check();
+        using var dir = new TempDir();
+        using Process watch = StartWatch();
+        using var stop = new KillOnDispose(watch);
+        int pid = watch.Id;
+        watch.Kill(); // SIGKILL: no handover, no cleanup
+        watch.WaitForExit();
+        Assert.Contains(SensorPins.Owners(), o => o.Pid == pid);
+        Assert.Equal(Enforcer.EndedSensor, Enforcement.Read().By);
+
+        AssertEnforced("after SIGKILL");
+
+        // An auditing sensor replaces none of it, so it removes none of it.
+        string audit = dir.File("audit.toml", "mode = \"audit\"\n");
+        var console = new TestConsole();
+        Assert.True(GuardCli.Run(["watch", "--duration", "300ms", "--output", "json", "--type", "exec", "--policy", audit], console) == 0, console.ErrorText);
+        Assert.Contains(SensorPins.Owners(), o => o.Pid == pid);
+        AssertEnforced("after an auditing sensor came and went");
+
+        // An enforcing sensor takes over: the dead one's pins go once its own are attached.
+        using (SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn }))
+        {
+            Assert.DoesNotContain(SensorPins.Owners(), o => o.Pid == pid);
+            Assert.Equal(Enforcer.RunningSensor, Enforcement.Read().By);
+        }
+        Assert.Empty(SensorPins.Owners()); // a sensor that stops in order takes its own pins with it
+        AssertNoGuardProgramLeft();
+    }
+
+    [Fact]
+    public void AWatchWhoseReaderGoesAwayHandsOver()
+    {
+        KernelRequirements.Check();
+        using Process watch = StartWatch();
+        using var stop = new KillOnDispose(watch);
+        Run.Complete("/bin/true");
+        watch.StandardOutput.ReadLine();
+        watch.StandardOutput.Close(); // `guard watch | head -1`: the next write fails with EPIPE
+        var clock = Stopwatch.StartNew();
+        while (!watch.HasExited && clock.ElapsedMilliseconds < 15_000)
+        {
+            Run.Complete("/bin/true"); // something to write about
+            Thread.Sleep(50);
+        }
+        Assert.True(watch.HasExited, "guard watch did not exit once its stdout was gone");
+        Assert.True(EnforcementKernel.Active, "the watch that lost its reader handed nothing over: " + watch.StandardError.ReadToEnd());
+        Assert.Empty(SensorPins.Owners());
+        AssertEnforced("after the watch's stdout closed");
+    }
+
+    /// <summary>`guard watch` as its own process (this run's pin root and action log), once its enforcing programs are pinned.</summary>
+    private static Process StartWatch()
+    {
+        Process watch = Run.Start(Path.Combine(AppContext.BaseDirectory, "guard"), "watch", "--output", "json", "--type", "exec");
+        var clock = Stopwatch.StartNew();
+        while (!SensorPins.Owners().Any(o => o.Pid == watch.Id))
+        {
+            if (watch.HasExited || clock.ElapsedMilliseconds > 20_000)
+            {
+                watch.Kill();
+                throw new Xunit.Sdk.XunitException("guard watch did not pin its enforcement: " + watch.StandardError.ReadToEnd());
+            }
+            Thread.Sleep(50);
+        }
+        return watch;
+    }
+
+    /// <summary>A known miner dies before its first act, anywhere and inside a job started now.</summary>
+    private static void AssertEnforced(string when)
+    {
+        using var dir = new TempDir();
+        string xmrig = dir.ShellCopy("xmrig");
+        string ran = Path.Combine(dir.Path, "xmrig.ran");
+        using (Process p = Run.Start(xmrig, "-c", $"echo ran > {ran}"))
+        {
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 137, $"a known miner exited {p.ExitCode} {when}");
+        }
+        Assert.False(File.Exists(ran), $"a known miner ran {when}");
+        string rigel = dir.ShellCopy("rigel");
+        string rigelRan = Path.Combine(dir.Path, "rigel.ran");
+        string script = $"import subprocess\nsubprocess.run(['/bin/bash', '-c', '{rigel} -c \"echo ran > {rigelRan}\"; true'])\n";
+        using (Process python = Run.PythonScript(script))
+            python.WaitForExit();
+        Assert.False(File.Exists(rigelRan), $"a miner name inside a job ran {when}");
+    }
+
+    private static void AssertNoGuardProgramLeft()
+    {
+        var clock = Stopwatch.StartNew();
+        while (GuardProgramsLoaded.List().Any(p => p.HolderPids.Count == 0))
+        {
+            Assert.True(clock.ElapsedMilliseconds < 5000, "pinned programs were not freed: " + string.Join(", ", GuardProgramsLoaded.List().Select(p => p.Name)));
+            Thread.Sleep(50);
+        }
+    }
+
+    /// <summary>Kills the test's own sensor process (by its handle) however the test ends.</summary>
+    private sealed class KillOnDispose(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited)
+                process.Kill();
+            process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        EnforcementKernel.Remove();
+        SensorPins.RemoveDead(static (_, _) => false);
+    }
 }

@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace Guard.Tests.Unit;
 
 /// <summary>
-/// The sensor's folders follow the flow of a record (ARCHITECTURE.md): each
+/// The sensor's folders follow the flow of a record (README, "How it works"): each
 /// namespace may use only those before it in <see cref="Flow"/>. The sources
 /// are compiled with Roslyn and every symbol each file binds to is read, so a
 /// fully qualified name or a type reached through a parent namespace counts as
@@ -118,7 +118,9 @@ public sealed class LayeringTests(ITestOutputHelper output)
                     graph.TryAdd(declaredIn.ToDisplayString(), []);
                     continue;
                 }
-                string? from = model.GetEnclosingSymbol(node.SpanStart)?.ContainingNamespace?.ToDisplayString();
+                // At a top-level type's base list or constraints the enclosing symbol is the namespace itself.
+                ISymbol? enclosing = model.GetEnclosingSymbol(node.SpanStart);
+                string? from = (enclosing as INamespaceSymbol ?? enclosing?.ContainingNamespace)?.ToDisplayString();
                 if (from is null || !from.StartsWith("Guard.Sensor", StringComparison.Ordinal))
                     continue;
                 var used = new List<ITypeSymbol>();

@@ -9,7 +9,7 @@ using Xunit;
 namespace Guard.Tests.Unit;
 
 /// <summary>
-/// bpf/guard.h and Events/Records.cs describe the same bytes. clang compiles
+/// bpf/guard.h and sensor/Abi/ describe the same bytes. clang compiles
 /// the header for BPF with every type anchored, bpftool prints its BTF, and
 /// each C# struct must match size and every field offset, each enum every value.
 /// </summary>

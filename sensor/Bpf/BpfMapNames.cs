@@ -1,0 +1,63 @@
+namespace Guard.Sensor.Bpf;
+
+/// <summary>
+/// The names of the BPF maps the sensor finds by name in a loaded object (or,
+/// for quarantine, as pins). Each mirrors a map definition in bpf/; a lookup
+/// that finds nothing means sensor and object were built apart.
+/// </summary>
+public static class BpfMapNames
+{
+    /// <summary>The ring buffer <c>events</c> in bpf/guard.bpf.c; the sensor sizes it before load.</summary>
+    public const string Events = "events";
+
+    /// <summary><c>drops</c> in bpf/guard.bpf.c: records that found the ring full, per record kind.</summary>
+    public const string Drops = "drops";
+
+    /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in each non-default FPU rounding mode, per process (struct guard_rounding).</summary>
+    public const string RoundingSwitches = "rounding_switches";
+
+    /// <summary><c>gpu_ioctl_counts</c> in bpf/guard.bpf.c: GPU ioctls per process and kind.</summary>
+    public const string GpuIoctlCounts = "gpu_ioctl_counts";
+
+    /// <summary><c>gpu_class_counts</c> in bpf/guard.bpf.c: RM classes allocated per process.</summary>
+    public const string GpuClassCounts = "gpu_class_counts";
+
+    /// <summary>
+    /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
+    /// <c>const volatile struct guard_config guard_config</c>, written before load.
+    /// </summary>
+    public const string ReadOnlyData = ".rodata";
+
+    /// <summary><c>miner_names</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string MinerNames = "miner_names";
+
+    /// <summary><c>job_root_names</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string JobRootNames = "job_root_names";
+
+    /// <summary><c>allowed_uids</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedUids = "allowed_uids";
+
+    /// <summary><c>allowed_files</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedFiles = "allowed_files";
+
+    /// <summary><c>allowed_destinations</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string AllowedDestinations = "allowed_destinations";
+
+    /// <summary><c>stratum_methods</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string StratumMethods = "stratum_methods";
+
+    /// <summary><c>job_members</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
+    public const string JobMembers = "job_members";
+
+    /// <summary><c>quarantines</c> in bpf/quarantine.bpf.c, pinned by name: the hold records.</summary>
+    public const string Quarantines = "quarantines";
+
+    /// <summary><c>quarantine_tgids</c> in bpf/quarantine.bpf.c, pinned by name: held processes (tree mode).</summary>
+    public const string QuarantineTgids = "quarantine_tgids";
+
+    /// <summary><c>quarantine_socks</c> in bpf/quarantine.bpf.c, pinned by name: held sockets (tree mode).</summary>
+    public const string QuarantineSocks = "quarantine_socks";
+
+    /// <summary><c>quarantine_devices</c> in bpf/quarantine.bpf.c, pinned by name: GPU devices the held may not open.</summary>
+    public const string QuarantineDevices = "quarantine_devices";
+}
