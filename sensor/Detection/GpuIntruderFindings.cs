@@ -61,7 +61,7 @@ public sealed class GpuIntruderFindings
         if (Judge(process, table, timeNs, nvml) is { } intruder)
             return intruder;
         if (Sustained(busySince, process, sample.SmPercent >= (uint)policy.Thresholds.GpuBusyPercent, timeNs)
-            && process.WeakEvidence is { Count: > 0 } pool && !reported.Contains(process) && policy.ActionFor(Detectors.GpuIntruder) != RuleAction.Off)
+            && PoolEvidence(process) is { Length: > 0 } pool && !reported.Contains(process) && policy.ActionFor(Detectors.GpuIntruder) != RuleAction.Off)
         {
             reported.Add(process);
             return new AlertEvent
@@ -76,6 +76,10 @@ public sealed class GpuIntruderFindings
         }
         return null;
     }
+
+    /// <summary>The pool DNS queries and pool-port connects on a process's record; its other weak evidence (--algo=ppo, staging) says nothing of pools.</summary>
+    private static KeyValuePair<string, string>[] PoolEvidence(ProcessEntry process) =>
+        process.WeakEvidence is { } seen ? [.. seen.Where(e => e.Key == Detectors.PoolDns.Name || e.Key == Detectors.PoolPort.Name)] : [];
 
     /// <summary>A device busy for the sustained time with no process on it that NVML can name (MIG aside): someone hides.</summary>
     public AlertEvent? OnDevice(GpuDeviceSample device, long timeNs)
