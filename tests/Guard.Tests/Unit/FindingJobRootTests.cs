@@ -6,6 +6,7 @@ using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
+using static Guard.Tests.Support.SyntheticRecords;
 
 namespace Guard.Tests.Unit;
 
@@ -26,32 +27,8 @@ public sealed class FindingJobRootTests
         pipeline = Pipelines.Over(table, sink, PolicyDetectors.From(PolicyLoader.BuiltIn));
         // python3 (a job root) forks the process that becomes the miner.
         pipeline.OnFork(Fork(Root, 0));
-        pipeline.OnExec(Exec(Root, 0, Root, "python3 launch.py"));
+        pipeline.OnExec(Exec(Root, 0, "python3 launch.py", jobRoot: Root));
         pipeline.OnFork(Fork(Miner, Root));
-    }
-
-    private static ulong StartOf(int pid) => 1_000_000_000UL * (ulong)(pid % 100 + 1);
-
-    private static RecordHeader Header(RecordKind kind, int pid, ulong timeNs) =>
-        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = timeNs, StartTimeNs = StartOf(pid) };
-
-    private static ForkRecord Fork(int pid, int parent) =>
-        new() { Header = Header(RecordKind.Fork, pid, 1), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
-
-    private static ExecRecord Exec(int pid, int parent, int jobRoot, string args)
-    {
-        var e = new ExecRecord
-        {
-            Header = Header(RecordKind.Exec, pid, 10),
-            Ppid = (uint)parent,
-            ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent),
-            JobRootPid = (uint)jobRoot,
-            Flags = ExecRecord.InJob,
-        };
-        byte[] bytes = Encoding.ASCII.GetBytes(args.Replace(' ', '\0'));
-        bytes.CopyTo(e.Args);
-        e.ArgsLength = (ushort)bytes.Length;
-        return e;
     }
 
     private JsonElement JobRootOf(string rule) =>
@@ -60,14 +37,14 @@ public sealed class FindingJobRootTests
     [Fact]
     public void AMinerArgumentsFindingNamesTheJob()
     {
-        pipeline.OnExec(Exec(Miner, Root, Root, "data-loader --donate-level 1 -o stratum+tcp://127.0.0.1:3333"));
+        pipeline.OnExec(Exec(Miner, Root, "data-loader --donate-level 1 -o stratum+tcp://127.0.0.1:3333", jobRoot: Root));
         Assert.Equal(Root, JobRootOf("miner-arguments").GetProperty("pid").GetInt32());
     }
 
     [Fact]
     public void AStratumFindingNamesTheJobOfTheConnectionsOwner()
     {
-        pipeline.OnExec(Exec(Miner, Root, Root, "python3 client.py"));
+        pipeline.OnExec(Exec(Miner, Root, "python3 client.py", jobRoot: Root));
         var payload = new PayloadRecord
         {
             Header = Header(RecordKind.Payload, Miner, 20),
@@ -86,7 +63,7 @@ public sealed class FindingJobRootTests
     [Fact]
     public void AJobRootWhosePidWasReusedIsStillTheOriginalProcess()
     {
-        pipeline.OnExec(Exec(Miner, Root, Root, "python3 client.py"));
+        pipeline.OnExec(Exec(Miner, Root, "python3 client.py", jobRoot: Root));
         ProcessEntry root = table.Find(Root)!;
         // The root exits and a stranger gets its pid: the miner's job is still the one that launched it.
         pipeline.OnExit(new ExitRecord { Header = Header(RecordKind.Exit, Root, 30) });
@@ -101,7 +78,7 @@ public sealed class FindingJobRootTests
     [Fact]
     public void AProcessOutsideEveryJobHasNoJobRoot()
     {
-        pipeline.OnExec(Exec(Miner, Root, 0, "sleep 1"));
+        pipeline.OnExec(Exec(Miner, Root, "sleep 1"));
         Assert.Null(table.Find(Miner)!.JobRoot);
     }
 }
