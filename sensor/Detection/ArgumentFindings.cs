@@ -100,8 +100,10 @@ public sealed class ArgumentFindings
             ReadOnlySpan<byte> host;
             if (line[i] == (byte)'[')
             {
-                end = line[i..].IndexOf((byte)']') is > 0 and var close ? i + close + 1 : i + 1;
-                host = line[(i + 1)..(end - 1)];
+                // An IPv6 address, [ADDRESS]:PORT; a '[' with no ']' after it is none.
+                int close = line[i..].IndexOf((byte)']');
+                end = close < 0 ? i + 1 : i + close + 1;
+                host = close < 0 ? [] : line[(i + 1)..(i + close)];
             }
             else
             {

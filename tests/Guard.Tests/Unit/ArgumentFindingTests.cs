@@ -102,4 +102,23 @@ public sealed class ArgumentFindingTests
         Assert.Contains(alert.Evidence, e => e.Key == "miner-arguments.0");
         Assert.Contains(alert.Evidence, e => e.Key == "pool-dns.1");
     }
+
+    [Fact]
+    public void AnyCommandLineIsJudgedWithoutFailing()
+    {
+        // Arguments are the miner's to choose: no byte sequence may throw in the sensor.
+        var findings = new ArgumentFindings(PolicyLoader.BuiltIn);
+        byte[] alphabet = "[]:.-=/@ 0123456789abcdefxABCDEF1qp\0\"'\u00ff"u8.ToArray();
+        var random = new Random(11);
+        for (int n = 0; n < 20_000; n++)
+        {
+            byte[] args = new byte[random.Next(1, 120)];
+            for (int i = 0; i < args.Length; i++)
+                args[i] = random.Next(4) == 0 ? (byte)random.Next(256) : alphabet[random.Next(alphabet.Length)];
+            var process = new ProcessEntry(4242, 1, "test-1-4242", ProcessOrigin.Exec) { Args = args };
+            findings.OnExec(process, 0);
+        }
+        foreach (string edge in new[] { "[", "a [b", "[1.2.3.4", "]:3333", "[::1]:", "x:99999999999", "1.2.3.4:", "stratum+tcp://", "--algo", "0x", "bc1" })
+            findings.OnExec(Process("data-loader", edge), 0);
+    }
 }

