@@ -26,6 +26,7 @@ public static class EthereumAddress
 {
     private static readonly System.Buffers.SearchValues<byte> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdefABCDEF"u8);
 
+    /// <summary>How far <paramref name="text"/> (ASCII, 42 bytes for an address) proves to be an address; never throws.</summary>
     public static EthereumChecksum Check(ReadOnlySpan<byte> text)
     {
         if (text.Length != 42 || text[0] != (byte)'0' || text[1] != (byte)'x')

@@ -63,6 +63,7 @@ public sealed class ArgumentRedactor
         return scratch[..length];
     }
 
+    /// <summary>True when a part of <paramref name="name"/> (split at '-', '_', '.') is one of the words, in any case.</summary>
     public bool IsSecretName(ReadOnlySpan<byte> name)
     {
         foreach (Range part in name.SplitAny("-_."u8))
