@@ -61,7 +61,7 @@ public sealed class GpuIntruderFindings
         if (Judge(process, table, timeNs, nvml) is { } intruder)
             return intruder;
         if (Sustained(busySince, process, sample.SmPercent >= (uint)policy.Thresholds.GpuBusyPercent, timeNs)
-            && process.WeakEvidence is { Count: > 0 } pool && !reported.Contains(process) && policy.ActionFor(Detectors.GpuIntruder) != RuleAction.Off)
+            && PoolEvidence(process) is { Length: > 0 } pool && !reported.Contains(process) && policy.ActionFor(Detectors.GpuIntruder) != RuleAction.Off)
         {
             reported.Add(process);
             return new AlertEvent
@@ -69,7 +69,6 @@ public sealed class GpuIntruderFindings
                 Rule = Detectors.GpuIntruder.Name,
                 Description = "sustained GPU compute by a process with pool evidence",
                 RequestedAction = policy.ActionFor(Detectors.GpuIntruder),
-                JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
                 Evidence = [nvml, .. pool, new("executable", process.ExecutableText)],
                 Process = process,
                 TimeNs = timeNs,
@@ -77,6 +76,10 @@ public sealed class GpuIntruderFindings
         }
         return null;
     }
+
+    /// <summary>The pool DNS queries and pool-port connects on a process's record; its other weak evidence (--algo=ppo, staging) says nothing of pools.</summary>
+    private static KeyValuePair<string, string>[] PoolEvidence(ProcessEntry process) =>
+        process.WeakEvidence is { } seen ? [.. seen.Where(e => e.Key == Detectors.PoolDns.Name || e.Key == Detectors.PoolPort.Name)] : [];
 
     /// <summary>A device busy for the sustained time with no process on it that NVML can name (MIG aside): someone hides.</summary>
     public AlertEvent? OnDevice(GpuDeviceSample device, long timeNs)
@@ -125,7 +128,6 @@ public sealed class GpuIntruderFindings
             Rule = Detectors.GpuIntruder.Name,
             Description = process.JobRootPid == 0 ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
             RequestedAction = policy.ActionFor(Detectors.GpuIntruder),
-            JobRoot = process.JobRootPid == 0 ? null : table.Find(process.JobRootPid),
             Evidence = [new("why", why), new("executable", process.ExecutableText), .. evidence],
             Process = process,
             TimeNs = timeNs,

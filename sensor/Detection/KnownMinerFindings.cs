@@ -23,13 +23,12 @@ public sealed class KnownMinerFindings
         anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
     }
 
-    public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record, ProcessTable table)
+    public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record)
     {
         if ((record.Flags & ExecRecord.KnownMiner) == 0)
             return null;
         bool killed = (record.Flags & ExecRecord.Killed) != 0;
         Detector rule = anywhere.Contains(process.NameText) ? Detectors.KnownMiner : Detectors.MinerInJob;
-        ProcessEntry? root = record.JobRootPid == 0 ? null : table.Find((int)record.JobRootPid);
         string path = ExecutableHashes.PathOf(process);
         var evidence = new List<KeyValuePair<string, string>>
         {
@@ -46,7 +45,6 @@ public sealed class KnownMinerFindings
             KilledInKernel = killed,
             // The kernel did the kill; a rule that also wants the job gets that from user space.
             RequestedAction = killed ? policy.ActionFor(rule) : RuleAction.Alert,
-            JobRoot = root,
             Evidence = evidence,
             Process = process,
             TimeNs = (long)record.Header.TimeNs,

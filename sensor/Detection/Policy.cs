@@ -19,7 +19,7 @@ public static class Detectors
 {
     public static readonly Detector KnownMiner = new("known-miner", true, "a known miner executable, killed wherever it runs");
     public static readonly Detector MinerInJob = new("miner-in-job", true, "a miner name that other programs share, inside a training job");
-    public static readonly Detector MinerArguments = new("miner-arguments", true, "miner arguments (stratum+tcp://, --donate-level, ...)");
+    public static readonly Detector MinerArguments = new("miner-arguments", true, "miner arguments (a stratum+tcp:// URL, --donate-level, a pool's host:port, a wallet whose checksum holds; fragments ordinary tools share only with a second kind of signal)");
     public static readonly Detector MinerHash = new("miner-hash", true, "an executable whose SHA-256 is on the deny list");
     public static readonly Detector Stratum = new("stratum", true, "a complete Stratum first line on a new outbound connection");
     public static readonly Detector PoolSni = new("pool-sni", true, "a TLS ClientHello naming a pool domain");
@@ -47,10 +47,13 @@ public sealed record AllowList(
     IReadOnlyList<string> Executables, IReadOnlyList<string> Hashes, IReadOnlyList<string> Users,
     IReadOnlyList<string> Jobs, IReadOnlyList<string> Destinations);
 
+/// <summary>The policy's lists of public miner indicators.</summary>
+/// <param name="MinerArguments">Command-line fragments only miners use: each acts alone.</param>
+/// <param name="MinerArgumentsWeak">Command-line fragments ordinary tools share (`--algo=`): each counts only beside another kind of signal.</param>
 public sealed record Indicators(
     IReadOnlyList<string> MinerNames, IReadOnlyList<string> MinerNamesInJobs, IReadOnlyList<string> MinerArguments,
-    IReadOnlyList<string> MinerHashes, IReadOnlyList<int> PoolPorts, IReadOnlyList<string> PoolDomains,
-    IReadOnlyList<string> StratumMethods);
+    IReadOnlyList<string> MinerArgumentsWeak, IReadOnlyList<string> MinerHashes, IReadOnlyList<int> PoolPorts,
+    IReadOnlyList<string> PoolDomains, IReadOnlyList<string> StratumMethods);
 
 /// <summary>
 /// The policy's [thresholds]. RandomX: <see cref="RandomxRoundingSwitches"/>

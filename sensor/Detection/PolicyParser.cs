@@ -80,6 +80,7 @@ public static class PolicyParser
         private IReadOnlyList<string> minerNames = basis?.Indicators.MinerNames ?? [];
         private IReadOnlyList<string> minerNamesInJobs = basis?.Indicators.MinerNamesInJobs ?? [];
         private IReadOnlyList<string> minerArguments = basis?.Indicators.MinerArguments ?? [];
+        private IReadOnlyList<string> minerArgumentsWeak = basis?.Indicators.MinerArgumentsWeak ?? [];
         private IReadOnlyList<string> minerHashes = basis?.Indicators.MinerHashes ?? [];
         private IReadOnlyList<int> poolPorts = basis?.Indicators.PoolPorts ?? [];
         private IReadOnlyList<string> poolDomains = basis?.Indicators.PoolDomains ?? [];
@@ -97,7 +98,7 @@ public static class PolicyParser
             mode,
             new JobPolicy(roots, services),
             new AllowList(executables, hashes, users, jobs, destinations),
-            new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
+            new Indicators(minerNames, minerNamesInJobs, minerArguments, minerArgumentsWeak, minerHashes, poolPorts, poolDomains, stratumMethods),
             new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
             rules,
             [.. basis?.Sources ?? [], file])
@@ -144,6 +145,7 @@ public static class PolicyParser
                 case ("indicators", "miner_names"): minerNames = Strings(kv, key, line, NotEmpty) ?? minerNames; break;
                 case ("indicators", "miner_names_in_jobs"): minerNamesInJobs = Strings(kv, key, line, NotEmpty) ?? minerNamesInJobs; break;
                 case ("indicators", "miner_arguments"): minerArguments = Strings(kv, key, line, NotEmpty) ?? minerArguments; break;
+                case ("indicators", "miner_arguments_weak"): minerArgumentsWeak = Strings(kv, key, line, NotEmpty) ?? minerArgumentsWeak; break;
                 case ("indicators", "miner_hashes"): minerHashes = Strings(kv, key, line, Sha256) ?? minerHashes; break;
                 case ("indicators", "pool_ports"): poolPorts = Ports(kv, key, line) ?? poolPorts; break;
                 case ("indicators", "pool_domains"): poolDomains = Strings(kv, key, line, Domain) ?? poolDomains; break;

@@ -16,7 +16,8 @@ public static class PolicyWriter
         Section(toml, "allow", ("executables", policy.Allow.Executables), ("hashes", policy.Allow.Hashes), ("users", policy.Allow.Users),
             ("jobs", policy.Allow.Jobs), ("destinations", policy.Allow.Destinations));
         Section(toml, "indicators", ("miner_names", policy.Indicators.MinerNames), ("miner_names_in_jobs", policy.Indicators.MinerNamesInJobs),
-            ("miner_arguments", policy.Indicators.MinerArguments), ("miner_hashes", policy.Indicators.MinerHashes));
+            ("miner_arguments", policy.Indicators.MinerArguments), ("miner_arguments_weak", policy.Indicators.MinerArgumentsWeak),
+            ("miner_hashes", policy.Indicators.MinerHashes));
         toml.AppendLine(CultureInfo.InvariantCulture, $"pool_ports = [{string.Join(", ", policy.Indicators.PoolPorts)}]");
         List(toml, "pool_domains", policy.Indicators.PoolDomains);
         List(toml, "stratum_methods", policy.Indicators.StratumMethods);

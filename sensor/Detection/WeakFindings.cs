@@ -8,9 +8,10 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// Weak evidence: a DNS query for a pool domain, a connect from inside a job
-/// to a pool port on a public address. Ordinary software does both (Jupyter
-/// on 8888, servers on 8080), so neither acts: each is kept on the process's
-/// record, and only a second, different signal raises an alert.
+/// to a pool port on a public address, a job's staged executable, a command
+/// line with one weak miner signal. Ordinary software does each (Jupyter on
+/// 8888, servers on 8080, --algo=ppo), so none acts: each is kept on the
+/// process's record, and only a second, different signal raises an alert.
 /// </summary>
 public sealed class WeakFindings
 {
@@ -35,6 +36,14 @@ public sealed class WeakFindings
         process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor(Detectors.Staging) != RuleAction.Off
             ? Add(process, Detectors.Staging.Name, $"{staging}: {process.ExecutableText}", timeNs)
             : null;
+
+    /// <summary>
+    /// A command line with one kind of weak miner signal (an option ordinary
+    /// tools share, a pool host without a port, an address that only looks
+    /// like a wallet): kept, and raising an alert only beside another kind.
+    /// </summary>
+    public static AlertEvent? OnWeakArguments(ProcessEntry process, string detail, long timeNs) =>
+        Add(process, Detectors.MinerArguments.Name, detail, timeNs);
 
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
     {

@@ -21,8 +21,11 @@ public sealed class AlertEvent : SensorEvent
     /// <summary>The kernel killed the process already (at exec): what is left to do is the job's part.</summary>
     public bool KilledInKernel { get; init; }
 
-    /// <summary>The training job's root above the process, when it is inside one.</summary>
-    public ProcessEntry? JobRoot { get; init; }
+    /// <summary>
+    /// The training job's root above the process, when it is inside one: the
+    /// same for every rule, so the response holds the job that launched it.
+    /// </summary>
+    public ProcessEntry? JobRoot => Process?.JobRoot;
 
     /// <summary>Evidence as name/value pairs, captured before any kill.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; set; } = [];

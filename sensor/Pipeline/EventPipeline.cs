@@ -43,7 +43,7 @@ public sealed class EventPipeline : IRecordHandler
     {
         ProcessEntry entry = table.OnExec(record);
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
-        judge?.OnExec(entry, record, table);
+        judge?.OnExec(entry, record);
     }
 
     public void OnFork(in ForkRecord record)

@@ -32,12 +32,12 @@ public sealed class Judge
     }
 
     /// <summary>A program started: known miner (killed by the kernel already), arguments, hash, weak evidence.</summary>
-    public void OnExec(ProcessEntry entry, in ExecRecord record, ProcessTable table)
+    public void OnExec(ProcessEntry entry, in ExecRecord record)
     {
         if (detectors.Allowed.Allows(entry))
             return;
         long timeNs = (long)record.Header.TimeNs;
-        if (detectors.KnownMiners.OnExec(entry, record, table) is { } verdict)
+        if (detectors.KnownMiners.OnExec(entry, record) is { } verdict)
         {
             Respond(verdict); // the kernel has killed it already; its job is left to the response
             return;

@@ -63,6 +63,27 @@ public sealed class ProcessEntry
     /// <summary>The training job's root above it (the kernel's verdict at exec, inherited at fork); 0 outside a job.</summary>
     public int JobRootPid { get; internal set; }
 
+    /// <summary>
+    /// The job root as a process: itself or the ancestor whose pid is
+    /// <see cref="JobRootPid"/>. Found through lineage, which is identity,
+    /// never by pid alone, which a newer process may hold by now; null outside
+    /// a job, or when its lineage does not reach the root.
+    /// </summary>
+    public ProcessEntry? JobRoot
+    {
+        get
+        {
+            if (JobRootPid == 0)
+                return null;
+            for (ProcessEntry? p = this; p is not null; p = p.Parent)
+            {
+                if (p.Pid == JobRootPid)
+                    return p;
+            }
+            return null;
+        }
+    }
+
     /// <summary>Where its executable came from when that is suspect: "memfd", "unlinked", "shared-directory"; null otherwise.</summary>
     public string? Staging { get; internal set; }
 

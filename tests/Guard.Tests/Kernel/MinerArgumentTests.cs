@@ -34,6 +34,32 @@ public sealed class MinerArgumentTests
     }
 
     [Fact]
+    public void AReinforcementLearningCommandLineIsLeftAlone()
+    {
+        // --algo= is an option ordinary tools share: weak evidence, which never acts alone.
+        using var dir = new TempDir();
+        string train = dir.File("train.py", "import time\ntime.sleep(30)\n");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+
+        using Process p = Run.Start(Run.Python, train, "--algo=ppo", "--env", "CartPole-v1");
+        try
+        {
+            sensor.WaitFor("its exec", e => e.Action == "exec" && e.Pid == p.Id && e.Args.Contains("--algo=ppo"));
+            // A kill for miner arguments lands within milliseconds of the exec.
+            Thread.Sleep(1000);
+            Assert.False(p.HasExited, "the training run was killed");
+            RecordedEvent[] findings = [.. sensor.Events.Where(e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert"
+                || e.Json.GetProperty("event").GetProperty("dataset").GetString() == "guard.response")];
+            Assert.True(findings.Length == 0, "findings about a training run:\n" + string.Join("\n", findings.Select(f => f.ToString())));
+        }
+        finally
+        {
+            p.Kill();
+            p.WaitForExit();
+        }
+    }
+
+    [Fact]
     public void AnExecutableOnTheHashDenyListIsKilledWhateverItsName()
     {
         using var dir = new TempDir();

@@ -32,11 +32,14 @@ public sealed class WeakEvidenceTests
 
     private static (Process Job, SensorHarness Sensor) RunInJob(string signals, string address)
     {
+        using var dir = new TempDir();
+        // From a file: on the command line, the pool's name would be a signal of its own.
+        string client = dir.File("client.py", Client);
         SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         // python3 is a job root: the client below runs inside its job.
-        string job = $"import subprocess, sys\nsubprocess.run([sys.executable, '-c', sys.argv[1], '{signals}', '{address}'], check=True)\n";
+        string job = $"import subprocess, sys\nsubprocess.run([sys.executable, sys.argv[1], '{signals}', '{address}'], check=True)\n";
         Process ns = Run.Start("unshare", "--net", "/bin/sh", "-c",
-            $"ip link set lo up; ip addr add 198.51.100.7/32 dev lo; exec {Run.Python} -c \"$0\" \"$1\"", job, Client);
+            $"ip link set lo up; ip addr add 198.51.100.7/32 dev lo; exec {Run.Python} -c \"$0\" \"$1\"", job, client);
         Assert.True(ns.WaitForExit(10_000));
         Assert.Equal(0, ns.ExitCode);
         return (ns, sensor);

@@ -88,7 +88,6 @@ public sealed class EcsEncoderTests
             Description = "a Stratum mining message",
             Evidence = [new("destination", "10.0.0.1:3333")],
             Response = ["killed 1 process"],
-            JobRoot = miner.Parent,
         }));
 
     private static void Check(string name, string actual)

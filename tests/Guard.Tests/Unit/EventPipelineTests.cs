@@ -5,6 +5,7 @@ using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
+using static Guard.Tests.Support.SyntheticRecords;
 
 namespace Guard.Tests.Unit;
 
@@ -21,14 +22,6 @@ public sealed class EventPipelineTests
         pipeline = Pipelines.Over(table, sink);
         pipeline.OnFork(Fork(Parent, 0));
     }
-
-    private static ulong StartOf(int pid) => 1_000_000_000UL * (ulong)(pid % 100 + 1);
-
-    private static RecordHeader Header(RecordKind kind, int pid, ulong timeNs) =>
-        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = timeNs, StartTimeNs = StartOf(pid) };
-
-    private static ForkRecord Fork(int pid, int parent) =>
-        new() { Header = Header(RecordKind.Fork, pid, 1), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
 
     private static PayloadRecord Payload(int pid, ulong cookie, string segment, ulong timeNs, bool final = false, int offset = 0)
     {
@@ -78,15 +71,6 @@ public sealed class EventPipelineTests
         Assert.Equal("c100 again", Payloads[^1].Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
     }
 
-    private static ExecRecord Exec(int pid, string args)
-    {
-        var e = new ExecRecord { Header = Header(RecordKind.Exec, pid, 10), Ppid = Parent, ParentStartTimeNs = StartOf(Parent) };
-        byte[] bytes = Encoding.ASCII.GetBytes(args.Replace(' ', '\0'));
-        bytes.CopyTo(e.Args);
-        e.ArgsLength = (ushort)bytes.Length;
-        return e;
-    }
-
     private static ConnectRecord Connect(int pid, ulong cookie) =>
         new() { Header = Header(RecordKind.Connect, pid, 20), Cookie = cookie, Family = 2, Protocol = 6, DestinationPort = 443, Result = ConnectResult.Established };
 
@@ -95,10 +79,10 @@ public sealed class EventPipelineTests
     {
         int pid = Parent + 5;
         pipeline.OnFork(Fork(pid, Parent));
-        pipeline.OnExec(Exec(pid, "python3 train.py"));
+        pipeline.OnExec(Exec(pid, Parent, "python3 train.py"));
         for (ulong c = 1; c <= 4; c++)
             pipeline.OnConnect(Connect(pid, c));
-        pipeline.OnExec(Exec(pid, "/tmp/xmrig --donate-level 1"));
+        pipeline.OnExec(Exec(pid, Parent, "/tmp/xmrig --donate-level 1"));
         pipeline.OnConnect(Connect(pid, 5));
         string[] ArgsOf(RecordedEvent e) => [.. e.Process.GetProperty("args").EnumerateArray().Select(a => a.GetString()!)];
         RecordedEvent[] connects = [.. sink.Snapshot().Where(e => e.Action == "connect")];

@@ -21,7 +21,10 @@ public sealed class PolicyTests
         Policy p = PolicyLoader.BuiltIn;
         Assert.Equal(PolicyMode.Enforce, p.Mode);
         Assert.All(Corpus("miner-binaries.txt"), name => Assert.Contains(name, p.Indicators.MinerNames.Concat(p.Indicators.MinerNamesInJobs)));
-        Assert.All(Corpus("miner-arguments.txt"), arg => Assert.Contains(arg, p.Indicators.MinerArguments));
+        // Whole miner command lines are judged in ArgumentFindingTests; here, which fragments are strong and which weak.
+        Assert.Contains("stratum+tcp://", p.Indicators.MinerArguments);
+        Assert.Contains("--algo=", p.Indicators.MinerArgumentsWeak);
+        Assert.DoesNotContain("--algo=", p.Indicators.MinerArguments);
         Assert.All(Corpus("pool-ports.txt"), port => Assert.Contains(int.Parse(port, System.Globalization.CultureInfo.InvariantCulture), p.Indicators.PoolPorts));
         Assert.All(Corpus("pool-domains.txt"), domain => Assert.Contains(domain, p.Indicators.PoolDomains));
         foreach (string line in Corpus("stratum-first-lines.txt"))
@@ -110,6 +113,8 @@ public sealed class PolicyTests
         Assert.Empty(errors);
         Assert.Equal(original.Allow.Users, again.Allow.Users);
         Assert.Equal(original.Indicators.MinerNames, again.Indicators.MinerNames);
+        Assert.Equal(original.Indicators.MinerArguments, again.Indicators.MinerArguments);
+        Assert.Equal(original.Indicators.MinerArgumentsWeak, again.Indicators.MinerArgumentsWeak);
         Assert.Equal(original.Indicators.PoolPorts, again.Indicators.PoolPorts);
         Assert.Equal(original.Rules.OrderBy(r => r.Key), again.Rules.OrderBy(r => r.Key));
         Assert.Equal(original.Thresholds, again.Thresholds);
