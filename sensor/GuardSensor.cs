@@ -42,6 +42,9 @@ public sealed record SensorSummary(
     TimeSpan Duration, long Events, IReadOnlyDictionary<EventType, long> EventsByType, ulong[] DropsByKind,
     long DecodeFailures, IReadOnlyList<AttachedProgram> Attached, IReadOnlyList<MissingProgram> Missing)
 {
+    /// <summary>Exceptions detectors threw on hostile input, each caught; with the latest one's type and message.</summary>
+    public (long Count, string? Latest) DetectorFaults { get; init; }
+
     public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
 }
 
@@ -284,6 +287,7 @@ public sealed class GuardSensor : IDisposable
         heartbeat.Events = emitter.EventsEmitted;
         heartbeat.DropsByKind = kernel.ReadDrops();
         heartbeat.DecodeFailures = decoder.TotalFailures;
+        heartbeat.DetectorFaults = judge?.Faults ?? 0;
         heartbeat.Processes = table.Count;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
@@ -299,7 +303,10 @@ public sealed class GuardSensor : IDisposable
         }
         return new SensorSummary(
             TimeSpan.FromTicks((Libc.NowNs(Libc.ClockBoottime) - startNs) / 100), emitter.EventsEmitted, byType,
-            kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing);
+            kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing)
+        {
+            DetectorFaults = (judge?.Faults ?? 0, judge?.LastFault),
+        };
     }
 
     /// <summary>Detaches every program this sensor attached, its pinned ones too: call <see cref="HandOverEnforcement"/> first to keep enforcing.</summary>

@@ -195,6 +195,8 @@ public static class WatchCommand
     {
         string byType = string.Join(", ", s.EventsByType.Select(kv => $"{EventNames.Of(kv.Key)} {kv.Value}"));
         error.WriteLine($"guard watch: {s.Duration.TotalSeconds:F1} s, {s.Events} events{(byType.Length > 0 ? $" ({byType})" : "")}, {s.Drops} records dropped, {s.DecodeFailures} undecodable");
+        if (s.DetectorFaults.Count > 0)
+            error.WriteLine($"guard watch: {s.DetectorFaults.Count} events went unjudged: a detector failed on them (latest: {s.DetectorFaults.Latest})");
         if (s.Drops > 0)
         {
             string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{EventNames.Of((RecordKind)x.kind)} {x.n}"));

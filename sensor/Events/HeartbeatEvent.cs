@@ -13,6 +13,9 @@ public sealed class HeartbeatEvent : SensorEvent
 
     public long DecodeFailures { get; internal set; }
 
+    /// <summary>Exceptions detectors threw on hostile input so far, each caught (the event went unjudged, the sensor went on).</summary>
+    public long DetectorFaults { get; internal set; }
+
     public int Processes { get; internal set; }
 
     public double UptimeSeconds { get; internal set; }

@@ -40,6 +40,7 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.Number("uptime_seconds"u8, Math.Round(h.UptimeSeconds, 3));
         w.Number("events"u8, h.Events);
         w.Number("decode_failures"u8, h.DecodeFailures);
+        w.Number("detector_faults"u8, h.DetectorFaults);
         w.Number("processes"u8, h.Processes);
         w.StartObject("drops"u8);
         w.Number("total"u8, h.Drops);

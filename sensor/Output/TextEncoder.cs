@@ -77,7 +77,7 @@ public sealed class TextEncoder
                 line.Append(action.Action).Append(": ").Append(action.Message);
                 break;
             case HeartbeatEvent h:
-                line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.Processes} processes");
+                line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.DetectorFaults} detector faults, {h.Processes} processes");
                 break;
         }
         return line.ToString();

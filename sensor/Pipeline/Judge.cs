@@ -34,60 +34,96 @@ public sealed class Judge
     /// <summary>A program started: known miner (killed by the kernel already), arguments, hash, weak evidence.</summary>
     public void OnExec(ProcessEntry entry, in ExecRecord record)
     {
-        if (detectors.Allowed.Allows(entry))
-            return;
-        long timeNs = (long)record.Header.TimeNs;
-        if (detectors.KnownMiners.OnExec(entry, record) is { } verdict)
+        try
         {
-            Respond(verdict); // the kernel has killed it already; its job is left to the response
-            return;
+            if (detectors.Allowed.Allows(entry))
+                return;
+            long timeNs = (long)record.Header.TimeNs;
+            if (detectors.KnownMiners.OnExec(entry, record) is { } verdict)
+            {
+                Respond(verdict); // the kernel has killed it already; its job is left to the response
+                return;
+            }
+            if ((detectors.Arguments.OnExec(entry, timeNs) ?? detectors.Hashes.OnExec(entry, timeNs)) is { } alert)
+                Respond(alert);
+            if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
+                emitter.Emit(weak);
         }
-        if ((detectors.Arguments.OnExec(entry, timeNs) ?? detectors.Hashes.OnExec(entry, timeNs)) is { } alert)
-            Respond(alert);
-        if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
-            emitter.Emit(weak);
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A process ended: its GPU verdict is forgotten and its unreported repeats go out.</summary>
     public void OnExit(ProcessEntry entry)
     {
-        detectors.GpuIntruders.Forget(entry);
-        dueAlerts.Clear();
-        alertCounts.OnExit(entry, dueAlerts);
-        foreach (AlertEvent repeated in dueAlerts)
-            emitter.Emit(repeated);
+        try
+        {
+            detectors.GpuIntruders.Forget(entry);
+            dueAlerts.Clear();
+            alertCounts.OnExit(entry, dueAlerts);
+            foreach (AlertEvent repeated in dueAlerts)
+                emitter.Emit(repeated);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A connect's outcome: pool ports and addresses are weak evidence.</summary>
     public void OnConnect(NetworkEvent connect)
     {
-        if (!Exempt(connect.Process, (ushort)connect.Family, connect.DestinationAddress, (ushort)connect.DestinationPort)
-            && detectors.Weak.OnConnect(connect.Process, connect.DestinationAddress, (ushort)connect.Family, (ushort)connect.DestinationPort, connect.TimeNs) is { } alert)
-            emitter.Emit(alert);
+        try
+        {
+            if (!Exempt(connect.Process, (ushort)connect.Family, connect.DestinationAddress, (ushort)connect.DestinationPort)
+                && detectors.Weak.OnConnect(connect.Process, connect.DestinationAddress, (ushort)connect.Family, (ushort)connect.DestinationPort, connect.TimeNs) is { } alert)
+                emitter.Emit(alert);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>The kernel's Stratum scan matched <paramref name="payload"/> (and dropped it when <paramref name="dropped"/>).</summary>
     public void OnStratumMatch(ProcessEntry? owner, AssembledPayload payload, bool dropped)
     {
-        if (Exempt(owner, payload.Family, payload.DestinationAddress, payload.DestinationPort))
-            return;
-        Respond(detectors.Stratum.OnMatch(
-            owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs));
+        try
+        {
+            if (Exempt(owner, payload.Family, payload.DestinationAddress, payload.DestinationPort))
+                return;
+            Respond(detectors.Stratum.OnMatch(
+                owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs));
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A connection's first bytes, whole: Stratum as user space reads it.</summary>
     public void OnFirstBytes(NetworkEvent payload)
     {
-        if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
-            && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationPort, payload.TimeNs) is { } alert)
-            Respond(alert);
+        try
+        {
+            if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
+                && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationPort, payload.TimeNs) is { } alert)
+                Respond(alert);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A DNS query: pool domains are weak evidence.</summary>
     public void OnDns(NetworkEvent query)
     {
-        if (detectors.Weak.OnDns(query.Process, System.Text.Encoding.ASCII.GetString(query.DataSpan), query.TimeNs) is { } alert)
-            emitter.Emit(alert);
+        try
+        {
+            if (detectors.Weak.OnDns(query.Process, System.Text.Encoding.ASCII.GetString(query.DataSpan), query.TimeNs) is { } alert)
+                emitter.Emit(alert);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>The kernel's rounding-mode switch counts (pid, switches per mode), sampled at <paramref name="nowNs"/>.</summary>
@@ -104,22 +140,60 @@ public sealed class Judge
     /// <summary>A device sample: a GPU busy with no process to account for it.</summary>
     public void OnGpuDevice(GpuDeviceSample device, long nowNs)
     {
-        if (detectors.GpuIntruders.OnDevice(device, nowNs) is { } hidden)
-            Respond(hidden);
+        try
+        {
+            if (detectors.GpuIntruders.OnDevice(device, nowNs) is { } hidden)
+                Respond(hidden);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A process NVML puts on a GPU.</summary>
     public void OnNvmlProcess(ProcessEntry entry, GpuDeviceSample device, GpuProcessSample sample, ProcessTable table, long nowNs)
     {
-        if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnNvmlProcess(entry, device, sample, table, nowNs) is { } alert)
-            Respond(alert);
+        try
+        {
+            if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnNvmlProcess(entry, device, sample, table, nowNs) is { } alert)
+                Respond(alert);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
     }
 
     /// <summary>A process whose driver calls the kernel counted moved.</summary>
     public void OnGpuWork(ProcessEntry entry, GpuActivity gpu, ProcessTable table, long nowNs)
     {
-        if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnGpuWork(entry, gpu, table, nowNs) is { } alert)
-            Respond(alert);
+        try
+        {
+            if (!detectors.Allowed.Allows(entry) && detectors.GpuIntruders.OnGpuWork(entry, gpu, table, nowNs) is { } alert)
+                Respond(alert);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
+    }
+
+    /// <summary>
+    /// Detector faults so far: an exception a detector threw on hostile input
+    /// (a command line, a payload), caught so that it never stops the sensor.
+    /// </summary>
+    public long Faults { get; private set; }
+
+    /// <summary>The latest fault, one line (type and message); null when none.</summary>
+    public string? LastFault { get; private set; }
+
+    /// <summary>Counts a detector's exception; the event it was judging goes unjudged, the sensor goes on.</summary>
+    private bool Faulted(Exception e)
+    {
+        // Out of memory is the process's, and a failed write is the sink's (a closed stdout ends the run): neither is a detector's.
+        if (e is OutOfMemoryException or IOException)
+            return false;
+        Faults++;
+        LastFault = $"{e.GetType().Name}: {e.Message}";
+        return true;
     }
 
     /// <summary>No network finding about an allowed process, or a connection to an allowed destination.</summary>
