@@ -22,20 +22,10 @@ public sealed class EventPipelineTests
         pipeline.OnFork(Fork(Parent, 0));
     }
 
-    private static ulong StartOf(int pid) => 1_000_000_000UL * (ulong)(pid % 100 + 1);
+    private static ForkRecord Fork(int pid, int parent) => Records.Fork(pid, parent);
 
-    private static RecordHeader Header(RecordKind kind, int pid, ulong timeNs) =>
-        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = timeNs, StartTimeNs = StartOf(pid) };
-
-    private static ForkRecord Fork(int pid, int parent) =>
-        new() { Header = Header(RecordKind.Fork, pid, 1), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
-
-    private static PayloadRecord Payload(int pid, ulong cookie, string segment, ulong timeNs, bool final = false, int offset = 0)
-    {
-        var p = new PayloadRecord { Header = Header(RecordKind.Payload, pid, timeNs), Cookie = cookie, Family = 2, DestinationPort = 3333, Offset = (ushort)offset, Length = (ushort)segment.Length, Segments = 1, Flags = final ? PayloadRecord.Final : (byte)0 };
-        Encoding.ASCII.GetBytes(segment).CopyTo(p.Data);
-        return p;
-    }
+    private static PayloadRecord Payload(int pid, ulong cookie, string segment, ulong timeNs, bool final = false, int offset = 0) =>
+        Records.Payload(pid, cookie, Encoding.ASCII.GetBytes(segment), timeNs, final ? PayloadRecord.Final : (byte)0, offset);
 
     private RecordedEvent[] Payloads => [.. sink.Snapshot().Where(e => e.Action == "payload")];
 
@@ -78,17 +68,9 @@ public sealed class EventPipelineTests
         Assert.Equal("c100 again", Payloads[^1].Json.GetProperty("guard").GetProperty("payload").GetProperty("data").GetString());
     }
 
-    private static ExecRecord Exec(int pid, string args)
-    {
-        var e = new ExecRecord { Header = Header(RecordKind.Exec, pid, 10), Ppid = Parent, ParentStartTimeNs = StartOf(Parent) };
-        byte[] bytes = Encoding.ASCII.GetBytes(args.Replace(' ', '\0'));
-        bytes.CopyTo(e.Args);
-        e.ArgsLength = (ushort)bytes.Length;
-        return e;
-    }
+    private static ExecRecord Exec(int pid, string args) => Records.Exec(pid, Parent, args);
 
-    private static ConnectRecord Connect(int pid, ulong cookie) =>
-        new() { Header = Header(RecordKind.Connect, pid, 20), Cookie = cookie, Family = 2, Protocol = 6, DestinationPort = 443, Result = ConnectResult.Established };
+    private static ConnectRecord Connect(int pid, ulong cookie) => Records.Connect(pid, cookie);
 
     [Fact]
     public void ARenderedProcessIsReusedUntilItExecsAgain()
@@ -110,10 +92,10 @@ public sealed class EventPipelineTests
     [Fact]
     public void AReusedPidIsANewProcessWithANewEntityId()
     {
-        var first = new ForkRecord { Header = Header(RecordKind.Fork, Parent + 4, 1), ParentPid = Parent, ParentStartTimeNs = StartOf(Parent) };
+        ForkRecord first = Fork(Parent + 4, Parent);
         pipeline.OnFork(first);
         ProcessEntry a = table.Find(Parent + 4)!;
-        pipeline.OnExit(new ExitRecord { Header = Header(RecordKind.Exit, Parent + 4, 2) });
+        pipeline.OnExit(Records.Exit(Parent + 4, 2));
         var second = first;
         second.Header.StartTimeNs += 50_000_000_000;
         pipeline.OnFork(second);
