@@ -140,6 +140,9 @@ public sealed class GpuIntruderFindings
         busySince.Remove(process);
     }
 
+    /// <summary>Whether anything is kept about <paramref name="process"/> (its report, its busy time): tests see it let go at exit.</summary>
+    internal bool Remembers(ProcessEntry process) => reported.Contains(process) || busySince.ContainsKey(process);
+
     /// <summary>Why this process is no worker of its job, or null when it is one (or a GPU service).</summary>
     public string? Verdict(ProcessEntry process)
     {

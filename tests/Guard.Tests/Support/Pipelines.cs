@@ -12,8 +12,15 @@ public static class Pipelines
     /// <summary>Every event type shown; findings from <paramref name="detectors"/> when given, reported but never acted on.</summary>
     public static EventPipeline Over(ProcessTable table, IEventSink sink, PolicyDetectors? detectors = null)
     {
-        var emitter = new EventEmitter(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+        EventEmitter emitter = EmitterOver(table, sink);
         return new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, null),
             detectors is null ? null : new Judge(detectors, null, emitter));
     }
+
+    /// <summary>The findings path alone, for what reaches it from outside the record stream (rounding samples): reported, never acted on.</summary>
+    public static Judge JudgeOver(ProcessTable table, IEventSink sink, PolicyDetectors detectors) =>
+        new(detectors, null, EmitterOver(table, sink));
+
+    private static EventEmitter EmitterOver(ProcessTable table, IEventSink sink) =>
+        new(table, sink, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
 }

@@ -5,7 +5,7 @@ using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
-using static Guard.Tests.Support.SyntheticRecords;
+using static Guard.Tests.Support.Records;
 
 namespace Guard.Tests.Unit;
 
@@ -94,10 +94,10 @@ public sealed class EventPipelineTests
     [Fact]
     public void AReusedPidIsANewProcessWithANewEntityId()
     {
-        var first = new ForkRecord { Header = Header(RecordKind.Fork, Parent + 4, 1), ParentPid = Parent, ParentStartTimeNs = StartOf(Parent) };
+        ForkRecord first = Fork(Parent + 4, Parent);
         pipeline.OnFork(first);
         ProcessEntry a = table.Find(Parent + 4)!;
-        pipeline.OnExit(new ExitRecord { Header = Header(RecordKind.Exit, Parent + 4, 2) });
+        pipeline.OnExit(Records.Exit(Parent + 4, 2));
         var second = first;
         second.Header.StartTimeNs += 50_000_000_000;
         pipeline.OnFork(second);

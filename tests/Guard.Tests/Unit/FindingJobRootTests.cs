@@ -6,7 +6,7 @@ using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
-using static Guard.Tests.Support.SyntheticRecords;
+using static Guard.Tests.Support.Records;
 
 namespace Guard.Tests.Unit;
 

@@ -1,0 +1,122 @@
+using System.Net;
+using System.Text;
+using Guard.Sensor.Abi;
+
+namespace Guard.Tests.Support;
+
+/// <summary>
+/// Kernel records made up for the user-space pipeline: a process is its pid
+/// and a start time derived from it, so records about it find the same entry.
+/// Pids are high (700000 and up) and their start times made up: no process in
+/// /proc is ever mistaken for one.
+/// </summary>
+public static class Records
+{
+    public static ulong StartOf(int pid) => 1_000_000_000UL * (ulong)(pid % 100 + 1);
+
+    public static RecordHeader Header(RecordKind kind, int pid, ulong timeNs) =>
+        new() { Kind = kind, Version = RecordHeader.AbiVersion, Pid = (uint)pid, TimeNs = timeNs, StartTimeNs = StartOf(pid) };
+
+    /// <summary>A fork of <paramref name="pid"/> from <paramref name="parent"/> (0: none known).</summary>
+    public static ForkRecord Fork(int pid, int parent, ulong timeNs = 1) =>
+        new() { Header = Header(RecordKind.Fork, pid, timeNs), ParentPid = (uint)parent, ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent) };
+
+    /// <summary>
+    /// <paramref name="pid"/> (a child of <paramref name="parent"/>) executes <paramref name="commandLine"/>,
+    /// split at spaces: the first word is the path, its file name the comm. <paramref name="jobRoot"/>
+    /// is the job root the kernel found (0: in no job); <paramref name="flags"/> are <see cref="ExecRecord"/>'s.
+    /// </summary>
+    public static ExecRecord Exec(int pid, int parent, string commandLine, ulong timeNs = 10, int jobRoot = 0, uint flags = 0)
+    {
+        var e = new ExecRecord
+        {
+            Header = Header(RecordKind.Exec, pid, timeNs),
+            Ppid = (uint)parent,
+            ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent),
+            JobRootPid = (uint)jobRoot,
+            Flags = jobRoot == 0 ? flags : flags | ExecRecord.InJob, // the kernel names a root only for a process in its job
+        };
+        string path = commandLine.Split(' ')[0];
+        byte[] pathBytes = Encoding.UTF8.GetBytes(path);
+        pathBytes.CopyTo(e.Path);
+        e.PathLength = (ushort)pathBytes.Length;
+        byte[] comm = Encoding.UTF8.GetBytes(Path.GetFileName(path));
+        comm.AsSpan(0, Math.Min(comm.Length, 15)).CopyTo(e.Comm);
+        byte[] args = Encoding.UTF8.GetBytes(commandLine.Replace(' ', '\0'));
+        args.CopyTo(e.Args);
+        e.ArgsLength = (ushort)args.Length;
+        return e;
+    }
+
+    public static ExitRecord Exit(int pid, ulong timeNs) => new() { Header = Header(RecordKind.Exit, pid, timeNs) };
+
+    /// <summary>An established TCP connect by <paramref name="pid"/> to <paramref name="address"/> (IPv4) and <paramref name="port"/>.</summary>
+    public static ConnectRecord Connect(int pid, ulong cookie, string address = "0.0.0.0", ushort port = 443, ulong timeNs = 20)
+    {
+        var c = new ConnectRecord { Header = Header(RecordKind.Connect, pid, timeNs), Cookie = cookie, Family = 2, Protocol = 6, DestinationPort = port, Result = ConnectResult.Established };
+        IPAddress.Parse(address).GetAddressBytes().CopyTo(c.DestinationAddress);
+        return c;
+    }
+
+    /// <summary>A segment of a connection's first bytes, at <paramref name="offset"/>; <paramref name="flags"/> are <see cref="PayloadRecord"/>'s.</summary>
+    public static PayloadRecord Payload(int pid, ulong cookie, ReadOnlySpan<byte> segment, ulong timeNs, byte flags = 0, int offset = 0, string address = "0.0.0.0", ushort port = 3333)
+    {
+        var p = new PayloadRecord
+        {
+            Header = Header(RecordKind.Payload, pid, timeNs),
+            Cookie = cookie,
+            Family = 2,
+            DestinationPort = port,
+            Offset = (ushort)offset,
+            Length = (ushort)segment.Length,
+            Segments = 1,
+            Flags = flags,
+        };
+        IPAddress.Parse(address).GetAddressBytes().CopyTo(p.DestinationAddress);
+        segment.CopyTo(p.Data);
+        return p;
+    }
+
+    /// <summary>A DNS query by <paramref name="pid"/> for <paramref name="name"/> (type A), sent to a resolver on port 53.</summary>
+    public static DnsRecord Dns(int pid, string name, ulong timeNs = 30)
+    {
+        var message = new List<byte> { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 }; // id, recursion desired, one question
+        foreach (string label in name.Split('.'))
+        {
+            message.Add((byte)label.Length);
+            message.AddRange(Encoding.ASCII.GetBytes(label));
+        }
+        message.AddRange([0, 0, 1, 0, 1]); // end of name, type A, class IN
+        var d = new DnsRecord { Header = Header(RecordKind.Dns, pid, timeNs), Cookie = 1, Family = 2, DestinationPort = 53, Length = (ushort)message.Count };
+        IPAddress.Parse("192.168.0.53").GetAddressBytes().CopyTo(d.DestinationAddress);
+        message.ToArray().CopyTo(d.Message);
+        return d;
+    }
+
+    /// <summary>The start of a TLS 1.2 ClientHello naming <paramref name="serverName"/> (SNI), as a client's first bytes.</summary>
+    public static byte[] TlsClientHello(string serverName)
+    {
+        byte[] name = Encoding.ASCII.GetBytes(serverName);
+        var sni = new List<byte> { 0, 0 }; // extension: server_name
+        sni.AddRange(BigEndian16(name.Length + 5));
+        sni.AddRange(BigEndian16(name.Length + 3)); // the list
+        sni.Add(0); // host name
+        sni.AddRange(BigEndian16(name.Length));
+        sni.AddRange(name);
+        var body = new List<byte> { 3, 3 }; // client version
+        body.AddRange(new byte[32]); // random
+        body.Add(0); // no session id
+        body.AddRange([0, 2, 0x13, 0x01]); // one cipher suite
+        body.AddRange([1, 0]); // null compression
+        body.AddRange(BigEndian16(sni.Count));
+        body.AddRange(sni);
+        var hello = new List<byte> { 22, 3, 1 }; // handshake record
+        hello.AddRange(BigEndian16(body.Count + 4));
+        hello.AddRange([1, 0]); // ClientHello, 24-bit length
+        hello.AddRange(BigEndian16(body.Count));
+        hello.AddRange(body);
+        return [.. hello];
+    }
+
+    private static byte[] BigEndian16(int value) => [(byte)(value >> 8), (byte)value];
+}
