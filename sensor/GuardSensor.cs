@@ -113,6 +113,10 @@ public sealed class GuardSensor : IDisposable
             CgroupRoot = options.Kernel.CgroupRoot ?? KernelMounts.FindCgroup2Root(),
             InKernelRules = options.Policy is { } policy ? KernelRules.From(policy) : options.Kernel.InKernelRules,
         };
+        // One enforcing sensor at a time: a second would hand over and remove pins under the first.
+        if (kernelOptions.InKernelRules.Enforce
+            && SensorPins.Owners().FirstOrDefault(o => o.Pid != Environment.ProcessId && ProcfsReader.IsRunning(o.Pid, o.StartTicks)) is { Pid: > 0 } other)
+            throw new SensorException($"another guard watch (pid {other.Pid}) enforces on this host; stop it first, or run this one under an audit policy (mode = \"audit\") to only observe");
         KernelSession kernel = KernelSession.Open(kernelOptions);
         GuardSensor sensor;
         try

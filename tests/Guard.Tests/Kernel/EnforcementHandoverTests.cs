@@ -129,6 +129,25 @@ public sealed class EnforcementHandoverTests : IDisposable
         AssertEnforced("after the watch's stdout closed");
     }
 
+    [Fact]
+    public void ASecondEnforcingWatchIsRefusedAndAnAuditingOneOnlyObserves()
+    {
+        KernelRequirements.Check();
+        using var dir = new TempDir();
+        using Process first = StartWatch();
+        using var stop = new KillOnDispose(first);
+
+        var console = new TestConsole();
+        Assert.Equal(1, GuardCli.Run(["watch", "--duration", "300ms", "--output", "json", "--type", "exec"], console));
+        Assert.Contains($"another guard watch (pid {first.Id}) enforces on this host", console.ErrorText, StringComparison.Ordinal);
+
+        string audit = dir.File("audit.toml", "mode = \"audit\"\n");
+        console = new TestConsole();
+        Assert.True(GuardCli.Run(["watch", "--duration", "300ms", "--output", "json", "--type", "exec", "--policy", audit], console) == 0, console.ErrorText);
+        Assert.Contains(SensorPins.Owners(), o => o.Pid == first.Id); // the first one's enforcement untouched
+        Assert.Equal(Enforcer.RunningSensor, Enforcement.Read().By);
+    }
+
     /// <summary>`guard watch` as its own process (this run's pin root and action log), once its enforcing programs are pinned.</summary>
     private static Process StartWatch()
     {
