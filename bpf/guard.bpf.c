@@ -243,7 +243,8 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	f->uid = (__u32)bpf_get_current_uid_gid();
 	f->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(f->comm, sizeof(f->comm), child->comm);
-	inherit_job(f->parent_pid, tgid);
+	/* The job is the caller's (parent here is current): a CLONE_PARENT child stays in it. */
+	inherit_job(BPF_CORE_READ(parent, tgid), tgid);
 	submit(f);
 	return 0;
 }
