@@ -71,6 +71,8 @@ public sealed class GuardSensor : IDisposable
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
+    private readonly List<string> warnings = [];
+    private IDisposable? registration;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -93,6 +95,9 @@ public sealed class GuardSensor : IDisposable
     }
 
     public KernelSession Kernel => kernel;
+
+    /// <summary>What runs short of the whole (an optional program missing, no registration), one line each, for stderr.</summary>
+    public IReadOnlyList<string> Warnings => [.. kernel.Warnings, .. warnings];
 
     /// <summary>"nvml: 8 devices" or why there are no GPU samples: said once, at start.</summary>
     public string GpuStatus => gpuSource.Status;
@@ -127,6 +132,7 @@ public sealed class GuardSensor : IDisposable
                 responder = new Responder(new ProcessKiller(kernelOptions.CgroupRoot!), quarantines, p, kernelOptions.GpuDevices);
             }
             var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
+            sensor.Register();
             return sensor;
         }
         catch
@@ -151,6 +157,19 @@ public sealed class GuardSensor : IDisposable
                 continue;
             entry.JobRootPid = root.Pid;
             kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
+        }
+    }
+
+    /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
+    private void Register()
+    {
+        try
+        {
+            registration = RunningSensors.Register();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            warnings.Add($"cannot register this sensor under {RunningSensors.Directory}: {e.Message}; `guard kill` will not know it");
         }
     }
 
@@ -260,6 +279,7 @@ public sealed class GuardSensor : IDisposable
 
     public void Dispose()
     {
+        registration?.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();

@@ -26,7 +26,7 @@ public static class KillCommand
 
     public static Command Create(IConsole console)
     {
-        var command = new Command("kill", "Kill a process (SIGKILL through a pidfd), its tree, or its job. Refuses PID 1, kernel threads, Guard itself and pids that changed hands.");
+        var command = new Command("kill", "Kill a process (SIGKILL through a pidfd), its tree, or its job. Refuses PID 1, kernel threads, running Guard sensors and pids that changed hands.");
         command.Arguments.Add(Target);
         foreach (Option option in new Option[] { Tree, Job, Output })
             command.Options.Add(option);

@@ -37,6 +37,8 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
 /// Kills a process, its live tree, or its job's cgroup, never a process other
 /// than the one named: every signal goes through a pidfd opened first and
 /// then checked against the start time; a job goes through cgroup.kill.
+/// Refuses PID 1, kernel threads, this process and the running sensors
+/// (<see cref="RunningSensors"/>).
 /// </summary>
 public sealed class ProcessKiller
 {
@@ -111,8 +113,8 @@ public sealed class ProcessKiller
             refusal = $"no process {target.Pid}";
         else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
             refusal = reason;
-        else if (IsGuardSensor(target.Pid))
-            refusal = $"{target.Pid} is a Guard sensor: stop it with SIGTERM, or `guard detach --all`";
+        else if (RunningSensors.IsRunning(target.Pid, stat.StartTicks))
+            refusal = $"{target.Pid} is a running Guard sensor: stop it with SIGTERM, or `guard detach --all`";
         else
             return pidfd;
         pidfd.Dispose();
@@ -165,16 +167,5 @@ public sealed class ProcessKiller
         if (job.CgroupPath == "/" || (own is not null && (own == job.CgroupPath || own.StartsWith(job.CgroupPath + "/", StringComparison.Ordinal))))
             return $"job {job.Id} ({job.CgroupPath}) holds this guard process too";
         return null;
-    }
-
-    /// <summary>A running guard binary (the native one: under `dotnet` every .NET program would match).</summary>
-    private static bool IsGuardSensor(int pid)
-    {
-        string? self = Environment.ProcessPath;
-        if (self is null || Path.GetFileName(self) != "guard")
-            return false;
-        ulong? ours = Libc.InodeOf(self);
-        ulong? theirs = Libc.InodeOf($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe");
-        return ours is not null && ours == theirs;
     }
 }

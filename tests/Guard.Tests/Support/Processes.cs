@@ -57,12 +57,27 @@ public sealed class TempDir : IDisposable
     }
 
     /// <summary>A copy of /bin/sh named <paramref name="name"/>: a miner simulator whose every act is a shell command.</summary>
-    public string ShellCopy(string name)
+    public string ShellCopy(string name) => ExecutableCopy("/bin/sh", name);
+
+    /// <summary>A copy of the program <paramref name="source"/> named <paramref name="name"/>: a stand-in that is this test's own file.</summary>
+    public string ExecutableCopy(string source, string name)
     {
         string path = System.IO.Path.Combine(Path, name);
-        System.IO.File.Copy("/bin/sh", path);
+        System.IO.File.Copy(source, path);
         System.IO.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
+    }
+
+    /// <summary>
+    /// A small C stand-in from Fixtures/standins/NAME.c compiled with cc into this
+    /// directory: a program, or with <paramref name="sharedLibrary"/> NAME.so. Fails the test when cc fails.
+    /// </summary>
+    public string Compile(string name, bool sharedLibrary = false)
+    {
+        string source = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "standins", name + ".c");
+        string output = System.IO.Path.Combine(Path, sharedLibrary ? name + ".so" : name);
+        Run.Complete("cc", sharedLibrary ? ["-shared", "-fPIC", "-O2", "-Wall", "-o", output, source] : ["-O2", "-Wall", "-o", output, source]);
+        return output;
     }
 
     public void Dispose()
@@ -77,4 +92,55 @@ public sealed class TempDir : IDisposable
             Run.Complete("rm", "-rf", Path);
         }
     }
+}
+
+/// <summary>
+/// Processes a test caused but did not start itself (grandchildren, children
+/// made with CLONE_PARENT, a storm's members), known by pid and start: each is
+/// signalled only through a pidfd checked, once open, to be that very process.
+/// Dispose kills those still running, even when the test failed.
+/// </summary>
+public sealed class OwnProcesses : IDisposable
+{
+    private readonly List<(int Pid, long StartTicks)> known = [];
+
+    /// <summary>Keeps the process <paramref name="pid"/> is now; its start, or the test fails when it is gone.</summary>
+    public long Add(int pid)
+    {
+        if (!Guard.Sensor.Processes.ProcfsReader.TryReadStat(pid, out Guard.Sensor.Processes.ProcfsStat stat))
+            throw new XunitException($"process {pid} is gone before the test could keep it");
+        known.Add((pid, stat.StartTicks));
+        return stat.StartTicks;
+    }
+
+    /// <summary>The pids running <paramref name="executable"/> now, zombies left out.</summary>
+    public static List<int> Running(string executable) =>
+        [.. Guard.Sensor.Processes.ProcfsReader.Pids().Where(pid =>
+        {
+            try
+            {
+                return new FileInfo($"/proc/{pid}/exe").LinkTarget == executable;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false; // gone, or a zombie with no executable left
+            }
+        })];
+
+    /// <summary>Sends <paramref name="signal"/> to the process <paramref name="pid"/> if it is still the one that started at <paramref name="startTicks"/>; true when it was reached.</summary>
+    public static bool Signal(int pid, long startTicks, int signal)
+    {
+        using Guard.Sensor.Response.Pidfd? fd = Guard.Sensor.Response.Pidfd.TryOpen(pid, out _);
+        return fd is not null && Guard.Sensor.Processes.ProcfsReader.TryReadStat(pid, out Guard.Sensor.Processes.ProcfsStat stat)
+            && stat.StartTicks == startTicks && fd.Signal(signal) == 0;
+    }
+
+    /// <summary>SIGKILL to every kept process still running as itself.</summary>
+    public void KillAll()
+    {
+        foreach ((int pid, long startTicks) in known)
+            Signal(pid, startTicks, 9);
+    }
+
+    public void Dispose() => KillAll();
 }
