@@ -96,7 +96,7 @@ public sealed class GuardSensor : IDisposable
 
     public KernelSession Kernel => kernel;
 
-    /// <summary>What runs short of the whole (an optional program missing, no registration), one line each, for stderr.</summary>
+    /// <summary>What runs short of the whole (an optional program missing, no lineage recorder, no registration), one line each, for stderr.</summary>
     public IReadOnlyList<string> Warnings => [.. kernel.Warnings, .. warnings];
 
     /// <summary>"nvml: 8 devices" or why there are no GPU samples: said once, at start.</summary>
@@ -132,6 +132,7 @@ public sealed class GuardSensor : IDisposable
                 responder = new Responder(new ProcessKiller(kernelOptions.CgroupRoot!), quarantines, p, kernelOptions.GpuDevices);
             }
             var sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
+            sensor.RecordLineage();
             sensor.Register();
             return sensor;
         }
@@ -157,6 +158,23 @@ public sealed class GuardSensor : IDisposable
                 continue;
             entry.JobRootPid = root.Pid;
             kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the kernel records lineage at fork (pinned, it stays after this
+    /// sensor): `guard kill --tree` and tree holds find re-parented descendants
+    /// through it, with or without a sensor running.
+    /// </summary>
+    private void RecordLineage()
+    {
+        try
+        {
+            LineageKernel.Ensure().Dispose();
+        }
+        catch (SensorException e)
+        {
+            warnings.Add($"lineage is not recorded: {e.Message}; tree kills and holds find only live children");
         }
     }
 

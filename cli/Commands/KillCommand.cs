@@ -14,7 +14,7 @@ public static class KillCommand
 
     private static readonly Option<bool> Tree = new("--tree")
     {
-        Description = "Also kill its live descendants (stopped first, so none escapes by forking)",
+        Description = "Also kill every descendant, re-parented or not (recorded at fork), stopped first so none escapes by forking",
     };
 
     private static readonly Option<bool> Job = new("--job")

@@ -92,7 +92,7 @@ public sealed class Quarantines
     {
         uint uid = orderedByUid ?? Libc.PersonUid();
         using QuarantineKernel kernel = QuarantineKernel.OpenPinned() ?? throw new SensorException("nothing is quarantined");
-        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(hold) : TreeHolds.Kill(hold);
+        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(hold) : TreeHolds.Kill(kernel, hold.Id);
         WaitGone(kernel, hold, KillWait);
         End(kernel, hold, resume: false);
         kernel.RemoveUnneededPins();

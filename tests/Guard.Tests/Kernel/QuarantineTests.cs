@@ -5,7 +5,10 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Guard.Cli;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
@@ -313,6 +316,59 @@ public sealed class QuarantineTests : IDisposable
             if (!sleeper.HasExited)
                 sleeper.Kill();
         }
+    }
+
+    [Fact]
+    public void KillAndReleaseSignalOnlyWhatTheKernelStillHoldsAsItself()
+    {
+        KernelRequirements.Check();
+        using Process held = Run.Start("/bin/sleep", "60");
+        // A process that got a pid the hold once had: the map still has an entry for
+        // that pid, left by the member that exited, with the member's start.
+        Process bystander = StartJob();
+        Assert.True(ProcfsReader.TryReadStat(bystander.Id, out ProcfsStat stat));
+        long leftStart = stat.StartTicks - 1;
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
+            QuarantineHold hold = quarantines.Holding(held.Id)!;
+            LeaveEntry(bystander.Id, leftStart, hold.Id);
+
+            // The kernel holds nobody by such an entry: the bystander connects, and its child runs.
+            JsonElement free = Attempt(bystander);
+            Assert.Equal(0, free.GetProperty("connect").GetInt32());
+            WaitFor(() => File.Exists(Marker + ".held"), "the bystander's child to run");
+
+            // Release continues the members, and nothing else: the bystander, stopped by this test, stays stopped.
+            Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 19));
+            WaitFor(() => State(bystander.Id) == 'T', "the bystander to stop");
+            Assert.Equal(0, Guard("release", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            WaitFor(() => State(held.Id) == 'S', "the member to run again");
+            Assert.Equal('T', State(bystander.Id));
+            Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 18));
+
+            // A kill from a snapshot read earlier that lists the bystander's pid kills the member alone.
+            Assert.Equal(0, Guard("quarantine", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            hold = quarantines.Holding(held.Id)!;
+            LeaveEntry(bystander.Id, leftStart, hold.Id);
+            QuarantineOutcome killed = quarantines.Kill(hold with { Pids = [held.Id, bystander.Id] });
+            Assert.Equal([held.Id], killed.Pids);
+            Assert.True(held.WaitForExit(5000));
+            Thread.Sleep(200);
+            Assert.False(bystander.HasExited, "a process the hold did not hold was killed");
+        }
+        finally
+        {
+            if (!held.HasExited)
+                held.Kill();
+        }
+    }
+
+    private static void LeaveEntry(int pid, long startTicks, ulong holdId)
+    {
+        using QuarantineKernel kernel = QuarantineKernel.OpenPinned()!;
+        kernel.HoldTgid(pid, startTicks, holdId);
     }
 
     [Fact]
