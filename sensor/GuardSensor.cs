@@ -70,6 +70,7 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    private readonly HashSet<string> expiryFailuresReported = [];
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
     private readonly List<string> warnings = [];
     private IDisposable? registration;
@@ -262,7 +263,11 @@ public sealed class GuardSensor : IDisposable
         try
         {
             foreach (QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
-                emitter.Emit(outcome.ToActionEvent(null));
+            {
+                // A hold that cannot be ended is tried every second: said once, not every time.
+                if (outcome.Done || expiryFailuresReported.Add($"{outcome.Action} {outcome.Message}"))
+                    emitter.Emit(outcome.ToActionEvent(null));
+            }
         }
         catch (Exception e) when (e is SensorException or IOException)
         {

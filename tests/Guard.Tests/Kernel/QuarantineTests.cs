@@ -372,6 +372,47 @@ public sealed class QuarantineTests : IDisposable
     }
 
     [Fact]
+    public void ExpiryEndsEveryDueHoldThoughOneCannotBeEnded()
+    {
+        KernelRequirements.Check();
+        using Process released = Run.Start("/bin/sleep", "60");
+        using Process unkillable = Run.Start("/bin/sleep", "60");
+        // A hierarchy whose cgroup.kill cannot be written, as on a kernel without it.
+        using var hierarchy = new TempDir();
+        string job = Directory.CreateDirectory(Path.Combine(hierarchy.Path, "job_7")).FullName;
+        File.WriteAllText(Path.Combine(job, "cgroup.procs"), $"{unkillable.Id}\n");
+        Directory.CreateDirectory(Path.Combine(job, "cgroup.kill"));
+        ulong jobId = Libc.InodeOf(job)!.Value;
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", released.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s").Code);
+            var due = new QuarantineRequest { Timeout = TimeSpan.Zero, OnTimeout = QuarantineExpiry.Kill };
+            using (QuarantineKernel kernel = QuarantineKernel.OpenPinned()!)
+                kernel.Put(jobId, due.ToRecord(QuarantineMode.Cgroup, jobId, 0, 0, "test:unkillable"));
+            Thread.Sleep(1100);
+
+            IReadOnlyList<QuarantineOutcome> outcomes = new Quarantines(hierarchy.Path).Expire(DateTimeOffset.UtcNow);
+
+            Assert.Equal(["kill-quarantined", "release"], outcomes.Select(o => o.Action));
+            Assert.False(outcomes[0].Done);
+            Assert.Contains("test:unkillable is still held", outcomes[0].Message, StringComparison.Ordinal);
+            Assert.True(outcomes[1].Done, outcomes[1].Message);
+            WaitFor(() => State(released.Id) == 'S', "the hold due after the one that failed to be released");
+            Assert.False(unkillable.HasExited);
+        }
+        finally
+        {
+            using (QuarantineKernel? kernel = QuarantineKernel.OpenPinned())
+            {
+                kernel?.Remove(jobId);
+                kernel?.RemoveUnneededPins();
+            }
+            released.Kill();
+            unkillable.Kill();
+        }
+    }
+
+    [Fact]
     public void RefusalsAndUnknownTargetsAreOneLineAndNonZero()
     {
         KernelRequirements.Check();
