@@ -80,12 +80,13 @@ internal sealed class StoppedTree : IDisposable
     public static StoppedTree Stop(Pidfd root, long rootStartTicks, Action<int, long>? beforeStop = null)
     {
         var tree = new StoppedTree(root, rootStartTicks, beforeStop);
-        tree.Refusal = tree.GuardBelow();
+        Snapshot first = tree.Read();
+        tree.Refusal = tree.GuardBelow(first);
         if (tree.Refusal is not null)
             return tree;
         tree.known.Add(tree.root);
         tree.Enlist(root, rootStartTicks);
-        tree.Settle();
+        tree.Settle(first);
         if (tree.Refusal is not null)
         {
             // Found mid-stop after all: let the tree go, the kernel's marks first.
@@ -177,25 +178,37 @@ internal sealed class StoppedTree : IDisposable
         }
     }
 
-    /// <summary>Why the tree may not be touched, read before anything is stopped: it holds this guard process or a running sensor.</summary>
-    private string? GuardBelow()
+    /// <summary>What one pass looks at: the recorded lineage and every process in /proc, read one after the other.</summary>
+    private readonly record struct Snapshot(List<LineageLink> Links, Dictionary<int, ProcfsStat> Procs);
+
+    private Snapshot Read() => new(lineage?.Links() ?? [], ProcfsReader.Stats());
+
+    /// <summary>Why the tree may not be touched, read in <paramref name="snapshot"/> before anything is stopped: it holds this guard process or a running sensor.</summary>
+    private string? GuardBelow(Snapshot snapshot)
     {
         var below = new HashSet<(int Pid, long StartTicks)> { root };
-        Dictionary<int, ProcfsStat> procs = ProcfsReader.Stats();
-        Expand(below, lineage?.Links() ?? [], procs, id => procs.TryGetValue(id.Pid, out ProcfsStat s) && s.StartTicks == id.StartTicks);
+        Expand(below, snapshot.Links, snapshot.Procs, id => snapshot.Procs.TryGetValue(id.Pid, out ProcfsStat s) && s.StartTicks == id.StartTicks);
         return below.Where(guards.Contains).Select(Refused).FirstOrDefault();
     }
 
     private string Refused((int Pid, long StartTicks) guard) =>
         guard.Pid == Environment.ProcessId ? $"the tree of {root.Pid} includes this guard process" : $"the tree of {root.Pid} includes Guard sensor {guard.Pid}";
 
-    /// <summary>Passes until one finds nothing new with every member stopped, or the tree is still growing after <see cref="GrowLimit"/>.</summary>
-    private void Settle()
+    /// <summary>
+    /// Passes until one finds nothing new with every member stopped, or the tree
+    /// is still growing after <see cref="GrowLimit"/>. The first pass looks at
+    /// <paramref name="first"/>, read before the root was stopped: whatever the
+    /// root made since, the passes after it find.
+    /// </summary>
+    private void Settle(Snapshot first)
     {
         var clock = Stopwatch.StartNew();
+        Snapshot? taken = first;
         while (Refusal is null && clock.Elapsed < GrowLimit)
         {
-            if (Pass() > 0)
+            int added = Pass(taken);
+            taken = null;
+            if (added > 0)
                 continue;
             WaitStopped();
             if (Refusal is null && Pass() == 0)
@@ -206,13 +219,12 @@ internal sealed class StoppedTree : IDisposable
         }
     }
 
-    /// <summary>One pass: every live process found below the tree that is not a member yet becomes one. Returns how many.</summary>
-    private int Pass()
+    /// <summary>One pass, on <paramref name="taken"/> or a snapshot read now: every live process found below the tree that is not a member yet becomes one. Returns how many.</summary>
+    private int Pass(Snapshot? taken = null)
     {
-        List<LineageLink> links = lineage?.Links() ?? [];
-        Dictionary<int, ProcfsStat> procs = ProcfsReader.Stats();
+        Snapshot snapshot = taken ?? Read();
         int added = 0;
-        foreach ((int pid, long ticks) in Expand(known, links, procs, IsLiveMember))
+        foreach ((int pid, long ticks) in Expand(known, snapshot.Links, snapshot.Procs, IsLiveMember))
         {
             if (Refusal is null && !members.ContainsKey((pid, ticks)) && TryEnlist(pid, ticks))
                 added++;
