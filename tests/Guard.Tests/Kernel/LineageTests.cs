@@ -101,6 +101,7 @@ public sealed class LineageTests : IDisposable
         (int code, TestConsole kill) = Guard("kill", Text(root), "--tree");
 
         Assert.True(code == 0, kill.ErrorText);
+        Assert.DoesNotContain("still growing", kill.Out.ToString(), StringComparison.Ordinal);
         Thread.Sleep(500); // long enough for anything the kill missed to show itself by forking on
         List<int> survivors = OwnProcesses.Running(storm);
         Assert.True(survivors.Count == 0, $"{survivors.Count} of the storm survived ({kill.Out.ToString()!.Trim()}): {string.Join(' ', survivors)}");

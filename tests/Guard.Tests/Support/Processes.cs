@@ -69,14 +69,15 @@ public sealed class TempDir : IDisposable
     }
 
     /// <summary>
-    /// A small C stand-in from Fixtures/standins/NAME.c compiled with cc into this
-    /// directory: a program, or with <paramref name="sharedLibrary"/> NAME.so. Fails the test when cc fails.
+    /// A small C stand-in from Fixtures/standins/NAME.c compiled with clang (which
+    /// the BPF build needs anyway) into this directory: a program, or with
+    /// <paramref name="sharedLibrary"/> NAME.so. Fails the test when clang fails.
     /// </summary>
     public string Compile(string name, bool sharedLibrary = false)
     {
         string source = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "standins", name + ".c");
         string output = System.IO.Path.Combine(Path, sharedLibrary ? name + ".so" : name);
-        Run.Complete("cc", sharedLibrary ? ["-shared", "-fPIC", "-O2", "-Wall", "-o", output, source] : ["-O2", "-Wall", "-o", output, source]);
+        Run.Complete("clang", sharedLibrary ? ["-shared", "-fPIC", "-O2", "-Wall", "-o", output, source] : ["-O2", "-Wall", "-o", output, source]);
         return output;
     }
 
