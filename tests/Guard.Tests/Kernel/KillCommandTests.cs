@@ -33,16 +33,6 @@ public sealed class KillCommandTests
     /// <summary>The apphost `guard` this build made beside the tests: the very file a `guard` command runs.</summary>
     private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
 
-    private static void WaitFor(Func<bool> condition, string what, int ms)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.ElapsedMilliseconds < ms, $"timed out waiting for {what}");
-            Thread.Sleep(50);
-        }
-    }
-
     [Fact]
     public void KillRefusesAReusedPidAndKillsTheProcessItNamed()
     {
@@ -129,7 +119,7 @@ public sealed class KillCommandTests
         try
         {
             long ticks = StartTicks(watch.Id);
-            WaitFor(() => RunningSensors.IsRunning(watch.Id, ticks), "the watch to register", 30_000);
+            Run.WaitFor(() => RunningSensors.IsRunning(watch.Id, ticks), "the watch to register", 30_000);
 
             var console = new TestConsole();
             Assert.Equal((int)ExitCode.Failure, GuardCli.Run(["kill", watch.Id.ToString(CultureInfo.InvariantCulture)], console));
@@ -193,7 +183,7 @@ public sealed class KillCommandTests
         using Process hijacked = Process.Start(info)!;
         try
         {
-            WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
+            Run.WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
             Assert.Equal(Libc.FileIdOf(GuardExecutable), Libc.FileIdOf($"/proc/{hijacked.Id}/exe"));
 
             // Killed by `guard` itself, running the same file (device and inode): that is no reason to refuse.

@@ -44,7 +44,7 @@ public sealed class LineageTests : IDisposable
         Assert.True(code == 0, kill.ErrorText);
         Assert.True(root.WaitForExit(5000));
         Assert.Equal(137, root.ExitCode);
-        WaitFor(() => Gone(grandchild, ticks), "the re-parented grandchild to be killed");
+        Run.WaitFor(() => Gone(grandchild, ticks), "the re-parented grandchild to be killed");
         Assert.Contains($"killed 2 processes of the tree of {root.Id}", kill.Out.ToString(), StringComparison.Ordinal);
     }
 
@@ -56,11 +56,11 @@ public sealed class LineageTests : IDisposable
         (int code, TestConsole hold) = Guard("quarantine", Text(root.Id));
 
         Assert.True(code == 0, hold.ErrorText);
-        Assert.Equal('T', State(grandchild));
+        Assert.Equal('T', Run.State(grandchild));
         Assert.Equal([root.Id, grandchild], HeldWith(root.Id).Order());
         (code, TestConsole release) = Guard("release", Text(root.Id));
         Assert.True(code == 0, release.ErrorText);
-        WaitFor(() => State(grandchild) == 'S', "the grandchild to run again once released");
+        Run.WaitFor(() => Run.State(grandchild) == 'S', "the grandchild to run again once released");
     }
 
     [Fact]
@@ -71,7 +71,7 @@ public sealed class LineageTests : IDisposable
         (int code, TestConsole kill) = Guard("kill", Text(root), "--tree");
 
         Assert.True(code == 0, kill.ErrorText);
-        WaitFor(() => Gone(child, childTicks), "the CLONE_PARENT child to be killed");
+        Run.WaitFor(() => Gone(child, childTicks), "the CLONE_PARENT child to be killed");
         Assert.Contains($"killed 2 processes of the tree of {root}", kill.Out.ToString(), StringComparison.Ordinal);
     }
 
@@ -83,7 +83,7 @@ public sealed class LineageTests : IDisposable
         (int code, TestConsole hold) = Guard("quarantine", Text(root));
 
         Assert.True(code == 0, hold.ErrorText);
-        Assert.Equal('T', State(child));
+        Assert.Equal('T', Run.State(child));
         Assert.Equal([root, child], HeldWith(root).Order());
     }
 
@@ -96,7 +96,7 @@ public sealed class LineageTests : IDisposable
         stormCgroup = Path.Combine(KernelMounts.FindCgroup2Root(), $"guard-test-storm-{Guid.NewGuid():N}"[..32]);
         Directory.CreateDirectory(stormCgroup);
         int root = StartBehindAShell($"echo $$ > {stormCgroup}/cgroup.procs; {storm} {ready}");
-        WaitFor(() => File.Exists(ready), "the storm to be under way", 10_000);
+        Run.WaitFor(() => File.Exists(ready), "the storm to be under way", 10_000);
 
         (int code, TestConsole kill) = Guard("kill", Text(root), "--tree");
 
@@ -142,7 +142,7 @@ public sealed class LineageTests : IDisposable
         Process root = Start("/bin/sh", "-c", $"( setsid /bin/sh -c '{grandchild}' & ); exec {sleep} 120");
         int pid = ReadPid(pidfile);
         long ticks = own.Add(pid);
-        WaitFor(() => !BelowByParent(root.Id, pid), "the grandchild to be re-parented away from the root");
+        Run.WaitFor(() => !BelowByParent(root.Id, pid), "the grandchild to be re-parented away from the root");
         return (root, pid, ticks);
     }
 
@@ -171,7 +171,7 @@ public sealed class LineageTests : IDisposable
         string script = $"import os; os.execv('{cloneParent}', ['{cloneParent}', '{pidfile}', '{rigel}', '-c', 'echo ran > {marker}'])";
         StartBehindAShell($"{Run.Python} -c \"{script}\"");
         int child = ReadPid(pidfile);
-        WaitFor(() => !ProcfsReader.TryReadStat(child, out _) || State(child) == 'Z', "the CLONE_PARENT child to end");
+        Run.WaitFor(() => !ProcfsReader.TryReadStat(child, out _) || Run.State(child) == 'Z', "the CLONE_PARENT child to end");
         return (child, marker);
     }
 
@@ -204,7 +204,7 @@ public sealed class LineageTests : IDisposable
 
     private static int ReadPid(string pidfile)
     {
-        WaitFor(() => File.Exists(pidfile), $"{Path.GetFileName(pidfile)} to be written");
+        Run.WaitFor(() => File.Exists(pidfile), $"{Path.GetFileName(pidfile)} to be written");
         return int.Parse(File.ReadAllText(pidfile).Trim(), CultureInfo.InvariantCulture);
     }
 
@@ -221,30 +221,7 @@ public sealed class LineageTests : IDisposable
 
     /// <summary>The process is gone, a zombie, or its pid belongs to another now.</summary>
     private static bool Gone(int pid, long startTicks) =>
-        !ProcfsReader.TryReadStat(pid, out ProcfsStat s) || s.StartTicks != startTicks || State(pid) == 'Z';
-
-    private static char State(int pid)
-    {
-        try
-        {
-            string status = File.ReadAllText($"/proc/{pid}/status");
-            return status[status.IndexOf("State:\t", StringComparison.Ordinal) + 7];
-        }
-        catch (IOException)
-        {
-            return 'X';
-        }
-    }
-
-    private static void WaitFor(Func<bool> condition, string what, int ms = 5000)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.ElapsedMilliseconds < ms, $"timed out waiting for {what}");
-            Thread.Sleep(20);
-        }
-    }
+        !ProcfsReader.TryReadStat(pid, out ProcfsStat s) || s.StartTicks != startTicks || Run.State(pid) == 'Z';
 
     public void Dispose()
     {

@@ -109,7 +109,7 @@ public sealed class QuarantineTests : IDisposable
                     received.Write(buffer, 0, n);
             }
         });
-        WaitFor(() => Received.Contains("before;", StringComparison.Ordinal), "the job's first bytes");
+        Run.WaitFor(() => Received.Contains("before;", StringComparison.Ordinal), "the job's first bytes");
         return job;
     }
 
@@ -128,23 +128,6 @@ public sealed class QuarantineTests : IDisposable
         string? line = job.StandardOutput.ReadLine();
         Assert.NotNull(line);
         return JsonDocument.Parse(line).RootElement;
-    }
-
-    private static void WaitFor(Func<bool> condition, string what, int ms = 5000)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.ElapsedMilliseconds < ms, $"timed out waiting for {what}");
-            Thread.Sleep(20);
-        }
-    }
-
-    private static char State(int pid)
-    {
-        string status = File.ReadAllText($"/proc/{pid}/status");
-        int at = status.IndexOf("State:\t", StringComparison.Ordinal) + 7;
-        return status[at];
     }
 
     private static (int Code, TestConsole Console) Guard(params string[] args)
@@ -173,12 +156,12 @@ public sealed class QuarantineTests : IDisposable
         JsonElement action = JsonDocument.Parse(hold.JsonLines().Single()).RootElement;
         Assert.Equal("quarantine", action.GetProperty("event").GetProperty("action").GetString());
         Assert.Equal("success", action.GetProperty("event").GetProperty("outcome").GetString());
-        Assert.Equal('T', State(job.Id));
+        Assert.Equal('T', Run.State(job.Id));
 
         // A watch started and stopped twice: the hold is not the sensor's, it stays.
         for (int i = 0; i < 2; i++)
             Assert.Equal(0, Guard("watch", "--duration", "1s", "--output", "json").Code);
-        Assert.Equal('T', State(job.Id));
+        Assert.Equal('T', Run.State(job.Id));
 
         // The escape: someone continues it. The kernel still denies it all.
         Continue(job.Id);
@@ -186,7 +169,7 @@ public sealed class QuarantineTests : IDisposable
         Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());
         Assert.Equal(Eperm, held.GetProperty("gpu").GetInt32());
         int child = held.GetProperty("child").GetInt32();
-        WaitFor(() => State(child) == 'T', "the kernel to stop the new child");
+        Run.WaitFor(() => Run.State(child) == 'T', "the kernel to stop the new child");
         Thread.Sleep(300);
         Assert.False(File.Exists(Marker + ".held"), "a child forked under quarantine ran");
         Assert.DoesNotContain("held;", Received, StringComparison.Ordinal);
@@ -200,14 +183,14 @@ public sealed class QuarantineTests : IDisposable
 
         (code, TestConsole release) = Guard("release", job.Id.ToString(CultureInfo.InvariantCulture));
         Assert.True(code == 0, release.ErrorText);
-        WaitFor(() => File.Exists(Marker + ".held"), "the held child to run once released");
+        Run.WaitFor(() => File.Exists(Marker + ".held"), "the held child to run once released");
         JsonElement free = Attempt(job);
         Assert.Equal(0, free.GetProperty("send").GetInt32());
         Assert.Equal(0, free.GetProperty("connect").GetInt32());
         Assert.Equal(0, free.GetProperty("gpu").GetInt32());
-        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
+        Run.WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
         Assert.False(QuarantineKernel.Pinned, "the last release leaves no pin");
-        WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.QuarantinePrefix, StringComparison.Ordinal)), "the kernel to free the quarantine programs");
+        Run.WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.QuarantinePrefix, StringComparison.Ordinal)), "the kernel to free the quarantine programs");
     }
 
     [Fact]
@@ -255,7 +238,7 @@ public sealed class QuarantineTests : IDisposable
         JsonElement free = Attempt(job);
         Assert.Equal(0, free.GetProperty("connect").GetInt32());
         Assert.Equal(0, free.GetProperty("gpu").GetInt32());
-        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release");
+        Run.WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release");
         Assert.False(QuarantineKernel.Pinned);
     }
 
@@ -269,7 +252,7 @@ public sealed class QuarantineTests : IDisposable
         {
             Assert.Equal(0, Guard("quarantine", killed.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s", "--then", "kill").Code);
             Assert.Equal(0, Guard("quarantine", released.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s").Code);
-            Assert.Equal('T', State(released.Id));
+            Assert.Equal('T', Run.State(released.Id));
 
             (int code, TestConsole watch) = Guard("watch", "--duration", "2500ms", "--output", "json", "--type", "exec");
             Assert.Equal(0, code);
@@ -280,7 +263,7 @@ public sealed class QuarantineTests : IDisposable
             Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "kill-quarantined"
                 && a.GetProperty("guard").GetProperty("action").GetProperty("ordered_by").GetProperty("via").GetString() == "timeout of cli");
             Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "release");
-            WaitFor(() => State(released.Id) == 'S', "the released sleeper to run again");
+            Run.WaitFor(() => Run.State(released.Id) == 'S', "the released sleeper to run again");
             Assert.False(QuarantineKernel.Pinned);
         }
         finally
@@ -338,14 +321,14 @@ public sealed class QuarantineTests : IDisposable
             // The kernel holds nobody by such an entry: the bystander connects, and its child runs.
             JsonElement free = Attempt(bystander);
             Assert.Equal(0, free.GetProperty("connect").GetInt32());
-            WaitFor(() => File.Exists(Marker + ".held"), "the bystander's child to run");
+            Run.WaitFor(() => File.Exists(Marker + ".held"), "the bystander's child to run");
 
             // Release continues the members, and nothing else: the bystander, stopped by this test, stays stopped.
             Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 19));
-            WaitFor(() => State(bystander.Id) == 'T', "the bystander to stop");
+            Run.WaitFor(() => Run.State(bystander.Id) == 'T', "the bystander to stop");
             Assert.Equal(0, Guard("release", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
-            WaitFor(() => State(held.Id) == 'S', "the member to run again");
-            Assert.Equal('T', State(bystander.Id));
+            Run.WaitFor(() => Run.State(held.Id) == 'S', "the member to run again");
+            Assert.Equal('T', Run.State(bystander.Id));
             Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 18));
 
             // A kill from a snapshot read earlier that lists the bystander's pid kills the member alone.
@@ -397,7 +380,7 @@ public sealed class QuarantineTests : IDisposable
             Assert.False(outcomes[0].Done);
             Assert.Contains("test:unkillable is still held", outcomes[0].Message, StringComparison.Ordinal);
             Assert.True(outcomes[1].Done, outcomes[1].Message);
-            WaitFor(() => State(released.Id) == 'S', "the hold due after the one that failed to be released");
+            Run.WaitFor(() => Run.State(released.Id) == 'S', "the hold due after the one that failed to be released");
             Assert.False(unkillable.HasExited);
         }
         finally

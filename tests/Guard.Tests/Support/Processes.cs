@@ -40,6 +40,32 @@ public static class Run
 
     /// <summary>A python3 script run as its own process; returns the process.</summary>
     public static Process PythonScript(string script, params string[] args) => Start(Python, ["-c", script, .. args]);
+
+    /// <summary>Polls <paramref name="condition"/> every 20 ms; fails the test, naming <paramref name="what"/>, after <paramref name="ms"/>.</summary>
+    public static void WaitFor(Func<bool> condition, string what, int ms = 5000)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.ElapsedMilliseconds > ms)
+                throw new XunitException($"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>The process's state letter from /proc/PID/status (S, T, Z, ...); X once it is gone.</summary>
+    public static char State(int pid)
+    {
+        try
+        {
+            string status = File.ReadAllText($"/proc/{pid}/status");
+            return status[status.IndexOf("State:\t", StringComparison.Ordinal) + 7];
+        }
+        catch (IOException)
+        {
+            return 'X';
+        }
+    }
 }
 
 /// <summary>A temporary directory removed at dispose.</summary>
