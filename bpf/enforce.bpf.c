@@ -55,8 +55,9 @@ int BPF_PROG(guard_enf_fork, struct task_struct *parent, struct task_struct *chi
 {
 	if (child->pid != child->tgid)
 		return 0;
-	/* CLONE_PARENT makes the parent someone other than the caller. */
-	inherit_job(BPF_CORE_READ(child, real_parent, tgid), child->tgid);
+	/* The job is the caller's (parent here is current): a CLONE_PARENT child,
+	 * whose real parent is the caller's parent, stays in it. */
+	inherit_job(parent->tgid, child->tgid);
 	return 0;
 }
 

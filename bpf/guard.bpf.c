@@ -238,7 +238,8 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	/* CLONE_PARENT makes the parent someone other than the caller. */
 	real_parent = BPF_CORE_READ(child, real_parent);
 	parent_tgid = BPF_CORE_READ(real_parent, tgid);
-	inherit_job(parent_tgid, tgid);
+	/* The job is the caller's (parent here is current), decided before any record: a CLONE_PARENT child stays in it. */
+	inherit_job(BPF_CORE_READ(parent, tgid), tgid);
 
 	f = reserve(sizeof(*f), GUARD_RECORD_FORK);
 	if (!f)

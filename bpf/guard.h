@@ -295,4 +295,34 @@ struct guard_device_key {
 	__s32 minor; /* -1: every minor of the major */
 };
 
+/* tgid-keyed membership (quarantine_tgids, lineage_stopping): which hold,
+ * or when a stop lapses (CLOCK_BOOTTIME ns, which also names the stop), and
+ * the process's start in clock ticks, so a reused tgid is never a member. */
+struct guard_member {
+	__u64 id;
+	__u64 start_ticks;
+};
+
+/*
+ * Lineage (bpf/lineage.bpf.c), pinned under /sys/fs/bpf/guard/lineage. A
+ * process is its tgid and its group leader's start (CLOCK_BOOTTIME ns): a
+ * reused pid is another process. /proc/PID/stat shows the start in clock
+ * ticks of USER_HZ, 100 on every architecture Guard builds for.
+ */
+#define GUARD_NS_PER_TICK 10000000ULL
+
+struct guard_process_id {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_time_ns;
+};
+
+/* lineage values, keyed by the process's guard_process_id. */
+struct guard_lineage {
+	struct guard_process_id self;    /* the key again */
+	struct guard_process_id creator; /* who forked it (the caller, not real_parent), or the nearest recorded creator above an exited one */
+	__u32 refs;                      /* 1 while it runs, + 1 for each entry that names it as creator */
+	__u32 alive;                     /* 1 until it exits */
+};
+
 #endif /* GUARD_H */

@@ -34,12 +34,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } quarantines SEC(".maps");
 
-/* Tree mode: held processes (tgid -> quarantine id), kept from fork, dropped at exit. */
+/* Tree mode: held processes (tgid -> quarantine id and the process's start),
+ * kept from fork, dropped at exit. The start is checked wherever a member is
+ * judged: an entry left for a pid that changed hands holds nobody. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct guard_member);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } quarantine_tgids SEC(".maps");
 
@@ -72,14 +74,24 @@ static __always_inline bool held_id(__u64 *id)
 	return id && bpf_map_lookup_elem(&quarantines, id);
 }
 
-static __always_inline bool held_tgid(__u32 tgid)
+static __always_inline __u64 start_ticks(struct task_struct *task)
 {
-	return held_id(bpf_map_lookup_elem(&quarantine_tgids, &tgid));
+	return BPF_CORE_READ(task, group_leader, start_boottime) / GUARD_NS_PER_TICK;
+}
+
+/* The hold entry of process tgid (task), if it is that very process's: by start. */
+static __always_inline struct guard_member *membership(__u32 tgid, struct task_struct *task)
+{
+	struct guard_member *member = bpf_map_lookup_elem(&quarantine_tgids, &tgid);
+
+	return member && member->start_ticks == start_ticks(task) ? member : NULL;
 }
 
 static __always_inline bool held_current(void)
 {
-	return held_tgid(bpf_get_current_pid_tgid() >> 32);
+	struct guard_member *member = membership(bpf_get_current_pid_tgid() >> 32, (struct task_struct *)bpf_get_current_task());
+
+	return member && held_id(&member->id);
 }
 
 static __always_inline bool gpu_device(struct bpf_cgroup_dev_ctx *ctx)
@@ -171,19 +183,22 @@ int guard_qtree_dev(struct bpf_cgroup_dev_ctx *ctx)
 }
 
 /* A held process that forks (it was not stopped yet, or someone sent it
- * SIGCONT): the child is held too, and stopped before it first runs. */
+ * SIGCONT): the child is held too, and stopped before it first runs. The
+ * holder is the caller (parent here is current), so a child made with
+ * CLONE_PARENT, whose real parent is the caller's parent, is held as well. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(guard_qtree_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 parent_tgid = parent->tgid, child_tgid = child->tgid;
-	__u64 *id, held;
+	__u32 child_tgid = child->tgid;
+	struct guard_member *member, held;
 
 	if (child->pid != child_tgid)
 		return 0; /* a thread: its process is held already */
-	id = bpf_map_lookup_elem(&quarantine_tgids, &parent_tgid);
-	if (!held_id(id))
+	member = membership(parent->tgid, parent);
+	if (!member || !held_id(&member->id))
 		return 0;
-	held = *id;
+	held.id = member->id;
+	held.start_ticks = child->start_boottime / GUARD_NS_PER_TICK;
 	bpf_map_update_elem(&quarantine_tgids, &child_tgid, &held, BPF_ANY);
 	if (bpf_send_signal_task)
 		bpf_send_signal_task(child, SIGSTOP, PIDTYPE_TGID, 0);

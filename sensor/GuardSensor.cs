@@ -76,6 +76,9 @@ public sealed class GuardSensor : IDisposable
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
     private string? ownPins;
     private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
+    private readonly HashSet<string> expiryFailuresReported = [];
+    private readonly List<string> warnings = [];
+    private IDisposable? registration;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -98,6 +101,9 @@ public sealed class GuardSensor : IDisposable
     }
 
     public KernelSession Kernel => kernel;
+
+    /// <summary>What runs short of the whole (an optional program missing, no lineage recorder, no registration), one line each, for stderr.</summary>
+    public IReadOnlyList<string> Warnings => [.. kernel.Warnings, .. warnings];
 
     /// <summary>"nvml: 8 devices" or why there are no GPU samples: said once, at start.</summary>
     public string GpuStatus => gpuSource.Status;
@@ -135,6 +141,8 @@ public sealed class GuardSensor : IDisposable
                 responder = new Responder(new ProcessKiller(kernelOptions.CgroupRoot!), quarantines, p, kernelOptions.GpuDevices);
             }
             sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
+            sensor.RecordLineage();
+            sensor.Register();
         }
         catch
         {
@@ -187,6 +195,36 @@ public sealed class GuardSensor : IDisposable
                 continue;
             entry.JobRootPid = root.Pid;
             kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the kernel records lineage at fork (pinned, it stays after this
+    /// sensor): `guard kill --tree` and tree holds find re-parented descendants
+    /// through it, with or without a sensor running.
+    /// </summary>
+    private void RecordLineage()
+    {
+        try
+        {
+            LineageKernel.Ensure().Dispose();
+        }
+        catch (SensorException e)
+        {
+            warnings.Add($"lineage is not recorded: {e.Message}; tree kills and holds find only live children");
+        }
+    }
+
+    /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
+    private void Register()
+    {
+        try
+        {
+            registration = RunningSensors.Register();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            warnings.Add($"cannot register this sensor under {RunningSensors.Directory}: {e.Message}; `guard kill` will not know it");
         }
     }
 
@@ -276,7 +314,11 @@ public sealed class GuardSensor : IDisposable
         try
         {
             foreach (QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
-                emitter.Emit(outcome.ToActionEvent(null));
+            {
+                // A hold that cannot be ended is tried every second: said once, not every time.
+                if (outcome.Done || expiryFailuresReported.Add($"{outcome.Action} {outcome.Message}"))
+                    emitter.Emit(outcome.ToActionEvent(null));
+            }
         }
         catch (Exception e) when (e is SensorException or IOException)
         {
@@ -316,6 +358,7 @@ public sealed class GuardSensor : IDisposable
     /// <summary>Detaches every program this sensor attached, its pinned ones too: call <see cref="HandOverEnforcement"/> first to keep enforcing.</summary>
     public void Dispose()
     {
+        registration?.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();

@@ -14,7 +14,7 @@ public static class KillCommand
 
     private static readonly Option<bool> Tree = new("--tree")
     {
-        Description = "Also kill its live descendants (stopped first, so none escapes by forking)",
+        Description = "Also kill every descendant, re-parented or not (recorded at fork), stopped first so none escapes by forking",
     };
 
     private static readonly Option<bool> Job = new("--job")
@@ -26,7 +26,7 @@ public static class KillCommand
 
     public static Command Create(IConsole console)
     {
-        var command = new Command("kill", "Kill a process (SIGKILL through a pidfd), its tree, or its job. Refuses PID 1, kernel threads, Guard itself and pids that changed hands.");
+        var command = new Command("kill", "Kill a process (SIGKILL through a pidfd), its tree, or its job. Refuses PID 1, kernel threads, running Guard sensors and pids that changed hands.");
         command.Arguments.Add(Target);
         foreach (Option option in new Option[] { Tree, Job, Output })
             command.Options.Add(option);

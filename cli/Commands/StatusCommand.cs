@@ -35,15 +35,25 @@ public static class StatusCommand
         IReadOnlyList<LoadedProgram> programs = GuardProgramsLoaded.List();
         IReadOnlyList<string> pins = Pins.Links(Pins.Root);
         IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
+        Lineage? lineage = ReadLineage();
 
         if (ActionOutput.IsJson(parse, Output))
-            WriteJson(console, held, programs, pins, recent);
+            WriteJson(console, held, programs, pins, lineage, recent);
         else
-            WriteText(console.Out, held, programs, pins, recent);
+            WriteText(console.Out, held, programs, pins, lineage, recent);
         return (int)ExitCode.Success;
     }
 
-    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    /// <summary>What the lineage recorder holds: entries (running processes and the exited links between them) and forks it could not record.</summary>
+    private readonly record struct Lineage(int Entries, ulong Lost);
+
+    private static Lineage? ReadLineage()
+    {
+        using LineageKernel? lineage = LineageKernel.OpenPinned();
+        return lineage is null ? null : new Lineage(lineage.Links().Count, lineage.Lost);
+    }
+
+    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<LoggedAction> recent)
     {
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
         foreach (QuarantineHold h in held)
@@ -61,6 +71,9 @@ public static class StatusCommand
         if (pinned > 0 || pins.Count > 0)
             o.WriteLine($"  pinned under {Pins.Root}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
         o.WriteLine($"enforcement: {WhoEnforces(bySensor.Count).Text}");
+        o.WriteLine(lineage is { } l
+            ? $"lineage: recorded at fork under {LineageKernel.PinRoot}, {l.Entries} entries{(l.Lost > 0 ? $"; {l.Lost} forks not recorded (the map was full)" : "")}"
+            : "lineage: not recorded (no guard watch, kill --tree or tree hold since boot or the last detach): trees are found by live parents only");
         o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
         foreach (LoggedAction a in recent)
             o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");
@@ -79,7 +92,7 @@ public static class StatusCommand
         };
     }
 
-    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, IReadOnlyList<LoggedAction> recent)
+    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<LoggedAction> recent)
     {
         using Stream stdout = console.OpenStandardOutput();
         using (var w = new Utf8JsonWriter(stdout))
@@ -123,6 +136,11 @@ public static class StatusCommand
             }
             w.WriteEndArray();
             w.WriteString("enforcement", WhoEnforces(programs.SelectMany(p => p.HolderPids).Distinct().Count()).Json);
+            w.WriteStartObject("lineage");
+            w.WriteBoolean("recording", lineage is not null);
+            w.WriteNumber("entries", lineage?.Entries ?? 0);
+            w.WriteNumber("lost", lineage?.Lost ?? 0);
+            w.WriteEndObject();
             w.WriteStartArray("pins");
             foreach (string pin in pins)
                 w.WriteStringValue(pin);

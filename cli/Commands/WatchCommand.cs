@@ -146,7 +146,7 @@ public static class WatchCommand
             stop.CancelAfter(d);
         options = options with { ActionLog = new ActionLog(new EcsEncoder(run, redactor)) };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
-        foreach (string warning in sensor.Kernel.Warnings)
+        foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
         Policy policy = options.Policy!;
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");

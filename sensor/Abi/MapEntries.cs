@@ -116,3 +116,47 @@ public struct RoundingModeSwitches
 {
     private ulong first;
 }
+
+/// <summary>
+/// Value of the tgid-keyed membership maps (struct guard_member): quarantine_tgids
+/// (<see cref="Id"/> is the hold) and lineage_stopping (<see cref="Id"/> is when the
+/// stop lapses, CLOCK_BOOTTIME ns). <see cref="StartTicks"/> is the process's start
+/// in clock ticks, as /proc/PID/stat field 22 shows it: a reused tgid never matches.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardMember
+{
+    public ulong Id;
+    public ulong StartTicks;
+}
+
+/// <summary>A process as the kernel knows it (struct guard_process_id): tgid and its group leader's start, CLOCK_BOOTTIME ns.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardProcessId
+{
+    /// <summary>Nanoseconds in one clock tick of /proc/PID/stat (USER_HZ 100), GUARD_NS_PER_TICK.</summary>
+    public const ulong NsPerTick = 10_000_000;
+
+    public uint Tgid;
+    public uint Pad;
+    public ulong StartTimeNs;
+
+    /// <summary>The start in clock ticks, as /proc/PID/stat field 22 shows it.</summary>
+    public readonly long StartTicks => (long)(StartTimeNs / NsPerTick);
+}
+
+/// <summary>Value of the lineage map (struct guard_lineage), keyed by the process's <see cref="GuardProcessId"/>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardLineage
+{
+    public GuardProcessId Self;
+
+    /// <summary>Who forked it (the caller, not the real parent), or the nearest recorded creator above one that exited.</summary>
+    public GuardProcessId Creator;
+
+    /// <summary>1 while it runs, plus one for each entry that names it as creator.</summary>
+    public uint Refs;
+
+    /// <summary>1 until it exits.</summary>
+    public uint Alive;
+}

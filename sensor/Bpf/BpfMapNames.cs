@@ -60,4 +60,13 @@ public static class BpfMapNames
 
     /// <summary><c>quarantine_devices</c> in bpf/quarantine.bpf.c, pinned by name: GPU devices the held may not open.</summary>
     public const string QuarantineDevices = "quarantine_devices";
+
+    /// <summary><c>lineage</c> in bpf/lineage.bpf.c, pinned by name: each recorded process's creator.</summary>
+    public const string Lineage = "lineage";
+
+    /// <summary><c>lineage_stopping</c> in bpf/lineage.bpf.c, pinned by name: members of trees being stopped.</summary>
+    public const string LineageStopping = "lineage_stopping";
+
+    /// <summary><c>lineage_lost</c> in bpf/lineage.bpf.c, pinned by name: forks not recorded because the map was full.</summary>
+    public const string LineageLost = "lineage_lost";
 }

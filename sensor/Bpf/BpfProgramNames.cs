@@ -69,6 +69,15 @@ public static class BpfProgramNames
     /// <summary><c>guard_enf_egress</c> in bpf/enforce.bpf.c (cgroup_skb/egress).</summary>
     public const string EnforceEgress = "guard_enf_egress";
 
+    /// <summary>Every program in bpf/lineage.bpf.c is named guard_lin_*.</summary>
+    public const string LineagePrefix = "guard_lin_";
+
+    /// <summary><c>guard_lin_fork</c> in bpf/lineage.bpf.c (tp_btf/sched_process_fork).</summary>
+    public const string LineageFork = "guard_lin_fork";
+
+    /// <summary><c>guard_lin_exit</c> in bpf/lineage.bpf.c (tp_btf/sched_process_exit).</summary>
+    public const string LineageExit = "guard_lin_exit";
+
     /// <summary>Every program in bpf/quarantine.bpf.c is named guard_qtree_* or guard_qcg_*.</summary>
     public const string QuarantinePrefix = "guard_q";
 

@@ -166,33 +166,44 @@ public sealed unsafe class QuarantineKernel : IDisposable
     /// <summary>Every hold's record, by id.</summary>
     public List<(ulong Id, GuardQuarantine Record)> Records() => Libbpf.Entries<ulong, GuardQuarantine>(RecordsFd);
 
-    /// <summary>Holds a process: the kernel denies it, and holds its children from fork.</summary>
-    public void HoldTgid(int tgid, ulong id)
+    /// <summary>
+    /// Holds the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
+    /// for hold <paramref name="id"/>: the kernel denies it, and holds its children from
+    /// fork. Should the pid change hands, the start keeps the entry from holding the
+    /// newcomer. Throws <see cref="SensorException"/> when the map refuses it.
+    /// </summary>
+    public void HoldTgid(int tgid, long startTicks, ulong id)
     {
         uint key = (uint)tgid;
-        ulong value = id;
+        var value = new GuardMember { Id = id, StartTicks = (ulong)startTicks };
         Check(Libbpf.MapUpdate(TgidsFd, &key, &value, 0), $"hold process {tgid}");
     }
 
-    /// <summary>Whether <paramref name="tgid"/> is in the tgid map, and for which hold (its record may be gone).</summary>
-    public bool IsHeld(int tgid, out ulong id)
+    /// <summary>
+    /// Whether the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
+    /// is in the tgid map (an entry with another start is not it), and for which hold
+    /// (its record may be gone).
+    /// </summary>
+    public bool IsHeld(int tgid, long startTicks, out ulong id)
     {
         uint key = (uint)tgid;
-        ulong value = 0;
-        bool found = Libbpf.MapLookup(TgidsFd, &key, &value) == 0;
-        id = value;
+        GuardMember value = default;
+        bool found = Libbpf.MapLookup(TgidsFd, &key, &value) == 0 && value.StartTicks == (ulong)startTicks;
+        id = found ? value.Id : 0;
         return found;
     }
 
-    /// <summary>The processes a tree-mode quarantine holds now (the kernel drops them at exit).</summary>
-    public List<int> TgidsOf(ulong id) =>
-        [.. Libbpf.Entries<uint, ulong>(TgidsFd).Where(e => e.Value == id).Select(e => (int)e.Key)];
+    /// <summary>The processes tree-mode hold <paramref name="id"/> holds now, by tgid and start (the kernel drops them at exit).</summary>
+    public List<(int Tgid, long StartTicks)> HeldBy(ulong id) =>
+        [.. Libbpf.Entries<uint, GuardMember>(TgidsFd).Where(e => e.Value.Id == id).Select(e => ((int)e.Key, (long)e.Value.StartTicks))];
 
-    /// <summary>Takes <paramref name="tgid"/> out of the tgid map; nothing if it is not there.</summary>
-    public void ForgetTgid(int tgid)
+    /// <summary>Takes <paramref name="tgid"/> out of the tgid map if it is there for hold <paramref name="id"/>; nothing otherwise.</summary>
+    public void ForgetTgid(int tgid, ulong id)
     {
         uint key = (uint)tgid;
-        _ = Libbpf.MapDelete(TgidsFd, &key);
+        GuardMember value = default;
+        if (Libbpf.MapLookup(TgidsFd, &key, &value) == 0 && value.Id == id)
+            _ = Libbpf.MapDelete(TgidsFd, &key);
     }
 
     /// <summary>Marks an open socket (by a descriptor of ours for it) so egress drops its packets.</summary>

@@ -8,6 +8,10 @@ public sealed partial class FileDescriptor : SafeHandle
     private const int ORdonly = 0;
     private const int ODirectory = 0x10000;
     private const int OCloexec = 0x80000;
+    private const int ORdwr = 2;
+    private const int OCreat = 0x40;
+    private const int LockExclusive = 2;
+    private const int Eintr = 4;
 
     public FileDescriptor(int fd) : base(-1, ownsHandle: true) => SetHandle(fd);
 
@@ -23,10 +27,35 @@ public sealed partial class FileDescriptor : SafeHandle
         return new FileDescriptor(fd);
     }
 
+    /// <summary>
+    /// Opens (creating, mode 0600) the lock file at <paramref name="path"/> and takes
+    /// an exclusive flock on it, waiting for whoever holds it; closing releases it.
+    /// Throws <see cref="SensorException"/> when the file cannot be opened or locked.
+    /// </summary>
+    public static FileDescriptor LockFile(string path)
+    {
+        int fd = Open(path, ORdwr | OCreat | OCloexec, 0x180);
+        if (fd < 0)
+            throw new SensorException($"cannot open {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+        var locked = new FileDescriptor(fd);
+        int rc;
+        while ((rc = Flock(fd, LockExclusive)) != 0 && Marshal.GetLastPInvokeError() == Eintr)
+        {
+        }
+        if (rc == 0)
+            return locked;
+        int errno = Marshal.GetLastPInvokeError();
+        locked.Dispose();
+        throw new SensorException($"cannot lock {path}: {Libc.ErrorText(errno)}");
+    }
+
     protected override bool ReleaseHandle() => Close((int)handle) == 0;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
+    private static partial int Open(string path, int flags, int mode = 0);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int Flock(int fd, int operation);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);

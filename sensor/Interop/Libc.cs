@@ -73,6 +73,23 @@ internal static unsafe partial class Libc
         return ((uint)((major << 20) | (minor & 0xFFFFF)), *(ulong*)(buffer + 8));
     }
 
+    [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport(Library, EntryPoint = "geteuid")]
+    internal static partial uint GetEuid();
+
+    /// <summary>The uid that owns a path (not following a final symlink), or null when it cannot be read.</summary>
+    internal static uint? OwnerOf(string path)
+    {
+        const int AtFdCwd = -100;
+        const int AtSymlinkNoFollow = 0x100;
+        const uint StatxUid = 0x8;
+        // struct statx is the same on every architecture: stx_uid at byte 20 of 256.
+        byte* buffer = stackalloc byte[256];
+        return Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxUid, buffer) == 0 ? *(uint*)(buffer + 20) : null;
+    }
+
     /// <summary>The inode number of a path, or null when it cannot be read.</summary>
     internal static ulong? InodeOf(string path)
     {

@@ -47,6 +47,44 @@ public static class ProcfsReader
         }
     }
 
+    /// <summary>Every process /proc shows now, by pid; one that vanished mid-read is left out.</summary>
+    public static Dictionary<int, ProcfsStat> Stats()
+    {
+        var stats = new Dictionary<int, ProcfsStat>();
+        foreach (int pid in Pids())
+        {
+            if (TryReadStat(pid, out ProcfsStat stat))
+                stats[pid] = stat;
+        }
+        return stats;
+    }
+
+    /// <summary>
+    /// Whether no thread of <paramref name="pid"/> can run on: each stopped
+    /// (T), traced (t), a zombie or dead, as /proc/PID/task/*/stat says; true
+    /// once the process is gone. A thread inside fork() finishes it first.
+    /// </summary>
+    public static bool AllThreadsStopped(int pid)
+    {
+        try
+        {
+            foreach (string task in Directory.EnumerateDirectories($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/task"))
+            {
+                byte[] stat = ReadOrEmpty(Path.Join(task, "stat"));
+                int close = stat.AsSpan().LastIndexOf((byte)')');
+                if (close < 0 || close + 2 >= stat.Length)
+                    continue; // it left while we read
+                if (stat[close + 2] is not ((byte)'T' or (byte)'t' or (byte)'Z' or (byte)'X'))
+                    return false;
+            }
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return true; // gone
+        }
+    }
+
     public static bool TryReadDetails(int pid, out ProcfsDetails details)
     {
         details = default;

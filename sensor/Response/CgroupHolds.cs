@@ -85,9 +85,10 @@ internal sealed class CgroupHolds
     }
 
     /// <summary>
-    /// Detaches the hold's deny programs (its record must be gone already), then
-    /// thaws its cgroup if it is still there; returns the members the hold listed
-    /// when it thawed, none when the cgroup is gone.
+    /// Detaches the hold's deny programs, then thaws its cgroup if it is still
+    /// there (the caller removes the record after); returns the members the hold
+    /// listed when it thawed, none when the cgroup is gone. Throws
+    /// <see cref="SensorException"/> when cgroup.freeze cannot be written.
     /// </summary>
     public List<int> End(QuarantineHold hold)
     {

@@ -76,6 +76,9 @@ public sealed unsafe partial class Pidfd : IDisposable
         return Poll(&poll, 1, timeoutMs) > 0;
     }
 
+    /// <summary>Whether the process has exited (a zombie has), asked now without waiting.</summary>
+    public bool HasExited => WaitExit(0);
+
     private const short PollIn = 1;
 
     [StructLayout(LayoutKind.Sequential)]

@@ -34,9 +34,11 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
 }
 
 /// <summary>
-/// Kills a process, its live tree, or its job's cgroup, never a process other
-/// than the one named: every signal goes through a pidfd opened first and
-/// then checked against the start time; a job goes through cgroup.kill.
+/// Kills a process, its tree (by recorded lineage, <see cref="StoppedTree"/>),
+/// or its job's cgroup, never a process other than the one named: every signal
+/// goes through a pidfd opened first and then checked against the start time;
+/// a job goes through cgroup.kill. Refuses PID 1, kernel threads, this process
+/// and the running sensors (<see cref="RunningSensors"/>).
 /// </summary>
 public sealed class ProcessKiller
 {
@@ -72,13 +74,13 @@ public sealed class ProcessKiller
     /// </summary>
     public KillOutcome Kill(ProcessTarget target, KillScope scope)
     {
-        using Pidfd? root = OpenChecked(target, out string refusal);
+        using Pidfd? root = OpenChecked(target, out ProcfsStat stat, out string refusal);
         if (root is null)
             return KillOutcome.Refused(target, scope, refusal);
         return scope switch
         {
             KillScope.Process => KillOne(target, root),
-            KillScope.Tree => KillTree(target, root),
+            KillScope.Tree => KillTree(target, root, stat.StartTicks),
             _ => KillJob(target),
         };
     }
@@ -111,8 +113,8 @@ public sealed class ProcessKiller
             refusal = $"no process {target.Pid}";
         else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
             refusal = reason;
-        else if (IsGuardSensor(target.Pid))
-            refusal = $"{target.Pid} is a Guard sensor: stop it with SIGTERM, or `guard detach --all`";
+        else if (RunningSensors.IsRunning(target.Pid, stat.StartTicks))
+            refusal = $"{target.Pid} is a running Guard sensor: stop it with SIGTERM, or `guard detach --all`";
         else
             return pidfd;
         pidfd.Dispose();
@@ -127,14 +129,21 @@ public sealed class ProcessKiller
             : KillOutcome.Refused(target, KillScope.Process, errno == Esrch ? $"process {target.Pid} had already exited" : $"signal failed: {Libc.ErrorText(errno)}");
     }
 
-    /// <summary>Stops the whole tree first, so none escapes by forking, then kills every member through its own pidfd.</summary>
-    private static KillOutcome KillTree(ProcessTarget target, Pidfd root)
+    /// <summary>
+    /// Stops the whole tree first, by recorded lineage and live parents, so none
+    /// escapes by forking or by being re-parented, then kills every member
+    /// through its own pidfd, and whatever still turns up below them.
+    /// </summary>
+    private static KillOutcome KillTree(ProcessTarget target, Pidfd root, long rootStartTicks)
     {
-        using StoppedTree tree = StoppedTree.Stop(root);
-        if (tree.IncludesSelf)
-            return KillOutcome.Refused(target, KillScope.Tree, $"the tree of {target.Pid} includes this guard process");
-        List<int> killed = tree.SignalAll(StoppedTree.SigKill);
-        return new KillOutcome(target, KillScope.Tree, killed.Count > 0, $"killed {killed.Count} process{(killed.Count == 1 ? "" : "es")} of the tree of {target.Pid}", killed);
+        using StoppedTree tree = StoppedTree.Stop(root, rootStartTicks);
+        if (tree.Refusal is { } refusal)
+            return KillOutcome.Refused(target, KillScope.Tree, refusal);
+        List<int> killed = tree.Kill();
+        string message = $"killed {killed.Count} process{(killed.Count == 1 ? "" : "es")} of the tree of {target.Pid}"
+            + (tree.Settled ? "" : " (still growing when stopping gave up)")
+            + (tree.LineageNote is { } note ? $"; {note}" : "");
+        return new KillOutcome(target, KillScope.Tree, killed.Count > 0, message, killed);
     }
 
     private KillOutcome KillJob(ProcessTarget target)
@@ -165,16 +174,5 @@ public sealed class ProcessKiller
         if (job.CgroupPath == "/" || (own is not null && (own == job.CgroupPath || own.StartsWith(job.CgroupPath + "/", StringComparison.Ordinal))))
             return $"job {job.Id} ({job.CgroupPath}) holds this guard process too";
         return null;
-    }
-
-    /// <summary>A running guard binary (the native one: under `dotnet` every .NET program would match).</summary>
-    private static bool IsGuardSensor(int pid)
-    {
-        string? self = Environment.ProcessPath;
-        if (self is null || Path.GetFileName(self) != "guard")
-            return false;
-        ulong? ours = Libc.InodeOf(self);
-        ulong? theirs = Libc.InodeOf($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe");
-        return ours is not null && ours == theirs;
     }
 }

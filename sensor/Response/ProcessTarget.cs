@@ -2,13 +2,13 @@ using System.Globalization;
 
 namespace Guard.Sensor.Response;
 
-/// <summary>What to kill: the process, its live descendants too, or its whole job cgroup.</summary>
+/// <summary>What to kill: the process, its descendants too, or its whole job cgroup.</summary>
 public enum KillScope
 {
     /// <summary>The process alone.</summary>
     Process,
 
-    /// <summary>The process and its live descendants, stopped first.</summary>
+    /// <summary>The process and every descendant, by recorded lineage and live parent pid, stopped first.</summary>
     Tree,
 
     /// <summary>Every process of its job's cgroup, through cgroup.kill.</summary>

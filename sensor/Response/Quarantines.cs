@@ -19,6 +19,9 @@ namespace Guard.Sensor.Response;
 /// </summary>
 public sealed class Quarantines
 {
+    private const string ReleaseAction = "release";
+    private const string KillAction = "kill-quarantined";
+
     /// <summary>How long a kill waits for the members to be gone before it removes the hold.</summary>
     private static readonly TimeSpan KillWait = TimeSpan.FromSeconds(2);
 
@@ -80,7 +83,7 @@ public sealed class Quarantines
         using QuarantineKernel kernel = QuarantineKernel.OpenPinned() ?? throw new SensorException("nothing is quarantined");
         List<int> resumed = End(kernel, hold);
         kernel.RemoveUnneededPins();
-        return new QuarantineOutcome("release", true, $"released {hold.Name}: {resumed.Count} process{(resumed.Count == 1 ? "" : "es")} running again, network and GPU allowed", resumed, hold.CgroupPath, orderedBy, uid);
+        return new QuarantineOutcome(ReleaseAction, true, $"released {hold.Name}: {resumed.Count} process{(resumed.Count == 1 ? "" : "es")} running again, network and GPU allowed", resumed, hold.CgroupPath, orderedBy, uid);
     }
 
     /// <summary>
@@ -92,17 +95,21 @@ public sealed class Quarantines
     {
         uint uid = orderedByUid ?? Libc.PersonUid();
         using QuarantineKernel kernel = QuarantineKernel.OpenPinned() ?? throw new SensorException("nothing is quarantined");
-        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(hold) : TreeHolds.Kill(hold);
+        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(hold) : TreeHolds.Kill(kernel, hold.Id);
         WaitGone(kernel, hold, KillWait);
         End(kernel, hold, resume: false);
         kernel.RemoveUnneededPins();
-        return new QuarantineOutcome("kill-quarantined", killed.Count > 0, $"killed {hold.Name}: {killed.Count} process{(killed.Count == 1 ? "" : "es")}", killed, hold.CgroupPath, orderedBy, uid);
+        return new QuarantineOutcome(KillAction, killed.Count > 0, $"killed {hold.Name}: {killed.Count} process{(killed.Count == 1 ? "" : "es")}", killed, hold.CgroupPath, orderedBy, uid);
     }
 
     /// <summary>
     /// Prunes (as <see cref="Prune"/>), then kills or releases the holds whose
-    /// deadline is at or before <paramref name="now"/>, as each asked, ordered by
-    /// "timeout of" whoever made it. Throws as <see cref="Release"/> and <see cref="Kill"/> do.
+    /// deadline is at or before <paramref name="now"/>, earliest first, as each
+    /// asked, ordered by "timeout of" whoever made it. A hold that cannot be
+    /// ended (a kernel without cgroup.kill, a cgroup file that will not take the
+    /// write) is a refused outcome and the others are ended still; it is tried
+    /// again at the next call. Throws <see cref="SensorException"/> only when the
+    /// pinned maps cannot be opened or pruning fails.
     /// </summary>
     public IReadOnlyList<QuarantineOutcome> Expire(DateTimeOffset now)
     {
@@ -114,12 +121,19 @@ public sealed class Quarantines
             live = Prune(kernel, ReadAll(kernel)).Live;
         }
         var outcomes = new List<QuarantineOutcome>();
-        foreach (QuarantineHold hold in live)
+        foreach (QuarantineHold hold in live.Where(h => h.Deadline <= now).OrderBy(h => h.Deadline))
         {
-            if (hold.Deadline is not { } deadline || deadline > now)
-                continue;
             string by = $"timeout of {hold.OrderedBy}";
-            outcomes.Add(hold.OnTimeout == QuarantineExpiry.Kill ? Kill(hold, by, hold.OrderedByUid) : Release(hold, by, hold.OrderedByUid));
+            bool kill = hold.OnTimeout == QuarantineExpiry.Kill;
+            try
+            {
+                outcomes.Add(kill ? Kill(hold, by, hold.OrderedByUid) : Release(hold, by, hold.OrderedByUid));
+            }
+            catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
+            {
+                // One hold that cannot be ended must not keep the others in force past their time.
+                outcomes.Add(QuarantineOutcome.Refused(kill ? KillAction : ReleaseAction, $"{hold.Name} is still held: {e.Message}", by, hold.OrderedByUid) with { CgroupPath = hold.CgroupPath });
+            }
         }
         return outcomes;
     }
@@ -158,11 +172,23 @@ public sealed class Quarantines
         return (live, ended);
     }
 
-    /// <summary>Removes a hold's kernel state, record first (from then on the kernel denies none of them); resumes its processes unless they are being killed.</summary>
+    /// <summary>
+    /// Removes a hold's kernel state and resumes its processes unless they are
+    /// being killed. A tree hold's record goes first (from then on the kernel
+    /// denies none of its members); a cgroup hold's last, once its programs are
+    /// off and its cgroup thawed, so a thaw that fails leaves a hold that is
+    /// still listed and ended again, never a frozen cgroup nothing explains.
+    /// </summary>
     private List<int> End(QuarantineKernel kernel, QuarantineHold hold, bool resume = true)
     {
+        if (hold.Mode == QuarantineMode.Tree)
+        {
+            kernel.Remove(hold.Id);
+            return TreeHolds.End(kernel, hold.Id, resume);
+        }
+        List<int> thawed = cgroups.End(hold);
         kernel.Remove(hold.Id);
-        return hold.Mode == QuarantineMode.Cgroup ? cgroups.End(hold) : TreeHolds.End(kernel, hold.Id, resume);
+        return thawed;
     }
 
     private void WaitGone(QuarantineKernel kernel, QuarantineHold hold, TimeSpan wait)

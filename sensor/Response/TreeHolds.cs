@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.Diagnostics;
 using System.Text;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
@@ -9,14 +9,19 @@ using Guard.Sensor.Processes;
 namespace Guard.Sensor.Response;
 
 /// <summary>
-/// Holds for a process tree with no cgroup of its own: every member stopped
-/// (SIGSTOP through its pidfd) and its tgid pinned in the kernel's
-/// quarantine_tgids map, which denies it network and GPU devices and holds
-/// (and stops) any child it forks. The tree-mode programs attach once, at the
-/// cgroup root, and serve every tree hold.
+/// Holds for a process tree with no cgroup of its own: every member, found by
+/// recorded lineage and live parents (<see cref="StoppedTree"/>), stopped
+/// (SIGSTOP through its pidfd) and pinned in the kernel's quarantine_tgids map
+/// by tgid and start, which denies it network and GPU devices and holds (and
+/// stops) any child it forks. The tree-mode programs attach once, at the
+/// cgroup root, and serve every tree hold. Every signal to a member goes
+/// through a pidfd checked, once open, to be the process the map holds.
 /// </summary>
 internal sealed class TreeHolds
 {
+    /// <summary>How long a kill goes on signalling members that turn up (children of a member someone continued).</summary>
+    private static readonly TimeSpan KillLimit = TimeSpan.FromSeconds(2);
+
     private readonly Cgroupfs cgroupfs;
 
     /// <summary>Tree holds whose programs attach at <paramref name="cgroupfs"/>'s root.</summary>
@@ -34,7 +39,7 @@ internal sealed class TreeHolds
         if (root is null)
             return QuarantineOutcome.HoldRefused(request, refusal);
         using QuarantineKernel kernel = QuarantineKernel.Load();
-        if (kernel.IsHeld(target.Pid, out ulong already) && kernel.Records().Any(r => r.Id == already))
+        if (kernel.IsHeld(target.Pid, stat.StartTicks, out ulong already) && kernel.Records().Any(r => r.Id == already))
             return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");
         kernel.EnsureTreeLinks(cgroupfs.Root);
         foreach (GpuDevice device in request.GpuDevices)
@@ -42,35 +47,50 @@ internal sealed class TreeHolds
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
         kernel.Put(id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"));
-        using StoppedTree tree = StoppedTree.Stop(root, pid => kernel.HoldTgid(pid, id));
-        if (tree.IncludesSelf)
+        using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id));
+        if (tree.Refusal is { } why)
         {
             Forget(kernel, id);
-            return QuarantineOutcome.HoldRefused(request, $"the tree of {target.Pid} includes this guard process");
+            return QuarantineOutcome.HoldRefused(request, why);
         }
         int sockets = 0;
-        foreach (Pidfd member in tree.Members.Values)
+        foreach (Pidfd member in tree.Members)
             sockets += MarkSockets(kernel, member, id);
-        int[] pids = [.. tree.Members.Keys];
+        int[] pids = tree.Pids;
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
-            $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied",
+            $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied"
+            + (tree.LineageNote is { } note ? $"; {note}" : ""),
             pids, null, request.OrderedBy, request.OrderedByUid);
     }
 
-    /// <summary>The live members of hold <paramref name="id"/>, ascending: its tgids in the kernel map (dropped there at exit) that still have a /proc entry.</summary>
+    /// <summary>The live members of hold <paramref name="id"/>, ascending: the processes the kernel map holds (dropped there at exit) that /proc shows with the start they were held with.</summary>
     public static List<int> Members(QuarantineKernel kernel, ulong id) =>
-        [.. kernel.TgidsOf(id).Where(pid => Directory.Exists($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}")).Order()];
+        [.. kernel.HeldBy(id).Where(m => ProcfsReader.TryReadStat(m.Tgid, out ProcfsStat s) && s.StartTicks == m.StartTicks).Select(m => m.Tgid).Order()];
 
-    /// <summary>Sends SIGKILL to each member of <paramref name="hold"/> through its own pidfd; returns those it reached.</summary>
-    public static List<int> Kill(QuarantineHold hold)
+    /// <summary>
+    /// Sends SIGKILL to every member of hold <paramref name="id"/> as the kernel
+    /// holds them now, each through a pidfd checked once open to be that member;
+    /// goes on while new members turn up (a continued member may fork; its child
+    /// is held), for up to 2 s. Returns the pids the signal reached.
+    /// </summary>
+    public static List<int> Kill(QuarantineKernel kernel, ulong id)
     {
+        var signalled = new HashSet<(int, long)>();
         var killed = new List<int>();
-        foreach (int pid in hold.Pids)
+        var clock = Stopwatch.StartNew();
+        bool found = true;
+        while (found && clock.Elapsed < KillLimit)
         {
-            // A member stays in the map until it exits, so the pid is still that member.
-            using Pidfd? member = Pidfd.TryOpen(pid, out _);
-            if (member?.Signal(StoppedTree.SigKill) == 0)
-                killed.Add(pid);
+            found = false;
+            foreach ((int pid, long startTicks) in kernel.HeldBy(id))
+            {
+                if (!signalled.Add((pid, startTicks)))
+                    continue;
+                found = true;
+                using Pidfd? member = OpenMember(kernel, id, pid, startTicks);
+                if (member?.Signal(StoppedTree.SigKill) == 0)
+                    killed.Add(pid);
+            }
         }
         return killed;
     }
@@ -78,29 +98,46 @@ internal sealed class TreeHolds
     /// <summary>
     /// Lets the members of hold <paramref name="id"/> go from the tgid map (its
     /// record must be gone already) and, when <paramref name="resume"/>, sends
-    /// each SIGCONT; returns those continued.
+    /// each SIGCONT through a pidfd checked first to be that member; returns
+    /// those continued.
     /// </summary>
     public static List<int> End(QuarantineKernel kernel, ulong id, bool resume)
     {
         var resumed = new List<int>();
-        foreach (int pid in kernel.TgidsOf(id))
+        foreach ((int pid, long startTicks) in kernel.HeldBy(id))
         {
-            kernel.ForgetTgid(pid);
-            if (!resume)
-                continue;
-            using Pidfd? member = Pidfd.TryOpen(pid, out _);
+            using Pidfd? member = resume ? OpenMember(kernel, id, pid, startTicks) : null;
+            kernel.ForgetTgid(pid, id);
             if (member?.Signal(StoppedTree.SigCont) == 0)
                 resumed.Add(pid);
         }
         return resumed;
     }
 
+    /// <summary>
+    /// A pidfd on the member <paramref name="pid"/> of hold <paramref name="id"/>, or null:
+    /// checked once open that the map still holds that pid for this hold with the
+    /// start <paramref name="startTicks"/>, and that /proc shows the same start, so
+    /// a pid that changed hands since the map was read is never signalled.
+    /// </summary>
+    private static Pidfd? OpenMember(QuarantineKernel kernel, ulong id, int pid, long startTicks)
+    {
+        Pidfd? member = Pidfd.TryOpen(pid, out _);
+        if (member is null)
+            return null;
+        if (kernel.IsHeld(pid, startTicks, out ulong holder) && holder == id
+            && ProcfsReader.TryReadStat(pid, out ProcfsStat stat) && stat.StartTicks == startTicks)
+            return member;
+        member.Dispose();
+        return null;
+    }
+
     /// <summary>Undoes a hold that did not take: record, tgids, and the pins no hold needs now.</summary>
     private static void Forget(QuarantineKernel kernel, ulong id)
     {
         kernel.Remove(id);
-        foreach (int pid in kernel.TgidsOf(id))
-            kernel.ForgetTgid(pid);
+        foreach ((int pid, _) in kernel.HeldBy(id))
+            kernel.ForgetTgid(pid, id);
         kernel.RemoveUnneededPins();
     }
 

@@ -68,6 +68,7 @@ internal static class Enforcement
         {
             poll.Cancel();
             poller.Join();
+            Guard.Sensor.Bpf.LineageKernel.Remove(); // left pinned by the sensor: later sections measure a bare host
         }
     }
 

@@ -50,6 +50,8 @@ internal sealed class InProcessSensor : IDisposable
         stopping = true;
         poller.Join();
         sensor.Dispose();
+        // The lineage recorder a sensor leaves pinned goes too: the baseline runs measure a bare host.
+        Guard.Sensor.Bpf.LineageKernel.Remove();
     }
 
     private sealed class CountingSink(IEventSink inner) : IEventSink

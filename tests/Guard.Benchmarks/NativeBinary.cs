@@ -32,8 +32,9 @@ internal static class NativeBinary
             watch.StandardOutput.ReadToEnd();
             string summary = watch.StandardError.ReadToEnd().Split('\n').FirstOrDefault(l => l.Contains(" events", StringComparison.Ordinal)) ?? "";
             watch.WaitForExit();
-            // The watch handed its enforcement over on the way out: later runs measure a bare host.
+            // The watch handed its enforcement over on the way out, and left the lineage recorder: later runs measure a bare host.
             Guard.Sensor.Bpf.EnforcementKernel.Remove();
+            Guard.Sensor.Bpf.LineageKernel.Remove();
             int processes = Directory.EnumerateDirectories("/proc").Count(d => char.IsDigit(Path.GetFileName(d)[0]));
             yield return $"native guard watch with {processes} live processes on the host: VmRSS {rss}, peak {hwm} (bar 64 MB)";
             yield return $"native guard watch: first event on stdout {firstMs:F0} ms after start (bar 500 ms){(first is null ? " -- no event seen" : "")}";

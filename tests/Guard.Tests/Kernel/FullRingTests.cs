@@ -43,7 +43,7 @@ public sealed class FullRingTests
     public void AKnownMinerExecdIntoAFullRingIsKilledEveryTime()
     {
         using var dir = new TempDir();
-        string miner = dir.ProgramCopy("/bin/true", "xmrig");
+        string miner = dir.ExecutableCopy("/bin/true", "xmrig");
         using SensorHarness sensor = StalledSensor();
         Fill(sensor);
 
@@ -62,7 +62,7 @@ public sealed class FullRingTests
     {
         using var dir = new TempDir();
         // A real program elsewhere: killed only inside a job, so only membership kept at fork kills it.
-        string miner = dir.ProgramCopy("/bin/true", "rigel");
+        string miner = dir.ExecutableCopy("/bin/true", "rigel");
         // python3 is a job root; for each line it forks a child that execs the miner name.
         const string root = """
             import os, sys

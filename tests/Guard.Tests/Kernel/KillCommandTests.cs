@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Guard.Cli;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
@@ -28,6 +29,9 @@ public sealed class KillCommandTests
     private static string EntityId(int pid) => EntityIds.ForThisBoot().For(pid, StartTicks(pid));
 
     private static bool Gone(Process p) => p.WaitForExit(5000);
+
+    /// <summary>The apphost `guard` this build made beside the tests: the very file a `guard` command runs.</summary>
+    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
 
     [Fact]
     public void KillRefusesAReusedPidAndKillsTheProcessItNamed()
@@ -104,6 +108,96 @@ public sealed class KillCommandTests
         Thread.Sleep(200);
         Assert.All(descendants, pid => Assert.False(File.Exists($"/proc/{pid}/stat") && !IsZombie(pid), $"descendant {pid} survived"));
         Assert.Contains("killed 5 processes", console.Out.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ARunningWatchIsRefusedAndItsRegistrationGoesWithIt()
+    {
+        KernelRequirements.Check();
+        using Process watch = Run.Start(GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
+        _ = watch.StandardOutput.ReadToEndAsync(); // drained: a full pipe would stall it
+        try
+        {
+            long ticks = StartTicks(watch.Id);
+            Run.WaitFor(() => RunningSensors.IsRunning(watch.Id, ticks), "the watch to register", 30_000);
+
+            var console = new TestConsole();
+            Assert.Equal((int)ExitCode.Failure, GuardCli.Run(["kill", watch.Id.ToString(CultureInfo.InvariantCulture)], console));
+            Assert.Contains($"{watch.Id} is a running Guard sensor", console.ErrorText, StringComparison.Ordinal);
+            Assert.False(watch.HasExited, "a refused kill sends nothing");
+
+            Assert.True(OwnProcesses.Signal(watch.Id, ticks, 15)); // SIGTERM, as systemd stops it
+            Assert.True(watch.WaitForExit(15_000));
+            Assert.Equal(0, watch.ExitCode);
+            Assert.False(File.Exists(Path.Combine(RunningSensors.Directory, watch.Id.ToString(CultureInfo.InvariantCulture))), "the registration outlived the watch");
+            Assert.DoesNotContain(watch.Id, RunningSensors.List().Select(s => s.Pid));
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            EnforcementKernel.Remove(); // what the watch handed over on its way out
+        }
+    }
+
+    [Fact]
+    public void ARegistrationOfAPidThatChangedHandsOrNotWrittenByRootRefusesNothing()
+    {
+        KernelRequirements.Check();
+        using Process reused = Run.Start("/bin/sleep", "30");
+        using Process forged = Run.Start("/bin/sleep", "30");
+        string dir = RunDirectory.Ensure("sensors");
+        string stale = Path.Combine(dir, reused.Id.ToString(CultureInfo.InvariantCulture));
+        string foreign = Path.Combine(dir, forged.Id.ToString(CultureInfo.InvariantCulture));
+        try
+        {
+            File.WriteAllText(stale, $"{StartTicks(reused.Id) - 1}\n"); // a sensor that was, under this pid, before
+            File.WriteAllText(foreign, $"{StartTicks(forged.Id)}\n");
+            Run.Complete("chown", "65534", foreign); // written by someone who is not root
+
+            Assert.Equal(0, GuardCli.Run(["kill", reused.Id.ToString(CultureInfo.InvariantCulture)], new TestConsole()));
+            Assert.Equal(0, GuardCli.Run(["kill", forged.Id.ToString(CultureInfo.InvariantCulture)], new TestConsole()));
+            Assert.True(Gone(reused));
+            Assert.True(Gone(forged));
+        }
+        finally
+        {
+            File.Delete(stale);
+            File.Delete(foreign);
+            if (!reused.HasExited)
+                reused.Kill();
+            if (!forged.HasExited)
+                forged.Kill();
+        }
+    }
+
+    [Fact]
+    public void AGuardProcessThatIsNoSensorIsKilledThoughItRunsTheGuardFile()
+    {
+        KernelRequirements.Check();
+        using var dir = new TempDir();
+        // `guard version` taken over before its main() by an injected library: a miner in the guard file itself.
+        var info = new ProcessStartInfo(GuardExecutable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add("version");
+        info.Environment["LD_PRELOAD"] = dir.Compile("hang", sharedLibrary: true);
+        using Process hijacked = Process.Start(info)!;
+        try
+        {
+            Run.WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
+            Assert.Equal(Libc.FileIdOf(GuardExecutable), Libc.FileIdOf($"/proc/{hijacked.Id}/exe"));
+
+            // Killed by `guard` itself, running the same file (device and inode): that is no reason to refuse.
+            string output = Run.Complete(GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));
+
+            Assert.Contains($"killed {hijacked.Id}", output, StringComparison.Ordinal);
+            Assert.True(Gone(hijacked));
+            Assert.Equal(137, hijacked.ExitCode);
+        }
+        finally
+        {
+            if (!hijacked.HasExited)
+                hijacked.Kill();
+        }
     }
 
     [Fact]

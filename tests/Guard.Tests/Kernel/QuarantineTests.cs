@@ -5,7 +5,10 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Guard.Cli;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
@@ -106,7 +109,7 @@ public sealed class QuarantineTests : IDisposable
                     received.Write(buffer, 0, n);
             }
         });
-        WaitFor(() => Received.Contains("before;", StringComparison.Ordinal), "the job's first bytes");
+        Run.WaitFor(() => Received.Contains("before;", StringComparison.Ordinal), "the job's first bytes");
         return job;
     }
 
@@ -125,23 +128,6 @@ public sealed class QuarantineTests : IDisposable
         string? line = job.StandardOutput.ReadLine();
         Assert.NotNull(line);
         return JsonDocument.Parse(line).RootElement;
-    }
-
-    private static void WaitFor(Func<bool> condition, string what, int ms = 5000)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.ElapsedMilliseconds < ms, $"timed out waiting for {what}");
-            Thread.Sleep(20);
-        }
-    }
-
-    private static char State(int pid)
-    {
-        string status = File.ReadAllText($"/proc/{pid}/status");
-        int at = status.IndexOf("State:\t", StringComparison.Ordinal) + 7;
-        return status[at];
     }
 
     private static (int Code, TestConsole Console) Guard(params string[] args)
@@ -170,12 +156,12 @@ public sealed class QuarantineTests : IDisposable
         JsonElement action = JsonDocument.Parse(hold.JsonLines().Single()).RootElement;
         Assert.Equal("quarantine", action.GetProperty("event").GetProperty("action").GetString());
         Assert.Equal("success", action.GetProperty("event").GetProperty("outcome").GetString());
-        Assert.Equal('T', State(job.Id));
+        Assert.Equal('T', Run.State(job.Id));
 
         // A watch started and stopped twice: the hold is not the sensor's, it stays.
         for (int i = 0; i < 2; i++)
             Assert.Equal(0, Guard("watch", "--duration", "1s", "--output", "json").Code);
-        Assert.Equal('T', State(job.Id));
+        Assert.Equal('T', Run.State(job.Id));
 
         // The escape: someone continues it. The kernel still denies it all.
         Continue(job.Id);
@@ -183,7 +169,7 @@ public sealed class QuarantineTests : IDisposable
         Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());
         Assert.Equal(Eperm, held.GetProperty("gpu").GetInt32());
         int child = held.GetProperty("child").GetInt32();
-        WaitFor(() => State(child) == 'T', "the kernel to stop the new child");
+        Run.WaitFor(() => Run.State(child) == 'T', "the kernel to stop the new child");
         Thread.Sleep(300);
         Assert.False(File.Exists(Marker + ".held"), "a child forked under quarantine ran");
         Assert.DoesNotContain("held;", Received, StringComparison.Ordinal);
@@ -197,14 +183,14 @@ public sealed class QuarantineTests : IDisposable
 
         (code, TestConsole release) = Guard("release", job.Id.ToString(CultureInfo.InvariantCulture));
         Assert.True(code == 0, release.ErrorText);
-        WaitFor(() => File.Exists(Marker + ".held"), "the held child to run once released");
+        Run.WaitFor(() => File.Exists(Marker + ".held"), "the held child to run once released");
         JsonElement free = Attempt(job);
         Assert.Equal(0, free.GetProperty("send").GetInt32());
         Assert.Equal(0, free.GetProperty("connect").GetInt32());
         Assert.Equal(0, free.GetProperty("gpu").GetInt32());
-        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
+        Run.WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release", 10_000);
         Assert.False(QuarantineKernel.Pinned, "the last release leaves no pin");
-        WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.QuarantinePrefix, StringComparison.Ordinal)), "the kernel to free the quarantine programs");
+        Run.WaitFor(() => !GuardProgramsLoaded.List().Any(p => p.Name.StartsWith(BpfProgramNames.QuarantinePrefix, StringComparison.Ordinal)), "the kernel to free the quarantine programs");
     }
 
     [Fact]
@@ -252,7 +238,7 @@ public sealed class QuarantineTests : IDisposable
         JsonElement free = Attempt(job);
         Assert.Equal(0, free.GetProperty("connect").GetInt32());
         Assert.Equal(0, free.GetProperty("gpu").GetInt32());
-        WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release");
+        Run.WaitFor(() => Received.Contains("released;", StringComparison.Ordinal), "bytes sent after the release");
         Assert.False(QuarantineKernel.Pinned);
     }
 
@@ -266,7 +252,7 @@ public sealed class QuarantineTests : IDisposable
         {
             Assert.Equal(0, Guard("quarantine", killed.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s", "--then", "kill").Code);
             Assert.Equal(0, Guard("quarantine", released.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s").Code);
-            Assert.Equal('T', State(released.Id));
+            Assert.Equal('T', Run.State(released.Id));
 
             (int code, TestConsole watch) = Guard("watch", "--duration", "2500ms", "--output", "json", "--type", "exec");
             Assert.Equal(0, code);
@@ -277,7 +263,7 @@ public sealed class QuarantineTests : IDisposable
             Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "kill-quarantined"
                 && a.GetProperty("guard").GetProperty("action").GetProperty("ordered_by").GetProperty("via").GetString() == "timeout of cli");
             Assert.Contains(actions, a => a.GetProperty("event").GetProperty("action").GetString() == "release");
-            WaitFor(() => State(released.Id) == 'S', "the released sleeper to run again");
+            Run.WaitFor(() => Run.State(released.Id) == 'S', "the released sleeper to run again");
             Assert.False(QuarantineKernel.Pinned);
         }
         finally
@@ -312,6 +298,100 @@ public sealed class QuarantineTests : IDisposable
         {
             if (!sleeper.HasExited)
                 sleeper.Kill();
+        }
+    }
+
+    [Fact]
+    public void KillAndReleaseSignalOnlyWhatTheKernelStillHoldsAsItself()
+    {
+        KernelRequirements.Check();
+        using Process held = Run.Start("/bin/sleep", "60");
+        // A process that got a pid the hold once had: the map still has an entry for
+        // that pid, left by the member that exited, with the member's start.
+        Process bystander = StartJob();
+        Assert.True(ProcfsReader.TryReadStat(bystander.Id, out ProcfsStat stat));
+        long leftStart = stat.StartTicks - 1;
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
+            QuarantineHold hold = quarantines.Holding(held.Id)!;
+            LeaveEntry(bystander.Id, leftStart, hold.Id);
+
+            // The kernel holds nobody by such an entry: the bystander connects, and its child runs.
+            JsonElement free = Attempt(bystander);
+            Assert.Equal(0, free.GetProperty("connect").GetInt32());
+            Run.WaitFor(() => File.Exists(Marker + ".held"), "the bystander's child to run");
+
+            // Release continues the members, and nothing else: the bystander, stopped by this test, stays stopped.
+            Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 19));
+            Run.WaitFor(() => Run.State(bystander.Id) == 'T', "the bystander to stop");
+            Assert.Equal(0, Guard("release", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            Run.WaitFor(() => Run.State(held.Id) == 'S', "the member to run again");
+            Assert.Equal('T', Run.State(bystander.Id));
+            Assert.True(OwnProcesses.Signal(bystander.Id, stat.StartTicks, 18));
+
+            // A kill from a snapshot read earlier that lists the bystander's pid kills the member alone.
+            Assert.Equal(0, Guard("quarantine", held.Id.ToString(CultureInfo.InvariantCulture)).Code);
+            hold = quarantines.Holding(held.Id)!;
+            LeaveEntry(bystander.Id, leftStart, hold.Id);
+            QuarantineOutcome killed = quarantines.Kill(hold with { Pids = [held.Id, bystander.Id] });
+            Assert.Equal([held.Id], killed.Pids);
+            Assert.True(held.WaitForExit(5000));
+            Thread.Sleep(200);
+            Assert.False(bystander.HasExited, "a process the hold did not hold was killed");
+        }
+        finally
+        {
+            if (!held.HasExited)
+                held.Kill();
+        }
+    }
+
+    private static void LeaveEntry(int pid, long startTicks, ulong holdId)
+    {
+        using QuarantineKernel kernel = QuarantineKernel.OpenPinned()!;
+        kernel.HoldTgid(pid, startTicks, holdId);
+    }
+
+    [Fact]
+    public void ExpiryEndsEveryDueHoldThoughOneCannotBeEnded()
+    {
+        KernelRequirements.Check();
+        using Process released = Run.Start("/bin/sleep", "60");
+        using Process unkillable = Run.Start("/bin/sleep", "60");
+        // A hierarchy whose cgroup.kill cannot be written, as on a kernel without it.
+        using var hierarchy = new TempDir();
+        string job = Directory.CreateDirectory(Path.Combine(hierarchy.Path, "job_7")).FullName;
+        File.WriteAllText(Path.Combine(job, "cgroup.procs"), $"{unkillable.Id}\n");
+        Directory.CreateDirectory(Path.Combine(job, "cgroup.kill"));
+        ulong jobId = Libc.InodeOf(job)!.Value;
+        try
+        {
+            Assert.Equal(0, Guard("quarantine", released.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "1s").Code);
+            var due = new QuarantineRequest { Timeout = TimeSpan.Zero, OnTimeout = QuarantineExpiry.Kill };
+            using (QuarantineKernel kernel = QuarantineKernel.OpenPinned()!)
+                kernel.Put(jobId, due.ToRecord(QuarantineMode.Cgroup, jobId, 0, 0, "test:unkillable"));
+            Thread.Sleep(1100);
+
+            IReadOnlyList<QuarantineOutcome> outcomes = new Quarantines(hierarchy.Path).Expire(DateTimeOffset.UtcNow);
+
+            Assert.Equal(["kill-quarantined", "release"], outcomes.Select(o => o.Action));
+            Assert.False(outcomes[0].Done);
+            Assert.Contains("test:unkillable is still held", outcomes[0].Message, StringComparison.Ordinal);
+            Assert.True(outcomes[1].Done, outcomes[1].Message);
+            Run.WaitFor(() => Run.State(released.Id) == 'S', "the hold due after the one that failed to be released");
+            Assert.False(unkillable.HasExited);
+        }
+        finally
+        {
+            using (QuarantineKernel? kernel = QuarantineKernel.OpenPinned())
+            {
+                kernel?.Remove(jobId);
+                kernel?.RemoveUnneededPins();
+            }
+            released.Kill();
+            unkillable.Kill();
         }
     }
 

@@ -46,7 +46,7 @@ public sealed class WatchCommandTests
     }
 
     [Fact]
-    public void WatchDetachesItsOwnProgramsAndLeavesOnlyTheHandedOverEnforcement()
+    public void WatchDetachesItsOwnProgramsAndLeavesOnlyTheHandedOverEnforcementAndTheLineageRecorder()
     {
         KernelRequirements.Check();
         var console = new TestConsole();
@@ -56,19 +56,22 @@ public sealed class WatchCommandTests
         Assert.Contains("enforcement programs stay", console.ErrorText, StringComparison.Ordinal);
         Assert.Contains(BpfProgramNames.Ioctl, console.ErrorText.Split('\n').Single(l => l.Contains("attached", StringComparison.Ordinal)), StringComparison.Ordinal);
 
-        // What stays is only the enforcement, pinned; removing it leaves nothing.
+        // What stays is the enforcement and the lineage recorder, pinned; removing them leaves nothing.
         Assert.Equal(
-            [BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork],
+            [BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork,
+             BpfProgramNames.LineageExit, BpfProgramNames.LineageFork],
             Pins.Links(Pins.Root).Select(Path.GetFileName));
+        static bool Stays(string name) => name.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal) || name.StartsWith(BpfProgramNames.LineagePrefix, StringComparison.Ordinal);
         string[] names = GuardProgramNames();
-        for (int i = 0; i < 30 && names.Any(n => !n.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal)); i++)
+        for (int i = 0; i < 30 && !names.All(Stays); i++)
         {
             Thread.Sleep(100); // the kernel frees a detached program after an RCU grace period
             names = GuardProgramNames();
         }
-        Assert.All(names, n => Assert.StartsWith(BpfProgramNames.EnforcePrefix, n, StringComparison.Ordinal));
+        Assert.All(names, n => Assert.True(Stays(n), n));
 
         EnforcementKernel.Remove();
+        LineageKernel.Remove();
         for (int i = 0; i < 30 && (names = GuardProgramNames()).Length > 0; i++)
             Thread.Sleep(100);
         Assert.Empty(names);

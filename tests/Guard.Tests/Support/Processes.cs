@@ -40,6 +40,32 @@ public static class Run
 
     /// <summary>A python3 script run as its own process; returns the process.</summary>
     public static Process PythonScript(string script, params string[] args) => Start(Python, ["-c", script, .. args]);
+
+    /// <summary>Polls <paramref name="condition"/> every 20 ms; fails the test, naming <paramref name="what"/>, after <paramref name="ms"/>.</summary>
+    public static void WaitFor(Func<bool> condition, string what, int ms = 5000)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.ElapsedMilliseconds > ms)
+                throw new XunitException($"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>The process's state letter from /proc/PID/status (S, T, Z, ...); X once it is gone.</summary>
+    public static char State(int pid)
+    {
+        try
+        {
+            string status = File.ReadAllText($"/proc/{pid}/status");
+            return status[status.IndexOf("State:\t", StringComparison.Ordinal) + 7];
+        }
+        catch (IOException)
+        {
+            return 'X';
+        }
+    }
 }
 
 /// <summary>A temporary directory removed at dispose.</summary>
@@ -57,15 +83,28 @@ public sealed class TempDir : IDisposable
     }
 
     /// <summary>A copy of /bin/sh named <paramref name="name"/>: a miner simulator whose every act is a shell command.</summary>
-    public string ShellCopy(string name) => ProgramCopy("/bin/sh", name);
+    public string ShellCopy(string name) => ExecutableCopy("/bin/sh", name);
 
-    /// <summary>An executable copy of <paramref name="program"/> named <paramref name="name"/> (a stand-in under a miner's name).</summary>
-    public string ProgramCopy(string program, string name)
+    /// <summary>A copy of the program <paramref name="source"/> named <paramref name="name"/>: a stand-in that is this test's own file.</summary>
+    public string ExecutableCopy(string source, string name)
     {
         string path = System.IO.Path.Combine(Path, name);
-        System.IO.File.Copy(program, path);
+        System.IO.File.Copy(source, path);
         System.IO.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return path;
+    }
+
+    /// <summary>
+    /// A small C stand-in from Fixtures/standins/NAME.c compiled with clang (which
+    /// the BPF build needs anyway) into this directory: a program, or with
+    /// <paramref name="sharedLibrary"/> NAME.so. Fails the test when clang fails.
+    /// </summary>
+    public string Compile(string name, bool sharedLibrary = false)
+    {
+        string source = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "standins", name + ".c");
+        string output = System.IO.Path.Combine(Path, sharedLibrary ? name + ".so" : name);
+        Run.Complete("clang", sharedLibrary ? ["-shared", "-fPIC", "-O2", "-Wall", "-o", output, source] : ["-O2", "-Wall", "-o", output, source]);
+        return output;
     }
 
     public void Dispose()
@@ -80,4 +119,55 @@ public sealed class TempDir : IDisposable
             Run.Complete("rm", "-rf", Path);
         }
     }
+}
+
+/// <summary>
+/// Processes a test caused but did not start itself (grandchildren, children
+/// made with CLONE_PARENT, a storm's members), known by pid and start: each is
+/// signalled only through a pidfd checked, once open, to be that very process.
+/// Dispose kills those still running, even when the test failed.
+/// </summary>
+public sealed class OwnProcesses : IDisposable
+{
+    private readonly List<(int Pid, long StartTicks)> known = [];
+
+    /// <summary>Keeps the process <paramref name="pid"/> is now; its start, or the test fails when it is gone.</summary>
+    public long Add(int pid)
+    {
+        if (!Guard.Sensor.Processes.ProcfsReader.TryReadStat(pid, out Guard.Sensor.Processes.ProcfsStat stat))
+            throw new XunitException($"process {pid} is gone before the test could keep it");
+        known.Add((pid, stat.StartTicks));
+        return stat.StartTicks;
+    }
+
+    /// <summary>The pids running <paramref name="executable"/> now, zombies left out.</summary>
+    public static List<int> Running(string executable) =>
+        [.. Guard.Sensor.Processes.ProcfsReader.Pids().Where(pid =>
+        {
+            try
+            {
+                return new FileInfo($"/proc/{pid}/exe").LinkTarget == executable;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false; // gone, or a zombie with no executable left
+            }
+        })];
+
+    /// <summary>Sends <paramref name="signal"/> to the process <paramref name="pid"/> if it is still the one that started at <paramref name="startTicks"/>; true when it was reached.</summary>
+    public static bool Signal(int pid, long startTicks, int signal)
+    {
+        using Guard.Sensor.Response.Pidfd? fd = Guard.Sensor.Response.Pidfd.TryOpen(pid, out _);
+        return fd is not null && Guard.Sensor.Processes.ProcfsReader.TryReadStat(pid, out Guard.Sensor.Processes.ProcfsStat stat)
+            && stat.StartTicks == startTicks && fd.Signal(signal) == 0;
+    }
+
+    /// <summary>SIGKILL to every kept process still running as itself.</summary>
+    public void KillAll()
+    {
+        foreach ((int pid, long startTicks) in known)
+            Signal(pid, startTicks, 9);
+    }
+
+    public void Dispose() => KillAll();
 }

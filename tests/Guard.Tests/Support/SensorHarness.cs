@@ -158,8 +158,9 @@ public sealed class KernelTestGroup : ICollectionFixture<PinRootCleanup>
 }
 
 /// <summary>
-/// This test run's own pin root and action log, set before any test runs:
-/// a production Guard's holds, enforcement and log on this host are never touched.
+/// This test run's own pin root, action log and run directory (sensor
+/// registrations, locks), set before any test runs: a production Guard's
+/// holds, enforcement, lineage, log and registrations on this host are never touched.
 /// </summary>
 internal static class TestRunState
 {
@@ -170,12 +171,15 @@ internal static class TestRunState
             Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", $"/sys/fs/bpf/guard-test-{Environment.ProcessId}");
         if (Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is null)
             Environment.SetEnvironmentVariable("GUARD_ACTION_LOG", Path.Combine(Path.GetTempPath(), $"guard-test-{Environment.ProcessId}-actions.jsonl"));
+        if (Environment.GetEnvironmentVariable("GUARD_RUN_DIR") is null)
+            Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Path.Combine(Path.GetTempPath(), $"guard-test-{Environment.ProcessId}-run"));
     }
 }
 
 /// <summary>
 /// After the last kernel test: enforcement a `guard watch` of the tests
-/// handed over, and anything else left under this run's own pin root, goes.
+/// handed over, the lineage recorder, anything else left under this run's own
+/// pin root, its action log and its run directory go.
 /// </summary>
 public sealed class PinRootCleanup : IDisposable
 {
@@ -187,5 +191,8 @@ public sealed class PinRootCleanup : IDisposable
         string log = Guard.Sensor.Output.ActionLog.DefaultPath;
         if (log.StartsWith(Path.GetTempPath(), StringComparison.Ordinal))
             File.Delete(log);
+        string run = Guard.Sensor.Interop.RunDirectory.Path;
+        if (run.StartsWith(Path.GetTempPath(), StringComparison.Ordinal) && Directory.Exists(run))
+            Directory.Delete(run, recursive: true);
     }
 }

@@ -37,6 +37,9 @@ public sealed partial class RecordLayoutTests
         ("guard_destination_key", typeof(GuardDestinationKey)),
         ("guard_file_key", typeof(GuardFileKey)),
         ("guard_rounding", typeof(GuardRounding)),
+        ("guard_member", typeof(GuardMember)),
+        ("guard_process_id", typeof(GuardProcessId)),
+        ("guard_lineage", typeof(GuardLineage)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
@@ -139,5 +142,15 @@ public sealed partial class RecordLayoutTests
         string header = File.ReadAllText(Path.Combine(RepoPaths.Bpf, "guard.h"));
         Match m = Regex.Match(header, @"#define GUARD_ABI_VERSION (\d+)");
         Assert.Equal(RecordHeader.AbiVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
+    }
+
+    /// <summary>The kernel compares starts in the clock ticks /proc shows: its tick length is the host's.</summary>
+    [Fact]
+    public void ClockTickMatchesTheHeaderAndThisHost()
+    {
+        string header = File.ReadAllText(Path.Combine(RepoPaths.Bpf, "guard.h"));
+        Match m = Regex.Match(header, @"#define GUARD_NS_PER_TICK (\d+)ULL");
+        Assert.Equal(GuardProcessId.NsPerTick.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
+        Assert.Equal(GuardProcessId.NsPerTick, 1_000_000_000UL / (ulong)Guard.Sensor.Processes.ClockTicks.PerSecond);
     }
 }
