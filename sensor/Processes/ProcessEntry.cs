@@ -54,7 +54,12 @@ public sealed class ProcessEntry
 
     public string? UserName { get; internal set; }
 
-    public Job? Job { get; internal set; }
+    /// <summary>
+    /// Its cgroup's job (a Slurm job, a pod, a container, a unit the policy
+    /// names), kept when it leaves that cgroup, as the kernel keeps it; null
+    /// when it has none. Which job it is in is <see cref="Membership"/>.
+    /// </summary>
+    public Job? CgroupJob { get; internal set; }
 
     public string? WorkingDirectory { get; internal set; }
 
@@ -62,6 +67,30 @@ public sealed class ProcessEntry
 
     /// <summary>The training job's root above it (the kernel's verdict at exec, inherited at fork); 0 outside a job.</summary>
     public int JobRootPid { get; internal set; }
+
+    /// <summary>
+    /// The job root as a process: itself or the ancestor whose pid is
+    /// <see cref="JobRootPid"/>. Found through lineage, which is identity,
+    /// never by pid alone, which a newer process may hold by now; null outside
+    /// a job, or when its lineage does not reach the root.
+    /// </summary>
+    public ProcessEntry? JobRoot
+    {
+        get
+        {
+            if (JobRootPid == 0)
+                return null;
+            for (ProcessEntry? p = this; p is not null; p = p.Parent)
+            {
+                if (p.Pid == JobRootPid)
+                    return p;
+            }
+            return null;
+        }
+    }
+
+    /// <summary>Which job it is in: the one answer every rule, response and output uses (see <see cref="JobMembership"/>).</summary>
+    public JobMembership Membership => new(CgroupJob, JobRootPid, JobRoot);
 
     /// <summary>Where its executable came from when that is suspect: "memfd", "unlinked", "shared-directory"; null otherwise.</summary>
     public string? Staging { get; internal set; }

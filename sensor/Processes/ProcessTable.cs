@@ -99,7 +99,8 @@ public sealed class ProcessTable
             Args = parent?.Args ?? [],
             ArgsTruncated = parent?.ArgsTruncated ?? false,
             WorkingDirectory = parent?.WorkingDirectory,
-            Job = cgroups?.JobOf(record.CgroupId) ?? parent?.Job,
+            // The creator's cgroup (a clone into another cgroup does not take the child out of its job), else the parent's job.
+            CgroupJob = cgroups?.JobOf(record.CgroupId) ?? parent?.CgroupJob,
             JobRootPid = parent?.JobRootPid ?? 0,
         };
         byPid[pid] = entry;
@@ -119,7 +120,8 @@ public sealed class ProcessTable
         entry.Name = CString(record.Comm);
         entry.Uid = record.Uid;
         entry.UserName = users.NameOf(record.Uid);
-        entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
+        // Its cgroup's job, else the one it had: it stays in a job whose cgroup it left, as in the kernel.
+        entry.CgroupJob = cgroups?.JobOf(record.CgroupId) ?? entry.CgroupJob;
         entry.JobRootPid = (int)record.JobRootPid;
         entry.Staging = (record.Flags & ExecRecord.Memfd) != 0 ? "memfd"
             : (record.Flags & ExecRecord.Unlinked) != 0 ? "unlinked"
@@ -216,7 +218,7 @@ public sealed class ProcessTable
         entry.Args = d.Args;
         entry.Uid = d.Uid;
         entry.UserName = users.NameOf(d.Uid);
-        entry.Job = CgroupJobs.FromPath(d.CgroupPath);
+        entry.CgroupJob = (cgroups?.Jobs ?? CgroupJobs.WithoutUnits).FromPath(d.CgroupPath) ?? entry.CgroupJob;
         entry.WorkingDirectory = d.WorkingDirectory;
         entry.Changed();
     }
@@ -228,7 +230,7 @@ public sealed class ProcessTable
             Parent = Resolve(ppid, parentTicks),
             ParentPid = ppid,
         };
-        entry.Job = entry.Parent?.Job;
+        entry.CgroupJob = entry.Parent?.CgroupJob;
         byPid[pid] = entry;
         return entry;
     }

@@ -31,6 +31,7 @@ public sealed partial class RecordLayoutTests
         ("guard_config", typeof(GuardConfig)),
         ("guard_name", typeof(GuardName)),
         ("guard_job_member", typeof(GuardJobMember)),
+        ("guard_cgroup_name", typeof(GuardCgroupName)),
         ("guard_method", typeof(GuardMethod)),
         ("guard_quarantine", typeof(GuardQuarantine)),
         ("guard_device_key", typeof(GuardDeviceKey)),
