@@ -103,9 +103,10 @@ static __always_inline __u64 process_start(struct task_struct *task)
 #define CGROUP_NAME_MASK (GUARD_CGROUP_NAME_LEN - 1)
 
 /*
- * The name tests below are arithmetic, not branches: the verifier walks
- * every branch at every level of every exec, and a branch per character
- * does not fit. Each returns nonzero when the name does NOT match.
+ * The name tests below are arithmetic, not branches, and each kind of job is
+ * judged in a global function of its own, which the verifier checks once:
+ * a branch per character, or each kind's paths walked after every other's,
+ * would not fit. The helpers return nonzero when the name does NOT match.
  */
 
 /* 1 when c is outside lo..hi. */
@@ -160,11 +161,20 @@ static __always_inline __u32 prefix_misses(const char *s, const char *prefix, __
 	return miss;
 }
 
-/* "job_" then digits, nothing else: a Slurm job (job_778). s is NUL-padded to the end. */
-static __always_inline bool slurm_job(const char *s, __u32 len)
-{
-	__u32 miss = prefix_misses(s, "job_", 4);
+/* A cgroup directory name checked by the verifier: not NULL, and len
+ * (its bytes, NUL-padded to the end) short enough to have been read whole. */
+#define CGROUP_NAME_READ(name, len) ((name) && (len) > 0 && (len) < GUARD_CGROUP_NAME_LEN - 1)
 
+/* "job_" then digits, nothing else: a Slurm job (job_778). */
+__noinline int slurm_job(const struct guard_cgroup_name *name, __u32 len)
+{
+	const char *s;
+	__u32 miss;
+
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
+	miss = prefix_misses(s, "job_", 4);
 	for (__u32 i = 4; i < GUARD_CGROUP_NAME_LEN; i++)
 		miss |= outside(s[i], '0', '9') & differs(s[i], 0);
 	return len > 4 && !miss;
@@ -173,14 +183,18 @@ static __always_inline bool slurm_job(const char *s, __u32 len)
 /* A pod: "pod<UID>", alone or after a '-', then ".slice" or nothing
  * (kubepods-burstable-pod<UID>.slice, pod<UID>). The UID is 8-4-4-4-12 hex
  * digits, separated by '-' or by '_' (systemd escapes '-'). */
-static __always_inline bool kubernetes_pod(const char *s, __u32 len)
+__noinline int kubernetes_pod(const struct guard_cgroup_name *name, __u32 len)
 {
+	const char *s;
 	__u32 uid, miss;
 
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
 	if (len >= 6 && !suffix_misses(s, len, ".slice", 6))
 		len -= 6;
 	if (len < 39)
-		return false;
+		return 0;
 	uid = len - 36;
 	miss = suffix_misses(s, uid, "pod", 3);
 	if (uid > 3)
@@ -200,16 +214,20 @@ static __always_inline bool kubernetes_pod(const char *s, __u32 len)
 
 /* A container: RUNTIME-<64 hex>.scope for docker, cri-containerd, crio and
  * libpod (a conmon scope is not one), or <64 hex> right under "docker". */
-static __always_inline bool container(const char *s, __u32 len, bool under_docker)
+__noinline int container(const struct guard_cgroup_name *name, __u32 len, __u32 under_docker)
 {
 	__u32 runtime = len - CONTAINER_ID_LEN - 7; /* "-" and ".scope" */
+	const char *s;
 
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
 	if (under_docker && len == CONTAINER_ID_LEN)
 		return !hex_misses(s, 0, CONTAINER_ID_LEN);
 	if (runtime != 4 && runtime != 6 && runtime != 14)
-		return false;
+		return 0;
 	if (suffix_misses(s, len, ".scope", 6) | differs(s[runtime & CGROUP_NAME_MASK], '-') | hex_misses(s, runtime + 1, CONTAINER_ID_LEN))
-		return false;
+		return 0;
 	if (runtime == 4)
 		return !prefix_misses(s, "crio", 4);
 	if (runtime == 14)
@@ -218,13 +236,12 @@ static __always_inline bool container(const char *s, __u32 len, bool under_docke
 }
 
 /* Whether a directory name (len bytes, NUL-padded to the end) names a job;
- * under_docker: its parent is named "docker". Global, so the verifier checks
- * it once, not at each level of each walk. */
-__noinline int cgroup_names_job(const struct guard_cgroup_name *name, __u32 len, __u32 under_docker)
+ * under_docker: its parent is named "docker". */
+static __always_inline bool cgroup_names_job(const struct guard_cgroup_name *name, __u32 len, __u32 under_docker)
 {
-	if (!name || len == 0 || len >= GUARD_CGROUP_NAME_LEN - 1)
-		return 0;
-	return slurm_job(name->name, len) || kubernetes_pod(name->name, len) || container(name->name, len, under_docker)
+	if (!CGROUP_NAME_READ(name, len))
+		return false;
+	return slurm_job(name, len) || kubernetes_pod(name, len) || container(name, len, under_docker)
 	       || bpf_map_lookup_elem(&job_units, name) != NULL;
 }
 
