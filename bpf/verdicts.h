@@ -276,14 +276,13 @@ static long judge_cgroup_level(__u32 i, void *ctx)
 	return 0;
 }
 
-/* The job's own cgroup that the current task's cgroup is in or below (the
- * id bpf_get_current_cgroup_id gives, an inode number on cgroup v2), or 0.
- * Judged by name, as the kernel sees it at this moment: a cgroup made a
- * moment ago is judged as surely as an old one, with no help from user space. */
-static __always_inline __u64 job_cgroup_of_current(void)
+/* The job's own cgroup that `cgroup` (of the default hierarchy) is or is
+ * below (its id: what bpf_get_current_cgroup_id gives, an inode number on
+ * cgroup v2), or 0. Judged by name, as the kernel sees it at this moment: a
+ * cgroup made a moment ago is judged as surely as an old one, with no help
+ * from user space. */
+static __always_inline __u64 job_cgroup_of(struct cgroup *cgroup)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct cgroup *cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp);
 	struct cgroup_walk w = {};
 	__u64 id = BPF_CORE_READ(cgroup, kn, id), *known;
 	__u32 levels;
@@ -299,6 +298,31 @@ static __always_inline __u64 job_cgroup_of_current(void)
 		bpf_loop(levels, judge_cgroup_level, &w, 0);
 	bpf_map_update_elem(&cgroup_jobs, &id, &w.job, BPF_ANY);
 	return w.job;
+}
+
+/* The job's own cgroup the current task is in (job_cgroup_of), or 0. */
+static __always_inline __u64 job_cgroup_of_current(void)
+{
+	return job_cgroup_of(BPF_CORE_READ(bpf_get_current_task_btf(), cgroups, dfl_cgrp));
+}
+
+/* A process moved into a cgroup (tp_btf/cgroup_attach_task, after the
+ * move): when it is a job's, the process is a member from now on, and stays
+ * one when it is moved out again before it ever forks or execs there.
+ * `cgroup` must be of the default hierarchy: callers check it is the task's
+ * dfl_cgrp (a write to a v1 hierarchy attaches there too). */
+static __always_inline void join_job_cgroup(__u32 tgid, struct cgroup *cgroup)
+{
+	struct guard_job_member *member, joined = {};
+	__u64 job_cgroup = job_cgroup_of(cgroup);
+
+	if (!job_cgroup)
+		return;
+	member = bpf_map_lookup_elem(&job_members, &tgid);
+	if (member)
+		joined = *member;
+	joined.cgroup_id = job_cgroup;
+	bpf_map_update_elem(&job_members, &tgid, &joined, BPF_ANY);
 }
 
 /* What exec decided and did: job membership (a root's exec starts a job)

@@ -114,7 +114,7 @@ public sealed class GuardSensor : IDisposable
             // Attached first, then seeded: a process born in between is seen twice, never missed.
             // The kernel judges job cgroups with the same units (PolicyMaps): both name the same jobs.
             var cgroups = new CgroupPaths(kernelOptions.CgroupRoot!, new CgroupJobs(kernelOptions.InKernelRules.JobUnits));
-            var table = new ProcessTable(EntityIds.ForThisBoot(), cgroups, new UserNames());
+            var table = new ProcessTable(EntityIds.ForThisBoot(), cgroups, new UserNames(), kernel.JobCgroupOf);
             table.SeedFromProcfs();
             MarkSeededJobMembers(table, cgroups, kernel, kernelOptions.InKernelRules.JobRoots);
             PolicyDetectors? detectors = null;

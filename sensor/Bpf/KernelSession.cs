@@ -170,6 +170,14 @@ public sealed unsafe class KernelSession : IDisposable
         _ = Libbpf.MapUpdate(jobMembersFd, &key, &member, BpfNoexist); // one the kernel has, or one gone meanwhile, is no loss
     }
 
+    /// <summary>The job cgroup id the kernel keeps for process <paramref name="pid"/> (job_members); 0 when it keeps none.</summary>
+    public ulong JobCgroupOf(int pid)
+    {
+        uint key = (uint)pid;
+        GuardJobMember member;
+        return Libbpf.MapLookup(jobMembersFd, &key, &member) == 0 ? member.CgroupId : 0;
+    }
+
     internal static string LoadFailure(int errno)
     {
         // libbpf names the program and prints the verifier log above its verdict.

@@ -102,20 +102,18 @@ public static class PolicyParser
                 if (services.Contains(UnitStem(unit)))
                     Error(seen.GetValueOrDefault("jobs.units", seen.GetValueOrDefault("jobs.services")), "jobs.units", $"\"{unit}\" is a GPU service (jobs.services): never a job");
             }
-            return Assemble();
+            return new Policy(
+                mode,
+                new JobPolicy(roots, services) { Units = units },
+                new AllowList(executables, hashes, users, jobs, destinations),
+                new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
+                new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
+                rules,
+                [.. basis?.Sources ?? [], file])
+            {
+                Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
+            };
         }
-
-        private Policy Assemble() => new(
-            mode,
-            new JobPolicy(roots, services) { Units = units },
-            new AllowList(executables, hashes, users, jobs, destinations),
-            new Indicators(minerNames, minerNamesInJobs, minerArguments, minerHashes, poolPorts, poolDomains, stratumMethods),
-            new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
-            rules,
-            [.. basis?.Sources ?? [], file])
-        {
-            Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
-        };
 
         public string? KeyOnLine(int line) => seen.FirstOrDefault(s => s.Value == line).Key;
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Interop;
@@ -10,7 +11,7 @@ namespace Guard.Sensor.Processes;
 /// when it is a Slurm job (job_778), a Kubernetes pod
 /// (kubepods-burstable-pod&lt;UID&gt;.slice, pod&lt;UID&gt;), a container
 /// (docker-&lt;64 hex&gt;.scope, cri-containerd-, crio-, libpod-, or &lt;64
-/// hex&gt; right under docker) or one of <see cref="Units"/>; the outermost
+/// hex&gt; right under docker) or a unit the policy names; the outermost
 /// such directory is the job's own cgroup, so a cgroup made inside a job never
 /// takes a process out of it. Only the first <see cref="GuardCgroupName.JobLevels"/>
 /// levels are read, and a name of <see cref="GuardCgroupName.Capacity"/> - 1
@@ -29,9 +30,6 @@ public sealed class CgroupJobs
 
     /// <summary>Slurm jobs, pods and containers only: no unit is a job.</summary>
     public static CgroupJobs WithoutUnits { get; } = new([]);
-
-    /// <summary>The units that are jobs.</summary>
-    public IReadOnlyCollection<string> Units => units;
 
     /// <summary>The job of a process in cgroup <paramref name="path"/> (relative to the cgroup2 mount, "/a/b"); its CgroupPath is the job's own cgroup, which holds the process. Null outside every job.</summary>
     public Job? FromPath(string? path)
@@ -130,6 +128,11 @@ public sealed class CgroupPaths
     /// <summary>Cgroups remembered before the cache is cleared: a host that makes and removes cgroups all day must not grow the sensor.</summary>
     public const int Capacity = 65536;
 
+    // open_by_handle_at's refusals (errno): not allowed, or not supported here.
+    private const int Eperm = 1;
+    private const int Enosys = 38;
+    private const int Eopnotsupp = 95;
+
     private readonly string root;
     private readonly CgroupJobs jobs;
     private readonly Dictionary<ulong, string> paths = [];
@@ -199,7 +202,7 @@ public sealed class CgroupPaths
                 {
                     foreach (string line in File.ReadLines(Path.Join(dir, "cgroup.procs")))
                     {
-                        if (int.TryParse(line, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid))
+                        if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
                             members[pid] = (job, jobId);
                     }
                 }
@@ -220,10 +223,6 @@ public sealed class CgroupPaths
             cache.Clear();
         cache[id] = value;
     }
-
-    private const int Eperm = 1;
-    private const int Enosys = 38;
-    private const int Eopnotsupp = 95;
 
     /// <summary>The path through a file handle; null when the cgroup is gone, or handles are refused (then <see cref="handlesRefused"/>).</summary>
     private string? Open(ulong cgroupId)

@@ -261,6 +261,24 @@ public sealed class CgroupJobTests
     }
 
     [Fact]
+    public void AProcessMovedThroughAJobsCgroupStaysInTheJob()
+    {
+        using var cgroups = new TestCgroups();
+        using var dir = new TempDir();
+        string trex = dir.ShellCopy("t-rex");
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = Watch(Policies.Over("[rules]\nminer-in-job = \"kill\"\n"));
+        // Into the pod and straight out again, never forking or exec'ing there; then it runs t-rex.
+        using Process shell = cgroups.StartIn(cgroups.Make(PodBelow), $"{RunStandIn(trex, marker)}; exec /bin/sleep 30");
+        cgroups.Enter(shell.Id, cgroups.Top);
+        TestCgroups.Go(shell);
+
+        Assert.Equal("137", StatusOf(marker));
+        RecordedEvent exec = sensor.WaitFor("t-rex's exec", e => e.Action == "exec" && e.Process.GetProperty("name").GetString() == "t-rex");
+        AssertJob(exec, Layouts[3].Id, "kubernetes", $"{cgroups.Top}/{Layouts[3].JobBelow}", "t-rex after its shell passed through the pod");
+    }
+
+    [Fact]
     public void HandedOverEnforcementJudgesCgroupsAsTheSensorDoes()
     {
         using var cgroups = new TestCgroups();

@@ -58,7 +58,7 @@ public sealed class WatchCommandTests
 
         // What stays is only the enforcement, pinned; removing it leaves nothing.
         Assert.Equal(
-            [BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork],
+            [BpfProgramNames.EnforceCgroupAttach, BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork],
             Pins.Links(Pins.Root).Select(Path.GetFileName));
         string[] names = GuardProgramNames();
         for (int i = 0; i < 30 && names.Any(n => !n.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal)); i++)
