@@ -116,8 +116,8 @@ public sealed class CgroupJobs
 
 /// <summary>
 /// Maps the cgroup id a record carries to its path and job. On cgroup v2 the
-/// id is the inode number of the cgroup's directory, and the kernel opens a
-/// cgroup by it (open_by_handle_at, a kernfs file handle): a cgroup made a
+/// id is the inode number of the cgroup's directory, and open_by_handle_at
+/// opens a cgroup by it (a kernfs file handle): a cgroup made a
 /// moment before the record is found as surely as an old one, with no walk
 /// and no window. Where file handles are refused (no CAP_DAC_READ_SEARCH), a
 /// miss walks the hierarchy instead. At most <see cref="Capacity"/> cgroups
