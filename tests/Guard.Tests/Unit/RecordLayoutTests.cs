@@ -141,4 +141,13 @@ public sealed partial class RecordLayoutTests
         Match m = Regex.Match(header, @"#define GUARD_ABI_VERSION (\d+)");
         Assert.Equal(RecordHeader.AbiVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
     }
+
+    [Fact]
+    public void CgroupJobLevelsMatchTheHeader()
+    {
+        // The kernel and CgroupJobs read the same levels of a cgroup path for a job's name.
+        string header = File.ReadAllText(Path.Combine(RepoPaths.Bpf, "guard.h"));
+        Match m = Regex.Match(header, @"#define GUARD_CGROUP_JOB_LEVELS (\d+)");
+        Assert.Equal(GuardCgroupName.JobLevels.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
+    }
 }
