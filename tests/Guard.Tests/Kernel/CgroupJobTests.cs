@@ -303,18 +303,22 @@ public sealed class CgroupJobTests
             {
                 foreach ((string below, string _) in cases)
                 {
-                    string marker = Path.Combine(dir.Path, below.Replace('/', '_'));
-                    Process shell = cgroups.StartIn(cgroups.Make(below), $"{RunStandIn(trex, marker)}; exec /bin/sleep 30");
+                    Process shell = cgroups.StartIn(cgroups.Make(below), $"{RunStandIn(trex, MarkerOf(below))}; exec /bin/sleep 30");
                     shells.Add(shell);
                     TestCgroups.Go(shell);
                 }
                 foreach ((string below, string status) in cases)
-                    Assert.True(status == StatusOf(Path.Combine(dir.Path, below.Replace('/', '_'))), $"t-rex in {below} exited {StatusOf(Path.Combine(dir.Path, below.Replace('/', '_')))}, not {status}");
+                {
+                    string exited = StatusOf(MarkerOf(below));
+                    Assert.True(status == exited, $"t-rex in {below} exited {exited}, not {status}");
+                }
             }
             finally
             {
                 shells.ForEach(s => s.Dispose());
             }
+
+            string MarkerOf(string below) => Path.Combine(dir.Path, below.Replace('/', '_'));
         }
         finally
         {
