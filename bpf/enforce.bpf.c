@@ -2,8 +2,8 @@
 /*
  * Enforcement that outlives the sensor. A `guard watch` that stops hands
  * over to these before it detaches its own: the exec-time kill of known
- * miners, with job membership kept from fork, and the drop of Stratum at
- * egress. They decide exactly as guard.bpf.c does (verdicts.h, stream.h),
+ * miners, with job membership kept from fork and cgroup moves, and the drop
+ * of Stratum at egress. They decide exactly as guard.bpf.c does (verdicts.h, stream.h),
  * write no records (no one would read them), and are pinned under
  * /sys/fs/bpf/guard/enforce until the next `guard watch` has attached its
  * own programs and removes them: no gap either way.
@@ -70,6 +70,14 @@ int BPF_PROG(guard_enf_exit, struct task_struct *task)
 		return 0;
 	tgid = task->tgid;
 	bpf_map_delete_elem(&job_members, &tgid);
+	return 0;
+}
+
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(guard_enf_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
+{
+	if (dst == BPF_CORE_READ(task, cgroups, dfl_cgrp))
+		join_job_cgroup(BPF_CORE_READ(task, tgid), dst);
 	return 0;
 }
 

@@ -277,6 +277,16 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	return 0;
 }
 
+/* A process moved into a job's cgroup is a member from then on (verdicts.h
+ * join_job_cgroup), even if it is moved out before it forks or execs there. */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(guard_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
+{
+	if (dst == BPF_CORE_READ(task, cgroups, dfl_cgrp))
+		join_job_cgroup(BPF_CORE_READ(task, tgid), dst);
+	return 0;
+}
+
 /* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time,
  * through all four modes; other software almost never leaves it set, and
  * what does (interval arithmetic) holds one or two directed modes (PyTorch

@@ -103,11 +103,29 @@ struct guard_file_key {
 	__u32 pad;
 };
 
-/* job_members values: the job root above a process, kept from fork. */
+/* job_members values: the job a process is in, kept from exec and fork
+ * (so it survives re-parenting and leaving the job's cgroup): the launcher
+ * above it (a jobs.roots exec), the job's own cgroup, or both. */
 struct guard_job_member {
-	__u32 root_pid;
+	__u32 root_pid; /* 0: no launcher above it */
 	__u32 pad;
 	__u64 root_start_time_ns;
+	__u64 cgroup_id; /* the job's own cgroup (verdicts.h: job_cgroup_of_current); 0: none */
+};
+
+/* A cgroup names a job by a directory name on its path: a Slurm job
+ * (job_778), a Kubernetes pod (kubepods-burstable-pod<UID>.slice, pod<UID>),
+ * a container (docker-<64 hex>.scope, cri-containerd-, crio-, libpod-, or
+ * <64 hex> under docker), or a unit the policy names. The outermost such
+ * directory is the job's own cgroup. Only the first GUARD_CGROUP_JOB_LEVELS
+ * levels below the root are read, and a name of GUARD_CGROUP_NAME_LEN - 1
+ * bytes or more names no job. sensor/Processes/CgroupJobs.cs judges alike. */
+#define GUARD_CGROUP_NAME_LEN 128
+#define GUARD_CGROUP_JOB_LEVELS 16
+
+/* job_units keys: a unit the policy makes a job ("trainer.service"), NUL-padded. */
+struct guard_cgroup_name {
+	char name[GUARD_CGROUP_NAME_LEN];
 };
 
 /* Every record starts with this; pid and start_time_ns name the process. */

@@ -5,7 +5,9 @@
  * enforcing while no sensor runs): the policy maps, job membership and the
  * exec verdict. Each object that includes it has maps of its own; the sensor
  * writes the policy into each after load, finding every map by name
- * (sensor/Bpf/PolicyMaps.cs), and the job members besides. The Stratum
+ * (sensor/Bpf/PolicyMaps.cs), and the job members besides. Job cgroups are
+ * judged here by name (job_cgroup_of_current), so each object knows them
+ * from their first process without being told. The Stratum
  * verdict, which reads stratum_methods and allowed_destinations, is in
  * stream.h.
  */
@@ -64,8 +66,9 @@ struct {
 	__type(value, __u8);
 } allowed_files SEC(".maps");
 
-/* Which processes are inside a training job, and its root: set when a root
- * execs, inherited at fork, so "is this inside a job?" is one lookup. */
+/* Which processes are inside a training job: set at exec (a root's exec, or
+ * an exec in a job's cgroup), inherited at fork, so "is this inside a job?"
+ * is one lookup, and a process that leaves its job's cgroup stays in the job. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -73,10 +76,253 @@ struct {
 	__type(value, struct guard_job_member);
 } job_members SEC(".maps");
 
+/* Units the policy makes jobs ([jobs] units), written by the sensor after load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct guard_cgroup_name);
+	__type(value, __u8);
+} job_units SEC(".maps");
+
+/* Each cgroup's job once judged: the id of the job's own cgroup, 0 for none.
+ * A v2 cgroup is never renamed and its id (a 64-bit inode) never reused, so
+ * an entry never goes stale; one evicted is judged again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} cgroup_jobs SEC(".maps");
+
 /* The group leader's start: a process's identity with its pid. */
 static __always_inline __u64 process_start(struct task_struct *task)
 {
 	return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+#define CGROUP_NAME_MASK (GUARD_CGROUP_NAME_LEN - 1)
+
+/*
+ * The name tests below are arithmetic, not branches, and each kind of job is
+ * judged in a global function of its own, which the verifier checks once:
+ * a branch per character, or each kind's paths walked after every other's,
+ * would not fit. The helpers return nonzero when the name does NOT match.
+ */
+
+/* 1 when c is outside lo..hi. */
+static __always_inline __u32 outside(char c, char lo, char hi)
+{
+	__s32 x = (unsigned char)c;
+
+	return (__u32)((x - lo) | (hi - x)) >> 31;
+}
+
+/* 1 when c is not want. */
+static __always_inline __u32 differs(char c, char want)
+{
+	__s32 x = (unsigned char)c ^ (unsigned char)want;
+
+	return (__u32)(x | -x) >> 31;
+}
+
+/* 1 when c is no lowercase hex digit. */
+static __always_inline __u32 not_hex(char c)
+{
+	return outside(c, '0', '9') & outside(c, 'a', 'f');
+}
+
+/* Nonzero unless s[at..at+n) are n lowercase hex digits. */
+static __always_inline __u32 hex_misses(const char *s, __u32 at, __u32 n)
+{
+	__u32 miss = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		miss |= not_hex(s[(at + i) & CGROUP_NAME_MASK]);
+	return miss;
+}
+
+/* Nonzero unless s (len bytes) ends with the literal suffix (n bytes); len >= n. */
+static __always_inline __u32 suffix_misses(const char *s, __u32 len, const char *suffix, __u32 n)
+{
+	__u32 miss = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		miss |= differs(s[(len - n + i) & CGROUP_NAME_MASK], suffix[i]);
+	return miss;
+}
+
+/* Nonzero unless s starts with the literal prefix (n bytes). */
+static __always_inline __u32 prefix_misses(const char *s, const char *prefix, __u32 n)
+{
+	__u32 miss = 0;
+
+	for (__u32 i = 0; i < n; i++)
+		miss |= differs(s[i], prefix[i]);
+	return miss;
+}
+
+/* A cgroup directory name checked by the verifier: not NULL, and len
+ * (its bytes, NUL-padded to the end) short enough to have been read whole. */
+#define CGROUP_NAME_READ(name, len) ((name) && (len) > 0 && (len) < GUARD_CGROUP_NAME_LEN - 1)
+
+/* "job_" then digits, nothing else: a Slurm job (job_778). */
+__noinline int slurm_job(const struct guard_cgroup_name *name, __u32 len)
+{
+	const char *s;
+	__u32 miss;
+
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
+	miss = prefix_misses(s, "job_", 4);
+	for (__u32 i = 4; i < GUARD_CGROUP_NAME_LEN; i++)
+		miss |= outside(s[i], '0', '9') & differs(s[i], 0);
+	return len > 4 && !miss;
+}
+
+/* A pod: "pod<UID>", alone or after a '-', then ".slice" or nothing
+ * (kubepods-burstable-pod<UID>.slice, pod<UID>). The UID is 8-4-4-4-12 hex
+ * digits, separated by '-' or by '_' (systemd escapes '-'). */
+__noinline int kubernetes_pod(const struct guard_cgroup_name *name, __u32 len)
+{
+	const char *s;
+	__u32 uid, miss;
+
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
+	if (len >= 6 && !suffix_misses(s, len, ".slice", 6))
+		len -= 6;
+	if (len < 39)
+		return 0;
+	uid = len - 36;
+	miss = suffix_misses(s, uid, "pod", 3);
+	if (uid > 3)
+		miss |= differs(s[(uid - 4) & CGROUP_NAME_MASK], '-');
+	for (__u32 i = 0; i < 36; i++) {
+		char c = s[(uid + i) & CGROUP_NAME_MASK];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			miss |= differs(c, '-') & differs(c, '_');
+		else
+			miss |= not_hex(c);
+	}
+	return !miss;
+}
+
+#define CONTAINER_ID_LEN 64
+
+/* A container: RUNTIME-<64 hex>.scope for docker, cri-containerd, crio and
+ * libpod (a conmon scope is not one), or <64 hex> right under "docker". */
+__noinline int container(const struct guard_cgroup_name *name, __u32 len, __u32 under_docker)
+{
+	__u32 runtime = len - CONTAINER_ID_LEN - 7; /* "-" and ".scope" */
+	const char *s;
+
+	if (!CGROUP_NAME_READ(name, len))
+		return 0;
+	s = name->name;
+	if (under_docker && len == CONTAINER_ID_LEN)
+		return !hex_misses(s, 0, CONTAINER_ID_LEN);
+	if (runtime != 4 && runtime != 6 && runtime != 14)
+		return 0;
+	if (suffix_misses(s, len, ".scope", 6) | differs(s[runtime & CGROUP_NAME_MASK], '-') | hex_misses(s, runtime + 1, CONTAINER_ID_LEN))
+		return 0;
+	if (runtime == 4)
+		return !prefix_misses(s, "crio", 4);
+	if (runtime == 14)
+		return !prefix_misses(s, "cri-containerd", 14);
+	return !prefix_misses(s, "docker", 6) || !prefix_misses(s, "libpod", 6);
+}
+
+/* Whether a directory name (len bytes, NUL-padded to the end) names a job;
+ * under_docker: its parent is named "docker". */
+static __always_inline bool cgroup_names_job(const struct guard_cgroup_name *name, __u32 len, __u32 under_docker)
+{
+	if (!CGROUP_NAME_READ(name, len))
+		return false;
+	return slurm_job(name, len) || kubernetes_pod(name, len) || container(name, len, under_docker)
+	       || bpf_map_lookup_elem(&job_units, name) != NULL;
+}
+
+struct cgroup_walk {
+	void *ancestors; /* &cgroup->ancestors[0]: the root, then each level down */
+	__u64 job;       /* the job's own cgroup once found */
+	__u32 under_docker;
+	struct guard_cgroup_name name;
+};
+
+/* bpf_loop callback: judges the directory name at level i + 1; stops at the first (outermost) job. */
+static long judge_cgroup_level(__u32 i, void *ctx)
+{
+	struct cgroup_walk *w = ctx;
+	struct cgroup *cgroup;
+	struct kernfs_node *kn;
+	long len;
+
+	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), w->ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+		return 1;
+	kn = BPF_CORE_READ(cgroup, kn);
+	__builtin_memset(&w->name, 0, sizeof(w->name));
+	/* len counts the NUL; a name that fills the buffer may have been cut short, and names no job. */
+	len = bpf_probe_read_kernel_str(w->name.name, sizeof(w->name.name), BPF_CORE_READ(kn, name)) - 1;
+	if (len < 0)
+		len = 0;
+	if (cgroup_names_job(&w->name, len, w->under_docker)) {
+		w->job = BPF_CORE_READ(kn, id);
+		return 1;
+	}
+	w->under_docker = len == 6 && !prefix_misses(w->name.name, "docker", 6);
+	return 0;
+}
+
+/* The job's own cgroup that `cgroup` (of the default hierarchy) is or is
+ * below (its id: what bpf_get_current_cgroup_id gives, an inode number on
+ * cgroup v2), or 0. Judged by name, as the kernel sees it at this moment: a
+ * cgroup made a moment ago is judged as surely as an old one, with no help
+ * from user space. */
+static __always_inline __u64 job_cgroup_of(struct cgroup *cgroup)
+{
+	struct cgroup_walk w = {};
+	__u64 id = BPF_CORE_READ(cgroup, kn, id), *known;
+	__u32 levels;
+
+	known = bpf_map_lookup_elem(&cgroup_jobs, &id);
+	if (known)
+		return *known;
+	levels = BPF_CORE_READ(cgroup, level);
+	if (levels > GUARD_CGROUP_JOB_LEVELS)
+		levels = GUARD_CGROUP_JOB_LEVELS;
+	w.ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	if (levels > 0)
+		bpf_loop(levels, judge_cgroup_level, &w, 0);
+	bpf_map_update_elem(&cgroup_jobs, &id, &w.job, BPF_ANY);
+	return w.job;
+}
+
+/* The job's own cgroup the current task is in (job_cgroup_of), or 0. */
+static __always_inline __u64 job_cgroup_of_current(void)
+{
+	return job_cgroup_of(BPF_CORE_READ(bpf_get_current_task_btf(), cgroups, dfl_cgrp));
+}
+
+/* A process moved into a cgroup (tp_btf/cgroup_attach_task, after the
+ * move): when it is a job's, the process is a member from now on, and stays
+ * one when it is moved out again before it ever forks or execs there.
+ * `cgroup` must be of the default hierarchy: callers check it is the task's
+ * dfl_cgrp (a write to a v1 hierarchy attaches there too). */
+static __always_inline void join_job_cgroup(__u32 tgid, struct cgroup *cgroup)
+{
+	struct guard_job_member *member, joined = {};
+	__u64 job_cgroup = job_cgroup_of(cgroup);
+
+	if (!job_cgroup)
+		return;
+	member = bpf_map_lookup_elem(&job_members, &tgid);
+	if (member)
+		joined = *member;
+	joined.cgroup_id = job_cgroup;
+	bpf_map_update_elem(&job_members, &tgid, &joined, BPF_ANY);
 }
 
 /* What exec decided and did: job membership (a root's exec starts a job)
@@ -101,49 +347,70 @@ static __always_inline bool allowed_file(struct linux_binprm *bprm)
  * from sched_process_exec, where a SIGKILL lands before the new program's
  * first user-space instruction. Callers call it before they reserve a
  * record, so that a full ring loses the record, never the job membership or
- * the kill. `comm` is the new comm (bpf_get_current_comm). */
+ * the kill. `comm` is the new comm (bpf_get_current_comm).
+ *
+ * The job: its cgroup's (whatever launched the process: a shell in a pod is
+ * in the pod), else the one it was in at fork or its last exec, else a new
+ * tree when it is a launcher the policy names. A launcher inside a job with
+ * none above it roots a tree there (the job's workers). */
 static __always_inline void decide_exec(__u32 tgid, __u64 start_time_ns, const char *comm, __u32 uid,
 					struct linux_binprm *bprm, struct exec_verdict *v)
 {
-	struct guard_job_member *member, root;
+	struct guard_job_member *member, joined = {};
 	struct guard_name name = {};
+	__u64 job_cgroup = job_cgroup_of_current();
 	__u32 *flags;
+	bool in_job;
 
 	v->flags = 0;
 	v->job_root_pid = 0;
 	__builtin_memcpy(name.name, comm, sizeof(name.name));
 	member = bpf_map_lookup_elem(&job_members, &tgid);
-	if (!member && bpf_map_lookup_elem(&job_root_names, &name)) {
-		root.root_pid = tgid;
-		root.pad = 0;
-		root.root_start_time_ns = start_time_ns;
-		bpf_map_update_elem(&job_members, &tgid, &root, BPF_ANY);
-		member = bpf_map_lookup_elem(&job_members, &tgid);
+	if (member)
+		joined = *member;
+	if (!joined.root_pid && bpf_map_lookup_elem(&job_root_names, &name)) {
+		joined.root_pid = tgid;
+		joined.root_start_time_ns = start_time_ns;
 	}
-	if (member) {
-		v->job_root_pid = member->root_pid;
+	if (job_cgroup)
+		joined.cgroup_id = job_cgroup;
+	in_job = joined.root_pid || joined.cgroup_id;
+	if (in_job) {
+		if (!member || member->root_pid != joined.root_pid || member->cgroup_id != joined.cgroup_id)
+			bpf_map_update_elem(&job_members, &tgid, &joined, BPF_ANY);
+		v->job_root_pid = joined.root_pid;
 		v->flags |= GUARD_EXEC_IN_JOB;
 	}
 
 	flags = bpf_map_lookup_elem(&miner_names, &name);
 	if (!flags || bpf_map_lookup_elem(&allowed_uids, &uid) || allowed_file(bprm))
 		return;
-	if (!(*flags & GUARD_MINER_ANYWHERE) && !(member && (*flags & GUARD_MINER_IN_JOB)))
+	if (!(*flags & GUARD_MINER_ANYWHERE) && !(in_job && (*flags & GUARD_MINER_IN_JOB)))
 		return;
 	v->flags |= GUARD_EXEC_KNOWN_MINER;
 	if ((*flags & GUARD_MINER_KILL) && bpf_send_signal(SIGKILL) == 0)
 		v->flags |= GUARD_EXEC_KILLED;
 }
 
-/* A child stays in its parent's job, however it is re-parented later.
- * Called before a fork record is reserved: a full ring loses the record,
- * never the membership. */
+/* A child stays in its parent's job, however it is re-parented or moved
+ * later; a child of a process that is in a job by its cgroup alone (there
+ * before Guard, or not exec'd since) is recorded as a member now, so it too
+ * stays in the job when it leaves the cgroup. Call it from
+ * sched_process_fork, where the current task is the one that forked. Called
+ * before a fork record is reserved: a full ring loses the record, never the
+ * membership. */
 static __always_inline void inherit_job(__u32 parent_tgid, __u32 child_tgid)
 {
 	struct guard_job_member *member = bpf_map_lookup_elem(&job_members, &parent_tgid);
+	struct guard_job_member joined = {};
 
-	if (member)
+	if (member) {
 		bpf_map_update_elem(&job_members, &child_tgid, member, BPF_ANY);
+		return;
+	}
+	joined.cgroup_id = job_cgroup_of_current();
+	if (joined.cgroup_id)
+		bpf_map_update_elem(&job_members, &child_tgid, &joined, BPF_ANY);
 }
 
 #endif /* GUARD_VERDICTS_H */

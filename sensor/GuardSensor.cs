@@ -128,9 +128,11 @@ public sealed class GuardSensor : IDisposable
         try
         {
             // Attached first, then seeded: a process born in between is seen twice, never missed.
-            var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(kernelOptions.CgroupRoot!), new UserNames());
+            // The kernel judges job cgroups with the same units (PolicyMaps): both name the same jobs.
+            var cgroups = new CgroupPaths(kernelOptions.CgroupRoot!, new CgroupJobs(kernelOptions.InKernelRules.JobUnits));
+            var table = new ProcessTable(EntityIds.ForThisBoot(), cgroups, new UserNames(), kernel.JobCgroupOf);
             table.SeedFromProcfs();
-            MarkSeededJobMembers(table, kernel, kernelOptions.InKernelRules.JobRoots);
+            MarkSeededJobMembers(table, cgroups, kernel, kernelOptions.InKernelRules.JobRoots);
             PolicyDetectors? detectors = null;
             Quarantines? quarantines = null;
             Responder? responder = null;
@@ -182,19 +184,28 @@ public sealed class GuardSensor : IDisposable
 
     /// <summary>
     /// Processes that were inside a job before the sensor started: the kernel
-    /// learns of them here, so their children inherit the job at fork.
+    /// learns of them here (their launcher, and their job's cgroup), so their
+    /// children inherit the job at fork and keep it when they leave the
+    /// cgroup. The kernel judges their cgroups by itself at their next exec.
     /// </summary>
-    private static void MarkSeededJobMembers(ProcessTable table, KernelSession kernel, IReadOnlyList<string> roots)
+    private static void MarkSeededJobMembers(ProcessTable table, CgroupPaths cgroups, KernelSession kernel, IReadOnlyList<string> roots)
     {
-        if (roots.Count == 0)
-            return;
         var rootNames = new HashSet<string>(roots.Select(Comm.Of));
+        Dictionary<int, (Job Job, ulong CgroupId)> inCgroupJobs = cgroups.JobMembersNow();
         foreach (ProcessEntry entry in table.Entries)
         {
-            if (ProcessTable.JobRootByLineage(entry, rootNames) is not { } root)
+            ProcessEntry? root = rootNames.Count > 0 ? ProcessTable.JobRootByLineage(entry, rootNames) : null;
+            bool inCgroupJob = inCgroupJobs.TryGetValue(entry.Pid, out (Job Job, ulong CgroupId) cgroupJob);
+            if (root is null && !inCgroupJob)
                 continue;
-            entry.JobRootPid = root.Pid;
-            kernel.MarkJobMember(entry.Pid, root.Pid, (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)));
+            entry.JobRootPid = root?.Pid ?? 0;
+            entry.CgroupJob = inCgroupJob ? cgroupJob.Job : null;
+            kernel.MarkJobMember(entry.Pid, new GuardJobMember
+            {
+                RootPid = (uint)(root?.Pid ?? 0),
+                RootStartTimeNs = root is null ? 0 : (ulong)(root.StartTicks * (1_000_000_000 / ClockTicks.PerSecond)),
+                CgroupId = inCgroupJob ? cgroupJob.CgroupId : 0,
+            });
         }
     }
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
@@ -54,7 +55,7 @@ public static class GpuCommand
         }
         do
         {
-            var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+            var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(KernelMounts.FindCgroup2Root(), new CgroupJobs(policy.Jobs.Units)), new UserNames());
             IReadOnlyList<GpuDeviceReport> reports = GpuUsers.Report(nvml.Sample(), policy, table);
             if (parse.GetValue(Json))
                 WriteJson(console, reports);
@@ -136,8 +137,8 @@ public static class GpuCommand
                         w.WriteNumber("sm_percent", sm);
                     if (u.JobRoot is { } j)
                         w.WriteNumber("job_root_pid", j.Pid);
-                    if (u.Process?.Job is { } job)
-                        w.WriteString("job", job.Id);
+                    if (u.Process?.Membership.Id is { } job)
+                        w.WriteString("job", job);
                     w.WriteString("verdict", u.Verdict);
                     w.WriteEndObject();
                 }

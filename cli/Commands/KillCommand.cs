@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 
@@ -53,7 +54,9 @@ public static class KillCommand
             if (quarantines.Holding(target.Pid) is { } held)
                 return KillHeld(parse, console, quarantines, held, target, process);
         }
-        KillOutcome outcome = new ProcessKiller(cgroupRoot).Kill(target, scope);
+        // A unit is a job only where the policy names it, for a person's --job as for the rules.
+        CgroupJobs? jobs = scope == KillScope.Job ? new CgroupJobs(PolicyLoader.Load(null).Jobs.Units) : null;
+        KillOutcome outcome = new ProcessKiller(cgroupRoot, jobs).Kill(target, scope);
 
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
             console.Out.WriteLine($"guard: {outcome.Message}");

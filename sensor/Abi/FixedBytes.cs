@@ -43,3 +43,9 @@ public struct Bytes2
 {
     private byte first;
 }
+
+[InlineArray(GuardCgroupName.Capacity)]
+public struct Bytes128
+{
+    private byte first;
+}

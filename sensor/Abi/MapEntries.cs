@@ -25,12 +25,40 @@ public struct GuardName
     public Bytes16 Name;
 }
 
+/// <summary>
+/// Value of job_members (struct guard_job_member in bpf/guard.h): the job a
+/// process is in, as the kernel keeps it from exec and fork.
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct GuardJobMember
 {
+    /// <summary>The launcher (a jobs.roots exec) above the process; 0: none.</summary>
     public uint RootPid;
     public uint Pad;
+
+    /// <summary>The launcher's start, CLOCK_BOOTTIME ns.</summary>
     public ulong RootStartTimeNs;
+
+    /// <summary>The job's own cgroup (its id: the directory's inode on cgroup v2); 0: none.</summary>
+    public ulong CgroupId;
+}
+
+/// <summary>
+/// Key of job_units (struct guard_cgroup_name in bpf/guard.h): a cgroup
+/// directory name, NUL-padded. Also where the kernel's reading of cgroup
+/// names stops: names of <see cref="Capacity"/> - 1 bytes or more name no job,
+/// and only the first <see cref="JobLevels"/> levels below the root are read.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardCgroupName
+{
+    /// <summary>GUARD_CGROUP_NAME_LEN, bytes.</summary>
+    public const int Capacity = 128;
+
+    /// <summary>GUARD_CGROUP_JOB_LEVELS: levels below the root read for a job's name.</summary>
+    public const int JobLevels = 16;
+
+    public Bytes128 Name;
 }
 
 [StructLayout(LayoutKind.Sequential)]

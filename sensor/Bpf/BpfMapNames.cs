@@ -49,6 +49,9 @@ public static class BpfMapNames
     /// <summary><c>job_members</c> in bpf/verdicts.h (each object that includes it has its own).</summary>
     public const string JobMembers = "job_members";
 
+    /// <summary><c>job_units</c> in bpf/verdicts.h: the systemd units the policy names as jobs.</summary>
+    public const string JobUnits = "job_units";
+
     /// <summary><c>quarantines</c> in bpf/quarantine.bpf.c, pinned by name: the hold records.</summary>
     public const string Quarantines = "quarantines";
 

@@ -45,6 +45,9 @@ public static class BpfProgramNames
     /// <summary><c>guard_ioctl</c> in bpf/guard.bpf.c (tp/syscalls/sys_enter_ioctl).</summary>
     public const string Ioctl = "guard_ioctl";
 
+    /// <summary><c>guard_cgroup_attach</c> in bpf/guard.bpf.c (tp_btf/cgroup_attach_task).</summary>
+    public const string CgroupAttach = "guard_cgroup_attach";
+
     /// <summary><c>guard_fpu</c> in bpf/guard.bpf.c (tp_btf/x86_fpu_regs_deactivated).</summary>
     public const string Fpu = "guard_fpu";
 
@@ -59,6 +62,9 @@ public static class BpfProgramNames
 
     /// <summary><c>guard_enf_exit</c> in bpf/enforce.bpf.c (tp_btf/sched_process_exit).</summary>
     public const string EnforceExit = "guard_enf_exit";
+
+    /// <summary><c>guard_enf_cgroup_attach</c> in bpf/enforce.bpf.c (tp_btf/cgroup_attach_task).</summary>
+    public const string EnforceCgroupAttach = "guard_enf_cgroup_attach";
 
     /// <summary><c>guard_enf_connect4</c> in bpf/enforce.bpf.c (cgroup/connect4).</summary>
     public const string EnforceConnect4 = "guard_enf_connect4";

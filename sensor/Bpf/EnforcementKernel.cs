@@ -17,6 +17,7 @@ public static unsafe class EnforcementKernel
     private static readonly (string Name, bool AtCgroupRoot)[] Programs =
     [
         (BpfProgramNames.EnforceExec, false), (BpfProgramNames.EnforceFork, false), (BpfProgramNames.EnforceExit, false),
+        (BpfProgramNames.EnforceCgroupAttach, false),
         (BpfProgramNames.EnforceConnect4, true), (BpfProgramNames.EnforceConnect6, true), (BpfProgramNames.EnforceEgress, true),
     ];
 

@@ -32,6 +32,7 @@ public static class GuardPrograms
         new(BpfProgramNames.Exec, AttachPoint.Tracing, true, "exec (tp_btf/sched_process_exec)"),
         new(BpfProgramNames.Fork, AttachPoint.Tracing, true, "fork (tp_btf/sched_process_fork)"),
         new(BpfProgramNames.Exit, AttachPoint.Tracing, true, "exit (tp_btf/sched_process_exit)"),
+        new(BpfProgramNames.CgroupAttach, AttachPoint.Tracing, false, "moves into job cgroups (tp_btf/cgroup_attach_task)"),
         new(BpfProgramNames.Connect4, AttachPoint.CgroupRoot, false, "IPv4 connects (cgroup/connect4)"),
         new(BpfProgramNames.Connect6, AttachPoint.CgroupRoot, false, "IPv6 connects (cgroup/connect6)"),
         new(BpfProgramNames.SendMsg4, AttachPoint.CgroupRoot, false, "IPv4 UDP senders (cgroup/sendmsg4)"),

@@ -39,6 +39,9 @@ public sealed record InKernelRules(
 
     /// <summary>Destinations a Stratum match is never dropped for (the policy's allow list).</summary>
     public IReadOnlyList<DestinationRule> AllowedDestinations { get; init; } = [];
+
+    /// <summary>Cgroup names the policy makes jobs ([jobs] units: "trainer.service"), each under <see cref="Abi.GuardCgroupName.Capacity"/> - 1 bytes.</summary>
+    public IReadOnlyList<string> JobUnits { get; init; } = [];
 }
 
 /// <summary>

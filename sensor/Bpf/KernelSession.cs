@@ -184,12 +184,25 @@ public sealed unsafe class KernelSession : IDisposable
         }
     }
 
-    /// <summary>Tells the kernel a process found in /proc is inside a job: its children then inherit that at fork.</summary>
-    public void MarkJobMember(int pid, int rootPid, ulong rootStartTimeNs)
+    private const ulong BpfNoexist = 1;
+
+    /// <summary>
+    /// Tells the kernel a process found in /proc is inside a job: its children
+    /// then inherit that at fork. Never over what the kernel decided itself (an
+    /// exec since the process was read).
+    /// </summary>
+    public void MarkJobMember(int pid, GuardJobMember member)
     {
         uint key = (uint)pid;
-        var member = new GuardJobMember { RootPid = (uint)rootPid, RootStartTimeNs = rootStartTimeNs };
-        _ = Libbpf.MapUpdate(jobMembersFd, &key, &member, 0); // a process gone meanwhile is no loss
+        _ = Libbpf.MapUpdate(jobMembersFd, &key, &member, BpfNoexist); // one the kernel has, or one gone meanwhile, is no loss
+    }
+
+    /// <summary>The job cgroup id the kernel keeps for process <paramref name="pid"/> (job_members); 0 when it keeps none.</summary>
+    public ulong JobCgroupOf(int pid)
+    {
+        uint key = (uint)pid;
+        GuardJobMember member;
+        return Libbpf.MapLookup(jobMembersFd, &key, &member) == 0 ? member.CgroupId : 0;
     }
 
     internal static string LoadFailure(int errno)

@@ -5,8 +5,8 @@ namespace Guard.Sensor.Bpf;
 
 /// <summary>
 /// The policy as the kernel applies it itself (bpf/verdicts.h): miner and
-/// job-root names, allowed users, executables and destinations, Stratum
-/// methods. The sensor's object and the enforcement object both carry these maps.
+/// job-root names, the units that are jobs, allowed users, executables and
+/// destinations, Stratum methods. The sensor's object and the enforcement object both carry these maps.
 /// </summary>
 internal static unsafe class PolicyMaps
 {
@@ -60,6 +60,18 @@ internal static unsafe class PolicyMaps
             int rc = Libbpf.MapUpdate(files, &key, &one, 0);
             if (rc != 0)
                 throw new SensorException($"cannot write the allowed executables into the kernel map: {Libc.ErrorText(-rc)}");
+        }
+        int units = KernelSession.MapFd(obj, BpfMapNames.JobUnits);
+        foreach (string unit in rules.JobUnits)
+        {
+            GuardCgroupName key = default;
+            if (System.Text.Encoding.UTF8.GetByteCount(unit) >= GuardCgroupName.Capacity - 1)
+                throw new SensorException($"job unit '{unit}' is longer than {GuardCgroupName.Capacity - 2} bytes");
+            System.Text.Encoding.UTF8.GetBytes(unit, key.Name);
+            byte one = 1;
+            int rc = Libbpf.MapUpdate(units, &key, &one, 0);
+            if (rc != 0)
+                throw new SensorException($"cannot write the job units into the kernel map: {Libc.ErrorText(-rc)}");
         }
         foreach (uint uid in rules.AllowedUids)
         {

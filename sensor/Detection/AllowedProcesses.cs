@@ -25,7 +25,7 @@ public sealed class AllowedProcesses
         executables.Contains(process.ExecutableText)
         || users.Contains(process.Uid.ToString(CultureInfo.InvariantCulture))
         || (process.UserName is { } name && users.Contains(name))
-        || (process.Job is { } job && jobs.Contains(job.Id))
+        || (process.Membership.Id is { } job && jobs.Contains(job))
         // Hashed only when the list names any: the default policy reads no file here.
         || (hashes.Count > 0 && hasher.Of(ExecutableHashes.PathOf(process)) is { } hash && hashes.Contains(hash));
 }

@@ -126,7 +126,7 @@ public sealed class GpuIntruderFindings
         return new AlertEvent
         {
             Rule = Detectors.GpuIntruder.Name,
-            Description = process.JobRootPid == 0 ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
+            Description = !process.Membership.InJob ? "GPU work outside every training job" : "GPU work by a process that is not one of its job's workers",
             RequestedAction = policy.ActionFor(Detectors.GpuIntruder),
             Evidence = [new("why", why), new("executable", process.ExecutableText), .. evidence],
             Process = process,
@@ -149,7 +149,7 @@ public sealed class GpuIntruderFindings
         string name = process.NameText;
         if (services.Contains(name))
             return null;
-        if (process.JobRootPid == 0)
+        if (!process.Membership.InJob)
             return $"{name} uses a GPU outside every training job and is no GPU service";
         if (process.Staging is { } staging)
             return $"its executable is staged ({staging})";

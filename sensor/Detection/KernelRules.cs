@@ -21,6 +21,7 @@ public static class KernelRules
         AllowedDestinations = [.. policy.Allow.Destinations.Select(AllowedDestinations.Parse)],
         // Resolved now: a path that does not exist yet is allowed by user space only.
         AllowedFiles = [.. policy.Allow.Executables.Select(Libc.FileIdOf).OfType<(uint, ulong)>()],
+        JobUnits = policy.Jobs.Units,
     };
 
     public static bool Acts(RuleAction action) => action is RuleAction.Kill or RuleAction.KillJob or RuleAction.QuarantineJob;

@@ -36,11 +36,19 @@ public static class Detectors
     public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
 }
 
+/// <summary>
+/// What a training job is. <see cref="Roots"/>: launchers (comm names) whose
+/// tree is a job. <see cref="Services"/>: long-running GPU services (comm and
+/// unit stem: nvidia-persistenced, DCGM, Guard itself), never jobs.
+/// <see cref="Units"/>: systemd units ("trainer.service") whose cgroup is a
+/// job; any other unit is none, so a process in cron.service with no
+/// launcher above it is outside every job. Slurm jobs, pods and containers are
+/// jobs by their cgroup whatever the policy says (see CgroupJobs).
+/// </summary>
 public sealed record JobPolicy(IReadOnlyList<string> Roots, IReadOnlyList<string> Services)
 {
-    /// <summary>A long-running GPU service's unit (nvidia-persistenced, DCGM, Guard itself): never a job to kill or hold.</summary>
-    public bool IsService(Processes.Job job) =>
-        job.Kind == "systemd" && Services.Any(s => job.Id == $"systemd:{s}.service");
+    /// <summary>Unit names ([jobs] units, with their suffix: .service, .scope or .slice) whose cgroup is a job; none by default.</summary>
+    public IReadOnlyList<string> Units { get; init; } = [];
 }
 
 public sealed record AllowList(

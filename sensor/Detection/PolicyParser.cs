@@ -72,6 +72,7 @@ public static class PolicyParser
         private PolicyMode mode = basis?.Mode ?? PolicyMode.Enforce;
         private IReadOnlyList<string> roots = basis?.Jobs.Roots ?? [];
         private IReadOnlyList<string> services = basis?.Jobs.Services ?? [];
+        private IReadOnlyList<string> units = basis?.Jobs.Units ?? [];
         private IReadOnlyList<string> executables = basis?.Allow.Executables ?? [];
         private IReadOnlyList<string> hashes = basis?.Allow.Hashes ?? [];
         private IReadOnlyList<string> users = basis?.Allow.Users ?? [];
@@ -94,17 +95,26 @@ public static class PolicyParser
         private bool killOnTimeout = basis?.Quarantine.KillOnTimeout ?? false;
         private readonly Dictionary<string, RuleAction> rules = basis is null ? [] : new(basis.Rules);
 
-        public Policy Build() => new(
-            mode,
-            new JobPolicy(roots, services),
-            new AllowList(executables, hashes, users, jobs, destinations),
-            new Indicators(minerNames, minerNamesInJobs, minerArguments, minerArgumentsWeak, minerHashes, poolPorts, poolDomains, stratumMethods),
-            new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
-            rules,
-            [.. basis?.Sources ?? [], file])
+        public Policy Build()
         {
-            Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
-        };
+            // Checked once both lists are known: either may come first, or from the basis.
+            foreach (string unit in units)
+            {
+                if (services.Contains(UnitStem(unit)))
+                    Error(seen.GetValueOrDefault("jobs.units", seen.GetValueOrDefault("jobs.services")), "jobs.units", $"\"{unit}\" is a GPU service (jobs.services): never a job");
+            }
+            return new Policy(
+                mode,
+                new JobPolicy(roots, services) { Units = units },
+                new AllowList(executables, hashes, users, jobs, destinations),
+                new Indicators(minerNames, minerNamesInJobs, minerArguments, minerArgumentsWeak, minerHashes, poolPorts, poolDomains, stratumMethods),
+                new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
+                rules,
+                [.. basis?.Sources ?? [], file])
+            {
+                Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
+            };
+        }
 
         public string? KeyOnLine(int line) => seen.FirstOrDefault(s => s.Value == line).Key;
 
@@ -137,6 +147,7 @@ public static class PolicyParser
             {
                 case ("jobs", "roots"): roots = Strings(kv, key, line, NotEmpty) ?? roots; break;
                 case ("jobs", "services"): services = Strings(kv, key, line, NotEmpty) ?? services; break;
+                case ("jobs", "units"): units = Strings(kv, key, line, Unit) ?? units; break;
                 case ("allow", "executables"): executables = Strings(kv, key, line, AbsolutePath) ?? executables; break;
                 case ("allow", "hashes"): hashes = Strings(kv, key, line, Sha256) ?? hashes; break;
                 case ("allow", "users"): users = Strings(kv, key, line, NotEmpty) ?? users; break;
@@ -308,6 +319,17 @@ public static class PolicyParser
         private void Error(int line, string key, string reason) => errors.Add(new PolicyError(file, line, key, reason));
 
         private static string? NotEmpty(string s) => s.Length == 0 ? "must not be empty" : null;
+
+        private static readonly string[] UnitSuffixes = [".service", ".scope", ".slice"];
+
+        /// <summary>A systemd unit's cgroup name, as the kernel judges it: bpf/guard.h GUARD_CGROUP_NAME_LEN.</summary>
+        private static string? Unit(string s) =>
+            !UnitSuffixes.Any(suffix => s.Length > suffix.Length && s.EndsWith(suffix, StringComparison.Ordinal)) ? "must be a systemd unit: NAME.service, NAME.scope or NAME.slice"
+            : s.Contains('/', StringComparison.Ordinal) ? "must be a unit's name, not a path"
+            : System.Text.Encoding.UTF8.GetByteCount(s) >= GuardCgroupName.Capacity - 1 ? $"must be at most {GuardCgroupName.Capacity - 2} bytes (longer cgroup names are never read as jobs)"
+            : null;
+
+        private static string UnitStem(string unit) => unit[..unit.LastIndexOf('.')];
 
         private static string? AbsolutePath(string s) => s.StartsWith('/') ? null : "must be an absolute path";
 

@@ -12,7 +12,7 @@ public static class PolicyWriter
         var toml = new StringBuilder();
         toml.AppendLine(CultureInfo.InvariantCulture, $"# Effective policy, from: {string.Join(" + ", policy.Sources)}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"mode = {Quote(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
-        Section(toml, "jobs", ("roots", policy.Jobs.Roots), ("services", policy.Jobs.Services));
+        Section(toml, "jobs", ("roots", policy.Jobs.Roots), ("services", policy.Jobs.Services), ("units", policy.Jobs.Units));
         Section(toml, "allow", ("executables", policy.Allow.Executables), ("hashes", policy.Allow.Hashes), ("users", policy.Allow.Users),
             ("jobs", policy.Allow.Jobs), ("destinations", policy.Allow.Destinations));
         Section(toml, "indicators", ("miner_names", policy.Indicators.MinerNames), ("miner_names_in_jobs", policy.Indicators.MinerNamesInJobs),

@@ -33,7 +33,7 @@ public sealed class WeakFindings
 
     /// <summary>A job's process running a memfd, a deleted file, or a file from /tmp-like directories.</summary>
     public AlertEvent? OnExec(ProcessEntry process, long timeNs) =>
-        process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor(Detectors.Staging) != RuleAction.Off
+        process.Staging is { } staging && process.Membership.InJob && policy.ActionFor(Detectors.Staging) != RuleAction.Off
             ? Add(process, Detectors.Staging.Name, $"{staging}: {process.ExecutableText}", timeNs)
             : null;
 
@@ -47,7 +47,7 @@ public sealed class WeakFindings
 
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
     {
-        if (process is null || process.JobRootPid == 0 || !poolPorts.Contains(port) || policy.ActionFor(Detectors.PoolPort) == RuleAction.Off)
+        if (process is null || !process.Membership.InJob || !poolPorts.Contains(port) || policy.ActionFor(Detectors.PoolPort) == RuleAction.Off)
             return null;
         var ip = new IPAddress(family == 2 ? address[..4] : address[..16]);
         // Local and private peers (Jupyter, Ray, a parameter server) are no evidence at all.

@@ -24,7 +24,7 @@ public sealed record EventFilter
             return false;
         if (Pid is int pid && (e.Process is null || !e.Process.DescendsFrom(pid)))
             return false;
-        if (Job is { } job && e.Process?.Job?.Id != job)
+        if (Job is { } job && e.Process?.Membership.Id != job)
             return false;
         return true;
     }

@@ -49,7 +49,44 @@ public sealed partial class FileDescriptor : SafeHandle
         throw new SensorException($"cannot lock {path}: {Libc.ErrorText(errno)}");
     }
 
+    /// <summary>FILEID_KERNFS in include/linux/exportfs.h: a kernfs file handle, whose 8 bytes are the node's id.</summary>
+    private const int FileidKernfs = 0xfe;
+
+    /// <summary>
+    /// Opens the directory of the kernfs file system under <paramref name="mount"/>
+    /// (a cgroup hierarchy) whose node id, its inode number, is <paramref name="id"/>:
+    /// open_by_handle_at with a kernfs handle. Null, with the errno, when it
+    /// cannot: ESTALE when it is gone, EPERM without CAP_DAC_READ_SEARCH.
+    /// </summary>
+    public static unsafe FileDescriptor? OpenKernfsDirectory(FileDescriptor mount, ulong id, out int errno)
+    {
+        // struct file_handle: handle_bytes, handle_type, then the handle.
+        byte* handle = stackalloc byte[16];
+        *(uint*)handle = sizeof(ulong);
+        *(int*)(handle + 4) = FileidKernfs;
+        *(ulong*)(handle + 8) = id;
+        int fd = OpenByHandleAt(mount.Fd, handle, ORdonly | ODirectory | OCloexec);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new FileDescriptor(fd);
+    }
+
+    /// <summary>The path the open file has now, as /proc/self/fd shows it (a removed one ends in " (deleted)"); null when it cannot be read.</summary>
+    public string? CurrentPath()
+    {
+        try
+        {
+            return new FileInfo($"/proc/self/fd/{Fd.ToString(System.Globalization.CultureInfo.InvariantCulture)}").LinkTarget;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     protected override bool ReleaseHandle() => Close((int)handle) == 0;
+
+    [LibraryImport("libc", EntryPoint = "open_by_handle_at", SetLastError = true)]
+    private static unsafe partial int OpenByHandleAt(int mountFd, byte* handle, int flags);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags, int mode = 0);

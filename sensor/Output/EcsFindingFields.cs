@@ -31,8 +31,7 @@ internal sealed class EcsFindingFields(EcsProcessFields processes)
             JobRoot(w, root);
         if (a.Process is { } p)
         {
-            if (p.Job is { } job)
-                EcsLineageFields.Job(w, job, withCgroup: false);
+            EcsLineageFields.Job(w, p, withCgroup: false);
             EcsLineageFields.Ancestry(w, p);
         }
         w.EndObject();

@@ -9,16 +9,21 @@ namespace Guard.Sensor.Output;
 internal static class EcsLineageFields
 {
     /// <summary>
-    /// guard.job: id and kind, and with <paramref name="withCgroup"/> the cgroup
-    /// path too (process and GPU lines carry it; network, metric and alert lines do not).
+    /// guard.job: which job the process is in (<see cref="ProcessEntry.Membership"/>),
+    /// id and kind, and with <paramref name="withCgroup"/> the job's cgroup path
+    /// when it has one (process and GPU lines carry it; network, metric and
+    /// alert lines do not). Nothing outside every job.
     /// </summary>
-    public static void Job(JsonLineWriter w, Job job, bool withCgroup)
+    public static void Job(JsonLineWriter w, ProcessEntry p, bool withCgroup)
     {
+        JobMembership job = p.Membership;
+        if (job.Id is not { } id)
+            return;
         w.StartObject("job"u8);
-        w.Text("id"u8, job.Id);
-        w.Text("kind"u8, job.Kind);
-        if (withCgroup)
-            w.Text("cgroup"u8, job.CgroupPath);
+        w.Text("id"u8, id);
+        w.Text("kind"u8, job.Kind!);
+        if (withCgroup && job.Cgroup is { } cgroup)
+            w.Text("cgroup"u8, cgroup.CgroupPath);
         w.EndObject();
     }
 

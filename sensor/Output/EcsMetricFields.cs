@@ -26,8 +26,8 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         if (m.Sample is { } s)
             Usage(w, s);
         w.EndObject();
-        if (m.Process?.Job is { } job)
-            EcsLineageFields.Job(w, job, withCgroup: false);
+        if (m.Process is { } process)
+            EcsLineageFields.Job(w, process, withCgroup: false);
         w.EndObject();
     }
 

@@ -79,8 +79,8 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
     private static void Guard(JsonLineWriter w, NetworkEvent n)
     {
         w.StartObject("guard"u8);
-        if (n.Process?.Job is { } job)
-            EcsLineageFields.Job(w, job, withCgroup: false);
+        if (n.Process is { } process)
+            EcsLineageFields.Job(w, process, withCgroup: false);
         w.StartObject("socket"u8);
         w.Number("cookie"u8, n.Cookie);
         w.EndObject();

@@ -64,8 +64,7 @@ internal sealed class EcsProcessFields
     /// </summary>
     public static void GuardMembers(JsonLineWriter w, ProcessEntry p)
     {
-        if (p.Job is { } job)
-            EcsLineageFields.Job(w, job, withCgroup: true);
+        EcsLineageFields.Job(w, p, withCgroup: true);
         if (p.ArgsTruncated)
             w.Bool("args_truncated"u8, true);
         if (p.Staging is { } staging)

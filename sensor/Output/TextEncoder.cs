@@ -35,8 +35,8 @@ public sealed class TextEncoder
             line.Append(CultureInfo.InvariantCulture, $"{p.Pid,7} {Printable(p.Name),-15}");
             if (p.Parent is { } parent)
                 line.Append(CultureInfo.InvariantCulture, $" < {parent.Pid} {Printable(parent.Name)}");
-            if (p.Job is { } job)
-                line.Append(" [").Append(job.Id).Append(']');
+            if (p.Membership.Id is { } job)
+                line.Append(" [").Append(job).Append(']');
         }
         else if (e is not HeartbeatEvent)
         {

@@ -1,96 +1,248 @@
-using System.Text.RegularExpressions;
+using System.Globalization;
+using System.Text;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 
 /// <summary>
-/// Names the job a cgroup path belongs to. Orchestrators encode their jobs in
-/// the path: Slurm (job_N), Kubernetes (pod UID), container runtimes (the
-/// container id in a scope), systemd services.
+/// Names the job a cgroup path belongs to, exactly as the kernel judges it
+/// (bpf/verdicts.h job_cgroup_of_current): a directory on the path names a job
+/// when it is a Slurm job (job_778), a Kubernetes pod
+/// (kubepods-burstable-pod&lt;UID&gt;.slice, pod&lt;UID&gt;), a container
+/// (docker-&lt;64 hex&gt;.scope, cri-containerd-, crio-, libpod-, or &lt;64
+/// hex&gt; right under docker) or a unit the policy names; the outermost
+/// such directory is the job's own cgroup, so a cgroup made inside a job never
+/// takes a process out of it. Only the first <see cref="GuardCgroupName.JobLevels"/>
+/// levels are read, and a name of <see cref="GuardCgroupName.Capacity"/> - 1
+/// bytes or more names no job, as in the kernel.
 /// </summary>
-public static partial class CgroupJobs
+public sealed class CgroupJobs
 {
-    [GeneratedRegex(@"/job_(\d+)(/|$)")]
-    private static partial Regex SlurmJob();
+    private const int UuidLength = 36;
+    private const int ContainerIdLength = 64;
+    private static readonly string[] Runtimes = ["docker", "cri-containerd", "crio", "libpod"];
 
-    [GeneratedRegex(@"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})")]
-    private static partial Regex KubernetesPod();
+    private readonly HashSet<string> units;
 
-    [GeneratedRegex(@"(?:docker|cri-containerd|crio|libpod)-([0-9a-f]{64})\.scope|/docker/([0-9a-f]{64})")]
-    private static partial Regex Container();
+    /// <summary>Judges with <paramref name="units"/> (the policy's [jobs] units, "trainer.service") as jobs; no other unit is one.</summary>
+    public CgroupJobs(IEnumerable<string> units) => this.units = [.. units];
 
-    [GeneratedRegex(@"/([^/]+\.service)(/|$)")]
-    private static partial Regex SystemdService();
+    /// <summary>Slurm jobs, pods and containers only: no unit is a job.</summary>
+    public static CgroupJobs WithoutUnits { get; } = new([]);
 
-    /// <summary>The job of a process in cgroup <paramref name="path"/>; its CgroupPath is the job's own cgroup, which holds the process.</summary>
-    public static Job? FromPath(string? path)
+    /// <summary>The job of a process in cgroup <paramref name="path"/> (relative to the cgroup2 mount, "/a/b"); its CgroupPath is the job's own cgroup, which holds the process. Null outside every job.</summary>
+    public Job? FromPath(string? path)
     {
         if (string.IsNullOrEmpty(path) || path == "/")
             return null;
-        if (SlurmJob().Match(path) is { Success: true } slurm)
-            return new Job($"slurm:{slurm.Groups[1].Value}", "slurm", Through(path, slurm.Groups[1]));
-        if (KubernetesPod().Match(path) is { Success: true } pod)
-            return new Job($"k8s-pod:{pod.Groups[1].Value.Replace('_', '-')}", "kubernetes", Through(path, pod));
-        if (Container().Match(path) is { Success: true } container)
+        string[] names = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (int level = 0; level < Math.Min(names.Length, GuardCgroupName.JobLevels); level++)
         {
-            Group id = container.Groups[1].Success ? container.Groups[1] : container.Groups[2];
-            return new Job($"container:{id.Value[..12]}", "container", Through(path, container));
+            if (Named(names[level], level > 0 ? names[level - 1] : null, units) is { } job)
+                return job with { CgroupPath = "/" + string.Join('/', names, 0, level + 1) };
         }
-        // The innermost service: user@UID.service holds a user's own units.
-        MatchCollection services = SystemdService().Matches(path);
-        if (services.Count > 0)
-            return new Job($"systemd:{services[^1].Groups[1].Value}", "systemd", Through(path, services[^1].Groups[1]));
         return null;
     }
 
-    /// <summary>The path up to the end of the component where <paramref name="match"/> ends.</summary>
-    private static string Through(string path, Capture match)
+    /// <summary>
+    /// The job the last directory of <paramref name="path"/> names, any unit
+    /// counting: for a person who names a job ("systemd:cron.service") and
+    /// the cgroup to act on is looked for. Null when it names none.
+    /// </summary>
+    public static Job? NamedBy(string path)
     {
-        int last = match.Index + match.Length - 1;
-        if (path[last] == '/')
-            last--;
-        int end = path.IndexOf('/', last + 1);
-        return end < 0 ? path : path[..end];
+        string[] names = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        return names.Length == 0 ? null
+            : Named(names[^1], names.Length > 1 ? names[^2] : null, null) is { } job ? job with { CgroupPath = "/" + string.Join('/', names) } : null;
     }
+
+    /// <summary>The job one directory name names (its CgroupPath left empty); <paramref name="jobUnits"/> null: every unit is one.</summary>
+    private static Job? Named(string name, string? parent, HashSet<string>? jobUnits)
+    {
+        if (Encoding.UTF8.GetByteCount(name) >= GuardCgroupName.Capacity - 1)
+            return null;
+        if (SlurmJob(name) is { } slurm)
+            return new Job($"slurm:{slurm}", "slurm", "");
+        if (KubernetesPod(name) is { } pod)
+            return new Job($"k8s-pod:{pod.Replace('_', '-')}", "kubernetes", "");
+        if (Container(name, parent == "docker") is { } container)
+            return new Job($"container:{container[..12]}", "container", "");
+        if (jobUnits is null ? IsUnit(name) : jobUnits.Contains(name))
+            return new Job($"systemd:{name}", "systemd", "");
+        return null;
+    }
+
+    /// <summary>"job_" then digits: the job number.</summary>
+    private static string? SlurmJob(string name) =>
+        name.Length > 4 && name.StartsWith("job_", StringComparison.Ordinal) && name.AsSpan(4).IndexOfAnyExceptInRange('0', '9') < 0 ? name[4..] : null;
+
+    /// <summary>"pod&lt;UID&gt;", alone or after a '-', then ".slice" or nothing: the UID (8-4-4-4-12 hex digits, separated by '-' or '_').</summary>
+    private static string? KubernetesPod(string name)
+    {
+        string stem = name.EndsWith(".slice", StringComparison.Ordinal) ? name[..^6] : name;
+        int uid = stem.Length - UuidLength;
+        if (uid < 3 || !stem.AsSpan(uid - 3).StartsWith("pod", StringComparison.Ordinal) || (uid > 3 && stem[uid - 4] != '-'))
+            return null;
+        for (int i = 0; i < UuidLength; i++)
+        {
+            char c = stem[uid + i];
+            bool ok = i is 8 or 13 or 18 or 23 ? c is '-' or '_' : IsLowerHex(c);
+            if (!ok)
+                return null;
+        }
+        return stem[uid..];
+    }
+
+    /// <summary>RUNTIME-&lt;64 hex&gt;.scope, or &lt;64 hex&gt; right under "docker": the container id.</summary>
+    private static string? Container(string name, bool underDocker)
+    {
+        if (underDocker && name.Length == ContainerIdLength && name.All(IsLowerHex))
+            return name;
+        if (!name.EndsWith(".scope", StringComparison.Ordinal))
+            return null;
+        int runtime = name.Length - ContainerIdLength - ".scope".Length - 1;
+        if (runtime < 0 || name[runtime] != '-' || !Runtimes.Contains(name[..runtime]))
+            return null;
+        string id = name.Substring(runtime + 1, ContainerIdLength);
+        return id.All(IsLowerHex) ? id : null;
+    }
+
+    private static bool IsUnit(string name) =>
+        name.EndsWith(".service", StringComparison.Ordinal) || name.EndsWith(".scope", StringComparison.Ordinal) || name.EndsWith(".slice", StringComparison.Ordinal);
+
+    private static bool IsLowerHex(char c) => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f';
 }
 
 /// <summary>
-/// Maps the cgroup id a record carries to its path. On cgroup v2 the id is the
-/// inode number of the cgroup's directory, so one walk of the hierarchy fills
-/// the cache; a miss (a cgroup made since) walks again, at most every 100 ms.
+/// Maps the cgroup id a record carries to its path and job. On cgroup v2 the
+/// id is the inode number of the cgroup's directory, and open_by_handle_at
+/// opens a cgroup by it (a kernfs file handle): a cgroup made a
+/// moment before the record is found as surely as an old one, with no walk
+/// and no window. Where file handles are refused (no CAP_DAC_READ_SEARCH), a
+/// miss walks the hierarchy instead. At most <see cref="Capacity"/> cgroups
+/// are remembered; past that the memory starts again.
 /// </summary>
 public sealed class CgroupPaths
 {
-    private static readonly long RescanIntervalNs = 100_000_000;
+    /// <summary>Cgroups remembered before the cache is cleared: a host that makes and removes cgroups all day must not grow the sensor.</summary>
+    public const int Capacity = 65536;
+
+    // open_by_handle_at's refusals (errno): not allowed, or not supported here.
+    private const int Eperm = 1;
+    private const int Enosys = 38;
+    private const int Eopnotsupp = 95;
+
     private readonly string root;
+    private readonly CgroupJobs jobs;
     private readonly Dictionary<ulong, string> paths = [];
-    private readonly Dictionary<ulong, Job?> jobs = [];
-    private long lastScanNs = long.MinValue;
+    private readonly Dictionary<ulong, Job?> jobsById = [];
+    private bool handlesRefused;
 
-    public CgroupPaths(string root) => this.root = root;
+    /// <summary>Resolves on the cgroup2 hierarchy mounted at <paramref name="root"/>, naming jobs with <paramref name="jobs"/>.</summary>
+    public CgroupPaths(string root, CgroupJobs jobs)
+    {
+        this.root = root.TrimEnd('/');
+        this.jobs = jobs;
+    }
 
+    /// <summary>How jobs are named from paths here.</summary>
+    public CgroupJobs Jobs => jobs;
+
+    /// <summary>The job of a process in cgroup <paramref name="cgroupId"/>; null outside every job, or when the cgroup is gone.</summary>
     public Job? JobOf(ulong cgroupId)
     {
-        if (jobs.TryGetValue(cgroupId, out Job? job))
+        if (jobsById.TryGetValue(cgroupId, out Job? job))
             return job;
         string? path = PathOf(cgroupId);
         if (path is null)
             return null;
-        job = CgroupJobs.FromPath(path);
-        jobs[cgroupId] = job;
+        job = jobs.FromPath(path);
+        Remember(jobsById, cgroupId, job);
         return job;
     }
 
+    /// <summary>The path of cgroup <paramref name="cgroupId"/> relative to the mount ("/a/b"), or null when it is gone.</summary>
     public string? PathOf(ulong cgroupId)
     {
         if (paths.TryGetValue(cgroupId, out string? path))
             return path;
-        long now = Libc.NowNs(Libc.ClockBoottime);
-        if (now - lastScanNs < RescanIntervalNs)
+        path = handlesRefused ? null : Open(cgroupId);
+        if (path is null && handlesRefused)
+        {
+            Scan();
+            path = paths.GetValueOrDefault(cgroupId);
+        }
+        if (path is not null)
+            Remember(paths, cgroupId, path);
+        return path;
+    }
+
+    /// <summary>
+    /// Every process now in a job's cgroup or below it, with its job and the
+    /// job cgroup's id: one walk of the hierarchy, reading cgroup.procs below
+    /// job cgroups only. For processes that were there before the sensor.
+    /// </summary>
+    public Dictionary<int, (Job Job, ulong CgroupId)> JobMembersNow()
+    {
+        var members = new Dictionary<int, (Job, ulong)>();
+        var pending = new Stack<(string Dir, Job? Job, ulong JobId)>();
+        pending.Push((root, null, 0));
+        while (pending.Count > 0)
+        {
+            (string dir, Job? job, ulong jobId) = pending.Pop();
+            try
+            {
+                if (job is null && jobs.FromPath(dir == root ? "/" : dir[root.Length..]) is { } found)
+                {
+                    job = found;
+                    jobId = Libc.InodeOf(dir) ?? 0;
+                }
+                if (job is not null)
+                {
+                    foreach (string line in File.ReadLines(Path.Join(dir, "cgroup.procs")))
+                    {
+                        if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+                            members[pid] = (job, jobId);
+                    }
+                }
+                foreach (string child in Directory.EnumerateDirectories(dir))
+                    pending.Push((child, job, jobId));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A cgroup removed while we walked.
+            }
+        }
+        return members;
+    }
+
+    private static void Remember<T>(Dictionary<ulong, T> cache, ulong id, T value)
+    {
+        if (cache.Count >= Capacity)
+            cache.Clear();
+        cache[id] = value;
+    }
+
+    /// <summary>The path through a file handle; null when the cgroup is gone, or handles are refused (then <see cref="handlesRefused"/>).</summary>
+    private string? Open(ulong cgroupId)
+    {
+        string? full;
+        try
+        {
+            using FileDescriptor mount = FileDescriptor.OpenDirectory(root);
+            using FileDescriptor? cgroup = FileDescriptor.OpenKernfsDirectory(mount, cgroupId, out int errno);
+            handlesRefused = errno is Eperm or Enosys or Eopnotsupp;
+            full = cgroup?.CurrentPath();
+        }
+        catch (SensorException)
+        {
+            return null; // the mount itself is gone
+        }
+        // A cgroup removed since it was opened reads "... (deleted)": gone.
+        if (full is null || full.EndsWith(" (deleted)", StringComparison.Ordinal))
             return null;
-        lastScanNs = now;
-        Scan();
-        return paths.GetValueOrDefault(cgroupId);
+        return full == root ? "/" : full.StartsWith(root + "/", StringComparison.Ordinal) ? full[root.Length..] : null;
     }
 
     private void Scan()
@@ -102,21 +254,15 @@ public sealed class CgroupPaths
             string dir = pending.Pop();
             try
             {
-                ulong ino = Inode(dir);
-                string relative = "/" + Path.GetRelativePath(root, dir).Replace("\\", "/", StringComparison.Ordinal);
-                paths[ino] = relative == "/." ? "/" : relative;
+                ulong ino = Libc.InodeOf(dir) ?? throw new IOException(dir);
+                Remember(paths, ino, dir == root ? "/" : dir[root.Length..]);
                 foreach (string child in Directory.EnumerateDirectories(dir))
                     pending.Push(child);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // A cgroup removed while we walked.
             }
-            catch (UnauthorizedAccessException)
-            {
-            }
         }
     }
-
-    private static ulong Inode(string path) => Libc.InodeOf(path) ?? throw new IOException(path);
 }

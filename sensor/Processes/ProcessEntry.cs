@@ -54,7 +54,12 @@ public sealed class ProcessEntry
 
     public string? UserName { get; internal set; }
 
-    public Job? Job { get; internal set; }
+    /// <summary>
+    /// Its cgroup's job (a Slurm job, a pod, a container, a unit the policy
+    /// names), kept when it leaves that cgroup, as the kernel keeps it; null
+    /// when it has none. Which job it is in is <see cref="Membership"/>.
+    /// </summary>
+    public Job? CgroupJob { get; internal set; }
 
     public string? WorkingDirectory { get; internal set; }
 
@@ -83,6 +88,9 @@ public sealed class ProcessEntry
             return null;
         }
     }
+
+    /// <summary>Which job it is in: the one answer every rule, response and output uses (see <see cref="JobMembership"/>).</summary>
+    public JobMembership Membership => new(CgroupJob, JobRootPid, JobRoot);
 
     /// <summary>Where its executable came from when that is suspect: "memfd", "unlinked", "shared-directory"; null otherwise.</summary>
     public string? Staging { get; internal set; }

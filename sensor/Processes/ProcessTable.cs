@@ -19,12 +19,20 @@ public sealed class ProcessTable
     private readonly EntityIds ids;
     private readonly CgroupPaths? cgroups;
     private readonly UserNames users;
+    private readonly Func<int, ulong>? kernelJobCgroup;
 
-    public ProcessTable(EntityIds ids, CgroupPaths? cgroups, UserNames users)
+    /// <summary>
+    /// A table naming jobs through <paramref name="cgroups"/> (none when null);
+    /// <paramref name="kernelJobCgroup"/> reads the job cgroup id the kernel
+    /// keeps for a pid (0: none), asked only when the kernel says an exec is
+    /// in a job the table cannot name.
+    /// </summary>
+    public ProcessTable(EntityIds ids, CgroupPaths? cgroups, UserNames users, Func<int, ulong>? kernelJobCgroup = null)
     {
         this.ids = ids;
         this.cgroups = cgroups;
         this.users = users;
+        this.kernelJobCgroup = kernelJobCgroup;
     }
 
     public int Count => byPid.Count;
@@ -99,7 +107,8 @@ public sealed class ProcessTable
             Args = parent?.Args ?? [],
             ArgsTruncated = parent?.ArgsTruncated ?? false,
             WorkingDirectory = parent?.WorkingDirectory,
-            Job = cgroups?.JobOf(record.CgroupId) ?? parent?.Job,
+            // The creator's cgroup (a clone into another cgroup does not take the child out of its job), else the parent's job.
+            CgroupJob = cgroups?.JobOf(record.CgroupId) ?? parent?.CgroupJob,
             JobRootPid = parent?.JobRootPid ?? 0,
         };
         byPid[pid] = entry;
@@ -119,7 +128,18 @@ public sealed class ProcessTable
         entry.Name = CString(record.Comm);
         entry.Uid = record.Uid;
         entry.UserName = users.NameOf(record.Uid);
-        entry.Job = cgroups?.JobOf(record.CgroupId) ?? entry.Job;
+        // Its cgroup's job, else the one it had: it stays in a job whose cgroup it left, as in the kernel.
+        entry.CgroupJob = cgroups?.JobOf(record.CgroupId) ?? entry.CgroupJob;
+        // In a job by the kernel's word alone (it, or the parent it forked from, moved through a job's
+        // cgroup without forking or exec'ing there): the job the kernel keeps is the job. The parent's
+        // entry outlives a miner the kernel killed at this exec.
+        if (entry.CgroupJob is null && record.JobRootPid == 0 && (record.Flags & ExecRecord.InJob) != 0 && kernelJobCgroup is not null)
+        {
+            ulong jobCgroup = kernelJobCgroup(pid);
+            if (jobCgroup == 0 && entry.Parent is { Exited: false } parent)
+                jobCgroup = kernelJobCgroup(parent.Pid);
+            entry.CgroupJob = jobCgroup == 0 ? null : cgroups?.JobOf(jobCgroup);
+        }
         entry.JobRootPid = (int)record.JobRootPid;
         entry.Staging = (record.Flags & ExecRecord.Memfd) != 0 ? "memfd"
             : (record.Flags & ExecRecord.Unlinked) != 0 ? "unlinked"
@@ -216,7 +236,7 @@ public sealed class ProcessTable
         entry.Args = d.Args;
         entry.Uid = d.Uid;
         entry.UserName = users.NameOf(d.Uid);
-        entry.Job = CgroupJobs.FromPath(d.CgroupPath);
+        entry.CgroupJob = (cgroups?.Jobs ?? CgroupJobs.WithoutUnits).FromPath(d.CgroupPath) ?? entry.CgroupJob;
         entry.WorkingDirectory = d.WorkingDirectory;
         entry.Changed();
     }
@@ -228,7 +248,7 @@ public sealed class ProcessTable
             Parent = Resolve(ppid, parentTicks),
             ParentPid = ppid,
         };
-        entry.Job = entry.Parent?.Job;
+        entry.CgroupJob = entry.Parent?.CgroupJob;
         byPid[pid] = entry;
         return entry;
     }

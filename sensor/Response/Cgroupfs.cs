@@ -85,9 +85,13 @@ internal sealed class Cgroupfs
     /// <summary>The cgroup (relative path) whose id is <paramref name="id"/>, or null: walks the whole hierarchy.</summary>
     public string? FindById(ulong id) => Walk().FirstOrDefault(p => Libc.InodeOf(DirectoryOf(p)) == id);
 
-    /// <summary>The outermost cgroup that names job <paramref name="jobId"/> (<see cref="CgroupJobs"/>), or null: walks the whole hierarchy.</summary>
+    /// <summary>
+    /// The outermost cgroup whose own name names job <paramref name="jobId"/>
+    /// (<see cref="CgroupJobs.NamedBy"/>: a person who names systemd:UNIT means
+    /// that unit, named in the policy or not), or null: walks the whole hierarchy.
+    /// </summary>
     public string? FindJob(string jobId) =>
-        Walk().Where(p => CgroupJobs.FromPath(p)?.Id == jobId).Select(p => CgroupJobs.FromPath(p)!.CgroupPath).MinBy(p => p.Length);
+        Walk().Where(p => CgroupJobs.NamedBy(p)?.Id == jobId).MinBy(p => p.Length);
 
     /// <summary>Writes a control file; a failure is one line naming the file and the value.</summary>
     private static void Write(string file, string value)

@@ -45,9 +45,18 @@ public sealed class ProcessKiller
     private const int Esrch = 3;
 
     private readonly Cgroupfs cgroupfs;
+    private readonly CgroupJobs jobs;
 
-    /// <summary>Kills on the cgroup2 hierarchy mounted at <paramref name="cgroupRoot"/> (usually /sys/fs/cgroup).</summary>
-    public ProcessKiller(string cgroupRoot) => cgroupfs = new Cgroupfs(cgroupRoot);
+    /// <summary>
+    /// Kills on the cgroup2 hierarchy mounted at <paramref name="cgroupRoot"/>
+    /// (usually /sys/fs/cgroup); a process's job is named by <paramref name="jobs"/>
+    /// (the policy's units), or without units when null.
+    /// </summary>
+    public ProcessKiller(string cgroupRoot, CgroupJobs? jobs = null)
+    {
+        cgroupfs = new Cgroupfs(cgroupRoot);
+        this.jobs = jobs ?? CgroupJobs.WithoutUnits;
+    }
 
     /// <summary>
     /// Why this process must not be signalled, or null. Reads only what it is
@@ -149,7 +158,7 @@ public sealed class ProcessKiller
     private KillOutcome KillJob(ProcessTarget target)
     {
         string? path = ProcfsReader.ReadCgroupPath($"/proc/{target.Pid.ToString(CultureInfo.InvariantCulture)}");
-        return CgroupJobs.FromPath(path) is { } job
+        return jobs.FromPath(path) is { } job
             ? KillJob(job, target)
             : KillOutcome.Refused(target, KillScope.Job, $"process {target.Pid} is in no job's cgroup ({path ?? "unknown"}); use --tree");
     }

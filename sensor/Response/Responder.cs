@@ -53,7 +53,9 @@ public sealed class Responder
             killed = outcome.Signalled;
         }
         ProcessTarget? root = alert.JobRoot is { } r ? new ProcessTarget(r.Pid, r.StartTicks) : null;
-        Job? cgroupJob = process.Job is { } j && !policy.Jobs.IsService(j) ? j : null;
+        // The job's own cgroup, where it has one. Never a unit the policy does not name: that is no job
+        // (CgroupJobs), so a process in cron.service gets only its launcher's tree held, or nothing.
+        Job? cgroupJob = process.Membership.Cgroup;
         if (cgroupJob is null && root is { } own && killed.Contains(own.Pid))
         {
             // The miner was its own job's root (python3 miner.py from a tool shell): killing it ended the job.

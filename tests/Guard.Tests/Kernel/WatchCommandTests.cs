@@ -58,7 +58,7 @@ public sealed class WatchCommandTests
 
         // What stays is the enforcement and the lineage recorder, pinned; removing them leaves nothing.
         Assert.Equal(
-            [BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork,
+            [BpfProgramNames.EnforceCgroupAttach, BpfProgramNames.EnforceConnect4, BpfProgramNames.EnforceConnect6, BpfProgramNames.EnforceEgress, BpfProgramNames.EnforceExec, BpfProgramNames.EnforceExit, BpfProgramNames.EnforceFork,
              BpfProgramNames.LineageExit, BpfProgramNames.LineageFork],
             Pins.Links(Pins.Root).Select(Path.GetFileName));
         static bool Stays(string name) => name.StartsWith(BpfProgramNames.EnforcePrefix, StringComparison.Ordinal) || name.StartsWith(BpfProgramNames.LineagePrefix, StringComparison.Ordinal);

@@ -38,7 +38,7 @@ public sealed class EcsEncoderTests
             Executable = Encoding.UTF8.GetBytes("/usr/bin/" + name),
             Args = Encoding.UTF8.GetBytes(name + "\0--pass\0x"),
             Uid = 1000,
-            Job = job,
+            CgroupJob = job,
         };
 
     private string Encode(SensorEvent e)

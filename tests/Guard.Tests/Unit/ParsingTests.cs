@@ -12,15 +12,26 @@ namespace Guard.Tests.Unit;
 
 public sealed class ParsingTests
 {
+    private const string Uid = "1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0";
+    private const string Hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     [Theory]
     [InlineData("/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0", "slurm:4242", "slurm", "/system.slice/slurmstepd.scope/job_4242")]
-    [InlineData("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice")]
-    [InlineData("/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope", "container:0123456789ab", "container", "/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope")]
+    [InlineData("/slurm/uid_1000/job_778/step_0", "slurm:778", "slurm", "/slurm/uid_1000/job_778")]
+    [InlineData("/X/job_778/step_0", "slurm:778", "slurm", "/X/job_778")]
+    [InlineData("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + Uid + ".slice/cri-containerd-" + Hex64 + ".scope", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + Uid + ".slice")]
+    [InlineData("/kubepods.slice/kubepods-pod" + Uid + ".slice", "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-pod" + Uid + ".slice")]
+    [InlineData("/kubepods/burstable/pod1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0/" + Hex64, "k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods/burstable/pod1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0")]
+    [InlineData("/system.slice/docker-" + Hex64 + ".scope", "container:0123456789ab", "container", "/system.slice/docker-" + Hex64 + ".scope")]
+    [InlineData("/machine.slice/libpod-" + Hex64 + ".scope/container", "container:0123456789ab", "container", "/machine.slice/libpod-" + Hex64 + ".scope")]
+    [InlineData("/system.slice/crio-" + Hex64 + ".scope", "container:0123456789ab", "container", "/system.slice/crio-" + Hex64 + ".scope")]
+    [InlineData("/docker/" + Hex64, "container:0123456789ab", "container", "/docker/" + Hex64)]
     [InlineData("/system.slice/trainer.service/worker", "systemd:trainer.service", "systemd", "/system.slice/trainer.service")]
-    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service", "systemd:notebook.service", "systemd", "/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service")]
+    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/trainer.service", "systemd:trainer.service", "systemd", "/user.slice/user-1000.slice/user@1000.service/app.slice/trainer.service")]
+    [InlineData("/system.slice/trainer.service/job_5/step_0", "systemd:trainer.service", "systemd", "/system.slice/trainer.service")]
     public void CgroupPathsNameTheirJobAndItsOwnCgroup(string path, string id, string kind, string jobCgroup)
     {
-        Job job = CgroupJobs.FromPath(path)!;
+        Job job = new CgroupJobs(["trainer.service"]).FromPath(path)!;
         Assert.Equal(id, job.Id);
         Assert.Equal(kind, job.Kind);
         Assert.Equal(jobCgroup, job.CgroupPath);
@@ -28,9 +39,39 @@ public sealed class ParsingTests
 
     [Theory]
     [InlineData("/")]
-    [InlineData("/user.slice/user-0.slice/session-3.scope")]
     [InlineData(null)]
-    public void CgroupsThatAreNoJobNameNone(string? path) => Assert.Null(CgroupJobs.FromPath(path));
+    [InlineData("/user.slice/user-0.slice/session-3.scope")]
+    [InlineData("/system.slice/cron.service")]
+    [InlineData("/user.slice/user-1000.slice/user@1000.service/app.slice/notebook.service")]
+    [InlineData("/system.slice/crio-conmon-" + Hex64 + ".scope")]
+    [InlineData("/system.slice/foo-docker-" + Hex64 + ".scope")]
+    [InlineData("/x/job_")]
+    [InlineData("/x/job_12a")]
+    [InlineData("/x/myjob_12")]
+    [InlineData("/x/kubepods-besteffort-pod1B2C3D4E_5F60_7182_9304_A5B6C7D8E9F0.slice")]
+    [InlineData("/x/xpod" + Uid)]
+    [InlineData("/notdocker/" + Hex64)]
+    [InlineData("/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/job_17")]
+    public void CgroupsThatAreNoJobNameNone(string? path) => Assert.Null(new CgroupJobs(["trainer.service"]).FromPath(path));
+
+    [Fact]
+    public void OnlyTheFirstSixteenLevelsAndNamesUnder127BytesAreRead()
+    {
+        var jobs = CgroupJobs.WithoutUnits;
+        Assert.Equal("slurm:16", jobs.FromPath("/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/job_16")?.Id);
+        string pod126 = new string('k', 126 - 40) + "-pod" + Uid;
+        Assert.Equal(126, pod126.Length);
+        Assert.Equal("kubernetes", jobs.FromPath("/" + pod126)?.Kind);
+        Assert.Null(jobs.FromPath("/k" + pod126));
+    }
+
+    [Fact]
+    public void ANamedJobIsTheCgroupNamingItAnyUnitCounting()
+    {
+        Assert.Equal("systemd:cron.service", CgroupJobs.NamedBy("/system.slice/cron.service")?.Id);
+        Assert.Null(CgroupJobs.NamedBy("/system.slice/cron.service/sub"));
+        Assert.Equal(("slurm:9", "/x/job_9"), CgroupJobs.NamedBy("/x/job_9") is { } j ? (j.Id, j.CgroupPath) : default);
+    }
 
     [Fact]
     public void StatParsingSurvivesParenthesesAndSpacesInTheName()

@@ -141,13 +141,26 @@ public sealed class PolicyTests
     }
 
     [Fact]
-    public void GpuServicesAreNeverJobs()
+    public void UnitsAreJobsOnlyWhereThePolicyNamesThem()
     {
-        JobPolicy jobs = PolicyLoader.BuiltIn.Jobs;
-        Assert.True(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:nvidia-persistenced.service", "systemd", "/system.slice/nvidia-persistenced.service")));
-        Assert.True(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:guard.service", "systemd", "/system.slice/guard.service")));
-        Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("systemd:trainer.service", "systemd", "/system.slice/trainer.service")));
-        Assert.False(jobs.IsService(new Guard.Sensor.Processes.Job("slurm:42", "slurm", "/slurm/job_42")));
+        Assert.Empty(PolicyLoader.BuiltIn.Jobs.Units);
+        var errors = new List<PolicyError>();
+        Policy policy = Parse("[jobs]\nunits = [\"trainer.service\", \"batch.slice\"]\n", errors);
+        Assert.Empty(errors);
+        Assert.Equal(["trainer.service", "batch.slice"], policy.Jobs.Units);
+        Assert.Equal(["trainer.service", "batch.slice"], KernelRules.From(policy).JobUnits);
+        Assert.Equal(policy.Jobs.Units, PolicyParser.Parse(PolicyWriter.Write(policy), "shown.toml", null, errors).Jobs.Units);
+
+        Parse("[jobs]\nunits = [\"trainer\", \"/system.slice/x.service\", \"" + new string('a', 120) + ".service\"]\n", errors);
+        Assert.Equal(3, errors.Count);
+        Assert.Contains("must be a systemd unit", errors[0].ToString(), StringComparison.Ordinal);
+        Assert.Contains("not a path", errors[1].ToString(), StringComparison.Ordinal);
+        Assert.Contains("at most 126 bytes", errors[2].ToString(), StringComparison.Ordinal);
+
+        // A GPU service is never a job, whichever list names it first.
+        errors.Clear();
+        Parse("[jobs]\nunits = [\"nvidia-persistenced.service\"]\n", errors);
+        Assert.Equal("p.toml:2:jobs.units: \"nvidia-persistenced.service\" is a GPU service (jobs.services): never a job", Assert.Single(errors).ToString());
     }
 
     [Fact]

@@ -31,6 +31,7 @@ public sealed partial class RecordLayoutTests
         ("guard_config", typeof(GuardConfig)),
         ("guard_name", typeof(GuardName)),
         ("guard_job_member", typeof(GuardJobMember)),
+        ("guard_cgroup_name", typeof(GuardCgroupName)),
         ("guard_method", typeof(GuardMethod)),
         ("guard_quarantine", typeof(GuardQuarantine)),
         ("guard_device_key", typeof(GuardDeviceKey)),
@@ -152,5 +153,14 @@ public sealed partial class RecordLayoutTests
         Match m = Regex.Match(header, @"#define GUARD_NS_PER_TICK (\d+)ULL");
         Assert.Equal(GuardProcessId.NsPerTick.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
         Assert.Equal(GuardProcessId.NsPerTick, 1_000_000_000UL / (ulong)Guard.Sensor.Processes.ClockTicks.PerSecond);
+    }
+
+    [Fact]
+    public void CgroupJobLevelsMatchTheHeader()
+    {
+        // The kernel and CgroupJobs read the same levels of a cgroup path for a job's name.
+        string header = File.ReadAllText(Path.Combine(RepoPaths.Bpf, "guard.h"));
+        Match m = Regex.Match(header, @"#define GUARD_CGROUP_JOB_LEVELS (\d+)");
+        Assert.Equal(GuardCgroupName.JobLevels.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value);
     }
 }
