@@ -22,34 +22,36 @@ public sealed class JsonLinesSink : IEventSink
     public void Write(SensorEvent e)
     {
         encoder.Encode(e, writer);
-        Guarded(writer.Written);
-    }
-
-    /// <inheritdoc/>
-    public void Flush() => Guarded(default);
-
-    /// <summary>Flushes what is buffered, unless the stream has failed already; the stream is the caller's to close.</summary>
-    public void Dispose()
-    {
-        if (!broken)
-            stream.Flush();
-    }
-
-    /// <summary>Writes <paramref name="bytes"/> (or flushes, when empty); remembers a failure so it is reported once.</summary>
-    private void Guarded(ReadOnlySpan<byte> bytes)
-    {
         try
         {
-            if (bytes.IsEmpty)
-                stream.Flush();
-            else
-                stream.Write(bytes);
+            stream.Write(writer.Written);
         }
         catch (IOException)
         {
             broken = true;
             throw;
         }
+    }
+
+    /// <inheritdoc/>
+    public void Flush()
+    {
+        try
+        {
+            stream.Flush();
+        }
+        catch (IOException)
+        {
+            broken = true;
+            throw;
+        }
+    }
+
+    /// <summary>Flushes what is buffered, unless the stream has failed already; the stream is the caller's to close.</summary>
+    public void Dispose()
+    {
+        if (!broken)
+            stream.Flush();
     }
 }
 
