@@ -8,6 +8,7 @@ using Guard.Sensor.Output;
 using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
+using Microsoft.Extensions.Hosting.Systemd;
 
 namespace Guard.Sensor;
 
@@ -35,6 +36,16 @@ public sealed record SensorOptions
 
     /// <summary>Where the actions taken are kept for `guard status`; null keeps none.</summary>
     public ActionLog? ActionLog { get; init; }
+
+    /// <summary>
+    /// How late the ring's drain may be before the sensor counts as stalled
+    /// (<see cref="DrainWatchdog"/>); systemd's <c>WatchdogSec=</c> shortens it.
+    /// At least 100 ms.
+    /// </summary>
+    public TimeSpan StallLimit { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Told, from the watchdog's thread, how late the drain is when it stalls; once a stall.</summary>
+    public Action<TimeSpan>? OnStall { get; init; }
 }
 
 /// <summary>What a run saw, for the exit summary.</summary>
@@ -78,7 +89,8 @@ public sealed class GuardSensor : IDisposable
     private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
     private readonly HashSet<string> expiryFailuresReported = [];
     private readonly List<string> warnings = [];
-    private IDisposable? registration;
+    private SensorRegistration? registration;
+    private DrainWatchdog? watchdog;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -145,6 +157,7 @@ public sealed class GuardSensor : IDisposable
             sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
             sensor.RecordLineage();
             sensor.Register();
+            sensor.WatchDrain();
         }
         catch
         {
@@ -162,6 +175,7 @@ public sealed class GuardSensor : IDisposable
             sensor.Dispose();
             throw;
         }
+        sensor.watchdog!.Ready();
         return sensor;
     }
 
@@ -231,7 +245,7 @@ public sealed class GuardSensor : IDisposable
     {
         try
         {
-            registration = RunningSensors.Register();
+            registration = RunningSensors.Register(options.StallLimit);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -239,11 +253,24 @@ public sealed class GuardSensor : IDisposable
         }
     }
 
+    /// <summary>Watches this sensor's drain from a thread of its own: systemd's watchdog and the registration's stamp.</summary>
+    private void WatchDrain()
+    {
+        SensorRegistration? stamped = registration;
+        watchdog = new DrainWatchdog(
+            options.StallLimit, new SystemdNotifier(), stamped is null ? null : stamped.MarkDrained,
+            options.OnStall ?? (_ => { }));
+    }
+
+    /// <summary>Whether the ring's drain is late by more than the stall limit, as the watchdog last saw.</summary>
+    public bool Stalled => watchdog?.Stalled ?? false;
+
     /// <summary>Handles what the kernel has (waiting up to <paramref name="timeoutMs"/>), then the periodic work.</summary>
     public int Poll(int timeoutMs)
     {
         int n = reader.Poll(timeoutMs);
         long now = Libc.NowNs(Libc.ClockBoottime);
+        watchdog?.Drained(now);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
@@ -369,6 +396,7 @@ public sealed class GuardSensor : IDisposable
     /// <summary>Detaches every program this sensor attached, its pinned ones too: call <see cref="HandOverEnforcement"/> first to keep enforcing.</summary>
     public void Dispose()
     {
+        watchdog?.Dispose();
         registration?.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();

@@ -36,11 +36,12 @@ public static class StatusCommand
         IReadOnlyList<string> pins = Pins.Links(Pins.Root);
         IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
         Lineage? lineage = ReadLineage();
+        IReadOnlyList<RegisteredSensor> sensors = RunningSensors.List();
 
         if (ActionOutput.IsJson(parse, Output))
-            WriteJson(console, held, programs, pins, lineage, recent);
+            WriteJson(console, held, programs, pins, lineage, sensors, recent);
         else
-            WriteText(console.Out, held, programs, pins, lineage, recent);
+            WriteText(console.Out, held, programs, pins, lineage, sensors, recent);
         return (int)ExitCode.Success;
     }
 
@@ -53,7 +54,7 @@ public static class StatusCommand
         return lineage is null ? null : new Lineage(lineage.Links().Count, lineage.Lost);
     }
 
-    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<LoggedAction> recent)
+    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent)
     {
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
         foreach (QuarantineHold h in held)
@@ -71,6 +72,15 @@ public static class StatusCommand
         if (pinned > 0 || pins.Count > 0)
             o.WriteLine($"  pinned under {Pins.Root}: {pinned} program{(pinned == 1 ? "" : "s")} through {pins.Count} link{(pins.Count == 1 ? "" : "s")}");
         o.WriteLine($"enforcement: {WhoEnforces(bySensor.Count).Text}");
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        o.WriteLine(sensors.Count == 0 ? "sensors: none running" : $"sensors: {sensors.Count} running");
+        foreach (RegisteredSensor s in sensors)
+        {
+            double late = Math.Max(0, (now - s.LastDrained).TotalSeconds);
+            o.WriteLine(s.Stalled(now)
+                ? $"  pid {s.Pid}: STALLED: has not drained its ring for {late:F0} s (allowed {s.StallLimit!.Value.TotalSeconds:F0} s); its kernel enforcement goes on"
+                : $"  pid {s.Pid}: draining its ring (last seen {late:F0} s ago)");
+        }
         o.WriteLine(lineage is { } l
             ? $"lineage: recorded at fork under {LineageKernel.PinRoot}, {l.Entries} entries{(l.Lost > 0 ? $"; {l.Lost} forks not recorded (the map was full)" : "")}"
             : "lineage: not recorded (no guard watch, kill --tree or tree hold since boot or the last detach): trees are found by live parents only");
@@ -92,7 +102,7 @@ public static class StatusCommand
         };
     }
 
-    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<LoggedAction> recent)
+    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent)
     {
         using Stream stdout = console.OpenStandardOutput();
         using (var w = new Utf8JsonWriter(stdout))
@@ -136,6 +146,17 @@ public static class StatusCommand
             }
             w.WriteEndArray();
             w.WriteString("enforcement", WhoEnforces(programs.SelectMany(p => p.HolderPids).Distinct().Count()).Json);
+            DateTimeOffset now = DateTimeOffset.UtcNow;
+            w.WriteStartArray("sensors");
+            foreach (RegisteredSensor s in sensors)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("pid", s.Pid);
+                w.WriteString("last_drained", s.LastDrained);
+                w.WriteBoolean("stalled", s.Stalled(now));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteStartObject("lineage");
             w.WriteBoolean("recording", lineage is not null);
             w.WriteNumber("entries", lineage?.Entries ?? 0);

@@ -61,6 +61,11 @@ public static class WatchCommand
         Description = "Interval of the health metric event (default 10s)",
     };
 
+    private static readonly Option<string?> StallLimit = new("--stall-limit")
+    {
+        Description = "Say so on stderr, and stop systemd's watchdog pings, when the ring has not been drained for this long (default 30s; WatchdogSec= shortens it)",
+    };
+
     private static readonly Option<string?> PolicyFile = new("--policy")
     {
         Description = $"Policy laid over the built-in one (default: {Policy.SystemPath} when it exists)",
@@ -76,7 +81,7 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, Redact, PolicyFile })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -107,6 +112,9 @@ public static class WatchCommand
         TimeSpan gpuInterval = TimeSpan.FromSeconds(1);
         if (parse.GetValue(GpuInterval) is { } gi && !ValueParsers.TryParseDuration(gi, out gpuInterval))
             throw new UsageException($"--gpu-interval: '{gi}' is not a duration");
+        TimeSpan stallLimit = TimeSpan.FromSeconds(30);
+        if (parse.GetValue(StallLimit) is { } sl && (!ValueParsers.TryParseDuration(sl, out stallLimit) || stallLimit < TimeSpan.FromMilliseconds(100)))
+            throw new UsageException($"--stall-limit: '{sl}' is not a duration of at least 100ms");
         if (parse.GetValue(Pid) is <= 0)
             throw new UsageException("--pid: must be a positive process id");
 
@@ -126,6 +134,7 @@ public static class WatchCommand
             },
             HeartbeatInterval = heartbeat,
             GpuSampleInterval = gpuInterval,
+            StallLimit = stallLimit,
         };
     }
 
@@ -144,7 +153,13 @@ public static class WatchCommand
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         if (duration is { } d)
             stop.CancelAfter(d);
-        options = options with { ActionLog = new ActionLog(new EcsEncoder(run, redactor)) };
+        TextWriter error = console.Error;
+        options = options with
+        {
+            ActionLog = new ActionLog(new EcsEncoder(run, redactor)),
+            // From the watchdog's thread: the draining one is the one that is stuck.
+            OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a stdout nobody reads, or a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
+        };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
         foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");

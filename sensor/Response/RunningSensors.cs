@@ -7,7 +7,10 @@ namespace Guard.Sensor.Response;
 /// <summary>
 /// The running sensors, known by identity: each registers itself as
 /// RUN_DIR/sensors/PID (/run/guard/sensors/PID), a file holding its start in
-/// clock ticks (/proc/PID/stat field 22), and removes it when it stops. Kills
+/// clock ticks (/proc/PID/stat field 22) and, on a second line, how late its
+/// ring's drain may be in milliseconds; it removes the file when it stops.
+/// The file's modification time is when the sensor last drained its ring
+/// (<see cref="SensorRegistration.MarkDrained"/>), so a stalled sensor shows. Kills
 /// refuse exactly these processes: never a process because of the file it
 /// runs, and never by a registration whose pid has exited or changed hands,
 /// or that root (or this user) did not write.
@@ -22,8 +25,9 @@ public static class RunningSensors
     /// disposed; clears registrations left by sensors that are gone. Throws
     /// <see cref="IOException"/> or <see cref="UnauthorizedAccessException"/>
     /// when the registration cannot be written.
+    /// <paramref name="stallLimit"/> is written for readers that judge <see cref="RegisteredSensor.Stalled"/>.
     /// </summary>
-    public static IDisposable Register()
+    public static SensorRegistration Register(TimeSpan stallLimit)
     {
         int pid = Environment.ProcessId;
         if (!ProcfsReader.TryReadStat(pid, out ProcfsStat self))
@@ -33,54 +37,88 @@ public static class RunningSensors
             File.Delete(stale);
         string file = Path.Join(dir, pid.ToString(CultureInfo.InvariantCulture));
         // Written whole, then renamed: a reader never sees half a registration.
-        File.WriteAllText(file + ".new", self.StartTicks.ToString(CultureInfo.InvariantCulture) + "\n");
+        File.WriteAllText(file + ".new", string.Create(CultureInfo.InvariantCulture, $"{self.StartTicks}\n{(long)stallLimit.TotalMilliseconds}\n"));
         File.Move(file + ".new", file, overwrite: true);
-        return new Registration(file);
+        return new SensorRegistration(file);
     }
 
     /// <summary>Whether the process <paramref name="pid"/> started at <paramref name="startTicks"/> is a registered, running sensor.</summary>
     public static bool IsRunning(int pid, long startTicks) =>
         Registered(Path.Join(Directory, pid.ToString(CultureInfo.InvariantCulture))) is { } sensor && sensor.StartTicks == startTicks;
 
-    /// <summary>Every registered sensor that is running now, by pid and start.</summary>
-    public static IReadOnlyList<(int Pid, long StartTicks)> List() =>
+    /// <summary>Every registered sensor that is running now, by pid.</summary>
+    public static IReadOnlyList<RegisteredSensor> List() =>
         System.IO.Directory.Exists(Directory)
-            ? [.. System.IO.Directory.EnumerateFiles(Directory).Select(Registered).OfType<(int, long)>().Order()]
+            ? [.. System.IO.Directory.EnumerateFiles(Directory).Select(Registered).OfType<RegisteredSensor>().OrderBy(s => s.Pid)]
             : [];
 
     /// <summary>The sensor a registration file names, when the file is trusted and that very process still runs; else null.</summary>
-    private static (int Pid, long StartTicks)? Registered(string file)
+    private static RegisteredSensor? Registered(string file)
     {
         if (!int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
             || Libc.OwnerOf(file) is not uint owner || (owner != 0 && owner != Libc.GetEuid()))
             return null;
-        string text;
+        string[] lines;
+        DateTime drained;
         try
         {
-            text = File.ReadAllText(file);
+            lines = File.ReadAllLines(file);
+            drained = File.GetLastWriteTimeUtc(file);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
-        return long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long ticks)
-            && ProcfsReader.TryReadStat(pid, out ProcfsStat now) && now.StartTicks == ticks
-            ? (pid, ticks)
-            : null;
+        if (lines.Length == 0 || !long.TryParse(lines[0], NumberStyles.None, CultureInfo.InvariantCulture, out long ticks)
+            || !ProcfsReader.TryReadStat(pid, out ProcfsStat now) || now.StartTicks != ticks)
+            return null;
+        TimeSpan? limit = lines.Length > 1 && long.TryParse(lines[1], NumberStyles.None, CultureInfo.InvariantCulture, out long ms)
+            ? TimeSpan.FromMilliseconds(ms) : null;
+        return new RegisteredSensor(pid, ticks, new DateTimeOffset(drained, TimeSpan.Zero), limit);
+    }
+}
+
+/// <summary>
+/// A running sensor as its registration says: pid and start (clock ticks),
+/// when it last drained its ring (wall clock, the file's mtime), and how late
+/// that may be (null for a registration that does not say).
+/// </summary>
+public sealed record RegisteredSensor(int Pid, long StartTicks, DateTimeOffset LastDrained, TimeSpan? StallLimit)
+{
+    /// <summary>Whether, as of <paramref name="now"/>, the sensor is later draining its ring than it allows itself.</summary>
+    public bool Stalled(DateTimeOffset now) => StallLimit is { } limit && now - LastDrained > limit;
+}
+
+/// <summary>This sensor's registration: stamped while it drains, removed when disposed.</summary>
+public sealed class SensorRegistration : IDisposable
+{
+    private readonly string file;
+
+    internal SensorRegistration(string file) => this.file = file;
+
+    /// <summary>Records that the ring was drained at <paramref name="when"/> (the file's mtime); a failure is ignored, the next stamp tries again.</summary>
+    public void MarkDrained(DateTimeOffset when)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(file, when.UtcDateTime);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Read as late by `guard status` until the next stamp succeeds.
+        }
     }
 
-    private sealed class Registration(string file) : IDisposable
+    /// <summary>Removes the registration.</summary>
+    public void Dispose()
     {
-        public void Dispose()
+        try
         {
-            try
-            {
-                File.Delete(file);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Left behind it refuses nothing: its pid is gone or another process's.
-            }
+            File.Delete(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind it refuses nothing: its pid is gone or another process's.
         }
     }
 }

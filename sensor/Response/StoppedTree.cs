@@ -48,7 +48,7 @@ internal sealed class StoppedTree : IDisposable
         this.rootPidfd = rootPidfd;
         root = (rootPidfd.Pid, rootStartTicks);
         this.beforeStop = beforeStop;
-        guards = [.. RunningSensors.List()];
+        guards = [.. RunningSensors.List().Select(s => (s.Pid, s.StartTicks))];
         if (ProcfsReader.TryReadStat(Environment.ProcessId, out ProcfsStat self))
             guards.Add((self.Pid, self.StartTicks));
         lineage = OpenLineage(out string? note);

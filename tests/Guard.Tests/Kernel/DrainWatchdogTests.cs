@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Guard.Cli;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Processes;
+using Guard.Sensor.Response;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>
+/// A real `guard watch` under a stand-in for systemd's notify socket: its
+/// stdout is a pipe the test stops reading, the way a stuck log shipper
+/// stalls a sensor, and what systemd and `guard status` are told is read back.
+/// </summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class DrainWatchdogTests
+{
+    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
+
+    [Fact]
+    public void AStalledDrainStopsTheWatchdogPingsAndShowsInStatusUntilTheRingIsDrainedAgain()
+    {
+        KernelRequirements.Check();
+        DirectoryInfo dir = Directory.CreateTempSubdirectory("guard-notify-");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(Path.Join(dir.FullName, "notify")));
+        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--output", "json", "--type", "exec", "--stall-limit", "1s", "--duration", "120s"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["NOTIFY_SOCKET"] = Path.Join(dir.FullName, "notify");
+        // systemd's deadline longer than --stall-limit: the shorter one counts.
+        info.Environment["WATCHDOG_USEC"] = "4000000";
+        using Process watch = Process.Start(info)!;
+        var stderr = new StringBuilder();
+        watch.ErrorDataReceived += (_, e) =>
+        {
+            lock (stderr)
+                stderr.AppendLine(e.Data);
+        };
+        watch.BeginErrorReadLine();
+        try
+        {
+            Assert.Equal("READY=1", Receive(notify, 30_000, stderr));
+            Assert.Equal("WATCHDOG=1", Receive(notify, 2_000, stderr));
+            Assert.True(ProcfsReader.TryReadStat(watch.Id, out ProcfsStat stat));
+            Assert.False(Registration(watch.Id).Stalled(DateTimeOffset.UtcNow));
+
+            // Nobody reads its stdout: a few hundred exec lines fill the pipe and the drain blocks in a write.
+            DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!Registration(watch.Id).Stalled(DateTimeOffset.UtcNow))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the watch never stalled although nobody read its stdout");
+                for (int i = 0; i < 20; i++)
+                    Run.Complete("/bin/true");
+                Thread.Sleep(100);
+            }
+            Run.WaitFor(() => Said(stderr, "has not been drained"), "the stall said on stderr", 5_000);
+            while (notify.Poll(0, SelectMode.SelectRead))
+                notify.Receive(new byte[256]);
+            Assert.False(notify.Poll(2_000_000, SelectMode.SelectRead), "systemd was told all is well while the drain was stalled");
+            var console = new TestConsole();
+            Assert.Equal(0, GuardCli.Run(["status"], console));
+            Assert.Contains($"pid {watch.Id}: STALLED", console.Out.ToString(), StringComparison.Ordinal);
+
+            // Read again: the drain goes on, and so do the pings.
+            _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+            Assert.Equal("WATCHDOG=1", Receive(notify, 5_000, stderr));
+            Assert.False(Registration(watch.Id).Stalled(DateTimeOffset.UtcNow));
+
+            Assert.True(OwnProcesses.Signal(watch.Id, stat.StartTicks, 15));
+            Assert.True(watch.WaitForExit(15_000), "the watch did not stop on SIGTERM");
+            string last = "";
+            while (notify.Poll(0, SelectMode.SelectRead))
+                last = Receive(notify, 0, stderr);
+            Assert.Equal("STOPPING=1", last);
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            EnforcementKernel.Remove(); // what the watch handed over on its way out
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static RegisteredSensor Registration(int pid) =>
+        RunningSensors.List().SingleOrDefault(s => s.Pid == pid) ?? throw new Xunit.Sdk.XunitException($"guard watch {pid} is not registered");
+
+    private static bool Said(StringBuilder stderr, string what)
+    {
+        lock (stderr)
+            return stderr.ToString().Contains(what, StringComparison.Ordinal);
+    }
+
+    /// <summary>The next datagram on the notify socket, as text; fails after <paramref name="timeoutMs"/>.</summary>
+    private static string Receive(Socket notify, int timeoutMs, StringBuilder stderr)
+    {
+        if (!notify.Poll(timeoutMs * 1000, SelectMode.SelectRead))
+        {
+            lock (stderr)
+                throw new Xunit.Sdk.XunitException($"nothing on the notify socket within {timeoutMs} ms; guard said: {stderr}");
+        }
+        var buffer = new byte[256];
+        int n = notify.Receive(buffer);
+        return Encoding.ASCII.GetString(buffer, 0, n).Trim();
+    }
+}
