@@ -16,6 +16,8 @@ for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev python3 util-linux iprout
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+# systemd-analyze verifies packaging/systemd/guard.service in the tests.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
