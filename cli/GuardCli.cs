@@ -28,10 +28,10 @@ public static class GuardCli
     public static int Run(string[] args, IConsole console, CancellationToken cancellation = default)
     {
         RootCommand root = Build(console);
-        ParseResult parse = root.Parse(args);
+        ParseResult parse = root.Parse(UsageErrors.Rewrite(args));
         if (parse.Errors.Count > 0)
         {
-            console.Error.WriteLine($"guard: {parse.Errors[0].Message}");
+            console.Error.WriteLine($"guard: {UsageErrors.Describe(parse)}");
             console.Error.WriteLine("Try 'guard --help'.");
             return (int)ExitCode.Usage;
         }

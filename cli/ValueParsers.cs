@@ -7,22 +7,45 @@ namespace Guard.Cli;
 /// <summary>Parses the human forms of durations and sizes that options take.</summary>
 public static class ValueParsers
 {
-    /// <summary>"90", "90s", "5m", "2h", "250ms".</summary>
+    private static readonly System.Buffers.SearchValues<char> NumberChars = System.Buffers.SearchValues.Create("0123456789.");
+
+    /// <summary>"90" (seconds), "90s", "5m", "2h", "250ms", "1.5h", and sums of them: "1h30m", "2m30s".</summary>
     public static bool TryParseDuration(string text, out TimeSpan duration)
     {
         duration = default;
-        (string number, double scale) = text switch
+        if (double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double bare))
+            return bare > 0 && Seconds(bare, out duration);
+        double total = 0;
+        ReadOnlySpan<char> rest = text;
+        while (!rest.IsEmpty)
         {
-            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 0.001),
-            _ when text.EndsWith('s') => (text[..^1], 1.0),
-            _ when text.EndsWith('m') => (text[..^1], 60.0),
-            _ when text.EndsWith('h') => (text[..^1], 3600.0),
-            _ => (text, 1.0),
-        };
-        if (!double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value) || value <= 0)
-            return false;
-        duration = TimeSpan.FromSeconds(value * scale);
-        return true;
+            int digits = rest.IndexOfAnyExcept(NumberChars);
+            if (digits <= 0 || !double.TryParse(rest[..digits], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value))
+                return false;
+            rest = rest[digits..];
+            int unitLength = rest.IndexOfAny(NumberChars) is int next and >= 0 ? next : rest.Length;
+            double? scale = rest[..unitLength] switch
+            {
+                "ms" => 0.001,
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86400,
+                _ => null,
+            };
+            if (scale is null)
+                return false;
+            total += value * scale.Value;
+            rest = rest[unitLength..];
+        }
+        return total > 0 && Seconds(total, out duration);
+    }
+
+    private static bool Seconds(double seconds, out TimeSpan duration)
+    {
+        // Past a hundred years a duration is a typo, and TimeSpan would overflow soon after.
+        duration = seconds <= 100 * 365 * 86400.0 ? TimeSpan.FromSeconds(seconds) : default;
+        return duration > TimeSpan.Zero;
     }
 
     /// <summary>"4096", "64K", "16M".</summary>

@@ -28,6 +28,9 @@ public static class WatchCommand
     private static readonly Option<int?> Pid = new("--pid")
     {
         Description = "Only this process and its descendants",
+        CustomParser = r => int.TryParse(r.Tokens[0].Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0
+            ? pid
+            : Refuse<int?>(r, $"--pid: '{r.Tokens[0].Value}' is not a process id (a whole number above 0)"),
     };
 
     private static readonly Option<string[]> Types = new("--type")
@@ -77,6 +80,13 @@ public static class WatchCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
+    /// <summary>Reports a value an option's parser refuses (the line a person sees) and yields nothing.</summary>
+    private static T? Refuse<T>(System.CommandLine.Parsing.ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return default;
+    }
+
     public static Command Create(IConsole console)
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
@@ -115,8 +125,8 @@ public static class WatchCommand
         TimeSpan stallLimit = TimeSpan.FromSeconds(30);
         if (parse.GetValue(StallLimit) is { } sl && (!ValueParsers.TryParseDuration(sl, out stallLimit) || stallLimit < TimeSpan.FromMilliseconds(100)))
             throw new UsageException($"--stall-limit: '{sl}' is not a duration of at least 100ms");
-        if (parse.GetValue(Pid) is <= 0)
-            throw new UsageException("--pid: must be a positive process id");
+        if (parse.GetValue(Job) is { } job && !Guard.Sensor.Processes.JobIds.IsWellFormed(job))
+            throw new UsageException($"--job: '{job}' names no job; a job is {Guard.Sensor.Processes.JobIds.Formats}");
 
         return new SensorOptions
         {

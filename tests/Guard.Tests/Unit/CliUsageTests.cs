@@ -31,6 +31,33 @@ public sealed class CliUsageTests
         Assert.DoesNotContain("   at ", console.ErrorText, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("guard: 'wach' is not a guard command; did you mean 'watch'?", "wach")]
+    [InlineData("guard: 'stauts' is not a guard command; did you mean 'status'?", "stauts")]
+    [InlineData("guard: unknown option '-v' for 'guard'; did you mean '--version'?", "-v")]
+    [InlineData("guard: unknown option '--pdi' for 'guard watch'; did you mean '--pid'?", "watch", "--pdi", "3")]
+    [InlineData("guard: guard kill always sends SIGKILL (through a pidfd); leave '-9' out", "kill", "-9", "4242")]
+    [InlineData("guard: guard kill always sends SIGKILL (through a pidfd); leave '-KILL' out", "kill", "-KILL", "4242")]
+    [InlineData("guard: --pid: 'abc' is not a process id (a whole number above 0)", "watch", "--pid", "abc")]
+    [InlineData("guard: no command given to 'guard' (commands: watch, kill, quarantine, release, status, gpu, detach, policy, version)")]
+    // Refused before anything loads: the policy file named does not exist, so a broken check would fail on that instead.
+    [InlineData("guard: --job: 'foo' names no job; a job is slurm:N, k8s-pod:UID, container:ID, systemd:UNIT or tree:ENTITY_ID", "watch", "--job", "foo", "--policy", "/nonexistent/policy.toml")]
+    public void AMistakeIsNamedWithWhatWasMeant(string said, params string[] args)
+    {
+        var console = new TestConsole();
+        Assert.Equal((int)ExitCode.Usage, GuardCli.Run(args, console));
+        Assert.Equal(said, console.ErrorText.Split('\n')[0]);
+    }
+
+    [Fact]
+    public void HelpAsACommandIsTheHelpOption()
+    {
+        var console = new TestConsole();
+        Assert.Equal(0, GuardCli.Run(["help", "kill"], console));
+        Assert.Contains("--tree", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", console.ErrorText);
+    }
+
     [Fact]
     public void VersionPrintsTheVersionAndTheRecordAbi()
     {

@@ -145,6 +145,10 @@ public sealed class ParsingTests
     [InlineData("5m", 300)]
     [InlineData("1h", 3600)]
     [InlineData("250ms", 0.25)]
+    [InlineData("1h30m", 5400)]
+    [InlineData("2m30s", 150)]
+    [InlineData("1.5h", 5400)]
+    [InlineData("1d", 86400)]
     public void DurationsParse(string text, double seconds)
     {
         Assert.True(ValueParsers.TryParseDuration(text, out TimeSpan d));
@@ -155,6 +159,11 @@ public sealed class ParsingTests
     [InlineData("-1")]
     [InlineData("soon")]
     [InlineData("0")]
+    [InlineData("1h30")]
+    [InlineData("5x")]
+    [InlineData("m")]
+    [InlineData("1e9h")]
+    [InlineData("99999999999999d")]
     public void BadDurationsAreRefused(string text) => Assert.False(ValueParsers.TryParseDuration(text, out _));
 
     [Theory]
