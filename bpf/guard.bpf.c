@@ -218,6 +218,9 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 			e->flags |= GUARD_EXEC_KILLED;
 	}
 	e->flags |= staging_flags(bprm);
+	e->file_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+	e->file_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+	e->file_pad = 0;
 	submit(e);
 	return 0;
 }

@@ -58,6 +58,7 @@ public sealed class GuardSensor : IDisposable
     private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
+    private readonly PolicyDetectors? detectors;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -81,12 +82,15 @@ public sealed class GuardSensor : IDisposable
         this.quarantines = quarantines;
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
+        this.detectors = detectors;
         judge = detectors is null ? null : new Judge(detectors, responder, emitter);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
+        if (judge is not null)
+            reader.WakeOn(judge.HashesWakeFd);
         startNs = Libc.NowNs(Libc.ClockBoottime);
         nextHeartbeatNs = startNs + (long)options.HeartbeatInterval.TotalNanoseconds;
         nextGpuFlushNs = startNs + (long)options.GpuFlushInterval.TotalNanoseconds;
@@ -159,6 +163,7 @@ public sealed class GuardSensor : IDisposable
     {
         int n = reader.Poll(timeoutMs);
         long now = Libc.NowNs(Libc.ClockBoottime);
+        judge?.OnHashes(table);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
@@ -260,6 +265,7 @@ public sealed class GuardSensor : IDisposable
 
     public void Dispose()
     {
+        detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();

@@ -8,9 +8,10 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// Weak evidence: a DNS query for a pool domain, a connect from inside a job
-/// to a pool port on a public address. Ordinary software does both (Jupyter
-/// on 8888, servers on 8080), so neither acts: each is kept on the process's
-/// record, and only a second, different signal raises an alert.
+/// to a pool port on a public address, a staged executable, one that could not
+/// be hashed. Ordinary software does each (Jupyter on 8888, servers on 8080,
+/// a build that runs and deletes a test binary), so none acts: each is kept on
+/// the process's record, and only a second, different signal raises an alert.
 /// </summary>
 public sealed class WeakFindings
 {
@@ -34,6 +35,17 @@ public sealed class WeakFindings
     public AlertEvent? OnExec(ProcessEntry process, long timeNs) =>
         process.Staging is { } staging && process.JobRootPid != 0 && policy.ActionFor(Detectors.Staging) != RuleAction.Off
             ? Add(process, Detectors.Staging.Name, $"{staging}: {process.ExecutableText}", timeNs)
+            : null;
+
+    /// <summary>
+    /// An executable that could not be hashed as the file the kernel ran, while
+    /// the deny list names hashes: gone with its path renamed or replaced,
+    /// unreadable to root, too large, too slow, or the queue full. A way past
+    /// the deny list, so kept as evidence.
+    /// </summary>
+    public AlertEvent? OnNotHashed(ProcessEntry process, string why, string path, long timeNs) =>
+        policy.ActionFor(Detectors.UnverifiedExecutable) != RuleAction.Off
+            ? Add(process, Detectors.UnverifiedExecutable.Name, $"{why}: {path}", timeNs)
             : null;
 
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
