@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Guard.Sensor;
+using Guard.Sensor.Detection;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>
+/// An executable is hashed as the kernel ran it, never as its path reads
+/// later: an exec through a descriptor (fexecve: the path is /dev/fd/N, which
+/// in the sensor names its own descriptor N) or through /proc/self/fd/N, a
+/// path replaced by a FIFO, a device or another file, must neither stall the
+/// sensor nor hide a denied hash nor pin one on an innocent. The stand-ins are
+/// copies of /bin/sleep and /bin/true with random bytes appended (they run the
+/// same; the hash is theirs alone).
+/// </summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class ExecutedFileTests
+{
+    /// <summary>python3: opens argv[1] and runs it through the descriptor (fexecve), argv[2..] as its argv.</summary>
+    private const string FdExec = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nos.execve(fd, sys.argv[2:], {})\n";
+
+    /// <summary>python3: opens argv[1] and runs /proc/self/fd/N, argv[2..] as its argv.</summary>
+    private const string ProcSelfFdExec = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nos.execv(f'/proc/self/fd/{fd}', sys.argv[2:])\n";
+
+    /// <summary>A copy of <paramref name="program"/> that hashes like nothing else on the machine.</summary>
+    private static string UniqueCopy(TempDir dir, string program, string name)
+    {
+        string path = Path.Combine(dir.Path, name);
+        File.WriteAllBytes(path, [.. File.ReadAllBytes(program), .. Guid.NewGuid().ToByteArray()]);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    private static Policy Denying(string hash) => Policies.Over($"[indicators]\nminer_hashes = [\"{hash}\"]\n");
+
+    /// <summary>The sensor still reads the ring: a program run now shows up as an exec.</summary>
+    private static void StillSeesExecs(SensorHarness sensor)
+    {
+        string marker = "still-seeing-" + Guid.NewGuid().ToString("N")[..8];
+        Run.Complete("/bin/echo", marker);
+        sensor.WaitFor($"the exec of /bin/echo {marker}", e => e.Action == "exec" && e.Args.Contains(marker));
+    }
+
+    private static RecordedEvent[] AlertsFor(SensorHarness sensor, int pid) =>
+        [.. sensor.Events.Where(e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert" && e.Pid == pid)];
+
+    [Theory]
+    [InlineData(FdExec, "/dev/fd/")]
+    [InlineData(ProcSelfFdExec, "/proc/self/fd/")]
+    public void ADescriptorExecNeitherBlindsTheSensorNorHidesADeniedHash(string script, string pathPrefix)
+    {
+        using var dir = new TempDir();
+        string miner = UniqueCopy(dir, "/bin/sleep", "data-loader");
+        string quick = UniqueCopy(dir, "/bin/true", "quick");
+        string hash = Sha256.HexOf(File.ReadAllBytes(miner));
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = Denying(hash) });
+
+        // Gone before it is read: nothing to hash, and nothing may be read in its place.
+        using (Process p = Run.PythonScript(script, quick, "quick"))
+            Assert.True(p.WaitForExit(5000));
+        using Process minerProcess = Run.PythonScript(script, miner, "data-loader", "30");
+        Assert.True(minerProcess.WaitForExit(5000), "the fd-exec'd miner still runs 5 s later: its denied hash was not acted on");
+
+        RecordedEvent alert = sensor.WaitFor("miner-hash", e => e.Action == "miner-hash" && e.Pid == minerProcess.Id);
+        JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+        Assert.Equal(hash, evidence.GetProperty("sha256").GetString());
+        Assert.StartsWith(pathPrefix, evidence.GetProperty("executable").GetString(), StringComparison.Ordinal);
+        Assert.Equal(137, minerProcess.ExitCode);
+        StillSeesExecs(sensor);
+    }
+
+    [Fact]
+    public void ARunningMinerWhosePathBecameAFifoIsHashedThroughWhatTheKernelRan()
+    {
+        using var dir = new TempDir();
+        string miner = UniqueCopy(dir, "/bin/sleep", "data-loader");
+        string hash = Sha256.HexOf(File.ReadAllBytes(miner));
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = Denying(hash) });
+
+        Process minerProcess;
+        using (sensor.Pause())
+        {
+            minerProcess = Run.Start(miner, "30");
+            // Before the sensor reads its exec, the path names a FIFO no one writes.
+            File.Move(miner, miner + ".moved");
+            Run.Complete("mkfifo", miner);
+        }
+        using (minerProcess)
+        {
+            Assert.True(minerProcess.WaitForExit(5000), "the miner still runs 5 s later");
+            RecordedEvent alert = sensor.WaitFor("miner-hash", e => e.Action == "miner-hash" && e.Pid == minerProcess.Id);
+            Assert.Equal(hash, alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("sha256").GetString());
+            Assert.Equal(137, minerProcess.ExitCode);
+        }
+        StillSeesExecs(sensor);
+    }
+
+    [Fact]
+    public void APathReplacedByAFifoADeviceOrADeniedFileAfterTheExecIsNeverReadAsIt()
+    {
+        using var dir = new TempDir();
+        string denied = UniqueCopy(dir, "/bin/sleep", "denied");
+        string hash = Sha256.HexOf(File.ReadAllBytes(denied));
+        string fifo = UniqueCopy(dir, "/bin/true", "becomes-fifo");
+        string device = UniqueCopy(dir, "/bin/true", "becomes-device");
+        string linkTarget = UniqueCopy(dir, "/bin/true", "link-target");
+        string link = Path.Combine(dir.Path, "swapped-link");
+        File.CreateSymbolicLink(link, linkTarget);
+        string framed = UniqueCopy(dir, "/bin/true", "becomes-denied");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = Denying(hash) });
+
+        var pids = new List<int>();
+        using (sensor.Pause())
+        {
+            foreach (string program in new[] { fifo, device, link, framed })
+            {
+                using Process p = Run.Start(program);
+                Assert.True(p.WaitForExit(5000));
+                pids.Add(p.Id);
+            }
+            // Each is gone; what its path names now is not what ran.
+            File.Delete(fifo);
+            Run.Complete("mkfifo", fifo);
+            File.Delete(device);
+            File.CreateSymbolicLink(device, "/dev/zero"); // read as the file, it never ends
+            File.Delete(link);
+            File.CreateSymbolicLink(link, "/dev/zero");
+            File.Delete(framed);
+            File.Copy(denied, framed); // a denied file, not the one that ran: no innocent is blamed for it
+        }
+
+        foreach (int pid in pids)
+            sensor.WaitFor($"the exit of {pid}", e => e.Action == "exit" && e.Pid == pid);
+        StillSeesExecs(sensor);
+        Thread.Sleep(300); // a hash would be in by now
+        Assert.All(pids, pid => Assert.Empty(AlertsFor(sensor, pid)));
+    }
+}
