@@ -72,6 +72,11 @@ public sealed class GuardSensor : IDisposable
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
     private readonly List<(int Pid, ulong Count)> roundingCounts = [];
+    private readonly object handOverGate = new();
+    private int? handedOver;
+
+    /// <summary>How long records still in the ring are read after a stop request: a flood must not hold the stop.</summary>
+    private const long FinalDrainNs = 200_000_000;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -201,8 +206,9 @@ public sealed class GuardSensor : IDisposable
         int interval = Math.Max(1, (int)options.PollInterval.TotalMilliseconds);
         while (!cancellation.IsCancellationRequested)
             Poll(interval);
-        // Whatever is still in the ring when asked to stop is not lost.
-        while (reader.Poll(0) > 0)
+        // Whatever is still in the ring when asked to stop is not lost, unless it keeps coming.
+        long drainUntil = Libc.NowNs(Libc.ClockBoottime) + FinalDrainNs;
+        while (reader.Poll(0) > 0 && Libc.NowNs(Libc.ClockBoottime) < drainUntil)
         {
         }
         pipeline.Tick(long.MaxValue / 2);
@@ -213,13 +219,36 @@ public sealed class GuardSensor : IDisposable
     /// Before this sensor detaches: the exec-time kill and the Stratum drop go
     /// on without it, pinned (bpf/enforce.bpf.c), until the next sensor starts.
     /// Returns how many programs were pinned; 0 when the policy kills nothing.
+    /// Done once: a second call (a <see cref="StopDeadline"/>'s) returns the first's count.
     /// </summary>
-    public int HandOverEnforcement()
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int HandOverEnforcement() => TryHandOverEnforcement(Timeout.InfiniteTimeSpan)!.Value;
+
+    /// <summary>
+    /// <see cref="HandOverEnforcement"/> from any thread, waiting at most
+    /// <paramref name="wait"/> for one under way on another; null when that one
+    /// did not finish in time.
+    /// </summary>
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int? TryHandOverEnforcement(TimeSpan wait)
     {
-        InKernelRules rules = options.Kernel.InKernelRules;
-        if (options.Policy is null || !(rules.KillAnywhere || rules.KillInJobs || rules.DropStratum))
-            return 0;
-        return EnforcementKernel.HandOver(rules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+        if (!Monitor.TryEnter(handOverGate, wait))
+            return null;
+        try
+        {
+            if (handedOver is not { } pinned)
+            {
+                InKernelRules rules = options.Kernel.InKernelRules;
+                pinned = options.Policy is null || !(rules.KillAnywhere || rules.KillInJobs || rules.DropStratum)
+                    ? 0 : EnforcementKernel.HandOver(rules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+                handedOver = pinned;
+            }
+            return pinned;
+        }
+        finally
+        {
+            Monitor.Exit(handOverGate);
+        }
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>

@@ -145,6 +145,9 @@ public static class WatchCommand
             stop.CancelAfter(d);
         options = options with { ActionLog = new ActionLog(new EcsEncoder(run, redactor)) };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
+        // A signal (the caller's token) is honoured within a second, even if the sensor is stuck.
+        var deadline = new StopDeadline(sensor);
+        using CancellationTokenRegistration onSignal = cancellation.Register(deadline.Arm);
         foreach (string warning in sensor.Kernel.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
         Policy policy = options.Policy!;
@@ -165,6 +168,7 @@ public static class WatchCommand
         WriteSummary(console.Error, sensor.Summary());
         if (handover is not null)
             console.Error.WriteLine(handover);
+        deadline.Finished();
         return (int)ExitCode.Success;
     }
 

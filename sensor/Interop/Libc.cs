@@ -36,6 +36,13 @@ internal static unsafe partial class Libc
     internal static uint PersonUid() =>
         Environment.GetEnvironmentVariable("SUDO_UID") is { } sudo && uint.TryParse(sudo, System.Globalization.CultureInfo.InvariantCulture, out uint uid) ? uid : GetUid();
 
+    /// <summary>Ends the process at once: no finalizers, no flush, no wait for any thread (_exit(2)).</summary>
+    [LibraryImport(Library, EntryPoint = "_exit")]
+    internal static partial void Exit(int status);
+
+    [LibraryImport(Library, EntryPoint = "write")]
+    internal static partial nint Write(int fd, byte* buffer, nuint count);
+
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);
 
