@@ -1,11 +1,15 @@
 using System.Globalization;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// The policy's allow list for processes: by executable path or SHA-256, user
-/// and job. The SHA-256 is the one hashed off the event thread (a process's
+/// and job. A path allows only the file it names in the sensor's mount
+/// namespace: a process exec'd from that path string in a namespace where it
+/// names another file (a bind mount in a user namespace) is not allowed.
+/// The SHA-256 is the one hashed off the event thread (a process's
 /// <see cref="ProcessEntry.ExecutableSha256"/>): until it is in, a process is
 /// not allowed by hash, and a finding about it waits for it (<see cref="WaitsForHash"/>).
 /// </summary>
@@ -15,6 +19,10 @@ public sealed class AllowedProcesses
     private readonly HashSet<string> hashes;
     private readonly HashSet<string> users;
     private readonly HashSet<string> jobs;
+    private readonly Dictionary<string, (FileId? File, long ResolvedNs)> files = [];
+
+    /// <summary>How often an allowed path whose file did not match is looked up again (an upgrade replaces the file).</summary>
+    private const long ResolveAgainNs = 1_000_000_000;
 
     public AllowedProcesses(Policy policy)
     {
@@ -28,11 +36,28 @@ public sealed class AllowedProcesses
     public bool ByHash => hashes.Count > 0;
 
     public bool Allows(ProcessEntry process) =>
-        executables.Contains(process.ExecutableText)
+        AllowsExecutable(process)
         || users.Contains(process.Uid.ToString(CultureInfo.InvariantCulture))
         || (process.UserName is { } name && users.Contains(name))
         || (process.Job is { } job && jobs.Contains(job.Id))
         || (process.ExecutableSha256 is { } hash && hashes.Contains(hash));
+
+    /// <summary>
+    /// The path is allowed and, when the exec record named the file, is that
+    /// file (a process found in /proc at start has only its path).
+    /// </summary>
+    private bool AllowsExecutable(ProcessEntry process)
+    {
+        string path = process.ExecutableText;
+        if (!executables.Contains(path))
+            return false;
+        if (process.ExecutableFile is not { } ran)
+            return true;
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        if (!files.TryGetValue(path, out (FileId? File, long ResolvedNs) known) || (known.File != ran && now - known.ResolvedNs > ResolveAgainNs))
+            files[path] = known = (FileIdentity.KernelIdOf(path), now);
+        return known.File == ran;
+    }
 
     /// <summary>Whether the list names this SHA-256 (lower-case hex).</summary>
     public bool AllowsHash(string sha256) => hashes.Contains(sha256);

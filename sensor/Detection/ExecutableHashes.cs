@@ -30,11 +30,12 @@ public enum NotHashed
 /// <summary>One executable to hash: a process's image, opened as early as the event thread could.</summary>
 public sealed class HashRequest : IDisposable
 {
-    private HashRequest(int pid, FileId? expected, string? path, FileDescriptor? running, object? state)
+    private HashRequest(int pid, FileId? expected, string? path, long executedAtNs, FileDescriptor? running, object? state)
     {
         Pid = pid;
         Expected = expected;
         Path = path;
+        ExecutedAtNs = executedAtNs;
         Running = running;
         State = state;
     }
@@ -45,8 +46,11 @@ public sealed class HashRequest : IDisposable
     /// <summary>The file exec opened, from the exec record: nothing else is hashed. Null for a process found in /proc.</summary>
     public FileId? Expected { get; }
 
-    /// <summary>The path exec was given, absolute: read only when it still names <see cref="Expected"/>.</summary>
+    /// <summary>The path exec was given, absolute: read only when it still names <see cref="Expected"/>, unchanged since the exec.</summary>
     public string? Path { get; }
+
+    /// <summary>When the exec ran, CLOCK_REALTIME ns (comparable with a file's change time); 0: unknown, and the path is not read.</summary>
+    public long ExecutedAtNs { get; }
 
     /// <summary>The caller's: what waits for this hash. Never touched off the event thread.</summary>
     public object? State { get; }
@@ -63,7 +67,10 @@ public sealed class HashRequest : IDisposable
     /// exec record: its start time is checked after the open, so a reused pid's
     /// image is never taken for its own.
     /// </summary>
-    public static HashRequest For(ProcessEntry process, object? state)
+    /// <param name="process">Whose executable.</param>
+    /// <param name="execBootNs">When it exec'd (CLOCK_BOOTTIME ns, as records say), for reading its path once it is gone; null: not then.</param>
+    /// <param name="state">The caller's, back with the outcome.</param>
+    public static HashRequest For(ProcessEntry process, long? execBootNs, object? state)
     {
         string pid = process.Pid.ToString(CultureInfo.InvariantCulture);
         FileDescriptor? running = FileDescriptor.OpenPathOnly($"/proc/{pid}/exe", out _);
@@ -73,12 +80,13 @@ public sealed class HashRequest : IDisposable
             running.Dispose();
             running = null;
         }
-        return new HashRequest(process.Pid, process.ExecutableFile, ExecutableHashes.PathOf(process), running, state);
+        long executedAtNs = execBootNs is { } boot ? boot + Libc.NowNs(Libc.ClockRealtime) - Libc.NowNs(Libc.ClockBoottime) : 0;
+        return new HashRequest(process.Pid, process.ExecutableFile, ExecutableHashes.PathOf(process), executedAtNs, running, state);
     }
 
     /// <summary>The same file through another process running it (the first is gone): its /proc/PID/exe, checked against the same identity.</summary>
     public HashRequest Through(ProcessEntry other) =>
-        new(other.Pid, Expected, Path, FileDescriptor.OpenPathOnly($"/proc/{other.Pid.ToString(CultureInfo.InvariantCulture)}/exe", out _), State);
+        new(other.Pid, Expected, Path, ExecutedAtNs, FileDescriptor.OpenPathOnly($"/proc/{other.Pid.ToString(CultureInfo.InvariantCulture)}/exe", out _), State);
 
     public void Dispose() => Running?.Dispose();
 }
@@ -132,15 +140,22 @@ public sealed class ExecutableHashes : IDisposable
     private readonly EventFd wakeup = new();
     private readonly int capacity;
     private readonly long timeLimitTicks;
+    private readonly Func<HashRequest, HashOutcome> work;
     private int leftBehind;
     private bool disposed;
 
     /// <param name="capacity">Requests that may wait; one more is dropped (<see cref="NotHashed.QueueFull"/>).</param>
     /// <param name="timeLimit">How long one hash may take, open and read; default <see cref="DefaultTimeLimit"/>.</param>
-    public ExecutableHashes(int capacity = 1024, TimeSpan? timeLimit = null)
+    public ExecutableHashes(int capacity = 1024, TimeSpan? timeLimit = null) : this(capacity, timeLimit, null)
+    {
+    }
+
+    /// <param name="work">What a worker does with a request, for tests that need one to hang; default <see cref="Hash"/>.</param>
+    internal ExecutableHashes(int capacity, TimeSpan? timeLimit, Func<HashRequest, HashOutcome>? work)
     {
         this.capacity = capacity;
         timeLimitTicks = (long)((timeLimit ?? DefaultTimeLimit).TotalSeconds * Stopwatch.Frequency);
+        this.work = work ?? Hash;
     }
 
     /// <summary>Readable while outcomes wait: the event thread waits on it with the ring buffer.</summary>
@@ -268,36 +283,27 @@ public sealed class ExecutableHashes : IDisposable
     /// <summary>
     /// The file the request names, opened O_PATH and verified: what the kernel
     /// executed when /proc/PID/exe still shows it, else the path when it names
-    /// the same regular file. Null when neither is that file.
+    /// the same regular file, unchanged since the exec (an inode number freed
+    /// with the file is soon another file's). Null when neither is that file.
     /// </summary>
     private static (FileDescriptor, FileStatus)? Open(HashRequest request)
     {
         if (request.Running is { } running && Verified(running, request) is { } status)
             return (running, status);
-        if (request.Expected is null || request.Path is not { } path)
+        if (request.Expected is null || request.ExecutedAtNs == 0 || request.Path is not { } path)
             return null;
         FileDescriptor? named = FileDescriptor.OpenPathOnly(path, out _);
-        if (named is not null && Verified(named, request) is { } namedStatus)
+        // Change times come from a coarse clock, a tick behind at most: only one a tick before the exec is surely older.
+        if (named is not null && Verified(named, request) is { } namedStatus && namedStatus.ChangedNs < request.ExecutedAtNs - Libc.FileTimeStepNs)
             return (named, namedStatus);
         named?.Dispose();
         return null;
     }
 
     /// <summary>The file's status when it is a regular file with the request's identity (any regular file when it has none).</summary>
-    private static FileStatus? Verified(FileDescriptor file, HashRequest request)
-    {
-        if (file.Status(out _) is not { IsRegular: true } status)
-            return null;
-        if (request.Expected is not { } expected)
-            return status;
-        if (status.Inode != expected.Inode)
-            return null;
-        // stat's device is the subvolume's on btrfs and the layer's on overlayfs; the kernel names the superblock's.
-        return status.Device == expected.Device
-            || ProcfsReader.ReadMountDevice("self", status.MountId) == expected.Device
-            || ProcfsReader.ReadMountDevice(request.Pid.ToString(CultureInfo.InvariantCulture), status.MountId) == expected.Device
+    private static FileStatus? Verified(FileDescriptor file, HashRequest request) =>
+        file.Status(out _) is { IsRegular: true } status && (request.Expected is not { } expected || FileIdentity.Is(status, expected, request.Pid))
             ? status : null;
-    }
 
     private void Finish(HashOutcome outcome)
     {
@@ -330,7 +336,7 @@ public sealed class ExecutableHashes : IDisposable
             HashOutcome outcome;
             try
             {
-                outcome = Hash(request);
+                outcome = work(request);
             }
             finally
             {

@@ -52,7 +52,7 @@ public sealed class Judge
         long timeNs = (long)record.Header.TimeNs;
         AlertEvent? verdict = detectors.KnownMiners.OnExec(entry, record, table);
         HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
-            ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active) : null;
+            ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec: true) : null;
         if (verdict is not null)
         {
             // The kernel has killed it already; its job is left to the response, at once unless
@@ -199,16 +199,17 @@ public sealed class Judge
     {
         if (alert.Process is not { } process || !detectors.Allowed.WaitsForHash(process))
             return false;
-        HashWait wait = waits.TryGetValue(process, out HashWait? pending) ? pending : StartHash(process, alert.TimeNs, judgeHash: false);
+        HashWait wait = waits.TryGetValue(process, out HashWait? pending) ? pending : StartHash(process, alert.TimeNs, judgeHash: false, atExec: false);
         wait.Parked.Add((alert, respond));
         return true;
     }
 
-    private HashWait StartHash(ProcessEntry process, long timeNs, bool judgeHash)
+    /// <summary>Asks for the process's executable hash; <paramref name="atExec"/>: <paramref name="timeNs"/> is its exec, and its path may stand in once it is gone.</summary>
+    private HashWait StartHash(ProcessEntry process, long timeNs, bool judgeHash, bool atExec)
     {
         var wait = new HashWait(process, ExecutableHashes.PathOf(process), timeNs, judgeHash);
         waits[process] = wait; // a wait for its previous image still finishes, without touching the process's hash
-        detectors.Executables.Submit(HashRequest.For(process, wait));
+        detectors.Executables.Submit(HashRequest.For(process, atExec ? timeNs : null, wait));
         return wait;
     }
 

@@ -138,4 +138,39 @@ public sealed class ExecutedFileTests
         Thread.Sleep(300); // a hash would be in by now
         Assert.All(pids, pid => Assert.Empty(AlertsFor(sensor, pid)));
     }
+
+    [Fact]
+    public void AnAllowedPathThatNamesAnotherFileInAnotherMountNamespaceAllowsNothing()
+    {
+        using var dir = new TempDir();
+        string allowed = dir.ShellCopy("allowed-tool");
+        string miner = dir.ShellCopy("miner");
+        Policy policy = Policies.Over($"[allow]\nexecutables = [\"{allowed}\"]\n");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+
+        // Inside its own mount namespace the allowed path names the miner, run with miner arguments
+        // (from a script: on unshare's own command line they would be judged first).
+        string script = dir.File("run.sh", $"mount --bind {miner} {allowed} && exec {allowed} -c 'sleep 30' miner --donate-level 1\n");
+        using Process p = Run.Start("unshare", "--mount", "--propagation", "private", "/bin/sh", script);
+        try
+        {
+            Assert.True(p.WaitForExit(5000), "the miner under the allowed path still runs 5 s later");
+        }
+        finally
+        {
+            if (!p.HasExited)
+                p.Kill();
+        }
+
+        RecordedEvent alert = sensor.WaitFor("miner-arguments", e => e.Action == "miner-arguments" && e.Pid == p.Id);
+        Assert.Equal(allowed, alert.Process.GetProperty("executable").GetString());
+        Assert.Equal(137, p.ExitCode);
+
+        // The allowed file itself, under its own path, is still left alone.
+        using Process tool = Run.Start(allowed, "-c", "true", "--donate-level", "1");
+        Assert.True(tool.WaitForExit(5000));
+        Assert.Equal(0, tool.ExitCode);
+        sensor.WaitFor("the allowed tool's exit", e => e.Action == "exit" && e.Pid == tool.Id);
+        Assert.Empty(AlertsFor(sensor, tool.Id));
+    }
 }
