@@ -43,6 +43,12 @@ public sealed record SensorSummary(
     long DecodeFailures, IReadOnlyList<AttachedProgram> Attached, IReadOnlyList<MissingProgram> Missing)
 {
     public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
+
+    /// <summary>Executables not hashed: the queue was full.</summary>
+    public long HashesDropped { get; init; }
+
+    /// <summary>Executables not hashed: their read took over the time limit.</summary>
+    public long HashesTimedOut { get; init; }
 }
 
 /// <summary>
@@ -275,6 +281,8 @@ public sealed class GuardSensor : IDisposable
         heartbeat.DropsByKind = kernel.ReadDrops();
         heartbeat.DecodeFailures = decoder.TotalFailures;
         heartbeat.Processes = table.Count;
+        heartbeat.HashesDropped = detectors?.Executables.Dropped ?? 0;
+        heartbeat.HashesTimedOut = detectors?.Executables.TimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
     }
@@ -289,7 +297,11 @@ public sealed class GuardSensor : IDisposable
         }
         return new SensorSummary(
             TimeSpan.FromTicks((Libc.NowNs(Libc.ClockBoottime) - startNs) / 100), emitter.EventsEmitted, byType,
-            kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing);
+            kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing)
+        {
+            HashesDropped = detectors?.Executables.Dropped ?? 0,
+            HashesTimedOut = detectors?.Executables.TimedOut ?? 0,
+        };
     }
 
     public void Dispose()

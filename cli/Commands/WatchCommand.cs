@@ -181,6 +181,8 @@ public static class WatchCommand
             string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{RecordNames.Of((RecordKind)x.kind)} {x.n}"));
             error.WriteLine($"guard watch: the ring buffer was full; lost records: {drops} (raise --ring-size)");
         }
+        if (s.HashesDropped + s.HashesTimedOut > 0)
+            error.WriteLine($"guard watch: executables not hashed: {s.HashesDropped} with the queue full, {s.HashesTimedOut} over the time limit");
         error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");
         error.WriteLine($"guard watch: programs missing: {(s.Missing.Count == 0 ? "none" : string.Join("; ", s.Missing.Select(m => $"{m.Spec.Name} ({m.Reason})")))}");
         error.WriteLine("guard watch: detached");

@@ -654,6 +654,10 @@ public sealed class EcsEncoder
         for (int kind = 1; kind < h.DropsByKind.Length; kind++)
             w.Number(RecordNames.Utf8((RecordKind)kind), h.DropsByKind[kind]);
         w.EndObject();
+        w.StartObject("hashes"u8);
+        w.Number("dropped"u8, h.HashesDropped);
+        w.Number("timed_out"u8, h.HashesTimedOut);
+        w.EndObject();
         w.EndObject();
         w.EndObject();
     }
