@@ -53,13 +53,19 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
         return fd < 0 ? null : new FileDescriptor(fd);
     }
 
-    /// <summary>What statx says of this file; null, with errno, when it cannot.</summary>
-    public FileStatus? Status(out int errno)
+    /// <summary>
+    /// What statx says of this file; null, with errno, when it cannot.
+    /// <paramref name="cachedOnly"/>: what the kernel holds already
+    /// (AT_STATX_DONT_SYNC), so a FUSE or NFS server is never asked: device,
+    /// inode and type are right, size and times may be stale.
+    /// </summary>
+    public FileStatus? Status(out int errno, bool cachedOnly = false)
     {
         const int AtEmptyPath = 0x1000;
+        const int AtStatxDontSync = 0x4000;
         const uint Wanted = 0x1 | 0x2 | 0x40 | 0x80 | 0x100 | 0x200 | 0x1000; // type, mode, mtime, ctime, ino, size, mnt_id
         byte* statx = stackalloc byte[256];
-        if (Statx(Fd, "", AtEmptyPath, Wanted, statx) != 0)
+        if (Statx(Fd, "", AtEmptyPath | (cachedOnly ? AtStatxDontSync : 0), Wanted, statx) != 0)
         {
             errno = Marshal.GetLastPInvokeError();
             return null;

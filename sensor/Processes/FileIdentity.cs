@@ -36,4 +36,15 @@ public static class FileIdentity
             return null;
         return new FileId(ProcfsReader.ReadMountDevice("self", status.MountId) ?? status.Device, status.Inode);
     }
+
+    /// <summary>
+    /// The device and inode of what a process runs (/proc/PID/exe), as statx
+    /// shows them, from what the kernel holds: never waiting on the file's
+    /// server (a FUSE daemon that does not answer). Null when it has none.
+    /// </summary>
+    public static FileId? OfRunning(int pid)
+    {
+        using FileDescriptor? exe = FileDescriptor.OpenPathOnly($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe", out _);
+        return exe?.Status(out _, cachedOnly: true)?.Id;
+    }
 }

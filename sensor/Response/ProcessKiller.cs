@@ -173,8 +173,9 @@ public sealed class ProcessKiller
         string? self = Environment.ProcessPath;
         if (self is null || Path.GetFileName(self) != "guard")
             return false;
-        ulong? ours = Libc.InodeOf(self);
-        ulong? theirs = Libc.InodeOf($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/exe");
-        return ours is not null && ours == theirs;
+        // Device and inode both, read without asking the file's server: a miner run from a
+        // FUSE mount whose daemon never answers must not hold the kill, nor pass for us.
+        FileId? ours = FileIdentity.OfRunning(Environment.ProcessId);
+        return ours is not null && ours == FileIdentity.OfRunning(pid);
     }
 }
