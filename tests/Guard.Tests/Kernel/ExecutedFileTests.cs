@@ -173,4 +173,36 @@ public sealed class ExecutedFileTests
         sensor.WaitFor("the allowed tool's exit", e => e.Action == "exit" && e.Pid == tool.Id);
         Assert.Empty(AlertsFor(sensor, tool.Id));
     }
+
+    [Fact]
+    public void AFindingWaitsForTheAllowListsHashThenSparesTheAllowedAndActsOnTheRest()
+    {
+        using var dir = new TempDir();
+        string allowed = UniqueCopy(dir, "/bin/sh", "stress-tool");
+        string other = UniqueCopy(dir, "/bin/sh", "other-tool");
+        string marker = Path.Combine(dir.Path, "marker");
+        Policy policy = Policies.Over($"[allow]\nhashes = [\"{Sha256.HexOf(File.ReadAllBytes(allowed))}\"]\n");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
+
+        // Miner arguments at exec: judged before the hash is in, acted on only once it is.
+        using Process spared = Run.Start(allowed, "-c", $"sleep 1; echo ran > {marker}", "bench", "--donate-level", "1");
+        using Process killed = Run.Start(other, "-c", "sleep 30", "bench", "--donate-level", "1");
+        try
+        {
+            Assert.True(killed.WaitForExit(5000), "the tool the allow list does not name still runs 5 s later");
+            Assert.True(spared.WaitForExit(5000));
+        }
+        finally
+        {
+            if (!killed.HasExited)
+                killed.Kill();
+        }
+
+        Assert.Equal(137, killed.ExitCode);
+        sensor.WaitFor("miner-arguments", e => e.Action == "miner-arguments" && e.Pid == killed.Id);
+        Assert.Equal(0, spared.ExitCode);
+        Assert.True(File.Exists(marker));
+        sensor.WaitFor("the allowed tool's exit", e => e.Action == "exit" && e.Pid == spared.Id);
+        Assert.Empty(AlertsFor(sensor, spared.Id));
+    }
 }
