@@ -205,4 +205,51 @@ public sealed class ExecutedFileTests
         sensor.WaitFor("the allowed tool's exit", e => e.Action == "exit" && e.Pid == spared.Id);
         Assert.Empty(AlertsFor(sensor, spared.Id));
     }
+
+    [Fact]
+    public void AFileSystemThatNeverAnswersCostsAHashNotTheSensor()
+    {
+        using var dir = new TempDir();
+        string miner = UniqueCopy(dir, "/bin/sleep", "miner-source");
+        string mount = Path.Combine(dir.Path, "mnt");
+        Directory.CreateDirectory(mount);
+        string server = Path.Combine(AppContext.BaseDirectory, "Fixtures", "fuse", "hanging_fs.py");
+        using Process daemon = Run.Start(Run.Python, server, mount, miner);
+        Process? minerProcess = null;
+        try
+        {
+            if (daemon.StandardOutput.ReadLine() != "mounted")
+            {
+                if (!daemon.WaitForExit(5000))
+                    daemon.Kill();
+                throw new Xunit.Sdk.XunitException($"the test's FUSE file system did not mount: {daemon.StandardError.ReadToEnd()}");
+            }
+            var options = new SensorOptions { Policy = Denying(Sha256.HexOf(File.ReadAllBytes(miner))), HeartbeatInterval = TimeSpan.FromSeconds(1) };
+            using SensorHarness sensor = SensorHarness.Start(options);
+            using (sensor.Pause())
+            {
+                minerProcess = Run.Start(Path.Combine(mount, "miner"), "30");
+                Thread.Sleep(300); // its pages are in; from now on its file's server answers nothing
+                daemon.StandardInput.WriteLine("hang");
+                Assert.Equal("hanging", daemon.StandardOutput.ReadLine());
+            }
+
+            sensor.WaitFor("the miner's exec", e => e.Action == "exec" && e.Pid == minerProcess.Id);
+            StillSeesExecs(sensor);
+            // Its hash waits on a read that never returns: given up after the time limit, and counted.
+            sensor.WaitFor("a heartbeat counting the hash over its time limit", e => e.Action == "heartbeat"
+                && e.Json.GetProperty("guard").GetProperty("health").GetProperty("hashes").GetProperty("timed_out").GetInt64() >= 1,
+                timeoutMs: (int)ExecutableHashes.DefaultTimeLimit.TotalMilliseconds + 5000);
+            StillSeesExecs(sensor);
+        }
+        finally
+        {
+            minerProcess?.Kill();
+            minerProcess?.Dispose();
+            // Its /dev/fuse closed, the connection is aborted: every request still waiting fails.
+            daemon.Kill();
+            daemon.WaitForExit();
+            Run.Complete("umount", "-l", mount);
+        }
+    }
 }
