@@ -55,7 +55,7 @@ public sealed class AllowedProcesses
             return true;
         long now = Libc.NowNs(Libc.ClockBoottime);
         if (!files.TryGetValue(path, out (FileId? File, long ResolvedNs) known) || (known.File != ran && now - known.ResolvedNs > ResolveAgainNs))
-            files[path] = known = (FileIdentity.KernelIdOf(path), now);
+            files[path] = known = (ExecutedFile.KernelIdOf(path), now);
         return known.File == ran;
     }
 

@@ -17,8 +17,11 @@ public enum NotHashed
     /// <summary>Over the size bound (<see cref="ExecutableHashes.MaxBytes"/>).</summary>
     TooLarge,
 
-    /// <summary>The file would not open or read for this root process (a FUSE mount without allow_other, say).</summary>
+    /// <summary>The file would not open or read for this root process.</summary>
     Unreadable,
+
+    /// <summary>On a FUSE file system (whose daemon any user may be), or one the sensor cannot place: never asked anything.</summary>
+    UserFileSystem,
 
     /// <summary>Its read took longer than the time limit.</summary>
     TimedOut,
@@ -100,6 +103,7 @@ public readonly record struct HashOutcome(HashRequest Request, string? Sha256, N
         NotHashed.Gone => "gone, and its path names another file now",
         NotHashed.TooLarge => $"over {ExecutableHashes.MaxBytes >> 20} MB",
         NotHashed.Unreadable => "unreadable",
+        NotHashed.UserFileSystem => "on a FUSE file system, which the sensor never reads",
         NotHashed.TimedOut => "its read took over the time limit",
         NotHashed.QueueFull => "the hash queue was full",
         _ => "",
@@ -111,11 +115,11 @@ public readonly record struct HashOutcome(HashRequest Request, string? Sha256, N
 /// kernel executed: /proc/PID/exe opened when the exec record arrived, or,
 /// once the process is gone, its path when that still names the same device
 /// and inode; a regular file only, at most <see cref="MaxBytes"/>, within the
-/// time limit. A path is never opened by name for reading: a device, a FIFO, a
-/// file of another mount namespace or one renamed since cannot be read in its
-/// place. Requests wait in a bounded queue for a few worker threads; a full
+/// time limit, never one on FUSE (<see cref="ExecutedFile"/>). A path is never
+/// opened by name for reading: a device, a FIFO, a file of another mount
+/// namespace or one renamed since cannot be read in its place. Requests wait in a bounded queue for a few worker threads; a full
 /// queue, a read over the time limit (its worker is left behind, blocked, and
-/// replaced, a bounded number of times) or a refusal comes back as an outcome
+/// replaced; at most 8 are left behind at once) or a refusal comes back as an outcome
 /// like a hash does, through <see cref="Drain"/> on the event thread, which
 /// <see cref="WakeFd"/> wakes. Hashes are kept per device, inode, size,
 /// modification and change time.
@@ -125,7 +129,7 @@ public sealed class ExecutableHashes : IDisposable
     /// <summary>The largest file hashed: 256 MB, well above any miner binary and most programs.</summary>
     public const long MaxBytes = 256L << 20;
 
-    /// <summary>The default time limit of one hash: 256 MB at the managed SHA-256's ~300 MB/s, with room.</summary>
+    /// <summary>The default time limit of one hash: 256 MB takes ~1.1 s at the managed SHA-256's ~230 MB/s (measured), with room.</summary>
     public static readonly TimeSpan DefaultTimeLimit = TimeSpan.FromSeconds(5);
 
     private const int WorkerCount = 2;
@@ -221,9 +225,9 @@ public sealed class ExecutableHashes : IDisposable
     public HashOutcome Hash(HashRequest request)
     {
         long deadline = Stopwatch.GetTimestamp() + timeLimitTicks;
-        (FileDescriptor file, FileStatus status)? found = Open(request);
+        (FileDescriptor file, FileStatus status)? found = Open(request, out NotHashed why);
         if (found is not { } f)
-            return new HashOutcome(request, null, NotHashed.Gone);
+            return new HashOutcome(request, null, why);
         using FileDescriptor opened = f.file;
         if (f.status.Size > MaxBytes)
             return new HashOutcome(request, null, NotHashed.TooLarge);
@@ -281,29 +285,47 @@ public sealed class ExecutableHashes : IDisposable
     }
 
     /// <summary>
-    /// The file the request names, opened O_PATH and verified: what the kernel
+    /// The file the request names, opened O_PATH and checked: what the kernel
     /// executed when /proc/PID/exe still shows it, else the path when it names
     /// the same regular file, unchanged since the exec (an inode number freed
-    /// with the file is soon another file's). Null when neither is that file.
+    /// with the file is soon another file's). Null, and why, when neither is
+    /// that file or it lies on a file system the sensor never reads.
     /// </summary>
-    private static (FileDescriptor, FileStatus)? Open(HashRequest request)
+    private static (FileDescriptor, FileStatus)? Open(HashRequest request, out NotHashed why)
     {
-        if (request.Running is { } running && Verified(running, request) is { } status)
-            return (running, status);
+        why = NotHashed.Gone;
+        MountTable mounts = MountTable.Read("self");
+        if (request.Running is { } running)
+        {
+            FileCheck check = ExecutedFile.Check(running, request.Expected, mounts, request.Pid, out FileStatus status);
+            if (check == FileCheck.Same)
+                return (running, status);
+            why = Why(check, why);
+        }
         if (request.Expected is null || request.ExecutedAtNs == 0 || request.Path is not { } path)
             return null;
-        FileDescriptor? named = FileDescriptor.OpenPathOnly(path, out _);
-        // Change times come from a coarse clock, a tick behind at most: only one a tick before the exec is surely older.
-        if (named is not null && Verified(named, request) is { } namedStatus && namedStatus.ChangedNs < request.ExecutedAtNs - Libc.FileTimeStepNs)
-            return (named, namedStatus);
-        named?.Dispose();
+        FileDescriptor? named = ExecutedFile.OpenPath(path, mounts, out bool throughFuse);
+        if (throughFuse)
+            why = NotHashed.UserFileSystem;
+        if (named is not null)
+        {
+            FileCheck check = ExecutedFile.Check(named, request.Expected, mounts, request.Pid, out FileStatus status);
+            // Change times come from a coarse clock, a tick behind at most: only one a tick before the exec is surely older.
+            if (check == FileCheck.Same && status.ChangedNs < request.ExecutedAtNs - Libc.FileTimeStepNs)
+                return (named, status);
+            why = Why(check, why);
+            named.Dispose();
+        }
         return null;
     }
 
-    /// <summary>The file's status when it is a regular file with the request's identity (any regular file when it has none).</summary>
-    private static FileStatus? Verified(FileDescriptor file, HashRequest request) =>
-        file.Status(out _) is { IsRegular: true } status && (request.Expected is not { } expected || FileIdentity.Is(status, expected, request.Pid))
-            ? status : null;
+    /// <summary>The stronger of two reasons: a file system never read, then an unreadable file, then a gone one.</summary>
+    private static NotHashed Why(FileCheck check, NotHashed sofar) => check switch
+    {
+        FileCheck.NotLocal => NotHashed.UserFileSystem,
+        FileCheck.Unreadable when sofar != NotHashed.UserFileSystem => NotHashed.Unreadable,
+        _ => sofar,
+    };
 
     private void Finish(HashOutcome outcome)
     {
@@ -345,7 +367,12 @@ public sealed class ExecutableHashes : IDisposable
             lock (gate)
             {
                 // Left behind: its time-out went out already, and a new worker took its place.
-                if (disposed || me.LeftBehind)
+                if (me.LeftBehind)
+                {
+                    leftBehind--;
+                    return;
+                }
+                if (disposed)
                     return;
                 me.Current = null;
                 Finish(outcome);

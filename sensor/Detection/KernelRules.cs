@@ -21,7 +21,7 @@ public static class KernelRules
     {
         AllowedDestinations = [.. policy.Allow.Destinations.Select(AllowedDestinations.Parse)],
         // Resolved now: a path that does not exist yet is allowed by user space only.
-        AllowedFiles = [.. policy.Allow.Executables.Select(FileIdentity.KernelIdOf).OfType<FileId>().Select(f => (f.Device, f.Inode))],
+        AllowedFiles = [.. policy.Allow.Executables.Select(ExecutedFile.KernelIdOf).OfType<FileId>().Select(f => (f.Device, f.Inode))],
     };
 
     public static bool Acts(RuleAction action) => action is RuleAction.Kill or RuleAction.KillJob or RuleAction.QuarantineJob;

@@ -8,6 +8,7 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
 {
     private const int ORdonly = 0;
     private const int ONoctty = 0x100;
+    private const int ONofollow = 0x20000;
     private const int ONonblock = 0x800;
     private const int ODirectory = 0x10000;
     private const int OCloexec = 0x80000;
@@ -38,6 +39,27 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
         int fd = Open(path, OPath | OCloexec);
         errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
         return fd < 0 ? null : new FileDescriptor(fd);
+    }
+
+    /// <summary>
+    /// A handle (O_PATH, not following a final symlink) on <paramref name="name"/>
+    /// looked up in this directory: one lookup in this directory's file system,
+    /// and a mount on <paramref name="name"/> entered, not searched. Null, with errno, when it cannot.
+    /// </summary>
+    public FileDescriptor? OpenPathOnlyIn(string name, out int errno)
+    {
+        int fd = OpenAt(Fd, name, OPath | ONofollow | OCloexec);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new FileDescriptor(fd);
+    }
+
+    /// <summary>The target of the symlink <paramref name="name"/> in this directory; null when it is none.</summary>
+    public string? ReadLinkIn(string name)
+    {
+        const int Capacity = 4096;
+        byte* buffer = stackalloc byte[Capacity];
+        nint n = ReadLinkAt(Fd, name, buffer, Capacity);
+        return n is > 0 and < Capacity ? System.Text.Encoding.UTF8.GetString(buffer, (int)n) : null;
     }
 
     /// <summary>
@@ -104,6 +126,12 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
 
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenAt(int dirFd, string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "readlinkat", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint ReadLinkAt(int dirFd, string path, byte* buffer, nuint size);
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(int dirFd, string path, int flags, uint mask, byte* buffer);
 
@@ -125,6 +153,9 @@ public readonly record struct FileStatus(uint Mode, ulong Inode, long Size, long
 
     /// <summary>S_ISREG: a regular file, the only kind exec runs and the only kind read here.</summary>
     public bool IsRegular => (Mode & 0xF000) == 0x8000;
+
+    /// <summary>S_ISLNK: a symbolic link (a handle opened O_PATH | O_NOFOLLOW on one).</summary>
+    public bool IsSymlink => (Mode & 0xF000) == 0xA000;
 
     /// <summary>The kernel's in-memory dev_t (MKDEV, include/linux/kdev_t.h) of a major and minor.</summary>
     public static uint KernelDevice(uint major, uint minor) => (major << 20) | (minor & 0xFFFFF);

@@ -174,10 +174,12 @@ public sealed class Judge
     /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken; first, if the allow list may name its process by hash, waits for the hash.</summary>
     private void Respond(AlertEvent alert)
     {
-        if (WaitForHash(alert, respond: true))
-            return;
-        Emit(alert, responder?.Apply(alert) ?? []);
+        if (!WaitForHash(alert, respond: true))
+            Act(alert);
     }
+
+    /// <summary>Has the responder carry out what the alert asks, then emits it and each action taken.</summary>
+    private void Act(AlertEvent alert) => Emit(alert, responder?.Apply(alert) ?? []);
 
     /// <summary>Emits a weak-evidence alert, which asks for nothing; first, like <see cref="Respond"/>, waits for an allow-list hash.</summary>
     private void Report(AlertEvent alert)
@@ -230,14 +232,14 @@ public sealed class Judge
             if (wait.KnownMinerActions is { } done)
                 Emit(verdict, done);
             else if (!allowed)
-                Emit(verdict, responder?.Apply(verdict) ?? []);
+                Act(verdict);
         }
         if (allowed)
             return;
         foreach ((AlertEvent alert, bool respond) in wait.Parked)
         {
             if (respond)
-                Emit(alert, responder?.Apply(alert) ?? []);
+                Act(alert);
             else
                 emitter.Emit(alert);
         }
@@ -246,7 +248,7 @@ public sealed class Judge
         if (outcome.Sha256 is { } hash)
         {
             if (!wait.ArgumentsFound && detectors.Hashes.OnHash(process, wait.Path, hash, wait.TimeNs) is { } denied)
-                Emit(denied, responder?.Apply(denied) ?? []);
+                Act(denied);
         }
         else if (detectors.Weak.OnNotHashed(process, outcome.WhyText, wait.Path, wait.TimeNs) is { } unverified)
         {

@@ -157,33 +157,5 @@ public static class ProcfsReader
         return null;
     }
 
-    /// <summary>
-    /// The device (kernel encoding, major &lt;&lt; 20 | minor) of the superblock
-    /// behind mount <paramref name="mountId"/>, as /proc/<paramref name="procDir"/>/mountinfo
-    /// lists it (the mount namespace of that process); null when it is not there.
-    /// stat's device differs from the superblock's on btrfs subvolumes and overlayfs.
-    /// </summary>
-    public static uint? ReadMountDevice(string procDir, ulong mountId)
-    {
-        try
-        {
-            foreach (string line in File.ReadLines($"/proc/{procDir}/mountinfo"))
-            {
-                // "36 35 98:0 /root /mnt rw ...": mount id, parent id, major:minor.
-                string[] fields = line.Split(' ', 4);
-                if (fields.Length < 3 || !ulong.TryParse(fields[0], CultureInfo.InvariantCulture, out ulong id) || id != mountId)
-                    continue;
-                int colon = fields[2].IndexOf(':', StringComparison.Ordinal);
-                return colon > 0 && uint.TryParse(fields[2].AsSpan(0, colon), CultureInfo.InvariantCulture, out uint major)
-                    && uint.TryParse(fields[2].AsSpan(colon + 1), CultureInfo.InvariantCulture, out uint minor)
-                    ? Interop.FileStatus.KernelDevice(major, minor) : null;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-        return null;
-    }
-
     public static string? ReadWorkingDirectory(int pid) => ReadLinkText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cwd");
 }

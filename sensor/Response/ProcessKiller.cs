@@ -175,7 +175,7 @@ public sealed class ProcessKiller
             return false;
         // Device and inode both, read without asking the file's server: a miner run from a
         // FUSE mount whose daemon never answers must not hold the kill, nor pass for us.
-        FileId? ours = FileIdentity.OfRunning(Environment.ProcessId);
-        return ours is not null && ours == FileIdentity.OfRunning(pid);
+        FileId? ours = ExecutedFile.OfRunning(Environment.ProcessId);
+        return ours is not null && ours == ExecutedFile.OfRunning(pid);
     }
 }

@@ -84,6 +84,13 @@ public sealed class ExecutableHashesTests
 
         Assert.Equal(Sha256.HexOf(File.ReadAllBytes(program)), HashOf(Exec(pid, program, id), execNs).Sha256);
 
+        // Through symlinks, relative and absolute, each followed by hand.
+        string links = Path.Combine(dir.Path, "links");
+        Directory.CreateDirectory(links);
+        File.CreateSymbolicLink(Path.Combine(links, "relative"), "../quick");
+        File.CreateSymbolicLink(Path.Combine(links, "absolute"), Path.Combine(links, "relative"));
+        Assert.Equal(Sha256.HexOf(File.ReadAllBytes(program)), HashOf(Exec(pid, Path.Combine(links, "absolute"), id), execNs).Sha256);
+
         // Another file at the same path, even one that reuses the freed inode number.
         File.Delete(program);
         File.WriteAllText(program, "another file");
@@ -149,10 +156,14 @@ public sealed class ExecutableHashesTests
     public void AHungReadIsTimedOutItsWorkerReplacedAndAFullQueueDropsWithACount()
     {
         using var release = new ManualResetEventSlim();
+        using var hanging = new SemaphoreSlim(0);
         using var hashes = new ExecutableHashes(capacity: 1, TimeSpan.FromMilliseconds(100), request =>
         {
             if ((string)request.State! == "hangs")
+            {
+                hanging.Release();
                 release.Wait(); // a read no one can interrupt
+            }
             return new HashOutcome(request, "hash", NotHashed.None);
         });
         var outcomes = new List<HashOutcome>();
@@ -160,9 +171,11 @@ public sealed class ExecutableHashesTests
         try
         {
             // Two workers: both hang; one more waits in the queue, and the next is dropped.
-            hashes.Submit(HashRequest.For(process, null, "hangs"));
-            hashes.Submit(HashRequest.For(process, null, "hangs"));
-            Thread.Sleep(50);
+            for (int i = 0; i < 2; i++)
+            {
+                hashes.Submit(HashRequest.For(process, null, "hangs"));
+                Assert.True(hanging.Wait(5000), "no worker took the request");
+            }
             hashes.Submit(HashRequest.For(process, null, "waits"));
             hashes.Submit(HashRequest.For(process, null, "dropped"));
             Stopwatch waited = Stopwatch.StartNew();

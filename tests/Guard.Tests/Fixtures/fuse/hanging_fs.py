@@ -1,9 +1,10 @@
-# A FUSE file system of one file, "miner" (a copy of argv[2]), mounted at argv[1]
+# A FUSE file system of one file, argv[3] (a copy of argv[2]), mounted at argv[1]
 # through /dev/fuse with no library. It serves until a line "hang" on stdin, then
-# never answers again: a daemon an attacker controls. It ends when stdin closes.
+# never answers again, as a daemon an attacker controls may; "count" prints how
+# many requests it has left unanswered. It ends when stdin closes.
 import ctypes, errno, os, select, struct, sys
 
-mnt, source = sys.argv[1], sys.argv[2]
+mnt, source, name = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 data = open(source, 'rb').read()
 fd = os.open('/dev/fuse', os.O_RDWR)
 libc = ctypes.CDLL(None, use_errno=True)
@@ -13,6 +14,7 @@ if libc.mount(b'guard-test', mnt.encode(), b'fuse.guard-test', 0, options) != 0:
 print('mounted', flush=True)
 ROOT, FILE = 1, 2
 hang = False
+unanswered = 0
 
 def attr(node):
     if node == ROOT:
@@ -28,8 +30,11 @@ while True:
         line = sys.stdin.readline()
         if not line:
             break
-        hang = hang or line.strip() == 'hang'
-        print('hanging' if hang else 'serving', flush=True)
+        if line.strip() == 'hang':
+            hang = True
+            print('hanging', flush=True)
+        elif line.strip() == 'count':
+            print(unanswered, flush=True)
         continue
     try:
         request = os.read(fd, (1 << 20) + 4096)
@@ -45,12 +50,11 @@ while True:
         major, minor, readahead, flags = struct.unpack_from('<IIII', body)
         reply(unique, struct.pack('<IIIIHHIIHHII', 7, 31, readahead, 0, 16, 12, 65536, 1, 0, 0, 0, 0) + bytes(24))
     elif hang:
-        continue  # a daemon that never answers again
-    elif opcode == 1:  # LOOKUP
-        if node == ROOT and body.split(b'\0')[0] == b'miner':
-            reply(unique, struct.pack('<QQQQII', FILE, 0, 0, 0, 0, 0) + attr(FILE))
-        else:
-            reply(unique, error=errno.ENOENT)
+        unanswered += 1  # a daemon that never answers again
+    elif opcode == 1 and node == ROOT and body.split(b'\0')[0] == name:  # LOOKUP
+        reply(unique, struct.pack('<QQQQII', FILE, 0, 0, 0, 0, 0) + attr(FILE))
+    elif opcode == 1:
+        reply(unique, error=errno.ENOENT)
     elif opcode == 3:  # GETATTR: never cached, asked each time
         reply(unique, struct.pack('<QII', 0, 0, 0) + attr(node))
     elif opcode in (14, 27):  # OPEN, OPENDIR
