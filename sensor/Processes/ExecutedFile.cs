@@ -109,15 +109,16 @@ public static class ExecutedFile
     /// <summary>
     /// What <paramref name="path"/> names now in the sensor's mount namespace,
     /// as the kernel would name it (superblock device, inode), following links
-    /// as exec does; null when it names nothing. Opened O_PATH: nothing is read.
-    /// For paths the policy names, not ones a process chose.
+    /// as exec does; null when it names nothing, or only through FUSE (a user
+    /// may mount one over a directory of an allowed path). Nothing is read.
     /// </summary>
     public static FileId? KernelIdOf(string path)
     {
-        using FileDescriptor? file = FileDescriptor.OpenPathOnly(path, out _);
-        if (file?.Status(out _) is not { } status)
+        MountTable mounts = MountTable.Read("self");
+        using FileDescriptor? file = OpenPath(path, mounts, out _);
+        if (file?.Status(out _, cachedOnly: true) is not { } status || mounts.Find(status.MountId) is not { ServedByAUser: false } mount)
             return null;
-        return new FileId(MountTable.Read("self").Find(status.MountId)?.Device ?? status.Device, status.Inode);
+        return new FileId(mount.Device, status.Inode);
     }
 
     /// <summary>
