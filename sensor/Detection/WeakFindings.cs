@@ -39,9 +39,9 @@ public sealed class WeakFindings
 
     /// <summary>
     /// An executable that could not be hashed as the file the kernel ran, while
-    /// the deny list names hashes: gone with its path renamed or replaced,
-    /// unreadable to root, too large, too slow, or the queue full. A way past
-    /// the deny list, so kept as evidence.
+    /// the deny list names hashes: gone with its path renamed or replaced, on
+    /// FUSE, unreadable to root, too large, too slow, or the queue full. A way
+    /// past the deny list, so kept as evidence.
     /// </summary>
     public AlertEvent? OnNotHashed(ProcessEntry process, string why, string path, long timeNs) =>
         policy.ActionFor(Detectors.UnverifiedExecutable) != RuleAction.Off
