@@ -67,6 +67,8 @@ public sealed class StopTests
             watch.Kill();
         watch.WaitForExit();
         EnforcementKernel.Remove();
+        // A watch killed here leaves its own pins enforcing; it is gone, so they go too.
+        SensorPins.RemoveDead(static (_, _) => false);
     }
 
     [Fact]
