@@ -146,7 +146,7 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
         const int AtStatxDontSync = 0x4000;
         const uint Wanted = 0x1 | 0x2 | 0x40 | 0x80 | 0x100 | 0x200 | 0x1000; // type, mode, mtime, ctime, ino, size, mnt_id
         byte* statx = stackalloc byte[256];
-        if (Statx(Fd, "", AtEmptyPath | (cachedOnly ? AtStatxDontSync : 0), Wanted, statx) != 0)
+        if (Libc.Statx(Fd, "", AtEmptyPath | (cachedOnly ? AtStatxDontSync : 0), Wanted, statx) != 0)
         {
             errno = Marshal.GetLastPInvokeError();
             return null;
@@ -196,9 +196,6 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
 
     [LibraryImport("libc", EntryPoint = "readlinkat", StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint ReadLinkAt(int dirFd, string path, byte* buffer, nuint size);
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int dirFd, string path, int flags, uint mask, byte* buffer);
 
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
     private static partial nint ReadBytes(int fd, byte* buffer, nuint count);

@@ -76,8 +76,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Stat(string path, byte* buffer);
 
-    [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
+    /// <summary>statx(2) into <paramref name="buffer"/> (struct statx, 256 bytes); 0, or -1 with errno.</summary>
+    [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
 
     [LibraryImport(Library, EntryPoint = "geteuid")]
     internal static partial uint GetEuid();
