@@ -205,6 +205,9 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags = v.flags | staging_flags(bprm);
 	e->job_root_pid = v.job_root_pid;
+	e->file_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+	e->file_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+	e->file_pad = 0;
 	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));

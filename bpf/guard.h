@@ -9,7 +9,7 @@
 #ifndef GUARD_H
 #define GUARD_H
 
-#define GUARD_ABI_VERSION 1
+#define GUARD_ABI_VERSION 2
 
 #define GUARD_COMM_LEN 16
 #define GUARD_PATH_LEN 256
@@ -156,6 +156,12 @@ struct guard_exec {
 	__u64 cgroup_id;
 	__u32 flags;
 	__u32 job_root_pid; /* 0 outside a job */
+	/* The file exec opened (bprm->file), as the kernel names it: user space
+	 * hashes only a file with this inode and device (major << 20 | minor),
+	 * never whatever the path names by the time it looks. */
+	__u64 file_ino;
+	__u32 file_dev;
+	__u32 file_pad;
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_LEN];
 	char args[GUARD_ARGS_LEN]; /* NUL-separated, as the kernel keeps them */

@@ -57,6 +57,12 @@ public sealed record SensorSummary(
     public (long Count, string? Latest) DetectorFaults { get; init; }
 
     public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
+
+    /// <summary>Executables not hashed: the queue was full.</summary>
+    public long HashesDropped { get; init; }
+
+    /// <summary>Executables not hashed: their read took over the time limit.</summary>
+    public long HashesTimedOut { get; init; }
 }
 
 /// <summary>
@@ -72,6 +78,7 @@ public sealed class GuardSensor : IDisposable
     private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
+    private readonly PolicyDetectors? detectors;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -91,6 +98,12 @@ public sealed class GuardSensor : IDisposable
     private readonly List<string> warnings = [];
     private SensorRegistration? registration;
     private DrainWatchdog? watchdog;
+    // Held while enforcement is handed over, by the event thread or a StopDeadline's.
+    private readonly object handOverGate = new();
+    private int? handedOver;
+
+    /// <summary>How long records still in the ring are read after a stop request: a flood must not hold the stop.</summary>
+    private const long FinalDrainNs = 200_000_000;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -101,12 +114,15 @@ public sealed class GuardSensor : IDisposable
         this.quarantines = quarantines;
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
+        this.detectors = detectors;
         judge = detectors is null ? null : new Judge(detectors, responder, emitter);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
+        if (judge is not null)
+            reader.WakeOn(judge.HashesWakeFd);
         startNs = Libc.NowNs(Libc.ClockBoottime);
         nextHeartbeatNs = startNs + (long)options.HeartbeatInterval.TotalNanoseconds;
         nextGpuFlushNs = startNs + (long)options.GpuFlushInterval.TotalNanoseconds;
@@ -271,6 +287,7 @@ public sealed class GuardSensor : IDisposable
         int n = reader.Poll(timeoutMs);
         long now = Libc.NowNs(Libc.ClockBoottime);
         watchdog?.Drained(now);
+        judge?.OnHashes(table);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
@@ -308,8 +325,9 @@ public sealed class GuardSensor : IDisposable
         int interval = Math.Max(1, (int)options.PollInterval.TotalMilliseconds);
         while (!cancellation.IsCancellationRequested)
             Poll(interval);
-        // Whatever is still in the ring when asked to stop is not lost.
-        while (reader.Poll(0) > 0)
+        // Whatever is still in the ring when asked to stop is not lost, unless it keeps coming.
+        long drainUntil = Libc.NowNs(Libc.ClockBoottime) + FinalDrainNs;
+        while (reader.Poll(0) > 0 && Libc.NowNs(Libc.ClockBoottime) < drainUntil)
         {
         }
         pipeline.Tick(long.MaxValue / 2);
@@ -319,29 +337,52 @@ public sealed class GuardSensor : IDisposable
     /// <summary>
     /// Before this sensor detaches: the exec-time kill and the Stratum drop go
     /// on without it, pinned (bpf/enforce.bpf.c), until the next sensor starts.
-    /// Returns how many programs were pinned; 0 when the policy kills nothing
-    /// or it was handed over already. Throws <see cref="SensorException"/> when
-    /// the handover fails: this sensor's own pinned programs then stay and go on
-    /// enforcing until the next sensor or <c>guard detach --all</c>.
+    /// Returns how many programs were pinned; 0 when the policy kills nothing.
+    /// Done once: a second call (a <see cref="StopDeadline"/>'s) returns the
+    /// first's count. When the handover fails this sensor's own pinned
+    /// programs stay and go on enforcing until the next sensor or
+    /// <c>guard detach --all</c>.
     /// </summary>
-    public int HandOverEnforcement()
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int HandOverEnforcement() => TryHandOverEnforcement(Timeout.InfiniteTimeSpan)!.Value;
+
+    /// <summary>
+    /// <see cref="HandOverEnforcement"/> from any thread, waiting at most
+    /// <paramref name="wait"/> for one under way on another; null when that one
+    /// did not finish in time.
+    /// </summary>
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int? TryHandOverEnforcement(TimeSpan wait)
     {
-        if (ownPins is not { } pins)
-            return 0;
-        // From here the pins are not this sensor's to remove: handed over, or left enforcing.
-        ownPins = null;
-        int handedOver;
+        if (!Monitor.TryEnter(handOverGate, wait))
+            return null;
         try
         {
-            handedOver = EnforcementKernel.HandOver(options.Kernel.InKernelRules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+            if (handedOver is { } done)
+                return done;
+            // From here the pins are not this sensor's to remove: handed over, or left enforcing.
+            handedOver = 0;
+            if (ownPins is not { } pins)
+                return 0;
+            ownPins = null;
+            int pinned;
+            try
+            {
+                pinned = EnforcementKernel.HandOver(options.Kernel.InKernelRules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+            }
+            catch (SensorException e)
+            {
+                throw new SensorException($"{e.Message}; this sensor's own programs stay pinned under {pins} and go on enforcing");
+            }
+            // The handed-over programs enforce now; this sensor's own pins would only duplicate them.
+            SensorPins.Remove(pins);
+            handedOver = pinned;
+            return pinned;
         }
-        catch (SensorException e)
+        finally
         {
-            throw new SensorException($"{e.Message}; this sensor's own programs stay pinned under {pins} and go on enforcing");
+            Monitor.Exit(handOverGate);
         }
-        // The handed-over programs enforce now; this sensor's own pins would only duplicate them.
-        SensorPins.Remove(pins);
-        return handedOver;
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>
@@ -373,6 +414,8 @@ public sealed class GuardSensor : IDisposable
         heartbeat.DecodeFailures = decoder.TotalFailures;
         heartbeat.DetectorFaults = judge?.Faults ?? 0;
         heartbeat.Processes = table.Count;
+        heartbeat.HashesDropped = detectors?.Executables.Dropped ?? 0;
+        heartbeat.HashesTimedOut = detectors?.Executables.TimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
     }
@@ -390,6 +433,8 @@ public sealed class GuardSensor : IDisposable
             kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing)
         {
             DetectorFaults = (judge?.Faults ?? 0, judge?.LastFault),
+            HashesDropped = detectors?.Executables.Dropped ?? 0,
+            HashesTimedOut = detectors?.Executables.TimedOut ?? 0,
         };
     }
 
@@ -398,11 +443,15 @@ public sealed class GuardSensor : IDisposable
     {
         watchdog?.Dispose();
         registration?.Dispose();
+        detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         reader.Dispose();
         kernel.Dispose();
-        if (ownPins is not null)
-            SensorPins.Remove(ownPins);
-        ownPins = null;
+        lock (handOverGate)
+        {
+            if (ownPins is not null)
+                SensorPins.Remove(ownPins);
+            ownPins = null;
+        }
     }
 }

@@ -28,7 +28,7 @@ public enum ConnectResult : uint
 [StructLayout(LayoutKind.Sequential)]
 public struct RecordHeader
 {
-    public const ushort AbiVersion = 1;
+    public const ushort AbiVersion = 2;
 
     public RecordKind Kind;
     public ushort Version;
@@ -58,6 +58,13 @@ public struct ExecRecord
     public ulong CgroupId;
     public uint Flags;
     public uint JobRootPid;
+
+    /// <summary>The inode of the file exec opened.</summary>
+    public ulong FileInode;
+
+    /// <summary>Its device as the kernel encodes dev_t: major &lt;&lt; 20 | minor.</summary>
+    public uint FileDevice;
+    public uint FilePad;
     public Bytes16 Comm;
     public Bytes256 Path;
     public Bytes1024 Args;

@@ -15,6 +15,7 @@ public sealed unsafe class RingBufferReader : IDisposable
     private readonly nint ring;
     private readonly RecordDecoder decoder;
     private readonly IRecordHandler handler;
+    private readonly Epoll wakeups = new();
     private GCHandle self;
     private ExceptionDispatchInfo? failure;
 
@@ -28,24 +29,28 @@ public sealed unsafe class RingBufferReader : IDisposable
         {
             int errno = Marshal.GetLastPInvokeError();
             self.Free();
+            wakeups.Dispose();
             throw new SensorException($"cannot open the ring buffer: {Libc.ErrorText(errno)}");
         }
+        // libbpf's own epoll set, nested in ours, so other descriptors can wake the reader too.
+        wakeups.Add(Libbpf.RingBufferEpollFd(ring));
     }
 
+    /// <summary>Also wakes <see cref="Poll"/> while <paramref name="fd"/> is readable (work finished on another thread).</summary>
+    public void WakeOn(int fd) => wakeups.Add(fd);
+
     /// <summary>
-    /// Waits up to <paramref name="timeoutMs"/> for the kernel to wake us,
-    /// then handles every record there. The kernel wakes the reader only once
-    /// a batch has built up, so the wait is a timer as much as a wakeup.
+    /// Waits up to <paramref name="timeoutMs"/> for the kernel (or a descriptor
+    /// given to <see cref="WakeOn"/>) to wake us, then handles every record
+    /// there. The kernel wakes the reader only once a batch has built up, so
+    /// the wait is a timer as much as a wakeup.
     /// </summary>
     /// <returns>The number of records handled.</returns>
     public int Poll(int timeoutMs)
     {
-        int n = Libbpf.RingBufferPoll(ring, timeoutMs);
-        if (n >= 0 && failure is null)
-        {
-            int consumed = Libbpf.RingBufferConsume(ring);
-            n = consumed < 0 ? consumed : n + consumed;
-        }
+        if (timeoutMs > 0)
+            wakeups.Wait(timeoutMs);
+        int n = Libbpf.RingBufferConsume(ring);
         if (failure is { } f)
         {
             failure = null;
@@ -79,6 +84,7 @@ public sealed unsafe class RingBufferReader : IDisposable
         if (!self.IsAllocated)
             return;
         Libbpf.RingBufferFree(ring);
+        wakeups.Dispose();
         self.Free();
     }
 }

@@ -7,19 +7,18 @@ namespace Guard.Sensor.Detection;
 
 /// <summary>
 /// Turns the kernel's exec verdict (a known miner name, killed or not) into
-/// an alert with its evidence: the executable's SHA-256 and path, the command
-/// line, the working directory, the lineage and the job root.
+/// an alert with its evidence: the executable's path (its SHA-256 joins once
+/// hashed, <see cref="WithSha256"/>), the command line, the working directory,
+/// the lineage and the job root.
 /// </summary>
 public sealed class KnownMinerFindings
 {
     private readonly HashSet<string> anywhere;
     private readonly Policy policy;
-    private readonly ExecutableHashes hashes;
 
-    public KnownMinerFindings(Policy policy, ExecutableHashes hashes)
+    public KnownMinerFindings(Policy policy)
     {
         this.policy = policy;
-        this.hashes = hashes;
         anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
     }
 
@@ -33,7 +32,6 @@ public sealed class KnownMinerFindings
         var evidence = new List<KeyValuePair<string, string>>
         {
             new("executable", path),
-            new("sha256", hashes.Of(path) ?? "not hashed: unreadable, or over 256 MB"),
             new("name", process.NameText),
             new("in_job", ((record.Flags & ExecRecord.InJob) != 0).ToString(CultureInfo.InvariantCulture).ToLowerInvariant()),
         };
@@ -50,4 +48,8 @@ public sealed class KnownMinerFindings
             TimeNs = (long)record.Header.TimeNs,
         };
     }
+
+    /// <summary>Adds the executable's SHA-256 (or why it has none) after its path, once the hash is in.</summary>
+    public static void WithSha256(AlertEvent verdict, string sha256OrWhy) =>
+        verdict.Evidence = [verdict.Evidence[0], new("sha256", sha256OrWhy), .. verdict.Evidence.Skip(1)];
 }

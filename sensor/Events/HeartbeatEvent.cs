@@ -18,5 +18,11 @@ public sealed class HeartbeatEvent : SensorEvent
 
     public int Processes { get; internal set; }
 
+    /// <summary>Executables not hashed because the hash queue was full, since start.</summary>
+    public long HashesDropped { get; internal set; }
+
+    /// <summary>Executables whose read took over the hash time limit, since start.</summary>
+    public long HashesTimedOut { get; internal set; }
+
     public double UptimeSeconds { get; internal set; }
 }

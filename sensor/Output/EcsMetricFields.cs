@@ -31,7 +31,7 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.EndObject();
     }
 
-    /// <summary>A heartbeat line's members after the header's: guard.health, with drops per record kind.</summary>
+    /// <summary>A heartbeat line's members after the header's: guard.health, with drops per record kind and executables not hashed.</summary>
     public static void Write(JsonLineWriter w, HeartbeatEvent h)
     {
         EcsHeader.Event(w, h.Sequence, "info"u8, "host"u8, EventNames.Utf8(EventAction.Heartbeat), kind: "metric"u8, dataset: "guard.health"u8);
@@ -46,6 +46,10 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.Number("total"u8, h.Drops);
         for (int kind = 1; kind < h.DropsByKind.Length; kind++)
             w.Number(EventNames.Utf8((RecordKind)kind), h.DropsByKind[kind]);
+        w.EndObject();
+        w.StartObject("hashes"u8);
+        w.Number("dropped"u8, h.HashesDropped);
+        w.Number("timed_out"u8, h.HashesTimedOut);
         w.EndObject();
         w.EndObject();
         w.EndObject();

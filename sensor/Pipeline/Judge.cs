@@ -12,6 +12,10 @@ namespace Guard.Sensor.Pipeline;
 /// pipeline has emitted, has the responder carry out what a finding asks,
 /// then emits the alert (one per process and rule, repeats counted) and each
 /// action taken. Allowed processes and destinations are never judged.
+/// Executables are hashed off this thread (<see cref="ExecutableHashes"/>):
+/// what needs a hash (the deny list, a known miner's evidence, a finding about
+/// a process the allow list may name by hash) waits for it in a
+/// <see cref="HashWait"/>, and <see cref="OnHashes"/> finishes it.
 /// </summary>
 public sealed class Judge
 {
@@ -20,6 +24,8 @@ public sealed class Judge
     private readonly EventEmitter emitter;
     private readonly AlertCounts alertCounts = new();
     private readonly List<AlertEvent> dueAlerts = [];
+    private readonly Dictionary<ProcessEntry, HashWait> waits = new(ReferenceEqualityComparer.Instance);
+    private readonly List<HashOutcome> outcomes = [];
 
     /// <param name="detectors">The policy's detectors.</param>
     /// <param name="responder">Acts on findings; null only reports them.</param>
@@ -31,7 +37,14 @@ public sealed class Judge
         this.emitter = emitter;
     }
 
-    /// <summary>A program started: known miner (killed by the kernel already), arguments, hash, weak evidence.</summary>
+    /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>
+    public int HashesWakeFd => detectors.Executables.WakeFd;
+
+    /// <summary>
+    /// A program started: known miner (killed by the kernel already), arguments,
+    /// weak evidence now; the file's hash is asked for when the deny list, the
+    /// known miner's evidence or the allow list needs it, and judged when in.
+    /// </summary>
     public void OnExec(ProcessEntry entry, in ExecRecord record)
     {
         try
@@ -39,18 +52,57 @@ public sealed class Judge
             if (detectors.Allowed.Allows(entry))
                 return;
             long timeNs = (long)record.Header.TimeNs;
-            if (detectors.KnownMiners.OnExec(entry, record) is { } verdict)
+            AlertEvent? verdict = detectors.KnownMiners.OnExec(entry, record);
+            HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
+                ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec: true) : null;
+            if (verdict is not null)
             {
-                Respond(verdict); // the kernel has killed it already; its job is left to the response
+                // The kernel has killed it already; its job is left to the response, at once unless
+                // the allow list may name its hash. The alert goes out with the hash.
+                wait!.KnownMiner = verdict;
+                if (!detectors.Allowed.ByHash)
+                    wait.KnownMinerActions = responder?.Apply(verdict) ?? [];
                 return;
             }
-            if ((detectors.Arguments.OnExec(entry, timeNs) ?? detectors.Hashes.OnExec(entry, timeNs)) is { } alert)
+            if (detectors.Arguments.OnExec(entry, timeNs) is { } alert)
+            {
+                // An acting finding is enough; weak evidence alone leaves the deny list its word.
+                wait?.ArgumentsFound = KernelRules.Acts(alert.RequestedAction);
                 Respond(alert);
+            }
             if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
-                emitter.Emit(weak);
+                Report(weak);
         }
         catch (Exception e) when (Faulted(e))
         {
+        }
+    }
+
+    /// <summary>
+    /// Between polls: finishes what waited for a hash. A process gone with its
+    /// file renamed is hashed through another process running the same file.
+    /// </summary>
+    public void OnHashes(ProcessTable table)
+    {
+        outcomes.Clear();
+        detectors.Executables.Drain(outcomes);
+        foreach (HashOutcome outcome in outcomes)
+        {
+            try
+            {
+                var wait = (HashWait)outcome.Request.State!;
+                if (outcome.Why == NotHashed.Gone && !wait.Retried && outcome.Request.Expected is { } file
+                    && table.Entries.FirstOrDefault(e => !e.Exited && e != wait.Process && e.ExecutableFile == file) is { } sibling)
+                {
+                    wait.Retried = true;
+                    detectors.Executables.Submit(outcome.Request.Through(sibling));
+                    continue;
+                }
+                Finish(wait, outcome);
+            }
+            catch (Exception e) when (Faulted(e))
+            {
+            }
         }
     }
 
@@ -77,7 +129,7 @@ public sealed class Judge
         {
             if (!Exempt(connect.Process, (ushort)connect.Family, connect.DestinationAddress, (ushort)connect.DestinationPort)
                 && detectors.Weak.OnConnect(connect.Process, connect.DestinationAddress, (ushort)connect.Family, (ushort)connect.DestinationPort, connect.TimeNs) is { } alert)
-                emitter.Emit(alert);
+                Report(alert);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -200,13 +252,117 @@ public sealed class Judge
     private bool Exempt(ProcessEntry? process, ushort family, ReadOnlySpan<byte> address, ushort port) =>
         (process is not null && detectors.Allowed.Allows(process)) || detectors.Destinations.Allows(family, address, port);
 
-    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken.</summary>
+    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken; first, if the allow list may name its process by hash, waits for the hash.</summary>
     private void Respond(AlertEvent alert)
     {
-        IReadOnlyList<ActionEvent> actions = responder?.Apply(alert) ?? [];
+        if (!WaitForHash(alert, respond: true))
+            Act(alert);
+    }
+
+    /// <summary>Has the responder carry out what the alert asks, then emits it and each action taken.</summary>
+    private void Act(AlertEvent alert) => Emit(alert, responder?.Apply(alert) ?? []);
+
+    /// <summary>Emits a weak-evidence alert, which asks for nothing; first, like <see cref="Respond"/>, waits for an allow-list hash.</summary>
+    private void Report(AlertEvent alert)
+    {
+        if (!WaitForHash(alert, respond: false))
+            emitter.Emit(alert);
+    }
+
+    private void Emit(AlertEvent alert, IReadOnlyList<ActionEvent> actions)
+    {
         if (alertCounts.Admit(alert))
             emitter.Emit(alert);
         foreach (ActionEvent action in actions)
             emitter.Emit(action);
+    }
+
+    /// <summary>Parks the alert when its process's allow-list verdict waits for a hash, asking for one if none is under way.</summary>
+    private bool WaitForHash(AlertEvent alert, bool respond)
+    {
+        if (alert.Process is not { } process || !detectors.Allowed.WaitsForHash(process))
+            return false;
+        HashWait wait = waits.TryGetValue(process, out HashWait? pending) ? pending : StartHash(process, alert.TimeNs, judgeHash: false, atExec: false);
+        wait.Parked.Add((alert, respond));
+        return true;
+    }
+
+    /// <summary>Asks for the process's executable hash; <paramref name="atExec"/>: <paramref name="timeNs"/> is its exec, and its path may stand in once it is gone.</summary>
+    private HashWait StartHash(ProcessEntry process, long timeNs, bool judgeHash, bool atExec)
+    {
+        var wait = new HashWait(process, ExecutableHashes.PathOf(process), timeNs, judgeHash);
+        waits[process] = wait; // a wait for its previous image still finishes, without touching the process's hash
+        detectors.Executables.Submit(HashRequest.For(process, atExec ? timeNs : null, wait));
+        return wait;
+    }
+
+    /// <summary>The hash is in, or will not be: the process learns it, then what waited is judged.</summary>
+    private void Finish(HashWait wait, HashOutcome outcome)
+    {
+        ProcessEntry process = wait.Process;
+        if (waits.TryGetValue(process, out HashWait? current) && current == wait)
+        {
+            waits.Remove(process);
+            process.ExecutableSha256 = outcome.Sha256;
+            process.ExecutableNotHashed = outcome.Sha256 is null ? outcome.WhyText : null;
+        }
+        bool allowed = outcome.Sha256 is not null && detectors.Allowed.AllowsHash(outcome.Sha256);
+        if (wait.KnownMiner is { } verdict)
+        {
+            KnownMinerFindings.WithSha256(verdict, outcome.Sha256 ?? $"not hashed: {outcome.WhyText}");
+            if (wait.KnownMinerActions is { } done)
+                Emit(verdict, done);
+            else if (!allowed)
+                Act(verdict);
+        }
+        if (allowed)
+            return;
+        foreach ((AlertEvent alert, bool respond) in wait.Parked)
+        {
+            if (respond)
+                Act(alert);
+            else
+                emitter.Emit(alert);
+        }
+        if (!wait.JudgeHash || !detectors.Hashes.Active)
+            return;
+        if (outcome.Sha256 is { } hash)
+        {
+            if (!wait.ArgumentsFound && detectors.Hashes.OnHash(process, wait.Path, hash, wait.TimeNs) is { } denied)
+                Act(denied);
+        }
+        else if (detectors.Weak.OnNotHashed(process, outcome.WhyText, wait.Path, wait.TimeNs) is { } unverified)
+        {
+            emitter.Emit(unverified);
+        }
+    }
+
+    /// <summary>What waits for one process's executable hash.</summary>
+    private sealed class HashWait(ProcessEntry process, string path, long timeNs, bool judgeHash)
+    {
+        public ProcessEntry Process { get; } = process;
+
+        /// <summary>The executable's path as exec was given it, for evidence.</summary>
+        public string Path { get; } = path;
+
+        public long TimeNs { get; } = timeNs;
+
+        /// <summary>The deny list judges this hash: it was asked for at exec.</summary>
+        public bool JudgeHash { get; } = judgeHash;
+
+        /// <summary>Miner arguments were found at the same exec: one strong finding is enough.</summary>
+        public bool ArgumentsFound { get; set; }
+
+        /// <summary>The kernel's known-miner verdict, whose alert carries the hash.</summary>
+        public AlertEvent? KnownMiner { get; set; }
+
+        /// <summary>What the response did about <see cref="KnownMiner"/> already, not waiting for the hash.</summary>
+        public IReadOnlyList<ActionEvent>? KnownMinerActions { get; set; }
+
+        /// <summary>Findings held until the allow list has had its word; respond: acted on, else only reported.</summary>
+        public List<(AlertEvent Alert, bool Respond)> Parked { get; } = [];
+
+        /// <summary>Asked again through another process running the same file.</summary>
+        public bool Retried { get; set; }
     }
 }

@@ -184,7 +184,9 @@ public sealed class KillCommandTests
         try
         {
             Run.WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
-            Assert.Equal(Libc.FileIdOf(GuardExecutable), Libc.FileIdOf($"/proc/{hijacked.Id}/exe"));
+            FileId? guardFile = ExecutedFile.KernelIdOf(GuardExecutable);
+            Assert.NotNull(guardFile);
+            Assert.Equal(guardFile, ExecutedFile.KernelIdOf($"/proc/{hijacked.Id}/exe"));
 
             // Killed by `guard` itself, running the same file (device and inode): that is no reason to refuse.
             string output = Run.Complete(GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));

@@ -23,8 +23,11 @@ public sealed class PipelineFindingsTests
     private const int Second = Launcher + 2;
     private const int Third = Launcher + 3;
 
-    /// <summary>An allowed tool that looks like a miner, and an allowed network (TEST-NET-3).</summary>
-    private const string AllowedTool = "/opt/bench/miner-benchmark";
+    /// <summary>
+    /// An allowed tool, and an allowed network (TEST-NET-3). A file that exists: an allowed
+    /// path allows only the file it names, and an exec record names the file that ran.
+    /// </summary>
+    private const string AllowedTool = "/usr/bin/env";
     private static readonly Policy AllowList = Policies.Over($"[allow]\nexecutables = [\"{AllowedTool}\"]\ndestinations = [\"203.0.113.0/24\"]\n");
 
     /// <summary>A public address (TEST-NET-2) nothing allows.</summary>
