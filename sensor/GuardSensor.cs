@@ -191,6 +191,8 @@ public sealed class GuardSensor : IDisposable
             sensor.Dispose();
             throw;
         }
+        // What ran before this start meets the same rules as what starts later; the kernel never saw it exec.
+        sensor.pipeline.JudgeExisting(Libc.NowNs(Libc.ClockBoottime));
         sensor.watchdog!.Ready();
         return sensor;
     }

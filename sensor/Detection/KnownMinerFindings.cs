@@ -14,12 +14,45 @@ namespace Guard.Sensor.Detection;
 public sealed class KnownMinerFindings
 {
     private readonly HashSet<string> anywhere;
+    private readonly HashSet<string> inJobs;
     private readonly Policy policy;
 
     public KnownMinerFindings(Policy policy)
     {
         this.policy = policy;
         anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
+        inJobs = [.. policy.Indicators.MinerNamesInJobs.Select(Comm.Of)];
+    }
+
+    /// <summary>
+    /// A process that ran before the sensor started, judged by name as the
+    /// kernel judges an exec, since it will not exec again: its comm, or the
+    /// file name of what it runs (a comm renamed since, with prctl, does not
+    /// hide it). Nothing has killed it: the rule's action is asked of user space.
+    /// </summary>
+    public AlertEvent? OnExisting(ProcessEntry process, long timeNs)
+    {
+        bool inJob = process.Membership.InJob;
+        string fileName = Comm.Of(Path.GetFileName(System.Text.Encoding.UTF8.GetString(process.Executable)));
+        string? name = new[] { process.NameText, fileName }.FirstOrDefault(n => anywhere.Contains(n) || (inJob && inJobs.Contains(n)));
+        if (name is null)
+            return null;
+        Detector rule = anywhere.Contains(name) ? Detectors.KnownMiner : Detectors.MinerInJob;
+        return new AlertEvent
+        {
+            Rule = rule.Name,
+            Description = rule == Detectors.KnownMiner ? "known miner executable, running before Guard started" : "miner name inside a training job, running before Guard started",
+            RequestedAction = policy.ActionFor(rule),
+            Evidence =
+            [
+                new("executable", ExecutableHashes.PathOf(process)),
+                new("name", name),
+                new("in_job", inJob ? "true" : "false"),
+                new("running_before_start", "true"),
+            ],
+            Process = process,
+            TimeNs = timeNs,
+        };
     }
 
     public AlertEvent? OnExec(ProcessEntry process, in ExecRecord record)

@@ -46,6 +46,23 @@ public sealed class EventPipeline : IRecordHandler
         judge?.OnExec(entry, record);
     }
 
+    /// <summary>
+    /// Judges every process that was running when the sensor started (found in
+    /// /proc, not a kernel thread, not this sensor) by the rules an exec meets;
+    /// their arguments are read now, each read bounded in time (<see cref="CommandLines"/>).
+    /// </summary>
+    public void JudgeExisting(long nowNs)
+    {
+        if (judge is null)
+            return;
+        int self = Environment.ProcessId;
+        foreach (ProcessEntry entry in table.Entries.Where(e => e.Origin == ProcessOrigin.Procfs && !e.IsKernelThread && e.Pid != self && !e.Exited).ToList())
+        {
+            table.EnsureDetails(entry);
+            judge.OnExisting(entry, nowNs);
+        }
+    }
+
     public void OnFork(in ForkRecord record)
     {
         ProcessEntry entry = table.OnFork(record);

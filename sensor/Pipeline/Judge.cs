@@ -49,33 +49,53 @@ public sealed class Judge
     {
         try
         {
-            if (detectors.Allowed.Allows(entry))
-                return;
-            long timeNs = (long)record.Header.TimeNs;
-            AlertEvent? verdict = detectors.KnownMiners.OnExec(entry, record);
-            HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
-                ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec: true) : null;
-            if (verdict is not null)
-            {
-                // The kernel has killed it already; its job is left to the response, at once unless
-                // the allow list may name its hash. The alert goes out with the hash.
-                wait!.KnownMiner = verdict;
-                if (!detectors.Allowed.ByHash)
-                    wait.KnownMinerActions = responder?.Apply(verdict) ?? [];
-                return;
-            }
-            if (detectors.Arguments.OnExec(entry, timeNs) is { } alert)
-            {
-                // An acting finding is enough; weak evidence alone leaves the deny list its word.
-                wait?.ArgumentsFound = KernelRules.Acts(alert.RequestedAction);
-                Respond(alert);
-            }
-            if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
-                Report(weak);
+            if (!detectors.Allowed.Allows(entry))
+                JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record), (long)record.Header.TimeNs, atExec: true);
         }
         catch (Exception e) when (Faulted(e))
         {
         }
+    }
+
+    /// <summary>
+    /// A process that was running when the sensor started, judged as its exec
+    /// would have been (name, arguments, hash, job) at <paramref name="nowNs"/>;
+    /// a known miner among them is killed here, since the kernel never saw it start.
+    /// </summary>
+    public void OnExisting(ProcessEntry entry, long nowNs)
+    {
+        try
+        {
+            if (!detectors.Allowed.Allows(entry))
+                JudgeProgram(entry, detectors.KnownMiners.OnExisting(entry, nowNs), nowNs, atExec: false);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
+    }
+
+    /// <summary>What an exec and a process found at start share: the name's verdict, then hash, arguments and weak evidence.</summary>
+    private void JudgeProgram(ProcessEntry entry, AlertEvent? verdict, long timeNs, bool atExec)
+    {
+        HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
+            ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec) : null;
+        if (verdict is not null)
+        {
+            // At exec the kernel has killed it already; its job (and, for one found at start, the kill)
+            // is left to the response, at once unless the allow list may name its hash. The alert goes out with the hash.
+            wait!.KnownMiner = verdict;
+            if (!detectors.Allowed.ByHash)
+                wait.KnownMinerActions = responder?.Apply(verdict) ?? [];
+            return;
+        }
+        if (detectors.Arguments.OnExec(entry, timeNs) is { } alert)
+        {
+            // An acting finding is enough; weak evidence alone leaves the deny list its word.
+            wait?.ArgumentsFound = KernelRules.Acts(alert.RequestedAction);
+            Respond(alert);
+        }
+        if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
+            Report(weak);
     }
 
     /// <summary>
