@@ -182,11 +182,11 @@ public sealed class GuardSensor : IDisposable
         }
         try
         {
+            // What ran before this start meets the same rules as what starts later; the kernel never saw it exec.
+            sensor.pipeline.JudgeExisting(Libc.NowNs(Libc.ClockBoottime));
             // Last: what others left enforcing goes only once nothing can fail this start.
             if (kernelOptions.InKernelRules.Enforce)
                 sensor.ownPins = PinEnforcement(kernel);
-            // What ran before this start meets the same rules as what starts later; the kernel never saw it exec.
-            sensor.pipeline.JudgeExisting(Libc.NowNs(Libc.ClockBoottime));
         }
         catch
         {
