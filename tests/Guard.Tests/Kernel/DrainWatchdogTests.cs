@@ -89,6 +89,48 @@ public sealed class DrainWatchdogTests
         }
     }
 
+    [Fact]
+    public async Task ANotifySocketThatIsGoneOrGoesAwayCostsTheMessagesNotTheSensor()
+    {
+        KernelRequirements.Check();
+        DirectoryInfo dir = Directory.CreateTempSubdirectory("guard-notify-");
+        string path = Path.Join(dir.FullName, "notify");
+        var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(path));
+        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--output", "json", "--type", "exec", "--stall-limit", "400ms", "--duration", "120s"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["NOTIFY_SOCKET"] = path;
+        using Process watch = Process.Start(info)!;
+        _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+        Task<string> stderr = watch.StandardError.ReadToEndAsync();
+        try
+        {
+            Assert.Equal("READY=1", Receive(notify, 30_000, new StringBuilder()));
+            // systemd restarts, a container's notify proxy exits: the socket is gone mid-run.
+            notify.Dispose();
+            File.Delete(path);
+            Thread.Sleep(1_000);
+            Assert.False(watch.HasExited, "the watch died when its notify socket went away");
+            Assert.True(ProcfsReader.TryReadStat(watch.Id, out ProcfsStat stat));
+            Assert.True(OwnProcesses.Signal(watch.Id, stat.StartTicks, 15));
+            Assert.True(watch.WaitForExit(15_000), "the watch did not stop on SIGTERM");
+            Assert.Equal(0, watch.ExitCode);
+            Assert.DoesNotContain("Unhandled", await stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            notify.Dispose();
+            EnforcementKernel.Remove();
+            dir.Delete(recursive: true);
+        }
+    }
+
     private static RegisteredSensor Registration(int pid) =>
         RunningSensors.List().SingleOrDefault(s => s.Pid == pid) ?? throw new Xunit.Sdk.XunitException($"guard watch {pid} is not registered");
 

@@ -111,6 +111,43 @@ public sealed class KillCommandTests
     }
 
     [Fact]
+    public void AWatchRegisteredElsewhereIsStillRefusedAsTheOwnerOfItsPinnedEnforcement()
+    {
+        KernelRequirements.Check();
+        using var elsewhere = new TempDir();
+        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--duration", "60s", "--output", "json", "--type", "alert"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        // Its registration lands where this `guard kill` does not look; its pins, under the same pin root, name it.
+        info.Environment["GUARD_RUN_DIR"] = elsewhere.Path;
+        using Process watch = Process.Start(info)!;
+        _ = watch.StandardOutput.ReadToEndAsync();
+        _ = watch.StandardError.ReadToEndAsync();
+        try
+        {
+            long ticks = StartTicks(watch.Id);
+            Run.WaitFor(() => SensorPins.Owners().Contains((watch.Id, ticks)), "the watch to pin its enforcement", 30_000);
+            Assert.False(RunningSensors.IsRunning(watch.Id, ticks), "the premise: registered where this kill does not look");
+
+            var console = new TestConsole();
+            Assert.Equal((int)ExitCode.Failure, GuardCli.Run(["kill", watch.Id.ToString(CultureInfo.InvariantCulture)], console));
+            Assert.Contains($"{watch.Id} is a running Guard sensor", console.ErrorText, StringComparison.Ordinal);
+            Assert.False(watch.WaitForExit(500), "a refused kill sends nothing");
+            Assert.True(OwnProcesses.Signal(watch.Id, ticks, 15));
+            Assert.True(watch.WaitForExit(15_000));
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            EnforcementKernel.Remove();
+        }
+    }
+
+    [Fact]
     public void ARunningWatchIsRefusedAndItsRegistrationGoesWithIt()
     {
         KernelRequirements.Check();
