@@ -51,11 +51,11 @@ struct {
 
 /* Who owns a socket and how much of its first payload was seen. Written where
  * the owner is the current task (connect, sendmsg), read at egress where it
- * may not be. Small on purpose: every socket made while Guard runs has one;
- * the bytes themselves go straight from the packet to the ring. */
+ * may not be, and by the sensor through a socket descriptor (guard.h struct
+ * guard_sock_owner). Small on purpose: every socket made while Guard runs has
+ * one; the bytes themselves go straight from the packet to the ring. */
 struct sock_owner {
-	__u64 start_time_ns;
-	__u32 pid;
+	struct guard_sock_owner who;
 	struct stream_state stream; /* TCP */
 };
 
@@ -333,10 +333,10 @@ static __always_inline void claim_socket(struct bpf_sock *sk)
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!owner || owner->pid == pid)
+	if (!owner || owner->who.pid == pid)
 		return;
-	owner->pid = pid;
-	owner->start_time_ns = process_start(current_task());
+	owner->who.pid = pid;
+	owner->who.start_time_ns = process_start(current_task());
 }
 
 static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 family)
@@ -421,7 +421,7 @@ static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 r
 	if (!c)
 		return;
 	/* Often softirq context: the owner comes from storage, never current. */
-	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->pid : 0, owner ? owner->start_time_ns : 0);
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->who.pid : 0, owner ? owner->who.start_time_ns : 0);
 	c->cookie = bpf_get_socket_cookie(skops);
 	c->family = skops->family;
 	c->protocol = IPPROTO_TCP;
@@ -489,7 +489,7 @@ static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner 
 	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
 	if (p) {
 		bpf_probe_read_kernel(p->data, bytes.len, data);
-		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
+		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
 		p->cookie = bpf_get_socket_cookie(skb);
 		p->family = loc->family;
 		p->dport = bytes.dport;
@@ -525,7 +525,7 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner
 		bpf_ringbuf_discard(d, 0);
 		return;
 	}
-	fill_header(&d->h, GUARD_RECORD_DNS, owner->pid, owner->start_time_ns);
+	fill_header(&d->h, GUARD_RECORD_DNS, owner->who.pid, owner->who.start_time_ns);
 	d->cookie = bpf_get_socket_cookie(skb);
 	d->family = loc->family;
 	d->dport = DNS_PORT;

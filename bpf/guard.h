@@ -189,6 +189,17 @@ struct guard_connect {
 	__u8 saddr[16];
 };
 
+/* The head of each sock_owners value (bpf/guard.bpf.c struct sock_owner):
+ * the process that connected the socket, or last sent on it unconnected,
+ * while Guard watched. The sensor reads it through a descriptor of the
+ * socket (a socket storage lookup takes one as its key): a socket that was
+ * accepted, or connected before Guard started, has none. */
+struct guard_sock_owner {
+	__u64 start_time_ns; /* group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;           /* tgid */
+	__u32 pad;
+};
+
 #define GUARD_PAYLOAD_FINAL 1
 #define GUARD_PAYLOAD_STRATUM 2 /* this segment completed a Stratum method */
 #define GUARD_PAYLOAD_DROPPED 4 /* and it, with all that follows, was dropped */

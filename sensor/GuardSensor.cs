@@ -61,6 +61,7 @@ public sealed class GuardSensor : IDisposable
     private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
+    private readonly RelayTrace? relays;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -89,7 +90,10 @@ public sealed class GuardSensor : IDisposable
         this.quarantines = quarantines;
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
-        judge = detectors is null ? null : new Judge(detectors, responder, emitter);
+        // Relay lookups run on a thread of their own and wake the reader when they answer.
+        relays = responder is null ? null
+            : new RelayTrace(new SenderLookups(kernel.ConnectedBy, () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
+        judge = detectors is null ? null : new Judge(detectors, responder, emitter, relays);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
@@ -286,6 +290,7 @@ public sealed class GuardSensor : IDisposable
         {
         }
         pipeline.Tick(long.MaxValue / 2);
+        judge?.FinishRelays((int)SenderLookups.TimeLimit.TotalMilliseconds);
         sink.Flush();
     }
 
@@ -346,6 +351,8 @@ public sealed class GuardSensor : IDisposable
         heartbeat.DecodeFailures = decoder.TotalFailures;
         heartbeat.DetectorFaults = judge?.Faults ?? 0;
         heartbeat.Processes = table.Count;
+        heartbeat.RelayLookupsDropped = judge?.RelayLookupsDropped ?? 0;
+        heartbeat.RelayLookupsTimedOut = judge?.RelayLookupsTimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
     }
@@ -371,6 +378,7 @@ public sealed class GuardSensor : IDisposable
     {
         registration?.Dispose();
         (gpuSource as IDisposable)?.Dispose();
+        relays?.Dispose(); // before the kernel: its lookups read a kernel map
         reader.Dispose();
         kernel.Dispose();
         if (ownPins is not null)

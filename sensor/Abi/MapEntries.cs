@@ -188,3 +188,19 @@ public struct GuardLineage
     /// <summary>1 until it exits.</summary>
     public uint Alive;
 }
+
+/// <summary>
+/// The head of a sock_owners value (struct guard_sock_owner in bpf/guard.h):
+/// the process that connected a socket while Guard watched. An accepted
+/// socket has none.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardSockOwner
+{
+    /// <summary>Its group leader's start, CLOCK_BOOTTIME ns.</summary>
+    public ulong StartTimeNs;
+
+    /// <summary>Its tgid.</summary>
+    public uint Pid;
+    public uint Pad;
+}

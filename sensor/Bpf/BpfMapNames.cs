@@ -22,6 +22,9 @@ public static class BpfMapNames
     /// <summary><c>gpu_class_counts</c> in bpf/guard.bpf.c: RM classes allocated per process.</summary>
     public const string GpuClassCounts = "gpu_class_counts";
 
+    /// <summary><c>sock_owners</c> in bpf/guard.bpf.c: socket storage naming who connected each socket (struct guard_sock_owner first).</summary>
+    public const string SockOwners = "sock_owners";
+
     /// <summary>
     /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
     /// <c>const volatile struct guard_config guard_config</c>, written before load.

@@ -8,11 +8,16 @@ namespace Guard.Sensor.Bpf;
 /// <summary>
 /// Reads the kernel's ring buffer through libbpf and hands each record, as a
 /// span over the ring's own memory, to the decoder: nothing is copied or
-/// allocated per record.
+/// allocated per record. A wait ends when the kernel wakes the reader, at the
+/// timeout, or when another thread calls <see cref="Wake"/> (an eventfd beside
+/// the ring's epoll descriptor): work finished off this thread is picked up
+/// without waiting for the timer.
 /// </summary>
 public sealed unsafe class RingBufferReader : IDisposable
 {
     private readonly nint ring;
+    private readonly FileDescriptor epoll;
+    private readonly FileDescriptor wakeup;
     private readonly RecordDecoder decoder;
     private readonly IRecordHandler handler;
     private GCHandle self;
@@ -30,6 +35,31 @@ public sealed unsafe class RingBufferReader : IDisposable
             self.Free();
             throw new SensorException($"cannot open the ring buffer: {Libc.ErrorText(errno)}");
         }
+        int epollFd = Libc.EpollCreate1(Libc.EpollCloexec);
+        int eventFd = Libc.EventFd(0, Libc.EfdCloexec | Libc.EfdNonblock);
+        epoll = new FileDescriptor(epollFd);
+        wakeup = new FileDescriptor(eventFd);
+        if (epollFd < 0 || eventFd < 0 || !Watch(Libbpf.RingBufferEpollFd(ring)) || !Watch(eventFd))
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Dispose();
+            throw new SensorException($"cannot wait on the ring buffer: {Libc.ErrorText(errno)}");
+        }
+    }
+
+    private bool Watch(int fd)
+    {
+        byte* e = stackalloc byte[16];
+        new Span<byte>(e, 16).Clear();
+        *(uint*)e = Libc.EpollIn;
+        return fd >= 0 && Libc.EpollCtl(epoll.Fd, Libc.EpollCtlAdd, fd, e) == 0;
+    }
+
+    /// <summary>Ends the current or next <see cref="Poll"/> wait at once. Safe from any thread.</summary>
+    public void Wake()
+    {
+        ulong one = 1;
+        _ = Libc.Write(wakeup.Fd, &one, sizeof(ulong)); // a full counter still wakes
     }
 
     /// <summary>
@@ -40,12 +70,13 @@ public sealed unsafe class RingBufferReader : IDisposable
     /// <returns>The number of records handled.</returns>
     public int Poll(int timeoutMs)
     {
-        int n = Libbpf.RingBufferPoll(ring, timeoutMs);
-        if (n >= 0 && failure is null)
-        {
-            int consumed = Libbpf.RingBufferConsume(ring);
-            n = consumed < 0 ? consumed : n + consumed;
-        }
+        byte* events = stackalloc byte[2 * 16];
+        int n = Libc.EpollWait(epoll.Fd, events, 2, timeoutMs);
+        n = n < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        ulong woken;
+        _ = Libc.Read(wakeup.Fd, &woken, sizeof(ulong)); // non-blocking: clears a wake, if any
+        if (n >= 0)
+            n = Libbpf.RingBufferConsume(ring);
         if (failure is { } f)
         {
             failure = null;
@@ -78,6 +109,8 @@ public sealed unsafe class RingBufferReader : IDisposable
     {
         if (!self.IsAllocated)
             return;
+        epoll?.Dispose();
+        wakeup?.Dispose();
         Libbpf.RingBufferFree(ring);
         self.Free();
     }

@@ -18,5 +18,11 @@ public sealed class HeartbeatEvent : SensorEvent
 
     public int Processes { get; internal set; }
 
+    /// <summary>Relay lookups not made because their queue was full (the finding alerted and acted on no one).</summary>
+    public long RelayLookupsDropped { get; internal set; }
+
+    /// <summary>Relay lookups that ran past their time limit (their findings acted on no one).</summary>
+    public long RelayLookupsTimedOut { get; internal set; }
+
     public double UptimeSeconds { get; internal set; }
 }

@@ -46,6 +46,33 @@ internal static unsafe partial class Libc
 
     internal const long SysCapget = 125;
 
+    internal const int EpollCloexec = 0x80000;
+    internal const int EpollCtlAdd = 1;
+    internal const uint EpollIn = 1;
+    internal const int EfdCloexec = 0x80000;
+    internal const int EfdNonblock = 0x800;
+
+    /// <summary>struct epoll_event: packed on x86-64 (12 bytes), naturally aligned (16) elsewhere.</summary>
+    internal static int EpollEventSize => System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64 ? 12 : 16;
+
+    [LibraryImport(Library, EntryPoint = "epoll_create1", SetLastError = true)]
+    internal static partial int EpollCreate1(int flags);
+
+    [LibraryImport(Library, EntryPoint = "epoll_ctl", SetLastError = true)]
+    internal static partial int EpollCtl(int epollFd, int operation, int fd, byte* epollEvent);
+
+    [LibraryImport(Library, EntryPoint = "epoll_wait", SetLastError = true)]
+    internal static partial int EpollWait(int epollFd, byte* events, int maxEvents, int timeoutMs);
+
+    [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
+    internal static partial int EventFd(uint initial, int flags);
+
+    [LibraryImport(Library, EntryPoint = "read", SetLastError = true)]
+    internal static partial nint Read(int fd, void* buffer, nuint count);
+
+    [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
+    internal static partial nint Write(int fd, void* buffer, nuint count);
+
     internal static long NowNs(int clock)
     {
         ClockGetTime(clock, out Timespec t);

@@ -41,6 +41,7 @@ public sealed partial class RecordLayoutTests
         ("guard_member", typeof(GuardMember)),
         ("guard_process_id", typeof(GuardProcessId)),
         ("guard_lineage", typeof(GuardLineage)),
+        ("guard_sock_owner", typeof(GuardSockOwner)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
