@@ -26,8 +26,11 @@ public sealed record SocketFacts(
     /// <summary>A unix stream or seqpacket socket (a connection, not datagrams).</summary>
     public bool IsUnixStream => Family == Sockets.AfUnix && Type is Sockets.SockStream or 5;
 
-    /// <summary>Reads <paramref name="fd"/> (one of ours: a duplicate is fine); null when it is no socket.</summary>
-    public static unsafe SocketFacts? Read(FileDescriptor fd)
+    /// <summary>
+    /// Reads <paramref name="fd"/> (one of ours: a duplicate is fine); null when it is no
+    /// socket. <paramref name="inode"/>, when known, saves reading the descriptor's link.
+    /// </summary>
+    public static unsafe SocketFacts? Read(FileDescriptor fd, ulong inode = 0)
     {
         int? family = Sockets.IntOption(fd.Fd, Sockets.SolSocket, Sockets.SoDomain);
         int? type = Sockets.IntOption(fd.Fd, Sockets.SolSocket, Sockets.SoType);
@@ -43,7 +46,7 @@ public sealed record SocketFacts(
         length = 128;
         ReadOnlySpan<byte> peer = Sockets.GetPeerName(fd.Fd, address, &length) == 0 ? new ReadOnlySpan<byte>(address, (int)Math.Min(length, 128)).ToArray() : [];
         return new SocketFacts(
-            (ushort)family.Value, type.Value, protocol, listening, state, InodeOf(fd.CurrentPath()), Sockets.Cookie(fd.Fd),
+            (ushort)family.Value, type.Value, protocol, listening, state, inode != 0 ? inode : InodeOf(fd.CurrentPath()), Sockets.Cookie(fd.Fd),
             inet ? InetAddress(local) : null, inet ? InetAddress(peer) : null,
             family == Sockets.AfUnix ? UnixAddress(local) : null, family == Sockets.AfUnix ? UnixAddress(peer) : null);
     }

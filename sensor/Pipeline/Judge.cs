@@ -268,13 +268,15 @@ public sealed class Judge
         (process is not null && detectors.Allowed.Allows(process)) || detectors.Destinations.Allows(family, address, port);
 
     /// <summary>
-    /// A finding about a connection: when it is to act, its maker is probed
-    /// first, off this thread, and the finding waits (<see cref="CollectRelays"/>);
-    /// otherwise, or without a relay trace, it is answered now.
+    /// A finding about a connection: when it is to act and its maker may have
+    /// accepted local connections (a quick, bounded look at its descriptors),
+    /// the maker is probed off this thread and the finding waits
+    /// (<see cref="CollectRelays"/>); otherwise it is answered now.
     /// </summary>
     private void RespondToConnection(AlertEvent alert, ulong cookie, ReadOnlySpan<byte> carried)
     {
-        if (relays is null || responder is null || alert.Process is null || !KernelRules.Acts(alert.RequestedAction))
+        if (relays is null || responder is null || alert.Process is not { } maker || !KernelRules.Acts(alert.RequestedAction)
+            || RelayTrace.MadeByItself(maker, cookie))
         {
             Respond(alert);
             return;

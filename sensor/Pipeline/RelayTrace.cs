@@ -52,6 +52,13 @@ public sealed class RelayTrace : IDisposable
     public long TimedOut => lookups.TimedOut;
 
     /// <summary>
+    /// Whether the process that made the connection with cookie <paramref name="cookie"/>
+    /// surely relays for no one (<see cref="InboundConnections.AcceptedNone"/>): then the
+    /// finding acts on it at once, as the kernel recorded it.
+    /// </summary>
+    public static bool MadeByItself(ProcessEntry maker, ulong cookie) => InboundConnections.AcceptedNone(maker.Pid, maker.StartTicks, cookie);
+
+    /// <summary>
     /// Starts following <paramref name="alert"/>, about the connection with socket cookie
     /// <paramref name="cookie"/> whose first bytes are <paramref name="carried"/>; false
     /// when the probe could not be queued (the finding then acts on no one: see <see cref="Unqueued"/>).

@@ -26,10 +26,11 @@ public sealed record SocketHolderScan(IReadOnlyDictionary<ulong, List<SocketHold
 
 /// <summary>
 /// Maps socket inodes to the processes holding them by reading every
-/// process's /proc/PID/fd links, bounded in links read and in time: the
-/// kernel offers no index from a socket to its holders. A process is
-/// counted only if its start time is the same before and after its
-/// descriptors were read, so a pid reused during the read is never named.
+/// process's /proc/PID/fd links (raw getdents64 and readlinkat,
+/// <see cref="FdLinks"/>), bounded in links read and in time: the kernel
+/// offers no index from a socket to its holders. A holder is named by the
+/// start time read around a second look at the matching links, so a pid
+/// reused during the scan is never named.
 /// </summary>
 public static class SocketHolders
 {
@@ -49,41 +50,40 @@ public static class SocketHolders
             return new SocketHolderScan(found, null);
         int links = 0;
         string? shortfall = null;
+        var sockets = new List<(int Fd, ulong Inode)>();
+        var matches = new List<(int Fd, ulong Inode)>();
         foreach (int pid in ProcfsReader.Pids(proc))
         {
             if (pid == exceptPid)
                 continue;
             if (Stopwatch.GetTimestamp() > deadline)
                 return new SocketHolderScan(found, "the scan of /proc/*/fd ran out of time");
+            string fdDir = $"{proc}/{pid.ToString(CultureInfo.InvariantCulture)}/fd";
+            sockets.Clear();
+            int read = FdLinks.ReadSockets(fdDir, sockets, maxLinks - links + 1);
+            if (read < 0)
+                continue; // gone: what it held is closed
+            links += read;
+            if (links > maxLinks)
+                return new SocketHolderScan(found, $"more than {maxLinks} descriptors on this host");
+            matches.Clear();
+            foreach ((int fd, ulong inode) in sockets)
+            {
+                if (inodes.Contains(inode))
+                    matches.Add((fd, inode));
+            }
+            if (matches.Count == 0)
+                continue;
+            // Its start read, each link read again, its start read again: the process with that start holds them.
             if (!ProcfsReader.TryReadStat(pid, out ProcfsStat before))
                 continue;
-            var mine = new List<(ulong Inode, int Fd)>();
-            string fdDir = $"{proc}/{pid.ToString(CultureInfo.InvariantCulture)}/fd";
-            try
-            {
-                foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
-                {
-                    if (++links > maxLinks)
-                        return new SocketHolderScan(found, $"more than {maxLinks} descriptors on this host");
-                    ulong inode = SocketFacts.InodeOf(new FileInfo(entry).LinkTarget);
-                    if (inode != 0 && inodes.Contains(inode)
-                        && int.TryParse(Path.GetFileName(entry.AsSpan()), NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
-                        mine.Add((inode, fd));
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // It exited while we read: what it held is closed.
-                continue;
-            }
-            if (mine.Count == 0)
-                continue;
+            matches.RemoveAll(m => !FdLinks.Holds(fdDir, m.Fd, m.Inode));
             if (!ProcfsReader.TryReadStat(pid, out ProcfsStat after) || after.StartTicks != before.StartTicks)
             {
                 shortfall = $"pid {pid} changed while its descriptors were read";
                 continue;
             }
-            foreach ((ulong inode, int fd) in mine)
+            foreach ((int fd, ulong inode) in matches)
             {
                 if (!found.TryGetValue(inode, out List<SocketHolder>? holders))
                     found[inode] = holders = [];

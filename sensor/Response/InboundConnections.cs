@@ -163,6 +163,39 @@ public sealed class InboundConnections : IDisposable
         }
     }
 
+    /// <summary>Descriptors <see cref="AcceptedNone"/> looks at, at most: past that it cannot say.</summary>
+    public const int QuickLookFds = 256;
+
+    /// <summary>
+    /// True when the process surely accepted no local connection: of its first
+    /// <see cref="QuickLookFds"/> descriptors (all it has), no socket but the
+    /// one with cookie <paramref name="exceptCookie"/> is a named unix stream or an
+    /// established loopback TCP connection. False when it may have (then
+    /// <see cref="Probe"/> tells), or holds more descriptors than that. A process
+    /// that has exited accepted none. Quick and bounded (no sock_diag, no other
+    /// process read): the miner that made its own connection is answered here,
+    /// on the thread that found it.
+    /// </summary>
+    public static bool AcceptedNone(int pid, long startTicks, ulong exceptCookie)
+    {
+        using Pidfd? handle = Pidfd.TryOpen(pid, out _);
+        if (handle is null || !ProcfsReader.TryReadStat(pid, out ProcfsStat stat) || stat.StartTicks != startTicks)
+            return true;
+        var sockets = new List<(int Fd, ulong Inode)>();
+        int links = FdLinks.ReadSockets($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd", sockets, QuickLookFds + 1);
+        if (links > QuickLookFds)
+            return false;
+        foreach ((int fd, ulong inode) in sockets)
+        {
+            using FileDescriptor? copy = handle.DuplicateFd(fd);
+            if (copy is null || SocketFacts.Read(copy, inode) is not { } facts || facts.Listening || (exceptCookie != 0 && facts.Cookie == exceptCookie))
+                continue;
+            if ((facts.IsUnixStream && facts.LocalName is not null) || (facts.IsEstablishedTcp && IsLoopback(facts.Local) && IsLoopback(facts.Peer)))
+                return false;
+        }
+        return true;
+    }
+
     /// <summary>
     /// Names the holders of each other end (the probed process left out) and,
     /// for TCP, who the kernel saw connect it, which settles which end accepted.

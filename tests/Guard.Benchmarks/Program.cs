@@ -127,6 +127,13 @@ if (Section("enforce"))
         Line(l);
 }
 
+// 6b. following a network finding back through a local relay.
+if (Section("relay"))
+{
+    foreach (string l in RelayLookup.Measure(work, quick ? 100 : 1000))
+        Line(l);
+}
+
 // 7. the native binary: resident memory with 10,000 live processes, and time to first event.
 if (guardBinary is not null && Section("native"))
 {
