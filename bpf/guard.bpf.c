@@ -562,6 +562,58 @@ int guard_egress(struct __sk_buff *skb)
 	return 1;
 }
 
+/* ---- unix streams --------------------------------------------------------- */
+
+/* What was first written into each unix stream socket, kept on the receiving
+ * end. A relay's unix clients are told apart by it: the one whose first bytes
+ * hold what the relay sent on is the sender. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct guard_unix_head);
+} unix_heads SEC(".maps");
+
+#define AF_UNIX 1 /* SOCK_STREAM and TCP_LISTEN are enum values in vmlinux.h */
+
+/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
+ * a unix stream that is inside the writer's sendmsg, so current is the writer.
+ * Every other socket leaves on its family (each received TCP segment passes
+ * here: two loads and a compare). The bytes are the queue's newest skb's, read
+ * from its linear part; a reader racing to free it makes a short read, not a
+ * fault. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(guard_unix_data, const struct sock *sk)
+{
+	struct guard_unix_head *head;
+	struct sk_buff *skb;
+	__u32 off, n, linear;
+
+	if (sk->__sk_common.skc_family != AF_UNIX || sk->sk_type != SOCK_STREAM || sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!head || head->len >= GUARD_UNIX_HEAD_LEN)
+		return 0;
+	skb = sk->sk_receive_queue.prev;
+	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
+		return 0;
+	linear = skb->len - skb->data_len;
+	off = head->len;
+	n = GUARD_UNIX_HEAD_LEN - off;
+	if (n > linear)
+		n = linear;
+	if (n == 0 || off >= GUARD_UNIX_HEAD_LEN || n > GUARD_UNIX_HEAD_LEN)
+		return 0;
+	if (!head->pid) {
+		head->pid = bpf_get_current_pid_tgid() >> 32;
+		head->start_time_ns = process_start(bpf_get_current_task_btf());
+	}
+	if (bpf_probe_read_kernel(&head->data[off], n, skb->data))
+		return 0;
+	head->len = off + n;
+	return 0;
+}
+
 /* ---- GPU ------------------------------------------------------------------ */
 
 static __always_inline __u32 gpu_role(__u32 major, __u32 minor)

@@ -28,6 +28,7 @@ public sealed unsafe class KernelSession : IDisposable
     private int roundingSwitchesFd = -1;
     private int sockOwnersFd = -1;
     private int sockOwnerSize;
+    private int unixHeadsFd = -1;
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -113,6 +114,7 @@ public sealed unsafe class KernelSession : IDisposable
             session.GpuClassCountsFd = session.MapFd(BpfMapNames.GpuClassCounts);
             session.sockOwnersFd = session.MapFd(BpfMapNames.SockOwners);
             session.sockOwnerSize = (int)Libbpf.MapValueSize(Libbpf.FindMap(obj, BpfMapNames.SockOwners));
+            session.unixHeadsFd = session.MapFd(BpfMapNames.UnixHeads);
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -287,6 +289,19 @@ public sealed unsafe class KernelSession : IDisposable
             return null;
         byte* value = stackalloc byte[sockOwnerSize];
         return Libbpf.MapLookup(sockOwnersFd, &socketFd, value) == 0 ? *(GuardSockOwner*)value : null;
+    }
+
+    /// <summary>
+    /// What was first written into the unix stream socket <paramref name="socketFd"/>
+    /// (a descriptor of ours, the receiving end) while this session watched,
+    /// and by whom; null when nothing was. Safe from any thread.
+    /// </summary>
+    public GuardUnixHead? UnixHeadOf(int socketFd)
+    {
+        if (unixHeadsFd < 0)
+            return null;
+        GuardUnixHead head;
+        return Libbpf.MapLookup(unixHeadsFd, &socketFd, &head) == 0 ? head : null;
     }
 
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>

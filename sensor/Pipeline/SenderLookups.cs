@@ -36,16 +36,21 @@ public sealed class SenderLookups : IDisposable
     private readonly BlockingCollection<SenderLookup> requests = new(QueueCapacity);
     private readonly ConcurrentQueue<(SenderLookup Lookup, PeerProbe Probe)> answers = new();
     private readonly Func<int, GuardSockOwner?> connectedBy;
+    private readonly Func<int, GuardUnixHead?> unixHead;
     private readonly Action wake;
     private readonly Thread thread;
     private long dropped;
     private long timedOut;
     private volatile string? stopped;
 
-    /// <summary>Starts the thread; <paramref name="connectedBy"/> asks the kernel who connected a socket, <paramref name="wake"/> rouses the draining thread.</summary>
-    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Action wake)
+    /// <summary>
+    /// Starts the thread; <paramref name="connectedBy"/> and <paramref name="unixHead"/> ask the
+    /// kernel what it recorded of a socket, <paramref name="wake"/> rouses the draining thread.
+    /// </summary>
+    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, Action wake)
     {
         this.connectedBy = connectedBy;
+        this.unixHead = unixHead;
         this.wake = wake;
         // A thread of its own: probing moves it between network namespaces.
         thread = new Thread(Run) { IsBackground = true, Name = "guard-relay-lookups" };
@@ -83,7 +88,7 @@ public sealed class SenderLookups : IDisposable
         InboundConnections inbound;
         try
         {
-            inbound = new InboundConnections(connectedBy);
+            inbound = new InboundConnections(connectedBy, unixHead);
         }
         catch (SensorException e)
         {

@@ -31,9 +31,12 @@ public enum InboundBasis
 /// <param name="PeerCookie">The other end's socket cookie (TCP): the key of the stream head the sensor may have captured; 0 when unknown.</param>
 /// <param name="Holders">The processes holding the other end, the probed one left out.</param>
 /// <param name="PeerConnectedBy">Who the kernel recorded connecting the other end (TCP), or null.</param>
+/// <param name="Head">What the kernel saw first written into this end (unix: bpf/guard.h struct guard_unix_head), or null.</param>
+/// <param name="Writer">Who wrote the first of <paramref name="Head"/> (pid, start in clock ticks), or null.</param>
 public sealed record LocalPeer(
     bool Unix, string Connection, InboundBasis Basis, ulong PeerInode, ulong PeerCookie,
-    IReadOnlyList<SocketHolder> Holders, GuardSockOwner? PeerConnectedBy);
+    IReadOnlyList<SocketHolder> Holders, GuardSockOwner? PeerConnectedBy,
+    CapturedHead? Head = null, (int Pid, long StartTicks)? Writer = null);
 
 /// <summary>What a probe of one process found.</summary>
 /// <param name="Pid">The probed process.</param>
@@ -74,18 +77,21 @@ public sealed class InboundConnections : IDisposable
 
     private readonly NetworkNamespaces namespaces;
     private readonly Func<int, GuardSockOwner?> connectedBy;
+    private readonly Func<int, GuardUnixHead?> unixHead;
     private readonly int selfPid;
 
     /// <summary>
     /// Probes from the calling thread (it must be the only one using this
     /// instance); <paramref name="connectedBy"/> asks the kernel who connected a
-    /// socket descriptor of ours (null: no record). Throws <see cref="SensorException"/>
+    /// socket descriptor of ours, <paramref name="unixHead"/> what was first
+    /// written into a unix one (null: no record). Throws <see cref="SensorException"/>
     /// when this thread's network namespace cannot be opened.
     /// </summary>
-    public InboundConnections(Func<int, GuardSockOwner?> connectedBy)
+    public InboundConnections(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead)
     {
         namespaces = new NetworkNamespaces();
         this.connectedBy = connectedBy;
+        this.unixHead = unixHead;
         selfPid = Environment.ProcessId;
     }
 
@@ -140,7 +146,7 @@ public sealed class InboundConnections : IDisposable
                 if (facts.IsUnixStream)
                 {
                     if (UnixPeer(facts, view, ownUnixListeners) is { } unix)
-                        found.Add((unix, unix.Basis));
+                        found.Add((WithHead(unix, socket), unix.Basis));
                 }
                 else if (TcpPeer(facts, view) is { } tcp)
                 {
@@ -280,6 +286,17 @@ public sealed class InboundConnections : IDisposable
             basis = otherListens ? InboundBasis.Unsure : InboundBasis.Listener;
         }
         return new LocalPeer(true, "unix:" + NameText(own), basis, self.Value.PeerInode, 0, [], null);
+    }
+
+    /// <summary>The first bytes the kernel saw written into this end of a unix connection, and their writer.</summary>
+    private LocalPeer WithHead(LocalPeer peer, FileDescriptor socket)
+    {
+        if (unixHead(socket.Fd) is not { } head)
+            return peer;
+        int length = Math.Min((int)head.Length, GuardUnixHead.Capacity);
+        byte[] bytes = ((ReadOnlySpan<byte>)head.Data)[..length].ToArray();
+        (int, long)? writer = head.Pid == 0 ? null : ((int)head.Pid, ClockTicks.FromBootNs(head.StartTimeNs));
+        return peer with { Head = new CapturedHead(bytes, length < GuardUnixHead.Capacity), Writer = writer };
     }
 
     /// <summary>A unix name for people: a path as it is, an abstract name after "@".</summary>

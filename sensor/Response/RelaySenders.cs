@@ -71,7 +71,7 @@ public static class RelaySenders
         var open = new List<LocalPeer>();
         foreach (LocalPeer peer in probe.Inbound)
         {
-            CapturedHead? head = peer.PeerCookie != 0 ? heads(peer.PeerCookie) : null;
+            CapturedHead? head = peer.Head ?? (peer.PeerCookie != 0 ? heads(peer.PeerCookie) : null);
             if (head is { } h && !needle.IsEmpty && h.Bytes.Span.IndexOf(needle) >= 0)
                 confirmed.Add(peer);
             else if (!headsComplete || head is not { Whole: true })
@@ -94,13 +94,20 @@ public static class RelaySenders
         return Single(only, "structure");
     }
 
-    /// <summary>The one connection that fed it: its sender, if exactly one process holds the other end.</summary>
-    private static RelayVerdict Single(LocalPeer through, string basis) => through.Holders.Count switch
+    /// <summary>
+    /// The one connection that fed it: its sender, if exactly one process holds
+    /// the other end, or, of several, the one the kernel saw write the first bytes.
+    /// </summary>
+    private static RelayVerdict Single(LocalPeer through, string basis)
     {
-        1 => new RelayVerdict(RelayRole.Relay, through, through.Holders[0], basis, null),
-        0 => RelayVerdict.Unknown($"the sender at the other end of {through.Connection} has exited", through),
-        _ => RelayVerdict.Unknown($"the other end of {through.Connection} is held by {through.Holders.Count} processes ({string.Join(", ", through.Holders)})", through),
-    };
+        if (through.Holders.Count == 1)
+            return new RelayVerdict(RelayRole.Relay, through, through.Holders[0], basis, null);
+        if (through.Holders.Count == 0)
+            return RelayVerdict.Unknown($"the sender at the other end of {through.Connection} has exited", through);
+        if (through.Writer is { } w && through.Holders.FirstOrDefault(h => h.Pid == w.Pid && h.StartTicks == w.StartTicks) is { } writer)
+            return new RelayVerdict(RelayRole.Relay, through, writer, basis, null);
+        return RelayVerdict.Unknown($"the other end of {through.Connection} is held by {through.Holders.Count} processes ({string.Join(", ", through.Holders)})", through);
+    }
 
     private static string Plural(int n, string what) => n == 1 ? $"1 {what}" : $"{n} {what}s";
 }

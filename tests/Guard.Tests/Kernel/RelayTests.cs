@@ -187,9 +187,37 @@ public sealed class RelayTests
         Assert.Equal("socat", relay.GetProperty("name").GetString());
         Assert.True(relay.GetProperty("sender_found").GetBoolean());
         Assert.Equal("unix:" + socket, relay.GetProperty("connection").GetString());
-        Assert.Equal("structure", relay.GetProperty("basis").GetString());
+        Assert.Equal("content", relay.GetProperty("basis").GetString()); // the kernel kept what the sender wrote into socat's end
         Assert.Contains(Responses(alert), r => r.StartsWith("killed", StringComparison.Ordinal));
         AssertNothingDoneTo(sensor, "socat");
+    }
+
+    [Fact]
+    public void AUnixRelayWithTwoClientsActsOnlyOnTheOneThatWroteTheLine()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string socket = Path.Combine(scene.Dir.Path, "relay.sock");
+        string other = Path.Combine(scene.Dir.Path, "other");
+        const string otherClient = """
+            import socket, sys, time
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'PING')
+            open(sys.argv[2], 'w').close()
+            time.sleep(3)
+            open(sys.argv[2] + '.survived', 'w').close()
+            """;
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("relay.py", UnixRelay)} {socket} & relay=$!; "
+            + $"while [ ! -e {socket} ]; do sleep 0.01; done; {Run.Python} {scene.Dir.File("other.py", otherClient)} {socket} {other} & client=$!; "
+            + $"while [ ! -e {other} ]; do sleep 0.01; done; "
+            + $"{scene.Send("unix", socket)}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $client; kill $relay");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(other + ".survived"), "the relay's other client was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the sender", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        Assert.Equal("content", RelayOf(alert).GetProperty("basis").GetString());
     }
 
     [Fact]
