@@ -37,6 +37,7 @@ public sealed class SenderLookups : IDisposable
     private readonly ConcurrentQueue<(SenderLookup Lookup, PeerProbe Probe)> answers = new();
     private readonly Func<int, GuardSockOwner?> connectedBy;
     private readonly Func<int, GuardUnixHead?> unixHead;
+    private readonly bool unixCaptured;
     private readonly Action wake;
     private readonly Thread thread;
     private long dropped;
@@ -45,12 +46,14 @@ public sealed class SenderLookups : IDisposable
 
     /// <summary>
     /// Starts the thread; <paramref name="connectedBy"/> and <paramref name="unixHead"/> ask the
-    /// kernel what it recorded of a socket, <paramref name="wake"/> rouses the draining thread.
+    /// kernel what it recorded of a socket (<paramref name="unixCaptured"/>: unix streams are
+    /// captured), <paramref name="wake"/> rouses the draining thread.
     /// </summary>
-    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, Action wake)
+    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, bool unixCaptured, Action wake)
     {
         this.connectedBy = connectedBy;
         this.unixHead = unixHead;
+        this.unixCaptured = unixCaptured;
         this.wake = wake;
         // A thread of its own: probing moves it between network namespaces.
         thread = new Thread(Run) { IsBackground = true, Name = "guard-relay-lookups" };
@@ -88,7 +91,7 @@ public sealed class SenderLookups : IDisposable
         InboundConnections inbound;
         try
         {
-            inbound = new InboundConnections(connectedBy, unixHead);
+            inbound = new InboundConnections(connectedBy, unixHead, unixCaptured);
         }
         catch (SensorException e)
         {

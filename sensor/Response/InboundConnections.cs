@@ -78,20 +78,24 @@ public sealed class InboundConnections : IDisposable
     private readonly NetworkNamespaces namespaces;
     private readonly Func<int, GuardSockOwner?> connectedBy;
     private readonly Func<int, GuardUnixHead?> unixHead;
+    private readonly bool unixCaptured;
     private readonly int selfPid;
 
     /// <summary>
     /// Probes from the calling thread (it must be the only one using this
     /// instance); <paramref name="connectedBy"/> asks the kernel who connected a
     /// socket descriptor of ours, <paramref name="unixHead"/> what was first
-    /// written into a unix one (null: no record). Throws <see cref="SensorException"/>
+    /// written into a unix one (null: no record). <paramref name="unixCaptured"/>: the
+    /// kernel captures unix streams (guard_unix_data is attached), so a unix end with no
+    /// record had nothing written into it while Guard watched. Throws <see cref="SensorException"/>
     /// when this thread's network namespace cannot be opened.
     /// </summary>
-    public InboundConnections(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead)
+    public InboundConnections(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, bool unixCaptured)
     {
         namespaces = new NetworkNamespaces();
         this.connectedBy = connectedBy;
         this.unixHead = unixHead;
+        this.unixCaptured = unixCaptured;
         selfPid = Environment.ProcessId;
     }
 
@@ -288,11 +292,14 @@ public sealed class InboundConnections : IDisposable
         return new LocalPeer(true, "unix:" + NameText(own), basis, self.Value.PeerInode, 0, [], null);
     }
 
-    /// <summary>The first bytes the kernel saw written into this end of a unix connection, and their writer.</summary>
+    /// <summary>
+    /// The first bytes the kernel saw written into this end of a unix connection,
+    /// and their writer; none, where the kernel captures, when nothing was written.
+    /// </summary>
     private LocalPeer WithHead(LocalPeer peer, FileDescriptor socket)
     {
         if (unixHead(socket.Fd) is not { } head)
-            return peer;
+            return unixCaptured ? peer with { Head = new CapturedHead(ReadOnlyMemory<byte>.Empty, Whole: true) } : peer;
         int length = Math.Min((int)head.Length, GuardUnixHead.Capacity);
         byte[] bytes = ((ReadOnlySpan<byte>)head.Data)[..length].ToArray();
         (int, long)? writer = head.Pid == 0 ? null : ((int)head.Pid, ClockTicks.FromBootNs(head.StartTimeNs));

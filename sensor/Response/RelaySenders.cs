@@ -54,7 +54,8 @@ public static class RelaySenders
     /// (the first bytes of the connection the finding is about); <paramref name="heads"/>
     /// gives a TCP stream's captured head by socket cookie, when the sensor has one.
     /// <paramref name="headsComplete"/> false (the ring has lost payload records) keeps
-    /// a head without the bytes from clearing its stream: a lost record may have held them.
+    /// a TCP head without the bytes from clearing its stream: a lost record may have held
+    /// them. A unix end's head (<see cref="LocalPeer.Head"/>, kept in the kernel) always clears.
     /// </summary>
     public static RelayVerdict Decide(PeerProbe probe, ReadOnlySpan<byte> carried, Func<ulong, CapturedHead?> heads, bool headsComplete = true)
     {
@@ -71,10 +72,12 @@ public static class RelaySenders
         var open = new List<LocalPeer>();
         foreach (LocalPeer peer in probe.Inbound)
         {
+            // A unix end's head is the kernel's own record; a TCP stream's comes through the ring, which may have lost some.
+            bool fromRing = peer.Head is null;
             CapturedHead? head = peer.Head ?? (peer.PeerCookie != 0 ? heads(peer.PeerCookie) : null);
             if (head is { } h && !needle.IsEmpty && h.Bytes.Span.IndexOf(needle) >= 0)
                 confirmed.Add(peer);
-            else if (!headsComplete || head is not { Whole: true })
+            else if ((fromRing && !headsComplete) || head is not { Whole: true })
                 open.Add(peer); // whole and without the bytes: that stream never carried them
         }
         string count = Plural(probe.Inbound.Count, "accepted local connection");

@@ -142,6 +142,29 @@ public sealed class RelaySendersTests
     }
 
     [Fact]
+    public void AUnixClientThatWroteNothingWhileGuardWatchedFedNothing()
+    {
+        LocalPeer silent = Unix(Sender with { Pid = 5000 }) with { Head = new CapturedHead(ReadOnlyMemory<byte>.Empty, true) };
+        LocalPeer writer = Unix(Sender) with { Head = new CapturedHead(Line, true) };
+        Assert.Equal(Sender, RelaySenders.Decide(Probe(silent, writer), Line, Heads(), headsComplete: false).Sender);
+        // Alone, it leaves the relay's bytes to the relay: no one is acted on.
+        RelayVerdict alone = RelaySenders.Decide(Probe(silent), Line, Heads());
+        Assert.Equal(RelayRole.Unknown, alone.Role);
+    }
+
+    [Fact]
+    public void OfTwoHoldersOfTheOtherEndTheOneTheKernelSawWriteIsTheSender()
+    {
+        var parent = new SocketHolder(4000, 900, 3, "bash"u8.ToArray());
+        LocalPeer shared = Unix(parent, Sender) with { Head = new CapturedHead(Line, true), Writer = (Sender.Pid, Sender.StartTicks) };
+        RelayVerdict verdict = RelaySenders.Decide(Probe(shared), Line, Heads());
+        Assert.Equal(RelayRole.Relay, verdict.Role);
+        Assert.Equal(Sender, verdict.Sender);
+        // A writer that is not among them (it passed the socket on and exited) names no one.
+        Assert.Equal(RelayRole.Unknown, RelaySenders.Decide(Probe(shared with { Writer = (9999, 1) }), Line, Heads()).Role);
+    }
+
+    [Fact]
     public void StreamHeadsKeepLoopbackStreamsOnlyAndSayWhenTheyAreWhole()
     {
         var heads = new LocalStreamHeads();
