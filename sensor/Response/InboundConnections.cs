@@ -174,7 +174,7 @@ public sealed class InboundConnections : IDisposable
     }
 
     /// <summary>Descriptors <see cref="AcceptedNone"/> looks at, at most: past that it cannot say.</summary>
-    public const int QuickLookFds = 256;
+    public const int QuickLookFds = 128;
 
     /// <summary>
     /// True when the process surely accepted no local connection: of its first
