@@ -105,10 +105,12 @@ public sealed class RelayTests
         """;
 
     // An HTTP CONNECT proxy on 127.0.0.1:PORT: many clients at once, each to the host:port it asks for.
+    // It creates READY once it listens.
     private const string ConnectProxy = """
         import socket, sys, threading, time
         l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(8)
+        open(sys.argv[2], 'w').close()
         def pipe(a, b):
             try:
                 while True:
@@ -249,7 +251,8 @@ public sealed class RelayTests
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         string idle = Path.Combine(scene.Dir.Path, "idle");
         string output = scene.Run(
-            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 & relay=$!; "
+            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {idle}.proxy & relay=$!; "
+            + $"while [ ! -e {idle}.proxy ]; do sleep 0.01; done; "
             + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} & idle=$!; "
             + $"while [ ! -e {idle} ]; do sleep 0.01; done; "
             + $"{scene.Send("tcp", "8080", connect: "127.0.0.1:3333")}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $idle; kill $relay");
@@ -273,7 +276,8 @@ public sealed class RelayTests
         string socket = Path.Combine(scene.Dir.Path, "relay.sock");
         // sender -> socat (unix) -> CONNECT proxy (TCP) -> pool
         string output = scene.Run(
-            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 & proxy=$!; "
+            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {socket}.proxy & proxy=$!; "
+            + $"while [ ! -e {socket}.proxy ]; do sleep 0.01; done; "
             + $"socat UNIX-LISTEN:{socket},fork TCP:127.0.0.1:8080 & socat=$!; "
             + $"{scene.Send("unix", socket, connect: "127.0.0.1:3333")}; echo sender=$?; "
             + "kill -0 $proxy && kill -0 $socat && echo relay-alive=1; kill $proxy $socat");
