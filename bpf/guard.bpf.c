@@ -51,11 +51,11 @@ struct {
 
 /* Who owns a socket and how much of its first payload was seen. Written where
  * the owner is the current task (connect, sendmsg), read at egress where it
- * may not be. Small on purpose: every socket made while Guard runs has one;
- * the bytes themselves go straight from the packet to the ring. */
+ * may not be, and by the sensor through a socket descriptor (guard.h struct
+ * guard_sock_owner). Small on purpose: every socket made while Guard runs has
+ * one; the bytes themselves go straight from the packet to the ring. */
 struct sock_owner {
-	__u64 start_time_ns;
-	__u32 pid;
+	struct guard_sock_owner who;
 	struct stream_state stream; /* TCP */
 };
 
@@ -336,10 +336,10 @@ static __always_inline void claim_socket(struct bpf_sock *sk)
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
-	if (!owner || owner->pid == pid)
+	if (!owner || owner->who.pid == pid)
 		return;
-	owner->pid = pid;
-	owner->start_time_ns = process_start(current_task());
+	owner->who.pid = pid;
+	owner->who.start_time_ns = process_start(current_task());
 }
 
 static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 family)
@@ -424,7 +424,7 @@ static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 r
 	if (!c)
 		return;
 	/* Often softirq context: the owner comes from storage, never current. */
-	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->pid : 0, owner ? owner->start_time_ns : 0);
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->who.pid : 0, owner ? owner->who.start_time_ns : 0);
 	c->cookie = bpf_get_socket_cookie(skops);
 	c->family = skops->family;
 	c->protocol = IPPROTO_TCP;
@@ -492,7 +492,7 @@ static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner 
 	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
 	if (p) {
 		bpf_probe_read_kernel(p->data, bytes.len, data);
-		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
+		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
 		p->cookie = bpf_get_socket_cookie(skb);
 		p->family = loc->family;
 		p->dport = bytes.dport;
@@ -528,7 +528,7 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner
 		bpf_ringbuf_discard(d, 0);
 		return;
 	}
-	fill_header(&d->h, GUARD_RECORD_DNS, owner->pid, owner->start_time_ns);
+	fill_header(&d->h, GUARD_RECORD_DNS, owner->who.pid, owner->who.start_time_ns);
 	d->cookie = bpf_get_socket_cookie(skb);
 	d->family = loc->family;
 	d->dport = DNS_PORT;
@@ -563,6 +563,58 @@ int guard_egress(struct __sk_buff *skb)
 	if (loc.protocol == IPPROTO_UDP)
 		capture_dns(skb, owner, &loc);
 	return 1;
+}
+
+/* ---- unix streams --------------------------------------------------------- */
+
+/* What was first written into each unix stream socket, kept on the receiving
+ * end. A relay's unix clients are told apart by it: the one whose first bytes
+ * hold what the relay sent on is the sender. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct guard_unix_head);
+} unix_heads SEC(".maps");
+
+#define AF_UNIX 1 /* SOCK_STREAM and TCP_LISTEN are enum values in vmlinux.h */
+
+/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
+ * a unix stream that is inside the writer's sendmsg, so current is the writer.
+ * Every other socket leaves on its family (each received TCP segment passes
+ * here: two loads and a compare). The bytes are the queue's newest skb's, read
+ * from its linear part; a reader racing to free it makes a short read, not a
+ * fault. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(guard_unix_data, const struct sock *sk)
+{
+	struct guard_unix_head *head;
+	struct sk_buff *skb;
+	__u32 off, n, linear;
+
+	if (sk->__sk_common.skc_family != AF_UNIX || sk->sk_type != SOCK_STREAM || sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!head || head->len >= GUARD_UNIX_HEAD_LEN)
+		return 0;
+	skb = sk->sk_receive_queue.prev;
+	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
+		return 0;
+	linear = skb->len - skb->data_len;
+	off = head->len;
+	n = GUARD_UNIX_HEAD_LEN - off;
+	if (n > linear)
+		n = linear;
+	if (n == 0 || off >= GUARD_UNIX_HEAD_LEN || n > GUARD_UNIX_HEAD_LEN)
+		return 0;
+	if (!head->pid) {
+		head->pid = bpf_get_current_pid_tgid() >> 32;
+		head->start_time_ns = process_start(bpf_get_current_task_btf());
+	}
+	if (bpf_probe_read_kernel(&head->data[off], n, skb->data))
+		return 0;
+	head->len = off + n;
+	return 0;
 }
 
 /* ---- GPU ------------------------------------------------------------------ */

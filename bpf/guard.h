@@ -195,6 +195,32 @@ struct guard_connect {
 	__u8 saddr[16];
 };
 
+/* The head of each sock_owners value (bpf/guard.bpf.c struct sock_owner):
+ * the process that connected the socket, or last sent on it unconnected,
+ * while Guard watched. The sensor reads it through a descriptor of the
+ * socket (a socket storage lookup takes one as its key): a socket that was
+ * accepted, or connected before Guard started, has none. */
+struct guard_sock_owner {
+	__u64 start_time_ns; /* group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;           /* tgid */
+	__u32 pad;
+};
+
+/* unix_heads values: socket storage on the receiving end of a unix stream,
+ * the first bytes written into it while Guard watched and who wrote the
+ * first of them (the writer is current when the kernel queues the bytes). The
+ * sensor reads it through a descriptor of the receiving socket, to tell which
+ * of a relay's unix clients sent what it relayed. data is twice the capture
+ * so that a copy at any offset below GUARD_UNIX_HEAD_LEN stays inside it. */
+#define GUARD_UNIX_HEAD_LEN 256
+struct guard_unix_head {
+	__u64 start_time_ns; /* the first writer's group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;           /* its tgid */
+	__u16 len;           /* bytes in data, at most GUARD_UNIX_HEAD_LEN */
+	__u16 pad;
+	__u8 data[2 * GUARD_UNIX_HEAD_LEN];
+};
+
 #define GUARD_PAYLOAD_FINAL 1
 #define GUARD_PAYLOAD_STRATUM 2 /* this segment completed a Stratum method */
 #define GUARD_PAYLOAD_DROPPED 4 /* and it, with all that follows, was dropped */

@@ -79,6 +79,7 @@ public sealed class GuardSensor : IDisposable
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
     private readonly PolicyDetectors? detectors;
+    private readonly RelayTrace? relays;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -115,7 +116,11 @@ public sealed class GuardSensor : IDisposable
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
         this.detectors = detectors;
-        judge = detectors is null ? null : new Judge(detectors, responder, emitter);
+        // Relay lookups run on a thread of their own and wake the reader when they answer.
+        relays = responder is null ? null
+            : new RelayTrace(new SenderLookups(
+                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
+        judge = detectors is null ? null : new Judge(detectors, responder, emitter, relays);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
@@ -333,6 +338,7 @@ public sealed class GuardSensor : IDisposable
         {
         }
         pipeline.Tick(long.MaxValue / 2);
+        judge?.FinishRelays((int)SenderLookups.TimeLimit.TotalMilliseconds);
         sink.Flush();
     }
 
@@ -418,6 +424,8 @@ public sealed class GuardSensor : IDisposable
         heartbeat.Processes = table.Count;
         heartbeat.HashesDropped = detectors?.Executables.Dropped ?? 0;
         heartbeat.HashesTimedOut = detectors?.Executables.TimedOut ?? 0;
+        heartbeat.RelayLookupsDropped = judge?.RelayLookupsDropped ?? 0;
+        heartbeat.RelayLookupsTimedOut = judge?.RelayLookupsTimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
     }
@@ -447,6 +455,7 @@ public sealed class GuardSensor : IDisposable
         registration?.Dispose();
         detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();
+        relays?.Dispose(); // before the kernel: its lookups read a kernel map
         reader.Dispose();
         kernel.Dispose();
         lock (handOverGate)

@@ -22,6 +22,12 @@ public static class BpfMapNames
     /// <summary><c>gpu_class_counts</c> in bpf/guard.bpf.c: RM classes allocated per process.</summary>
     public const string GpuClassCounts = "gpu_class_counts";
 
+    /// <summary><c>sock_owners</c> in bpf/guard.bpf.c: socket storage naming who connected each socket (struct guard_sock_owner first).</summary>
+    public const string SockOwners = "sock_owners";
+
+    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream (struct guard_unix_head).</summary>
+    public const string UnixHeads = "unix_heads";
+
     /// <summary>
     /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
     /// <c>const volatile struct guard_config guard_config</c>, written before load.

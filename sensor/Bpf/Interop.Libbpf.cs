@@ -93,6 +93,9 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
     internal static partial void RingBufferFree(nint ringBuffer);
 
+    [LibraryImport(Library, EntryPoint = "bpf_map__value_size")]
+    internal static partial uint MapValueSize(nint map);
+
     [LibraryImport(Library, EntryPoint = "bpf_map_lookup_elem")]
     internal static partial int MapLookup(int fd, void* key, void* value);
 

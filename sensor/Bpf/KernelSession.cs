@@ -26,6 +26,9 @@ public sealed unsafe class KernelSession : IDisposable
     private readonly List<string> warnings = [];
     private int jobMembersFd = -1;
     private int roundingSwitchesFd = -1;
+    private int sockOwnersFd = -1;
+    private int sockOwnerSize;
+    private int unixHeadsFd = -1;
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -109,6 +112,9 @@ public sealed unsafe class KernelSession : IDisposable
             session.DropsFd = session.MapFd(BpfMapNames.Drops);
             session.GpuIoctlCountsFd = session.MapFd(BpfMapNames.GpuIoctlCounts);
             session.GpuClassCountsFd = session.MapFd(BpfMapNames.GpuClassCounts);
+            session.sockOwnersFd = session.MapFd(BpfMapNames.SockOwners);
+            session.sockOwnerSize = (int)Libbpf.MapValueSize(Libbpf.FindMap(obj, BpfMapNames.SockOwners));
+            session.unixHeadsFd = session.MapFd(BpfMapNames.UnixHeads);
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -269,6 +275,33 @@ public sealed unsafe class KernelSession : IDisposable
         nint map = Libbpf.FindMap(obj, name);
         int fd = map == 0 ? -1 : Libbpf.MapFd(map);
         return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
+    }
+
+    /// <summary>
+    /// Who connected <paramref name="socketFd"/> (a descriptor of ours) while this
+    /// session watched, as the kernel recorded it at connect; null when the
+    /// kernel recorded no one: the socket was accepted, or connected before.
+    /// Safe from any thread.
+    /// </summary>
+    public GuardSockOwner? ConnectedBy(int socketFd)
+    {
+        if (sockOwnersFd < 0 || sockOwnerSize < sizeof(GuardSockOwner) || sockOwnerSize > 1024)
+            return null;
+        byte* value = stackalloc byte[sockOwnerSize];
+        return Libbpf.MapLookup(sockOwnersFd, &socketFd, value) == 0 ? *(GuardSockOwner*)value : null;
+    }
+
+    /// <summary>
+    /// What was first written into the unix stream socket <paramref name="socketFd"/>
+    /// (a descriptor of ours, the receiving end) while this session watched,
+    /// and by whom; null when nothing was. Safe from any thread.
+    /// </summary>
+    public GuardUnixHead? UnixHeadOf(int socketFd)
+    {
+        if (unixHeadsFd < 0)
+            return null;
+        GuardUnixHead head;
+        return Libbpf.MapLookup(unixHeadsFd, &socketFd, &head) == 0 ? head : null;
     }
 
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>

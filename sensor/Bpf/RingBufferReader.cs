@@ -16,6 +16,7 @@ public sealed unsafe class RingBufferReader : IDisposable
     private readonly RecordDecoder decoder;
     private readonly IRecordHandler handler;
     private readonly Epoll wakeups = new();
+    private readonly EventFd wakeup = new();
     private GCHandle self;
     private ExceptionDispatchInfo? failure;
 
@@ -30,11 +31,16 @@ public sealed unsafe class RingBufferReader : IDisposable
             int errno = Marshal.GetLastPInvokeError();
             self.Free();
             wakeups.Dispose();
+            wakeup.Dispose();
             throw new SensorException($"cannot open the ring buffer: {Libc.ErrorText(errno)}");
         }
         // libbpf's own epoll set, nested in ours, so other descriptors can wake the reader too.
         wakeups.Add(Libbpf.RingBufferEpollFd(ring));
+        wakeups.Add(wakeup.Fd);
     }
+
+    /// <summary>Ends the current or next <see cref="Poll"/> wait at once. Safe from any thread.</summary>
+    public void Wake() => wakeup.Signal();
 
     /// <summary>Also wakes <see cref="Poll"/> while <paramref name="fd"/> is readable (work finished on another thread).</summary>
     public void WakeOn(int fd) => wakeups.Add(fd);
@@ -50,6 +56,7 @@ public sealed unsafe class RingBufferReader : IDisposable
     {
         if (timeoutMs > 0)
             wakeups.Wait(timeoutMs);
+        wakeup.Reset();
         int n = Libbpf.RingBufferConsume(ring);
         if (failure is { } f)
         {
@@ -85,6 +92,7 @@ public sealed unsafe class RingBufferReader : IDisposable
             return;
         Libbpf.RingBufferFree(ring);
         wakeups.Dispose();
+        wakeup.Dispose();
         self.Free();
     }
 }

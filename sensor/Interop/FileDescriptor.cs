@@ -32,6 +32,14 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
         return new FileDescriptor(fd);
     }
 
+    /// <summary>Opens <paramref name="path"/> read-only (close-on-exec); null, with the errno, when it cannot.</summary>
+    public static FileDescriptor? TryOpenReadOnly(string path, out int errno)
+    {
+        int fd = Open(path, ORdonly | OCloexec);
+        errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+        return fd < 0 ? null : new FileDescriptor(fd);
+    }
+
     /// <summary>
     /// Opens (creating, mode 0600) the lock file at <paramref name="path"/> and takes
     /// an exclusive flock on it, waiting for whoever holds it; closing releases it.

@@ -27,6 +27,8 @@ internal sealed class EcsFindingFields(EcsProcessFields processes)
         processes.Process(w, a.Process);
         w.StartObject("guard"u8);
         Finding(w, a);
+        if (a.Relay is { } relay)
+            Relay(w, relay);
         if (a.JobRoot is { } root)
             JobRoot(w, root);
         if (a.Process is { } p)
@@ -73,6 +75,49 @@ internal sealed class EcsFindingFields(EcsProcessFields processes)
             w.TextItem(r);
         w.EndArray();
         w.EndObject();
+    }
+
+    /// <summary>
+    /// guard.relay: the relay that made the finding's connection (pid,
+    /// entity_id, name, executable, the connection the bytes came in by),
+    /// whether the sender behind it was found (then it is process.*), how,
+    /// or why not; guard.relay.chain lists every relay when there were more.
+    /// </summary>
+    private static void Relay(JsonLineWriter w, RelayEvidence relay)
+    {
+        w.StartObject("relay"u8);
+        if (relay.Hops.Count > 0)
+            Hop(w, relay.Hops[0]);
+        w.Bool("sender_found"u8, relay.SenderFound);
+        if (relay.Basis is { } basis)
+            w.Text("basis"u8, basis);
+        if (relay.Reason is { } reason)
+            w.Text("reason"u8, reason);
+        if (relay.Hops.Count > 1)
+        {
+            w.StartArray("chain"u8);
+            foreach (RelayHop hop in relay.Hops)
+            {
+                w.StartObject();
+                Hop(w, hop);
+                w.EndObject();
+            }
+            w.EndArray();
+        }
+        w.EndObject();
+
+        static void Hop(JsonLineWriter w, RelayHop hop)
+        {
+            w.Number("pid"u8, hop.Pid);
+            if (hop.Process is { } p)
+            {
+                w.Text("entity_id"u8, p.EntityIdUtf8);
+                w.Text("executable"u8, p.Executable);
+            }
+            w.Text("name"u8, hop.Name);
+            if (hop.Connection is { } connection)
+                w.Text("connection"u8, connection);
+        }
     }
 
     /// <summary>guard.job_root: the training job's root process above the one the alert is about.</summary>

@@ -42,6 +42,10 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.Number("decode_failures"u8, h.DecodeFailures);
         w.Number("detector_faults"u8, h.DetectorFaults);
         w.Number("processes"u8, h.Processes);
+        w.StartObject("relay_lookups"u8);
+        w.Number("dropped"u8, h.RelayLookupsDropped);
+        w.Number("timed_out"u8, h.RelayLookupsTimedOut);
+        w.EndObject();
         w.StartObject("drops"u8);
         w.Number("total"u8, h.Drops);
         for (int kind = 1; kind < h.DropsByKind.Length; kind++)

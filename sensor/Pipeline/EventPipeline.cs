@@ -98,6 +98,7 @@ public sealed class EventPipeline : IRecordHandler
 
     public void OnPayload(in PayloadRecord record)
     {
+        judge?.OnSegment(record);
         if (payloads.Add(record) is not { } payload)
             return;
         if ((record.Flags & PayloadRecord.Stratum) != 0)
@@ -137,6 +138,7 @@ public sealed class EventPipeline : IRecordHandler
     /// <summary>Emits payloads that went quiet and forgets what has expired. Call between polls (CLOCK_BOOTTIME ns).</summary>
     public void Tick(long nowNs)
     {
+        judge?.CollectRelays();
         while (payloads.NextQuiet(nowNs) is { } quiet)
             EmitPayload(quiet);
         payloads.ForgetEmitted(nowNs);

@@ -16,29 +16,39 @@ namespace Guard.Sensor.Pipeline;
 /// what needs a hash (the deny list, a known miner's evidence, a finding about
 /// a process the allow list may name by hash) waits for it in a
 /// <see cref="HashWait"/>, and <see cref="OnHashes"/> finishes it.
+/// A network finding that is to act is first followed back through any
+/// local relay (<see cref="RelayTrace"/>): it acts on the process that sent
+/// the bytes, or on no one.
 /// </summary>
 public sealed class Judge
 {
     private readonly PolicyDetectors detectors;
     private readonly Responder? responder;
     private readonly EventEmitter emitter;
+    private readonly RelayTrace? relays;
     private readonly AlertCounts alertCounts = new();
     private readonly List<AlertEvent> dueAlerts = [];
     private readonly Dictionary<ProcessEntry, HashWait> waits = new(ReferenceEqualityComparer.Instance);
     private readonly List<HashOutcome> outcomes = [];
+    private readonly List<(AlertEvent Alert, bool Act)> followed = [];
 
     /// <param name="detectors">The policy's detectors.</param>
     /// <param name="responder">Acts on findings; null only reports them.</param>
     /// <param name="emitter">Where alerts and actions go.</param>
-    public Judge(PolicyDetectors detectors, Responder? responder, EventEmitter emitter)
+    /// <param name="relays">Follows network findings back through local relays; null acts on the connection's owner as the kernel recorded it.</param>
+    public Judge(PolicyDetectors detectors, Responder? responder, EventEmitter emitter, RelayTrace? relays = null)
     {
         this.detectors = detectors;
         this.responder = responder;
         this.emitter = emitter;
+        this.relays = relays;
     }
 
     /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>
     public int HashesWakeFd => detectors.Executables.WakeFd;
+
+    /// <summary>Findings still being followed through relays.</summary>
+    public int RelaysPending => relays?.Pending ?? 0;
 
     /// <summary>
     /// A program started: known miner (killed by the kernel already), arguments,
@@ -163,8 +173,9 @@ public sealed class Judge
         {
             if (Exempt(owner, payload.Family, payload.DestinationAddress, payload.DestinationPort))
                 return;
-            Respond(detectors.Stratum.OnMatch(
-                owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs));
+            AlertEvent alert = detectors.Stratum.OnMatch(
+                owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs);
+            RespondToConnection(alert, payload.Cookie, payload.Bytes);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -178,12 +189,68 @@ public sealed class Judge
         {
             if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
                 && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationPort, payload.TimeNs) is { } alert)
-                Respond(alert);
+                RespondToConnection(alert, payload.Cookie, payload.DataSpan);
         }
         catch (Exception e) when (Faulted(e))
         {
         }
     }
+
+    /// <summary>One segment of a connection's first bytes: kept when it goes to a loopback address, for telling a relay's clients apart.</summary>
+    public void OnSegment(in PayloadRecord record) => relays?.Heads.Add(record);
+
+    /// <summary>
+    /// Network findings whose relay lookups have answered: each is acted on
+    /// (the sender found, or the connection's own maker when it relays for no
+    /// one) or only reported. Call from the draining thread, between polls.
+    /// </summary>
+    public void CollectRelays()
+    {
+        if (relays is null || relays.Pending == 0)
+            return;
+        try
+        {
+            followed.Clear();
+            relays.Collect(followed);
+            foreach ((AlertEvent alert, bool act) in followed)
+            {
+                if (act)
+                    Respond(alert);
+                else
+                    Report(alert);
+            }
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
+    }
+
+    /// <summary>
+    /// At the end of a run: waits up to <paramref name="waitMs"/> for relay lookups
+    /// under way, then reports the findings still unanswered, acting on no one.
+    /// </summary>
+    public void FinishRelays(int waitMs)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (RelaysPending > 0 && clock.ElapsedMilliseconds < waitMs)
+        {
+            CollectRelays();
+            if (RelaysPending > 0)
+                Thread.Sleep(5);
+        }
+        if (relays is null || relays.Pending == 0)
+            return;
+        followed.Clear();
+        relays.Abandon(followed);
+        foreach ((AlertEvent alert, _) in followed)
+            Report(alert);
+    }
+
+    /// <summary>Relay lookups refused because their queue was full.</summary>
+    public long RelayLookupsDropped => relays?.Dropped ?? 0;
+
+    /// <summary>Relay lookups that ran past their time limit.</summary>
+    public long RelayLookupsTimedOut => relays?.TimedOut ?? 0;
 
     /// <summary>A DNS query: pool domains are weak evidence.</summary>
     public void OnDns(NetworkEvent query)
@@ -271,6 +338,24 @@ public sealed class Judge
     /// <summary>No network finding about an allowed process, or a connection to an allowed destination.</summary>
     private bool Exempt(ProcessEntry? process, ushort family, ReadOnlySpan<byte> address, ushort port) =>
         (process is not null && detectors.Allowed.Allows(process)) || detectors.Destinations.Allows(family, address, port);
+
+    /// <summary>
+    /// A finding about a connection: when it is to act and its maker may have
+    /// accepted local connections (a quick, bounded look at its descriptors),
+    /// the maker is probed off this thread and the finding waits
+    /// (<see cref="CollectRelays"/>); otherwise it is answered now.
+    /// </summary>
+    private void RespondToConnection(AlertEvent alert, ulong cookie, ReadOnlySpan<byte> carried)
+    {
+        if (relays is null || responder is null || alert.Process is not { } maker || !KernelRules.Acts(alert.RequestedAction)
+            || RelayTrace.MadeByItself(maker, cookie))
+        {
+            Respond(alert);
+            return;
+        }
+        if (!relays.Start(alert, cookie, carried))
+            Report(RelayTrace.Unqueued(alert));
+    }
 
     /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken; first, if the allow list may name its process by hash, waits for the hash.</summary>
     private void Respond(AlertEvent alert)

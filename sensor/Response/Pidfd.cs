@@ -48,17 +48,31 @@ public sealed unsafe partial class Pidfd : IDisposable
     }
 
     /// <summary>The process's socket descriptors (from /proc/PID/fd), each duplicated into this process; empty once it has exited.</summary>
-    public List<FileDescriptor> DuplicateSockets()
+    public List<FileDescriptor> DuplicateSockets() => DuplicateSockets(int.MaxValue, out _);
+
+    /// <summary>
+    /// At most <paramref name="max"/> of the process's socket descriptors, each
+    /// duplicated into this process; <paramref name="all"/> is false when it holds more.
+    /// The caller disposes what it gets.
+    /// </summary>
+    public List<FileDescriptor> DuplicateSockets(int max, out bool all)
     {
         var sockets = new List<FileDescriptor>();
+        all = true;
         string fdDir = $"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd";
         try
         {
             foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
             {
-                if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal)
-                    && int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd)
-                    && DuplicateFd(fd) is { } ours)
+                if (new FileInfo(entry).LinkTarget is not { } target || !target.StartsWith("socket:", StringComparison.Ordinal)
+                    || !int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd))
+                    continue;
+                if (sockets.Count >= max)
+                {
+                    all = false;
+                    break;
+                }
+                if (DuplicateFd(fd) is { } ours)
                     sockets.Add(ours);
             }
         }

@@ -41,6 +41,8 @@ public sealed partial class RecordLayoutTests
         ("guard_member", typeof(GuardMember)),
         ("guard_process_id", typeof(GuardProcessId)),
         ("guard_lineage", typeof(GuardLineage)),
+        ("guard_sock_owner", typeof(GuardSockOwner)),
+        ("guard_unix_head", typeof(GuardUnixHead)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
