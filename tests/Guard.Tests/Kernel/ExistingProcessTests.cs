@@ -38,7 +38,7 @@ public sealed class ExistingProcessTests
             using SensorHarness sensor = Watch();
             RecordedEvent alert = sensor.WaitFor("known-miner", e => e.Action == "known-miner" && e.Pid == miner.Id);
             Assert.True(miner.WaitForExit(5000), "the miner that ran before the sensor lives on");
-            Assert.Equal("true", Evidence(alert).GetProperty("running_before_start").GetString());
+            Assert.True(Evidence(alert).GetProperty("running_before_start").GetBoolean());
             Assert.Equal(Sha256.HexOf(File.ReadAllBytes("/bin/sleep")), Evidence(alert).GetProperty("sha256").GetString());
         }
         finally

@@ -76,8 +76,8 @@ public sealed class PipelineFindingsTests
         RecordedEvent alert = Assert.Single(Alerts);
         Assert.Equal("pool-dns", alert.Action);
         Assert.Equal(worker, alert.Pid);
-        Assert.Equal($"{Pool}:3333", Evidence(alert, "pool-port.0"));
-        Assert.StartsWith("gulf.moneroocean.stream", Evidence(alert, "pool-dns.1"), StringComparison.Ordinal);
+        Assert.Equal($"{Pool}:3333", Evidence(alert, "pool-port_0"));
+        Assert.StartsWith("gulf.moneroocean.stream", Evidence(alert, "pool-dns_1"), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -178,7 +178,7 @@ public sealed class PipelineFindingsTests
         RecordedEvent alert = Assert.Single(Alerts);
         Assert.Equal("staging", alert.Action);
         Assert.Equal(First, alert.Pid);
-        Assert.Equal("shared-directory: /dev/shm/.cache/kworker", Evidence(alert, "staging.1"));
+        Assert.Equal("shared-directory: /dev/shm/.cache/kworker", Evidence(alert, "staging_1"));
     }
 
     [Fact]
