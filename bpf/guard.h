@@ -144,6 +144,7 @@ struct guard_header {
 #define GUARD_EXEC_UNLINKED 16   /* its file has no name left (deleted) */
 #define GUARD_EXEC_MEMFD 32      /* its file is a memfd: fileless */
 #define GUARD_EXEC_SHARED_DIR 64 /* its directory is world-writable and sticky (/tmp, /dev/shm) */
+#define GUARD_EXEC_MINER_ANYWHERE 128 /* the miner name matched is acted on anywhere, not in jobs only */
 
 struct guard_exec {
 	struct guard_header h;

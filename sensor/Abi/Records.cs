@@ -48,6 +48,9 @@ public struct ExecRecord
     public const uint Memfd = 32;
     public const uint SharedDirectory = 64;
 
+    /// <summary>The miner name the kernel matched (its comm, or the executed file's own name) is acted on anywhere, not in jobs only.</summary>
+    public const uint MinerAnywhere = 128;
+
     public RecordHeader Header;
     public uint Ppid;
     public uint Uid;

@@ -60,7 +60,8 @@ public sealed class KnownMinerFindings
         if ((record.Flags & ExecRecord.KnownMiner) == 0)
             return null;
         bool killed = (record.Flags & ExecRecord.Killed) != 0;
-        Detector rule = anywhere.Contains(process.NameText) ? Detectors.KnownMiner : Detectors.MinerInJob;
+        // The kernel says which list its name was on: the name it matched may be the file's, not the comm.
+        Detector rule = (record.Flags & ExecRecord.MinerAnywhere) != 0 ? Detectors.KnownMiner : Detectors.MinerInJob;
         string path = ExecutableHashes.PathOf(process);
         var evidence = new List<KeyValuePair<string, string>>
         {

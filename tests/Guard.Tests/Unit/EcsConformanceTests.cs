@@ -443,7 +443,7 @@ public sealed class EcsConformanceTests
 
         // Known miners: the kernel's verdict at exec, and one found running at start (their alerts wait for a hash in the sensor).
         pipeline.OnFork(Records.Fork(Xmrig, Launcher));
-        ExecRecord xmrig = Records.Exec(Xmrig, Launcher, "/tmp/xmrig --donate-level 1", jobRoot: Launcher, flags: ExecRecord.KnownMiner | ExecRecord.Killed);
+        ExecRecord xmrig = Records.Exec(Xmrig, Launcher, "/tmp/xmrig --donate-level 1", jobRoot: Launcher, flags: ExecRecord.KnownMiner | ExecRecord.MinerAnywhere | ExecRecord.Killed);
         pipeline.OnExec(xmrig);
         sink.Write(detectors.KnownMiners.OnExec(table.Find(Xmrig)!, xmrig)!);
         sink.Write(detectors.KnownMiners.OnExisting(table.Find(Xmrig)!, 80)!);
