@@ -81,7 +81,7 @@ public sealed class HoldBreaches
             value.Via == ContinueVia.Signal ? value.SiCode : null);
         using Pidfd? member = TreeHolds.OpenMember(kernel, key.HoldId, pid, startTicks);
         if (member is null)
-            return new HoldBreach(hold, key.HoldId, pid, startTicks, attempt, Held: true, "it has exited", 0, null);
+            return new HoldBreach(hold, key.HoldId, pid, startTicks, attempt, Held: true, value.Via == ContinueVia.Ptrace ? "killed in the kernel" : "it has exited", 0, null);
         string done;
         if (ProcfsReader.AllThreadsStopped(pid))
         {
