@@ -150,14 +150,16 @@ public sealed class HoldEscapeTests : IDisposable
         started.Add(spinner);
         Assert.Equal("ready", spinner.StandardOutput.ReadLine());
         long startTicks = own.Add(spinner.Id);
-        return (spinner, startTicks, () =>
+        return (spinner, startTicks, Progress);
+
+        long Progress()
         {
             byte[] bytes = File.ReadAllBytes(counters);
             long sum = 0;
             for (int i = 0; i + 8 <= bytes.Length; i += 8)
                 sum += (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(i));
             return sum;
-        });
+        }
     }
 
     private void CompileSpinner()
