@@ -124,24 +124,6 @@ public sealed class HoldEscapeTests : IDisposable
     private static SensorHarness Watch(IReadOnlyList<GpuDevice>? gpus = null) =>
         SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn, Kernel = new KernelOptions { GpuDevices = gpus ?? [] } });
 
-    /// <summary>
-    /// Lets the kernel's answer to SIGCONT go, as if it had none: the continue
-    /// program detached (waited for: the kernel frees links later) and the stops
-    /// it left pending on threads cancelled (their map unpinned). The rest of the hold stays.
-    /// </summary>
-    private static void DetachContinueAnswer()
-    {
-        // The kernel keeps 15 bytes of a program's name: guard_qtree_connect4 and 6 share these.
-        string name = BpfProgramNames.QuarantineTreeContinue[..15];
-        int Loaded() => GuardProgramsLoaded.List().Count(p => p.Name == name);
-        int before = Loaded();
-        string link = QuarantineKernel.TreeLinkOf(BpfProgramNames.QuarantineTreeContinue);
-        Assert.True(File.Exists(link), $"no {link}");
-        File.Delete(link);
-        File.Delete(Path.Join(QuarantineKernel.PinRoot, BpfMapNames.QuarantineThreadStops));
-        Run.WaitFor(() => Loaded() == before - 1, "the kernel to detach the continue program");
-    }
-
     /// <summary>A compiled spinner: <paramref name="threads"/> threads each counting in the shared file.</summary>
     private (Process Process, long StartTicks, Func<long> Progress) StartSpinner(int threads)
     {
@@ -264,7 +246,7 @@ public sealed class HoldEscapeTests : IDisposable
         Assert.Contains("tree stopped", StatusText(), StringComparison.Ordinal);
 
         // With the kernel's answer gone, a continue lets it run: status says so.
-        DetachContinueAnswer();
+        HoldAnswers.DetachContinueAnswer();
         Assert.True(OwnProcesses.Signal(sleeper.Id, startTicks, SigCont));
         Run.WaitFor(() => Run.State(sleeper.Id) == 'S', "the member to run");
         hold = StatusOf(sleeper.Id);
@@ -312,7 +294,7 @@ public sealed class HoldEscapeTests : IDisposable
         Assert.True(Stopped(held));
 
         // Even let run (the answer to SIGCONT detached), what it sends on the socket it was passed never leaves.
-        DetachContinueAnswer();
+        HoldAnswers.DetachContinueAnswer();
         Assert.True(OwnProcesses.Signal(held, stat.StartTicks, SigCont));
         Assert.Equal("received outside; acks 1", Ask(scenario, "read 5 untilack"));
     }
@@ -458,7 +440,7 @@ public sealed class HoldEscapeTests : IDisposable
         sensor.WaitFor("the refused continue", e => e.Action == "quarantine-continue-refused" && e.Pid == gpuUser.Id);
 
         // Let run by a path the kernel does not answer, it issues one ioctl on the descriptor it had: stopped there.
-        DetachContinueAnswer();
+        HoldAnswers.DetachContinueAnswer();
         Assert.True(OwnProcesses.Signal(gpuUser.Id, startTicks, SigCont));
         Run.WaitFor(() => Run.State(gpuUser.Id) == 'S', "the held process to run");
         Task<string?> after = gpuUser.StandardOutput.ReadLineAsync();
