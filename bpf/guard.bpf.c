@@ -105,6 +105,33 @@ struct {
 	__type(value, __u64);
 } gpu_ioctl_counts SEC(".maps");
 
+/* The members of tree holds: bpf/quarantine.bpf.c's pinned quarantine_tgids,
+ * which the sensor puts in slot 0 while a hold is pinned (a new hold makes a
+ * new map, so it is looked up, never shared at load). */
+/* Sizes, not types: libbpf 1.1 cannot size a typed inner map. */
+struct held_tgids_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct guard_member));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct held_tgids_map);
+} held_tgids SEC(".maps");
+
+/* GPU ioctls issued by held processes, per hold and process: each one ran
+ * when it should have been stopped. The sensor reports the growth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_continue_key);
+	__type(value, struct guard_continue);
+} held_gpu_ioctls SEC(".maps");
+
 /* Per process and RM class allocated. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -740,6 +767,51 @@ static __always_inline __u32 classify_rm(__u32 cmd, __u64 arg, __u32 *rm_class)
 	return GUARD_IOCTL_RM_OTHER;
 }
 
+#define SIGSTOP 19
+
+/*
+ * A held process issues a GPU ioctl: something let it run (a stop it slipped
+ * past, a continue from a path the quarantine programs do not see). It is
+ * stopped again (the ioctl itself goes on: a signal lands as the syscall
+ * returns) and counted. Current is the caller: process context, so the
+ * SIGSTOP is queued at once.
+ */
+static __always_inline void stop_if_held(struct task_struct *task, __u32 tgid)
+{
+	struct guard_continue_key key = { .tgid = tgid };
+	struct guard_continue fresh = {}, *seen;
+	struct guard_member *member;
+	__u32 zero = 0;
+	void *held;
+	long err;
+
+	held = bpf_map_lookup_elem(&held_tgids, &zero);
+	if (!held)
+		return;
+	member = bpf_map_lookup_elem(held, &tgid);
+	if (!member || member->start_ticks != task->group_leader->start_boottime / GUARD_NS_PER_TICK)
+		return;
+	err = bpf_send_signal(SIGSTOP);
+	key.hold_id = member->id;
+	fresh.start_ticks = member->start_ticks;
+	seen = bpf_map_lookup_elem(&held_gpu_ioctls, &key);
+	if (!seen || seen->start_ticks != fresh.start_ticks) {
+		bpf_map_update_elem(&held_gpu_ioctls, &key, &fresh, BPF_ANY);
+		seen = bpf_map_lookup_elem(&held_gpu_ioctls, &key);
+		if (!seen)
+			return;
+	}
+	if (err)
+		__sync_fetch_and_add(&seen->unanswered, 1);
+	else
+		__sync_fetch_and_add(&seen->refused, 1);
+	seen->last_ns = bpf_ktime_get_boot_ns();
+	seen->sender_tgid = tgid;
+	seen->via = GUARD_CONTINUE_GPU_IOCTL;
+	seen->error = err;
+	bpf_get_current_comm(seen->sender_comm, sizeof(seen->sender_comm));
+}
+
 /* The syscall tracepoint's own record layout: every field is 8 bytes wide. */
 struct sys_enter_ioctl_args {
 	__u64 common;
@@ -808,6 +880,7 @@ int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 	pid = bpf_get_current_pid_tgid() >> 32;
 	if (pid == guard_config.self_pid)
 		return 0;
+	stop_if_held(task, pid);
 
 	slot = role == GUARD_GPU_UVM ? GUARD_IOCTL_UVM : classify_rm(cmd, ctx->arg, &rm_class);
 	count(&gpu_ioctl_counts, pid, slot);

@@ -354,6 +354,35 @@ struct guard_member {
 	__u64 start_ticks;
 };
 
+/* How a held process was found running again (guard_continue.via). */
+enum guard_continue_via {
+	GUARD_CONTINUE_SIGNAL = 1,    /* a signal that continues a stopped task (SIGCONT) was generated for it */
+	GUARD_CONTINUE_GPU_IOCTL = 2, /* it issued a GPU driver ioctl (guard.bpf.c), so it ran */
+	GUARD_CONTINUE_PTRACE = 3,    /* its tracer resumed it (PTRACE_CONT, _SYSCALL, _SINGLESTEP, ...) */
+};
+
+/* quarantine_continues keys: one held process of one hold. */
+struct guard_continue_key {
+	__u64 hold_id;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* quarantine_continues values: what tried to let a held process run, and
+ * what the kernel did about it. Counted in place; the sensor reports the
+ * growth and `guard status` the totals. */
+struct guard_continue {
+	__u64 start_ticks; /* the held process's start: with the tgid, which process */
+	__u64 refused;     /* continues answered by queuing SIGSTOP to its thread group (SIGKILL for a ptrace resume) */
+	__u64 unanswered;  /* continues whose SIGSTOP could not be queued (-EBUSY: the per-CPU irq_work slot was taken); user space stops those */
+	__u64 last_ns;     /* CLOCK_BOOTTIME of the latest */
+	__u32 sender_tgid; /* current when the latest was generated: the sender for kill(2), tgkill(2) and sigqueue(2) */
+	__s32 si_code;     /* the latest's siginfo code: SI_USER 0, SI_TKILL -6, SI_QUEUE -1, SI_TIMER -2, SI_KERNEL 0x80 (uapi siginfo.h) */
+	__u32 via;         /* enum guard_continue_via of the latest */
+	__s32 error;       /* what the latest stop returned: 0, or a negative errno */
+	char sender_comm[GUARD_COMM_LEN];
+};
+
 /*
  * Lineage (bpf/lineage.bpf.c), pinned under /sys/fs/bpf/guard/lineage. A
  * process is its tgid and its group leader's start (CLOCK_BOOTTIME ns): a

@@ -89,9 +89,12 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuFlushNs;
     private long nextRoundingSampleNs;
     private long nextQuarantineCheckNs;
+    private long nextHoldCheckNs;
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    private readonly HoldBreaches? holdBreaches;
+    private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
     private string? ownPins;
     private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
@@ -113,6 +116,7 @@ public sealed class GuardSensor : IDisposable
         this.sink = sink;
         this.options = options;
         this.quarantines = quarantines;
+        holdBreaches = quarantines is null ? null : new HoldBreaches(options.Kernel.CgroupRoot!);
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
         this.detectors = detectors;
@@ -313,6 +317,11 @@ public sealed class GuardSensor : IDisposable
             nextGpuSampleNs = now + (long)options.GpuSampleInterval.TotalNanoseconds;
             pipeline.OnGpuSamples(gpuSource.Sample(), now);
         }
+        if (now >= nextHoldCheckNs && holdBreaches is not null)
+        {
+            nextHoldCheckNs = now + HoldCheckIntervalNs;
+            CheckHolds();
+        }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
             nextQuarantineCheckNs = now + 1_000_000_000;
@@ -390,6 +399,39 @@ public sealed class GuardSensor : IDisposable
         finally
         {
             Monitor.Exit(handOverGate);
+        }
+    }
+
+    /// <summary>How often held processes and cgroups are checked for attempts to let them run: the longest a hold the kernel could not answer stays broken.</summary>
+    private const long HoldCheckIntervalNs = 250_000_000;
+
+    /// <summary>
+    /// While holds are pinned: the GPU ioctl program follows their members, and
+    /// what the kernel counted as attempts to let a held process or cgroup run is
+    /// answered where the kernel could not and reported (<see cref="HoldBreaches"/>).
+    /// </summary>
+    private void CheckHolds()
+    {
+        if (!QuarantineKernel.Pinned)
+        {
+            if (followingHolds)
+                kernel.FollowHolds(null);
+            followingHolds = false;
+            return;
+        }
+        try
+        {
+            using QuarantineKernel? holds = QuarantineKernel.OpenPinned();
+            if (holds is null)
+                return;
+            kernel.FollowHolds(holds);
+            followingHolds = true;
+            foreach (HoldBreach breach in holdBreaches!.Check(holds, kernel.HeldGpuIoctls()))
+                emitter.Emit(breach.ToActionEvent(breach.Pid > 0 ? table.Find(breach.Pid, breach.StartTicks) : null));
+        }
+        catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
+        {
+            // Tried again at the next check; the kernel's own answers stand meanwhile.
         }
     }
 

@@ -29,6 +29,8 @@ public sealed unsafe class KernelSession : IDisposable
     private int sockOwnersFd = -1;
     private int sockOwnerSize;
     private int unixHeadsFd = -1;
+    private int heldTgidsFd = -1;
+    private int heldGpuIoctlsFd = -1;
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -115,6 +117,8 @@ public sealed unsafe class KernelSession : IDisposable
             session.sockOwnersFd = session.MapFd(BpfMapNames.SockOwners);
             session.sockOwnerSize = (int)Libbpf.MapValueSize(Libbpf.FindMap(obj, BpfMapNames.SockOwners));
             session.unixHeadsFd = session.MapFd(BpfMapNames.UnixHeads);
+            session.heldTgidsFd = session.MapFd(BpfMapNames.HeldTgids);
+            session.heldGpuIoctlsFd = session.MapFd(BpfMapNames.HeldGpuIoctls);
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -313,6 +317,37 @@ public sealed unsafe class KernelSession : IDisposable
         foreach ((uint pid, GuardRounding switches) in Libbpf.Entries<uint, GuardRounding>(roundingSwitchesFd))
             into.Add(((int)pid, switches));
     }
+
+    /// <summary>
+    /// Lets the GPU ioctl program see who tree holds hold: puts the pinned member
+    /// map of <paramref name="holds"/> in held_tgids (each new first hold pins a new
+    /// one, so it is followed, not shared at load); null empties the slot. Returns
+    /// whether the slot changed.
+    /// </summary>
+    public bool FollowHolds(QuarantineKernel? holds)
+    {
+        uint slot = 0;
+        uint current = 0;
+        bool filled = Libbpf.MapLookup(heldTgidsFd, &slot, &current) == 0;
+        if (holds is null)
+            return filled && Libbpf.MapDelete(heldTgidsFd, &slot) == 0;
+        int members = holds.MembersFd;
+        if (filled && current == MapId(members))
+            return false;
+        return Libbpf.MapUpdate(heldTgidsFd, &slot, &members, 0) == 0;
+    }
+
+    /// <summary>The id the kernel gives the map behind <paramref name="fd"/>; 0 when it cannot be read.</summary>
+    private static uint MapId(int fd)
+    {
+        // struct bpf_map_info starts with __u32 type, __u32 id (uapi bpf.h).
+        uint* info = stackalloc uint[2];
+        uint length = 2 * sizeof(uint);
+        return Libbpf.ObjectInfo(fd, info, ref length) == 0 ? info[1] : 0;
+    }
+
+    /// <summary>GPU ioctls issued by held processes (each one stopped again), per hold and process, as guard_ioctl counted them.</summary>
+    public List<(GuardContinueKey Key, GuardContinue Value)> HeldGpuIoctls() => Libbpf.Entries<GuardContinueKey, GuardContinue>(heldGpuIoctlsFd);
 
     /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>
     public ulong[] ReadDrops()

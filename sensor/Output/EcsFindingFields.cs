@@ -80,7 +80,28 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
         w.EndArray();
         if (a.CgroupPath is { } cgroup)
             w.Text("cgroup"u8, cgroup);
+        if (a.Attempt is { } attempt)
+            Attempt(w, attempt);
         w.EndObject();
+        w.EndObject();
+    }
+
+    /// <summary>guard.action.attempt: what tried to let a held job run, and how often.</summary>
+    private static void Attempt(JsonLineWriter w, HoldAttempt a)
+    {
+        w.StartObject("attempt"u8);
+        w.Text("via"u8, a.Via);
+        w.Number("count"u8, a.Count);
+        w.Number("unanswered"u8, a.Unanswered);
+        if (a.ByPid > 0)
+        {
+            w.StartObject("by"u8);
+            w.Number("pid"u8, a.ByPid);
+            w.Text("name"u8, a.ByName);
+            w.EndObject();
+        }
+        if (a.SignalCode is { } code)
+            w.Number("si_code"u8, code);
         w.EndObject();
     }
 

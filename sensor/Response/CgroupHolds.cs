@@ -54,13 +54,19 @@ internal sealed class CgroupHolds
         foreach (GpuDevice device in request.GpuDevices)
             kernel.DenyDevice(device);
         kernel.Put(id, request.ToRecord(QuarantineMode.Cgroup, id, 0, 0, job.Id));
+        // A socket belongs to the cgroup that made it: one made outside and passed in, or kept
+        // by a process moved in, is seen only by the root programs, which drop what is marked
+        // and mark what a sender in this cgroup uses.
+        kernel.AddCgroupLevel(Cgroupfs.LevelOf(job.CgroupPath));
+        kernel.EnsureTreeLinks(cgroupfs.Root);
         // Deny first: nothing leaves while the freeze settles.
         kernel.AttachToCgroup(id, cgroupfs.DirectoryOf(job.CgroupPath));
         cgroupfs.Freeze(job.CgroupPath);
         bool frozen = cgroupfs.WaitFrozen(job.CgroupPath, FreezeWait);
         int[] pids = [.. cgroupfs.Processes(job.CgroupPath)];
+        int sockets = HeldSockets.MarkAll(kernel, pids, id);
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
-            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network and GPU devices denied",
+            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied",
             pids, job.CgroupPath, request.OrderedBy, request.OrderedByUid);
     }
 
@@ -70,6 +76,9 @@ internal sealed class CgroupHolds
         string? path = cgroupfs.FindById(id);
         return (path, path is null ? [] : cgroupfs.Processes(path));
     }
+
+    /// <summary>What the cgroup's cgroup.events says now: frozen or not; null when it is gone.</summary>
+    public bool? Frozen(string cgroupPath) => cgroupfs.IsFrozen(cgroupPath);
 
     /// <summary>
     /// Kills the held cgroup through cgroup.kill; returns the members the hold

@@ -47,7 +47,8 @@ internal sealed class TreeHolds
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
         kernel.Put(id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"));
-        using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id));
+        // A tree found to hold a guard mid-stop is let go with SIGCONT: the hold must be gone first, or the kernel refuses it.
+        using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id), () => Forget(kernel, id));
         if (tree.Refusal is { } why)
         {
             Forget(kernel, id);
@@ -55,7 +56,7 @@ internal sealed class TreeHolds
         }
         int sockets = 0;
         foreach (Pidfd member in tree.Members)
-            sockets += MarkSockets(kernel, member, id);
+            sockets += HeldSockets.Mark(kernel, member, id);
         int[] pids = tree.Pids;
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
             $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied"
@@ -108,9 +109,12 @@ internal sealed class TreeHolds
         {
             using Pidfd? member = resume ? OpenMember(kernel, id, pid, startTicks) : null;
             kernel.ForgetTgid(pid, id);
+            // Its stops left pending by refused continues would stop nobody now; cancelled all the same.
+            kernel.ForgetThreadStops(ProcfsReader.Threads(pid));
             if (member?.Signal(StoppedTree.SigCont) == 0)
                 resumed.Add(pid);
         }
+        kernel.ForgetContinues(id);
         return resumed;
     }
 
@@ -120,7 +124,7 @@ internal sealed class TreeHolds
     /// start <paramref name="startTicks"/>, and that /proc shows the same start, so
     /// a pid that changed hands since the map was read is never signalled.
     /// </summary>
-    private static Pidfd? OpenMember(QuarantineKernel kernel, ulong id, int pid, long startTicks)
+    internal static Pidfd? OpenMember(QuarantineKernel kernel, ulong id, int pid, long startTicks)
     {
         Pidfd? member = Pidfd.TryOpen(pid, out _);
         if (member is null)
@@ -139,20 +143,5 @@ internal sealed class TreeHolds
         foreach ((int pid, _) in kernel.HeldBy(id))
             kernel.ForgetTgid(pid, id);
         kernel.RemoveUnneededPins();
-    }
-
-    /// <summary>Marks every socket the process has open, so egress drops what it would still send on them.</summary>
-    private static int MarkSockets(QuarantineKernel kernel, Pidfd process, ulong id)
-    {
-        int marked = 0;
-        foreach (FileDescriptor socket in process.DuplicateSockets())
-        {
-            using (socket)
-            {
-                if (kernel.MarkSocket(socket.Fd, id))
-                    marked++;
-            }
-        }
-        return marked;
     }
 }
