@@ -109,6 +109,9 @@ public sealed class GuardSensor : IDisposable
     /// <summary>How long records still in the ring are read after a stop request: a flood must not hold the stop.</summary>
     private const long FinalDrainNs = 200_000_000;
 
+    /// <summary>Processes found at start judged each poll: a few ms of /proc reads, so events keep flowing meanwhile.</summary>
+    private const int ExistingPerPoll = 128;
+
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
         this.kernel = kernel;
@@ -191,8 +194,9 @@ public sealed class GuardSensor : IDisposable
         }
         try
         {
-            // What ran before this start meets the same rules as what starts later; the kernel never saw it exec.
-            sensor.pipeline.JudgeExisting(Libc.NowNs(Libc.ClockBoottime));
+            // What ran before this start meets the same rules as what starts later (the kernel never saw it
+            // exec): queued here, judged a batch each poll.
+            sensor.pipeline.QueueExisting();
             // Last: what others left enforcing goes only once nothing can fail this start.
             if (kernelOptions.InKernelRules.Enforce)
                 sensor.ownPins = PinEnforcement(kernel);
@@ -299,6 +303,7 @@ public sealed class GuardSensor : IDisposable
         long now = Libc.NowNs(Libc.ClockBoottime);
         watchdog?.Drained(now);
         judge?.OnHashes(table);
+        pipeline.JudgeExisting(now, ExistingPerPoll);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {

@@ -24,6 +24,7 @@ public sealed class EventPipeline : IRecordHandler
     private readonly NetworkEvent networkEvent = new();
     private readonly GpuEvent gpuEvent = new();
     private readonly GpuMetricEvent gpuMetric = new();
+    private readonly Queue<ProcessEntry> existing = new();
 
     /// <param name="table">The process table every record updates or reads.</param>
     /// <param name="emitter">Where events go.</param>
@@ -47,20 +48,31 @@ public sealed class EventPipeline : IRecordHandler
     }
 
     /// <summary>
-    /// Judges every process that was running when the sensor started (found in
-    /// /proc, not a kernel thread, not this sensor) by the rules an exec meets;
-    /// their arguments are read now, each read bounded in time (<see cref="CommandLines"/>).
+    /// Queues every process that was running when the sensor started (found in
+    /// /proc, not a kernel thread, not this sensor) to be judged by the rules
+    /// an exec meets, a batch at a time by <see cref="JudgeExisting"/>, so that
+    /// a host of ten thousand processes does not hold the first events back.
     /// </summary>
-    public void JudgeExisting(long nowNs)
+    public void QueueExisting()
     {
         if (judge is null)
             return;
         int self = Environment.ProcessId;
-        foreach (ProcessEntry entry in table.Entries.Where(e => e.Origin == ProcessOrigin.Procfs && !e.IsKernelThread && e.Pid != self && !e.Exited).ToList())
+        foreach (ProcessEntry entry in table.Entries.Where(e => e.Origin == ProcessOrigin.Procfs && !e.IsKernelThread && e.Pid != self))
+            existing.Enqueue(entry);
+    }
+
+    /// <summary>Judges up to <paramref name="count"/> of the queued existing processes (their details read now) at <paramref name="nowNs"/>; returns how many wait still.</summary>
+    public int JudgeExisting(long nowNs, int count = int.MaxValue)
+    {
+        for (; count > 0 && existing.TryDequeue(out ProcessEntry? entry); count--)
         {
+            if (entry.Exited)
+                continue;
             table.EnsureDetails(entry);
-            judge.OnExisting(entry, nowNs);
+            judge!.OnExisting(entry, nowNs);
         }
+        return existing.Count;
     }
 
     public void OnFork(in ForkRecord record)
