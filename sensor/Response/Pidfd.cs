@@ -58,27 +58,14 @@ public sealed unsafe partial class Pidfd : IDisposable
     public List<FileDescriptor> DuplicateSockets(int max, out bool all)
     {
         var sockets = new List<FileDescriptor>();
-        all = true;
-        string fdDir = $"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd";
-        try
+        var links = new List<(int Fd, ulong Inode)>();
+        // A process gone, or closing descriptors while we read: what was read stands.
+        FdLinks.ReadSockets($"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd", links, int.MaxValue);
+        all = links.Count <= max;
+        foreach ((int fd, _) in links.Take(max))
         {
-            foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
-            {
-                if (new FileInfo(entry).LinkTarget is not { } target || !target.StartsWith("socket:", StringComparison.Ordinal)
-                    || !int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd))
-                    continue;
-                if (sockets.Count >= max)
-                {
-                    all = false;
-                    break;
-                }
-                if (DuplicateFd(fd) is { } ours)
-                    sockets.Add(ours);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // It exited, or closed a descriptor while we read: what was duplicated stands.
+            if (DuplicateFd(fd) is { } ours)
+                sockets.Add(ours);
         }
         return sockets;
     }

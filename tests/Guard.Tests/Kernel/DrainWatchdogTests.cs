@@ -18,8 +18,6 @@ namespace Guard.Tests.Kernel;
 [Collection(KernelTestGroup.Name)]
 public sealed class DrainWatchdogTests
 {
-    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
-
     [Fact]
     public void AStalledDrainStopsTheWatchdogPingsAndShowsInStatusUntilTheRingIsDrainedAgain()
     {
@@ -27,16 +25,10 @@ public sealed class DrainWatchdogTests
         DirectoryInfo dir = Directory.CreateTempSubdirectory("guard-notify-");
         using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         notify.Bind(new UnixDomainSocketEndPoint(Path.Join(dir.FullName, "notify")));
-        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--output", "json", "--type", "exec", "--stall-limit", "1s", "--duration", "120s"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["NOTIFY_SOCKET"] = Path.Join(dir.FullName, "notify");
         // systemd's deadline longer than --stall-limit: the shorter one counts.
-        info.Environment["WATCHDOG_USEC"] = "4000000";
-        using Process watch = Process.Start(info)!;
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = Path.Join(dir.FullName, "notify"), ["WATCHDOG_USEC"] = "4000000" },
+            Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--stall-limit", "1s", "--duration", "120s");
         var stderr = new StringBuilder();
         watch.ErrorDataReceived += (_, e) =>
         {
@@ -97,14 +89,9 @@ public sealed class DrainWatchdogTests
         string path = Path.Join(dir.FullName, "notify");
         var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         notify.Bind(new UnixDomainSocketEndPoint(path));
-        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--output", "json", "--type", "exec", "--stall-limit", "400ms", "--duration", "120s"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["NOTIFY_SOCKET"] = path;
-        using Process watch = Process.Start(info)!;
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = path },
+            Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--stall-limit", "400ms", "--duration", "120s");
         _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
         Task<string> stderr = watch.StandardError.ReadToEndAsync();
         try

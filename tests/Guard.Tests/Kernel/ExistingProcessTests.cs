@@ -28,24 +28,35 @@ public sealed class ExistingProcessTests
         return p;
     }
 
-    [Fact]
-    public void AKnownMinerRunningBeforeTheSensorIsKilledWhenItStarts()
+    /// <summary>
+    /// Starts a sensor with <paramref name="miner"/> already running: the
+    /// <paramref name="rule"/> alert about it, once it is dead. The miner is
+    /// killed here whatever the outcome.
+    /// </summary>
+    private static RecordedEvent KilledAtStart(Process miner, string rule)
     {
-        using var dir = new TempDir();
-        using Process miner = Started(dir.ExecutableCopy("/bin/sleep", "xmrig"), "60");
         try
         {
             using SensorHarness sensor = Watch();
-            RecordedEvent alert = sensor.WaitFor("known-miner", e => e.Action == "known-miner" && e.Pid == miner.Id);
-            Assert.True(miner.WaitForExit(5000), "the miner that ran before the sensor lives on");
-            Assert.True(Evidence(alert).GetProperty("running_before_start").GetBoolean());
-            Assert.Equal(Sha256.HexOf(File.ReadAllBytes("/bin/sleep")), Evidence(alert).GetProperty("sha256").GetString());
+            RecordedEvent alert = sensor.WaitFor(rule, e => e.Action == rule && e.Pid == miner.Id);
+            Assert.True(miner.WaitForExit(5000), $"a process found by {rule} that ran before the sensor lives on");
+            return alert;
         }
         finally
         {
             if (!miner.HasExited)
                 miner.Kill();
         }
+    }
+
+    [Fact]
+    public void AKnownMinerRunningBeforeTheSensorIsKilledWhenItStarts()
+    {
+        using var dir = new TempDir();
+        using Process miner = Started(dir.ExecutableCopy("/bin/sleep", "xmrig"), "60");
+        RecordedEvent alert = KilledAtStart(miner, "known-miner");
+        Assert.True(Evidence(alert).GetProperty("running_before_start").GetBoolean());
+        Assert.Equal(Sha256.HexOf(File.ReadAllBytes("/bin/sleep")), Evidence(alert).GetProperty("sha256").GetString());
     }
 
     [Fact]
@@ -57,34 +68,14 @@ public sealed class ExistingProcessTests
         // comm becomes "kworker" before the sensor starts; the file it runs is still named xmrig.
         using Process miner = Started(xmrig);
         Assert.Equal("renamed", miner.StandardOutput.ReadLine());
-        try
-        {
-            using SensorHarness sensor = Watch();
-            sensor.WaitFor("known-miner", e => e.Action == "known-miner" && e.Pid == miner.Id);
-            Assert.True(miner.WaitForExit(5000), "a miner renamed with prctl lives on");
-        }
-        finally
-        {
-            if (!miner.HasExited)
-                miner.Kill();
-        }
+        KilledAtStart(miner, "known-miner");
     }
 
     [Fact]
     public void MinerArgumentsRunningBeforeTheSensorAreKilledWhenItStarts()
     {
         using Process miner = Started(Run.Python, "-c", "import time; time.sleep(60)", "--donate-level", "1", "-o", "stratum+tcp://127.0.0.1:3333");
-        try
-        {
-            using SensorHarness sensor = Watch();
-            sensor.WaitFor("miner-arguments", e => e.Action == "miner-arguments" && e.Pid == miner.Id);
-            Assert.True(miner.WaitForExit(5000), "the miner that ran before the sensor lives on");
-        }
-        finally
-        {
-            if (!miner.HasExited)
-                miner.Kill();
-        }
+        KilledAtStart(miner, "miner-arguments");
     }
 
     [Fact]
@@ -94,7 +85,7 @@ public sealed class ExistingProcessTests
         try
         {
             using SensorHarness sensor = Watch();
-            // Judged at start, inside Start: anything it would do is done by now.
+            // Judged in the first polls (a few hundred processes here): anything it would do is done by now.
             Thread.Sleep(500);
             Assert.False(training.HasExited, "a reinforcement-learning command line was killed");
             Assert.DoesNotContain(sensor.Events, e => e.Pid == training.Id && e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");

@@ -30,8 +30,6 @@ public sealed class KillCommandTests
 
     private static bool Gone(Process p) => p.WaitForExit(5000);
 
-    /// <summary>The apphost `guard` this build made beside the tests: the very file a `guard` command runs.</summary>
-    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
 
     [Fact]
     public void KillRefusesAReusedPidAndKillsTheProcessItNamed()
@@ -115,15 +113,10 @@ public sealed class KillCommandTests
     {
         KernelRequirements.Check();
         using var elsewhere = new TempDir();
-        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--duration", "60s", "--output", "json", "--type", "alert"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
         // Its registration lands where this `guard kill` does not look; its pins, under the same pin root, name it.
-        info.Environment["GUARD_RUN_DIR"] = elsewhere.Path;
-        using Process watch = Process.Start(info)!;
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["GUARD_RUN_DIR"] = elsewhere.Path },
+            Run.GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
         _ = watch.StandardOutput.ReadToEndAsync();
         _ = watch.StandardError.ReadToEndAsync();
         try
@@ -151,7 +144,7 @@ public sealed class KillCommandTests
     public void ARunningWatchIsRefusedAndItsRegistrationGoesWithIt()
     {
         KernelRequirements.Check();
-        using Process watch = Run.Start(GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
+        using Process watch = Run.Start(Run.GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
         _ = watch.StandardOutput.ReadToEndAsync(); // drained: a full pipe would stall it
         try
         {
@@ -214,19 +207,19 @@ public sealed class KillCommandTests
         KernelRequirements.Check();
         using var dir = new TempDir();
         // `guard version` taken over before its main() by an injected library: a miner in the guard file itself.
-        var info = new ProcessStartInfo(GuardExecutable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = new ProcessStartInfo(Run.GuardExecutable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add("version");
         info.Environment["LD_PRELOAD"] = dir.Compile("hang", sharedLibrary: true);
         using Process hijacked = Process.Start(info)!;
         try
         {
             Run.WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
-            FileId? guardFile = ExecutedFile.KernelIdOf(GuardExecutable);
+            FileId? guardFile = ExecutedFile.KernelIdOf(Run.GuardExecutable);
             Assert.NotNull(guardFile);
             Assert.Equal(guardFile, ExecutedFile.KernelIdOf($"/proc/{hijacked.Id}/exe"));
 
             // Killed by `guard` itself, running the same file (device and inode): that is no reason to refuse.
-            string output = Run.Complete(GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));
+            string output = Run.Complete(Run.GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));
 
             Assert.Contains($"killed {hijacked.Id}", output, StringComparison.Ordinal);
             Assert.True(Gone(hijacked));
