@@ -177,9 +177,29 @@ public sealed unsafe class QuarantineKernel : IDisposable
     /// </summary>
     public void RemoveUnneededPins()
     {
-        if (Records().Count == 0)
-            RemoveAll();
+        if (Records().Count > 0)
+            return;
+        // Asked again of the pins as they are now, under the lock a new hold is written
+        // under: these descriptors may be of maps another guard's release unpinned since.
+        using FileDescriptor pinsLock = LockPins();
+        try
+        {
+            using QuarantineKernel? now = OpenPinned();
+            if (now is not null && now.Records().Count == 0)
+                RemoveAll();
+        }
+        catch (SensorException)
+        {
+            // Pins half gone: whoever removes them is at it.
+        }
     }
+
+    /// <summary>
+    /// The lock every guard process takes to write a new hold or remove the
+    /// quarantine pins (flock on the run directory's quarantine.lock), waited for;
+    /// dispose to release. Throws <see cref="SensorException"/> when it cannot be taken.
+    /// </summary>
+    public static FileDescriptor LockPins() => RunDirectory.Lock("quarantine");
 
     private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
 

@@ -38,15 +38,11 @@ internal sealed class TreeHolds
         using Pidfd? root = ProcessKiller.OpenChecked(target, out ProcfsStat stat, out string refusal);
         if (root is null)
             return QuarantineOutcome.HoldRefused(request, refusal);
-        using QuarantineKernel kernel = QuarantineKernel.Load();
-        if (kernel.IsHeld(target.Pid, stat.StartTicks, out ulong already) && kernel.Records().Any(r => r.Id == already))
-            return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");
-        kernel.EnsureTreeLinks(cgroupfs.Root);
-        foreach (GpuDevice device in request.GpuDevices)
-            kernel.DenyDevice(device);
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
-        kernel.Put(id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"));
+        using QuarantineKernel? kernel = Begin(target, stat.StartTicks, id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"), request.GpuDevices);
+        if (kernel is null)
+            return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");
         // A tree found to hold a guard mid-stop is let go with SIGCONT: the hold must be gone first, or the kernel refuses it.
         using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id), () => Forget(kernel, id));
         if (tree.Refusal is { } why)
@@ -62,6 +58,39 @@ internal sealed class TreeHolds
             $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied"
             + (tree.LineageNote is { } note ? $"; {note}" : ""),
             pids, null, request.OrderedBy, request.OrderedByUid);
+    }
+
+    /// <summary>
+    /// Loads the programs and writes the hold, root first, under the lock every
+    /// guard takes to add or remove quarantine pins: a sensor pruning at the same
+    /// moment sees either no hold (and leaves the pins, taken since) or one with
+    /// a live member, never a record with none, which it would end. Null (nothing
+    /// written) when the root is held already.
+    /// </summary>
+    private QuarantineKernel? Begin(ProcessTarget target, long startTicks, ulong id, in GuardQuarantine record, IReadOnlyList<GpuDevice> gpuDevices)
+    {
+        using FileDescriptor pinsLock = QuarantineKernel.LockPins();
+        QuarantineKernel kernel = QuarantineKernel.Load();
+        try
+        {
+            if (kernel.IsHeld(target.Pid, startTicks, out ulong already) && kernel.Records().Any(r => r.Id == already))
+            {
+                kernel.Dispose();
+                return null;
+            }
+            kernel.EnsureTreeLinks(cgroupfs.Root);
+            foreach (GpuDevice device in gpuDevices)
+                kernel.DenyDevice(device);
+            // Held by the record only once it exists: until then the entry holds nobody.
+            kernel.HoldTgid(target.Pid, startTicks, id);
+            kernel.Put(id, record);
+            return kernel;
+        }
+        catch
+        {
+            kernel.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The live members of hold <paramref name="id"/>, ascending: the processes the kernel map holds (dropped there at exit) that /proc shows with the start they were held with.</summary>

@@ -120,6 +120,13 @@ public sealed class HoldEscapeTests : IDisposable
 
     private static bool Stopped(int pid) => ProcfsReader.AllThreadsStopped(pid);
 
+    /// <summary>The continues of <paramref name="pid"/> the kernel answered, as it counted them.</summary>
+    private static ulong Refused(int pid)
+    {
+        using QuarantineKernel? kernel = QuarantineKernel.OpenPinned();
+        return kernel is null ? 0 : kernel.Continues().Where(c => c.Key.Tgid == (uint)pid).Aggregate(0UL, (sum, c) => sum + c.Value.Refused);
+    }
+
     /// <summary>A watching sensor (built-in policy) that answers and reports what the kernel counts.</summary>
     private static SensorHarness Watch(IReadOnlyList<GpuDevice>? gpus = null) =>
         SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn, Kernel = new KernelOptions { GpuDevices = gpus ?? [] } });
@@ -437,6 +444,7 @@ public sealed class HoldEscapeTests : IDisposable
 
         // A refused continue, reported: the sensor has looked at the holds, the ioctl program follows them.
         Assert.True(OwnProcesses.Signal(gpuUser.Id, startTicks, SigCont));
+        Run.WaitFor(() => Refused(gpuUser.Id) == 1, "the kernel to count the refused continue");
         sensor.WaitFor("the refused continue", e => e.Action == "quarantine-continue-refused" && e.Pid == gpuUser.Id);
 
         // Let run by a path the kernel does not answer, it issues one ioctl on the descriptor it had: stopped there.
