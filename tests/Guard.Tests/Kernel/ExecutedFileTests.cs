@@ -242,8 +242,10 @@ public sealed class ExecutedFileTests
                 alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("sha256").GetString());
             StillSeesExecs(sensor);
             // A request it read and never answered would hold the asking thread, and the sensor's exit, for good.
+            // (a RELEASE the kernel sends in the background once the killed miner's file is let go holds no one).
             daemon.StandardInput.WriteLine("count");
-            Assert.Equal("0", daemon.StandardOutput.ReadLine());
+            string count = daemon.StandardOutput.ReadLine() ?? "";
+            Assert.True(count.Split(' ')[0] == "0", $"requests left unanswered that a thread waits on, then opcodes of all: {count}");
         }
         finally
         {

@@ -1,7 +1,11 @@
 # A FUSE file system of one file, argv[3] (a copy of argv[2]), mounted at argv[1]
 # through /dev/fuse with no library. It serves until a line "hang" on stdin, then
 # never answers again, as a daemon an attacker controls may; "count" prints how
-# many requests it has left unanswered. It ends when stdin closes.
+# many requests it has left unanswered that a thread waits on, then the opcodes of
+# all it left unanswered. RELEASE and RELEASEDIR are not waited on: a non-fuseblk
+# mount sends them in the background when the last reference to a file goes
+# (fuse_release_common), which for an exec'd file may be after its process was
+# reaped. It ends when stdin closes.
 import ctypes, errno, os, select, struct, sys
 
 mnt, source, name = sys.argv[1], sys.argv[2], sys.argv[3].encode()
@@ -14,7 +18,8 @@ if libc.mount(b'guard-test', mnt.encode(), b'fuse.guard-test', 0, options) != 0:
 print('mounted', flush=True)
 ROOT, FILE = 1, 2
 hang = False
-unanswered = 0
+unanswered = []
+BACKGROUND = (18, 29)  # RELEASE, RELEASEDIR
 
 def attr(node):
     if node == ROOT:
@@ -34,7 +39,8 @@ while True:
             hang = True
             print('hanging', flush=True)
         elif line.strip() == 'count':
-            print(unanswered, flush=True)
+            waited = sum(1 for op in unanswered if op not in BACKGROUND)
+            print(waited, *unanswered, flush=True)
         continue
     try:
         request = os.read(fd, (1 << 20) + 4096)
@@ -50,7 +56,7 @@ while True:
         major, minor, readahead, flags = struct.unpack_from('<IIII', body)
         reply(unique, struct.pack('<IIIIHHIIHHII', 7, 31, readahead, 0, 16, 12, 65536, 1, 0, 0, 0, 0) + bytes(24))
     elif hang:
-        unanswered += 1  # a daemon that never answers again
+        unanswered.append(opcode)  # a daemon that never answers again
     elif opcode == 1 and node == ROOT and body.split(b'\0')[0] == name:  # LOOKUP
         reply(unique, struct.pack('<QQQQII', FILE, 0, 0, 0, 0, 0) + attr(FILE))
     elif opcode == 1:
