@@ -2,6 +2,7 @@ using System.CommandLine;
 using Guard.Cli.Commands;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Interop;
+using Guard.Sensor.Abi;
 
 namespace Guard.Cli;
 
@@ -31,8 +32,8 @@ public static class GuardCli
         ParseResult parse = root.Parse(UsageErrors.Rewrite(args));
         if (parse.Errors.Count > 0)
         {
-            console.Error.WriteLine($"guard: {UsageErrors.Describe(parse)}");
-            console.Error.WriteLine("Try 'guard --help'.");
+            // One line: the error names the command's --help where that helps.
+            console.Error.WriteLine($"guard: {Printable.Of(UsageErrors.Describe(parse))}");
             return (int)ExitCode.Usage;
         }
         try
@@ -48,7 +49,7 @@ public static class GuardCli
         }
         catch (UsageException e)
         {
-            console.Error.WriteLine($"guard: {e.Message}");
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Usage;
         }
         catch (PolicyException e)
@@ -60,13 +61,13 @@ public static class GuardCli
         }
         catch (SensorException e)
         {
-            console.Error.WriteLine($"guard: {e.Message}");
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Failure;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A file the host would not let us read or write (/proc, cgroupfs, bpffs): one line, never a trace.
-            console.Error.WriteLine($"guard: {e.Message}");
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Failure;
         }
     }

@@ -3,6 +3,7 @@ using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
+using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 
@@ -59,9 +60,9 @@ public static class KillCommand
         KillOutcome outcome = new ProcessKiller(cgroupRoot, jobs).Kill(target, scope);
 
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
-            console.Out.WriteLine($"guard: {outcome.Message}");
+            console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         if (!outcome.Done)
-            console.Error.WriteLine($"guard: refused to kill {target}: {outcome.Message}");
+            console.Error.WriteLine($"guard: refused to kill {target}: {Printable.Of(outcome.Message)}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 
@@ -77,7 +78,7 @@ public static class KillCommand
         }
         QuarantineOutcome outcome = quarantines.Kill(held);
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)))
-            console.Out.WriteLine($"guard: {outcome.Message}");
+            console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Response;
+using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 
@@ -61,7 +62,7 @@ public static class ReleaseCommand
         {
             QuarantineOutcome outcome = quarantines.Release(hold);
             if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(null)))
-                console.Out.WriteLine($"guard: {outcome.Message}");
+                console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         }
         return (int)ExitCode.Success;
     }

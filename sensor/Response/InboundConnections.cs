@@ -306,9 +306,9 @@ public sealed class InboundConnections : IDisposable
         return peer with { Head = new CapturedHead(bytes, length < GuardUnixHead.Capacity), Writer = writer };
     }
 
-    /// <summary>A unix name for people: a path as it is, an abstract name after "@".</summary>
+    /// <summary>A unix name for people: a path as it is, an abstract name after "@"; control bytes escaped (<see cref="Printable"/>).</summary>
     public static string NameText(byte[] name) =>
-        name.Length > 0 && name[0] == 0 ? "@" + Encoding.UTF8.GetString(name.AsSpan(1)) : Encoding.UTF8.GetString(name);
+        name.Length > 0 && name[0] == 0 ? "@" + Printable.Of(name.AsSpan(1)) : Printable.Of(name);
 
     private NamespaceView? View(FileDescriptor socket, Dictionary<ulong, NamespaceView> views, List<string> shortfalls)
     {

@@ -3,6 +3,7 @@ using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
+using Guard.Sensor.Abi;
 
 namespace Guard.Sensor.Response;
 
@@ -65,7 +66,7 @@ public sealed class ProcessKiller
     /// </summary>
     public static string? Refusal(in ProcfsStat stat, long? expectedStartTicks, int selfPid)
     {
-        string name = System.Text.Encoding.UTF8.GetString(stat.Name);
+        string name = Printable.Of(stat.Name);
         if (stat.Pid == 1)
             return "PID 1 is the init process: killing it takes the machine down";
         if (stat.Pid == selfPid)
