@@ -1,8 +1,8 @@
 using System.CommandLine;
 using Guard.Cli.Commands;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Interop;
-using Guard.Sensor.Abi;
 
 namespace Guard.Cli;
 

@@ -2,11 +2,11 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
-using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 

@@ -1,9 +1,9 @@
 using System.CommandLine;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
-using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 

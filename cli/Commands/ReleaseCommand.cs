@@ -1,7 +1,7 @@
 using System.CommandLine;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Response;
-using Guard.Sensor.Abi;
 
 namespace Guard.Cli.Commands;
 

@@ -1,6 +1,6 @@
 using System.Text;
-using Guard.Sensor.Interop;
 using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using Guard.Sensor.Interop;
 using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 

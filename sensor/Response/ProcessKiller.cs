@@ -1,9 +1,9 @@
 using System.Globalization;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
-using Guard.Sensor.Abi;
 
 namespace Guard.Sensor.Response;
 
