@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
 using Guard.Sensor.Pipeline;
 using Guard.Sensor.Processes;
@@ -264,6 +265,18 @@ public sealed class MetricsTests
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), sha256);
         PolicyLoader.Load(null, out string builtIn);
         Assert.Matches("^[0-9a-f]{64}$", builtIn);
+    }
+
+    [Fact]
+    public void ASighupReachesEveryRegisteredHandlerEvenPastOneThatThrows()
+    {
+        int first = 0, second = 0;
+        using (HangupSignal.Add(() => first++))
+        using (HangupSignal.Add(() => throw new IOException("its file is gone")))
+        using (HangupSignal.Add(() => second++))
+            HangupSignal.Raise();
+        HangupSignal.Raise(); // nobody registered: nobody told
+        Assert.Equal((1, 1), (first, second));
     }
 
     /// <summary>Keeps the events themselves (the drop alert makes a new one each time).</summary>
