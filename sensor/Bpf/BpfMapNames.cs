@@ -58,6 +58,9 @@ public static class BpfMapNames
     /// <summary><c>job_units</c> in bpf/verdicts.h: the systemd units the policy names as jobs.</summary>
     public const string JobUnits = "job_units";
 
+    /// <summary>Each cgroup's job as the kernel judged it from <see cref="JobUnits"/> (an LRU cache, judged again when missing).</summary>
+    public const string CgroupJobs = "cgroup_jobs";
+
     /// <summary><c>quarantines</c> in bpf/quarantine.bpf.c, pinned by name: the hold records.</summary>
     public const string Quarantines = "quarantines";
 

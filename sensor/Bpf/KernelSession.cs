@@ -168,6 +168,20 @@ public sealed unsafe class KernelSession : IDisposable
     }
 
     /// <summary>
+    /// Brings what the kernel judges itself to <paramref name="rules"/> in place
+    /// (a policy reload): the attached programs keep running and see the new
+    /// entries at their next lookup; nothing both rules name is ever missing
+    /// (<see cref="PolicyMaps"/>). When the job units changed, the kernel's
+    /// record of which cgroups are jobs is dropped, to be judged again.
+    /// </summary>
+    /// <exception cref="SensorException">The kernel refused an update.</exception>
+    public void UpdateExecRules(InKernelRules rules)
+    {
+        if (PolicyMaps.Write(obj, rules))
+            PolicyMaps.Clear<ulong>(obj, BpfMapNames.CgroupJobs);
+    }
+
+    /// <summary>
     /// Pins the links of the attached programs named in <paramref name="programs"/>
     /// under <paramref name="dir"/>, so they stay attached if this process dies.
     /// Remove them with <see cref="Pins.Remove"/>. Throws <see cref="SensorException"/>

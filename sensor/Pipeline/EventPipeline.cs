@@ -43,6 +43,8 @@ public sealed class EventPipeline : IRecordHandler
     public void OnExec(in ExecRecord record)
     {
         ProcessEntry entry = table.OnExec(record);
+        if ((record.Flags & ExecRecord.Killed) != 0)
+            emitter.Counters?.Denials.Add("exec");
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
     }
@@ -113,6 +115,8 @@ public sealed class EventPipeline : IRecordHandler
         judge?.OnSegment(record);
         if (payloads.Add(record) is not { } payload)
             return;
+        if ((record.Flags & (PayloadRecord.Stratum | PayloadRecord.Dropped)) == (PayloadRecord.Stratum | PayloadRecord.Dropped))
+            emitter.Counters?.Denials.Add("stratum");
         if ((record.Flags & PayloadRecord.Stratum) != 0)
             judge?.OnStratumMatch(table.Owner(record.Header), payload, (record.Flags & PayloadRecord.Dropped) != 0);
         if ((record.Flags & PayloadRecord.Final) != 0)

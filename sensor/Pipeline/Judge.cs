@@ -22,8 +22,8 @@ namespace Guard.Sensor.Pipeline;
 /// </summary>
 public sealed class Judge
 {
-    private readonly PolicyDetectors detectors;
-    private readonly Responder? responder;
+    private PolicyDetectors detectors;
+    private Responder? responder;
     private readonly EventEmitter emitter;
     private readonly RelayTrace? relays;
     private readonly AlertCounts alertCounts = new();
@@ -42,6 +42,17 @@ public sealed class Judge
         this.responder = responder;
         this.emitter = emitter;
         this.relays = relays;
+    }
+
+    /// <summary>
+    /// A reloaded policy's detectors and responder from now on (on the thread
+    /// that judges). What waits for a hash is finished by the new ones; each
+    /// detector's memory of what it saw starts afresh; alert counts stay.
+    /// </summary>
+    public void Reload(PolicyDetectors detectors, Responder? responder)
+    {
+        this.detectors = detectors;
+        this.responder = responder;
     }
 
     /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Guard.Sensor;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
@@ -132,6 +133,9 @@ public sealed class EcsConformanceTests
         ["guard.action.ordered_by.via"] = "the CLI, a rule, or a hold's timeout (user.id is who)",
         ["guard.action.pids"] = "the processes acted on (process.pid is one process)",
         ["guard.action.cgroup"] = "the cgroup held, released or killed",
+        ["guard.policy.sha256"] = "the policy in force after a reload, by the SHA-256 of its file: ECS has no field for an agent's configuration",
+        ["guard.policy.sources"] = "the files it was read from, laid over each other",
+        ["guard.policy.mode"] = "enforce or audit",
     };
 
     private static readonly string[] ActionOutcomes = ["success", "failure"];
@@ -230,6 +234,7 @@ public sealed class EcsConformanceTests
         [
             .. Enum.GetValues<EventAction>().Select(EventNames.Action),
             "kill", "kill-tree", "kill-job", QuarantineOutcome.HoldAction, "release", "kill-quarantined", "detach-all",
+            GuardSensor.ReloadAction, RingDropAlerts.Rule,
             .. Detectors.All.Select(d => d.Name),
         ];
         string[] missing = [.. expected.Where(a => !actions.Contains(a))];
@@ -291,6 +296,7 @@ public sealed class EcsConformanceTests
             [QuarantineOutcome.HoldAction] = ("process", "change"),
             ["release"] = ("process", "change"),
             ["detach-all"] = ("configuration", "change"),
+            [GuardSensor.ReloadAction] = ("configuration", "change"),
         };
         foreach (Line line in Corpus.Value.Where(l => l.Json.GetProperty("event").GetProperty("dataset").GetString() == "guard.response"))
         {
@@ -505,6 +511,17 @@ public sealed class EcsConformanceTests
         sink.Write(QuarantineOutcome.Refused("release", "nothing is held by that name", "cli", 1000).ToActionEvent(null));
         sink.Write(new DetachOutcome([4242], ["tree:x"], [], true).ToActionEvent());
         sink.Write(new DetachOutcome([4242], [], [new LoadedProgram(7, "guard_exec", [4242])], false).ToActionEvent());
+
+        // A policy reload, taken and refused, as the sensor writes it.
+        var inForce = new PolicyInForce(DeniedHash, ["built-in", "/etc/guard/policy.toml"], "enforce");
+        sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = true, Message = "policy in force", OrderedBy = "sighup", Policy = inForce, TimeNs = 96 });
+        sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = false, Message = "policy refused", OrderedBy = "sighup", Policy = inForce, TimeNs = 97 });
+
+        // The ring lost records faster than --drop-alert-rate: the sensor's own alert, about no process.
+        var dropEmitter = new EventEmitter(table, sink, new EventFilter());
+        var drops = new RingDropAlerts(10, dropEmitter);
+        drops.Sample([0, 0, 0, 0, 0, 0, 0, 0, 0], 1_000_000_000);
+        drops.Sample([0, 500, 20, 0, 0, 0, 0, 0, 0], 2_000_000_000);
 
         return sink.Lines;
     }
