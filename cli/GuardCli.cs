@@ -22,6 +22,8 @@ public static class GuardCli
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
+        root.Subcommands.Add(CompletionCommand.Create(console, () => root));
+        root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));
         return root;
     }
 
