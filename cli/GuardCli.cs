@@ -48,6 +48,11 @@ public static class GuardCli
             };
             return parse.InvokeAsync(config, cancellation).GetAwaiter().GetResult();
         }
+        catch (NotPermittedException e)
+        {
+            console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.NotPermitted;
+        }
         catch (UsageException e)
         {
             console.Error.WriteLine($"guard: {e.Message}");
