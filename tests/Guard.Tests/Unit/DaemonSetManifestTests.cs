@@ -80,6 +80,7 @@ public sealed class DaemonSetManifestTests
             ("/sys/kernel/btf", "/sys/kernel/btf", "Directory", true),
             ("/sys/kernel/tracing", "/sys/kernel/tracing", "Directory", true),
             ("/run/guard", "/run/guard", "DirectoryOrCreate", false),
+            ("/var/log/pods", "/var/log/pods", "DirectoryOrCreate", true),
             ("/var/lib/kubelet/pods", "/var/lib/kubelet/pods", "DirectoryOrCreate", true),
             ("/run/nvidia/driver", "/run/nvidia/driver", "DirectoryOrCreate", true),
         ];
