@@ -55,6 +55,7 @@ install -d -m 0755 "$stage/usr/share/bash-completion/completions" "$stage/usr/sh
 "$binary" completion bash > "$stage/usr/share/bash-completion/completions/guard"
 "$binary" completion zsh > "$stage/usr/share/zsh/vendor-completions/_guard"
 "$binary" man | gzip -9n > "$stage/usr/share/man/man1/guard.1.gz"
+install -D -m 0755 "$repo/packaging/slurm/guard-slurm.sh" "$stage/usr/share/guard/slurm/guard-slurm.sh"
 cat > "$stage/usr/share/doc/guard/copyright" <<'TEXT'
 Guard: a host sensor that stops cryptocurrency miners on GPU training hosts.
 The native binary links libbpf (LGPL-2.1 OR BSD-2-Clause), libelf (LGPL-3.0+)

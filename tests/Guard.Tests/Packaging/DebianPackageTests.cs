@@ -23,6 +23,7 @@ public sealed class DebianPackageTests
         "usr/share/bash-completion/completions/guard",
         "usr/share/zsh/vendor-completions/_guard",
         "usr/share/man/man1/guard.1.gz",
+        "usr/share/guard/slurm/guard-slurm.sh",
     ];
 
     [Fact]
