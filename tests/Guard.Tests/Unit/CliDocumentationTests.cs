@@ -40,6 +40,50 @@ public sealed class CliDocumentationTests
         }
     }
 
+    /// <summary>An interactive zsh on a pseudo-terminal: the line typed, a Tab, and what zsh shows after it.</summary>
+    private const string ZshDriver = """
+        import os, pty, select, sys, time
+        fpath, line = sys.argv[1], sys.argv[2]
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ.update(TERM="dumb", ZDOTDIR=fpath)
+            os.execv("/usr/bin/zsh", ["zsh", "-f", "-i"])
+        def read(seconds):
+            out, end = b"", time.time() + seconds
+            while time.time() < end:
+                if select.select([fd], [], [], 0.05)[0]:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            return out
+        os.write(fd, ("fpath=(%s $fpath); autoload -Uz compinit && compinit -u -d %s/.zcompdump; PS1='> '\n" % (fpath, fpath)).encode())
+        read(2)
+        os.write(fd, line.encode() + b"\t")
+        shown = read(2)
+        os.write(fd, b"\x03exit\n")
+        read(0.3)
+        sys.stdout.write(shown.decode(errors="replace").replace("\r", ""))
+        """;
+
+    [Theory]
+    [InlineData("guard wa", "guard watch ")]
+    [InlineData("guard watch --outp", "guard watch --output ")]
+    [InlineData("guard watch --output ", "auto  json  text")]
+    [InlineData("guard policy c", "guard policy check ")]
+    [InlineData("guard completion ", "bash  zsh")]
+    public void ZshCompletesCommandsOptionsAndTheValuesAnOptionNames(string line, string shown)
+    {
+        if (!File.Exists("/usr/bin/zsh"))
+            throw new XunitException("zsh is missing: packaging/setup.sh installs it");
+        using var dir = new TempDir();
+        File.WriteAllText(Path.Combine(dir.Path, "_guard"), ShellCompletion.Write("zsh", Root));
+        using Process zsh = Run.PythonScript(ZshDriver, dir.Path, line);
+        string said = zsh.StandardOutput.ReadToEnd();
+        Assert.True(zsh.WaitForExit(30_000), "the zsh driver did not finish in 30 s");
+        Assert.Contains(shown, said, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void BothScriptsAndTheManPageNameEveryVisibleCommandAndOption()
     {
