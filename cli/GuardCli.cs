@@ -23,6 +23,8 @@ public static class GuardCli
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
+        root.Subcommands.Add(CompletionCommand.Create(console, () => root));
+        root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));
         return root;
     }
 
@@ -46,6 +48,11 @@ public static class GuardCli
                 ProcessTerminationTimeout = null,
             };
             return parse.InvokeAsync(config, cancellation).GetAwaiter().GetResult();
+        }
+        catch (NotPermittedException e)
+        {
+            console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.NotPermitted;
         }
         catch (UsageException e)
         {

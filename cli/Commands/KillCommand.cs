@@ -38,6 +38,7 @@ public static class KillCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard kill", Privileges.ToKill);
         ProcessTarget target = ValueParsers.ParseTarget(parse.GetValue(Target)!);
         if (parse.GetValue(Tree) && parse.GetValue(Job))
             throw new UsageException("--tree and --job cannot be given together");

@@ -56,6 +56,7 @@ public static class QuarantineCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard quarantine", Privileges.ToHold);
         string? text = parse.GetValue(Target);
         string? job = parse.GetValue(Job);
         if ((text is null) == (job is null))

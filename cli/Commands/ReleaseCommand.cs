@@ -38,6 +38,7 @@ public static class ReleaseCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard release", Privileges.ToHold);
         string? text = parse.GetValue(Target);
         string? job = parse.GetValue(Job);
         bool all = parse.GetValue(All);

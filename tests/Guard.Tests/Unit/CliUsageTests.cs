@@ -48,7 +48,7 @@ public sealed class CliUsageTests
     [InlineData("guard: guard kill always sends SIGKILL (through a pidfd); leave '-9' out", "kill", "-9", "4242")]
     [InlineData("guard: guard kill always sends SIGKILL (through a pidfd); leave '-KILL' out", "kill", "-KILL", "4242")]
     [InlineData("guard: --pid: 'abc' is not a process id (a whole number above 0)", "watch", "--pid", "abc")]
-    [InlineData("guard: no command given to 'guard' (commands: watch, kill, quarantine, release, status, gpu, detach, policy, version)")]
+    [InlineData("guard: no command given to 'guard' (commands: watch, kill, quarantine, release, status, gpu, detach, policy, version, completion)")]
     // Refused before anything loads: the policy file named does not exist, so a broken check would fail on that instead.
     [InlineData("guard: --job: 'foo' names no job; a job is slurm:N, k8s-pod:UID, container:ID, systemd:UNIT or tree:ENTITY_ID", "watch", "--job", "foo", "--policy", "/nonexistent/policy.toml")]
     public void AMistakeIsNamedWithWhatWasMeant(string said, params string[] args)

@@ -60,6 +60,8 @@ public sealed class EcsConformanceTests
         ["guard.job.id"] = "the Slurm job, pod, container, unit or launcher tree a process is in: ECS has container.id and orchestrator.* but no batch job",
         ["guard.job.kind"] = "which of those it is",
         ["guard.job.cgroup"] = "the job's cgroup path",
+        ["guard.job.step"] = "the Slurm step a process runs in: orchestrator.* names the job (resource.id) and has nothing below a resource",
+        ["guard.job.task"] = "the Slurm task within that step",
         ["guard.job_root_pid"] = "the training job's root process; process.group_leader/session_leader are other things",
         ["guard.job_root.pid"] = "as guard.job_root_pid, on alerts",
         ["guard.job_root.entity_id"] = "the job root's entity id",
@@ -396,7 +398,12 @@ public sealed class EcsConformanceTests
         pipeline.OnFork(Records.Fork(Hostile, Launcher));
         pipeline.OnExec(HostileExec());
         // The job's cgroup, as CgroupJobs names it from /proc on a host (no such process here).
-        table.Find(Worker)!.CgroupJob = new Job("slurm:42", "slurm", "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42");
+        table.Find(Worker)!.CgroupJob = new Job("slurm:42", "slurm", "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42") { Placement = new JobPlacement("0", "3", null, null) };
+        // A pod's container, its name and namespace from the kubelet: orchestrator.* and container.*.
+        table.Find(Hostile)!.CgroupJob = new Job("k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice")
+        {
+            Placement = new JobPlacement(null, null, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "containerd", "trainer-0", "team-a"),
+        };
 
         pipeline.OnConnect(Records.Connect(Worker, 1, Pool, 3333));
         pipeline.OnConnect(Connect(Worker, 2, ConnectResult.Failed, 10, 6, "2001:db8::1", 443));
