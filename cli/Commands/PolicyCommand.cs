@@ -48,7 +48,8 @@ public static class PolicyCommand
     /// <summary>Asks every registered sensor; exit 0 when all took it, 2 when one refused the policy, 1 when none runs or one did not answer.</summary>
     private static int Reload(IConsole console)
     {
-        Privileges.Require("guard policy reload");
+        // Changing what a running sensor enforces is acting on the host: root, or the capabilities a hold needs.
+        NotPermittedException.ThrowUnlessMayAct("guard policy reload", Privileges.ToHold);
         IReadOnlyList<RegisteredSensor> sensors = RunningSensors.List();
         if (sensors.Count == 0)
         {
