@@ -53,7 +53,7 @@ public static class ManPage
         s.Append(".TP\n.B 2\nThe command line was wrong: an unknown command or flag, a bad value, a bad policy.\n");
         s.Append(".TP\n.B 77\nNot permitted: an acting command run by a caller other than root (see \\fBWHO MAY ACT\\fR).\n");
         s.Append(".SH WHO MAY ACT\n");
-        s.Append("\\fBkill\\fR, \\fBquarantine\\fR, \\fBrelease\\fR and \\fBdetach\\fR act on the host: ");
+        s.Append("\\fBkill\\fR, \\fBquarantine\\fR, \\fBrelease\\fR, \\fBdetach\\fR and \\fBpolicy reload\\fR act on the host: ");
         s.Append("they refuse a caller whose effective uid is not 0 and who lacks the capabilities the action needs, before anything is done.\n");
         s.Append(".SH SEE ALSO\n.BR systemctl (1),\n.BR journalctl (1)\n");
         return s.ToString();

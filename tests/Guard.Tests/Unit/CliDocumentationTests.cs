@@ -17,7 +17,7 @@ public sealed class CliDocumentationTests
     [InlineData("guard watch --out", "--output")]
     [InlineData("guard watch --output ", "auto json text")]
     [InlineData("guard watch --json-x --output ", "auto json text")]
-    [InlineData("guard policy ", "check show --help -h")]
+    [InlineData("guard policy ", "check show reload --help -h")]
     [InlineData("guard policy check --", "--help")]
     [InlineData("guard quarantine 42 --then ", "kill release")]
     [InlineData("guard kill -o j", "json")]
