@@ -135,20 +135,6 @@ public sealed partial class GuardSensor : IDisposable
     /// <summary>Processes found at start judged each poll: a few ms of /proc reads, so events keep flowing meanwhile.</summary>
     private const int ExistingPerPoll = 128;
 
-    // Until every process found at start has been judged; then the start's garbage is compacted away once.
-    private bool judgingExisting = true;
-
-    /// <summary>
-    /// Once, when the start's burst is over (every process in /proc read, stated and
-    /// judged: with 10,000 processes, tens of MB of short-lived strings and buffers),
-    /// a blocking, compacting, aggressive collection returns what the burst made the
-    /// heap grow by, instead of the heap keeping its peak for the sensor's life
-    /// (measured: about 16 MB resident with 10,000 processes). It runs on the draining
-    /// thread once, a few milliseconds; steady state allocates nothing per record.
-    /// </summary>
-    private static void CompactAfterStart() =>
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
         this.kernel = kernel;
@@ -344,11 +330,7 @@ public sealed partial class GuardSensor : IDisposable
         watchdog?.Drained(now);
         PollServices(now, n);
         judge?.OnHashes(table);
-        if (judgingExisting && pipeline.JudgeExisting(now, ExistingPerPoll) == 0)
-        {
-            judgingExisting = false;
-            CompactAfterStart();
-        }
+        pipeline.JudgeExisting(now, ExistingPerPoll);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
