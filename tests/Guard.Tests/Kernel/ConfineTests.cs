@@ -239,6 +239,39 @@ public sealed class ConfineTests : IDisposable
         Assert.Equal(links, Pins.Links(ConfineKernel.PinRoot));
     }
 
+    [Fact]
+    public void ASigkilledSensorLeavesConfinementInForce()
+    {
+        string number = Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture);
+        string job = cgroups.Make("job_" + number);
+        // Running before the sensor starts: confined from what /proc shows at its start.
+        Process probe = StartProbe(job, "probe");
+        string policy = dir.File("confine.toml", $"[[confine]]\njobs = [\"slurm:{number}\"]\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        ulong id = Libc.InodeOf(cgroups.DirectoryOf(job))!.Value;
+        using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--policy", policy);
+        try
+        {
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id)), "guard watch to confine the job", 30_000);
+            Assert.False(watch.HasExited, "guard watch exited: " + watch.StandardError.ReadToEnd());
+            watch.Kill(); // SIGKILL: nothing is handed over or cleaned up
+            watch.WaitForExit();
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            SensorPins.RemoveDead(Guard.Sensor.Processes.ProcfsReader.IsRunning);
+        }
+        TestCgroups.Go(probe);
+        AssertConfined(Result(probe));
+    }
+
+    private static bool ConfinedNow(ulong cgroupId)
+    {
+        using ConfineKernel? kernel = ConfineKernel.OpenPinned();
+        return kernel is not null && kernel.Cgroups().Any(c => c.CgroupId == cgroupId);
+    }
+
     public void Dispose()
     {
         foreach (Process p in started)
