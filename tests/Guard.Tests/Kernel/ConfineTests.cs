@@ -125,9 +125,17 @@ public sealed class ConfineTests : IDisposable
 
     private static JsonElement Result(Process probe)
     {
-        string? line = probe.StandardOutput.ReadLine();
+        string? line = LineWithin(probe);
         Assert.True(line is not null, "the probe said nothing: " + probe.StandardError.ReadToEnd());
         return JsonDocument.Parse(line).RootElement;
+    }
+
+    /// <summary>The probe's next line; bounded, so a probe that never answers fails the test instead of holding the run.</summary>
+    private static string? LineWithin(Process probe)
+    {
+        Task<string?> read = probe.StandardOutput.ReadLineAsync();
+        Assert.True(read.Wait(30_000), "the probe did not answer within 30 s");
+        return read.Result;
     }
 
     private static void AssertConfined(JsonElement r)
@@ -215,7 +223,7 @@ public sealed class ConfineTests : IDisposable
         string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
         Process probe = StartProbe(job, "preconnect");
         TestCgroups.Go(probe);
-        Assert.Equal("connected", probe.StandardOutput.ReadLine());
+        Assert.Equal("connected", LineWithin(probe));
         // Connected (to the other port) while nothing confined the job: now it is.
         kernel.ConfineCgroup(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
         probe.StandardInput.WriteLine("send");
@@ -252,9 +260,10 @@ public sealed class ConfineTests : IDisposable
         try
         {
             Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id)), "guard watch to confine the job", 30_000);
-            Assert.False(watch.HasExited, "guard watch exited: " + watch.StandardError.ReadToEnd());
+            if (watch.HasExited)
+                Assert.Fail("guard watch exited: " + watch.StandardError.ReadToEnd());
             watch.Kill(); // SIGKILL: nothing is handed over or cleaned up
-            watch.WaitForExit();
+            Assert.True(watch.WaitForExit(10_000), "guard watch outlived its SIGKILL by 10 s");
         }
         finally
         {
