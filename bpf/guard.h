@@ -405,4 +405,85 @@ struct guard_lineage {
 	__u32 alive;                     /* 1 until it exits */
 };
 
+/*
+ * Confinement (bpf/confine.bpf.c), pinned under PIN_ROOT/confine from the
+ * first start with a [[confine]] section until `guard detach --all`. Map
+ * layouts only: no ring record changes, GUARD_ABI_VERSION stays.
+ *
+ * A confined process is found by the job's own cgroup (confine_cgroups,
+ * keyed by cgroup id, looked up at the levels confine_levels names) or by
+ * its tgid (confine_tgids: a launcher's tree, inherited at fork). Its
+ * destinations are allowed by rule sets in one LPM trie: the section's
+ * (every job it selects) and the job's own (DNS answers, approvals).
+ */
+#define GUARD_CONFINE_RANGES 8
+#define GUARD_CONFINE_LEVELS 32
+
+enum guard_confine_mode {
+	GUARD_CONFINE_ENFORCE = 1, /* denied: EPERM, or the packet dropped */
+	GUARD_CONFINE_AUDIT = 2,   /* counted as a denial, let through */
+	GUARD_CONFINE_ASK = 3,     /* denied as enforce; user space raises a request */
+};
+
+/* confine_cgroups and confine_tgids values: a confined job's rule sets. */
+struct guard_confine_job {
+	__u32 section;       /* the section's rule set */
+	__u32 job;           /* the job's own rule set; 0: none yet */
+	__u32 mode;          /* enum guard_confine_mode */
+	__u32 pad;
+	__u64 start_ticks; /* confine_tgids: the process's start in clock ticks, as /proc shows it (a reused tgid is no member); 0 in confine_cgroups */
+};
+
+/* confine_allow keys (an LPM trie): a rule set, then the address as IPv6,
+ * IPv4 v4-mapped. prefixlen counts the set's 32 bits and the address bits. */
+struct guard_confine_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u8 addr[16];
+};
+
+struct guard_port_range {
+	__u16 low;  /* host order */
+	__u16 high;
+	__u8 protocol; /* IPPROTO_TCP, IPPROTO_UDP; 0: any */
+	__u8 pad[3];
+};
+
+/* confine_allow values: the ports allowed at the longest matching prefix
+ * (user space folds in those of every shorter prefix of the set). */
+struct guard_confine_ports {
+	__u32 count;
+	__u32 pad;
+	__u64 expires_ns; /* CLOCK_BOOTTIME; 0: never (a DNS answer's TTL, an approval's end) */
+	struct guard_port_range ranges[GUARD_CONFINE_RANGES];
+};
+
+enum guard_confine_what {
+	GUARD_CONFINE_CONNECT = 1, /* connect(2), TCP or UDP */
+	GUARD_CONFINE_SEND = 2,    /* an unconnected UDP send */
+	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
+};
+
+/* confine_denials keys: one denied destination of one job. */
+struct guard_confine_denial_key {
+	__u32 section;
+	__u32 job;
+	__u8 addr[16]; /* IPv6, IPv4 v4-mapped */
+	__u16 port;    /* host order */
+	__u8 protocol;
+	__u8 what;     /* enum guard_confine_what */
+	__u32 pad;
+};
+
+/* confine_denials values: counted in place; user space reports the growth. */
+struct guard_confine_denial {
+	__u64 count;
+	__u64 first_ns; /* CLOCK_BOOTTIME */
+	__u64 last_ns;
+	__u64 start_time_ns; /* the latest denied process's start (0 at egress: no process there) */
+	__u32 tgid;
+	__u32 mode; /* enum guard_confine_mode at the latest */
+	char comm[GUARD_COMM_LEN];
+};
+
 #endif /* GUARD_H */

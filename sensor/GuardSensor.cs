@@ -116,6 +116,7 @@ public sealed partial class GuardSensor : IDisposable
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    private Confinement? confinement;
     private readonly HoldBreaches? holdBreaches;
     private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
@@ -209,6 +210,7 @@ public sealed partial class GuardSensor : IDisposable
             }
             sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
             sensor.RecordLineage();
+            sensor.Confine(options.Policy, table);
             sensor.Register();
             sensor.WatchDrain();
         }
@@ -295,6 +297,22 @@ public sealed partial class GuardSensor : IDisposable
         {
             warnings.Add($"lineage is not recorded: {e.Message}; tree kills and holds find only live children");
         }
+    }
+
+    /// <summary>
+    /// Puts the policy's [[confine]] sections into the kernel (pinned: they stay
+    /// in force after this sensor, however it ends) and confines the jobs running
+    /// now that a section selects; later ones are confined as they exec.
+    /// </summary>
+    private void Confine(Policy? policy, ProcessTable processes)
+    {
+        if (policy is null)
+            return;
+        confinement = Confinement.Start(policy, options.Kernel.CgroupRoot!);
+        if (confinement is null)
+            return;
+        confinement.Seed(processes.Entries);
+        pipeline.Confinement = confinement;
     }
 
     /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
@@ -532,6 +550,7 @@ public sealed partial class GuardSensor : IDisposable
         (gpuSource as IDisposable)?.Dispose();
         relays?.Dispose(); // before the kernel: its lookups read a kernel map
         reader.Dispose();
+        confinement?.Dispose(); // its descriptors only: confinement stays pinned, in force
         kernel.Dispose();
         lock (handOverGate)
         {

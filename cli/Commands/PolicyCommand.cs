@@ -41,7 +41,7 @@ public static class PolicyCommand
     {
         Policy p = PolicyLoader.Load(path);
         int acting = p.Rules.Count(r => KernelRules.Acts(r.Value));
-        console.Out.WriteLine($"{path}: ok (mode {(p.Mode == PolicyMode.Enforce ? "enforce" : "audit")}, {p.Rules.Count} rules, {acting} that act)");
+        console.Out.WriteLine($"{path}: ok (mode {(p.Mode == PolicyMode.Enforce ? "enforce" : "audit")}, {p.Rules.Count} rules, {acting} that act{(p.Confine.Count > 0 ? $", {p.Confine.Count} [[confine]] section(s)" : "")})");
         return (int)ExitCode.Success;
     }
 

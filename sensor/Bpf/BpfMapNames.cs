@@ -96,4 +96,25 @@ public static class BpfMapNames
 
     /// <summary><c>lineage_lost</c> in bpf/lineage.bpf.c, pinned by name: forks not recorded because the map was full.</summary>
     public const string LineageLost = "lineage_lost";
+
+    /// <summary><c>confine_cgroups</c> in bpf/confine.bpf.c, pinned: confined job cgroups by id (struct guard_confine_job).</summary>
+    public const string ConfineCgroups = "confine_cgroups";
+
+    /// <summary><c>confine_levels</c> in bpf/confine.bpf.c, pinned: the levels below the root confined job cgroups are at, one bit each.</summary>
+    public const string ConfineLevels = "confine_levels";
+
+    /// <summary><c>confine_tgids</c> in bpf/confine.bpf.c, pinned: members of confined launcher trees by tgid (struct guard_confine_job).</summary>
+    public const string ConfineTgids = "confine_tgids";
+
+    /// <summary><c>confine_launchers</c> in bpf/confine.bpf.c, pinned: launchers (comm) whose exec starts a confined tree.</summary>
+    public const string ConfineLaunchers = "confine_launchers";
+
+    /// <summary><c>confine_allow</c> in bpf/confine.bpf.c, pinned: the allow lists, an LPM trie (struct guard_confine_key, struct guard_confine_ports).</summary>
+    public const string ConfineAllow = "confine_allow";
+
+    /// <summary><c>confine_generation</c> in bpf/confine.bpf.c, pinned: bumped after the lists change.</summary>
+    public const string ConfineGeneration = "confine_generation";
+
+    /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
+    public const string ConfineDenials = "confine_denials";
 }

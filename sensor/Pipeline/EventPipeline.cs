@@ -40,6 +40,9 @@ public sealed class EventPipeline : IRecordHandler
         this.judge = judge;
     }
 
+    /// <summary>The policy's [[confine]] sections in the kernel; null when it has none.</summary>
+    public Response.Confinement? Confinement { get; set; }
+
     public void OnExec(in ExecRecord record)
     {
         ProcessEntry entry = table.OnExec(record);
@@ -47,6 +50,8 @@ public sealed class EventPipeline : IRecordHandler
             emitter.Counters?.Denials.Add("exec");
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
+        // A job first seen at this exec is confined from now on, if a section selects it.
+        Confinement?.OnProcess(entry);
     }
 
     /// <summary>

@@ -105,6 +105,21 @@ if (Section("connect"))
     Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
 }
 
+// 2b. confinement: a confined job's connect storm (its connects allowed, so fully judged),
+// and the same storm outside every confined job, each against no confinement at all.
+if (Section("confine"))
+{
+    // Confinement is pinned: under a pin root of this run's own, never a production one.
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    long connects = quick ? 2000 : 10_000;
+    (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3);
+    Line($"confined job's loopback TCP connect+send x{connects}: {bc / 1000:F1} us unconfined, {wc / 1000:F1} us confined: {wc / bc:F3}x (bar 1.05x); denied {ConfinedJob.TotalDenied}");
+    (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3);
+    Line($"connect+send outside every confined job x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with a section attached: {wo / bo:F3}x (bar 1.01x)");
+    (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob("trainer"));
+    Line($"fork+exec outside every confined job: {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with a section attached: {wf / bf:F3}x (bar 1.01x)");
+}
+
 // 3. syscalls that no Guard hook should touch, with no GPU configured.
 long calls = quick ? 1_000_000 : 5_000_000;
 if (Section("syscalls"))

@@ -45,6 +45,12 @@ public sealed partial class RecordLayoutTests
         ("guard_unix_head", typeof(GuardUnixHead)),
         ("guard_continue_key", typeof(GuardContinueKey)),
         ("guard_continue", typeof(GuardContinue)),
+        ("guard_confine_job", typeof(GuardConfineJob)),
+        ("guard_confine_key", typeof(GuardConfineKey)),
+        ("guard_port_range", typeof(GuardPortRange)),
+        ("guard_confine_ports", typeof(GuardConfinePorts)),
+        ("guard_confine_denial_key", typeof(GuardConfineDenialKey)),
+        ("guard_confine_denial", typeof(GuardConfineDenial)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
@@ -56,6 +62,8 @@ public sealed partial class RecordLayoutTests
         ("guard_quarantine_mode", typeof(QuarantineMode)),
         ("guard_quarantine_expiry", typeof(QuarantineExpiry)),
         ("guard_continue_via", typeof(ContinueVia)),
+        ("guard_confine_mode", typeof(ConfineKernelMode)),
+        ("guard_confine_what", typeof(ConfineWhat)),
     ];
 
     private static readonly Lazy<string> Btf = new(DumpHeaderBtf);
