@@ -210,6 +210,20 @@ internal static unsafe partial class FdLinks
         return flags is int f && pos is long at ? (f & 3, at) : null;
     }
 
+    /// <summary>
+    /// Whether descriptor <paramref name="fd"/> of <paramref name="pid"/> is a FIFO, told by
+    /// statx through its link with AT_STATX_DONT_SYNC (no file system is asked).
+    /// </summary>
+    internal static bool IsFifo(int pid, int fd)
+    {
+        const int AtFdCwd = -100;
+        const int AtStatxDontSync = 0x4000;
+        const uint StatxType = 0x1;
+        byte* statx = stackalloc byte[256];
+        string path = $"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd/{fd.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        return Libc.Statx(AtFdCwd, path, AtStatxDontSync, StatxType, statx) == 0 && (*(ushort*)(statx + 28) & 0xF000) == 0x1000;
+    }
+
     /// <summary>Whether descriptor <paramref name="fd"/> of <paramref name="fdDirectory"/> is the socket <paramref name="inode"/> now.</summary>
     internal static bool Holds(string fdDirectory, int fd, ulong inode)
     {

@@ -119,7 +119,7 @@ public static partial class FileFeeds
     }
 
     /// <summary>
-    /// Whether the process holds a pipe or FIFO read end, or a regular file it has read
+    /// Whether the process holds a pipe or FIFO read end, or a file it has read
     /// into, among <paramref name="files"/> (its first descriptors, as
     /// <see cref="FdLinks.ReadFiles"/> gave them): then it may relay what it reads.
     /// </summary>
@@ -129,7 +129,7 @@ public static partial class FileFeeds
         {
             if (FdLinks.Info(pid, fd) is not { Access: not 1 } info)
                 continue;
-            if (pipe || info.Position > 0)
+            if (pipe || info.Position > 0 || FdLinks.IsFifo(pid, fd))
                 return true;
         }
         return false;
