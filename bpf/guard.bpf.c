@@ -592,11 +592,11 @@ int guard_egress(struct __sk_buff *skb)
 	return 1;
 }
 
-/* ---- unix streams --------------------------------------------------------- */
+/* ---- unix sockets -------------------------------------------------------- */
 
-/* What was first written into each unix stream socket, kept on the receiving
- * end. A relay's unix clients are told apart by it: the one whose first bytes
- * hold what the relay sent on is the sender. */
+/* What was first written into each unix stream or seqpacket socket, kept on
+ * the receiving end. A relay's unix clients are told apart by it: the one
+ * whose first bytes hold what the relay sent on is the sender. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -604,43 +604,92 @@ struct {
 	__type(value, struct guard_unix_head);
 } unix_heads SEC(".maps");
 
-#define AF_UNIX 1 /* SOCK_STREAM and TCP_LISTEN are enum values in vmlinux.h */
+/* The same for unix datagram sockets, a head per sender: any process may
+ * send to a named datagram socket, connected or not. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct guard_unix_dgram_heads);
+} unix_dgram_heads SEC(".maps");
 
-/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
- * a unix stream that is inside the writer's sendmsg, so current is the writer.
- * Every other socket leaves on its family (each received TCP segment passes
- * here: two loads and a compare). The bytes are the queue's newest skb's, read
- * from its linear part; a reader racing to free it makes a short read, not a
- * fault. */
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(guard_unix_data, const struct sock *sk)
+#define AF_UNIX 1 /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET and TCP_LISTEN are enum values in vmlinux.h */
+
+/* Appends the linear bytes of the newest skb queued on sk to head, naming the
+ * first writer and marking the head mixed when another writes into it later.
+ * A reader racing to free the skb makes a short read, not a fault. */
+static __always_inline void unix_capture(struct guard_unix_head *head, const struct sock *sk, __u32 tgid)
 {
-	struct guard_unix_head *head;
 	struct sk_buff *skb;
 	__u32 off, n, linear;
 
-	if (sk->__sk_common.skc_family != AF_UNIX || sk->sk_type != SOCK_STREAM || sk->__sk_common.skc_state == TCP_LISTEN)
-		return 0;
-	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!head || head->len >= GUARD_UNIX_HEAD_LEN)
-		return 0;
+	if (head->len >= GUARD_UNIX_HEAD_LEN)
+		return;
 	skb = sk->sk_receive_queue.prev;
 	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
-		return 0;
+		return;
 	linear = skb->len - skb->data_len;
 	off = head->len;
 	n = GUARD_UNIX_HEAD_LEN - off;
 	if (n > linear)
 		n = linear;
 	if (n == 0 || off >= GUARD_UNIX_HEAD_LEN || n > GUARD_UNIX_HEAD_LEN)
-		return 0;
+		return;
 	if (!head->pid) {
-		head->pid = bpf_get_current_pid_tgid() >> 32;
+		head->pid = tgid;
 		head->start_time_ns = process_start(bpf_get_current_task_btf());
+	} else if (head->pid != tgid) {
+		head->flags |= GUARD_UNIX_HEAD_MIXED;
 	}
 	if (bpf_probe_read_kernel(&head->data[off], n, skb->data))
-		return 0;
+		return;
 	head->len = off + n;
+}
+
+/* A datagram into sk: into its sender's head, a free one taken for a new sender. */
+static __always_inline void unix_dgram_capture(const struct sock *sk, __u32 tgid)
+{
+	struct guard_unix_dgram_heads *heads;
+	int slot = -1;
+
+	heads = bpf_sk_storage_get(&unix_dgram_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!heads)
+		return;
+	for (int i = 0; i < GUARD_UNIX_DGRAM_WRITERS; i++) {
+		if (heads->writers[i].pid == tgid || !heads->writers[i].pid) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0 || slot >= GUARD_UNIX_DGRAM_WRITERS) {
+		__sync_fetch_and_add(&heads->others, 1);
+		return;
+	}
+	unix_capture(&heads->writers[slot], sk, tgid);
+}
+
+/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
+ * a unix socket of any type that is inside the writer's sendmsg, so current is
+ * the writer. Every other socket leaves on its family (each received TCP
+ * segment passes here: two loads and a compare). */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(guard_unix_data, const struct sock *sk)
+{
+	struct guard_unix_head *head;
+	__u32 tgid;
+
+	if (sk->__sk_common.skc_family != AF_UNIX || sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (sk->sk_type == SOCK_DGRAM) {
+		unix_dgram_capture(sk, tgid);
+		return 0;
+	}
+	if (sk->sk_type != SOCK_STREAM && sk->sk_type != SOCK_SEQPACKET)
+		return 0;
+	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (head)
+		unix_capture(head, sk, tgid);
 	return 0;
 }
 

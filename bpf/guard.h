@@ -218,8 +218,25 @@ struct guard_unix_head {
 	__u64 start_time_ns; /* the first writer's group leader's start, CLOCK_BOOTTIME */
 	__u32 pid;           /* its tgid */
 	__u16 len;           /* bytes in data, at most GUARD_UNIX_HEAD_LEN */
-	__u16 pad;
+	__u16 flags;         /* GUARD_UNIX_HEAD_* */
 	__u8 data[2 * GUARD_UNIX_HEAD_LEN];
+};
+
+/* Another process than the first writer wrote some of data: the writer named
+ * is not the writer of every byte (both ends of a socketpair are held by a
+ * parent and its child after fork, and either may write). */
+#define GUARD_UNIX_HEAD_MIXED 1
+
+/* unix_dgram_heads values: socket storage on a unix datagram socket that
+ * received while Guard watched. Datagrams come from any process that names
+ * the socket (connected or not), so each sender gets a head of its own: the
+ * first GUARD_UNIX_HEAD_LEN bytes it sent to this socket. Past
+ * GUARD_UNIX_DGRAM_WRITERS senders, the others' datagrams are only counted. */
+#define GUARD_UNIX_DGRAM_WRITERS 4
+struct guard_unix_dgram_heads {
+	__u32 others;   /* datagrams from senders past those kept */
+	__u32 pad;
+	struct guard_unix_head writers[GUARD_UNIX_DGRAM_WRITERS];
 };
 
 #define GUARD_PAYLOAD_FINAL 1

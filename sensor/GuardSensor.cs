@@ -152,7 +152,7 @@ public sealed partial class GuardSensor : IDisposable
         // Relay lookups run on a thread of their own and wake the reader when they answer.
         relays = responder is null ? null
             : new RelayTrace(new SenderLookups(
-                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
+                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.UnixDgramHeadsOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
         judge = detectors is null ? null : new Judge(detectors, responder, emitter, relays);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;

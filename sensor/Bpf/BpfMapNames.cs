@@ -25,8 +25,11 @@ public static class BpfMapNames
     /// <summary><c>sock_owners</c> in bpf/guard.bpf.c: socket storage naming who connected each socket (struct guard_sock_owner first).</summary>
     public const string SockOwners = "sock_owners";
 
-    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream (struct guard_unix_head).</summary>
+    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream or seqpacket socket (struct guard_unix_head).</summary>
     public const string UnixHeads = "unix_heads";
+
+    /// <summary><c>unix_dgram_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes each sender sent to a unix datagram socket (struct guard_unix_dgram_heads).</summary>
+    public const string UnixDgramHeads = "unix_dgram_heads";
 
     /// <summary>
     /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only

@@ -48,7 +48,7 @@ public static class BpfProgramNames
     /// <summary><c>guard_cgroup_attach</c> in bpf/guard.bpf.c (tp_btf/cgroup_attach_task).</summary>
     public const string CgroupAttach = "guard_cgroup_attach";
 
-    /// <summary><c>guard_unix_data</c> in bpf/guard.bpf.c (tp_btf/sk_data_ready): what is first written into each unix stream.</summary>
+    /// <summary><c>guard_unix_data</c> in bpf/guard.bpf.c (tp_btf/sk_data_ready): what is first written into each unix socket (stream, seqpacket, datagrams per sender).</summary>
     public const string UnixData = "guard_unix_data";
 
     /// <summary><c>guard_fpu</c> in bpf/guard.bpf.c (tp_btf/x86_fpu_regs_deactivated).</summary>

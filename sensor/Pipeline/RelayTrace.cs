@@ -150,7 +150,7 @@ public sealed class RelayTrace : IDisposable
     {
         long id = ++nextId;
         long deadline = Stopwatch.GetTimestamp() + (long)(SenderLookups.TimeLimit.TotalSeconds * Stopwatch.Frequency);
-        if (!lookups.TryAsk(new SenderLookup(id, process.Pid, process.StartTicks, cookie, inode, deadline)))
+        if (!lookups.TryAsk(new SenderLookup(id, process.Pid, process.StartTicks, cookie, inode, deadline, following.Needle)))
             return false;
         // Twice the probe's own limit: past that its answer is not coming.
         following.Due = deadline + (long)(SenderLookups.TimeLimit.TotalSeconds * Stopwatch.Frequency);
@@ -206,6 +206,8 @@ public sealed class RelayTrace : IDisposable
         public AlertEvent Alert { get; } = alert;
 
         public byte[] Carried { get; } = carried;
+
+        public byte[] Needle { get; } = RelaySenders.Needle(carried).ToArray();
 
         public List<RelayHop> Hops { get; } = [];
 

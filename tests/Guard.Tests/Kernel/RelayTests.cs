@@ -345,6 +345,190 @@ public sealed class RelayTests
         Assert.False(unit.HasExited, "the service's relay was killed");
     }
 
+    // A relay of one kind (seqpacket, dgram, fifo, spool) at PATH to the pool, each sender's bytes on a
+    // connection of their own; it also serves a unix stream listener at INNOCENT. READY once both are there.
+    private const string KindRelay = """
+        import os, socket, sys, threading, time
+        kind, path, innocent, ready = sys.argv[1:5]
+        def up(first):
+            u = socket.create_connection(('127.0.0.1', 3333)); u.sendall(first); return u
+        def serve(c):
+            first = c.recv(4096)
+            if not first:
+                return
+            u = up(first)
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                u.sendall(d)
+            time.sleep(10)
+        def accept(l):
+            while True:
+                c, _ = l.accept()
+                threading.Thread(target=serve, args=(c,), daemon=True).start()
+        l = socket.socket(socket.AF_UNIX); l.bind(innocent); l.listen(8)
+        threading.Thread(target=accept, args=(l,), daemon=True).start()
+        if kind == 'seqpacket':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(path); s.listen(8)
+            open(ready, 'w').close(); accept(s)
+        elif kind == 'dgram':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(path)
+            open(ready, 'w').close(); kept = []
+            while True:
+                kept.append(up(s.recv(65536)))
+        elif kind == 'fifo':
+            os.mkfifo(path); open(ready, 'w').close()
+            f = open(path, 'rb', buffering=0); u = None
+            while True:
+                d = f.read(65536)
+                if not d:
+                    time.sleep(10); break
+                if u is None:
+                    u = up(d)
+                else:
+                    u.sendall(d)
+        elif kind == 'spool':
+            open(path, 'ab').close(); f = open(path, 'rb'); u = None
+            open(ready, 'w').close()
+            while True:
+                d = f.read()
+                if d:
+                    if u is None:
+                        u = up(d)
+                    else:
+                        u.sendall(d)
+                time.sleep(0.02)
+        """;
+
+    // The miner of the kinds: sends its line into a seqpacket socket, as an unconnected datagram, into
+    // a FIFO or appended to a spool file (held open), or, 'pair', through a socketpair to a relay child
+    // it forks (the relay's pid in MARKER.relay); then lingers.
+    private const string KindSender = """
+        import os, socket, sys, time
+        kind, path, linefile, marker = sys.argv[1:5]
+        open(marker + '.pid', 'w').write(str(os.getpid()))
+        line = open(linefile, 'rb').read().rstrip(b'\n') + b'\n'
+        if kind == 'seqpacket':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(path); s.send(line)
+        elif kind == 'dgram':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(line, path)
+        elif kind == 'fifo':
+            f = open(path, 'wb', buffering=0); f.write(line)
+        elif kind == 'spool':
+            f = open(path, 'ab', buffering=0); f.write(line)
+        elif kind == 'pair':
+            a, b = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                b.close()
+                first = a.recv(4096)
+                u = socket.create_connection(('127.0.0.1', 3333)); u.sendall(first)
+                time.sleep(10); os._exit(0)
+            open(marker + '.relay', 'w').write(str(pid))
+            a.close(); b.sendall(line)
+        time.sleep(2)
+        open(marker + '.survived', 'w').close()
+        """;
+
+    // An innocent client of the relay: PING over a unix stream, a seqpacket connection or a connected datagram socket.
+    private const string KindClient = """
+        import socket, sys, time
+        kind, path, marker = sys.argv[1:4]
+        t = {'stream': socket.SOCK_STREAM, 'seqpacket': socket.SOCK_SEQPACKET, 'dgram': socket.SOCK_DGRAM}[kind]
+        s = socket.socket(socket.AF_UNIX, t); s.connect(path); s.send(b'PING')
+        time.sleep(0.2)
+        open(marker, 'w').close()
+        time.sleep(3)
+        open(marker + '.survived', 'w').close()
+        """;
+
+    [Theory]
+    [InlineData("seqpacket", "seqpacket", "content")]
+    [InlineData("dgram", "dgram", "content")]
+    [InlineData("fifo", "stream", "structure")]
+    [InlineData("spool", "stream", "content")]
+    public void ARelayOfAnyKindLivesWithItsInnocentClientAndTheSenderIsKilled(string kind, string clientKind, string basis)
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string path = Path.Combine(scene.Dir.Path, kind);
+        string innocent = Path.Combine(scene.Dir.Path, "innocent.sock");
+        string client = Path.Combine(scene.Dir.Path, "client");
+        string ready = Path.Combine(scene.Dir.Path, "ready");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("relay.py", KindRelay)} {kind} {path} {innocent} {ready} & relay=$!; "
+            + $"while [ ! -e {ready} ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("client.py", KindClient)} {clientKind} {(clientKind == "stream" ? innocent : path)} {client} & client=$!; "
+            + $"while [ ! -e {client} ]; do sleep 0.01; done; "
+            + $"{scene.SendKind(kind, path)}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $client; kill $relay");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(client + ".survived"), "the relay's innocent client was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the sender", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        JsonElement relay = RelayOf(alert);
+        Assert.True(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Equal(basis, relay.GetProperty("basis").GetString());
+        int relayPid = relay.GetProperty("pid").GetInt32();
+        Thread.Sleep(300);
+        Assert.DoesNotContain(sensor.Events, e => Dataset(e) == "guard.response" && e.Pid == relayPid);
+    }
+
+    [Fact]
+    public void ARelayChildOnASocketpairIsTracedToTheParentThatWroteTheLine()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string output = scene.Run($"{scene.SendKind("pair", "-")}; echo sender=$?");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the parent", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        JsonElement relay = RelayOf(alert);
+        Assert.True(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Equal("content", relay.GetProperty("basis").GetString());
+        Assert.Equal("unix:socketpair", relay.GetProperty("connection").GetString());
+        Assert.Equal(scene.RelayChildPid, relay.GetProperty("pid").GetInt32());
+    }
+
+    [Fact]
+    public void AFifoWithTwoWritersAlertsAndNoWriterIsKilled()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string path = Path.Combine(scene.Dir.Path, "fifo");
+        string innocent = Path.Combine(scene.Dir.Path, "innocent.sock");
+        string ready = Path.Combine(scene.Dir.Path, "ready");
+        const string holder = """
+            import sys, time
+            f = open(sys.argv[1], 'wb', buffering=0)
+            open(sys.argv[2], 'w').close()
+            time.sleep(4)
+            open(sys.argv[2] + '.survived', 'w').close()
+            """;
+        string other = Path.Combine(scene.Dir.Path, "other");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("relay.py", KindRelay)} fifo {path} {innocent} {ready} & relay=$!; "
+            + $"while [ ! -e {ready} ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("holder.py", holder)} {path} {other} & other=$!; "
+            + $"while [ ! -e {other} ]; do sleep 0.01; done; "
+            + $"{scene.SendKind("fifo", path)}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $other; kill $relay");
+
+        Assert.Contains("sender=0", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(other + ".survived"), "the FIFO's other writer was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the relay", e => e.Action == "stratum");
+        JsonElement relay = RelayOf(alert);
+        Assert.False(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Contains("2 processes hold fifo:", relay.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains(Responses(alert), r => r.Contains("nothing killed, nothing held", StringComparison.Ordinal));
+        Thread.Sleep(300);
+        Assert.DoesNotContain(sensor.Events, e => Dataset(e) == "guard.response");
+    }
+
     private static JsonElement RelayOf(RecordedEvent alert) =>
         alert.Json.GetProperty("guard").TryGetProperty("relay", out JsonElement relay) ? relay
             : throw new Xunit.Sdk.XunitException($"the alert names no relay: {alert}");
@@ -386,6 +570,13 @@ public sealed class RelayTests
         private string SenderScript { get; }
 
         public int SenderPid => int.Parse(File.ReadAllText(Marker + ".pid"), CultureInfo.InvariantCulture);
+
+        /// <summary>The relay child the 'pair' sender forked.</summary>
+        public int RelayChildPid => int.Parse(File.ReadAllText(Marker + ".relay"), CultureInfo.InvariantCulture);
+
+        /// <summary>The shell command that runs the sender of the kinds (<see cref="KindSender"/>) against <paramref name="path"/>.</summary>
+        public string SendKind(string kind, string path) =>
+            $"{Support.Run.Python} {Dir.File("kind-sender.py", KindSender)} {kind} {path} {LineFile} {Marker}";
 
         /// <summary>The shell command that runs the sender against a TCP port or a unix path.</summary>
         public string Send(string kind, string address, string after = "linger", string? connect = null) =>

@@ -43,6 +43,7 @@ public sealed partial class RecordLayoutTests
         ("guard_lineage", typeof(GuardLineage)),
         ("guard_sock_owner", typeof(GuardSockOwner)),
         ("guard_unix_head", typeof(GuardUnixHead)),
+        ("guard_unix_dgram_heads", typeof(GuardUnixDgramHeads)),
         ("guard_continue_key", typeof(GuardContinueKey)),
         ("guard_continue", typeof(GuardContinue)),
         ("guard_confine_job", typeof(GuardConfineJob)),

@@ -160,8 +160,10 @@ public sealed class RelaySendersTests
         RelayVerdict verdict = RelaySenders.Decide(Probe(shared), Line, Heads());
         Assert.Equal(RelayRole.Relay, verdict.Role);
         Assert.Equal(Sender, verdict.Sender);
-        // A writer that is not among them (it passed the socket on and exited) names no one.
-        Assert.Equal(RelayRole.Unknown, RelaySenders.Decide(Probe(shared with { Writer = (9999, 1) }), Line, Heads()).Role);
+        // A writer that is not among them (it passed the socket on) is the sender all the same: it wrote the bytes.
+        RelayVerdict passedOn = RelaySenders.Decide(Probe(shared with { Writer = (9999, 1) }), Line, Heads());
+        Assert.Equal(RelayRole.Relay, passedOn.Role);
+        Assert.Equal((9999, 1L), (passedOn.Sender!.Pid, passedOn.Sender.StartTicks));
     }
 
     [Fact]
