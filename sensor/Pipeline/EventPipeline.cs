@@ -83,10 +83,17 @@ public sealed class EventPipeline : IRecordHandler
     {
         if (payloads.Add(record) is not { } payload)
             return;
-        if ((record.Flags & PayloadRecord.Stratum) != 0)
-            judge?.OnStratumMatch(table.Owner(record.Header), payload, (record.Flags & PayloadRecord.Dropped) != 0);
         if ((record.Flags & PayloadRecord.Final) != 0)
             EmitPayload(payload);
+    }
+
+    /// <summary>What the kernel decided about a stream: judged with the connection's first bytes while they are still gathered.</summary>
+    public void OnStream(in StreamRecord record)
+    {
+        AssembledPayload? head = payloads.Pending(record.Cookie);
+        if (head is not null && record.Verdict != 0)
+            head.KernelDecided = true;
+        judge?.OnStream(table.Owner(record.Header), record, head);
     }
 
     public void OnDns(in DnsRecord record)
@@ -214,8 +221,9 @@ public sealed class EventPipeline : IRecordHandler
         payload.Bytes.CopyTo(n.Data);
         n.DataLength = payload.Length;
         n.Segments = payload.Segments;
+        bool kernelDecided = payload.KernelDecided;
         payloads.Close(payload); // copied out: the assembly may reuse it
         emitter.Emit(n);
-        judge?.OnFirstBytes(n);
+        judge?.OnFirstBytes(n, kernelDecided);
     }
 }
