@@ -200,6 +200,29 @@ public sealed class StratumScannerTests
     }
 
     [Fact]
+    public void FuzzedStreamsAreJudgedAlikeHoweverTheyAreSplit()
+    {
+        var random = new Random(7);
+        int decided = 0;
+        for (int i = 0; i < 5000; i++)
+        {
+            byte[] stream = StratumFuzz.Stream(random);
+            StratumScanner whole = Scan(stream);
+            StratumScanner split = Scan(stream, pieces: random.Next(2, 9));
+            var bytewise = new StratumScanner(Methods);
+            foreach (byte b in stream)
+                bytewise.Read([b]);
+            foreach (StratumScanner other in new[] { split, bytewise })
+            {
+                Assert.Equal((whole.Verdict, whole.DecidedAt, whole.Method, whole.Offset, whole.Proxies), (other.Verdict, other.DecidedAt, other.Method, other.Offset, other.Proxies));
+                Assert.Equal(Convert.ToHexString(whole.ProxyHost), Convert.ToHexString(other.ProxyHost));
+            }
+            decided += whole.Verdict == StratumVerdict.Drop ? 1 : 0;
+        }
+        Assert.InRange(decided, 500, 4500); // the streams reach both outcomes
+    }
+
+    [Fact]
     public void TheLimitsAreTheHeaders()
     {
         string header = File.ReadAllText(Path.Combine(RepoPaths.Bpf, "guard.h"));
