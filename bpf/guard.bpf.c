@@ -328,11 +328,14 @@ int BPF_PROG(guard_fpu, struct fpu *fpu)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static __always_inline struct sock_owner *claim_socket(struct bpf_sock *sk)
+/* The socket's owner, claimed for the current process; *fresh: its storage
+ * was made just now (zeroed: a stream whose first byte is still to come). */
+static __always_inline struct sock_owner *claim_socket(struct bpf_sock *sk, bool *fresh)
 {
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
+	*fresh = owner && owner->pid == 0;
 	if (!owner || owner->pid == pid)
 		return owner;
 	owner->pid = pid;
@@ -377,12 +380,13 @@ static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 fa
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 {
 	struct bpf_sock *sk = ctx->sk;
-	struct sock_owner *owner = claim_socket(sk);
+	bool fresh;
+	struct sock_owner *owner = claim_socket(sk, &fresh);
 
 	/* TCP reports from sockops once the handshake has an outcome. */
 	if (ctx->protocol == IPPROTO_UDP)
 		emit_udp_connect(ctx, family);
-	else if (owner)
+	else if (owner && !fresh)
 		stream_restart(&owner->stream, sk);
 	return 1;
 }
@@ -403,14 +407,18 @@ int guard_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int guard_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 
 SEC("cgroup/sendmsg6")
 int guard_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 

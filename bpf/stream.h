@@ -620,10 +620,11 @@ static long scan_run_byte(__u32 i, void *ctx)
  * bytes the caller reports (it is settled only once they are read).
  *
  * Returns what egress returns: 0 drops the packet. Dropped: after a drop or
- * hold verdict, everything; a segment past a gap (held until the bytes before
- * it are read: TCP sends them again); a segment that leaves the stream inside
- * a method's value, and any resending of it, until the closing quote decides
- * (so none of a method leaves before the verdict).
+ * hold verdict, everything; while the scan is open, a segment past a gap
+ * (held until the bytes before it are read: TCP sends them again); a segment
+ * that leaves the stream inside a method's value, and any resending of it,
+ * until the closing quote decides (so none of a method leaves before the
+ * verdict).
  */
 static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_location *loc, struct stream_state *st,
 					  void *scratch, __u32 head_len, struct stream_step *step)
@@ -649,7 +650,7 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 		return 1;
 	behind = (__s32)(st->next_seq - data_seq);
 	if (behind < 0)
-		return 0;
+		return st->scan.phase == SCAN_DONE ? 1 : 0; /* held only while the scan has bytes to judge */
 	if ((__u32)behind >= seg.payload_len)
 		return scan_in_method(&st->scan) ? 0 : 1;
 	n = seg.payload_len - behind;

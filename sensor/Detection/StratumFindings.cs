@@ -22,12 +22,16 @@ public sealed class StratumFindings
     private readonly PoolDomains pools;
     private readonly IReadOnlyDictionary<string, StratumVerdict> methods;
 
+    // Reused for every connection's first bytes (one thread judges): no allocation per payload.
+    private readonly StratumScanner scanner;
+
     public StratumFindings(Policy policy)
     {
         this.policy = policy;
         pools = new PoolDomains(policy.Indicators.PoolDomains);
         RuleAction stratum = policy.ActionFor(Detectors.Stratum);
         methods = StratumScanner.ForPolicy(stratum == RuleAction.Off ? [] : policy.Indicators.StratumMethods, KernelRules.Acts(stratum));
+        scanner = new StratumScanner(methods);
     }
 
     /// <summary>The policy's methods as the kernel's map holds them, for a <see cref="StratumScanner"/>.</summary>
@@ -42,7 +46,7 @@ public sealed class StratumFindings
     {
         if (!kernelDecided && methods.Count > 0)
         {
-            var scanner = new StratumScanner(methods);
+            scanner.Reset();
             if (scanner.Read(firstBytes) is StratumVerdict.Alert or StratumVerdict.Drop)
             {
                 return Stratum(owner, "a Stratum mining message on a new outbound connection, read in user space (the kernel's record of it was lost)", [

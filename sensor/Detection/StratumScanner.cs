@@ -150,6 +150,20 @@ public sealed class StratumScanner
     /// <summary>The destination asked of the latest proxy, as the kernel records it (up to 64 bytes).</summary>
     public ReadOnlySpan<byte> ProxyHost => proxyHost.AsSpan(0, proxyHostLength);
 
+    /// <summary>Back to a stream whose first byte is still to come, as the kernel's state is at each new connect: no allocation.</summary>
+    public void Reset()
+    {
+        phase = Phase.Head;
+        depth = unicode = 0;
+        count = keyLength = methodLength = bom = proxyHostLength = 0;
+        top = flags = escape = role = 0;
+        Verdict = StratumVerdict.None;
+        DecidedAt = Offset = 0;
+        Proxies = ProxyPort = 0;
+        Proxy = StreamProxy.None;
+        ProxyAddress = ProxyAddress.None;
+    }
+
     /// <summary>The policy's methods as the kernel map holds them: each decides Drop when the rule acts, else Alert.</summary>
     public static IReadOnlyDictionary<string, StratumVerdict> ForPolicy(IEnumerable<string> policyMethods, bool drop)
     {
