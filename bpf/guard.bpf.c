@@ -51,11 +51,11 @@ struct {
 
 /* Who owns a socket and how much of its first payload was seen. Written where
  * the owner is the current task (connect, sendmsg), read at egress where it
- * may not be. Small on purpose: every socket made while Guard runs has one;
- * the bytes themselves go straight from the packet to the ring. */
+ * may not be, and by the sensor through a socket descriptor (guard.h struct
+ * guard_sock_owner). Small on purpose: every socket made while Guard runs has
+ * one; the bytes themselves go straight from the packet to the ring. */
 struct sock_owner {
-	__u64 start_time_ns;
-	__u32 pid;
+	struct guard_sock_owner who;
 	struct stream_state stream; /* TCP */
 };
 
@@ -104,6 +104,33 @@ struct {
 	__type(key, struct guard_gpu_count_key);
 	__type(value, __u64);
 } gpu_ioctl_counts SEC(".maps");
+
+/* The members of tree holds: bpf/quarantine.bpf.c's pinned quarantine_tgids,
+ * which the sensor puts in slot 0 while a hold is pinned (a new hold makes a
+ * new map, so it is looked up, never shared at load). */
+/* Sizes, not types: libbpf 1.1 cannot size a typed inner map. */
+struct held_tgids_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct guard_member));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct held_tgids_map);
+} held_tgids SEC(".maps");
+
+/* GPU ioctls issued by held processes, per hold and process: each one ran
+ * when it should have been stopped. The sensor reports the growth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_continue_key);
+	__type(value, struct guard_continue);
+} held_gpu_ioctls SEC(".maps");
 
 /* Per process and RM class allocated. */
 struct {
@@ -205,6 +232,9 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags = v.flags | staging_flags(bprm);
 	e->job_root_pid = v.job_root_pid;
+	e->file_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+	e->file_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+	e->file_pad = 0;
 	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
@@ -335,11 +365,11 @@ static __always_inline struct sock_owner *claim_socket(struct bpf_sock *sk, bool
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
-	*fresh = owner && owner->pid == 0;
-	if (!owner || owner->pid == pid)
+	*fresh = owner && owner->who.pid == 0;
+	if (!owner || owner->who.pid == pid)
 		return owner;
-	owner->pid = pid;
-	owner->start_time_ns = process_start(current_task());
+	owner->who.pid = pid;
+	owner->who.start_time_ns = process_start(current_task());
 	return owner;
 }
 
@@ -434,7 +464,7 @@ static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 r
 	if (!c)
 		return;
 	/* Often softirq context: the owner comes from storage, never current. */
-	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->pid : 0, owner ? owner->start_time_ns : 0);
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->who.pid : 0, owner ? owner->who.start_time_ns : 0);
 	c->cookie = bpf_get_socket_cookie(skops);
 	c->family = skops->family;
 	c->protocol = IPPROTO_TCP;
@@ -497,7 +527,7 @@ static __always_inline void emit_stream(struct __sk_buff *skb, struct sock_owner
 	r = reserve(sizeof(*r), GUARD_RECORD_STREAM);
 	if (!r)
 		return;
-	fill_header(&r->h, GUARD_RECORD_STREAM, owner->pid, owner->start_time_ns);
+	fill_header(&r->h, GUARD_RECORD_STREAM, owner->who.pid, owner->who.start_time_ns);
 	r->cookie = bpf_get_socket_cookie(skb);
 	r->family = loc->family;
 	r->dport = step->dport;
@@ -538,7 +568,7 @@ static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner 
 			p = NULL;
 		}
 		if (p) {
-			fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->pid, owner->start_time_ns);
+			fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
 			p->cookie = bpf_get_socket_cookie(skb);
 			p->family = loc->family;
 			p->dport = step.dport;
@@ -580,7 +610,7 @@ static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner
 		bpf_ringbuf_discard(d, 0);
 		return;
 	}
-	fill_header(&d->h, GUARD_RECORD_DNS, owner->pid, owner->start_time_ns);
+	fill_header(&d->h, GUARD_RECORD_DNS, owner->who.pid, owner->who.start_time_ns);
 	d->cookie = bpf_get_socket_cookie(skb);
 	d->family = loc->family;
 	d->dport = DNS_PORT;
@@ -615,6 +645,58 @@ int guard_egress(struct __sk_buff *skb)
 	if (loc.protocol == IPPROTO_UDP)
 		capture_dns(skb, owner, &loc);
 	return 1;
+}
+
+/* ---- unix streams --------------------------------------------------------- */
+
+/* What was first written into each unix stream socket, kept on the receiving
+ * end. A relay's unix clients are told apart by it: the one whose first bytes
+ * hold what the relay sent on is the sender. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct guard_unix_head);
+} unix_heads SEC(".maps");
+
+#define AF_UNIX 1 /* SOCK_STREAM and TCP_LISTEN are enum values in vmlinux.h */
+
+/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
+ * a unix stream that is inside the writer's sendmsg, so current is the writer.
+ * Every other socket leaves on its family (each received TCP segment passes
+ * here: two loads and a compare). The bytes are the queue's newest skb's, read
+ * from its linear part; a reader racing to free it makes a short read, not a
+ * fault. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(guard_unix_data, const struct sock *sk)
+{
+	struct guard_unix_head *head;
+	struct sk_buff *skb;
+	__u32 off, n, linear;
+
+	if (sk->__sk_common.skc_family != AF_UNIX || sk->sk_type != SOCK_STREAM || sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!head || head->len >= GUARD_UNIX_HEAD_LEN)
+		return 0;
+	skb = sk->sk_receive_queue.prev;
+	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
+		return 0;
+	linear = skb->len - skb->data_len;
+	off = head->len;
+	n = GUARD_UNIX_HEAD_LEN - off;
+	if (n > linear)
+		n = linear;
+	if (n == 0 || off >= GUARD_UNIX_HEAD_LEN || n > GUARD_UNIX_HEAD_LEN)
+		return 0;
+	if (!head->pid) {
+		head->pid = bpf_get_current_pid_tgid() >> 32;
+		head->start_time_ns = process_start(bpf_get_current_task_btf());
+	}
+	if (bpf_probe_read_kernel(&head->data[off], n, skb->data))
+		return 0;
+	head->len = off + n;
+	return 0;
 }
 
 /* ---- GPU ------------------------------------------------------------------ */
@@ -740,6 +822,51 @@ static __always_inline __u32 classify_rm(__u32 cmd, __u64 arg, __u32 *rm_class)
 	return GUARD_IOCTL_RM_OTHER;
 }
 
+#define SIGSTOP 19
+
+/*
+ * A held process issues a GPU ioctl: something let it run (a stop it slipped
+ * past, a continue from a path the quarantine programs do not see). It is
+ * stopped again (the ioctl itself goes on: a signal lands as the syscall
+ * returns) and counted. Current is the caller: process context, so the
+ * SIGSTOP is queued at once.
+ */
+static __always_inline void stop_if_held(struct task_struct *task, __u32 tgid)
+{
+	struct guard_continue_key key = { .tgid = tgid };
+	struct guard_continue fresh = {}, *seen;
+	struct guard_member *member;
+	__u32 zero = 0;
+	void *held;
+	long err;
+
+	held = bpf_map_lookup_elem(&held_tgids, &zero);
+	if (!held)
+		return;
+	member = bpf_map_lookup_elem(held, &tgid);
+	if (!member || member->start_ticks != task->group_leader->start_boottime / GUARD_NS_PER_TICK)
+		return;
+	err = bpf_send_signal(SIGSTOP);
+	key.hold_id = member->id;
+	fresh.start_ticks = member->start_ticks;
+	seen = bpf_map_lookup_elem(&held_gpu_ioctls, &key);
+	if (!seen || seen->start_ticks != fresh.start_ticks) {
+		bpf_map_update_elem(&held_gpu_ioctls, &key, &fresh, BPF_ANY);
+		seen = bpf_map_lookup_elem(&held_gpu_ioctls, &key);
+		if (!seen)
+			return;
+	}
+	if (err)
+		__sync_fetch_and_add(&seen->unanswered, 1);
+	else
+		__sync_fetch_and_add(&seen->refused, 1);
+	seen->last_ns = bpf_ktime_get_boot_ns();
+	seen->sender_tgid = tgid;
+	seen->via = GUARD_CONTINUE_GPU_IOCTL;
+	seen->error = err;
+	bpf_get_current_comm(seen->sender_comm, sizeof(seen->sender_comm));
+}
+
 /* The syscall tracepoint's own record layout: every field is 8 bytes wide. */
 struct sys_enter_ioctl_args {
 	__u64 common;
@@ -808,6 +935,7 @@ int guard_ioctl(struct sys_enter_ioctl_args *ctx)
 	pid = bpf_get_current_pid_tgid() >> 32;
 	if (pid == guard_config.self_pid)
 		return 0;
+	stop_if_held(task, pid);
 
 	slot = role == GUARD_GPU_UVM ? GUARD_IOCTL_UVM : classify_rm(cmd, ctx->arg, &rm_class);
 	count(&gpu_ioctl_counts, pid, slot);

@@ -9,7 +9,11 @@
 #ifndef GUARD_H
 #define GUARD_H
 
-#define GUARD_ABI_VERSION 1
+/* Raised with every change a decoder of the last version would misread: 2,
+ * the exec record's file (file_ino, file_dev); 3, the stream record
+ * (GUARD_RECORD_STREAM) and the head segments' flags as the stream scan
+ * sets them. */
+#define GUARD_ABI_VERSION 3
 
 #define GUARD_COMM_LEN 16
 #define GUARD_PATH_LEN 256
@@ -145,6 +149,7 @@ struct guard_header {
 #define GUARD_EXEC_UNLINKED 16   /* its file has no name left (deleted) */
 #define GUARD_EXEC_MEMFD 32      /* its file is a memfd: fileless */
 #define GUARD_EXEC_SHARED_DIR 64 /* its directory is world-writable and sticky (/tmp, /dev/shm) */
+#define GUARD_EXEC_MINER_ANYWHERE 128 /* the miner name matched is acted on anywhere, not in jobs only */
 
 struct guard_exec {
 	struct guard_header h;
@@ -157,6 +162,12 @@ struct guard_exec {
 	__u64 cgroup_id;
 	__u32 flags;
 	__u32 job_root_pid; /* 0 outside a job */
+	/* The file exec opened (bprm->file), as the kernel names it: user space
+	 * hashes only a file with this inode and device (major << 20 | minor),
+	 * never whatever the path names by the time it looks. */
+	__u64 file_ino;
+	__u32 file_dev;
+	__u32 file_pad;
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_LEN];
 	char args[GUARD_ARGS_LEN]; /* NUL-separated, as the kernel keeps them */
@@ -188,6 +199,32 @@ struct guard_connect {
 	__u32 pad;
 	__u8 daddr[16]; /* IPv4 in the first four bytes */
 	__u8 saddr[16];
+};
+
+/* The head of each sock_owners value (bpf/guard.bpf.c struct sock_owner):
+ * the process that connected the socket, or last sent on it unconnected,
+ * while Guard watched. The sensor reads it through a descriptor of the
+ * socket (a socket storage lookup takes one as its key): a socket that was
+ * accepted, or connected before Guard started, has none. */
+struct guard_sock_owner {
+	__u64 start_time_ns; /* group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;           /* tgid */
+	__u32 pad;
+};
+
+/* unix_heads values: socket storage on the receiving end of a unix stream,
+ * the first bytes written into it while Guard watched and who wrote the
+ * first of them (the writer is current when the kernel queues the bytes). The
+ * sensor reads it through a descriptor of the receiving socket, to tell which
+ * of a relay's unix clients sent what it relayed. data is twice the capture
+ * so that a copy at any offset below GUARD_UNIX_HEAD_LEN stays inside it. */
+#define GUARD_UNIX_HEAD_LEN 256
+struct guard_unix_head {
+	__u64 start_time_ns; /* the first writer's group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;           /* its tgid */
+	__u16 len;           /* bytes in data, at most GUARD_UNIX_HEAD_LEN */
+	__u16 pad;
+	__u8 data[2 * GUARD_UNIX_HEAD_LEN];
 };
 
 #define GUARD_PAYLOAD_FINAL 1
@@ -369,6 +406,35 @@ struct guard_device_key {
 struct guard_member {
 	__u64 id;
 	__u64 start_ticks;
+};
+
+/* How a held process was found running again (guard_continue.via). */
+enum guard_continue_via {
+	GUARD_CONTINUE_SIGNAL = 1,    /* a signal that continues a stopped task (SIGCONT) was generated for it */
+	GUARD_CONTINUE_GPU_IOCTL = 2, /* it issued a GPU driver ioctl (guard.bpf.c), so it ran */
+	GUARD_CONTINUE_PTRACE = 3,    /* its tracer resumed it (PTRACE_CONT, _SYSCALL, _SINGLESTEP, ...) */
+};
+
+/* quarantine_continues keys: one held process of one hold. */
+struct guard_continue_key {
+	__u64 hold_id;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* quarantine_continues values: what tried to let a held process run, and
+ * what the kernel did about it. Counted in place; the sensor reports the
+ * growth and `guard status` the totals. */
+struct guard_continue {
+	__u64 start_ticks; /* the held process's start: with the tgid, which process */
+	__u64 refused;     /* continues answered by queuing SIGSTOP to its thread group (SIGKILL for a ptrace resume) */
+	__u64 unanswered;  /* continues whose SIGSTOP could not be queued (-EBUSY: the per-CPU irq_work slot was taken); user space stops those */
+	__u64 last_ns;     /* CLOCK_BOOTTIME of the latest */
+	__u32 sender_tgid; /* current when the latest was generated: the sender for kill(2), tgkill(2) and sigqueue(2) */
+	__s32 si_code;     /* the latest's siginfo code: SI_USER 0, SI_TKILL -6, SI_QUEUE -1, SI_TIMER -2, SI_KERNEL 0x80 (uapi siginfo.h) */
+	__u32 via;         /* enum guard_continue_via of the latest */
+	__s32 error;       /* what the latest stop returned: 0, or a negative errno */
+	char sender_comm[GUARD_COMM_LEN];
 };
 
 /*

@@ -349,6 +349,9 @@ static __always_inline bool allowed_file(struct linux_binprm *bprm)
  * record, so that a full ring loses the record, never the job membership or
  * the kill. `comm` is the new comm (bpf_get_current_comm).
  *
+ * The name: the exec's comm, or else the name of the file the kernel opened
+ * (a symlink or a /dev/fd path renames the first, not the second).
+ *
  * The job: its cgroup's (whatever launched the process: a shell in a pod is
  * in the pod), else the one it was in at fork or its last exec, else a new
  * tree when it is a launcher the policy names. A launcher inside a job with
@@ -383,11 +386,22 @@ static __always_inline void decide_exec(__u32 tgid, __u64 start_time_ns, const c
 	}
 
 	flags = bpf_map_lookup_elem(&miner_names, &name);
+	if (!flags) {
+		/* comm is the name the exec was asked by: a symlink's, or "3" for
+		 * /dev/fd/3. The file the kernel opened keeps its own name. */
+		struct guard_name file_name = {};
+		const unsigned char *dname = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+
+		if (bpf_probe_read_kernel_str(file_name.name, sizeof(file_name.name), dname) > 0)
+			flags = bpf_map_lookup_elem(&miner_names, &file_name);
+	}
 	if (!flags || bpf_map_lookup_elem(&allowed_uids, &uid) || allowed_file(bprm))
 		return;
 	if (!(*flags & GUARD_MINER_ANYWHERE) && !(in_job && (*flags & GUARD_MINER_IN_JOB)))
 		return;
 	v->flags |= GUARD_EXEC_KNOWN_MINER;
+	if (*flags & GUARD_MINER_ANYWHERE)
+		v->flags |= GUARD_EXEC_MINER_ANYWHERE;
 	if ((*flags & GUARD_MINER_KILL) && bpf_send_signal(SIGKILL) == 0)
 		v->flags |= GUARD_EXEC_KILLED;
 }

@@ -48,7 +48,8 @@ public static partial class UsageErrors
         }
         if (command.Subcommands.Count > 0 && !parse.CommandResult.Children.Any())
             return $"no command given to '{name}' (commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))})";
-        return parse.Errors[0].Message;
+        // One line: System.CommandLine lists allowed values one to a line.
+        return string.Join(' ', parse.Errors[0].Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
     }
 
     private static string CommandPath(CommandResult result)

@@ -27,6 +27,7 @@ public sealed class DrainWatchdog : IDisposable
     private readonly Thread thread;
     private readonly ManualResetEventSlim stopping = new();
     private long lastDrainNs;
+    private long notifyFailures;
     private bool stalled;
 
     /// <summary>
@@ -64,7 +65,27 @@ public sealed class DrainWatchdog : IDisposable
     public void Drained(long nowNs) => Volatile.Write(ref lastDrainNs, nowNs);
 
     /// <summary>Tells systemd the sensor is attached and draining (sd_notify <c>READY=1</c>).</summary>
-    public void Ready() => notifier.Notify(ServiceState.Ready);
+    public void Ready() => Notify(ServiceState.Ready);
+
+    /// <summary>Messages to systemd that could not be sent (its socket gone or refusing).</summary>
+    public long NotifyFailures => Interlocked.Read(ref notifyFailures);
+
+    /// <summary>
+    /// Sends one sd_notify message. A notify socket that went away or refuses
+    /// (systemd restarting, a container's notify proxy gone) costs the message,
+    /// counted, never the sensor: a watchdog that cannot be told is what systemd acts on.
+    /// </summary>
+    private void Notify(ServiceState state)
+    {
+        try
+        {
+            notifier.Notify(state);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref notifyFailures);
+        }
+    }
 
     private void Watch()
     {
@@ -78,12 +99,19 @@ public sealed class DrainWatchdog : IDisposable
             {
                 Volatile.Write(ref stalled, false);
                 markDrained?.Invoke(DateTimeOffset.UtcNow);
-                notifier.Notify(ping);
+                Notify(ping);
             }
             else if (!Stalled)
             {
                 Volatile.Write(ref stalled, true);
-                onStall(TimeSpan.FromTicks(lateNs / 100));
+                try
+                {
+                    onStall(TimeSpan.FromTicks(lateNs / 100));
+                }
+                catch (IOException)
+                {
+                    // Its stderr gone too: the registration's stamp still tells `guard status`.
+                }
             }
         }
     }
@@ -103,7 +131,7 @@ public sealed class DrainWatchdog : IDisposable
     {
         stopping.Set();
         thread.Join();
-        notifier.Notify(ServiceState.Stopping);
+        Notify(ServiceState.Stopping);
         stopping.Dispose();
     }
 }

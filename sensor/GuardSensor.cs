@@ -57,6 +57,12 @@ public sealed record SensorSummary(
     public (long Count, string? Latest) DetectorFaults { get; init; }
 
     public ulong Drops => DropsByKind.Aggregate(0UL, (a, b) => a + b);
+
+    /// <summary>Executables not hashed: the queue was full.</summary>
+    public long HashesDropped { get; init; }
+
+    /// <summary>Executables not hashed: their read took over the time limit.</summary>
+    public long HashesTimedOut { get; init; }
 }
 
 /// <summary>
@@ -72,6 +78,8 @@ public sealed class GuardSensor : IDisposable
     private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
+    private readonly PolicyDetectors? detectors;
+    private readonly RelayTrace? relays;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
     private readonly SensorOptions options;
@@ -81,9 +89,12 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuFlushNs;
     private long nextRoundingSampleNs;
     private long nextQuarantineCheckNs;
+    private long nextHoldCheckNs;
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    private readonly HoldBreaches? holdBreaches;
+    private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
     private string? ownPins;
     private readonly List<(int Pid, GuardRounding Switches)> roundingCounts = [];
@@ -91,6 +102,15 @@ public sealed class GuardSensor : IDisposable
     private readonly List<string> warnings = [];
     private SensorRegistration? registration;
     private DrainWatchdog? watchdog;
+    // Held while enforcement is handed over, by the event thread or a StopDeadline's.
+    private readonly object handOverGate = new();
+    private int? handedOver;
+
+    /// <summary>How long records still in the ring are read after a stop request: a flood must not hold the stop.</summary>
+    private const long FinalDrainNs = 200_000_000;
+
+    /// <summary>Processes found at start judged each poll: a few ms of /proc reads, so events keep flowing meanwhile.</summary>
+    private const int ExistingPerPoll = 128;
 
     private GuardSensor(KernelSession kernel, ProcessTable table, IEventSink sink, SensorOptions options, PolicyDetectors? detectors, Quarantines? quarantines, Responder? responder)
     {
@@ -99,14 +119,22 @@ public sealed class GuardSensor : IDisposable
         this.sink = sink;
         this.options = options;
         this.quarantines = quarantines;
+        holdBreaches = quarantines is null ? null : new HoldBreaches(options.Kernel.CgroupRoot!);
         decoder = new RecordDecoder();
         emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
-        judge = detectors is null ? null : new Judge(detectors, responder, emitter);
+        this.detectors = detectors;
+        // Relay lookups run on a thread of their own and wake the reader when they answer.
+        relays = responder is null ? null
+            : new RelayTrace(new SenderLookups(
+                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
+        judge = detectors is null ? null : new Judge(detectors, responder, emitter, relays);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
+        if (judge is not null)
+            reader.WakeOn(judge.HashesWakeFd);
         startNs = Libc.NowNs(Libc.ClockBoottime);
         nextHeartbeatNs = startNs + (long)options.HeartbeatInterval.TotalNanoseconds;
         nextGpuFlushNs = startNs + (long)options.GpuFlushInterval.TotalNanoseconds;
@@ -166,6 +194,9 @@ public sealed class GuardSensor : IDisposable
         }
         try
         {
+            // What ran before this start meets the same rules as what starts later (the kernel never saw it
+            // exec): queued here, judged a batch each poll.
+            sensor.pipeline.QueueExisting();
             // Last: what others left enforcing goes only once nothing can fail this start.
             if (kernelOptions.InKernelRules.Enforce)
                 sensor.ownPins = PinEnforcement(kernel);
@@ -271,6 +302,8 @@ public sealed class GuardSensor : IDisposable
         int n = reader.Poll(timeoutMs);
         long now = Libc.NowNs(Libc.ClockBoottime);
         watchdog?.Drained(now);
+        judge?.OnHashes(table);
+        pipeline.JudgeExisting(now, ExistingPerPoll);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
@@ -288,6 +321,11 @@ public sealed class GuardSensor : IDisposable
         {
             nextGpuSampleNs = now + (long)options.GpuSampleInterval.TotalNanoseconds;
             pipeline.OnGpuSamples(gpuSource.Sample(), now);
+        }
+        if (now >= nextHoldCheckNs && holdBreaches is not null)
+        {
+            nextHoldCheckNs = now + HoldCheckIntervalNs;
+            CheckHolds();
         }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
@@ -308,40 +346,98 @@ public sealed class GuardSensor : IDisposable
         int interval = Math.Max(1, (int)options.PollInterval.TotalMilliseconds);
         while (!cancellation.IsCancellationRequested)
             Poll(interval);
-        // Whatever is still in the ring when asked to stop is not lost.
-        while (reader.Poll(0) > 0)
+        // Whatever is still in the ring when asked to stop is not lost, unless it keeps coming.
+        long drainUntil = Libc.NowNs(Libc.ClockBoottime) + FinalDrainNs;
+        while (reader.Poll(0) > 0 && Libc.NowNs(Libc.ClockBoottime) < drainUntil)
         {
         }
         pipeline.Tick(long.MaxValue / 2);
+        judge?.FinishRelays((int)SenderLookups.TimeLimit.TotalMilliseconds);
         sink.Flush();
     }
 
     /// <summary>
     /// Before this sensor detaches: the exec-time kill and the Stratum drop go
     /// on without it, pinned (bpf/enforce.bpf.c), until the next sensor starts.
-    /// Returns how many programs were pinned; 0 when the policy kills nothing
-    /// or it was handed over already. Throws <see cref="SensorException"/> when
-    /// the handover fails: this sensor's own pinned programs then stay and go on
-    /// enforcing until the next sensor or <c>guard detach --all</c>.
+    /// Returns how many programs were pinned; 0 when the policy kills nothing.
+    /// Done once: a second call (a <see cref="StopDeadline"/>'s) returns the
+    /// first's count. When the handover fails this sensor's own pinned
+    /// programs stay and go on enforcing until the next sensor or
+    /// <c>guard detach --all</c>.
     /// </summary>
-    public int HandOverEnforcement()
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int HandOverEnforcement() => TryHandOverEnforcement(Timeout.InfiniteTimeSpan)!.Value;
+
+    /// <summary>
+    /// <see cref="HandOverEnforcement"/> from any thread, waiting at most
+    /// <paramref name="wait"/> for one under way on another; null when that one
+    /// did not finish in time.
+    /// </summary>
+    /// <exception cref="SensorException">The programs could not be loaded or pinned.</exception>
+    public int? TryHandOverEnforcement(TimeSpan wait)
     {
-        if (ownPins is not { } pins)
-            return 0;
-        // From here the pins are not this sensor's to remove: handed over, or left enforcing.
-        ownPins = null;
-        int handedOver;
+        if (!Monitor.TryEnter(handOverGate, wait))
+            return null;
         try
         {
-            handedOver = EnforcementKernel.HandOver(options.Kernel.InKernelRules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+            if (handedOver is { } done)
+                return done;
+            // From here the pins are not this sensor's to remove: handed over, or left enforcing.
+            handedOver = 0;
+            if (ownPins is not { } pins)
+                return 0;
+            ownPins = null;
+            int pinned;
+            try
+            {
+                pinned = EnforcementKernel.HandOver(options.Kernel.InKernelRules, kernel.ReadJobMembers(), options.Kernel.CgroupRoot!);
+            }
+            catch (SensorException e)
+            {
+                throw new SensorException($"{e.Message}; this sensor's own programs stay pinned under {pins} and go on enforcing");
+            }
+            // The handed-over programs enforce now; this sensor's own pins would only duplicate them.
+            SensorPins.Remove(pins);
+            handedOver = pinned;
+            return pinned;
         }
-        catch (SensorException e)
+        finally
         {
-            throw new SensorException($"{e.Message}; this sensor's own programs stay pinned under {pins} and go on enforcing");
+            Monitor.Exit(handOverGate);
         }
-        // The handed-over programs enforce now; this sensor's own pins would only duplicate them.
-        SensorPins.Remove(pins);
-        return handedOver;
+    }
+
+    /// <summary>How often held processes and cgroups are checked for attempts to let them run: the longest a hold the kernel could not answer stays broken.</summary>
+    private const long HoldCheckIntervalNs = 250_000_000;
+
+    /// <summary>
+    /// While holds are pinned: the GPU ioctl program follows their members, and
+    /// what the kernel counted as attempts to let a held process or cgroup run is
+    /// answered where the kernel could not and reported (<see cref="HoldBreaches"/>).
+    /// </summary>
+    private void CheckHolds()
+    {
+        if (!QuarantineKernel.Pinned)
+        {
+            if (followingHolds)
+                kernel.FollowHolds(null);
+            followingHolds = false;
+            return;
+        }
+        try
+        {
+            using QuarantineKernel? holds = QuarantineKernel.OpenPinned();
+            if (holds is null)
+                return;
+            kernel.FollowHolds(holds);
+            followingHolds = true;
+            foreach (HoldBreach breach in holdBreaches!.Check(holds, kernel.HeldGpuIoctls()))
+                emitter.Emit(breach.ToActionEvent(breach.Pid > 0 ? table.Find(breach.Pid, breach.StartTicks) : null));
+        }
+        catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
+        {
+            // Tried again at the next check; the kernel's own answers stand meanwhile.
+        }
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>
@@ -373,6 +469,10 @@ public sealed class GuardSensor : IDisposable
         heartbeat.DecodeFailures = decoder.TotalFailures;
         heartbeat.DetectorFaults = judge?.Faults ?? 0;
         heartbeat.Processes = table.Count;
+        heartbeat.HashesDropped = detectors?.Executables.Dropped ?? 0;
+        heartbeat.HashesTimedOut = detectors?.Executables.TimedOut ?? 0;
+        heartbeat.RelayLookupsDropped = judge?.RelayLookupsDropped ?? 0;
+        heartbeat.RelayLookupsTimedOut = judge?.RelayLookupsTimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
         emitter.Emit(heartbeat);
     }
@@ -390,6 +490,8 @@ public sealed class GuardSensor : IDisposable
             kernel.ReadDrops(), decoder.TotalFailures, kernel.Attached, kernel.Missing)
         {
             DetectorFaults = (judge?.Faults ?? 0, judge?.LastFault),
+            HashesDropped = detectors?.Executables.Dropped ?? 0,
+            HashesTimedOut = detectors?.Executables.TimedOut ?? 0,
         };
     }
 
@@ -398,11 +500,16 @@ public sealed class GuardSensor : IDisposable
     {
         watchdog?.Dispose();
         registration?.Dispose();
+        detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();
+        relays?.Dispose(); // before the kernel: its lookups read a kernel map
         reader.Dispose();
         kernel.Dispose();
-        if (ownPins is not null)
-            SensorPins.Remove(ownPins);
-        ownPins = null;
+        lock (handOverGate)
+        {
+            if (ownPins is not null)
+                SensorPins.Remove(ownPins);
+            ownPins = null;
+        }
     }
 }

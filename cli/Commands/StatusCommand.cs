@@ -59,10 +59,12 @@ public static class StatusCommand
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
         foreach (QuarantineHold h in held)
         {
-            string how = h.Mode == QuarantineMode.Cgroup ? $"cgroup {h.CgroupPath} frozen" : "tree stopped";
+            string how = Seen(h);
             string until = h.Deadline is { } d ? $"; {(h.OnTimeout == QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
             o.WriteLine($"  {h.Name}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
             o.WriteLine($"    reason: {h.Reason}");
+            if (h.ContinuesRefused + h.ContinuesUnanswered > 0)
+                o.WriteLine($"    continues refused: {h.ContinuesRefused}{(h.ContinuesUnanswered > 0 ? $", {h.ContinuesUnanswered} the kernel could not answer" : "")}{(h.LastContinuedBy is { } by ? $"; the latest by pid {by.Pid} ({by.Name})" : "")}");
         }
         var bySensor = programs.SelectMany(p => p.HolderPids.Select(pid => (pid, p.Name))).GroupBy(x => x.pid).OrderBy(g => g.Key).ToList();
         int pinned = programs.Count(p => p.HolderPids.Count == 0);
@@ -87,6 +89,16 @@ public static class StatusCommand
         o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
         foreach (LoggedAction a in recent)
             o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");
+    }
+
+    /// <summary>What the hold looks like now, as /proc and cgroupfs say: not what was done to it.</summary>
+    private static string Seen(QuarantineHold h)
+    {
+        if (h.Mode == QuarantineMode.Cgroup)
+            return $"cgroup {h.CgroupPath} {h.Frozen switch { true => "frozen", false => "NOT FROZEN (thawed)", null => "gone" }}";
+        if (h.Running.Count == 0)
+            return "tree stopped";
+        return $"tree NOT STOPPED: {h.Running.Count} of {h.Pids.Count} running ({string.Join(" ", h.Running.Take(8))}{(h.Running.Count > 8 ? " ..." : "")})";
     }
 
     /// <summary>Who kills miners at exec and drops Stratum right now, as the pins say: words, and the JSON value.</summary>
@@ -120,6 +132,29 @@ public static class StatusCommand
                 foreach (int pid in h.Pids)
                     w.WriteNumberValue(pid);
                 w.WriteEndArray();
+                // What is seen now, not what was done: every member stopped, the cgroup frozen.
+                w.WriteBoolean("held", h.Mode == QuarantineMode.Cgroup ? h.Frozen == true : h.Running.Count == 0);
+                if (h.Mode == QuarantineMode.Cgroup)
+                {
+                    if (h.Frozen is { } frozen)
+                        w.WriteBoolean("frozen", frozen);
+                }
+                else
+                {
+                    w.WriteStartArray("running");
+                    foreach (int pid in h.Running)
+                        w.WriteNumberValue(pid);
+                    w.WriteEndArray();
+                }
+                w.WriteNumber("continues_refused", h.ContinuesRefused);
+                w.WriteNumber("continues_unanswered", h.ContinuesUnanswered);
+                if (h.LastContinuedBy is { } by)
+                {
+                    w.WriteStartObject("last_continued_by");
+                    w.WriteNumber("pid", by.Pid);
+                    w.WriteString("name", by.Name);
+                    w.WriteEndObject();
+                }
                 w.WriteString("since", h.Since);
                 if (h.Deadline is { } d)
                 {

@@ -171,6 +171,9 @@ public static class WatchCommand
             OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a stdout nobody reads, or a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
         };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
+        // A signal (the caller's token) is honoured within a second, even if the sensor is stuck.
+        var deadline = new StopDeadline(sensor);
+        using CancellationTokenRegistration onSignal = cancellation.Register(deadline.Arm);
         foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
         Policy policy = options.Policy!;
@@ -195,6 +198,7 @@ public static class WatchCommand
         WriteSummary(console.Error, sensor.Summary());
         if (handover is not null)
             console.Error.WriteLine(handover);
+        deadline.Finished();
         return (int)ExitCode.Success;
     }
 
@@ -227,6 +231,8 @@ public static class WatchCommand
             string drops = string.Join(", ", s.DropsByKind.Select((n, kind) => (n, kind)).Where(x => x.n > 0).Select(x => $"{EventNames.Of((RecordKind)x.kind)} {x.n}"));
             error.WriteLine($"guard watch: the ring buffer was full; lost records: {drops} (raise --ring-size)");
         }
+        if (s.HashesDropped + s.HashesTimedOut > 0)
+            error.WriteLine($"guard watch: executables not hashed: {s.HashesDropped} with the queue full, {s.HashesTimedOut} over the time limit");
         error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");
         error.WriteLine($"guard watch: programs missing: {(s.Missing.Count == 0 ? "none" : string.Join("; ", s.Missing.Select(m => $"{m.Spec.Name} ({m.Reason})")))}");
         error.WriteLine("guard watch: detached");

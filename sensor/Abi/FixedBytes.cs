@@ -14,6 +14,12 @@ public struct Bytes256
     private byte first;
 }
 
+[InlineArray(512)]
+public struct Bytes512
+{
+    private byte first;
+}
+
 [InlineArray(1024)]
 public struct Bytes1024
 {

@@ -188,3 +188,44 @@ public struct GuardLineage
     /// <summary>1 until it exits.</summary>
     public uint Alive;
 }
+
+/// <summary>
+/// The head of a sock_owners value (struct guard_sock_owner in bpf/guard.h):
+/// the process that connected a socket while Guard watched. An accepted
+/// socket has none.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardSockOwner
+{
+    /// <summary>Its group leader's start, CLOCK_BOOTTIME ns.</summary>
+    public ulong StartTimeNs;
+
+    /// <summary>Its tgid.</summary>
+    public uint Pid;
+    public uint Pad;
+}
+
+/// <summary>
+/// A unix_heads value (struct guard_unix_head in bpf/guard.h): the first bytes
+/// written into a unix stream socket while Guard watched, kept on the
+/// receiving end, and who wrote the first of them.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardUnixHead
+{
+    /// <summary>GUARD_UNIX_HEAD_LEN: the bytes kept at most.</summary>
+    public const int Capacity = 256;
+
+    /// <summary>The first writer's start, CLOCK_BOOTTIME ns.</summary>
+    public ulong StartTimeNs;
+
+    /// <summary>The first writer's tgid.</summary>
+    public uint Pid;
+
+    /// <summary>Bytes in <see cref="Data"/>, at most <see cref="Capacity"/>.</summary>
+    public ushort Length;
+    public ushort Pad;
+
+    /// <summary>Twice the capture (the kernel's copy stays inside it at any offset); the first <see cref="Length"/> bytes count.</summary>
+    public Bytes512 Data;
+}

@@ -29,7 +29,8 @@ public enum ConnectResult : uint
 [StructLayout(LayoutKind.Sequential)]
 public struct RecordHeader
 {
-    public const ushort AbiVersion = 1;
+    /// <summary>GUARD_ABI_VERSION in bpf/guard.h: 3 since the stream record (<see cref="RecordKind.Stream"/>).</summary>
+    public const ushort AbiVersion = 3;
 
     public RecordKind Kind;
     public ushort Version;
@@ -49,6 +50,9 @@ public struct ExecRecord
     public const uint Memfd = 32;
     public const uint SharedDirectory = 64;
 
+    /// <summary>The miner name the kernel matched (its comm, or the executed file's own name) is acted on anywhere, not in jobs only.</summary>
+    public const uint MinerAnywhere = 128;
+
     public RecordHeader Header;
     public uint Ppid;
     public uint Uid;
@@ -59,6 +63,13 @@ public struct ExecRecord
     public ulong CgroupId;
     public uint Flags;
     public uint JobRootPid;
+
+    /// <summary>The inode of the file exec opened.</summary>
+    public ulong FileInode;
+
+    /// <summary>Its device as the kernel encodes dev_t: major &lt;&lt; 20 | minor.</summary>
+    public uint FileDevice;
+    public uint FilePad;
     public Bytes16 Comm;
     public Bytes256 Path;
     public Bytes1024 Args;

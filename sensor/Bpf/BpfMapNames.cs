@@ -22,6 +22,12 @@ public static class BpfMapNames
     /// <summary><c>gpu_class_counts</c> in bpf/guard.bpf.c: RM classes allocated per process.</summary>
     public const string GpuClassCounts = "gpu_class_counts";
 
+    /// <summary><c>sock_owners</c> in bpf/guard.bpf.c: socket storage naming who connected each socket (struct guard_sock_owner first).</summary>
+    public const string SockOwners = "sock_owners";
+
+    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream (struct guard_unix_head).</summary>
+    public const string UnixHeads = "unix_heads";
+
     /// <summary>
     /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
     /// <c>const volatile struct guard_config guard_config</c>, written before load.
@@ -63,6 +69,21 @@ public static class BpfMapNames
 
     /// <summary><c>quarantine_devices</c> in bpf/quarantine.bpf.c, pinned by name: GPU devices the held may not open.</summary>
     public const string QuarantineDevices = "quarantine_devices";
+
+    /// <summary><c>quarantine_continues</c> in bpf/quarantine.bpf.c, pinned by name: attempts to let a held process run, per hold and member (tree mode).</summary>
+    public const string QuarantineContinues = "quarantine_continues";
+
+    /// <summary><c>quarantine_thread_stops</c> in bpf/quarantine.bpf.c, pinned by name: a pending stop per thread of a held process that was continued.</summary>
+    public const string QuarantineThreadStops = "quarantine_thread_stops";
+
+    /// <summary><c>quarantine_cgroup_levels</c> in bpf/quarantine.bpf.c, pinned by name: the depths of held cgroups, a bit each.</summary>
+    public const string QuarantineCgroupLevels = "quarantine_cgroup_levels";
+
+    /// <summary><c>held_tgids</c> in bpf/guard.bpf.c: slot 0 holds the pinned quarantine_tgids while a hold is pinned.</summary>
+    public const string HeldTgids = "held_tgids";
+
+    /// <summary><c>held_gpu_ioctls</c> in bpf/guard.bpf.c: GPU ioctls issued by held processes, per hold and process.</summary>
+    public const string HeldGpuIoctls = "held_gpu_ioctls";
 
     /// <summary><c>lineage</c> in bpf/lineage.bpf.c, pinned by name: each recorded process's creator.</summary>
     public const string Lineage = "lineage";

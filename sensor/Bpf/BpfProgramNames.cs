@@ -48,6 +48,9 @@ public static class BpfProgramNames
     /// <summary><c>guard_cgroup_attach</c> in bpf/guard.bpf.c (tp_btf/cgroup_attach_task).</summary>
     public const string CgroupAttach = "guard_cgroup_attach";
 
+    /// <summary><c>guard_unix_data</c> in bpf/guard.bpf.c (tp_btf/sk_data_ready): what is first written into each unix stream.</summary>
+    public const string UnixData = "guard_unix_data";
+
     /// <summary><c>guard_fpu</c> in bpf/guard.bpf.c (tp_btf/x86_fpu_regs_deactivated).</summary>
     public const string Fpu = "guard_fpu";
 
@@ -113,6 +116,15 @@ public static class BpfProgramNames
 
     /// <summary><c>guard_qtree_exit</c> in bpf/quarantine.bpf.c (tp_btf/sched_process_exit).</summary>
     public const string QuarantineTreeExit = "guard_qtree_exit";
+
+    /// <summary><c>guard_qtree_continue</c> in bpf/quarantine.bpf.c (tp_btf/signal_generate): a held process sent SIGCONT is stopped again.</summary>
+    public const string QuarantineTreeContinue = "guard_qtree_continue";
+
+    /// <summary><c>guard_qtree_ptrace</c> in bpf/quarantine.bpf.c (tp_btf/sched_waking): a held process its tracer resumes is killed.</summary>
+    public const string QuarantineTreePtrace = "guard_qtree_ptrace";
+
+    /// <summary><c>guard_qtree_tcp_send</c> in bpf/quarantine.bpf.c (tp_btf/tcp_sendmsg_locked): a socket a held process sends on is marked for egress to drop.</summary>
+    public const string QuarantineTreeTcpSend = "guard_qtree_tcp_send";
 
     /// <summary><c>guard_qcg_connect4</c> in bpf/quarantine.bpf.c (cgroup/connect4).</summary>
     public const string QuarantineCgroupConnect4 = "guard_qcg_connect4";

@@ -26,6 +26,11 @@ public sealed unsafe class KernelSession : IDisposable
     private readonly List<string> warnings = [];
     private int jobMembersFd = -1;
     private int roundingSwitchesFd = -1;
+    private int sockOwnersFd = -1;
+    private int sockOwnerSize;
+    private int unixHeadsFd = -1;
+    private int heldTgidsFd = -1;
+    private int heldGpuIoctlsFd = -1;
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -109,6 +114,11 @@ public sealed unsafe class KernelSession : IDisposable
             session.DropsFd = session.MapFd(BpfMapNames.Drops);
             session.GpuIoctlCountsFd = session.MapFd(BpfMapNames.GpuIoctlCounts);
             session.GpuClassCountsFd = session.MapFd(BpfMapNames.GpuClassCounts);
+            session.sockOwnersFd = session.MapFd(BpfMapNames.SockOwners);
+            session.sockOwnerSize = (int)Libbpf.MapValueSize(Libbpf.FindMap(obj, BpfMapNames.SockOwners));
+            session.unixHeadsFd = session.MapFd(BpfMapNames.UnixHeads);
+            session.heldTgidsFd = session.MapFd(BpfMapNames.HeldTgids);
+            session.heldGpuIoctlsFd = session.MapFd(BpfMapNames.HeldGpuIoctls);
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -271,6 +281,33 @@ public sealed unsafe class KernelSession : IDisposable
         return fd >= 0 ? fd : throw new SensorException($"the BPF object has no map {name}: sensor and object disagree");
     }
 
+    /// <summary>
+    /// Who connected <paramref name="socketFd"/> (a descriptor of ours) while this
+    /// session watched, as the kernel recorded it at connect; null when the
+    /// kernel recorded no one: the socket was accepted, or connected before.
+    /// Safe from any thread.
+    /// </summary>
+    public GuardSockOwner? ConnectedBy(int socketFd)
+    {
+        if (sockOwnersFd < 0 || sockOwnerSize < sizeof(GuardSockOwner) || sockOwnerSize > 1024)
+            return null;
+        byte* value = stackalloc byte[sockOwnerSize];
+        return Libbpf.MapLookup(sockOwnersFd, &socketFd, value) == 0 ? *(GuardSockOwner*)value : null;
+    }
+
+    /// <summary>
+    /// What was first written into the unix stream socket <paramref name="socketFd"/>
+    /// (a descriptor of ours, the receiving end) while this session watched,
+    /// and by whom; null when nothing was. Safe from any thread.
+    /// </summary>
+    public GuardUnixHead? UnixHeadOf(int socketFd)
+    {
+        if (unixHeadsFd < 0)
+            return null;
+        GuardUnixHead head;
+        return Libbpf.MapLookup(unixHeadsFd, &socketFd, &head) == 0 ? head : null;
+    }
+
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>
     public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers() => Libbpf.Entries<uint, GuardJobMember>(jobMembersFd);
 
@@ -280,6 +317,37 @@ public sealed unsafe class KernelSession : IDisposable
         foreach ((uint pid, GuardRounding switches) in Libbpf.Entries<uint, GuardRounding>(roundingSwitchesFd))
             into.Add(((int)pid, switches));
     }
+
+    /// <summary>
+    /// Lets the GPU ioctl program see who tree holds hold: puts the pinned member
+    /// map of <paramref name="holds"/> in held_tgids (each new first hold pins a new
+    /// one, so it is followed, not shared at load); null empties the slot. Returns
+    /// whether the slot changed.
+    /// </summary>
+    public bool FollowHolds(QuarantineKernel? holds)
+    {
+        uint slot = 0;
+        uint current = 0;
+        bool filled = Libbpf.MapLookup(heldTgidsFd, &slot, &current) == 0;
+        if (holds is null)
+            return filled && Libbpf.MapDelete(heldTgidsFd, &slot) == 0;
+        int members = holds.MembersFd;
+        if (filled && current == MapId(members))
+            return false;
+        return Libbpf.MapUpdate(heldTgidsFd, &slot, &members, 0) == 0;
+    }
+
+    /// <summary>The id the kernel gives the map behind <paramref name="fd"/>; 0 when it cannot be read.</summary>
+    private static uint MapId(int fd)
+    {
+        // struct bpf_map_info starts with __u32 type, __u32 id (uapi bpf.h).
+        uint* info = stackalloc uint[2];
+        uint length = 2 * sizeof(uint);
+        return Libbpf.ObjectInfo(fd, info, ref length) == 0 ? info[1] : 0;
+    }
+
+    /// <summary>GPU ioctls issued by held processes (each one stopped again), per hold and process, as guard_ioctl counted them.</summary>
+    public List<(GuardContinueKey Key, GuardContinue Value)> HeldGpuIoctls() => Libbpf.Entries<GuardContinueKey, GuardContinue>(heldGpuIoctlsFd);
 
     /// <summary>Records lost to a full ring buffer, per record kind, summed over CPUs.</summary>
     public ulong[] ReadDrops()

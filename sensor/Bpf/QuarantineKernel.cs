@@ -19,6 +19,9 @@ public sealed unsafe class QuarantineKernel : IDisposable
     private const string TgidsMap = BpfMapNames.QuarantineTgids;
     private const string SocketsMap = BpfMapNames.QuarantineSocks;
     private const string DevicesMap = BpfMapNames.QuarantineDevices;
+    private const string ContinuesMap = BpfMapNames.QuarantineContinues;
+    private const string ThreadStopsMap = BpfMapNames.QuarantineThreadStops;
+    private const string CgroupLevelsMap = BpfMapNames.QuarantineCgroupLevels;
 
     /// <summary>Where holds are pinned: their maps, tree/ and cgroup-ID/ links.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "quarantine");
@@ -30,6 +33,14 @@ public sealed unsafe class QuarantineKernel : IDisposable
     [
         BpfProgramNames.QuarantineTreeSockCreate, BpfProgramNames.QuarantineTreeConnect4, BpfProgramNames.QuarantineTreeConnect6, BpfProgramNames.QuarantineTreeSendMsg4,
         BpfProgramNames.QuarantineTreeSendMsg6, BpfProgramNames.QuarantineTreeEgress, BpfProgramNames.QuarantineTreeDev, BpfProgramNames.QuarantineTreeFork, BpfProgramNames.QuarantineTreeExit,
+        BpfProgramNames.QuarantineTreeContinue, BpfProgramNames.QuarantineTreePtrace, BpfProgramNames.QuarantineTreeTcpSend,
+    ];
+
+    /// <summary>The tree programs that attach to tracepoints, not to the cgroup root.</summary>
+    private static readonly HashSet<string> TreeTracing =
+    [
+        BpfProgramNames.QuarantineTreeFork, BpfProgramNames.QuarantineTreeExit, BpfProgramNames.QuarantineTreeContinue, BpfProgramNames.QuarantineTreePtrace,
+        BpfProgramNames.QuarantineTreeTcpSend,
     ];
 
     /// <summary>Cgroup mode, attached to the held job's cgroup: each denies everything there.</summary>
@@ -42,15 +53,23 @@ public sealed unsafe class QuarantineKernel : IDisposable
     private readonly int[] ownedFds;
     private bool disposed;
 
-    private QuarantineKernel(nint obj, int records, int tgids, int sockets, int devices, int[] ownedFds)
+    private QuarantineKernel(nint obj, int[] fds, int[] ownedFds)
     {
         this.obj = obj;
-        RecordsFd = records;
-        TgidsFd = tgids;
-        SocketsFd = sockets;
-        DevicesFd = devices;
+        RecordsFd = fds[0];
+        TgidsFd = fds[1];
+        SocketsFd = fds[2];
+        DevicesFd = fds[3];
+        ContinuesFd = fds[4];
+        ThreadStopsFd = fds[5];
+        CgroupLevelsFd = fds[6];
         this.ownedFds = ownedFds;
     }
+
+    /// <summary>Every map, in the order the constructor takes them; the last three are absent (-1) in pins an older guard made.</summary>
+    private static readonly string[] Maps = [RecordsMap, TgidsMap, SocketsMap, DevicesMap, ContinuesMap, ThreadStopsMap, CgroupLevelsMap];
+
+    private const int RequiredMaps = 4;
 
     private int RecordsFd { get; }
 
@@ -60,6 +79,15 @@ public sealed unsafe class QuarantineKernel : IDisposable
 
     private int DevicesFd { get; }
 
+    private int ContinuesFd { get; }
+
+    private int ThreadStopsFd { get; }
+
+    private int CgroupLevelsFd { get; }
+
+    /// <summary>The held-members map (quarantine_tgids), for guard.bpf.c's GPU ioctl check to look into.</summary>
+    internal int MembersFd => TgidsFd;
+
     /// <summary>Whether any quarantine state is pinned on this host.</summary>
     public static bool Pinned => File.Exists(Path.Join(PinRoot, RecordsMap));
 
@@ -68,13 +96,26 @@ public sealed unsafe class QuarantineKernel : IDisposable
     {
         if (!Pinned)
             return null;
-        int[] fds = [.. new[] { RecordsMap, TgidsMap, SocketsMap, DevicesMap }.Select(GetPinned)];
-        return new QuarantineKernel(0, fds[0], fds[1], fds[2], fds[3], fds);
+        var fds = new int[Maps.Length];
+        try
+        {
+            for (int i = 0; i < Maps.Length; i++)
+                fds[i] = GetPinned(Maps[i], required: i < RequiredMaps);
+        }
+        catch (SensorException)
+        {
+            foreach (int fd in fds.Where(fd => fd > 0))
+                new FileDescriptor(fd).Dispose();
+            throw;
+        }
+        return new QuarantineKernel(0, fds, [.. fds.Where(fd => fd >= 0)]);
     }
 
-    private static int GetPinned(string map)
+    private static int GetPinned(string map, bool required)
     {
         string path = Path.Join(PinRoot, map);
+        if (!required && !File.Exists(path))
+            return -1;
         int fd = Libbpf.ObjectGet(path);
         return fd >= 0 ? fd : throw new SensorException($"cannot open the pinned map {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
     }
@@ -93,10 +134,10 @@ public sealed unsafe class QuarantineKernel : IDisposable
             Libbpf.ObjectClose(obj);
             throw new SensorException(KernelSession.LoadFailure(-err));
         }
-        return new QuarantineKernel(obj, KernelSession.MapFd(obj, RecordsMap), KernelSession.MapFd(obj, TgidsMap), KernelSession.MapFd(obj, SocketsMap), KernelSession.MapFd(obj, DevicesMap), []);
+        return new QuarantineKernel(obj, [.. Maps.Select(m => KernelSession.MapFd(obj, m))], []);
     }
 
-    /// <summary>Attaches the tree-mode programs at the cgroup root and pins their links, unless they are pinned already.</summary>
+    /// <summary>Attaches the root programs (tree mode's, and the socket marks every hold uses) and pins their links, unless they are pinned already.</summary>
     public void EnsureTreeLinks(string cgroupRoot)
     {
         using FileDescriptor root = FileDescriptor.OpenDirectory(cgroupRoot);
@@ -104,12 +145,15 @@ public sealed unsafe class QuarantineKernel : IDisposable
         {
             string pin = Path.Join(TreeLinks, name);
             if (!File.Exists(pin))
-                AttachAndPin(name, name is BpfProgramNames.QuarantineTreeFork or BpfProgramNames.QuarantineTreeExit ? null : root, pin);
+                AttachAndPin(name, TreeTracing.Contains(name) ? null : root, pin);
         }
     }
 
-    /// <summary>Unpinning is detaching: nothing else holds these links.</summary>
-    public static void RemoveTreeLinks() => Pins.Remove(TreeLinks);
+    /// <summary>Where the link of root program <paramref name="name"/> is pinned (unpinning it detaches the program).</summary>
+    public static string TreeLinkOf(string name) => Path.Join(TreeLinks, name);
+
+    /// <summary>Whether the programs of the cgroup hold on cgroup <paramref name="cgroupId"/> are still pinned (attached): a release detaches them before it thaws.</summary>
+    public static bool CgroupLinksPinned(ulong cgroupId) => Directory.Exists(CgroupLinks(cgroupId));
 
     /// <summary>Attaches the cgroup-mode deny programs to one cgroup and pins their links.</summary>
     public void AttachToCgroup(ulong cgroupId, string cgroupDirectory)
@@ -127,17 +171,35 @@ public sealed unsafe class QuarantineKernel : IDisposable
     public static void RemoveAll() => Pins.Remove(PinRoot);
 
     /// <summary>
-    /// Removes the pins no record needs: with no tree hold left the tree-mode
-    /// links (the programs at the cgroup root), with no hold at all every pin.
+    /// Removes every pin once no hold is left. While any hold is, the root
+    /// programs stay: a cgroup hold needs their egress drop and TCP send mark
+    /// for sockets made outside its cgroup.
     /// </summary>
     public void RemoveUnneededPins()
     {
-        List<(ulong Id, GuardQuarantine Record)> left = Records();
-        if (left.Count == 0)
-            RemoveAll();
-        else if (left.All(r => r.Record.Mode != QuarantineMode.Tree))
-            RemoveTreeLinks();
+        if (Records().Count > 0)
+            return;
+        // Asked again of the pins as they are now, under the lock a new hold is written
+        // under: these descriptors may be of maps another guard's release unpinned since.
+        using FileDescriptor pinsLock = LockPins();
+        try
+        {
+            using QuarantineKernel? now = OpenPinned();
+            if (now is not null && now.Records().Count == 0)
+                RemoveAll();
+        }
+        catch (SensorException)
+        {
+            // Pins half gone: whoever removes them is at it.
+        }
     }
+
+    /// <summary>
+    /// The lock every guard process takes to write a new hold or remove the
+    /// quarantine pins (flock on the run directory's quarantine.lock), waited for;
+    /// dispose to release. Throws <see cref="SensorException"/> when it cannot be taken.
+    /// </summary>
+    public static FileDescriptor LockPins() => RunDirectory.Lock("quarantine");
 
     private static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, "cgroup-" + cgroupId.ToString(CultureInfo.InvariantCulture));
 
@@ -206,12 +268,68 @@ public sealed unsafe class QuarantineKernel : IDisposable
             _ = Libbpf.MapDelete(TgidsFd, &key);
     }
 
-    /// <summary>Marks an open socket (by a descriptor of ours for it) so egress drops its packets.</summary>
+    /// <summary>
+    /// Marks an open socket (by a descriptor of ours for it) for hold <paramref name="id"/>
+    /// so egress drops its packets; true when it was not marked for that hold before
+    /// (a mark left by an ended hold is replaced).
+    /// </summary>
     public bool MarkSocket(int socketFd, ulong id)
     {
         int key = socketFd;
-        ulong value = id;
+        ulong value = 0;
+        if (Libbpf.MapLookup(SocketsFd, &key, &value) == 0 && value == id)
+            return false;
+        value = id;
         return Libbpf.MapUpdate(SocketsFd, &key, &value, 0) == 0;
+    }
+
+    /// <summary>
+    /// What tried to let each held process run (tree mode), per hold and process,
+    /// as the kernel counted it (quarantine_continues); empty in pins made by a
+    /// guard without the map.
+    /// </summary>
+    public List<(GuardContinueKey Key, GuardContinue Value)> Continues() =>
+        ContinuesFd < 0 ? [] : Libbpf.Entries<GuardContinueKey, GuardContinue>(ContinuesFd);
+
+    /// <summary>Removes the counts of hold <paramref name="id"/> (its record is gone or going).</summary>
+    public void ForgetContinues(ulong id)
+    {
+        foreach ((GuardContinueKey key, _) in Continues())
+        {
+            if (key.HoldId != id)
+                continue;
+            GuardContinueKey k = key;
+            _ = Libbpf.MapDelete(ContinuesFd, &k);
+        }
+    }
+
+    /// <summary>Cancels the stops the kernel left pending on the threads <paramref name="tids"/> (quarantine_thread_stops), if any.</summary>
+    public void ForgetThreadStops(IEnumerable<int> tids)
+    {
+        if (ThreadStopsFd < 0)
+            return;
+        foreach (int tid in tids)
+        {
+            uint key = (uint)tid;
+            _ = Libbpf.MapDelete(ThreadStopsFd, &key);
+        }
+    }
+
+    /// <summary>
+    /// Tells the kernel a cgroup is held <paramref name="level"/> levels below the
+    /// cgroup2 root, so a TCP send from in or below it marks its socket. Throws
+    /// <see cref="SensorException"/> when the map refuses it; nothing on pins
+    /// made by a guard without the map.
+    /// </summary>
+    public void AddCgroupLevel(int level)
+    {
+        if (CgroupLevelsFd < 0 || level is < 1 or > 63)
+            return;
+        uint key = 0;
+        ulong levels = 0;
+        _ = Libbpf.MapLookup(CgroupLevelsFd, &key, &levels);
+        levels |= 1UL << level;
+        Check(Libbpf.MapUpdate(CgroupLevelsFd, &key, &levels, 0), "record the held cgroup's level");
     }
 
     /// <summary>Adds a device (major, and minor or every minor) to those no held process may open. Throws <see cref="SensorException"/> when the map refuses it.</summary>

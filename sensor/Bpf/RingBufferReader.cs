@@ -15,6 +15,8 @@ public sealed unsafe class RingBufferReader : IDisposable
     private readonly nint ring;
     private readonly RecordDecoder decoder;
     private readonly IRecordHandler handler;
+    private readonly Epoll wakeups = new();
+    private readonly EventFd wakeup = new();
     private GCHandle self;
     private ExceptionDispatchInfo? failure;
 
@@ -28,24 +30,34 @@ public sealed unsafe class RingBufferReader : IDisposable
         {
             int errno = Marshal.GetLastPInvokeError();
             self.Free();
+            wakeups.Dispose();
+            wakeup.Dispose();
             throw new SensorException($"cannot open the ring buffer: {Libc.ErrorText(errno)}");
         }
+        // libbpf's own epoll set, nested in ours, so other descriptors can wake the reader too.
+        wakeups.Add(Libbpf.RingBufferEpollFd(ring));
+        wakeups.Add(wakeup.Fd);
     }
 
+    /// <summary>Ends the current or next <see cref="Poll"/> wait at once. Safe from any thread.</summary>
+    public void Wake() => wakeup.Signal();
+
+    /// <summary>Also wakes <see cref="Poll"/> while <paramref name="fd"/> is readable (work finished on another thread).</summary>
+    public void WakeOn(int fd) => wakeups.Add(fd);
+
     /// <summary>
-    /// Waits up to <paramref name="timeoutMs"/> for the kernel to wake us,
-    /// then handles every record there. The kernel wakes the reader only once
-    /// a batch has built up, so the wait is a timer as much as a wakeup.
+    /// Waits up to <paramref name="timeoutMs"/> for the kernel (or a descriptor
+    /// given to <see cref="WakeOn"/>) to wake us, then handles every record
+    /// there. The kernel wakes the reader only once a batch has built up, so
+    /// the wait is a timer as much as a wakeup.
     /// </summary>
     /// <returns>The number of records handled.</returns>
     public int Poll(int timeoutMs)
     {
-        int n = Libbpf.RingBufferPoll(ring, timeoutMs);
-        if (n >= 0 && failure is null)
-        {
-            int consumed = Libbpf.RingBufferConsume(ring);
-            n = consumed < 0 ? consumed : n + consumed;
-        }
+        if (timeoutMs > 0)
+            wakeups.Wait(timeoutMs);
+        wakeup.Reset();
+        int n = Libbpf.RingBufferConsume(ring);
         if (failure is { } f)
         {
             failure = null;
@@ -79,6 +91,8 @@ public sealed unsafe class RingBufferReader : IDisposable
         if (!self.IsAllocated)
             return;
         Libbpf.RingBufferFree(ring);
+        wakeups.Dispose();
+        wakeup.Dispose();
         self.Free();
     }
 }

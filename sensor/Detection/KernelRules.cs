@@ -2,6 +2,7 @@ using System.Globalization;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
 
 namespace Guard.Sensor.Detection;
 
@@ -20,7 +21,7 @@ public static class KernelRules
     {
         AllowedDestinations = [.. policy.Allow.Destinations.Select(AllowedDestinations.Parse)],
         // Resolved now: a path that does not exist yet is allowed by user space only.
-        AllowedFiles = [.. policy.Allow.Executables.Select(Libc.FileIdOf).OfType<(uint, ulong)>()],
+        AllowedFiles = [.. policy.Allow.Executables.Select(ExecutedFile.KernelIdOf).OfType<FileId>().Select(f => (f.Device, f.Inode))],
         JobUnits = policy.Jobs.Units,
     };
 

@@ -28,10 +28,11 @@ public static class Detectors
     public static readonly Detector PoolDns = new("pool-dns", false, "a DNS query for a pool domain");
     public static readonly Detector PoolPort = new("pool-port", false, "a connect to a pool port from inside a job");
     public static readonly Detector Staging = new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file");
+    public static readonly Detector UnverifiedExecutable = new("unverified-executable", false, "an executable that could not be hashed as the file the kernel ran, while the deny list names hashes");
 
     /// <summary>Every detector, in the order `guard policy` lists them.</summary>
     public static readonly IReadOnlyList<Detector> All =
-        [KnownMiner, MinerInJob, MinerArguments, MinerHash, Stratum, PoolSni, Randomx, GpuIntruder, PoolDns, PoolPort, Staging];
+        [KnownMiner, MinerInJob, MinerArguments, MinerHash, Stratum, PoolSni, Randomx, GpuIntruder, PoolDns, PoolPort, Staging, UnverifiedExecutable];
 
     public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
 }

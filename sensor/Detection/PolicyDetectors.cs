@@ -1,13 +1,11 @@
 namespace Guard.Sensor.Detection;
 
-/// <summary>Every user-space detector, built from one policy.</summary>
+/// <summary>Every user-space detector, built from one policy, and the hashing of executables they share.</summary>
 public sealed record PolicyDetectors(
     AllowedProcesses Allowed, AllowedDestinations Destinations, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
-    HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak, GpuIntruderFindings GpuIntruders)
+    HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak, GpuIntruderFindings GpuIntruders,
+    ExecutableHashes Executables)
 {
-    public static PolicyDetectors From(Policy policy)
-    {
-        var hashes = new ExecutableHashes();
-        return new(new(policy, hashes), new(policy), new(policy, hashes), new(policy), new(policy, hashes), new(policy), new(policy), new(policy), new(policy));
-    }
+    public static PolicyDetectors From(Policy policy) =>
+        new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new ExecutableHashes());
 }

@@ -9,9 +9,11 @@ namespace Guard.Sensor.Detection;
 /// <summary>
 /// Weak evidence: a DNS query for a pool domain, a connect from inside a job
 /// to a pool port on a public address, a job's staged executable, a command
-/// line with one weak miner signal. Ordinary software does each (Jupyter on
-/// 8888, servers on 8080, --algo=ppo), so none acts: each is kept on the
-/// process's record, and only a second, different signal raises an alert.
+/// line with one weak miner signal, an executable that could not be hashed.
+/// Ordinary software does each (Jupyter on 8888, servers on 8080,
+/// --algo=ppo, a build that runs and deletes a test binary), so none acts:
+/// each is kept on the process's record, and only a second, different signal
+/// raises an alert.
 /// </summary>
 public sealed class WeakFindings
 {
@@ -44,6 +46,17 @@ public sealed class WeakFindings
     /// </summary>
     public static AlertEvent? OnWeakArguments(ProcessEntry process, string detail, long timeNs) =>
         Add(process, Detectors.MinerArguments.Name, detail, timeNs);
+
+    /// <summary>
+    /// An executable that could not be hashed as the file the kernel ran, while
+    /// the deny list names hashes: gone with its path renamed or replaced, on
+    /// FUSE, unreadable to root, too large, too slow, or the queue full. A way
+    /// past the deny list, so kept as evidence.
+    /// </summary>
+    public AlertEvent? OnNotHashed(ProcessEntry process, string why, string path, long timeNs) =>
+        policy.ActionFor(Detectors.UnverifiedExecutable) != RuleAction.Off
+            ? Add(process, Detectors.UnverifiedExecutable.Name, $"{why}: {path}", timeNs)
+            : null;
 
     public AlertEvent? OnConnect(ProcessEntry? process, ReadOnlySpan<byte> address, int family, int port, long timeNs)
     {

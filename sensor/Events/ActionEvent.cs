@@ -22,4 +22,18 @@ public sealed class ActionEvent : SensorEvent
     public IReadOnlyList<int> Pids { get; init; } = [];
 
     public string? CgroupPath { get; init; }
+
+    /// <summary>For a refused attempt to let a held job run: what tried, how, how often; null otherwise.</summary>
+    public HoldAttempt? Attempt { get; init; }
 }
+
+/// <summary>
+/// Attempts to let a held process or cgroup run, since the last report.
+/// </summary>
+/// <param name="Via">How: "signal" (SIGCONT), "ptrace" (a tracer resumed it), "gpu-ioctl" (it issued one, so it ran), "cgroup-thaw" (cgroup.freeze was written 0).</param>
+/// <param name="Count">Attempts since the last report.</param>
+/// <param name="Unanswered">Of those, how many the kernel could not answer at once (user space did).</param>
+/// <param name="ByPid">The task current at the latest (the sender of a kill, the tracer); 0 when unknown.</param>
+/// <param name="ByName">Its comm; empty when unknown.</param>
+/// <param name="SignalCode">The latest signal's si_code (SI_USER 0, SI_TKILL -6, SI_TIMER -2, SI_KERNEL 128); null when no signal was involved.</param>
+public sealed record HoldAttempt(string Via, ulong Count, ulong Unanswered, int ByPid, string ByName, int? SignalCode);

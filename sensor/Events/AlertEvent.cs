@@ -30,6 +30,9 @@ public sealed class AlertEvent : SensorEvent
     /// <summary>Evidence as name/value pairs, captured before any kill.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Evidence { get; set; } = [];
 
+    /// <summary>The local relays the finding's connection came through, when a relay made it; null otherwise.</summary>
+    public RelayEvidence? Relay { get; set; }
+
     /// <summary>How often this rule has fired on this process so far (this alert included).</summary>
     public long Count { get; set; } = 1;
 }

@@ -18,5 +18,17 @@ public sealed class HeartbeatEvent : SensorEvent
 
     public int Processes { get; internal set; }
 
+    /// <summary>Executables not hashed because the hash queue was full, since start.</summary>
+    public long HashesDropped { get; internal set; }
+
+    /// <summary>Executables whose read took over the hash time limit, since start.</summary>
+    public long HashesTimedOut { get; internal set; }
+
+    /// <summary>Relay lookups not made because their queue was full (the finding alerted and acted on no one).</summary>
+    public long RelayLookupsDropped { get; internal set; }
+
+    /// <summary>Relay lookups that ran past their time limit (their findings acted on no one).</summary>
+    public long RelayLookupsTimedOut { get; internal set; }
+
     public double UptimeSeconds { get; internal set; }
 }

@@ -20,6 +20,18 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "clock_gettime")]
     internal static partial int ClockGetTime(int clock, out Timespec time);
 
+    [LibraryImport(Library, EntryPoint = "clock_getres")]
+    private static partial int ClockGetResolution(int clock, out Timespec resolution);
+
+    /// <summary>
+    /// The step of the coarse clock the kernel stamps file times with (a tick:
+    /// 4 ms at HZ=250): a file time may lag the moment it records by this much.
+    /// </summary>
+    internal static readonly long FileTimeStepNs = ClockGetResolution(ClockRealtimeCoarse, out Timespec r) == 0
+        ? (r.Seconds * 1_000_000_000) + r.Nanoseconds : 10_000_000;
+
+    private const int ClockRealtimeCoarse = 5;
+
     [LibraryImport(Library, EntryPoint = "vsnprintf")]
     internal static partial int VsnPrintf(byte* buffer, nuint size, byte* format, nint args);
 
@@ -35,6 +47,13 @@ internal static unsafe partial class Libc
     /// <summary>The person behind a command: under sudo, the one who ran sudo.</summary>
     internal static uint PersonUid() =>
         Environment.GetEnvironmentVariable("SUDO_UID") is { } sudo && uint.TryParse(sudo, System.Globalization.CultureInfo.InvariantCulture, out uint uid) ? uid : GetUid();
+
+    /// <summary>Ends the process at once: no finalizers, no flush, no wait for any thread (_exit(2)).</summary>
+    [LibraryImport(Library, EntryPoint = "_exit")]
+    internal static partial void Exit(int status);
+
+    [LibraryImport(Library, EntryPoint = "write")]
+    internal static partial nint Write(int fd, byte* buffer, nuint count);
 
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);
@@ -57,24 +76,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Stat(string path, byte* buffer);
 
-    /// <summary>
-    /// The device (as the kernel encodes dev_t: major &lt;&lt; 20 | minor) and inode
-    /// of what a path names, following links as exec does; null when it cannot be read.
-    /// </summary>
-    internal static (uint Device, ulong Inode)? FileIdOf(string path)
-    {
-        byte* buffer = stackalloc byte[256];
-        if (Stat(path, buffer) != 0)
-            return null;
-        ulong dev = *(ulong*)buffer;
-        // glibc's encoding of st_dev, undone into the kernel's.
-        ulong major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFFUL);
-        ulong minor = (dev & 0xFF) | ((dev >> 12) & ~0xFFUL);
-        return ((uint)((major << 20) | (minor & 0xFFFFF)), *(ulong*)(buffer + 8));
-    }
-
-    [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
+    /// <summary>statx(2) into <paramref name="buffer"/> (struct statx, 256 bytes); 0, or -1 with errno.</summary>
+    [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);
 
     [LibraryImport(Library, EntryPoint = "geteuid")]
     internal static partial uint GetEuid();

@@ -9,7 +9,7 @@ namespace Guard.Sensor.Output;
 /// <param name="Succeeded">event.outcome was success.</param>
 /// <param name="Message">event.reason: what happened, or why it was refused; empty when none.</param>
 /// <param name="OrderedBy">guard.action.ordered_by.via: "cli" or a rule name.</param>
-/// <param name="OrderedByUid">guard.action.ordered_by.uid: the person's uid.</param>
+/// <param name="OrderedByUid">user.id: the person's uid (guard.action.ordered_by.uid in lines written before).</param>
 public sealed record LoggedAction(string Timestamp, string Action, bool Succeeded, string Message, string OrderedBy, uint OrderedByUid);
 
 /// <summary>
@@ -77,13 +77,19 @@ public sealed class ActionLog
                     ev.GetProperty("outcome").GetString() == "success",
                     ev.TryGetProperty("reason", out JsonElement reason) ? reason.GetString() ?? "" : "",
                     by.GetProperty("via").GetString() ?? "",
-                    by.GetProperty("uid").GetUInt32()));
+                    OrderedByUid(root, by)));
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException)
             {
                 // A line cut short by a crash, or written by another version.
             }
         }
         return recent;
     }
+
+    /// <summary>Who ordered a logged action: user.id, or guard.action.ordered_by.uid as lines written before it had.</summary>
+    private static uint OrderedByUid(JsonElement line, JsonElement orderedBy) =>
+        line.TryGetProperty("user", out JsonElement user)
+            ? uint.Parse(user.GetProperty("id").GetString() ?? "", System.Globalization.CultureInfo.InvariantCulture)
+            : orderedBy.GetProperty("uid").GetUInt32();
 }

@@ -1,4 +1,5 @@
 using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Output;
 
@@ -19,15 +20,18 @@ public sealed class EcsEncoder
     private readonly EcsMetricFields metrics;
     private readonly EcsFindingFields findings;
 
-    /// <summary>An encoder for this run's lines, with arguments redacted by <paramref name="redactor"/>.</summary>
-    public EcsEncoder(RunInfo run, ArgumentRedactor redactor)
+    /// <summary>
+    /// An encoder for this run's lines, with arguments redacted by <paramref name="redactor"/>.
+    /// <paramref name="bootNowNs"/> reads CLOCK_BOOTTIME in ns for event.created (the clock itself when null).
+    /// </summary>
+    public EcsEncoder(RunInfo run, ArgumentRedactor redactor, Func<long>? bootNowNs = null)
     {
-        header = new EcsHeader(run);
+        header = new EcsHeader(run, bootNowNs ?? (static () => Libc.NowNs(Libc.ClockBoottime)));
         processes = new EcsProcessFields(header, redactor);
-        network = new EcsNetworkFields(processes);
-        gpu = new EcsGpuFields(processes);
-        metrics = new EcsMetricFields(processes);
-        findings = new EcsFindingFields(processes);
+        network = new EcsNetworkFields(header, processes);
+        gpu = new EcsGpuFields(header, processes);
+        metrics = new EcsMetricFields(header, processes);
+        findings = new EcsFindingFields(header, processes);
     }
 
     /// <summary>Replaces what <paramref name="w"/> holds with the event's line, newline included.</summary>
@@ -49,7 +53,7 @@ public sealed class EcsEncoder
                 metrics.Write(w, m);
                 break;
             case HeartbeatEvent h:
-                EcsMetricFields.Write(w, h);
+                metrics.Write(w, h);
                 break;
             case ActionEvent a:
                 findings.Write(w, a);

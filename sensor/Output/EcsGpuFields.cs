@@ -12,7 +12,7 @@ namespace Guard.Sensor.Output;
 /// device, the ioctl counts, the RM classes allocated and the work they show,
 /// under guard.gpu.
 /// </summary>
-internal sealed class EcsGpuFields(EcsProcessFields processes)
+internal sealed class EcsGpuFields(EcsHeader header, EcsProcessFields processes)
 {
     /// <summary>guard.gpu.work[]: each flag's name, in the order written.</summary>
     private static readonly (GpuWork Flag, string Name)[] WorkNames =
@@ -21,10 +21,14 @@ internal sealed class EcsGpuFields(EcsProcessFields processes)
         (GpuWork.Compute, "compute"), (GpuWork.UnifiedMemory, "uvm"),
     ];
 
-    /// <summary>A GPU line's members after the header's.</summary>
+    /// <summary>
+    /// A GPU line's members after the header's. A process's use of the GPU
+    /// driver (its device files and ioctls) is ECS driver activity; ECS keeps
+    /// category host for facts about the host itself.
+    /// </summary>
     public void Write(JsonLineWriter w, GpuEvent g)
     {
-        EcsHeader.Event(w, g.Sequence, g.Kind == GpuEventKind.Open ? "access"u8 : "info"u8, "host"u8, EventNames.Utf8(EventNames.ActionOf(g.Kind)));
+        header.Event(w, g.Sequence, "info"u8, "driver"u8, EventNames.Utf8(EventNames.ActionOf(g.Kind)));
         processes.Process(w, g.Process);
         w.StartObject("guard"u8);
         if (g.Process is { } p)

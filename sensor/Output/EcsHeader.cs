@@ -10,12 +10,17 @@ internal sealed class EcsHeader
     private const int TimestampLength = 27;
 
     private readonly RunInfo run;
+    private readonly Func<long> bootNowNs;
     private readonly byte[] runMembers;
 
-    /// <summary>A header for this run's lines; renders the run's members now.</summary>
-    public EcsHeader(RunInfo run)
+    /// <summary>
+    /// A header for this run's lines; renders the run's members now.
+    /// <paramref name="bootNowNs"/> reads CLOCK_BOOTTIME (ns) for event.created.
+    /// </summary>
+    public EcsHeader(RunInfo run, Func<long> bootNowNs)
     {
         this.run = run;
+        this.bootNowNs = bootNowNs;
         runMembers = RenderRunMembers(run);
     }
 
@@ -30,7 +35,7 @@ internal sealed class EcsHeader
 
     /// <summary>
     /// A CLOCK_BOOTTIME instant in ns as UTC wall-clock time to the microsecond,
-    /// yyyy-MM-ddTHH:mm:ss.ffffffZ, formatted by hand: a format string is parsed on every call.
+    /// yyyy-MM-ddTHH:mm:ss.ffffffZ (ISO 8601), formatted by hand: a format string is parsed on every call.
     /// </summary>
     public void Timestamp(JsonLineWriter w, ReadOnlySpan<byte> name, long bootNs)
     {
@@ -55,13 +60,16 @@ internal sealed class EcsHeader
 
     /// <summary>
     /// event.*, every line's. <paramref name="kind"/> defaults to "event" and
-    /// <paramref name="dataset"/> to "guard.sensor"; outcome, a second category
-    /// and a reason are written only when given.
+    /// <paramref name="dataset"/> to "guard.sensor"; outcome, a second category,
+    /// a reason and a severity (with its risk score) are written only when given.
+    /// With <paramref name="created"/>, event.created is now: for a line written
+    /// later than what it describes happened (@timestamp).
     /// </summary>
-    public static void Event(
+    public void Event(
         JsonLineWriter w, long sequence, ReadOnlySpan<byte> type, ReadOnlySpan<byte> category, ReadOnlySpan<byte> action,
         ReadOnlySpan<byte> outcome = default, ReadOnlySpan<byte> kind = default, ReadOnlySpan<byte> dataset = default,
-        ReadOnlySpan<byte> secondCategory = default, string? reason = null)
+        ReadOnlySpan<byte> secondCategory = default, string? reason = null, AlertSeverity severity = AlertSeverity.None,
+        bool created = false)
     {
         w.StartObject("event"u8);
         w.AsciiString("kind"u8, kind.IsEmpty ? "event"u8 : kind);
@@ -81,6 +89,13 @@ internal sealed class EcsHeader
             w.AsciiString("outcome"u8, outcome);
         if (reason is not null)
             w.Text("reason"u8, reason);
+        if (severity != AlertSeverity.None)
+        {
+            w.Number("severity"u8, (long)severity);
+            w.Number("risk_score"u8, AlertSeverityScale.RiskScore(severity));
+        }
+        if (created)
+            Timestamp(w, "created"u8, bootNowNs());
         w.EndObject();
     }
 
@@ -96,7 +111,9 @@ internal sealed class EcsHeader
         w.Text("name"u8, "guard");
         w.Text("version"u8, run.AgentVersion);
         w.EndObject();
+        // host.name is what Elastic Security keys hosts on; host.hostname is what `hostname` says. One name serves both.
         w.StartObject("host"u8);
+        w.Text("name"u8, run.HostName);
         w.Text("hostname"u8, run.HostName);
         w.StartObject("boot"u8);
         w.Text("id"u8, run.BootId);

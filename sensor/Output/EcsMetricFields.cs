@@ -8,16 +8,20 @@ namespace Guard.Sensor.Output;
 /// Metric lines (event.kind metric): NVML GPU samples of a device or of one
 /// process on it, and the sensor's own heartbeat.
 /// </summary>
-internal sealed class EcsMetricFields(EcsProcessFields processes)
+internal sealed class EcsMetricFields(EcsHeader header, EcsProcessFields processes)
 {
     /// <summary>Milliwatts in a watt: NVML reports power in mW, guard.gpu.device.power_watts is in W.</summary>
     private const double MilliwattsPerWatt = 1000.0;
 
-    /// <summary>A GPU sample line's members after the header's: the device's own, or one process's on it.</summary>
+    /// <summary>
+    /// A GPU sample line's members after the header's: the device's own
+    /// (category host: a measure of the host's hardware), or one process's on
+    /// it (category process).
+    /// </summary>
     public void Write(JsonLineWriter w, GpuMetricEvent m)
     {
-        EcsHeader.Event(w, m.Sequence, "info"u8, "host"u8, EventNames.Utf8(m.Sample is null ? EventAction.GpuSample : EventAction.GpuProcessSample),
-            kind: "metric"u8, dataset: "guard.gpu"u8);
+        header.Event(w, m.Sequence, "info"u8, m.Sample is null ? "host"u8 : "process"u8,
+            EventNames.Utf8(m.Sample is null ? EventAction.GpuSample : EventAction.GpuProcessSample), kind: "metric"u8, dataset: "guard.gpu"u8);
         if (m.Sample is not null)
             processes.Process(w, m.Process);
         w.StartObject("guard"u8);
@@ -31,10 +35,10 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.EndObject();
     }
 
-    /// <summary>A heartbeat line's members after the header's: guard.health, with drops per record kind.</summary>
-    public static void Write(JsonLineWriter w, HeartbeatEvent h)
+    /// <summary>A heartbeat line's members after the header's: guard.health, with drops per record kind and executables not hashed.</summary>
+    public void Write(JsonLineWriter w, HeartbeatEvent h)
     {
-        EcsHeader.Event(w, h.Sequence, "info"u8, "host"u8, EventNames.Utf8(EventAction.Heartbeat), kind: "metric"u8, dataset: "guard.health"u8);
+        header.Event(w, h.Sequence, "info"u8, "host"u8, EventNames.Utf8(EventAction.Heartbeat), kind: "metric"u8, dataset: "guard.health"u8);
         w.StartObject("guard"u8);
         w.StartObject("health"u8);
         w.Number("uptime_seconds"u8, Math.Round(h.UptimeSeconds, 3));
@@ -42,10 +46,18 @@ internal sealed class EcsMetricFields(EcsProcessFields processes)
         w.Number("decode_failures"u8, h.DecodeFailures);
         w.Number("detector_faults"u8, h.DetectorFaults);
         w.Number("processes"u8, h.Processes);
+        w.StartObject("relay_lookups"u8);
+        w.Number("dropped"u8, h.RelayLookupsDropped);
+        w.Number("timed_out"u8, h.RelayLookupsTimedOut);
+        w.EndObject();
         w.StartObject("drops"u8);
         w.Number("total"u8, h.Drops);
         for (int kind = 1; kind < h.DropsByKind.Length; kind++)
             w.Number(EventNames.Utf8((RecordKind)kind), h.DropsByKind[kind]);
+        w.EndObject();
+        w.StartObject("hashes"u8);
+        w.Number("dropped"u8, h.HashesDropped);
+        w.Number("timed_out"u8, h.HashesTimedOut);
         w.EndObject();
         w.EndObject();
         w.EndObject();

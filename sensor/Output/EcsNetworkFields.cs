@@ -7,9 +7,9 @@ namespace Guard.Sensor.Output;
 
 /// <summary>
 /// Connect, payload and DNS lines: destination.*, source.*, network.*, dns.*
-/// and guard.socket, guard.connect_result, guard.payload.
+/// and guard.socket, guard.payload.
 /// </summary>
-internal sealed class EcsNetworkFields(EcsProcessFields processes)
+internal sealed class EcsNetworkFields(EcsHeader header, EcsProcessFields processes)
 {
     /// <summary>AF_INET, from the kernel's socket.h.</summary>
     private const int AddressFamilyIPv4 = 2;
@@ -26,8 +26,8 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
         switch (n.Type)
         {
             case EventType.Connect:
-                // event.outcome carries the result; UDP has no handshake to report.
-                EcsHeader.Event(w, n.Sequence, "connection"u8, "network"u8, EventNames.Utf8(EventAction.Connect), n.Result switch
+                // event.outcome carries the result; UDP has no handshake to report (network.transport says which).
+                header.Event(w, n.Sequence, "connection"u8, "network"u8, EventNames.Utf8(EventAction.Connect), n.Result switch
                 {
                     ConnectResult.Established => "success"u8,
                     ConnectResult.Failed => "failure"u8,
@@ -35,10 +35,12 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
                 });
                 break;
             case EventType.Payload:
-                EcsHeader.Event(w, n.Sequence, "info"u8, "network"u8, EventNames.Utf8(EventAction.Payload));
+                // Written once the first bytes are complete (final, or quiet for a while): after lines of later
+                // events, so event.created says when; @timestamp is when the last of them left.
+                header.Event(w, n.Sequence, "info"u8, "network"u8, EventNames.Utf8(EventAction.Payload), created: true);
                 break;
             default:
-                EcsHeader.Event(w, n.Sequence, "protocol"u8, "network"u8, EventNames.Utf8(EventAction.DnsQuery));
+                header.Event(w, n.Sequence, "protocol"u8, "network"u8, EventNames.Utf8(EventAction.DnsQuery));
                 break;
         }
         processes.Process(w, n.Process);
@@ -56,18 +58,23 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
         w.StartObject("network"u8);
         w.AsciiString("transport"u8, n.Protocol == ProtocolUdp || n.Type == EventType.Dns ? "udp"u8 : "tcp"u8);
         w.AsciiString("type"u8, n.Family == AddressFamilyIPv6 ? "ipv6"u8 : "ipv4"u8);
+        // ECS: a protocol event (event.type protocol) names its protocol here.
+        if (n.Type == EventType.Dns)
+            w.AsciiString("protocol"u8, "dns"u8);
         w.EndObject();
         if (n.Type == EventType.Dns)
             Dns(w, n);
         Guard(w, n);
     }
 
-    /// <summary>dns.*: the query's id, name and type.</summary>
+    /// <summary>dns.*: the query's id (a keyword in ECS: its decimal digits), name and type.</summary>
     private static void Dns(JsonLineWriter w, NetworkEvent n)
     {
         w.StartObject("dns"u8);
         w.AsciiString("type"u8, "query"u8);
-        w.Number("id"u8, n.DnsId);
+        Span<byte> id = stackalloc byte[12];
+        Utf8Formatter.TryFormat(n.DnsId, id, out int length);
+        w.AsciiString("id"u8, id[..length]);
         w.StartObject("question"u8);
         w.Text("name"u8, n.DataSpan);
         w.AsciiString("type"u8, DnsNames.TypeName(n.DnsQueryType));
@@ -75,7 +82,7 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
         w.EndObject();
     }
 
-    /// <summary>guard.*: job (no cgroup), socket cookie, the connect result, the payload.</summary>
+    /// <summary>guard.*: job (no cgroup), socket cookie, the payload.</summary>
     private static void Guard(JsonLineWriter w, NetworkEvent n)
     {
         w.StartObject("guard"u8);
@@ -84,15 +91,6 @@ internal sealed class EcsNetworkFields(EcsProcessFields processes)
         w.StartObject("socket"u8);
         w.Number("cookie"u8, n.Cookie);
         w.EndObject();
-        if (n.Type == EventType.Connect)
-        {
-            w.AsciiString("connect_result"u8, n.Result switch
-            {
-                ConnectResult.Established => "established"u8,
-                ConnectResult.Failed => "failed"u8,
-                _ => "udp"u8,
-            });
-        }
         if (n.Type == EventType.Payload)
         {
             w.StartObject("payload"u8);

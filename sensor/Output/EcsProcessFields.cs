@@ -26,7 +26,7 @@ internal sealed class EcsProcessFields
     /// <summary>process.command_line as it is built: twice the arguments' size at least, grown as needed.</summary>
     private byte[] commandLine = new byte[2048];
 
-    /// <summary>Process fields with exit times through <paramref name="header"/> and arguments redacted by <paramref name="redactor"/>.</summary>
+    /// <summary>Process fields with event.*, start and exit times through <paramref name="header"/> and arguments redacted by <paramref name="redactor"/>.</summary>
     public EcsProcessFields(EcsHeader header, ArgumentRedactor redactor)
     {
         this.header = header;
@@ -37,15 +37,15 @@ internal sealed class EcsProcessFields
     public void Write(JsonLineWriter w, ProcessEvent e)
     {
         bool exit = e.Type == EventType.Exit;
-        EcsHeader.Event(w, e.Sequence, exit ? "end"u8 : "start"u8, "process"u8, EventNames.Utf8(Action(e.Type)));
+        header.Event(w, e.Sequence, exit ? "end"u8 : "start"u8, "process"u8, EventNames.Utf8(Action(e.Type)));
         Process(w, e.Process, e);
         if (e.Process is null && !exit)
             return;
         w.StartObject("guard"u8);
         if (exit)
         {
+            // The status byte is process.exit_code when no signal ended it; ECS has no field for the signal.
             w.StartObject("exit"u8);
-            w.Number("code"u8, e.ExitCode);
             w.Number("signal"u8, e.ExitSignal);
             w.Bool("core_dumped"u8, e.CoreDumped);
             w.EndObject();
@@ -136,12 +136,14 @@ internal sealed class EcsProcessFields
         return rendering;
     }
 
-    /// <summary>One process's own fields: pid, entity_id, name, executable, args, working_directory, user.</summary>
+    /// <summary>One process's own fields: pid, entity_id, name, start, executable, args, working_directory, user.</summary>
     private void Fields(JsonLineWriter w, ProcessEntry p)
     {
         w.Number("pid"u8, p.Pid);
         w.Text("entity_id"u8, p.EntityIdUtf8);
         w.Text("name"u8, p.Name);
+        // Clock ticks since boot (CLOCK_BOOTTIME, as /proc shows them) to the same wall clock as @timestamp.
+        header.Timestamp(w, "start"u8, p.StartTicks * (1_000_000_000 / ClockTicks.PerSecond));
         if (p.Executable.Length > 0)
             w.Text("executable"u8, p.Executable);
         Arguments(w, p.Args);

@@ -6,7 +6,7 @@ namespace Guard.Sensor.Output;
 /// Facts about this run that every event carries (agent.*, host.*), read once
 /// at start.
 /// </summary>
-/// <param name="HostName">host.hostname: the machine's name.</param>
+/// <param name="HostName">host.name and host.hostname: the machine's host name (.NET's Environment.MachineName).</param>
 /// <param name="BootId">host.boot.id: /proc/sys/kernel/random/boot_id, new at every boot.</param>
 /// <param name="AgentVersion">agent.version: Guard's version.</param>
 /// <param name="RealtimeMinusBoottimeNs">

@@ -24,6 +24,7 @@ public sealed class EventPipeline : IRecordHandler
     private readonly NetworkEvent networkEvent = new();
     private readonly GpuEvent gpuEvent = new();
     private readonly GpuMetricEvent gpuMetric = new();
+    private readonly Queue<ProcessEntry> existing = new();
 
     /// <param name="table">The process table every record updates or reads.</param>
     /// <param name="emitter">Where events go.</param>
@@ -44,6 +45,34 @@ public sealed class EventPipeline : IRecordHandler
         ProcessEntry entry = table.OnExec(record);
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
+    }
+
+    /// <summary>
+    /// Queues every process that was running when the sensor started (found in
+    /// /proc, not a kernel thread, not this sensor) to be judged by the rules
+    /// an exec meets, a batch at a time by <see cref="JudgeExisting"/>, so that
+    /// a host of ten thousand processes does not hold the first events back.
+    /// </summary>
+    public void QueueExisting()
+    {
+        if (judge is null)
+            return;
+        int self = Environment.ProcessId;
+        foreach (ProcessEntry entry in table.Entries.Where(e => e.Origin == ProcessOrigin.Procfs && !e.IsKernelThread && e.Pid != self))
+            existing.Enqueue(entry);
+    }
+
+    /// <summary>Judges up to <paramref name="count"/> of the queued existing processes (their details read now) at <paramref name="nowNs"/>; returns how many wait still.</summary>
+    public int JudgeExisting(long nowNs, int count = int.MaxValue)
+    {
+        for (; count > 0 && existing.TryDequeue(out ProcessEntry? entry); count--)
+        {
+            if (entry.Exited)
+                continue;
+            table.EnsureDetails(entry);
+            judge!.OnExisting(entry, nowNs);
+        }
+        return existing.Count;
     }
 
     public void OnFork(in ForkRecord record)
@@ -81,19 +110,28 @@ public sealed class EventPipeline : IRecordHandler
 
     public void OnPayload(in PayloadRecord record)
     {
+        judge?.OnSegment(record);
         if (payloads.Add(record) is not { } payload)
             return;
-        if ((record.Flags & PayloadRecord.Final) != 0)
+        // A segment that completed a method is followed by the stream record of its verdict, which
+        // is judged with these bytes (a relay's sender is told by them) and then lets them out.
+        if ((record.Flags & (PayloadRecord.Final | PayloadRecord.Stratum)) == PayloadRecord.Final)
             EmitPayload(payload);
     }
 
-    /// <summary>What the kernel decided about a stream: judged with the connection's first bytes while they are still gathered.</summary>
+    /// <summary>
+    /// What the kernel decided about a stream: judged with the connection's
+    /// first bytes while they are still gathered, which go out after it once a
+    /// verdict ends them.
+    /// </summary>
     public void OnStream(in StreamRecord record)
     {
         AssembledPayload? head = payloads.Pending(record.Cookie);
         if (head is not null && record.Verdict != 0)
             head.KernelDecided = true;
         judge?.OnStream(table.Owner(record.Header), record, head);
+        if (head is not null && record.Verdict != 0)
+            EmitPayload(head);
     }
 
     public void OnDns(in DnsRecord record)
@@ -127,6 +165,7 @@ public sealed class EventPipeline : IRecordHandler
     /// <summary>Emits payloads that went quiet and forgets what has expired. Call between polls (CLOCK_BOOTTIME ns).</summary>
     public void Tick(long nowNs)
     {
+        judge?.CollectRelays();
         while (payloads.NextQuiet(nowNs) is { } quiet)
             EmitPayload(quiet);
         payloads.ForgetEmitted(nowNs);

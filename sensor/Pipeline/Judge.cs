@@ -12,45 +12,127 @@ namespace Guard.Sensor.Pipeline;
 /// pipeline has emitted, has the responder carry out what a finding asks,
 /// then emits the alert (one per process and rule, repeats counted) and each
 /// action taken. Allowed processes and destinations are never judged.
+/// Executables are hashed off this thread (<see cref="ExecutableHashes"/>):
+/// what needs a hash (the deny list, a known miner's evidence, a finding about
+/// a process the allow list may name by hash) waits for it in a
+/// <see cref="HashWait"/>, and <see cref="OnHashes"/> finishes it.
+/// A network finding that is to act is first followed back through any
+/// local relay (<see cref="RelayTrace"/>): it acts on the process that sent
+/// the bytes, or on no one.
 /// </summary>
 public sealed class Judge
 {
     private readonly PolicyDetectors detectors;
     private readonly Responder? responder;
     private readonly EventEmitter emitter;
+    private readonly RelayTrace? relays;
     private readonly AlertCounts alertCounts = new();
     private readonly List<AlertEvent> dueAlerts = [];
+    private readonly Dictionary<ProcessEntry, HashWait> waits = new(ReferenceEqualityComparer.Instance);
+    private readonly List<HashOutcome> outcomes = [];
+    private readonly List<(AlertEvent Alert, bool Act)> followed = [];
 
     /// <param name="detectors">The policy's detectors.</param>
     /// <param name="responder">Acts on findings; null only reports them.</param>
     /// <param name="emitter">Where alerts and actions go.</param>
-    public Judge(PolicyDetectors detectors, Responder? responder, EventEmitter emitter)
+    /// <param name="relays">Follows network findings back through local relays; null acts on the connection's owner as the kernel recorded it.</param>
+    public Judge(PolicyDetectors detectors, Responder? responder, EventEmitter emitter, RelayTrace? relays = null)
     {
         this.detectors = detectors;
         this.responder = responder;
         this.emitter = emitter;
+        this.relays = relays;
     }
 
-    /// <summary>A program started: known miner (killed by the kernel already), arguments, hash, weak evidence.</summary>
+    /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>
+    public int HashesWakeFd => detectors.Executables.WakeFd;
+
+    /// <summary>Findings still being followed through relays.</summary>
+    public int RelaysPending => relays?.Pending ?? 0;
+
+    /// <summary>
+    /// A program started: known miner (killed by the kernel already), arguments,
+    /// weak evidence now; the file's hash is asked for when the deny list, the
+    /// known miner's evidence or the allow list needs it, and judged when in.
+    /// </summary>
     public void OnExec(ProcessEntry entry, in ExecRecord record)
     {
         try
         {
-            if (detectors.Allowed.Allows(entry))
-                return;
-            long timeNs = (long)record.Header.TimeNs;
-            if (detectors.KnownMiners.OnExec(entry, record) is { } verdict)
-            {
-                Respond(verdict); // the kernel has killed it already; its job is left to the response
-                return;
-            }
-            if ((detectors.Arguments.OnExec(entry, timeNs) ?? detectors.Hashes.OnExec(entry, timeNs)) is { } alert)
-                Respond(alert);
-            if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
-                emitter.Emit(weak);
+            if (!detectors.Allowed.Allows(entry))
+                JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record), (long)record.Header.TimeNs, atExec: true);
         }
         catch (Exception e) when (Faulted(e))
         {
+        }
+    }
+
+    /// <summary>
+    /// A process that was running when the sensor started, judged as its exec
+    /// would have been (name, arguments, hash, job) at <paramref name="nowNs"/>;
+    /// a known miner among them is killed here, since the kernel never saw it start.
+    /// </summary>
+    public void OnExisting(ProcessEntry entry, long nowNs)
+    {
+        try
+        {
+            if (!detectors.Allowed.Allows(entry))
+                JudgeProgram(entry, detectors.KnownMiners.OnExisting(entry, nowNs), nowNs, atExec: false);
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
+    }
+
+    /// <summary>What an exec and a process found at start share: the name's verdict, then hash, arguments and weak evidence.</summary>
+    private void JudgeProgram(ProcessEntry entry, AlertEvent? verdict, long timeNs, bool atExec)
+    {
+        HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
+            ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec) : null;
+        if (verdict is not null)
+        {
+            // At exec the kernel has killed it already; its job (and, for one found at start, the kill)
+            // is left to the response, at once unless the allow list may name its hash. The alert goes out with the hash.
+            wait!.KnownMiner = verdict;
+            if (!detectors.Allowed.ByHash)
+                wait.KnownMinerActions = responder?.Apply(verdict) ?? [];
+            return;
+        }
+        if (detectors.Arguments.OnExec(entry, timeNs) is { } alert)
+        {
+            // An acting finding is enough; weak evidence alone leaves the deny list its word.
+            wait?.ArgumentsFound = KernelRules.Acts(alert.RequestedAction);
+            Respond(alert);
+        }
+        if (detectors.Weak.OnExec(entry, timeNs) is { } weak)
+            Report(weak);
+    }
+
+    /// <summary>
+    /// Between polls: finishes what waited for a hash. A process gone with its
+    /// file renamed is hashed through another process running the same file.
+    /// </summary>
+    public void OnHashes(ProcessTable table)
+    {
+        outcomes.Clear();
+        detectors.Executables.Drain(outcomes);
+        foreach (HashOutcome outcome in outcomes)
+        {
+            try
+            {
+                var wait = (HashWait)outcome.Request.State!;
+                if (outcome.Why == NotHashed.Gone && !wait.Retried && outcome.Request.Expected is { } file
+                    && table.Entries.FirstOrDefault(e => !e.Exited && e != wait.Process && e.ExecutableFile == file) is { } sibling)
+                {
+                    wait.Retried = true;
+                    detectors.Executables.Submit(outcome.Request.Through(sibling));
+                    continue;
+                }
+                Finish(wait, outcome);
+            }
+            catch (Exception e) when (Faulted(e))
+            {
+            }
         }
     }
 
@@ -77,7 +159,7 @@ public sealed class Judge
         {
             if (!Exempt(connect.Process, (ushort)connect.Family, connect.DestinationAddress, (ushort)connect.DestinationPort)
                 && detectors.Weak.OnConnect(connect.Process, connect.DestinationAddress, (ushort)connect.Family, (ushort)connect.DestinationPort, connect.TimeNs) is { } alert)
-                emitter.Emit(alert);
+                Report(alert);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -99,7 +181,7 @@ public sealed class Judge
             if (record.Verdict != 0)
             {
                 if (!Exempt(owner, record.Family, record.DestinationAddress, record.DestinationPort))
-                    Respond(detectors.Stratum.OnVerdict(owner, record, head is null ? [] : head.Bytes));
+                    RespondToConnection(detectors.Stratum.OnVerdict(owner, record, head is null ? [] : head.Bytes), record.Cookie, head is null ? [] : head.Bytes);
                 return;
             }
             // A proxy the policy allows may still be asked for a pool: only an allowed process is exempt.
@@ -107,7 +189,7 @@ public sealed class Judge
                 return;
             if (detectors.Stratum.OnProxy(owner, record) is { } pool)
             {
-                Respond(pool);
+                RespondToConnection(pool, record.Cookie, head is null ? [] : head.Bytes);
                 return;
             }
             int port = StratumFindings.ProxyPort(record);
@@ -115,7 +197,7 @@ public sealed class Judge
                 ? detectors.Weak.OnConnect(owner, ip.GetAddressBytes(), ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 10 : 2, port, timeNs)
                 : StratumFindings.ProxyHostName(record) is { } name ? detectors.Weak.OnProxyPort(owner, $"{name}:{port}", port, timeNs) : null;
             if (weak is not null)
-                emitter.Emit(weak);
+                Report(weak);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -133,12 +215,68 @@ public sealed class Judge
         {
             if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
                 && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
-                Respond(alert);
+                RespondToConnection(alert, payload.Cookie, payload.DataSpan);
         }
         catch (Exception e) when (Faulted(e))
         {
         }
     }
+
+    /// <summary>One segment of a connection's first bytes: kept when it goes to a loopback address, for telling a relay's clients apart.</summary>
+    public void OnSegment(in PayloadRecord record) => relays?.Heads.Add(record);
+
+    /// <summary>
+    /// Network findings whose relay lookups have answered: each is acted on
+    /// (the sender found, or the connection's own maker when it relays for no
+    /// one) or only reported. Call from the draining thread, between polls.
+    /// </summary>
+    public void CollectRelays()
+    {
+        if (relays is null || relays.Pending == 0)
+            return;
+        try
+        {
+            followed.Clear();
+            relays.Collect(followed);
+            foreach ((AlertEvent alert, bool act) in followed)
+            {
+                if (act)
+                    Respond(alert);
+                else
+                    Report(alert);
+            }
+        }
+        catch (Exception e) when (Faulted(e))
+        {
+        }
+    }
+
+    /// <summary>
+    /// At the end of a run: waits up to <paramref name="waitMs"/> for relay lookups
+    /// under way, then reports the findings still unanswered, acting on no one.
+    /// </summary>
+    public void FinishRelays(int waitMs)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (RelaysPending > 0 && clock.ElapsedMilliseconds < waitMs)
+        {
+            CollectRelays();
+            if (RelaysPending > 0)
+                Thread.Sleep(5);
+        }
+        if (relays is null || relays.Pending == 0)
+            return;
+        followed.Clear();
+        relays.Abandon(followed);
+        foreach ((AlertEvent alert, _) in followed)
+            Report(alert);
+    }
+
+    /// <summary>Relay lookups refused because their queue was full.</summary>
+    public long RelayLookupsDropped => relays?.Dropped ?? 0;
+
+    /// <summary>Relay lookups that ran past their time limit.</summary>
+    public long RelayLookupsTimedOut => relays?.TimedOut ?? 0;
 
     /// <summary>A DNS query: pool domains are weak evidence.</summary>
     public void OnDns(NetworkEvent query)
@@ -227,13 +365,135 @@ public sealed class Judge
     private bool Exempt(ProcessEntry? process, ushort family, ReadOnlySpan<byte> address, ushort port) =>
         (process is not null && detectors.Allowed.Allows(process)) || detectors.Destinations.Allows(family, address, port);
 
-    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken.</summary>
+    /// <summary>
+    /// A finding about a connection: when it is to act and its maker may have
+    /// accepted local connections (a quick, bounded look at its descriptors),
+    /// the maker is probed off this thread and the finding waits
+    /// (<see cref="CollectRelays"/>); otherwise it is answered now.
+    /// </summary>
+    private void RespondToConnection(AlertEvent alert, ulong cookie, ReadOnlySpan<byte> carried)
+    {
+        if (relays is null || responder is null || alert.Process is not { } maker || !KernelRules.Acts(alert.RequestedAction)
+            || RelayTrace.MadeByItself(maker, cookie))
+        {
+            Respond(alert);
+            return;
+        }
+        if (!relays.Start(alert, cookie, carried))
+            Report(RelayTrace.Unqueued(alert));
+    }
+
+    /// <summary>Acts on an alert as its rule asks, then emits the alert and each action taken; first, if the allow list may name its process by hash, waits for the hash.</summary>
     private void Respond(AlertEvent alert)
     {
-        IReadOnlyList<ActionEvent> actions = responder?.Apply(alert) ?? [];
+        if (!WaitForHash(alert, respond: true))
+            Act(alert);
+    }
+
+    /// <summary>Has the responder carry out what the alert asks, then emits it and each action taken.</summary>
+    private void Act(AlertEvent alert) => Emit(alert, responder?.Apply(alert) ?? []);
+
+    /// <summary>Emits a weak-evidence alert, which asks for nothing; first, like <see cref="Respond"/>, waits for an allow-list hash.</summary>
+    private void Report(AlertEvent alert)
+    {
+        if (!WaitForHash(alert, respond: false))
+            emitter.Emit(alert);
+    }
+
+    private void Emit(AlertEvent alert, IReadOnlyList<ActionEvent> actions)
+    {
         if (alertCounts.Admit(alert))
             emitter.Emit(alert);
         foreach (ActionEvent action in actions)
             emitter.Emit(action);
+    }
+
+    /// <summary>Parks the alert when its process's allow-list verdict waits for a hash, asking for one if none is under way.</summary>
+    private bool WaitForHash(AlertEvent alert, bool respond)
+    {
+        if (alert.Process is not { } process || !detectors.Allowed.WaitsForHash(process))
+            return false;
+        HashWait wait = waits.TryGetValue(process, out HashWait? pending) ? pending : StartHash(process, alert.TimeNs, judgeHash: false, atExec: false);
+        wait.Parked.Add((alert, respond));
+        return true;
+    }
+
+    /// <summary>Asks for the process's executable hash; <paramref name="atExec"/>: <paramref name="timeNs"/> is its exec, and its path may stand in once it is gone.</summary>
+    private HashWait StartHash(ProcessEntry process, long timeNs, bool judgeHash, bool atExec)
+    {
+        var wait = new HashWait(process, ExecutableHashes.PathOf(process), timeNs, judgeHash);
+        waits[process] = wait; // a wait for its previous image still finishes, without touching the process's hash
+        detectors.Executables.Submit(HashRequest.For(process, atExec ? timeNs : null, wait));
+        return wait;
+    }
+
+    /// <summary>The hash is in, or will not be: the process learns it, then what waited is judged.</summary>
+    private void Finish(HashWait wait, HashOutcome outcome)
+    {
+        ProcessEntry process = wait.Process;
+        if (waits.TryGetValue(process, out HashWait? current) && current == wait)
+        {
+            waits.Remove(process);
+            process.ExecutableSha256 = outcome.Sha256;
+            process.ExecutableNotHashed = outcome.Sha256 is null ? outcome.WhyText : null;
+        }
+        bool allowed = outcome.Sha256 is not null && detectors.Allowed.AllowsHash(outcome.Sha256);
+        if (wait.KnownMiner is { } verdict)
+        {
+            KnownMinerFindings.WithSha256(verdict, outcome.Sha256 ?? $"not hashed: {outcome.WhyText}");
+            if (wait.KnownMinerActions is { } done)
+                Emit(verdict, done);
+            else if (!allowed)
+                Act(verdict);
+        }
+        if (allowed)
+            return;
+        foreach ((AlertEvent alert, bool respond) in wait.Parked)
+        {
+            if (respond)
+                Act(alert);
+            else
+                emitter.Emit(alert);
+        }
+        if (!wait.JudgeHash || !detectors.Hashes.Active)
+            return;
+        if (outcome.Sha256 is { } hash)
+        {
+            if (!wait.ArgumentsFound && detectors.Hashes.OnHash(process, wait.Path, hash, wait.TimeNs) is { } denied)
+                Act(denied);
+        }
+        else if (detectors.Weak.OnNotHashed(process, outcome.WhyText, wait.Path, wait.TimeNs) is { } unverified)
+        {
+            emitter.Emit(unverified);
+        }
+    }
+
+    /// <summary>What waits for one process's executable hash.</summary>
+    private sealed class HashWait(ProcessEntry process, string path, long timeNs, bool judgeHash)
+    {
+        public ProcessEntry Process { get; } = process;
+
+        /// <summary>The executable's path as exec was given it, for evidence.</summary>
+        public string Path { get; } = path;
+
+        public long TimeNs { get; } = timeNs;
+
+        /// <summary>The deny list judges this hash: it was asked for at exec.</summary>
+        public bool JudgeHash { get; } = judgeHash;
+
+        /// <summary>Miner arguments were found at the same exec: one strong finding is enough.</summary>
+        public bool ArgumentsFound { get; set; }
+
+        /// <summary>The kernel's known-miner verdict, whose alert carries the hash.</summary>
+        public AlertEvent? KnownMiner { get; set; }
+
+        /// <summary>What the response did about <see cref="KnownMiner"/> already, not waiting for the hash.</summary>
+        public IReadOnlyList<ActionEvent>? KnownMinerActions { get; set; }
+
+        /// <summary>Findings held until the allow list has had its word; respond: acted on, else only reported.</summary>
+        public List<(AlertEvent Alert, bool Respond)> Parked { get; } = [];
+
+        /// <summary>Asked again through another process running the same file.</summary>
+        public bool Retried { get; set; }
     }
 }

@@ -55,8 +55,6 @@ public sealed class PayloadAssembly
         payload.Length = Math.Max(payload.Length, offset + length);
         payload.Segments = record.Segments;
         payload.LastNs = (long)record.Header.TimeNs;
-        if ((record.Flags & PayloadRecord.Stratum) != 0)
-            payload.KernelDecided = true;
         return payload;
     }
 
@@ -119,9 +117,10 @@ public sealed class AssembledPayload
     public int Segments { get; internal set; }
 
     /// <summary>
-    /// The kernel recorded a Stratum verdict on this connection (a head
-    /// segment flagged, or its stream record): user space need not read the
-    /// bytes for one itself.
+    /// The kernel's stream record of a Stratum verdict on this connection
+    /// came: user space need not read the bytes for one itself. A head
+    /// segment's flag alone is not enough: its stream record, which the
+    /// finding is made from, may have been lost to a full ring.
     /// </summary>
     public bool KernelDecided { get; internal set; }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 
@@ -91,6 +92,15 @@ public sealed class ProcessEntry
 
     /// <summary>Which job it is in: the one answer every rule, response and output uses (see <see cref="JobMembership"/>).</summary>
     public JobMembership Membership => new(CgroupJob, JobRootPid, JobRoot);
+
+    /// <summary>The file exec opened for its image, as the kernel named it; null when no exec was seen (found in /proc at start).</summary>
+    public FileId? ExecutableFile { get; internal set; }
+
+    /// <summary>The SHA-256 of that file, read through what the kernel executed; null until hashed, or when it could not be.</summary>
+    public string? ExecutableSha256 { get; internal set; }
+
+    /// <summary>Why that file could not be hashed ("gone, and its path names another file now", ...); null until tried, or once hashed.</summary>
+    public string? ExecutableNotHashed { get; internal set; }
 
     /// <summary>Where its executable came from when that is suspect: "memfd", "unlinked", "shared-directory"; null otherwise.</summary>
     public string? Staging { get; internal set; }

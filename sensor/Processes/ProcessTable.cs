@@ -1,4 +1,5 @@
 using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
 
@@ -107,6 +108,8 @@ public sealed class ProcessTable
             Args = parent?.Args ?? [],
             ArgsTruncated = parent?.ArgsTruncated ?? false,
             WorkingDirectory = parent?.WorkingDirectory,
+            ExecutableFile = parent?.ExecutableFile,
+            ExecutableSha256 = parent?.ExecutableSha256,
             // The creator's cgroup (a clone into another cgroup does not take the child out of its job), else the parent's job.
             CgroupJob = cgroups?.JobOf(record.CgroupId) ?? parent?.CgroupJob,
             JobRootPid = parent?.JobRootPid ?? 0,
@@ -122,6 +125,10 @@ public sealed class ProcessTable
         ProcessEntry entry = Find(pid, ticks) ?? Create(pid, ticks, (int)record.Ppid, ClockTicks.FromBootNs(record.ParentStartTimeNs), ProcessOrigin.Exec);
         entry.DetailsPending = false; // exec tells all of it
         entry.Executable = record.Path[..Math.Min((int)record.PathLength, PathCapacity)].ToArray();
+        // A new image: what was known of the old file's hash is not this one's.
+        entry.ExecutableFile = new FileId(record.FileDevice, record.FileInode);
+        entry.ExecutableSha256 = null;
+        entry.ExecutableNotHashed = null;
         entry.Args = TrimTrailingNul(record.Args[..Math.Min((int)record.ArgsLength, ArgsCapacity)]);
         entry.ArgsTruncated = (record.Flags & ExecRecord.ArgsTruncated) != 0;
         entry.ExecutedFrom = entry.Name.Length > 0 ? entry.Name : null;

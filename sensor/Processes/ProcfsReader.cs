@@ -59,6 +59,25 @@ public static class ProcfsReader
         return stats;
     }
 
+    /// <summary>The thread ids of process <paramref name="pid"/> (/proc/PID/task); empty once it is gone.</summary>
+    public static List<int> Threads(int pid)
+    {
+        var tids = new List<int>();
+        try
+        {
+            foreach (string task in Directory.EnumerateDirectories($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/task"))
+            {
+                if (int.TryParse(Path.GetFileName(task), NumberStyles.None, CultureInfo.InvariantCulture, out int tid))
+                    tids.Add(tid);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Gone while we read: the threads seen stand.
+        }
+        return tids;
+    }
+
     /// <summary>
     /// Whether no thread of <paramref name="pid"/> can run on: each stopped
     /// (T), traced (t), a zombie or dead, as /proc/PID/task/*/stat says; true

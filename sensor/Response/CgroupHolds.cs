@@ -48,20 +48,51 @@ internal sealed class CgroupHolds
         if (cgroupfs.Processes(job.CgroupPath).Count == 0)
             return QuarantineOutcome.HoldRefused(request, $"job {job.Id} ({job.CgroupPath}) has no processes");
         ulong id = cgroupfs.IdOf(job.CgroupPath) ?? 0;
-        using QuarantineKernel kernel = QuarantineKernel.Load();
-        if (kernel.Records().Any(r => r.Id == id))
+        using QuarantineKernel? kernel = Begin(job, id, request);
+        if (kernel is null)
             return QuarantineOutcome.HoldRefused(request, $"job {job.Id} is held already");
-        foreach (GpuDevice device in request.GpuDevices)
-            kernel.DenyDevice(device);
-        kernel.Put(id, request.ToRecord(QuarantineMode.Cgroup, id, 0, 0, job.Id));
         // Deny first: nothing leaves while the freeze settles.
         kernel.AttachToCgroup(id, cgroupfs.DirectoryOf(job.CgroupPath));
         cgroupfs.Freeze(job.CgroupPath);
         bool frozen = cgroupfs.WaitFrozen(job.CgroupPath, FreezeWait);
         int[] pids = [.. cgroupfs.Processes(job.CgroupPath)];
+        int sockets = HeldSockets.MarkAll(kernel, pids, id);
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
-            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network and GPU devices denied",
+            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied",
             pids, job.CgroupPath, request.OrderedBy, request.OrderedByUid);
+    }
+
+    /// <summary>
+    /// Loads the programs and writes the hold under the lock every guard takes to
+    /// add or remove quarantine pins (a pruning sensor sees all of it or none);
+    /// null, writing nothing, when the cgroup is held already. A socket belongs to
+    /// the cgroup that made it: one made outside and passed in, or kept by a
+    /// process moved in, is seen only by the root programs, which drop what is
+    /// marked and mark what a sender in this cgroup uses, so those attach too.
+    /// </summary>
+    private QuarantineKernel? Begin(Job job, ulong id, QuarantineRequest request)
+    {
+        using FileDescriptor pinsLock = QuarantineKernel.LockPins();
+        QuarantineKernel kernel = QuarantineKernel.Load();
+        try
+        {
+            if (kernel.Records().Any(r => r.Id == id))
+            {
+                kernel.Dispose();
+                return null;
+            }
+            foreach (GpuDevice device in request.GpuDevices)
+                kernel.DenyDevice(device);
+            kernel.AddCgroupLevel(Cgroupfs.LevelOf(job.CgroupPath));
+            kernel.EnsureTreeLinks(cgroupfs.Root);
+            kernel.Put(id, request.ToRecord(QuarantineMode.Cgroup, id, 0, 0, job.Id));
+            return kernel;
+        }
+        catch
+        {
+            kernel.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The cgroup of hold <paramref name="id"/> (found by walking the hierarchy) and its processes; (null, none) when the cgroup is gone.</summary>
@@ -70,6 +101,9 @@ internal sealed class CgroupHolds
         string? path = cgroupfs.FindById(id);
         return (path, path is null ? [] : cgroupfs.Processes(path));
     }
+
+    /// <summary>What the cgroup's cgroup.events says now: frozen or not; null when it is gone.</summary>
+    public bool? Frozen(string cgroupPath) => cgroupfs.IsFrozen(cgroupPath);
 
     /// <summary>
     /// Kills the held cgroup through cgroup.kill; returns the members the hold

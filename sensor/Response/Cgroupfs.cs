@@ -55,6 +55,40 @@ internal sealed class Cgroupfs
         return true;
     }
 
+    /// <summary>What cgroup.events says now: true "frozen 1", false "frozen 0"; null when the cgroup is gone or has no freezer.</summary>
+    public bool? IsFrozen(string cgroupPath)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines(FileOf(cgroupPath, EventsFile)))
+            {
+                if (line.StartsWith("frozen ", StringComparison.Ordinal))
+                    return line == "frozen 1";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether someone asked the cgroup to thaw: cgroup.freeze reads 0. False when it is gone.</summary>
+    public bool ThawAsked(string cgroupPath)
+    {
+        try
+        {
+            return File.ReadAllText(FileOf(cgroupPath, FreezeFile)).Trim() == "0";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>How many levels below the cgroup2 root <paramref name="cgroupPath"/> ("/a/b" is 2) is.</summary>
+    public static int LevelOf(string cgroupPath) => cgroupPath.Split('/', StringSplitOptions.RemoveEmptyEntries).Length;
+
     /// <summary>
     /// Waits up to <paramref name="wait"/> (polling every 5 ms) for a freeze to
     /// settle; true once cgroup.events says "frozen 1". Throws <see cref="IOException"/> when the cgroup is gone.

@@ -48,23 +48,24 @@ public sealed unsafe partial class Pidfd : IDisposable
     }
 
     /// <summary>The process's socket descriptors (from /proc/PID/fd), each duplicated into this process; empty once it has exited.</summary>
-    public List<FileDescriptor> DuplicateSockets()
+    public List<FileDescriptor> DuplicateSockets() => DuplicateSockets(int.MaxValue, out _);
+
+    /// <summary>
+    /// At most <paramref name="max"/> of the process's socket descriptors, each
+    /// duplicated into this process; <paramref name="all"/> is false when it holds more.
+    /// The caller disposes what it gets.
+    /// </summary>
+    public List<FileDescriptor> DuplicateSockets(int max, out bool all)
     {
         var sockets = new List<FileDescriptor>();
-        string fdDir = $"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd";
-        try
+        var links = new List<(int Fd, ulong Inode)>();
+        // A process gone, or closing descriptors while we read: what was read stands.
+        FdLinks.ReadSockets($"/proc/{Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd", links, int.MaxValue);
+        all = links.Count <= max;
+        foreach ((int fd, _) in links.Take(max))
         {
-            foreach (string entry in Directory.EnumerateFileSystemEntries(fdDir))
-            {
-                if (new FileInfo(entry).LinkTarget is { } target && target.StartsWith("socket:", StringComparison.Ordinal)
-                    && int.TryParse(Path.GetFileName(entry), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd)
-                    && DuplicateFd(fd) is { } ours)
-                    sockets.Add(ours);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // It exited, or closed a descriptor while we read: what was duplicated stands.
+            if (DuplicateFd(fd) is { } ours)
+                sockets.Add(ours);
         }
         return sockets;
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
 using Guard.Sensor.Processes;
@@ -122,7 +123,8 @@ public sealed class ProcessKiller
             refusal = $"no process {target.Pid}";
         else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
             refusal = reason;
-        else if (RunningSensors.IsRunning(target.Pid, stat.StartTicks))
+        // Known by its registration, or, whatever run directory it was given, as the owner of pinned enforcement.
+        else if (RunningSensors.IsRunning(target.Pid, stat.StartTicks) || SensorPins.Owners().Contains((target.Pid, stat.StartTicks)))
             refusal = $"{target.Pid} is a running Guard sensor: stop it with SIGTERM, or `guard detach --all`";
         else
             return pidfd;

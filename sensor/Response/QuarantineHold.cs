@@ -23,6 +23,21 @@ public sealed record QuarantineHold(
     ulong Id, QuarantineMode Mode, string Name, int RootPid, DateTimeOffset Since, DateTimeOffset? Deadline, QuarantineExpiry OnTimeout,
     string OrderedBy, uint OrderedByUid, string Reason, string? CgroupPath, IReadOnlyList<int> Pids)
 {
+    /// <summary>Members that can run now (a thread neither stopped nor traced, as /proc/PID/task/*/stat says when read): a hold that does not hold.</summary>
+    public IReadOnlyList<int> Running { get; init; } = [];
+
+    /// <summary>For a cgroup hold, what its cgroup.events says now ("frozen 1"); null for a tree hold or a cgroup that is gone.</summary>
+    public bool? Frozen { get; init; }
+
+    /// <summary>Attempts to let a member run (SIGCONT, a ptrace resume) that the kernel answered, since the hold was made.</summary>
+    public ulong ContinuesRefused { get; init; }
+
+    /// <summary>Attempts the kernel could not answer at once (a watching sensor stops those through pidfds).</summary>
+    public ulong ContinuesUnanswered { get; init; }
+
+    /// <summary>Who made the latest attempt (the task current then), or null when there was none.</summary>
+    public (int Pid, string Name)? LastContinuedBy { get; init; }
+
     /// <summary>The hold a pinned record describes, with the members read for it.</summary>
     internal static QuarantineHold From(ulong id, in GuardQuarantine record, string? cgroupPath, IReadOnlyList<int> pids) => new(
         id, record.Mode, Text(record.Job), (int)record.RootPid, Time(record.SinceNs),

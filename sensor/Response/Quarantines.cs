@@ -142,13 +142,28 @@ public sealed class Quarantines
     private List<QuarantineHold> ReadAll(QuarantineKernel kernel) =>
         [.. kernel.Records().Select(r => ReadHold(kernel, r.Id, r.Record))];
 
-    /// <summary>One hold from its pinned record and what the kernel and cgroupfs say of its members now.</summary>
+    /// <summary>
+    /// One hold from its pinned record and what the kernel, /proc and cgroupfs say
+    /// of its members now: which can run, whether its cgroup is frozen, what tried
+    /// to let it run.
+    /// </summary>
     private QuarantineHold ReadHold(QuarantineKernel kernel, ulong id, in GuardQuarantine record)
     {
+        var continues = kernel.Continues().Where(c => c.Key.HoldId == id).Select(c => c.Value).ToList();
+        GuardContinue? latest = continues.Count == 0 ? null : continues.MaxBy(c => c.LastNs);
         if (record.Mode == QuarantineMode.Tree)
-            return QuarantineHold.From(id, record, null, TreeHolds.Members(kernel, id));
+        {
+            List<int> members = TreeHolds.Members(kernel, id);
+            return QuarantineHold.From(id, record, null, members) with
+            {
+                Running = [.. members.Where(pid => !ProcfsReader.AllThreadsStopped(pid))],
+                ContinuesRefused = continues.Aggregate(0UL, (sum, c) => sum + c.Refused),
+                ContinuesUnanswered = continues.Aggregate(0UL, (sum, c) => sum + c.Unanswered),
+                LastContinuedBy = latest is { } l ? ((int)l.SenderTgid, Comm.Text(l.SenderComm)) : null,
+            };
+        }
         (string? path, List<int> pids) = cgroups.Members(id);
-        return QuarantineHold.From(id, record, path, pids);
+        return QuarantineHold.From(id, record, path, pids) with { Frozen = path is null ? null : cgroups.Frozen(path) };
     }
 
     /// <summary>Ends the holds of <paramref name="holds"/> with no live member, then the pins no hold needs.</summary>
@@ -188,6 +203,7 @@ public sealed class Quarantines
         }
         List<int> thawed = cgroups.End(hold);
         kernel.Remove(hold.Id);
+        kernel.ForgetContinues(hold.Id);
         return thawed;
     }
 

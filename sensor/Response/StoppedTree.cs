@@ -75,9 +75,11 @@ internal sealed class StoppedTree : IDisposable
     /// every descendant. A tree that holds this guard process or a running sensor
     /// is refused before anything is stopped (<see cref="Refusal"/>).
     /// <paramref name="beforeStop"/> sees each member (pid, start ticks) just before
-    /// its SIGSTOP: quarantine holds it in the kernel there. The root's pidfd stays the caller's.
+    /// its SIGSTOP: quarantine holds it in the kernel there. <paramref name="beforeResume"/>
+    /// runs before a tree refused mid-stop is continued (quarantine lets go of it there,
+    /// or the kernel would refuse the SIGCONT). The root's pidfd stays the caller's.
     /// </summary>
-    public static StoppedTree Stop(Pidfd root, long rootStartTicks, Action<int, long>? beforeStop = null)
+    public static StoppedTree Stop(Pidfd root, long rootStartTicks, Action<int, long>? beforeStop = null, Action? beforeResume = null)
     {
         var tree = new StoppedTree(root, rootStartTicks, beforeStop);
         Snapshot first = tree.Read();
@@ -91,6 +93,7 @@ internal sealed class StoppedTree : IDisposable
         {
             // Found mid-stop after all: let the tree go, the kernel's marks first.
             tree.lineage?.ForgetStopping(tree.marksUntilNs);
+            beforeResume?.Invoke();
             tree.SignalAll(SigCont);
         }
         return tree;

@@ -38,16 +38,13 @@ internal sealed class TreeHolds
         using Pidfd? root = ProcessKiller.OpenChecked(target, out ProcfsStat stat, out string refusal);
         if (root is null)
             return QuarantineOutcome.HoldRefused(request, refusal);
-        using QuarantineKernel kernel = QuarantineKernel.Load();
-        if (kernel.IsHeld(target.Pid, stat.StartTicks, out ulong already) && kernel.Records().Any(r => r.Id == already))
-            return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");
-        kernel.EnsureTreeLinks(cgroupfs.Root);
-        foreach (GpuDevice device in request.GpuDevices)
-            kernel.DenyDevice(device);
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
         string name = Encoding.UTF8.GetString(stat.Name);
-        kernel.Put(id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"));
-        using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id));
+        using QuarantineKernel? kernel = Begin(target, stat.StartTicks, id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"), request.GpuDevices);
+        if (kernel is null)
+            return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");
+        // A tree found to hold a guard mid-stop is let go with SIGCONT: the hold must be gone first, or the kernel refuses it.
+        using StoppedTree tree = StoppedTree.Stop(root, stat.StartTicks, (pid, startTicks) => kernel.HoldTgid(pid, startTicks, id), () => Forget(kernel, id));
         if (tree.Refusal is { } why)
         {
             Forget(kernel, id);
@@ -55,12 +52,45 @@ internal sealed class TreeHolds
         }
         int sockets = 0;
         foreach (Pidfd member in tree.Members)
-            sockets += MarkSockets(kernel, member, id);
+            sockets += HeldSockets.Mark(kernel, member, id);
         int[] pids = tree.Pids;
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
             $"quarantined the tree of {target.Pid} ({name}): {pids.Length} process{(pids.Length == 1 ? "" : "es")} stopped; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied"
             + (tree.LineageNote is { } note ? $"; {note}" : ""),
             pids, null, request.OrderedBy, request.OrderedByUid);
+    }
+
+    /// <summary>
+    /// Loads the programs and writes the hold, root first, under the lock every
+    /// guard takes to add or remove quarantine pins: a sensor pruning at the same
+    /// moment sees either no hold (and leaves the pins, taken since) or one with
+    /// a live member, never a record with none, which it would end. Null (nothing
+    /// written) when the root is held already.
+    /// </summary>
+    private QuarantineKernel? Begin(ProcessTarget target, long startTicks, ulong id, in GuardQuarantine record, IReadOnlyList<GpuDevice> gpuDevices)
+    {
+        using FileDescriptor pinsLock = QuarantineKernel.LockPins();
+        QuarantineKernel kernel = QuarantineKernel.Load();
+        try
+        {
+            if (kernel.IsHeld(target.Pid, startTicks, out ulong already) && kernel.Records().Any(r => r.Id == already))
+            {
+                kernel.Dispose();
+                return null;
+            }
+            kernel.EnsureTreeLinks(cgroupfs.Root);
+            foreach (GpuDevice device in gpuDevices)
+                kernel.DenyDevice(device);
+            // Held by the record only once it exists: until then the entry holds nobody.
+            kernel.HoldTgid(target.Pid, startTicks, id);
+            kernel.Put(id, record);
+            return kernel;
+        }
+        catch
+        {
+            kernel.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The live members of hold <paramref name="id"/>, ascending: the processes the kernel map holds (dropped there at exit) that /proc shows with the start they were held with.</summary>
@@ -108,9 +138,12 @@ internal sealed class TreeHolds
         {
             using Pidfd? member = resume ? OpenMember(kernel, id, pid, startTicks) : null;
             kernel.ForgetTgid(pid, id);
+            // Its stops left pending by refused continues would stop nobody now; cancelled all the same.
+            kernel.ForgetThreadStops(ProcfsReader.Threads(pid));
             if (member?.Signal(StoppedTree.SigCont) == 0)
                 resumed.Add(pid);
         }
+        kernel.ForgetContinues(id);
         return resumed;
     }
 
@@ -120,7 +153,7 @@ internal sealed class TreeHolds
     /// start <paramref name="startTicks"/>, and that /proc shows the same start, so
     /// a pid that changed hands since the map was read is never signalled.
     /// </summary>
-    private static Pidfd? OpenMember(QuarantineKernel kernel, ulong id, int pid, long startTicks)
+    internal static Pidfd? OpenMember(QuarantineKernel kernel, ulong id, int pid, long startTicks)
     {
         Pidfd? member = Pidfd.TryOpen(pid, out _);
         if (member is null)
@@ -139,20 +172,5 @@ internal sealed class TreeHolds
         foreach ((int pid, _) in kernel.HeldBy(id))
             kernel.ForgetTgid(pid, id);
         kernel.RemoveUnneededPins();
-    }
-
-    /// <summary>Marks every socket the process has open, so egress drops what it would still send on them.</summary>
-    private static int MarkSockets(QuarantineKernel kernel, Pidfd process, ulong id)
-    {
-        int marked = 0;
-        foreach (FileDescriptor socket in process.DuplicateSockets())
-        {
-            using (socket)
-            {
-                if (kernel.MarkSocket(socket.Fd, id))
-                    marked++;
-            }
-        }
-        return marked;
     }
 }

@@ -88,6 +88,15 @@ if (Section("syscalls"))
     Line($"pipe write+read x{calls / 5}: {b4:F1} ns bare, {w4:F1} ns watched: {w4 / b4:F3}x (bar 1.02x)");
 }
 
+// Socket writes: every one makes the kernel call sk_data_ready, where the unix-stream capture runs.
+if (Section("sockets"))
+{
+    (double bu, double wu) = Compare("unix", calls / 5, () => Watch());
+    Line($"unix stream write+read x{calls / 5}: {bu:F1} ns bare, {wu:F1} ns watched: {wu / bu:F3}x (bar 1.02x)");
+    (double bt, double wt) = Compare("tcp", calls / 10, () => Watch());
+    Line($"loopback TCP write+read x{calls / 10}: {bt:F1} ns bare, {wt:F1} ns watched: {wt / bt:F3}x (bar 1.02x)");
+}
+
 // The rounding-mode counter runs at every context switch: a two-process pipe ping-pong.
 if (Section("pingpong"))
 {
@@ -124,6 +133,13 @@ if (Section("gpu"))
 if (Section("enforce"))
 {
     foreach (string l in Enforcement.Measure(work, quick ? 20 : 100))
+        Line(l);
+}
+
+// 6b. following a network finding back through a local relay.
+if (Section("relay"))
+{
+    foreach (string l in RelayLookup.Measure(work, quick ? 100 : 1000))
         Line(l);
 }
 

@@ -27,7 +27,7 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: storms forkexec|getppid|pipe|pingpong|ioctl|ioctl-nv|connect|sleepers N\n");
+		fprintf(stderr, "usage: storms forkexec|getppid|pipe|pingpong|ioctl|ioctl-nv|connect|unix|tcp|sleepers N\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -117,6 +117,30 @@ int main(int argc, char **argv)
 			close(s);
 		}
 		waitpid(server, 0, 0);
+	} else if (!strcmp(mode, "unix") || !strcmp(mode, "tcp")) {
+		/* One byte written and read back over a unix stream pair, or a loopback
+		 * TCP connection: each write makes the kernel call sk_data_ready. */
+		int s[2];
+		char b = 0;
+		if (!strcmp(mode, "unix")) {
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, s))
+				return 1;
+		} else {
+			struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			socklen_t len = sizeof(a);
+			int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+			if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len))
+				return 1;
+			s[0] = socket(AF_INET, SOCK_STREAM, 0);
+			setsockopt(s[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			if (connect(s[0], (struct sockaddr *)&a, sizeof(a)) || (s[1] = accept(l, 0, 0)) < 0)
+				return 1;
+		}
+		start = now_ns();
+		for (long i = 0; i < n; i++) {
+			if (write(s[0], &b, 1) != 1 || read(s[1], &b, 1) != 1)
+				return 1;
+		}
 	} else if (!strcmp(mode, "sleepers")) {
 		/* N idle processes for the memory benchmark; gone when stdin closes. */
 		pid_t *kids = calloc(n, sizeof(pid_t));

@@ -152,7 +152,7 @@ public sealed class CgroupJobTests
         Assert.False(File.Exists(marker), "t-rex ran in the pod");
         RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "miner-in-job");
         Assert.Contains("killed by the kernel", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString(), StringComparison.Ordinal);
-        Assert.Equal("true", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("in_job").GetString());
+        Assert.True(alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("in_job").GetBoolean());
         RecordedEvent held = sensor.WaitFor("quarantine of the pod", e => e.Action == "quarantine");
         Assert.Equal("success", held.Json.GetProperty("event").GetProperty("outcome").GetString());
         Assert.Equal(pod, held.Json.GetProperty("guard").GetProperty("action").GetProperty("cgroup").GetString());

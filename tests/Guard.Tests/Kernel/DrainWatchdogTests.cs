@@ -18,8 +18,6 @@ namespace Guard.Tests.Kernel;
 [Collection(KernelTestGroup.Name)]
 public sealed class DrainWatchdogTests
 {
-    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
-
     [Fact]
     public void AStalledDrainStopsTheWatchdogPingsAndShowsInStatusUntilTheRingIsDrainedAgain()
     {
@@ -27,16 +25,10 @@ public sealed class DrainWatchdogTests
         DirectoryInfo dir = Directory.CreateTempSubdirectory("guard-notify-");
         using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         notify.Bind(new UnixDomainSocketEndPoint(Path.Join(dir.FullName, "notify")));
-        var info = new ProcessStartInfo(GuardExecutable, ["watch", "--output", "json", "--type", "exec", "--stall-limit", "1s", "--duration", "120s"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["NOTIFY_SOCKET"] = Path.Join(dir.FullName, "notify");
         // systemd's deadline longer than --stall-limit: the shorter one counts.
-        info.Environment["WATCHDOG_USEC"] = "4000000";
-        using Process watch = Process.Start(info)!;
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = Path.Join(dir.FullName, "notify"), ["WATCHDOG_USEC"] = "4000000" },
+            Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--stall-limit", "1s", "--duration", "120s");
         var stderr = new StringBuilder();
         watch.ErrorDataReceived += (_, e) =>
         {
@@ -85,6 +77,43 @@ public sealed class DrainWatchdogTests
             if (!watch.HasExited)
                 watch.Kill();
             EnforcementKernel.Remove(); // what the watch handed over on its way out
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task ANotifySocketThatIsGoneOrGoesAwayCostsTheMessagesNotTheSensor()
+    {
+        KernelRequirements.Check();
+        DirectoryInfo dir = Directory.CreateTempSubdirectory("guard-notify-");
+        string path = Path.Join(dir.FullName, "notify");
+        var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(path));
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = path },
+            Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--stall-limit", "400ms", "--duration", "120s");
+        _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+        Task<string> stderr = watch.StandardError.ReadToEndAsync();
+        try
+        {
+            Assert.Equal("READY=1", Receive(notify, 30_000, new StringBuilder()));
+            // systemd restarts, a container's notify proxy exits: the socket is gone mid-run.
+            notify.Dispose();
+            File.Delete(path);
+            Thread.Sleep(1_000);
+            Assert.False(watch.HasExited, "the watch died when its notify socket went away");
+            Assert.True(ProcfsReader.TryReadStat(watch.Id, out ProcfsStat stat));
+            Assert.True(OwnProcesses.Signal(watch.Id, stat.StartTicks, 15));
+            Assert.True(watch.WaitForExit(15_000), "the watch did not stop on SIGTERM");
+            Assert.Equal(0, watch.ExitCode);
+            Assert.DoesNotContain("Unhandled", await stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            notify.Dispose();
+            EnforcementKernel.Remove();
             dir.Delete(recursive: true);
         }
     }

@@ -30,8 +30,6 @@ public sealed class KillCommandTests
 
     private static bool Gone(Process p) => p.WaitForExit(5000);
 
-    /// <summary>The apphost `guard` this build made beside the tests: the very file a `guard` command runs.</summary>
-    private static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(GuardCli).Assembly.Location)!, "guard");
 
     [Fact]
     public void KillRefusesAReusedPidAndKillsTheProcessItNamed()
@@ -111,10 +109,42 @@ public sealed class KillCommandTests
     }
 
     [Fact]
+    public void AWatchRegisteredElsewhereIsStillRefusedAsTheOwnerOfItsPinnedEnforcement()
+    {
+        KernelRequirements.Check();
+        using var elsewhere = new TempDir();
+        // Its registration lands where this `guard kill` does not look; its pins, under the same pin root, name it.
+        using Process watch = Run.StartWith(
+            new Dictionary<string, string> { ["GUARD_RUN_DIR"] = elsewhere.Path },
+            Run.GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
+        _ = watch.StandardOutput.ReadToEndAsync();
+        _ = watch.StandardError.ReadToEndAsync();
+        try
+        {
+            long ticks = StartTicks(watch.Id);
+            Run.WaitFor(() => SensorPins.Owners().Contains((watch.Id, ticks)), "the watch to pin its enforcement", 30_000);
+            Assert.False(RunningSensors.IsRunning(watch.Id, ticks), "the premise: registered where this kill does not look");
+
+            var console = new TestConsole();
+            Assert.Equal((int)ExitCode.Failure, GuardCli.Run(["kill", watch.Id.ToString(CultureInfo.InvariantCulture)], console));
+            Assert.Contains($"{watch.Id} is a running Guard sensor", console.ErrorText, StringComparison.Ordinal);
+            Assert.False(watch.WaitForExit(500), "a refused kill sends nothing");
+            Assert.True(OwnProcesses.Signal(watch.Id, ticks, 15));
+            Assert.True(watch.WaitForExit(15_000));
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            EnforcementKernel.Remove();
+        }
+    }
+
+    [Fact]
     public void ARunningWatchIsRefusedAndItsRegistrationGoesWithIt()
     {
         KernelRequirements.Check();
-        using Process watch = Run.Start(GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
+        using Process watch = Run.Start(Run.GuardExecutable, "watch", "--duration", "60s", "--output", "json", "--type", "alert");
         _ = watch.StandardOutput.ReadToEndAsync(); // drained: a full pipe would stall it
         try
         {
@@ -177,17 +207,19 @@ public sealed class KillCommandTests
         KernelRequirements.Check();
         using var dir = new TempDir();
         // `guard version` taken over before its main() by an injected library: a miner in the guard file itself.
-        var info = new ProcessStartInfo(GuardExecutable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var info = new ProcessStartInfo(Run.GuardExecutable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add("version");
         info.Environment["LD_PRELOAD"] = dir.Compile("hang", sharedLibrary: true);
         using Process hijacked = Process.Start(info)!;
         try
         {
             Run.WaitFor(() => File.ReadAllText($"/proc/{hijacked.Id}/stat").Contains(") S ", StringComparison.Ordinal), "the hijacked guard to wait", 5000);
-            Assert.Equal(Libc.FileIdOf(GuardExecutable), Libc.FileIdOf($"/proc/{hijacked.Id}/exe"));
+            FileId? guardFile = ExecutedFile.KernelIdOf(Run.GuardExecutable);
+            Assert.NotNull(guardFile);
+            Assert.Equal(guardFile, ExecutedFile.KernelIdOf($"/proc/{hijacked.Id}/exe"));
 
             // Killed by `guard` itself, running the same file (device and inode): that is no reason to refuse.
-            string output = Run.Complete(GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));
+            string output = Run.Complete(Run.GuardExecutable, "kill", hijacked.Id.ToString(CultureInfo.InvariantCulture));
 
             Assert.Contains($"killed {hijacked.Id}", output, StringComparison.Ordinal);
             Assert.True(Gone(hijacked));

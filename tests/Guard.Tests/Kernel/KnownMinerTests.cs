@@ -91,6 +91,32 @@ public sealed class KnownMinerTests
         Assert.False(alert.Json.GetProperty("guard").TryGetProperty("job_root", out _));
     }
 
+    [Theory]
+    [InlineData("symlink")]
+    [InlineData("/proc/self/fd")]
+    [InlineData("/dev/fd")]
+    public void AMinerRunByAnotherNameIsKnownByTheFileTheKernelOpened(string how)
+    {
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy("xmrig");
+        string marker = Path.Combine(dir.Path, "marker");
+        string worker = Path.Combine(dir.Path, "pytorch-worker");
+        File.CreateSymbolicLink(worker, simulator);
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        // The exec's name (comm) is the symlink's, or "N" for a descriptor path: not xmrig.
+        string exec = how == "symlink"
+            ? $"import os; os.execv('{worker}', ['worker', '-c', 'echo ran > {marker}'])"
+            : $"import os; fd = os.open('{simulator}', os.O_RDONLY); os.set_inheritable(fd, True); os.execv('{how}/%d' % fd, ['worker', '-c', 'echo ran > {marker}'])";
+        using Process p = Run.PythonScript(exec);
+        p.WaitForExit();
+
+        Assert.Equal(137, p.ExitCode);
+        Assert.False(File.Exists(marker), $"xmrig run through {how} ran");
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "known-miner" && e.Pid == p.Id);
+        Assert.Contains("killed by the kernel", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AnAllowedExecutableIsNotKilledWhateverItsName()
     {

@@ -20,8 +20,9 @@ namespace Guard.Tests.Kernel;
 /// held job, against the real kernel. The held "job" is a python process of
 /// this test that, each time it is told to, tries what a miner would: send on
 /// a connection it had, open a new one, open the stand-in GPU (/dev/full as
-/// 1:7), fork a child. The test plays the escape: it continues or thaws the
-/// held process itself, so every deny program is seen to hold on its own.
+/// 1:7), fork a child. The test plays the escape: it continues (with the
+/// kernel's answer to SIGCONT taken away; HoldEscapeTests tries that answer)
+/// or thaws the held process itself, so every deny program is seen to hold on its own.
 /// Traffic stays on 127.0.0.1 with a listener of this test.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
@@ -163,7 +164,10 @@ public sealed class QuarantineTests : IDisposable
             Assert.Equal(0, Guard("watch", "--duration", "1s", "--output", "json").Code);
         Assert.Equal('T', Run.State(job.Id));
 
-        // The escape: someone continues it. The kernel still denies it all.
+        // A SIGCONT is refused: it stays stopped. With that answer taken away it runs, and is still denied it all.
+        Continue(job.Id);
+        Run.WaitFor(() => Run.State(job.Id) == 'T', "the refused continue to leave it stopped");
+        HoldAnswers.DetachContinueAnswer();
         Continue(job.Id);
         JsonElement held = Attempt(job);
         Assert.Equal(Eperm, held.GetProperty("connect").GetInt32());

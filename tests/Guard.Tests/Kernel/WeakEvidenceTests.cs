@@ -55,8 +55,8 @@ public sealed class WeakEvidenceTests
             RecordedEvent alert = sensor.WaitFor("weak alert", e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
             Assert.Equal("pool-port", alert.Action);
             JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
-            Assert.Contains("eu.supportxmr.com", evidence.GetProperty("pool-dns.0").GetString(), StringComparison.Ordinal);
-            Assert.Equal("198.51.100.7:3333", evidence.GetProperty("pool-port.1").GetString());
+            Assert.Contains("eu.supportxmr.com", evidence.GetProperty("pool-dns_0").GetString(), StringComparison.Ordinal);
+            Assert.Equal("198.51.100.7:3333", evidence.GetProperty("pool-port_1").GetString());
             Assert.Equal(0, alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response").GetArrayLength());
             Assert.Single(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
         }

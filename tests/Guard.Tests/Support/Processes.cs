@@ -6,7 +6,10 @@ namespace Guard.Tests.Support;
 /// <summary>Starts real processes for tests and always cleans them up.</summary>
 public static class Run
 {
-    public static Process Start(string file, params string[] args)
+    public static Process Start(string file, params string[] args) => StartWith(null, file, args);
+
+    /// <summary>Starts <paramref name="file"/> with these variables set in its environment (beside this process's), its standard streams redirected.</summary>
+    public static Process StartWith(IReadOnlyDictionary<string, string>? environment, string file, params string[] args)
     {
         var info = new ProcessStartInfo(file)
         {
@@ -17,8 +20,13 @@ public static class Run
         };
         foreach (string a in args)
             info.ArgumentList.Add(a);
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+            info.Environment[name] = value;
         return Process.Start(info) ?? throw new XunitException($"could not start {file}");
     }
+
+    /// <summary>The apphost `guard` this build made beside the tests: the very file a `guard` command runs.</summary>
+    public static string GuardExecutable => Path.Combine(Path.GetDirectoryName(typeof(Guard.Cli.GuardCli).Assembly.Location)!, "guard");
 
     /// <summary>Runs to completion and returns stdout; fails the test on a non-zero exit.</summary>
     public static string Complete(string file, params string[] args)

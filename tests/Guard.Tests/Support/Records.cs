@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text;
 using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
 
 namespace Guard.Tests.Support;
 
@@ -25,9 +27,12 @@ public static class Records
     /// <paramref name="pid"/> (a child of <paramref name="parent"/>) executes <paramref name="commandLine"/>,
     /// split at spaces: the first word is the path, its file name the comm. <paramref name="jobRoot"/>
     /// is the job root the kernel found (0: in no job); <paramref name="flags"/> are <see cref="ExecRecord"/>'s.
+    /// The file that ran is what the path names here, as the kernel would name it; none (0, 0) when it names nothing.
     /// </summary>
     public static ExecRecord Exec(int pid, int parent, string commandLine, ulong timeNs = 10, int jobRoot = 0, uint flags = 0)
     {
+        string path = commandLine.Split(' ')[0];
+        FileId file = ExecutedFile.KernelIdOf(path) ?? default;
         var e = new ExecRecord
         {
             Header = Header(RecordKind.Exec, pid, timeNs),
@@ -35,8 +40,9 @@ public static class Records
             ParentStartTimeNs = parent == 0 ? 0 : StartOf(parent),
             JobRootPid = (uint)jobRoot,
             Flags = jobRoot == 0 ? flags : flags | ExecRecord.InJob, // the kernel names a root only for a process in its job
+            FileDevice = file.Device,
+            FileInode = file.Inode,
         };
-        string path = commandLine.Split(' ')[0];
         byte[] pathBytes = Encoding.UTF8.GetBytes(path);
         pathBytes.CopyTo(e.Path);
         e.PathLength = (ushort)pathBytes.Length;

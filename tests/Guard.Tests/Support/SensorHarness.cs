@@ -59,7 +59,9 @@ public sealed class RecordingSink : IEventSink
 public sealed class SensorHarness : IDisposable
 {
     private readonly Thread? poller;
+    private readonly ManualResetEventSlim idle = new();
     private volatile bool stopping;
+    private volatile bool paused;
     private Exception? pollFailure;
 
     private SensorHarness(GuardSensor sensor, RecordingSink sink, bool poll)
@@ -73,7 +75,15 @@ public sealed class SensorHarness : IDisposable
             try
             {
                 while (!stopping)
+                {
+                    if (paused)
+                    {
+                        idle.Set();
+                        Thread.Sleep(5);
+                        continue;
+                    }
                     Sensor.Poll(20);
+                }
             }
             catch (Exception e)
             {
@@ -103,6 +113,27 @@ public sealed class SensorHarness : IDisposable
 
     public RecordedEvent[] Events => Sink.Snapshot();
 
+    /// <summary>
+    /// Holds the reader until disposed: records wait in the ring while the test
+    /// stages what the sensor must find when it reads them (a process gone, its
+    /// path replaced).
+    /// </summary>
+    public IDisposable Pause()
+    {
+        if (poller is null)
+            throw new InvalidOperationException("a harness started without its poll thread has nothing to pause");
+        idle.Reset();
+        paused = true;
+        if (!idle.Wait(5000))
+            throw new XunitException("the sensor's poll thread did not pause within 5 s: it is stuck in a poll");
+        return new Resume(this);
+    }
+
+    private sealed class Resume(SensorHarness harness) : IDisposable
+    {
+        public void Dispose() => harness.paused = false;
+    }
+
     public RecordedEvent WaitFor(string what, Func<RecordedEvent, bool> match, int timeoutMs = 5000) =>
         WaitForAll(what, match, 1, timeoutMs)[0];
 
@@ -128,7 +159,9 @@ public sealed class SensorHarness : IDisposable
     public void Dispose()
     {
         stopping = true;
-        poller?.Join();
+        // A poll that never returns is the failure some tests look for: say so rather than hang the run.
+        if (poller is not null && !poller.Join(10_000))
+            throw new XunitException("the sensor's poll thread is stuck: it did not return within 10 s of being asked to stop");
         Sensor.Dispose();
         // A rule that held a test's job: nothing stays stopped, frozen or pinned.
         var quarantines = new Guard.Sensor.Response.Quarantines(Guard.Sensor.Bpf.KernelMounts.FindCgroup2Root());

@@ -38,16 +38,19 @@ public sealed class AllowListTests
     }
 
     [Fact]
-    public void AnExecutableIsAllowedByItsHashWhateverItsPath()
+    public void AnExecutableIsAllowedByItsHashWhateverItsPathAndOnlyOnceHashed()
     {
-        using var dir = new TempDir();
-        string tool = dir.File("xmrig-lookalike", "#!/bin/sh\necho internal benchmark\n");
-        string hash = Sha256.HexOf(File.ReadAllBytes(tool));
+        string hash = Sha256.HexOf("#!/bin/sh\necho internal benchmark\n"u8);
         Policy policy = Policies.Over($"[allow]\nhashes = [\"{hash.ToUpperInvariant()}\"]\n");
-        var allowed = new AllowedProcesses(policy, new ExecutableHashes());
-        var process = new ProcessEntry(4242, 1, "test-1-4242", ProcessOrigin.Exec) { Executable = System.Text.Encoding.UTF8.GetBytes(tool) };
+        var allowed = new AllowedProcesses(policy);
+        var process = new ProcessEntry(4242, 1, "test-1-4242", ProcessOrigin.Exec) { Executable = "/tmp/xmrig-lookalike"u8.ToArray() };
+        Assert.False(allowed.Allows(process));
+        Assert.True(allowed.WaitsForHash(process));
+        process.ExecutableSha256 = hash;
         Assert.True(allowed.Allows(process));
-        var other = new ProcessEntry(4243, 1, "test-1-4243", ProcessOrigin.Exec) { Executable = "/bin/sh"u8.ToArray() };
+        Assert.False(allowed.WaitsForHash(process));
+        var other = new ProcessEntry(4243, 1, "test-1-4243", ProcessOrigin.Exec) { Executable = "/bin/sh"u8.ToArray(), ExecutableNotHashed = "unreadable" };
         Assert.False(allowed.Allows(other));
+        Assert.False(allowed.WaitsForHash(other));
     }
 }

@@ -29,4 +29,18 @@ public sealed class EventEmitterTests
         LoggedAction logged = Assert.Single(ActionLog.Recent(10, path));
         Assert.Equal(("kill-tree", true, "killed 1 process", "stratum"), (logged.Action, logged.Succeeded, logged.Message, logged.OrderedBy));
     }
+
+    [Fact]
+    public void WhoOrderedAnActionIsReadFromUserIdAndFromLinesWrittenBeforeIt()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "actions.jsonl");
+        // A line as Guard wrote it before user.id, then one as it writes now.
+        File.WriteAllText(path,
+            """{"@timestamp":"2024-01-01T00:00:00.000000Z","event":{"action":"kill","outcome":"success"},"guard":{"action":{"ordered_by":{"via":"cli","uid":1000}}}}""" + "\n");
+        new ActionLog(new EcsEncoder(RunInfo.ForThisHost("test"), new ArgumentRedactor()), path)
+            .Append(new ActionEvent { Action = "release", Succeeded = true, Message = "released", OrderedBy = "cli", OrderedByUid = 1001 });
+
+        Assert.Equal([("kill", 1000u), ("release", 1001u)], ActionLog.Recent(10, path).Select(a => (a.Action, a.OrderedByUid)));
+    }
 }

@@ -23,8 +23,11 @@ public sealed class PipelineFindingsTests
     private const int Second = Launcher + 2;
     private const int Third = Launcher + 3;
 
-    /// <summary>An allowed tool that looks like a miner, and an allowed network (TEST-NET-3).</summary>
-    private const string AllowedTool = "/opt/bench/miner-benchmark";
+    /// <summary>
+    /// An allowed tool, and an allowed network (TEST-NET-3). A file that exists: an allowed
+    /// path allows only the file it names, and an exec record names the file that ran.
+    /// </summary>
+    private const string AllowedTool = "/usr/bin/env";
     private static readonly Policy AllowList = Policies.Over($"[allow]\nexecutables = [\"{AllowedTool}\"]\ndestinations = [\"203.0.113.0/24\"]\n");
 
     /// <summary>A public address (TEST-NET-2) nothing allows.</summary>
@@ -73,8 +76,8 @@ public sealed class PipelineFindingsTests
         RecordedEvent alert = Assert.Single(Alerts);
         Assert.Equal("pool-dns", alert.Action);
         Assert.Equal(worker, alert.Pid);
-        Assert.Equal($"{Pool}:3333", Evidence(alert, "pool-port.0"));
-        Assert.StartsWith("gulf.moneroocean.stream", Evidence(alert, "pool-dns.1"), StringComparison.Ordinal);
+        Assert.Equal($"{Pool}:3333", Evidence(alert, "pool-port_0"));
+        Assert.StartsWith("gulf.moneroocean.stream", Evidence(alert, "pool-dns_1"), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -176,7 +179,7 @@ public sealed class PipelineFindingsTests
         RecordedEvent alert = Assert.Single(Alerts);
         Assert.Equal("staging", alert.Action);
         Assert.Equal(First, alert.Pid);
-        Assert.Equal("shared-directory: /dev/shm/.cache/kworker", Evidence(alert, "staging.1"));
+        Assert.Equal("shared-directory: /dev/shm/.cache/kworker", Evidence(alert, "staging_1"));
     }
 
     [Fact]

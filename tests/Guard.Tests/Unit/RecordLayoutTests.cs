@@ -42,6 +42,10 @@ public sealed partial class RecordLayoutTests
         ("guard_member", typeof(GuardMember)),
         ("guard_process_id", typeof(GuardProcessId)),
         ("guard_lineage", typeof(GuardLineage)),
+        ("guard_sock_owner", typeof(GuardSockOwner)),
+        ("guard_unix_head", typeof(GuardUnixHead)),
+        ("guard_continue_key", typeof(GuardContinueKey)),
+        ("guard_continue", typeof(GuardContinue)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
@@ -54,6 +58,7 @@ public sealed partial class RecordLayoutTests
         ("guard_ioctl_kind", typeof(IoctlKind)),
         ("guard_quarantine_mode", typeof(QuarantineMode)),
         ("guard_quarantine_expiry", typeof(QuarantineExpiry)),
+        ("guard_continue_via", typeof(ContinueVia)),
     ];
 
     private static readonly Lazy<string> Btf = new(DumpHeaderBtf);

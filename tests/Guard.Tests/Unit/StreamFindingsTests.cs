@@ -38,7 +38,10 @@ public sealed class StreamFindingsTests
 
     private static JsonElement Finding(RecordedEvent alert) => alert.Json.GetProperty("guard").GetProperty("finding");
 
-    private static string Evidence(RecordedEvent alert, string key) => Finding(alert).GetProperty("evidence").GetProperty(key).GetString()!;
+    /// <summary>An evidence value as text: a string's own, a number's digits.</summary>
+    private static string Evidence(RecordedEvent alert, string key) => Finding(alert).GetProperty("evidence").GetProperty(key) is { ValueKind: JsonValueKind.String } text
+        ? text.GetString()!
+        : Finding(alert).GetProperty("evidence").GetProperty(key).GetRawText();
 
     [Fact]
     public void AVerdictLongAfterTheFirstBytesWentOutIsStillAFinding()
@@ -83,6 +86,20 @@ public sealed class StreamFindingsTests
     }
 
     [Fact]
+    public void AFlaggedHeadWhoseStreamRecordWasLostIsReadInUserSpace()
+    {
+        EventPipeline pipeline = Start();
+        byte[] line = "{\"id\":1,\"method\":\"login\"}\n"u8.ToArray();
+        pipeline.OnPayload(Records.Payload(Worker, 7, line, 40, PayloadRecord.Stratum | PayloadRecord.Dropped | PayloadRecord.Final, address: Pool));
+        Assert.Empty(Alerts); // the head waits for its verdict's stream record
+        Assert.DoesNotContain(sink.Snapshot(), e => e.Action == "payload");
+        pipeline.Tick(40 + PayloadAssembly.QuietNs); // it never came: a full ring lost it
+        RecordedEvent alert = Assert.Single(Alerts);
+        Assert.Equal("stratum", alert.Action);
+        Assert.Contains("read in user space", alert.Json.GetProperty("rule").GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AHoldIsReportedWithWhatTheKernelHeld()
     {
         EventPipeline pipeline = Start();
@@ -123,17 +140,17 @@ public sealed class StreamFindingsTests
         Assert.Empty(Alerts); // one weak signal, kept
         pipeline.OnDns(Records.Dns(Worker, "gulf.moneroocean.stream"));
         RecordedEvent alert = Assert.Single(Alerts);
-        Assert.Equal("rigs.example.net:3333 (through a proxy)", Evidence(alert, "pool-port.0"));
+        Assert.Equal("rigs.example.net:3333 (through a proxy)", Evidence(alert, "pool-port_0"));
     }
 
     [Fact]
     public void AStreamRecordOfAnAllowedProcessOrToAnAllowedDestinationIsNoFinding()
     {
-        Policy allow = Policies.Over("[allow]\nexecutables = [\"/opt/tool\"]\ndestinations = [\"203.0.113.0/24\"]\n");
+        Policy allow = Policies.Over("[allow]\nexecutables = [\"/usr/bin/env\"]\ndestinations = [\"203.0.113.0/24\"]\n");
         EventPipeline pipeline = Start(allow);
         pipeline.OnStream(Records.Stream(Worker, 7, "login", 40, (byte)GuardMethod.Alert, address: "203.0.113.9"));
         pipeline.OnFork(Records.Fork(Worker + 1, Launcher));
-        pipeline.OnExec(Records.Exec(Worker + 1, Launcher, "/opt/tool --x", jobRoot: Launcher));
+        pipeline.OnExec(Records.Exec(Worker + 1, Launcher, "/usr/bin/env --x", jobRoot: Launcher));
         pipeline.OnStream(Records.Stream(Worker + 1, 8, "login", 40, address: Pool));
         pipeline.OnStream(Records.Proxy(Worker + 1, 9, StreamProxy.Socks5, ProxyAddress.Name, "pool.supportxmr.com"u8.ToArray(), 443));
         Assert.Empty(Alerts);
