@@ -60,7 +60,7 @@ struct sock_owner {
 };
 
 struct payload_scratch {
-	__u8 data[GUARD_PAYLOAD_LEN];
+	__u8 data[SCAN_CHUNK];
 };
 
 struct {
@@ -358,15 +358,19 @@ int BPF_PROG(guard_fpu, struct fpu *fpu)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static __always_inline void claim_socket(struct bpf_sock *sk)
+/* The socket's owner, claimed for the current process; *fresh: its storage
+ * was made just now (zeroed: a stream whose first byte is still to come). */
+static __always_inline struct sock_owner *claim_socket(struct bpf_sock *sk, bool *fresh)
 {
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
+	*fresh = owner && owner->who.pid == 0;
 	if (!owner || owner->who.pid == pid)
-		return;
+		return owner;
 	owner->who.pid = pid;
 	owner->who.start_time_ns = process_start(current_task());
+	return owner;
 }
 
 static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 family)
@@ -405,10 +409,15 @@ static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 fa
 
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 {
-	claim_socket(ctx->sk);
+	struct bpf_sock *sk = ctx->sk;
+	bool fresh;
+	struct sock_owner *owner = claim_socket(sk, &fresh);
+
 	/* TCP reports from sockops once the handshake has an outcome. */
 	if (ctx->protocol == IPPROTO_UDP)
 		emit_udp_connect(ctx, family);
+	else if (owner && !fresh)
+		stream_restart(&owner->stream, sk);
 	return 1;
 }
 
@@ -428,14 +437,18 @@ int guard_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int guard_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 
 SEC("cgroup/sendmsg6")
 int guard_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 
@@ -503,36 +516,78 @@ int guard_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* Reports the head bytes of a TCP stream, one record per segment. Returns
- * 0 to drop the packet: only for a socket whose first bytes were a Stratum
- * message the policy stops. */
+/* What the stream decided past its head: a proxy handshake done, or a
+ * verdict. Recorded after the decision is in force, one record each. */
+static __always_inline void emit_stream(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc,
+					const struct stream_step *step)
+{
+	struct stream_state *st = &owner->stream;
+	struct guard_stream *r;
+
+	r = reserve(sizeof(*r), GUARD_RECORD_STREAM);
+	if (!r)
+		return;
+	fill_header(&r->h, GUARD_RECORD_STREAM, owner->who.pid, owner->who.start_time_ns);
+	r->cookie = bpf_get_socket_cookie(skb);
+	r->family = loc->family;
+	r->dport = step->dport;
+	r->offset = step->decided ? step->decided_at : step->offset + step->len;
+	r->verdict = step->decided ? st->verdict : 0;
+	r->proxy = st->scan.proxy;
+	r->proxy_address = st->scan.proxy_address;
+	r->proxy_host_len = st->scan.proxy_host_len;
+	r->proxy_port = st->scan.proxy_port;
+	r->pad = 0;
+	__builtin_memcpy(r->daddr, loc->daddr, sizeof(r->daddr));
+	__builtin_memcpy(r->method, st->scan.method, sizeof(r->method));
+	if (!step->decided || st->verdict == GUARD_STRATUM_HOLD)
+		__builtin_memset(r->method, 0, sizeof(r->method));
+	__builtin_memcpy(r->proxy_host, st->scan.proxy_host, sizeof(r->proxy_host));
+	submit(r);
+}
+
+/* Follows a TCP stream (stream.h) and reports its first GUARD_PAYLOAD_LEN
+ * bytes, one record per segment, then what it decided. Returns 0 to drop
+ * the packet (stream_advance says when). */
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
 	struct stream_state *st = &owner->stream;
-	struct stream_bytes bytes;
+	struct stream_step step;
 	struct guard_payload *p;
-	const __u8 *data;
+	__u32 n;
+	int verdict;
 
-	data = stream_advance(skb, loc, st, &payload_scratch, &bytes);
-	if (!data)
-		return stream_egress_return(st);
-	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
-	if (p) {
-		bpf_probe_read_kernel(p->data, bytes.len, data);
-		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
-		p->cookie = bpf_get_socket_cookie(skb);
-		p->family = loc->family;
-		p->dport = bytes.dport;
-		p->offset = bytes.offset;
-		p->len = bytes.len;
-		p->segments = st->segments;
-		p->flags = (stream_done(st) ? GUARD_PAYLOAD_FINAL : 0) | (st->verdict ? GUARD_PAYLOAD_STRATUM : 0) |
-			   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
-		p->pad = 0;
-		__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
-		submit(p);
+	verdict = stream_advance(skb, loc, st, &payload_scratch, GUARD_PAYLOAD_LEN, &step);
+	if (step.len && step.offset < GUARD_PAYLOAD_LEN) {
+		n = GUARD_PAYLOAD_LEN - step.offset;
+		if (n > step.len)
+			n = step.len;
+		p = n > 0 && n <= GUARD_PAYLOAD_LEN ? reserve(sizeof(*p), GUARD_RECORD_PAYLOAD) : NULL;
+		if (p && bpf_skb_load_bytes(skb, step.at, p->data, n)) {
+			bpf_ringbuf_discard(p, 0);
+			p = NULL;
+		}
+		if (p) {
+			fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
+			p->cookie = bpf_get_socket_cookie(skb);
+			p->family = loc->family;
+			p->dport = step.dport;
+			p->offset = step.offset;
+			p->len = n;
+			p->segments = st->segments;
+			p->flags = (st->offset >= GUARD_PAYLOAD_LEN || st->verdict ? GUARD_PAYLOAD_FINAL : 0) |
+				   (step.decided && st->verdict != GUARD_STRATUM_HOLD ? GUARD_PAYLOAD_STRATUM : 0) |
+				   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
+			p->pad = 0;
+			__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
+			submit(p);
+		}
 	}
-	return stream_egress_return(st);
+	if (step.decided || st->scan.proxies != st->reported) {
+		st->reported = st->scan.proxies;
+		emit_stream(skb, owner, loc, &step);
+	}
+	return verdict;
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
@@ -581,8 +636,8 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && stream_done(&owner->stream))
-		return stream_egress_return(&owner->stream);
+	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, GUARD_PAYLOAD_LEN))
+		return stream_verdict_return(&owner->stream);
 	if (locate_l4(skb, &loc))
 		return 1;
 	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)

@@ -9,7 +9,11 @@
 #ifndef GUARD_H
 #define GUARD_H
 
-#define GUARD_ABI_VERSION 2
+/* Raised with every change a decoder of the last version would misread: 2,
+ * the exec record's file (file_ino, file_dev); 3, the stream record
+ * (GUARD_RECORD_STREAM) and the head segments' flags as the stream scan
+ * sets them. */
+#define GUARD_ABI_VERSION 3
 
 #define GUARD_COMM_LEN 16
 #define GUARD_PATH_LEN 256
@@ -27,7 +31,8 @@ enum guard_record_kind {
 	GUARD_RECORD_DNS = 6,
 	GUARD_RECORD_GPU_OPEN = 7,
 	GUARD_RECORD_GPU_IOCTL = 8,
-	GUARD_RECORD_KIND_COUNT = 9,
+	GUARD_RECORD_STREAM = 9,
+	GUARD_RECORD_KIND_COUNT = 10,
 };
 
 enum guard_connect_result {
@@ -251,6 +256,13 @@ struct guard_method {
 };
 #define GUARD_STRATUM_ALERT 1
 #define GUARD_STRATUM_DROP 2
+/* Not a map value: the scan ran out of budget (GUARD_SCAN_LIMIT) inside a
+ * message or a proxy handshake, so the stream is held (dropped) undecided. */
+#define GUARD_STRATUM_HOLD 3
+
+/* How far the kernel reads a TCP stream for Stratum (bpf/stream.h): its
+ * first GUARD_SCAN_LIMIT bytes at most, handshakes included. */
+#define GUARD_SCAN_LIMIT 65536
 
 /* One of the first segments of a connection: its bytes and where they sit in
  * the first GUARD_PAYLOAD_LEN bytes of the stream. The sensor assembles them
@@ -267,6 +279,48 @@ struct guard_payload {
 	__u16 pad;
 	__u8 daddr[16];
 	__u8 data[GUARD_PAYLOAD_LEN];
+};
+
+/* The proxy handshake a stream opened with (bpf/stream.h), the latest when
+ * proxies are chained. */
+enum guard_proxy {
+	GUARD_PROXY_NONE = 0,
+	GUARD_PROXY_SOCKS4 = 1,
+	GUARD_PROXY_SOCKS4A = 2,
+	GUARD_PROXY_SOCKS5 = 3,
+	GUARD_PROXY_HTTP_CONNECT = 4,
+};
+
+/* How the destination asked of a proxy is written in proxy_host. */
+enum guard_proxy_address {
+	GUARD_PROXY_ADDRESS_NONE = 0,
+	GUARD_PROXY_ADDRESS_IPV4 = 1, /* 4 bytes */
+	GUARD_PROXY_ADDRESS_IPV6 = 2, /* 16 bytes */
+	GUARD_PROXY_ADDRESS_NAME = 3, /* a domain name (SOCKS4a, SOCKS5) */
+	GUARD_PROXY_ADDRESS_AUTHORITY = 4, /* HTTP CONNECT's "host:port", as sent */
+};
+
+#define GUARD_PROXY_HOST_LEN 64
+
+/* What the kernel decided about a TCP stream past its head: a proxy
+ * handshake completed (verdict 0), or a Stratum verdict (with the latest
+ * handshake, if any). One record per event, however late in the stream:
+ * the sensor acts on each drop whether or not the head's records came. */
+struct guard_stream {
+	struct guard_header h; /* the owner recorded at connect */
+	__u64 cookie;
+	__u16 family;
+	__u16 dport;
+	__u32 offset;           /* stream offset of the byte that decided it */
+	__u8 verdict;           /* 0, GUARD_STRATUM_ALERT, _DROP or _HOLD */
+	__u8 proxy;             /* enum guard_proxy */
+	__u8 proxy_address;     /* enum guard_proxy_address */
+	__u8 proxy_host_len;    /* bytes in proxy_host (cut at GUARD_PROXY_HOST_LEN) */
+	__u16 proxy_port;       /* host order; 0 for HTTP CONNECT (in the authority) */
+	__u16 pad;
+	__u8 daddr[16];
+	char method[GUARD_METHOD_LEN]; /* the method that decided it, NUL-padded */
+	__u8 proxy_host[GUARD_PROXY_HOST_LEN];
 };
 
 struct guard_dns {

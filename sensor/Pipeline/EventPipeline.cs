@@ -122,10 +122,25 @@ public sealed class EventPipeline : IRecordHandler
             return;
         if ((record.Flags & (PayloadRecord.Stratum | PayloadRecord.Dropped)) == (PayloadRecord.Stratum | PayloadRecord.Dropped))
             emitter.Counters?.Denials.Add("stratum");
-        if ((record.Flags & PayloadRecord.Stratum) != 0)
-            judge?.OnStratumMatch(table.Owner(record.Header), payload, (record.Flags & PayloadRecord.Dropped) != 0);
-        if ((record.Flags & PayloadRecord.Final) != 0)
+        // A segment that completed a method is followed by the stream record of its verdict, which
+        // is judged with these bytes (a relay's sender is told by them) and then lets them out.
+        if ((record.Flags & (PayloadRecord.Final | PayloadRecord.Stratum)) == PayloadRecord.Final)
             EmitPayload(payload);
+    }
+
+    /// <summary>
+    /// What the kernel decided about a stream: judged with the connection's
+    /// first bytes while they are still gathered, which go out after it once a
+    /// verdict ends them.
+    /// </summary>
+    public void OnStream(in StreamRecord record)
+    {
+        AssembledPayload? head = payloads.Pending(record.Cookie);
+        if (head is not null && record.Verdict != 0)
+            head.KernelDecided = true;
+        judge?.OnStream(table.Owner(record.Header), record, head);
+        if (head is not null && record.Verdict != 0)
+            EmitPayload(head);
     }
 
     public void OnDns(in DnsRecord record)
@@ -254,8 +269,9 @@ public sealed class EventPipeline : IRecordHandler
         payload.Bytes.CopyTo(n.Data);
         n.DataLength = payload.Length;
         n.Segments = payload.Segments;
+        bool kernelDecided = payload.KernelDecided;
         payloads.Close(payload); // copied out: the assembly may reuse it
         emitter.Emit(n);
-        judge?.OnFirstBytes(n);
+        judge?.OnFirstBytes(n, kernelDecided);
     }
 }

@@ -56,6 +56,8 @@ public static class RelaySenders
     /// <paramref name="headsComplete"/> false (the ring has lost payload records) keeps
     /// a TCP head without the bytes from clearing its stream: a lost record may have held
     /// them. A unix end's head (<see cref="LocalPeer.Head"/>, kept in the kernel) always clears.
+    /// Empty <paramref name="carried"/> (a verdict that came after the connection's
+    /// head was let go) clears no one: structure alone decides.
     /// </summary>
     public static RelayVerdict Decide(PeerProbe probe, ReadOnlySpan<byte> carried, Func<ulong, CapturedHead?> heads, bool headsComplete = true)
     {
@@ -83,8 +85,8 @@ public static class RelaySenders
             counted++;
             if (carriedThem)
                 confirmed.Add(peer);
-            else if ((fromRing && !headsComplete) || head is not { Whole: true })
-                open.Add(peer); // whole and without the bytes: that stream never carried them
+            else if (needle.IsEmpty || (fromRing && !headsComplete) || head is not { Whole: true })
+                open.Add(peer); // whole and without the bytes: that stream never carried them (unless no bytes are known)
         }
         if (counted == 0)
         {

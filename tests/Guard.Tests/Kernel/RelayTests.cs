@@ -9,11 +9,13 @@ using Xunit;
 namespace Guard.Tests.Kernel;
 
 /// <summary>
-/// A Stratum line sent through a local relay (socat, a unix-socket relay, an
-/// HTTP CONNECT proxy, a chain of them) to a loopback pool, in a private
-/// network namespace: the kernel drops the bytes, and the process that sent
-/// them through the relay is killed, never the relay. Where the sender cannot
-/// be told (it has exited), the finding alerts and acts on no one.
+/// A Stratum line sent through a local relay (socat, a unix-socket relay, a
+/// tunnel whose handshake the kernel does not read, a chain of them) to a
+/// loopback pool, in a private network namespace: the kernel drops the bytes,
+/// and the process that sent them through the relay is killed, never the
+/// relay. Where the sender cannot be told (it has exited), the finding alerts
+/// and acts on no one. Through an HTTP CONNECT proxy the kernel reads the
+/// line on the sender's own connection.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
 public sealed class RelayTests
@@ -48,7 +50,8 @@ public sealed class RelayTests
         """;
 
     // The sender: connects over TCP (a port) or a unix socket (a path), asks an HTTP CONNECT proxy
-    // for the pool first when given one, sends its Stratum line, then lingers (or, with 'exit', leaves at once).
+    // (HOST:PORT) or a tunnel (tunnel:HOST:PORT) for the pool first when given one, sends its Stratum
+    // line, then lingers (or, with 'exit', leaves at once).
     private const string Sender = """
         import os, socket, sys, time
         kind, address, linefile, marker, after = sys.argv[1:6]
@@ -63,7 +66,10 @@ public sealed class RelayTests
                 break
             except OSError:
                 time.sleep(0.01)
-        if len(sys.argv) > 6:
+        if len(sys.argv) > 6 and sys.argv[6].startswith('tunnel:'):
+            s.sendall(b'TUNNEL ' + sys.argv[6][7:].encode() + b'\n')
+            s.recv(4096)
+        elif len(sys.argv) > 6:
             s.sendall(b'CONNECT ' + sys.argv[6].encode() + b' HTTP/1.1\r\n\r\n')
             s.recv(4096)
         s.sendall(line)
@@ -141,11 +147,50 @@ public sealed class RelayTests
             threading.Thread(target=serve, args=(c,), daemon=True).start()
         """;
 
+    // A tunnel on 127.0.0.1:PORT whose clients name where to go in a first line of its own
+    // ("TUNNEL host:port"), which the kernel's scan does not read as Stratum or a proxy it
+    // knows: what it relays is first seen on its own connection to the pool. Many clients at
+    // once; it creates READY once it listens.
+    private const string TunnelProxy = """
+        import socket, sys, threading, time
+        l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(8)
+        open(sys.argv[2], 'w').close()
+        def pipe(a, b):
+            try:
+                while True:
+                    d = a.recv(4096)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+        def serve(c):
+            head = b''
+            while b'\n' not in head:
+                d = c.recv(4096)
+                if not d:
+                    return
+                head += d
+            request, rest = head.split(b'\n', 1)
+            host, port = request.split(b' ')[1].decode().rsplit(':', 1)
+            u = socket.create_connection((host, int(port)))
+            c.sendall(b'OK\n')
+            if rest:
+                u.sendall(rest)
+            threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+            pipe(c, u)
+            time.sleep(10)
+        while True:
+            c, _ = l.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """;
+
     // A client of the proxy that asks for the pool too, then says nothing: it must be left alone.
     private const string IdleClient = """
         import socket, sys, time
         s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
-        s.sendall(b'CONNECT 127.0.0.1:3333 HTTP/1.1\r\n\r\n')
+        s.sendall(b'TUNNEL 127.0.0.1:3333\n' if sys.argv[3] == 'tunnel' else b'CONNECT 127.0.0.1:3333 HTTP/1.1\r\n\r\n')
         s.recv(4096)
         open(sys.argv[2], 'w').close()
         time.sleep(3)
@@ -245,17 +290,42 @@ public sealed class RelayTests
     }
 
     [Fact]
-    public void AProxyWithTwoClientsIsLeftAloneAndOnlyTheClientWhoseStreamCarriedTheLineIsKilled()
+    public void AnHttpConnectClientIsCaughtOnItsOwnConnectionAndTheProxyAndItsOtherClientAreLeftAlone()
     {
+        // The kernel reads through the CONNECT handshake: the line never reaches the proxy.
         using var scene = new Scene();
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         string idle = Path.Combine(scene.Dir.Path, "idle");
         string output = scene.Run(
             $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {idle}.proxy & relay=$!; "
             + $"while [ ! -e {idle}.proxy ]; do sleep 0.01; done; "
-            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} & idle=$!; "
+            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} connect & idle=$!; "
             + $"while [ ! -e {idle} ]; do sleep 0.01; done; "
             + $"{scene.Send("tcp", "8080", connect: "127.0.0.1:3333")}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $idle; kill $relay");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(idle + ".survived"), "the idle client of the same proxy was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the sender", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        Assert.False(alert.Json.GetProperty("guard").TryGetProperty("relay", out _), $"the sender's own connection needs no relay: {alert}");
+        JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+        Assert.Equal("http-connect 127.0.0.1:3333", evidence.GetProperty("proxy").GetString());
+        Assert.Equal("127.0.0.1:8080", evidence.GetProperty("destination").GetString());
+    }
+
+    [Fact]
+    public void ATunnelWithTwoClientsIsLeftAloneAndOnlyTheClientWhoseStreamCarriedTheLineIsKilled()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string idle = Path.Combine(scene.Dir.Path, "idle");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("proxy.py", TunnelProxy)} 8080 {idle}.proxy & relay=$!; "
+            + $"while [ ! -e {idle}.proxy ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} tunnel & idle=$!; "
+            + $"while [ ! -e {idle} ]; do sleep 0.01; done; "
+            + $"{scene.Send("tcp", "8080", connect: "tunnel:127.0.0.1:3333")}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $idle; kill $relay");
 
         Assert.Contains("sender=137", output, StringComparison.Ordinal);
         Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
@@ -274,12 +344,12 @@ public sealed class RelayTests
         using var scene = new Scene();
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         string socket = Path.Combine(scene.Dir.Path, "relay.sock");
-        // sender -> socat (unix) -> CONNECT proxy (TCP) -> pool
+        // sender -> socat (unix) -> tunnel (TCP) -> pool
         string output = scene.Run(
-            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {socket}.proxy & proxy=$!; "
+            $"{Run.Python} {scene.Dir.File("proxy.py", TunnelProxy)} 8080 {socket}.proxy & proxy=$!; "
             + $"while [ ! -e {socket}.proxy ]; do sleep 0.01; done; "
             + $"socat UNIX-LISTEN:{socket},fork TCP:127.0.0.1:8080 & socat=$!; "
-            + $"{scene.Send("unix", socket, connect: "127.0.0.1:3333")}; echo sender=$?; "
+            + $"{scene.Send("unix", socket, connect: "tunnel:127.0.0.1:3333")}; echo sender=$?; "
             + "kill -0 $proxy && kill -0 $socat && echo relay-alive=1; kill $proxy $socat");
 
         Assert.Contains("sender=137", output, StringComparison.Ordinal);

@@ -267,6 +267,9 @@ public sealed class EcsConformanceTests
         Assert.Contains(evidence, e => e.TryGetProperty("rounding_switches", out JsonElement v) && v.ValueKind == JsonValueKind.Number);
         Assert.Contains(evidence, e => e.TryGetProperty("port", out JsonElement v) && v.GetInt32() == 443);
         Assert.Contains(evidence, e => e.TryGetProperty("pool-port_0", out _));
+        Assert.Contains(evidence, e => e.TryGetProperty("stream_offset", out JsonElement v) && v.GetInt32() == 5000 && e.GetProperty("proxy").GetString() == "socks5 198.51.100.7:3333");
+        Assert.Contains(evidence, e => e.TryGetProperty("stream_offset", out JsonElement v) && v.GetInt32() == StreamRecord.ScanLimit && !e.TryGetProperty("method", out _));
+        Assert.Contains(evidence, e => e.TryGetProperty("proxy_address", out JsonElement v) && v.GetString() == "10.0.0.2:1080");
         Line dns = Corpus.Value.First(l => l.Json.GetProperty("event").GetProperty("action").GetString() == "dns-query");
         Assert.Equal("4660", dns.Json.GetProperty("dns").GetProperty("id").GetString()); // 0x1234
         Assert.Equal("dns", dns.Json.GetProperty("network").GetProperty("protocol").GetString());
@@ -413,6 +416,17 @@ public sealed class EcsConformanceTests
         pipeline.OnPayload(Records.Payload(Worker, 5, Records.TlsClientHello("gulf.moneroocean.stream"), 41, PayloadRecord.Final, address: Pool, port: 443));
         pipeline.OnPayload(Records.Payload(Hostile, 6, "GET / HTTP/1.1\r\nHost: \"\u0001\"\r\n"u8, 42)); // no more came: out once quiet
         pipeline.Tick(1_000_000_000);
+
+        // The kernel's stream records: a verdict past the head, through a SOCKS5 proxy; a hold at the scan's limit; a proxy asked for a pool.
+        StreamRecord late = Records.Stream(Worker, 8, "mining.subscribe", 1_000_000_100, address: Pool, offset: 5000);
+        late.Proxy = StreamProxy.Socks5;
+        late.ProxyAddress = ProxyAddress.IPv4;
+        late.ProxyHostLength = 4;
+        late.ProxyPort = 3333;
+        IPAddress.Parse(Pool).GetAddressBytes().CopyTo(late.ProxyHost);
+        pipeline.OnStream(late);
+        pipeline.OnStream(Records.Stream(Hostile, 9, "", 1_000_000_101, StreamRecord.Hold, address: Pool, offset: StreamRecord.ScanLimit));
+        pipeline.OnStream(Records.Proxy(Hostile, 10, StreamProxy.Socks5, ProxyAddress.Name, "gulf.moneroocean.stream"u8.ToArray(), 10128, 1_000_000_102, address: "10.0.0.2"));
 
         pipeline.OnFork(Records.Fork(PortLast, Launcher));
         pipeline.OnExec(Records.Exec(PortLast, Launcher, "/usr/bin/python3 fetch.py", jobRoot: Launcher));

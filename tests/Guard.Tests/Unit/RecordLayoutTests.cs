@@ -24,6 +24,7 @@ public sealed partial class RecordLayoutTests
         ("guard_connect", typeof(ConnectRecord)),
         ("guard_payload", typeof(PayloadRecord)),
         ("guard_dns", typeof(DnsRecord)),
+        ("guard_stream", typeof(StreamRecord)),
         ("guard_gpu_open", typeof(GpuOpenRecord)),
         ("guard_gpu_ioctl", typeof(GpuIoctlRecord)),
         ("guard_gpu_count_key", typeof(GpuCountKey)),
@@ -58,6 +59,8 @@ public sealed partial class RecordLayoutTests
     [
         ("guard_record_kind", typeof(RecordKind)),
         ("guard_connect_result", typeof(ConnectResult)),
+        ("guard_proxy", typeof(StreamProxy)),
+        ("guard_proxy_address", typeof(ProxyAddress)),
         ("guard_gpu_role", typeof(GpuRole)),
         ("guard_ioctl_kind", typeof(IoctlKind)),
         ("guard_quarantine_mode", typeof(QuarantineMode)),
