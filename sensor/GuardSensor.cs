@@ -474,6 +474,7 @@ public sealed class GuardSensor : IDisposable
         heartbeat.RelayLookupsDropped = judge?.RelayLookupsDropped ?? 0;
         heartbeat.RelayLookupsTimedOut = judge?.RelayLookupsTimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
+        heartbeat.Outputs = sink.Health;
         emitter.Emit(heartbeat);
     }
 
