@@ -157,6 +157,8 @@ public sealed class ServiceConfig
             if (d.Kind != DiagnosticMessageKind.Error)
                 continue;
             int line = d.Span.Start.Line + 1;
+            // The parser's word on a line stands alone: what was read of a broken line says less.
+            errors.RemoveAll(e => e.Line == line && !e.Key.StartsWith('['));
             string key = keysOnLines.GetValueOrDefault(line, "-");
             errors.Add(new ConfigError(file, line, key, d.Message));
         }

@@ -395,7 +395,7 @@ public static class WatchCommand
         }
         if (s.HashesDropped + s.HashesTimedOut > 0)
             error.WriteLine($"guard watch: executables not hashed: {s.HashesDropped} with the queue full, {s.HashesTimedOut} over the time limit");
-        error.WriteLine($"guard watch: outputs: {string.Join(", ", outputs.Select(o => $"{o.Name} {o.Written} written" + (o.Lost > 0 ? $", {o.Dropped} dropped (queue full), {o.Failed} failed{(o.LastError is { } why ? $" ({why})" : "")}" : "")))}");
+        error.WriteLine($"guard watch: outputs: {string.Join(", ", outputs.Select(o => $"{o.Name} {o.Written} written" + (o.Lost > 0 ? $", {o.Dropped} dropped unwritten (queue full, or still queued at the stop), {o.Failed} failed{(o.LastError is { } why ? $" ({why})" : "")}" : "")))}");
         error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");
         error.WriteLine($"guard watch: programs missing: {(s.Missing.Count == 0 ? "none" : string.Join("; ", s.Missing.Select(m => $"{m.Spec.Name} ({m.Reason})")))}");
         error.WriteLine("guard watch: detached");

@@ -206,22 +206,27 @@ public sealed class RotatingFile : IDisposable
                 File.Delete(Path);
                 return;
             }
+            // A compression that failed left PATH.1: it becomes PATH.1.gz before the shift, or the rotation waits.
+            string uncompressed = Path + ".1";
+            if (File.Exists(uncompressed))
+                Compress(uncompressed, Backup(1));
             for (int n = rotation.Backups - 1; n >= 1; n--)
             {
                 if (File.Exists(Backup(n)))
                     File.Move(Backup(n), Backup(n + 1), overwrite: true);
             }
-            string uncompressed = Path + ".1";
-            File.Move(Path, uncompressed, overwrite: true);
+            File.Move(Path, uncompressed);
+            // Closed first: the compression reads a file no descriptor of this process still writes or locks.
+            Close();
             compressing = Task.Run(() =>
             {
                 try
                 {
                     Compress(uncompressed, Backup(1));
                 }
-                catch (IOException e)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    LastError = e.Message; // PATH.1 stays, uncompressed; the next start tries again
+                    LastError = e.Message; // PATH.1 stays, uncompressed: the next rotation or start compresses it
                 }
                 finally
                 {
@@ -260,7 +265,9 @@ public sealed class RotatingFile : IDisposable
         if (OperatingSystem.IsWindows())
             throw new PlatformNotSupportedException("Guard runs on Linux");
         string temporary = target + ".tmp";
-        using (var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16))
+        // Read through a plain descriptor: .NET's FileStream takes an flock of its own, which a writer's lock refuses.
+        using FileDescriptor input = FileDescriptor.TryOpenReadOnly(source, out int errno)
+            ?? throw new IOException($"cannot open {source}: {Libc.ErrorText(errno)}");
         using (var output = new FileStream(temporary, new FileStreamOptions
         {
             Mode = FileMode.Create,
@@ -270,7 +277,16 @@ public sealed class RotatingFile : IDisposable
         }))
         {
             using (var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true))
-                input.CopyTo(gzip, 1 << 16);
+            {
+                byte[] buffer = new byte[1 << 16];
+                int n;
+                while ((n = input.Read(buffer)) != 0)
+                {
+                    if (n < 0)
+                        throw new IOException($"cannot read {source}: {Libc.ErrorText(-n)}");
+                    gzip.Write(buffer, 0, n);
+                }
+            }
             output.Flush(flushToDisk: true);
         }
         File.Move(temporary, target, overwrite: true);
