@@ -491,6 +491,7 @@ public sealed class EcsConformanceTests
             HashesDropped = 1,
             UptimeSeconds = 10.25,
             TimeNs = 95,
+            Outputs = [new OutputHealth("file", 118, 2, 0, null), new OutputHealth("syslog", 100, 0, 20, "refused")],
         });
 
         // Actions, as the response, the CLI and a hold's timeout make them.
