@@ -66,6 +66,13 @@ public static class GuardCli
                 console.Error.WriteLine(error.ToString());
             return (int)ExitCode.Usage;
         }
+        catch (ConfigException e)
+        {
+            // As the policy's: one line per problem, file:line:key: reason; nothing was started.
+            foreach (ConfigError error in e.Errors)
+                console.Error.WriteLine(error.ToString());
+            return (int)ExitCode.Usage;
+        }
         catch (SensorException e)
         {
             console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");

@@ -64,6 +64,18 @@ public static class ValueParsers
         return true;
     }
 
+    /// <summary>A size in bytes with an optional K, M or G (powers of 1024): "4096", "64K", "100M", "1G".</summary>
+    public static bool TryParseByteCount(string text, out long bytes)
+    {
+        bytes = 0;
+        int shift = text.Length == 0 ? 0 : char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        string number = shift == 0 ? text : text[..^1];
+        if (!long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value <= 0 || value > (long.MaxValue >> shift))
+            return false;
+        bytes = value << shift;
+        return true;
+    }
+
     /// <summary>A pid or an entity id as a person gives it; a usage error otherwise.</summary>
     public static ProcessTarget ParseTarget(string text) =>
         ProcessTarget.TryParse(text, out ProcessTarget target)

@@ -3,9 +3,10 @@
 # clang and llvm (the BPF object), bpftool (vmlinux.h from this kernel's BTF),
 # libbpf, libelf and zlib archives (linked into the native guard binary), and
 # the tools the kernel tests drive (python3, util-linux's unshare, iproute2,
-# socat for the relay tests), and groff and zsh, which read the man page and
-# the zsh completion the package ships (the .deb itself is built by dpkg-deb,
-# part of every Debian system).
+# socat for the relay tests, rsyslog for the syslog output's tests: started by
+# them on loopback with their own configuration, never as the host's syslog),
+# and groff and zsh, which read the man page and the zsh completion the package
+# ships (the .deb itself is built by dpkg-deb, part of every Debian system).
 # Safe to run again; it installs only what is missing.
 set -euo pipefail
 
@@ -29,6 +30,20 @@ if [ ${#need[@]} -gt 0 ]; then
   if ! apt-get install -y -qq "${need[@]}"; then
     apt-get install -y -qq "${need[@]/bpftool/linux-tools-common}" "linux-tools-$(uname -r)"
   fi
+fi
+
+# rsyslogd for the syslog output's tests, which start their own on loopback: installed
+# without starting the package's service (policy-rc.d 101), so the host's syslog stays as it was.
+if [ ! -x /usr/sbin/rsyslogd ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  [ ${#need[@]} -gt 0 ] || apt-get update -qq
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends rsyslog || status=$?
+  [ "$made_policy" -eq 0 ] || rm -f /usr/sbin/policy-rc.d
+  [ "${status:-0}" -eq 0 ] || exit "$status"
 fi
 
 if ! command -v dotnet >/dev/null 2>&1; then

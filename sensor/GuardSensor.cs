@@ -519,6 +519,7 @@ public sealed partial class GuardSensor : IDisposable
         heartbeat.RelayLookupsDropped = judge?.RelayLookupsDropped ?? 0;
         heartbeat.RelayLookupsTimedOut = judge?.RelayLookupsTimedOut ?? 0;
         heartbeat.UptimeSeconds = (nowNs - startNs) / 1e9;
+        heartbeat.Outputs = sink.Health;
         emitter.Emit(heartbeat);
     }
 

@@ -1,9 +1,11 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Guard.Sensor;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
+using Guard.Sensor.Gpu;
 using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
 
@@ -16,9 +18,56 @@ public static class WatchCommand
 
     private static readonly Option<string> Output = new("--output", "-o")
     {
-        Description = "json: ECS JSON lines; text: one readable line per event; auto: text on a terminal, else json",
+        Description = "Events on stdout. json: ECS JSON lines; text: one readable line per event; auto: text on a terminal, else json; none: nothing on stdout (with --file or --syslog)",
         DefaultValueFactory = _ => "auto",
     };
+
+    private static readonly Option<string?> ConfigFile = new("--config")
+    {
+        Description = $"Service configuration: outputs, intervals, the policy's path; an option given here wins over it (default: ${ServiceConfig.PathVariable}, else {ServiceConfig.SystemPath} when it exists)",
+    };
+
+    private static readonly Option<string?> FilePath = new("--file")
+    {
+        Description = "Also write ECS JSON lines to this file (mode 0600, rotated by --file-max-size and --file-max-age, reopened on SIGHUP)",
+    };
+
+    private static readonly Option<string?> FileMaxSize = new("--file-max-size")
+    {
+        Description = "Rotate the --file before it passes this size (100M default; 0: never, for logrotate)",
+    };
+
+    private static readonly Option<string?> FileMaxAge = new("--file-max-age")
+    {
+        Description = "Rotate the --file once it is this old (1d, 12h; default: never)",
+    };
+
+    private static readonly Option<string?> FileBackups = new("--file-backups")
+    {
+        Description = $"How many rotated --file backups are kept, gzip-compressed as FILE.1.gz (newest) to FILE.N.gz (default {DefaultBackups})",
+    };
+
+    private static readonly Option<string?> Syslog = new("--syslog")
+    {
+        Description = $"Also send events to syslog, RFC 5424 with the ECS JSON line as message: {SyslogAddress.Forms} (tcp frames by octet counting, RFC 6587)",
+    };
+
+    private static readonly Option<string?> SyslogFacility = new("--syslog-facility")
+    {
+        Description = $"The syslog facility (default {DefaultFacility}; {string.Join(", ", SyslogHeader.Facilities)})",
+    };
+
+    private static readonly Option<string?> OutputQueue = new("--output-queue")
+    {
+        Description = "Each output's queue: past it, an output that cannot keep up drops lines, counted (default 4M)",
+    };
+
+    private const int DefaultBackups = 5;
+    private const string DefaultFacility = "daemon";
+    private const long DefaultMaxFileBytes = 100L << 20;
+
+    /// <summary>How long outputs may take, at a stop, to write what they hold: within StopDeadline's 600 ms with the final drain and the hand-over.</summary>
+    private static readonly TimeSpan OutputDrainWait = TimeSpan.FromMilliseconds(150);
 
     private static readonly Option<string?> Duration = new("--duration")
     {
@@ -101,13 +150,50 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate, ConfigFile, FilePath, FileMaxSize, FileMaxAge, FileBackups, Syslog, SyslogFacility, OutputQueue })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
     }
 
-    private static SensorOptions Options(ParseResult parse, out TimeSpan? duration)
+    /// <summary>Where the service's outputs go, as the options and the configuration say.</summary>
+    private sealed record OutputSettings(string Stdout, string? File, FileRotation Rotation, SyslogAddress? Syslog, string Facility, int QueueBytes);
+
+    /// <summary>
+    /// An option's value: from the command line when given there, else from the
+    /// configuration file; <see cref="Where"/> starts its error line
+    /// (--heartbeat, or file:line:key).
+    /// </summary>
+    private sealed record Setting(IReadOnlyList<string> Values, string Where, ConfigValue? FromFile)
+    {
+        public string Value => Values[0];
+
+        /// <summary>Refuses the value: a usage error for an option, file:line:key for the configuration.</summary>
+        public Exception Refuse(string reason) => FromFile is { } v
+            ? new ConfigException([new ConfigError(v.File, v.Line, v.Key, reason)])
+            : new UsageException($"{Where}: {reason}");
+    }
+
+    private static Setting? Get(ParseResult parse, Option<string?> option, ServiceConfig? config) =>
+        parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } given
+            ? new Setting([given], option.Name, null)
+            : config?.For(option.Name) is { } v ? new Setting(v.Values, v.Where, v) : null;
+
+    private static Setting? Get(ParseResult parse, Option<string[]> option, ServiceConfig? config) =>
+        parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { Length: > 0 } given
+            ? new Setting(given, option.Name, null)
+            : config?.For(option.Name) is { } v ? new Setting(v.Values, v.Where, v) : null;
+
+    private static TimeSpan DurationOf(Setting? s, TimeSpan fallback, TimeSpan? atLeast = null)
+    {
+        if (s is null)
+            return fallback;
+        if (!ValueParsers.TryParseDuration(s.Value, out TimeSpan parsed) || parsed < (atLeast ?? TimeSpan.Zero))
+            throw s.Refuse(atLeast is { } min ? $"'{s.Value}' is not a duration of at least {min.TotalMilliseconds:F0}ms" : $"'{s.Value}' is not a duration");
+        return parsed;
+    }
+
+    private static SensorOptions Options(ParseResult parse, ServiceConfig? config, out TimeSpan? duration, out OutputSettings outputs)
     {
         duration = null;
         if (parse.GetValue(Duration) is { } d)
@@ -117,26 +203,34 @@ public static class WatchCommand
             duration = parsed;
         }
         var types = new HashSet<EventType>();
-        foreach (string name in (parse.GetValue(Types) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
+        if (Get(parse, Types, config) is { } typeSetting)
         {
-            if (!EventNames.TryParseSelectable(name, out EventType type))
-                throw new UsageException($"--type: '{name}' is not an event type ({TypeList})");
-            types.Add(type);
+            foreach (string name in typeSetting.Values.SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries)))
+            {
+                if (!EventNames.TryParseSelectable(name, out EventType type))
+                    throw typeSetting.Refuse($"'{name}' is not an event type ({TypeList})");
+                types.Add(type);
+            }
         }
         int ringBytes = KernelOptions.DefaultRingBufferBytes;
-        if (parse.GetValue(RingSize) is { } ring && (!ValueParsers.TryParseSize(ring, out ringBytes) || !int.IsPow2(ringBytes) || ringBytes < Environment.SystemPageSize))
-            throw new UsageException($"--ring-size: '{ring}' must be a power of two of at least {Environment.SystemPageSize} bytes (4K, 16M)");
-        TimeSpan heartbeat = TimeSpan.FromSeconds(10);
-        if (parse.GetValue(Heartbeat) is { } hb && !ValueParsers.TryParseDuration(hb, out heartbeat))
-            throw new UsageException($"--heartbeat: '{hb}' is not a duration");
-        TimeSpan gpuInterval = TimeSpan.FromSeconds(1);
-        if (parse.GetValue(GpuInterval) is { } gi && !ValueParsers.TryParseDuration(gi, out gpuInterval))
-            throw new UsageException($"--gpu-interval: '{gi}' is not a duration");
-        TimeSpan stallLimit = TimeSpan.FromSeconds(30);
-        if (parse.GetValue(StallLimit) is { } sl && (!ValueParsers.TryParseDuration(sl, out stallLimit) || stallLimit < TimeSpan.FromMilliseconds(100)))
-            throw new UsageException($"--stall-limit: '{sl}' is not a duration of at least 100ms");
+        if (Get(parse, RingSize, config) is { } ring && (!ValueParsers.TryParseSize(ring.Value, out ringBytes) || !int.IsPow2(ringBytes) || ringBytes < Environment.SystemPageSize))
+            throw ring.Refuse($"'{ring.Value}' must be a power of two of at least {Environment.SystemPageSize} bytes (4K, 16M)");
+        TimeSpan heartbeat = DurationOf(Get(parse, Heartbeat, config), TimeSpan.FromSeconds(10));
+        TimeSpan gpuInterval = DurationOf(Get(parse, GpuInterval, config), TimeSpan.FromSeconds(1));
+        TimeSpan stallLimit = DurationOf(Get(parse, StallLimit, config), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100));
         if (parse.GetValue(Job) is { } job && !Guard.Sensor.Processes.JobIds.IsWellFormed(job))
             throw new UsageException($"--job: '{job}' names no job; a job is {Guard.Sensor.Processes.JobIds.Formats}");
+        IReadOnlyList<GpuDevice> gpus;
+        Setting? gpuSetting = Get(parse, GpuDevices, config);
+        try
+        {
+            gpus = ValueParsers.ParseGpuDevices(gpuSetting is null ? null : [.. gpuSetting.Values]);
+        }
+        catch (UsageException e) when (gpuSetting?.FromFile is not null)
+        {
+            throw gpuSetting.Refuse(e.Message.Replace("--gpu-device: ", "", StringComparison.Ordinal));
+        }
+        outputs = OutputsFrom(parse, config);
 
         System.Net.IPEndPoint? metrics = null;
         if (parse.GetValue(Metrics) is { } address && !MetricsServer.TryParseAddress(address, out metrics))
@@ -144,7 +238,7 @@ public static class WatchCommand
         long dropAlertRate = 0;
         if (parse.GetValue(DropAlertRate) is { } rate && !TryParseRate(rate, out dropAlertRate))
             throw new UsageException($"--drop-alert-rate: '{rate}' is not a whole number of records a second of at least 1 (try 100 or 100/s)");
-        string? policyFile = parse.GetValue(PolicyFile);
+        string? policyFile = Get(parse, PolicyFile, config)?.Value;
 
         return new SensorOptions
         {
@@ -156,7 +250,7 @@ public static class WatchCommand
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
-                GpuDevices = ValueParsers.ParseGpuDevices(parse.GetValue(GpuDevices)),
+                GpuDevices = gpus,
             },
             Filter = new EventFilter
             {
@@ -177,65 +271,129 @@ public static class WatchCommand
         return long.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out perSecond) && perSecond >= 1;
     }
 
+    private static OutputSettings OutputsFrom(ParseResult parse, ServiceConfig? config)
+    {
+        string stdout = parse.GetValue(Output)!;
+        if (parse.GetResult(Output) is not { Implicit: false } && config?.For(Output.Name) is { } fromFile)
+        {
+            stdout = fromFile.Value;
+            if (stdout is not ("auto" or "json" or "text" or "none"))
+                throw new ConfigException([new ConfigError(fromFile.File, fromFile.Line, fromFile.Key, $"'{stdout}' is not auto, json, text or none")]);
+        }
+        long maxBytes = DefaultMaxFileBytes;
+        if (Get(parse, FileMaxSize, config) is { } size && !(size.Value == "0" ? (maxBytes = 0) == 0 : ValueParsers.TryParseByteCount(size.Value, out maxBytes) && maxBytes >= 4096))
+            throw size.Refuse($"'{size.Value}' is not a size of at least 4K (64K, 100M, 1G; 0: never)");
+        Setting? ageSetting = Get(parse, FileMaxAge, config);
+        TimeSpan? maxAge = ageSetting is null ? null : DurationOf(ageSetting, default, TimeSpan.FromSeconds(1));
+        int backups = DefaultBackups;
+        if (Get(parse, FileBackups, config) is { } b && (!int.TryParse(b.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out backups) || backups > 10_000))
+            throw b.Refuse($"'{b.Value}' is not a number of backups (0 to 10000)");
+        SyslogAddress? syslog = null;
+        if (Get(parse, Syslog, config) is { } address && !SyslogAddress.TryParse(address.Value, out syslog))
+            throw address.Refuse($"'{address.Value}' is not a syslog address ({SyslogAddress.Forms})");
+        string facility = DefaultFacility;
+        if (Get(parse, SyslogFacility, config) is { } f)
+        {
+            facility = f.Value;
+            if (!SyslogHeader.Facilities.Contains(facility))
+                throw f.Refuse($"'{facility}' is not a syslog facility ({string.Join(", ", SyslogHeader.Facilities)})");
+        }
+        int queueBytes = QueuedOutput.DefaultQueueBytes;
+        if (Get(parse, OutputQueue, config) is { } q && (!ValueParsers.TryParseSize(q.Value, out queueBytes) || queueBytes < 64 << 10 || queueBytes > 1 << 30))
+            throw q.Refuse($"'{q.Value}' is not a queue size from 64K to 1024M");
+        string? file = Get(parse, FilePath, config)?.Value;
+        if (stdout == "none" && file is null && syslog is null)
+            throw new UsageException("--output none: with no --file or --syslog, events would go nowhere");
+        return new OutputSettings(stdout, file, new FileRotation(maxBytes, maxAge, backups), syslog, facility, queueBytes);
+    }
+
     private static int Run(ParseResult parse, IConsole console, CancellationToken cancellation)
     {
-        SensorOptions options = Options(parse, out TimeSpan? duration);
-        string output = parse.GetValue(Output)!;
-        bool json = output == "json" || (output == "auto" && console.IsOutputRedirected);
+        ServiceConfig? config = ServiceConfig.Load(parse.GetValue(ConfigFile));
+        SensorOptions options = Options(parse, config, out TimeSpan? duration, out OutputSettings settings);
+        bool json = settings.Stdout == "json" || (settings.Stdout == "auto" && console.IsOutputRedirected);
         var run = RunInfo.ForThisHost(GuardCli.Version);
-        string[] extraWords = [.. (parse.GetValue(Redact) ?? []).SelectMany(w => w.Split(',', StringSplitOptions.RemoveEmptyEntries))];
+        IEnumerable<string> extraWords = Get(parse, Redact, config)?.Values.SelectMany(w => w.Split(',', StringSplitOptions.RemoveEmptyEntries)) ?? [];
         var redactor = new ArgumentRedactor(ArgumentRedactor.DefaultWords.Concat(extraWords));
-        using IEventSink sink = json
-            ? new JsonLinesSink(console.OpenStandardOutput(), new EcsEncoder(run, redactor))
-            : new TextLinesSink(console.Out, new TextEncoder(run, redactor));
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         if (duration is { } d)
             stop.CancelAfter(d);
         TextWriter error = console.Error;
+        using Stream stdout = console.OpenStandardOutput();
+        using var outputs = new OutputSet(
+            new EcsEncoder(run, redactor), new TextEncoder(run, redactor),
+            settings.Syslog is null ? null : new SyslogHeader(run, settings.Facility),
+            line => error.WriteLine(line));
+        if (settings.Stdout != "none")
+        {
+            // `guard watch | head -1`: the reader is gone, which ends the run like Ctrl-C.
+            outputs.Add(new QueuedOutput(OutputNames.Stdout, new StreamTarget(stdout, onReaderGone: stop.Cancel), settings.QueueBytes), json ? OutputFormat.Json : OutputFormat.Text);
+        }
+        if (settings.File is { } file)
+            outputs.Add(new QueuedOutput(OutputNames.File, new FileTarget(new RotatingFile(file, settings.Rotation)), settings.QueueBytes), OutputFormat.Json);
+        if (settings.Syslog is { } syslog)
+            outputs.Add(new QueuedOutput(OutputNames.Syslog, new SyslogTarget(syslog), settings.QueueBytes), OutputFormat.Syslog);
+        QueuedOutput actions = outputs.Add(new QueuedOutput(OutputNames.ActionLog, ActionLog.Open(), settings.QueueBytes), OutputFormat.None);
+        // SIGHUP reopens the files (logrotate's postrotate) instead of ending the process.
+        using IDisposable hangup = HangupSignal.Add(outputs.Reopen);
         options = options with
         {
-            ActionLog = new ActionLog(new EcsEncoder(run, redactor)),
+            ActionLog = new ActionLog(new EcsEncoder(run, redactor), actions),
             // From the watchdog's thread: the draining one is the one that is stuck.
-            OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a stdout nobody reads, or a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
+            OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
             OnReload = line => error.WriteLine(line),
         };
-        using GuardSensor sensor = GuardSensor.Start(options, sink);
+        using GuardSensor sensor = GuardSensor.Start(options, outputs);
         // A signal (the caller's token) is honoured within a second, even if the sensor is stuck.
         var deadline = new StopDeadline(sensor);
         using CancellationTokenRegistration onSignal = cancellation.Register(deadline.Arm);
         foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
         Policy policy = options.Policy!;
+        if (config is not null)
+            console.Error.WriteLine($"guard watch: configuration {config.Path}");
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
         console.Error.WriteLine($"guard watch: {sensor.GpuStatus}");
         if (sensor.MetricsEndpoint is { } endpoint)
             console.Error.WriteLine($"guard watch: metrics on http://{endpoint}/metrics and /healthz");
+        console.Error.WriteLine($"guard watch: outputs: {string.Join(", ", Describe(settings))}");
         try
         {
             sensor.Run(stop.Token);
         }
-        catch (IOException e) when (e.HResult == BrokenPipe)
-        {
-            // `guard watch | head -1`: the reader is gone, which ends the run like Ctrl-C.
-        }
         catch
         {
-            // A fault ends the run (a closed stdout, say): enforcement is handed over before it propagates.
+            // A fault ends the run: enforcement is handed over before it propagates.
             if (HandOver(sensor) is { } said)
                 console.Error.WriteLine(said);
             throw;
         }
         string? handover = HandOver(sensor);
-        WriteSummary(console.Error, sensor.Summary());
+        // What the outputs hold is written before the summary: a stop loses no line that was queued.
+        outputs.Complete(OutputDrainWait);
+        WriteSummary(console.Error, sensor.Summary(), outputs.Health);
         if (handover is not null)
             console.Error.WriteLine(handover);
         deadline.Finished();
         return (int)ExitCode.Success;
     }
 
-    /// <summary>EPIPE (asm-generic/errno-base.h): what a write to a pipe whose reader left fails with; .NET puts the errno in HResult.</summary>
-    private const int BrokenPipe = 32;
+    private static IEnumerable<string> Describe(OutputSettings s)
+    {
+        if (s.Stdout != "none")
+            yield return $"stdout ({s.Stdout})";
+        if (s.File is { } file)
+        {
+            FileRotation r = s.Rotation;
+            string rotation = !r.Rotates ? "not rotated"
+                : $"rotated{(r.MaxBytes > 0 ? $" at {r.MaxBytes / 1024} KiB" : "")}{(r.MaxAge is { } age ? $" after {age}" : "")}, {r.Backups} backups";
+            yield return $"file {file} ({rotation})";
+        }
+        if (s.Syslog is { } syslog)
+            yield return $"syslog {syslog} ({s.Facility})";
+        yield return $"action log {ActionLog.DefaultPath}";
+    }
 
     /// <summary>Hands the kernel's enforcement over to pinned programs; says what stays, or why nothing does.</summary>
     private static string? HandOver(GuardSensor sensor)
@@ -252,7 +410,7 @@ public static class WatchCommand
         }
     }
 
-    private static void WriteSummary(TextWriter error, SensorSummary s)
+    private static void WriteSummary(TextWriter error, SensorSummary s, IReadOnlyList<OutputHealth> outputs)
     {
         string byType = string.Join(", ", s.EventsByType.Select(kv => $"{EventNames.Of(kv.Key)} {kv.Value}"));
         error.WriteLine($"guard watch: {s.Duration.TotalSeconds:F1} s, {s.Events} events{(byType.Length > 0 ? $" ({byType})" : "")}, {s.Drops} records dropped, {s.DecodeFailures} undecodable");
@@ -265,6 +423,7 @@ public static class WatchCommand
         }
         if (s.HashesDropped + s.HashesTimedOut > 0)
             error.WriteLine($"guard watch: executables not hashed: {s.HashesDropped} with the queue full, {s.HashesTimedOut} over the time limit");
+        error.WriteLine($"guard watch: outputs: {string.Join(", ", outputs.Select(o => $"{o.Name} {o.Written} written" + (o.Lost > 0 ? $", {o.Dropped} dropped unwritten (queue full, or still queued at the stop), {o.Failed} failed{(o.LastError is { } why ? $" ({why})" : "")}" : "")))}");
         error.WriteLine($"guard watch: programs attached: {string.Join(", ", s.Attached.Select(a => a.Spec.Name))}");
         error.WriteLine($"guard watch: programs missing: {(s.Missing.Count == 0 ? "none" : string.Join("; ", s.Missing.Select(m => $"{m.Spec.Name} ({m.Reason})")))}");
         error.WriteLine("guard watch: detached");

@@ -31,4 +31,7 @@ public sealed class HeartbeatEvent : SensorEvent
     public long RelayLookupsTimedOut { get; internal set; }
 
     public double UptimeSeconds { get; internal set; }
+
+    /// <summary>Each output's lines written, dropped (queue full) and failed, since start.</summary>
+    public IReadOnlyList<OutputHealth> Outputs { get; internal set; } = [];
 }

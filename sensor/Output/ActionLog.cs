@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Guard.Sensor.Events;
+using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Output;
 
@@ -14,41 +15,68 @@ public sealed record LoggedAction(string Timestamp, string Action, bool Succeede
 
 /// <summary>
 /// Every action any guard process took on this host (CLI kills, holds and
-/// releases, a sensor's responses), as the same ECS lines it printed, in
-/// /run/guard: tmpfs, so it starts empty at boot like the holds themselves.
+/// releases, a sensor's responses), as the same ECS lines it printed, in the
+/// run directory (/run/guard, or GUARD_RUN_DIR): tmpfs, so it starts empty at
+/// boot like the holds themselves. Several guard processes append to it at
+/// once, each line one write(2) with O_APPEND, and whichever finds it full
+/// rotates it (<see cref="RotatingFile"/>: mode 0600, gzip backups).
 /// A convenience for `guard status`: failing to write it never fails an action.
 /// </summary>
 public sealed class ActionLog
 {
-    /// <summary>/run/guard/actions.jsonl, or GUARD_ACTION_LOG when set (tests keep their own).</summary>
+    /// <summary>RUN_DIR/actions.jsonl (/run/guard, or GUARD_RUN_DIR), or GUARD_ACTION_LOG when set (tests keep their own).</summary>
     public static string DefaultPath =>
-        Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is { Length: > 0 } path ? path : "/run/guard/actions.jsonl";
+        Environment.GetEnvironmentVariable("GUARD_ACTION_LOG") is { Length: > 0 } path ? path : Path.Join(RunDirectory.Path, "actions.jsonl");
 
-    /// <summary>Past 1 MiB the log moves to PATH.1 (replacing the one before) and starts again.</summary>
-    private const long RotateBytes = 1 << 20;
+    /// <summary>
+    /// Rotated past 1 MiB into 5 gzip backups, by whichever process writes:
+    /// fixed rather than configured, since one-shot commands (`guard kill`)
+    /// append without reading the service's configuration.
+    /// </summary>
+    public static FileRotation Rotation { get; } = new(1 << 20, null, 5);
 
-    private readonly string path;
     private readonly EcsEncoder encoder;
     private readonly JsonLineWriter writer = new();
+    private readonly string? path;
+    private readonly QueuedOutput? queued;
 
-    /// <summary>A log at <paramref name="path"/>, or <see cref="DefaultPath"/>, of lines from <paramref name="encoder"/>.</summary>
+    /// <summary>A log at <paramref name="path"/>, or <see cref="DefaultPath"/>, of lines from <paramref name="encoder"/>, written as each action is appended.</summary>
     public ActionLog(EcsEncoder encoder, string? path = null)
     {
         this.encoder = encoder;
         this.path = path ?? DefaultPath;
     }
 
-    /// <summary>Adds the action's ECS line; an I/O failure loses the copy silently.</summary>
+    /// <summary>
+    /// A log whose lines go through <paramref name="output"/>'s queue and
+    /// thread (the sensor's: the thread that drains the ring never writes a
+    /// file); the output writes to <see cref="Open"/>'s file.
+    /// </summary>
+    public ActionLog(EcsEncoder encoder, QueuedOutput output)
+    {
+        this.encoder = encoder;
+        queued = output;
+    }
+
+    /// <summary>The target the sensor's action-log output writes to: <paramref name="path"/>, or <see cref="DefaultPath"/>, rotated as <see cref="Rotation"/> says.</summary>
+    public static FileTarget Open(string? path = null) => new(new RotatingFile(path ?? DefaultPath, Rotation));
+
+    /// <summary>Adds the action's ECS line; an I/O failure loses the copy (a queued log counts it).</summary>
     public void Append(ActionEvent action)
     {
         encoder.Encode(action, writer);
+        if (queued is not null)
+        {
+            queued.Queue.TryAdd(writer.Written);
+            queued.Queue.Wake();
+            return;
+        }
+        // One-shot writers keep no descriptor open, and leave no backup half compressed.
+        using var file = new RotatingFile(path!, Rotation);
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            if (File.Exists(path) && new FileInfo(path).Length > RotateBytes)
-                File.Move(path, path + ".1", overwrite: true);
-            using var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-            file.Write(writer.Written);
+            file.Append(writer.Written);
+            file.WaitForCompression();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -63,7 +91,21 @@ public sealed class ActionLog
         if (!File.Exists(path))
             return [];
         var recent = new List<LoggedAction>();
-        foreach (string line in File.ReadLines(path).TakeLast(count))
+        List<string> lines = [.. File.ReadLines(path).TakeLast(count)];
+        // Just rotated: the rest of the latest actions are in the newest backup.
+        string backup = path + ".1.gz";
+        if (lines.Count < count && File.Exists(backup))
+        {
+            try
+            {
+                lines.InsertRange(0, RotatingFile.ReadBackup(backup).TakeLast(count - lines.Count));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                // A backup being written, or damaged: the current file's lines alone.
+            }
+        }
+        foreach (string line in lines)
         {
             try
             {

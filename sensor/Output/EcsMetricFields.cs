@@ -59,6 +59,19 @@ internal sealed class EcsMetricFields(EcsHeader header, EcsProcessFields process
         w.Number("dropped"u8, h.HashesDropped);
         w.Number("timed_out"u8, h.HashesTimedOut);
         w.EndObject();
+        if (h.Outputs.Count > 0)
+        {
+            w.StartObject("outputs"u8);
+            foreach (OutputHealth o in h.Outputs)
+            {
+                w.StartObject(OutputNames.Utf8(o.Name));
+                w.Number("written"u8, o.Written);
+                w.Number("dropped"u8, o.Dropped);
+                w.Number("failed"u8, o.Failed);
+                w.EndObject();
+            }
+            w.EndObject();
+        }
         w.EndObject();
         w.EndObject();
     }

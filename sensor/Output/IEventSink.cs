@@ -10,4 +10,7 @@ public interface IEventSink : IDisposable
 
     /// <summary>Called after each batch of records, so a pipe sees lines promptly.</summary>
     void Flush();
+
+    /// <summary>What each output behind this sink wrote and lost, for the heartbeat; none for a sink written in place.</summary>
+    IReadOnlyList<OutputHealth> Health => [];
 }

@@ -78,6 +78,8 @@ public sealed class TextEncoder
                 break;
             case HeartbeatEvent h:
                 line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.DetectorFaults} detector faults, {h.Processes} processes");
+                foreach (OutputHealth o in h.Outputs.Where(o => o.Lost > 0))
+                    line.Append(CultureInfo.InvariantCulture, $", {o.Name} lost {o.Lost} lines");
                 break;
         }
         return line.ToString();

@@ -44,6 +44,93 @@ internal static class DecodeThroughput
         yield return Run("steady state (connect, dns on known processes)", steady, decoder, pipeline, sink, rounds: 20);
     }
 
+    /// <summary>
+    /// Decode, table, encode and the file output's write, on one core: every
+    /// thread of this process (the file's writer too, made after) pinned to
+    /// one CPU, the clock stopped once the file holds every line. The file
+    /// rotates at 256 MiB, keeping no backup (the disk is not the measure).
+    /// </summary>
+    public static Result MeasureFileOutput(string work)
+    {
+        ulong[] before = PinToOneCpu();
+        try
+        {
+            string path = Path.Combine(work, "fileout", "events.jsonl");
+            var set = new OutputSet(new EcsEncoder(RunInfo.ForThisHost("bench"), new ArgumentRedactor()));
+            QueuedOutput file = set.Add(new QueuedOutput("file", new FileTarget(new RotatingFile(path, new FileRotation(256 << 20, null, 0))), 64 << 20), OutputFormat.Json);
+            var table = new ProcessTable(new EntityIds("0123456789abcdef"), null, new UserNames());
+            var emitter = new EventEmitter(table, set, new EventFilter { Types = new HashSet<EventType>(Enum.GetValues<EventType>()) });
+            var pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, null), judge: null);
+            var decoder = new RecordDecoder();
+            decoder.Decode(Bytes(Fork(ParentPid, 0)), pipeline);
+            byte[][] lives = [.. Enumerable.Range(1, Processes).SelectMany(i => Life(ParentPid + i))];
+
+            void Round()
+            {
+                foreach (byte[] r in lives)
+                    decoder.Decode(r, pipeline);
+                pipeline.Tick(long.MaxValue / 4);
+                set.Flush();
+            }
+
+            void Drained()
+            {
+                while (file.Queue.Pending > 0)
+                    Thread.Sleep(1);
+            }
+
+            var warm = Stopwatch.StartNew();
+            while (warm.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                Round();
+                Drained();
+            }
+            OutputHealth start = file.Health;
+            const int Rounds = 10;
+            var clock = Stopwatch.StartNew();
+            for (int round = 0; round < Rounds; round++)
+                Round();
+            Drained();
+            clock.Stop();
+            OutputHealth end = file.Health;
+            set.Dispose();
+            long n = (long)lives.Length * Rounds;
+            return new Result(
+                $"process lives to a rotating file on one core ({end.Written - start.Written} lines written, {end.Lost - start.Lost} lost)",
+                n / clock.Elapsed.TotalSeconds, 0);
+        }
+        finally
+        {
+            Repin(before);
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_setaffinity(int tid, nint size, ref ulong mask);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_getaffinity(int tid, nint size, out ulong mask);
+
+    /// <summary>Pins every thread of this process to the first CPU it may use; returns the masks before.</summary>
+    private static ulong[] PinToOneCpu()
+    {
+        int[] tids = [.. Directory.GetDirectories("/proc/self/task").Select(d => int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture))];
+        var before = new ulong[tids.Length + 1];
+        _ = sched_getaffinity(0, sizeof(ulong), out ulong all);
+        ulong one = all & (ulong)-(long)all; // lowest set bit
+        before[0] = all;
+        foreach (int tid in tids)
+            _ = sched_setaffinity(tid, sizeof(ulong), ref one);
+        return before;
+    }
+
+    private static void Repin(ulong[] before)
+    {
+        ulong all = before[0];
+        foreach (string d in Directory.GetDirectories("/proc/self/task"))
+            _ = sched_setaffinity(int.Parse(Path.GetFileName(d), System.Globalization.CultureInfo.InvariantCulture), sizeof(ulong), ref all);
+    }
+
     private static Result Run(string name, byte[][] records, RecordDecoder decoder, EventPipeline pipeline, JsonLinesSink sink, int rounds)
     {
         // Warm-up past tiered JIT (the native binary is compiled ahead of time), table growth and buffers.

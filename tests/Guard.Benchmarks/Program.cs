@@ -167,6 +167,13 @@ if (Section("ioctl"))
 foreach (DecodeThroughput.Result r in Section("decode") ? DecodeThroughput.Measure() : [])
     Line($"decode+enrich+encode, {r.Workload}: {r.RecordsPerSecond / 1000:F0}k records/s on one thread (bar 300k), {r.BytesPerRecord:F1} bytes allocated per record");
 
+// 5a. the same with the file output: decode + table + encode + file write, on one core.
+if (Section("fileout"))
+{
+    DecodeThroughput.Result f = DecodeThroughput.MeasureFileOutput(work);
+    Line($"decode+enrich+encode+file write, {f.Workload}: {f.RecordsPerSecond / 1000:F0}k records/s (bar 300k)");
+}
+
 // 5b. GPU sampling's own cost, NVML left out.
 if (Section("gpu"))
     Line(GpuSampling.Measure());

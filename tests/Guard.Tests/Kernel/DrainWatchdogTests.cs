@@ -11,9 +11,10 @@ using Xunit;
 namespace Guard.Tests.Kernel;
 
 /// <summary>
-/// A real `guard watch` under a stand-in for systemd's notify socket: its
-/// stdout is a pipe the test stops reading, the way a stuck log shipper
-/// stalls a sensor, and what systemd and `guard status` are told is read back.
+/// A real `guard watch` under a stand-in for systemd's notify socket: the
+/// thread that drains its ring is stopped alone (ptrace, the way a hung call
+/// holds it; a stuck log shipper no longer can, since every output has its
+/// own thread), and what systemd and `guard status` are told is read back.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
 public sealed class DrainWatchdogTests
@@ -43,13 +44,14 @@ public sealed class DrainWatchdogTests
             Assert.True(ProcfsReader.TryReadStat(watch.Id, out ProcfsStat stat));
             Assert.False(Registration(watch.Id).Stalled(DateTimeOffset.UtcNow));
 
-            // Nobody reads its stdout: a few hundred exec lines fill the pipe and the drain blocks in a write.
-            DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+            // The draining thread (the main one: its tid is the pid) stops; the watchdog's thread goes on.
+            _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+            using Process holder = Run.PythonScript(StopOneThread, watch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal("stopped", holder.StandardOutput.ReadLine());
+            DateTime deadline = DateTime.UtcNow.AddSeconds(30);
             while (!Registration(watch.Id).Stalled(DateTimeOffset.UtcNow))
             {
-                Assert.True(DateTime.UtcNow < deadline, "the watch never stalled although nobody read its stdout");
-                for (int i = 0; i < 20; i++)
-                    Run.Complete("/bin/true");
+                Assert.True(DateTime.UtcNow < deadline, "the watch never counted as stalled although its draining thread was stopped");
                 Thread.Sleep(100);
             }
             Run.WaitFor(() => Said(stderr, "has not been drained"), "the stall said on stderr", 5_000);
@@ -60,8 +62,11 @@ public sealed class DrainWatchdogTests
             Assert.Equal(0, GuardCli.Run(["status"], console));
             Assert.Contains($"pid {watch.Id}: STALLED", console.Out.ToString(), StringComparison.Ordinal);
 
-            // Read again: the drain goes on, and so do the pings.
-            _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+            // Let go: the drain goes on, and so do the pings.
+            holder.StandardInput.WriteLine("go");
+            holder.StandardInput.Flush();
+            Assert.Equal("resumed", holder.StandardOutput.ReadLine());
+            Assert.True(holder.WaitForExit(5_000));
             Assert.Equal("WATCHDOG=1", Receive(notify, 5_000, stderr));
             Assert.False(Registration(watch.Id).Stalled(DateTimeOffset.UtcNow));
 
@@ -117,6 +122,27 @@ public sealed class DrainWatchdogTests
             dir.Delete(recursive: true);
         }
     }
+
+    /// <summary>
+    /// Stops one thread (argv[1], a tid) with PTRACE_SEIZE and PTRACE_INTERRUPT,
+    /// which stop that thread alone, says "stopped", waits for a line on stdin,
+    /// then detaches ("resumed"); if the test dies first, the tracer's exit detaches.
+    /// </summary>
+    private const string StopOneThread = """
+        import ctypes, os, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        tid = int(sys.argv[1])
+        for request in (0x4206, 0x4207):  # PTRACE_SEIZE, PTRACE_INTERRUPT
+            if libc.ptrace(request, tid, None, None) != 0:
+                print("ptrace", request, "failed: errno", ctypes.get_errno(), flush=True)
+                sys.exit(1)
+        os.waitpid(tid, 0x40000000)  # __WALL: the thread's stop
+        print("stopped", flush=True)
+        sys.stdin.readline()
+        libc.ptrace(17, tid, None, None)  # PTRACE_DETACH
+        print("resumed", flush=True)
+        """;
 
     private static RegisteredSensor Registration(int pid) =>
         RunningSensors.List().SingleOrDefault(s => s.Pid == pid) ?? throw new Xunit.Sdk.XunitException($"guard watch {pid} is not registered");

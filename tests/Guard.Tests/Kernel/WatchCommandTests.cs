@@ -93,7 +93,7 @@ public sealed class WatchCommandTests
         var console = new TestConsole();
         int rc = GuardCli.Run(["watch", "--duration", "3s", "--output", "text", "--pid", p.Id.ToString()], console);
         Assert.True(rc == 0, console.ErrorText);
-        string[] lines = console.Out.ToString()!.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] lines = console.JsonLines(); // stdout's lines, text here
         Assert.Contains(lines, l => l.Contains(" exec ", StringComparison.Ordinal) && l.Contains($"/bin/echo {marker}", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains(" exit ", StringComparison.Ordinal) && l.Contains("exit code 0", StringComparison.Ordinal));
         p.WaitForExit();

@@ -14,7 +14,7 @@ public sealed class CliDocumentationTests
 
     [Theory]
     [InlineData("guard wa", "watch")]
-    [InlineData("guard watch --out", "--output")]
+    [InlineData("guard watch --dur", "--duration")]
     [InlineData("guard watch --output ", "auto json text")]
     [InlineData("guard watch --json-x --output ", "auto json text")]
     [InlineData("guard policy ", "check show reload --help -h")]
@@ -68,7 +68,7 @@ public sealed class CliDocumentationTests
 
     [Theory]
     [InlineData("guard wa", "guard watch ")]
-    [InlineData("guard watch --outp", "guard watch --output ")]
+    [InlineData("guard watch --dura", "guard watch --duration ")]
     [InlineData("guard watch --output ", "auto  json  text")]
     [InlineData("guard policy c", "guard policy check ")]
     [InlineData("guard completion ", "bash  zsh")]

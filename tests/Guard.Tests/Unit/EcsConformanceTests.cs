@@ -116,6 +116,7 @@ public sealed class EcsConformanceTests
         ["guard.health.hashes.timed_out"] = "executables not hashed in time",
         ["guard.health.relay_lookups.dropped"] = "relay lookups not made, queue full",
         ["guard.health.relay_lookups.timed_out"] = "relay lookups past their time limit",
+        ["guard.health.outputs.*"] = "lines each output (stdout, file, syslog, action_log) wrote, dropped and failed: ECS has no agent output metrics",
         ["guard.relay.pid"] = "the local relay that made a finding's connection, beside process.* (the sender): ECS has one process per event",
         ["guard.relay.entity_id"] = "as above",
         ["guard.relay.name"] = "as above",
@@ -320,7 +321,7 @@ public sealed class EcsConformanceTests
     /// <summary>The guard.* table's entry for a path: names that vary become "*".</summary>
     private static string GuardEntry(string path)
     {
-        foreach (string varying in (string[])["guard.finding.evidence.", "guard.health.drops."])
+        foreach (string varying in (string[])["guard.finding.evidence.", "guard.health.drops.", "guard.health.outputs."])
         {
             if (path.StartsWith(varying, StringComparison.Ordinal) && path != "guard.health.drops.total")
                 return varying + "*";
@@ -517,6 +518,7 @@ public sealed class EcsConformanceTests
             HashesDropped = 1,
             UptimeSeconds = 10.25,
             TimeNs = 95,
+            Outputs = [new OutputHealth("file", 118, 2, 0, null), new OutputHealth("syslog", 100, 0, 20, "refused")],
         });
 
         // Actions, as the response, the CLI and a hold's timeout make them.
