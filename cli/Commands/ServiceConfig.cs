@@ -79,9 +79,11 @@ public sealed class ServiceConfig
         ["outputs.file.backups"] = ("--file-backups", Kind.TextOrInteger),
         ["outputs.syslog.address"] = ("--syslog", Kind.Text),
         ["outputs.syslog.facility"] = ("--syslog-facility", Kind.Text),
+        ["metrics.address"] = ("--metrics", Kind.TextOrInteger),
+        ["metrics.drop_alert_rate"] = ("--drop-alert-rate", Kind.TextOrInteger),
     };
 
-    /// <summary>Sections the file may have. [metrics] is reserved for the metrics endpoint's settings: it is taken, and its keys refused until they are read.</summary>
+    /// <summary>Sections the file may have.</summary>
     private static readonly string[] Sections = ["intervals", "outputs", "outputs.stdout", "outputs.file", "outputs.syslog", "metrics"];
 
     private readonly Dictionary<string, ConfigValue> values;
@@ -178,11 +180,6 @@ public sealed class ServiceConfig
         // A missing value is a syntax error, reported as such.
         if (kv.Value is null)
             return;
-        if (key.StartsWith("metrics.", StringComparison.Ordinal))
-        {
-            errors.Add(new ConfigError(file, line, key, "[metrics] is reserved for the metrics endpoint; this build reads no key in it"));
-            return;
-        }
         if (!Known.TryGetValue(key, out (string Option, Kind Kind) known))
         {
             string prefix = section.Length == 0 ? "" : section + ".";

@@ -233,11 +233,11 @@ public static class WatchCommand
         outputs = OutputsFrom(parse, config);
 
         System.Net.IPEndPoint? metrics = null;
-        if (parse.GetValue(Metrics) is { } address && !MetricsServer.TryParseAddress(address, out metrics))
-            throw new UsageException($"--metrics: '{address}' is not PORT, IP:PORT or [IPV6]:PORT (try {MetricsServer.DefaultPort} or 127.0.0.1:{MetricsServer.DefaultPort})");
+        if (Get(parse, Metrics, config) is { } address && !MetricsServer.TryParseAddress(address.Value, out metrics))
+            throw address.Refuse($"'{address.Value}' is not PORT, IP:PORT or [IPV6]:PORT (try {MetricsServer.DefaultPort} or 127.0.0.1:{MetricsServer.DefaultPort})");
         long dropAlertRate = 0;
-        if (parse.GetValue(DropAlertRate) is { } rate && !TryParseRate(rate, out dropAlertRate))
-            throw new UsageException($"--drop-alert-rate: '{rate}' is not a whole number of records a second of at least 1 (try 100 or 100/s)");
+        if (Get(parse, DropAlertRate, config) is { } rate && !TryParseRate(rate.Value, out dropAlertRate))
+            throw rate.Refuse($"'{rate.Value}' is not a whole number of records a second of at least 1 (try 100 or 100/s)");
         string? policyFile = Get(parse, PolicyFile, config)?.Value;
 
         return new SensorOptions

@@ -32,7 +32,7 @@ public sealed class ServiceConfigTests
     [InlineData("gpu_devices = \"195\"\n", 1, "gpu_devices", "expected a list of strings")]
     [InlineData("gpu_devices = [\"nvidia\"]\n", 1, "gpu_devices", "'nvidia' is not MAJOR[:MINOR][/uvm]")]
     [InlineData("\n[intervals]\nstall_limit = \"10ms\"\n", 3, "intervals.stall_limit", "'10ms' is not a duration of at least 100ms")]
-    [InlineData("[metrics]\nlisten = \"127.0.0.1:9464\"\n", 2, "metrics.listen", "[metrics] is reserved for the metrics endpoint")]
+    [InlineData("[metrics]\nlisten = \"127.0.0.1:9464\"\n", 2, "metrics.listen", "unknown key (known in [metrics]: address, drop_alert_rate")]
     [InlineData("[output]\n", 1, "[output]", "unknown section (known: intervals, outputs, outputs.stdout, outputs.file, outputs.syslog, metrics)")]
     [InlineData("[intervals]\nheartbeat = \"5s\"\nheartbeat = \"6s\"\n", 3, "intervals.heartbeat", "")]
     public void ABadConfigurationIsRefusedWithFileLineAndKeyOnOneLine(string text, int line, string key, string reason)
@@ -43,6 +43,27 @@ public sealed class ServiceConfigTests
         Assert.Equal((int)ExitCode.Usage, code);
         Assert.True(lines.Length == 1, string.Join("\n", lines));
         Assert.StartsWith($"{path}:{line}:{key}: {reason}", lines[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheShippedConfigurationParsesAsShippedAndWithEveryExampleTurnedOn()
+    {
+        string shipped = File.ReadAllText(Path.Combine(RepoRoot(), "packaging", "config", "guard.toml"));
+        Assert.Equal("/etc/guard/policy.toml", ServiceConfig.Parse(shipped, "guard.toml").For("--policy")!.Value);
+        // Every commented example, uncommented: each key is one the loader knows.
+        string examples = string.Join('\n', shipped.Split('\n').Select(l => l.StartsWith("# [", StringComparison.Ordinal) || (l.StartsWith("# ", StringComparison.Ordinal) && l.Contains(" = ", StringComparison.Ordinal)) ? l[2..] : l));
+        ServiceConfig all = ServiceConfig.Parse(examples, "guard.toml");
+        Assert.Equal("127.0.0.1:9464", all.For("--metrics")!.Value);
+        Assert.Equal("100", all.For("--drop-alert-rate")!.Value);
+        Assert.Equal("/var/log/guard/events.json", all.For("--file")!.Value);
+    }
+
+    private static string RepoRoot()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Sensor.sln")))
+            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("no Sensor.sln above the test binaries");
+        return dir;
     }
 
     [Fact]
