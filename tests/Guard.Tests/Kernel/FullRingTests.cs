@@ -146,7 +146,9 @@ public sealed class FullRingTests
             while (sensor.Sensor.Poll(0) > 0)
             {
             }
-            Assert.DoesNotContain(sensor.Events, e => e.Action.StartsWith("gpu-", StringComparison.Ordinal) && e.Pid == python.Id);
+            // The lost records are not made up (a gpu-activity line from the kernel's counters, which
+            // count whatever the ring loses, may come at the periodic flush: that is not these records).
+            Assert.DoesNotContain(sensor.Events, e => e.Action is "gpu-open" or "gpu-first-ioctl" && e.Pid == python.Id);
             python.StandardInput.WriteLine("touch");
             Assert.Equal("touched", python.StandardOutput.ReadLine());
             sensor.Sensor.Poll(0);
