@@ -93,4 +93,7 @@ public static class BpfMapNames
 
     /// <summary><c>lineage_lost</c> in bpf/lineage.bpf.c, pinned by name: forks not recorded because the map was full.</summary>
     public const string LineageLost = "lineage_lost";
+
+    /// <summary><c>lineage_heirs</c> in bpf/lineage.bpf.c, pinned by name: each spliced-out exited creator's heir, the descendant whose entry took its place.</summary>
+    public const string LineageHeirs = "lineage_heirs";
 }
