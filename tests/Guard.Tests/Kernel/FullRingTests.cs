@@ -132,12 +132,13 @@ public sealed class FullRingTests
         string worker = Path.Combine(dir.Path, "worker");
         File.Move(dir.Compile("sleeper"), worker);
         // Forked while the ring has room; it execs the miner's command line once told, into a full ring.
+        // The flag is put together at run time: the parent's own arguments (this script) must not carry it.
         const string parent = """
             import os, sys
             child = os.fork()
             if child == 0:
                 sys.stdin.readline()
-                os.execv('/usr/bin/unshare', ['unshare', '--net', sys.argv[1], '--donate-level', '1'])
+                os.execv('/usr/bin/unshare', ['unshare', '--net', sys.argv[1], '--donate' + '-level', '1'])
             print(child, flush=True)
             os.waitpid(child, 0)
             """;
