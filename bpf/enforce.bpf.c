@@ -29,7 +29,7 @@ struct {
 } enforce_streams SEC(".maps");
 
 struct enforce_scratch {
-	__u8 data[GUARD_PAYLOAD_LEN];
+	__u8 data[SCAN_CHUNK];
 };
 
 struct {
@@ -83,8 +83,10 @@ int BPF_PROG(guard_enf_cgroup_attach, struct cgroup *dst, const char *path, stru
 
 static __always_inline int on_connect(struct bpf_sock_addr *ctx)
 {
+	struct bpf_sock *sk = ctx->sk;
+
 	if (ctx->protocol == IPPROTO_TCP)
-		stream_claim(&enforce_streams, ctx->sk);
+		stream_restart(stream_claim(&enforce_streams, sk), sk);
 	return 1;
 }
 
@@ -101,11 +103,12 @@ int guard_enf_connect6(struct bpf_sock_addr *ctx)
 }
 
 /* Returns 0 to drop: the segment that completes a Stratum method the policy
- * stops, and every packet of that socket after it. */
+ * stops, and every packet of that socket after it; segments held until the
+ * scan decides (stream_advance). */
 SEC("cgroup_skb/egress")
 int guard_enf_egress(struct __sk_buff *skb)
 {
-	struct stream_bytes bytes;
+	struct stream_step step;
 	struct stream_state *st;
 	struct l4_location loc;
 	struct bpf_sock *sk = skb->sk;
@@ -118,7 +121,7 @@ int guard_enf_egress(struct __sk_buff *skb)
 	st = bpf_sk_storage_get(&enforce_streams, sk, 0, 0);
 	if (!st)
 		return 1;
-	if (!stream_done(st) && !locate_l4(skb, &loc) && loc.protocol == IPPROTO_TCP)
-		stream_advance(skb, &loc, st, &enforce_scratch, &bytes);
-	return stream_egress_return(st);
+	if (stream_settled(st, 0) || locate_l4(skb, &loc) || loc.protocol != IPPROTO_TCP)
+		return stream_verdict_return(st);
+	return stream_advance(skb, &loc, st, &enforce_scratch, 0, &step);
 }

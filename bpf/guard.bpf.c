@@ -79,7 +79,7 @@ struct sock_owner {
 };
 
 struct payload_scratch {
-	__u8 data[GUARD_PAYLOAD_LEN];
+	__u8 data[SCAN_CHUNK];
 };
 
 struct {
@@ -393,15 +393,19 @@ int BPF_PROG(guard_fpu, struct fpu *fpu)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static __always_inline void claim_socket(struct bpf_sock *sk)
+/* The socket's owner, claimed for the current process; *fresh: its storage
+ * was made just now (zeroed: a stream whose first byte is still to come). */
+static __always_inline struct sock_owner *claim_socket(struct bpf_sock *sk, bool *fresh)
 {
 	struct sock_owner *owner = stream_claim(&sock_owners, sk);
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 
+	*fresh = owner && owner->who.pid == 0;
 	if (!owner || owner->who.pid == pid)
-		return;
+		return owner;
 	owner->who.pid = pid;
 	owner->who.start_time_ns = process_start(current_task());
+	return owner;
 }
 
 static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 family)
@@ -440,10 +444,15 @@ static __always_inline void emit_udp_connect(struct bpf_sock_addr *ctx, __u16 fa
 
 static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 {
-	claim_socket(ctx->sk);
+	struct bpf_sock *sk = ctx->sk;
+	bool fresh;
+	struct sock_owner *owner = claim_socket(sk, &fresh);
+
 	/* TCP reports from sockops once the handshake has an outcome. */
 	if (ctx->protocol == IPPROTO_UDP)
 		emit_udp_connect(ctx, family);
+	else if (owner && !fresh)
+		stream_restart(&owner->stream, sk);
 	return 1;
 }
 
@@ -463,14 +472,18 @@ int guard_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int guard_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 
 SEC("cgroup/sendmsg6")
 int guard_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	claim_socket(ctx->sk);
+	bool fresh;
+
+	claim_socket(ctx->sk, &fresh);
 	return 1;
 }
 
@@ -538,36 +551,78 @@ int guard_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* Reports the head bytes of a TCP stream, one record per segment. Returns
- * 0 to drop the packet: only for a socket whose first bytes were a Stratum
- * message the policy stops. */
+/* What the stream decided past its head: a proxy handshake done, or a
+ * verdict. Recorded after the decision is in force, one record each. */
+static __always_inline void emit_stream(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc,
+					const struct stream_step *step)
+{
+	struct stream_state *st = &owner->stream;
+	struct guard_stream *r;
+
+	r = reserve(sizeof(*r), GUARD_RECORD_STREAM);
+	if (!r)
+		return;
+	fill_header(&r->h, GUARD_RECORD_STREAM, owner->who.pid, owner->who.start_time_ns);
+	r->cookie = bpf_get_socket_cookie(skb);
+	r->family = loc->family;
+	r->dport = step->dport;
+	r->offset = step->decided ? step->decided_at : step->offset + step->len;
+	r->verdict = step->decided ? st->verdict : 0;
+	r->proxy = st->scan.proxy;
+	r->proxy_address = st->scan.proxy_address;
+	r->proxy_host_len = st->scan.proxy_host_len;
+	r->proxy_port = st->scan.proxy_port;
+	r->pad = 0;
+	__builtin_memcpy(r->daddr, loc->daddr, sizeof(r->daddr));
+	__builtin_memcpy(r->method, st->scan.method, sizeof(r->method));
+	if (!step->decided || st->verdict == GUARD_STRATUM_HOLD)
+		__builtin_memset(r->method, 0, sizeof(r->method));
+	__builtin_memcpy(r->proxy_host, st->scan.proxy_host, sizeof(r->proxy_host));
+	submit(r);
+}
+
+/* Follows a TCP stream (stream.h) and reports its first GUARD_PAYLOAD_LEN
+ * bytes, one record per segment, then what it decided. Returns 0 to drop
+ * the packet (stream_advance says when). */
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
 	struct stream_state *st = &owner->stream;
-	struct stream_bytes bytes;
+	struct stream_step step;
 	struct guard_payload *p;
-	const __u8 *data;
+	__u32 n;
+	int verdict;
 
-	data = stream_advance(skb, loc, st, &payload_scratch, &bytes);
-	if (!data)
-		return stream_egress_return(st);
-	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
-	if (p) {
-		bpf_probe_read_kernel(p->data, bytes.len, data);
-		fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
-		p->cookie = bpf_get_socket_cookie(skb);
-		p->family = loc->family;
-		p->dport = bytes.dport;
-		p->offset = bytes.offset;
-		p->len = bytes.len;
-		p->segments = st->segments;
-		p->flags = (stream_done(st) ? GUARD_PAYLOAD_FINAL : 0) | (st->verdict ? GUARD_PAYLOAD_STRATUM : 0) |
-			   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
-		p->pad = 0;
-		__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
-		submit(p);
+	verdict = stream_advance(skb, loc, st, &payload_scratch, GUARD_PAYLOAD_LEN, &step);
+	if (step.len && step.offset < GUARD_PAYLOAD_LEN) {
+		n = GUARD_PAYLOAD_LEN - step.offset;
+		if (n > step.len)
+			n = step.len;
+		p = n > 0 && n <= GUARD_PAYLOAD_LEN ? reserve(sizeof(*p), GUARD_RECORD_PAYLOAD) : NULL;
+		if (p && bpf_skb_load_bytes(skb, step.at, p->data, n)) {
+			bpf_ringbuf_discard(p, 0);
+			p = NULL;
+		}
+		if (p) {
+			fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
+			p->cookie = bpf_get_socket_cookie(skb);
+			p->family = loc->family;
+			p->dport = step.dport;
+			p->offset = step.offset;
+			p->len = n;
+			p->segments = st->segments;
+			p->flags = (st->offset >= GUARD_PAYLOAD_LEN || st->verdict ? GUARD_PAYLOAD_FINAL : 0) |
+				   (step.decided && st->verdict != GUARD_STRATUM_HOLD ? GUARD_PAYLOAD_STRATUM : 0) |
+				   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
+			p->pad = 0;
+			__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
+			submit(p);
+		}
 	}
-	return stream_egress_return(st);
+	if (step.decided || st->scan.proxies != st->reported) {
+		st->reported = st->scan.proxies;
+		emit_stream(skb, owner, loc, &step);
+	}
+	return verdict;
 }
 
 static __always_inline void capture_dns(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
@@ -616,8 +671,8 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && stream_done(&owner->stream))
-		return stream_egress_return(&owner->stream);
+	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, GUARD_PAYLOAD_LEN))
+		return stream_verdict_return(&owner->stream);
 	if (locate_l4(skb, &loc))
 		return 1;
 	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)
@@ -627,11 +682,11 @@ int guard_egress(struct __sk_buff *skb)
 	return 1;
 }
 
-/* ---- unix streams --------------------------------------------------------- */
+/* ---- unix sockets -------------------------------------------------------- */
 
-/* What was first written into each unix stream socket, kept on the receiving
- * end. A relay's unix clients are told apart by it: the one whose first bytes
- * hold what the relay sent on is the sender. */
+/* What was first written into each unix stream or seqpacket socket, kept on
+ * the receiving end. A relay's unix clients are told apart by it: the one
+ * whose first bytes hold what the relay sent on is the sender. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -639,43 +694,92 @@ struct {
 	__type(value, struct guard_unix_head);
 } unix_heads SEC(".maps");
 
-#define AF_UNIX 1 /* SOCK_STREAM and TCP_LISTEN are enum values in vmlinux.h */
+/* The same for unix datagram sockets, a head per sender: any process may
+ * send to a named datagram socket, connected or not. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct guard_unix_dgram_heads);
+} unix_dgram_heads SEC(".maps");
 
-/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
- * a unix stream that is inside the writer's sendmsg, so current is the writer.
- * Every other socket leaves on its family (each received TCP segment passes
- * here: two loads and a compare). The bytes are the queue's newest skb's, read
- * from its linear part; a reader racing to free it makes a short read, not a
- * fault. */
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(guard_unix_data, const struct sock *sk)
+#define AF_UNIX 1 /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET and TCP_LISTEN are enum values in vmlinux.h */
+
+/* Appends the linear bytes of the newest skb queued on sk to head, naming the
+ * first writer and marking the head mixed when another writes into it later.
+ * A reader racing to free the skb makes a short read, not a fault. */
+static __always_inline void unix_capture(struct guard_unix_head *head, const struct sock *sk, __u32 tgid)
 {
-	struct guard_unix_head *head;
 	struct sk_buff *skb;
 	__u32 off, n, linear;
 
-	if (sk->__sk_common.skc_family != AF_UNIX || sk->sk_type != SOCK_STREAM || sk->__sk_common.skc_state == TCP_LISTEN)
-		return 0;
-	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!head || head->len >= GUARD_UNIX_HEAD_LEN)
-		return 0;
+	if (head->len >= GUARD_UNIX_HEAD_LEN)
+		return;
 	skb = sk->sk_receive_queue.prev;
 	if (!skb || (void *)skb == (void *)&sk->sk_receive_queue)
-		return 0;
+		return;
 	linear = skb->len - skb->data_len;
 	off = head->len;
 	n = GUARD_UNIX_HEAD_LEN - off;
 	if (n > linear)
 		n = linear;
 	if (n == 0 || off >= GUARD_UNIX_HEAD_LEN || n > GUARD_UNIX_HEAD_LEN)
-		return 0;
+		return;
 	if (!head->pid) {
-		head->pid = bpf_get_current_pid_tgid() >> 32;
+		head->pid = tgid;
 		head->start_time_ns = process_start(bpf_get_current_task_btf());
+	} else if (head->pid != tgid) {
+		head->flags |= GUARD_UNIX_HEAD_MIXED;
 	}
 	if (bpf_probe_read_kernel(&head->data[off], n, skb->data))
-		return 0;
+		return;
 	head->len = off + n;
+}
+
+/* A datagram into sk: into its sender's head, a free one taken for a new sender. */
+static __always_inline void unix_dgram_capture(const struct sock *sk, __u32 tgid)
+{
+	struct guard_unix_dgram_heads *heads;
+	int slot = -1;
+
+	heads = bpf_sk_storage_get(&unix_dgram_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!heads)
+		return;
+	for (int i = 0; i < GUARD_UNIX_DGRAM_WRITERS; i++) {
+		if (heads->writers[i].pid == tgid || !heads->writers[i].pid) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0 || slot >= GUARD_UNIX_DGRAM_WRITERS) {
+		__sync_fetch_and_add(&heads->others, 1);
+		return;
+	}
+	unix_capture(&heads->writers[slot], sk, tgid);
+}
+
+/* sk_data_ready runs on the receiving socket once bytes are queued on it; for
+ * a unix socket of any type that is inside the writer's sendmsg, so current is
+ * the writer. Every other socket leaves on its family (each received TCP
+ * segment passes here: two loads and a compare). */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(guard_unix_data, const struct sock *sk)
+{
+	struct guard_unix_head *head;
+	__u32 tgid;
+
+	if (sk->__sk_common.skc_family != AF_UNIX || sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (sk->sk_type == SOCK_DGRAM) {
+		unix_dgram_capture(sk, tgid);
+		return 0;
+	}
+	if (sk->sk_type != SOCK_STREAM && sk->sk_type != SOCK_SEQPACKET)
+		return 0;
+	head = bpf_sk_storage_get(&unix_heads, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (head)
+		unix_capture(head, sk, tgid);
 	return 0;
 }
 

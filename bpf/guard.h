@@ -9,7 +9,11 @@
 #ifndef GUARD_H
 #define GUARD_H
 
-#define GUARD_ABI_VERSION 2
+/* Raised with every change a decoder of the last version would misread: 2,
+ * the exec record's file (file_ino, file_dev); 3, the stream record
+ * (GUARD_RECORD_STREAM) and the head segments' flags as the stream scan
+ * sets them. */
+#define GUARD_ABI_VERSION 3
 
 #define GUARD_COMM_LEN 16
 #define GUARD_PATH_LEN 256
@@ -27,7 +31,8 @@ enum guard_record_kind {
 	GUARD_RECORD_DNS = 6,
 	GUARD_RECORD_GPU_OPEN = 7,
 	GUARD_RECORD_GPU_IOCTL = 8,
-	GUARD_RECORD_KIND_COUNT = 9,
+	GUARD_RECORD_STREAM = 9,
+	GUARD_RECORD_KIND_COUNT = 10,
 };
 
 enum guard_connect_result {
@@ -218,8 +223,25 @@ struct guard_unix_head {
 	__u64 start_time_ns; /* the first writer's group leader's start, CLOCK_BOOTTIME */
 	__u32 pid;           /* its tgid */
 	__u16 len;           /* bytes in data, at most GUARD_UNIX_HEAD_LEN */
-	__u16 pad;
+	__u16 flags;         /* GUARD_UNIX_HEAD_* */
 	__u8 data[2 * GUARD_UNIX_HEAD_LEN];
+};
+
+/* Another process than the first writer wrote some of data: the writer named
+ * is not the writer of every byte (both ends of a socketpair are held by a
+ * parent and its child after fork, and either may write). */
+#define GUARD_UNIX_HEAD_MIXED 1
+
+/* unix_dgram_heads values: socket storage on a unix datagram socket that
+ * received while Guard watched. Datagrams come from any process that names
+ * the socket (connected or not), so each sender gets a head of its own: the
+ * first GUARD_UNIX_HEAD_LEN bytes it sent to this socket. Past
+ * GUARD_UNIX_DGRAM_WRITERS senders, the others' datagrams are only counted. */
+#define GUARD_UNIX_DGRAM_WRITERS 4
+struct guard_unix_dgram_heads {
+	__u32 others;   /* datagrams from senders past those kept */
+	__u32 pad;
+	struct guard_unix_head writers[GUARD_UNIX_DGRAM_WRITERS];
 };
 
 #define GUARD_PAYLOAD_FINAL 1
@@ -234,6 +256,13 @@ struct guard_method {
 };
 #define GUARD_STRATUM_ALERT 1
 #define GUARD_STRATUM_DROP 2
+/* Not a map value: the scan ran out of budget (GUARD_SCAN_LIMIT) inside a
+ * message or a proxy handshake, so the stream is held (dropped) undecided. */
+#define GUARD_STRATUM_HOLD 3
+
+/* How far the kernel reads a TCP stream for Stratum (bpf/stream.h): its
+ * first GUARD_SCAN_LIMIT bytes at most, handshakes included. */
+#define GUARD_SCAN_LIMIT 65536
 
 /* One of the first segments of a connection: its bytes and where they sit in
  * the first GUARD_PAYLOAD_LEN bytes of the stream. The sensor assembles them
@@ -250,6 +279,48 @@ struct guard_payload {
 	__u16 pad;
 	__u8 daddr[16];
 	__u8 data[GUARD_PAYLOAD_LEN];
+};
+
+/* The proxy handshake a stream opened with (bpf/stream.h), the latest when
+ * proxies are chained. */
+enum guard_proxy {
+	GUARD_PROXY_NONE = 0,
+	GUARD_PROXY_SOCKS4 = 1,
+	GUARD_PROXY_SOCKS4A = 2,
+	GUARD_PROXY_SOCKS5 = 3,
+	GUARD_PROXY_HTTP_CONNECT = 4,
+};
+
+/* How the destination asked of a proxy is written in proxy_host. */
+enum guard_proxy_address {
+	GUARD_PROXY_ADDRESS_NONE = 0,
+	GUARD_PROXY_ADDRESS_IPV4 = 1, /* 4 bytes */
+	GUARD_PROXY_ADDRESS_IPV6 = 2, /* 16 bytes */
+	GUARD_PROXY_ADDRESS_NAME = 3, /* a domain name (SOCKS4a, SOCKS5) */
+	GUARD_PROXY_ADDRESS_AUTHORITY = 4, /* HTTP CONNECT's "host:port", as sent */
+};
+
+#define GUARD_PROXY_HOST_LEN 64
+
+/* What the kernel decided about a TCP stream past its head: a proxy
+ * handshake completed (verdict 0), or a Stratum verdict (with the latest
+ * handshake, if any). One record per event, however late in the stream:
+ * the sensor acts on each drop whether or not the head's records came. */
+struct guard_stream {
+	struct guard_header h; /* the owner recorded at connect */
+	__u64 cookie;
+	__u16 family;
+	__u16 dport;
+	__u32 offset;           /* stream offset of the byte that decided it */
+	__u8 verdict;           /* 0, GUARD_STRATUM_ALERT, _DROP or _HOLD */
+	__u8 proxy;             /* enum guard_proxy */
+	__u8 proxy_address;     /* enum guard_proxy_address */
+	__u8 proxy_host_len;    /* bytes in proxy_host (cut at GUARD_PROXY_HOST_LEN) */
+	__u16 proxy_port;       /* host order; 0 for HTTP CONNECT (in the authority) */
+	__u16 pad;
+	__u8 daddr[16];
+	char method[GUARD_METHOD_LEN]; /* the method that decided it, NUL-padded */
+	__u8 proxy_host[GUARD_PROXY_HOST_LEN];
 };
 
 struct guard_dns {
@@ -403,6 +474,87 @@ struct guard_lineage {
 	struct guard_process_id creator; /* who forked it (the caller, not real_parent), or the nearest recorded creator above an exited one */
 	__u32 refs;                      /* 1 while it runs, + 1 for each entry that names it as creator */
 	__u32 alive;                     /* 1 until it exits */
+};
+
+/*
+ * Confinement (bpf/confine.bpf.c), pinned under PIN_ROOT/confine from the
+ * first start with a [[confine]] section until `guard detach --all`. Map
+ * layouts only: no ring record changes, GUARD_ABI_VERSION stays.
+ *
+ * A confined process is found by the job's own cgroup (confine_cgroups,
+ * keyed by cgroup id, looked up at the levels confine_levels names) or by
+ * its tgid (confine_tgids: a launcher's tree, inherited at fork). Its
+ * destinations are allowed by rule sets in one LPM trie: the section's
+ * (every job it selects) and the job's own (DNS answers, approvals).
+ */
+#define GUARD_CONFINE_RANGES 8
+#define GUARD_CONFINE_LEVELS 32
+
+enum guard_confine_mode {
+	GUARD_CONFINE_ENFORCE = 1, /* denied: EPERM, or the packet dropped */
+	GUARD_CONFINE_AUDIT = 2,   /* counted as a denial, let through */
+	GUARD_CONFINE_ASK = 3,     /* denied as enforce; user space raises a request */
+};
+
+/* confine_cgroups and confine_tgids values: a confined job's rule sets. */
+struct guard_confine_job {
+	__u32 section;       /* the section's rule set */
+	__u32 job;           /* the job's own rule set; 0: none yet */
+	__u32 mode;          /* enum guard_confine_mode */
+	__u32 pad;
+	__u64 start_ticks; /* confine_tgids: the process's start in clock ticks, as /proc shows it (a reused tgid is no member); 0 in confine_cgroups */
+};
+
+/* confine_allow keys (an LPM trie): a rule set, then the address as IPv6,
+ * IPv4 v4-mapped. prefixlen counts the set's 32 bits and the address bits. */
+struct guard_confine_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u8 addr[16];
+};
+
+struct guard_port_range {
+	__u16 low;  /* host order */
+	__u16 high;
+	__u8 protocol; /* IPPROTO_TCP, IPPROTO_UDP; 0: any */
+	__u8 pad[3];
+};
+
+/* confine_allow values: the ports allowed at the longest matching prefix
+ * (user space folds in those of every shorter prefix of the set). */
+struct guard_confine_ports {
+	__u32 count;
+	__u32 pad;
+	__u64 expires_ns; /* CLOCK_BOOTTIME; 0: never (a DNS answer's TTL, an approval's end) */
+	struct guard_port_range ranges[GUARD_CONFINE_RANGES];
+};
+
+enum guard_confine_what {
+	GUARD_CONFINE_CONNECT = 1, /* connect(2), TCP or UDP */
+	GUARD_CONFINE_SEND = 2,    /* an unconnected UDP send */
+	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
+};
+
+/* confine_denials keys: one denied destination of one job. */
+struct guard_confine_denial_key {
+	__u32 section;
+	__u32 job;
+	__u8 addr[16]; /* IPv6, IPv4 v4-mapped */
+	__u16 port;    /* host order */
+	__u8 protocol;
+	__u8 what;     /* enum guard_confine_what */
+	__u32 pad;
+};
+
+/* confine_denials values: counted in place; user space reports the growth. */
+struct guard_confine_denial {
+	__u64 count;
+	__u64 first_ns; /* CLOCK_BOOTTIME */
+	__u64 last_ns;
+	__u64 start_time_ns; /* the latest denied process's start (0 at egress: no process there) */
+	__u32 tgid;
+	__u32 mode; /* enum guard_confine_mode at the latest */
+	char comm[GUARD_COMM_LEN];
 };
 
 #endif /* GUARD_H */

@@ -59,12 +59,13 @@ static __always_inline int locate_l4(struct __sk_buff *skb, struct l4_location *
 /* A TCP segment's payload, read from headers in place. */
 struct tcp_segment {
 	__u32 payload_offset;
-	__u32 payload_len;
+	__u32 payload_len; /* 0 for a bare SYN, ACK or FIN */
 	__u32 seq;
 	__u16 dport; /* host order */
+	__u8 syn;    /* a SYN: its data (TCP Fast Open) starts at seq + 1 */
 };
 
-/* 0 when the packet is a TCP segment carrying payload. */
+/* 0 when the packet is a TCP segment, with or without payload. */
 static __always_inline int read_tcp_segment(struct __sk_buff *skb, struct l4_location *loc, struct tcp_segment *seg)
 {
 	void *data = (void *)(long)skb->data;
@@ -77,11 +78,10 @@ static __always_inline int read_tcp_segment(struct __sk_buff *skb, struct l4_loc
 	if ((void *)(th + 1) > end)
 		return -1;
 	seg->payload_offset = loc->offset + th->doff * 4;
-	if (skb->len <= seg->payload_offset)
-		return -1;
-	seg->payload_len = skb->len - seg->payload_offset;
+	seg->payload_len = skb->len > seg->payload_offset ? skb->len - seg->payload_offset : 0;
 	seg->seq = bpf_ntohl(th->seq);
 	seg->dport = bpf_ntohs(th->dest);
+	seg->syn = th->syn;
 	return 0;
 }
 

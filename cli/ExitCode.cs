@@ -10,4 +10,7 @@ public enum ExitCode
 
     /// <summary>The command line was wrong: unknown flag, bad value.</summary>
     Usage = 2,
+
+    /// <summary>An acting command (kill, quarantine, release, detach, policy reload) run by a caller other than root without the capabilities it needs; EX_NOPERM in sysexits.h.</summary>
+    NotPermitted = 77,
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Guard.Cli.Commands;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Interop;
 
@@ -22,6 +23,8 @@ public static class GuardCli
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
+        root.Subcommands.Add(CompletionCommand.Create(console, () => root));
+        root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));
         return root;
     }
 
@@ -31,8 +34,8 @@ public static class GuardCli
         ParseResult parse = root.Parse(UsageErrors.Rewrite(args));
         if (parse.Errors.Count > 0)
         {
-            console.Error.WriteLine($"guard: {UsageErrors.Describe(parse)}");
-            console.Error.WriteLine("Try 'guard --help'.");
+            // One line: the error names the command's --help where that helps.
+            console.Error.WriteLine($"guard: {Printable.Of(UsageErrors.Describe(parse))}");
             return (int)ExitCode.Usage;
         }
         try
@@ -46,9 +49,14 @@ public static class GuardCli
             };
             return parse.InvokeAsync(config, cancellation).GetAwaiter().GetResult();
         }
-        catch (UsageException e)
+        catch (NotPermittedException e)
         {
             console.Error.WriteLine($"guard: {e.Message}");
+            return (int)ExitCode.NotPermitted;
+        }
+        catch (UsageException e)
+        {
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Usage;
         }
         catch (PolicyException e)
@@ -60,13 +68,13 @@ public static class GuardCli
         }
         catch (SensorException e)
         {
-            console.Error.WriteLine($"guard: {e.Message}");
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Failure;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A file the host would not let us read or write (/proc, cgroupfs, bpffs): one line, never a trace.
-            console.Error.WriteLine($"guard: {e.Message}");
+            console.Error.WriteLine($"guard: {Printable.Of(e.Message)}");
             return (int)ExitCode.Failure;
         }
     }

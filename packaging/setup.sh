@@ -3,7 +3,9 @@
 # clang and llvm (the BPF object), bpftool (vmlinux.h from this kernel's BTF),
 # libbpf, libelf and zlib archives (linked into the native guard binary), and
 # the tools the kernel tests drive (python3, util-linux's unshare, iproute2,
-# socat for the relay tests).
+# socat for the relay tests), and groff and zsh, which read the man page and
+# the zsh completion the package ships (the .deb itself is built by dpkg-deb,
+# part of every Debian system).
 # Safe to run again; it installs only what is missing.
 set -euo pipefail
 
@@ -13,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev python3 util-linux iproute2 socat; do
+for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev python3 util-linux iproute2 socat groff-base zsh; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)

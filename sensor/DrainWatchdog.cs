@@ -61,6 +61,9 @@ public sealed class DrainWatchdog : IDisposable
     /// <summary>Whether the drain is late by more than <see cref="StallLimit"/> as of the last check.</summary>
     public bool Stalled => Volatile.Read(ref stalled);
 
+    /// <summary>How late the drain is now: the time since the draining thread last came round its loop (any thread may ask).</summary>
+    public TimeSpan Late => TimeSpan.FromTicks(Math.Max(0, Libc.NowNs(Libc.ClockBoottime) - Volatile.Read(ref lastDrainNs)) / 100);
+
     /// <summary>Called by the draining thread each time round its loop: cheap, no allocation.</summary>
     public void Drained(long nowNs) => Volatile.Write(ref lastDrainNs, nowNs);
 

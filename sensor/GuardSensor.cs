@@ -46,6 +46,28 @@ public sealed record SensorOptions
 
     /// <summary>Told, from the watchdog's thread, how late the drain is when it stalls; once a stall.</summary>
     public Action<TimeSpan>? OnStall { get; init; }
+
+    /// <summary>Where the Prometheus endpoint (/metrics, /healthz) listens; null: no endpoint (the default).</summary>
+    public System.Net.IPEndPoint? MetricsEndpoint { get; init; }
+
+    /// <summary>The counters outputs count into (<see cref="MetricCounters.Outputs"/>); null: the sensor makes its own.</summary>
+    public MetricCounters? Counters { get; init; }
+
+    /// <summary>Ring buffer drops a second above which an alert is sent (at most one a minute, <see cref="RingDropAlerts"/>); 0: none.</summary>
+    public long DropAlertRate { get; init; }
+
+    /// <summary>The SHA-256 of <see cref="Policy"/>'s text (lowercase hex), for the metrics and reload events; null when unknown.</summary>
+    public string? PolicySha256 { get; init; }
+
+    /// <summary>
+    /// How a reload (SIGHUP, <c>guard policy reload</c>) reads the policy again,
+    /// with its SHA-256; throws <see cref="PolicyException"/> for a bad one.
+    /// Null: SIGHUP does not reload.
+    /// </summary>
+    public Func<(Policy Policy, string Sha256)>? ReloadPolicy { get; init; }
+
+    /// <summary>Told, from the reload's thread, each line a reload says (applied, or refused with file:line:key: reason).</summary>
+    public Action<string>? OnReload { get; init; }
 }
 
 /// <summary>What a run saw, for the exit summary.</summary>
@@ -70,7 +92,7 @@ public sealed record SensorSummary(
 /// process table and the pipeline to a sink. Start, then Poll or Run, then
 /// Dispose, which detaches every program.
 /// </summary>
-public sealed class GuardSensor : IDisposable
+public sealed partial class GuardSensor : IDisposable
 {
     private readonly KernelSession kernel;
     private readonly RingBufferReader reader;
@@ -79,11 +101,12 @@ public sealed class GuardSensor : IDisposable
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
     private readonly LateJudging? lateJudging;
-    private readonly PolicyDetectors? detectors;
+    private PolicyDetectors? detectors;
     private readonly RelayTrace? relays;
     private readonly RecordDecoder decoder;
     private readonly IEventSink sink;
-    private readonly SensorOptions options;
+    // Replaced by a reload (on the event thread, under handOverGate): the policy and what the kernel judges.
+    private SensorOptions options;
     private readonly HeartbeatEvent heartbeat = new();
     private readonly long startNs;
     private long nextHeartbeatNs;
@@ -94,6 +117,7 @@ public sealed class GuardSensor : IDisposable
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
+    private Confinement? confinement;
     private readonly HoldBreaches? holdBreaches;
     private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
@@ -122,12 +146,14 @@ public sealed class GuardSensor : IDisposable
         this.quarantines = quarantines;
         holdBreaches = quarantines is null ? null : new HoldBreaches(options.Kernel.CgroupRoot!);
         decoder = new RecordDecoder();
-        emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog);
+        metricCounters = options.Counters ?? new MetricCounters();
+        // Findings and actions are counted only for an endpoint that shows them.
+        emitter = new EventEmitter(table, sink, options.Filter, options.ActionLog, options.MetricsEndpoint is null ? null : metricCounters);
         this.detectors = detectors;
         // Relay lookups run on a thread of their own and wake the reader when they answer.
         relays = responder is null ? null
             : new RelayTrace(new SenderLookups(
-                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
+                kernel.ConnectedBy, kernel.UnixHeadOf, kernel.UnixDgramHeadsOf, kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.UnixData), () => reader?.Wake()), table, () => kernel.ReadDrops()[(int)RecordKind.Payload] > 0);
         judge = detectors is null ? null : new Judge(detectors, responder, emitter, relays);
         IoctlCounters? counters = kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Ioctl)
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
@@ -190,6 +216,7 @@ public sealed class GuardSensor : IDisposable
             }
             sensor = new GuardSensor(kernel, table, sink, options with { Kernel = kernelOptions }, detectors, quarantines, responder);
             sensor.RecordLineage();
+            sensor.Confine(options.Policy, table);
             sensor.Register();
             sensor.WatchDrain();
         }
@@ -206,6 +233,7 @@ public sealed class GuardSensor : IDisposable
             // Last: what others left enforcing goes only once nothing can fail this start.
             if (kernelOptions.InKernelRules.Enforce)
                 sensor.ownPins = PinEnforcement(kernel);
+            sensor.StartServices();
         }
         catch
         {
@@ -277,6 +305,22 @@ public sealed class GuardSensor : IDisposable
         }
     }
 
+    /// <summary>
+    /// Puts the policy's [[confine]] sections into the kernel (pinned: they stay
+    /// in force after this sensor, however it ends) and confines the jobs running
+    /// now that a section selects; later ones are confined as they exec.
+    /// </summary>
+    private void Confine(Policy? policy, ProcessTable processes)
+    {
+        if (policy is null)
+            return;
+        confinement = Confinement.Start(policy, options.Kernel.CgroupRoot!);
+        if (confinement is null)
+            return;
+        confinement.Seed(processes.Entries);
+        pipeline.Confinement = confinement;
+    }
+
     /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
     private void Register()
     {
@@ -308,6 +352,7 @@ public sealed class GuardSensor : IDisposable
         int n = reader.Poll(timeoutMs);
         long now = Libc.NowNs(Libc.ClockBoottime);
         watchdog?.Drained(now);
+        PollServices(now, n);
         judge?.OnHashes(table);
         pipeline.JudgeExisting(now, ExistingPerPoll);
         lateJudging?.Poll(now);
@@ -505,6 +550,7 @@ public sealed class GuardSensor : IDisposable
     /// <summary>Detaches every program this sensor attached, its pinned ones too: call <see cref="HandOverEnforcement"/> first to keep enforcing.</summary>
     public void Dispose()
     {
+        StopServices(); // first: the metrics server reads the kernel's maps
         watchdog?.Dispose();
         registration?.Dispose();
         detectors?.Executables.Dispose();
@@ -512,6 +558,7 @@ public sealed class GuardSensor : IDisposable
         relays?.Dispose(); // before the kernel: its lookups read a kernel map
         lateJudging?.Dispose();
         reader.Dispose();
+        confinement?.Dispose(); // its descriptors only: confinement stays pinned, in force
         kernel.Dispose();
         lock (handOverGate)
         {

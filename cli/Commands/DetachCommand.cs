@@ -20,6 +20,7 @@ public static class DetachCommand
         command.Options.Add(Output);
         command.SetAction(parse =>
         {
+            NotPermittedException.ThrowUnlessMayAct("guard detach", Guard.Sensor.Bpf.Privileges.ToHold);
             if (!parse.GetValue(All))
                 throw new UsageException("detach removes everything Guard has in the kernel: say --all to mean it");
             Guard.Sensor.Bpf.Privileges.Require("guard detach");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
@@ -90,7 +91,7 @@ public static class GpuCommand
             {
                 string sm = u.Sample.SmPercent is uint s ? s.ToString(CultureInfo.InvariantCulture) : "-";
                 string memory = u.Sample.UsedMemoryBytes is ulong b ? $"{b >> 20} MiB" : "-";
-                string root = u.JobRoot is { } j ? $"{j.NameText} {j.Pid}" : "-";
+                string root = u.JobRoot is { } j ? $"{j.DisplayName} {j.Pid}" : "-";
                 string process = u.Process is { } p ? Command(p) : "?";
                 text.Append(CultureInfo.InvariantCulture, $"  {u.Sample.Pid,-9} {sm,3}  {memory,-9} {Clip(root, 20),-20}  {Clip(process, 40),-40}  {u.Verdict}").AppendLine();
             }
@@ -151,7 +152,7 @@ public static class GpuCommand
         stdout.WriteByte((byte)'\n');
     }
 
-    private static string Command(ProcessEntry p) => p.Args.Length > 0 ? Encoding.UTF8.GetString(p.Args).Replace('\0', ' ') : p.NameText;
+    private static string Command(ProcessEntry p) => Printable.Of(p.Args.Length > 0 ? Encoding.UTF8.GetString(p.Args).Replace('\0', ' ') : p.NameText);
 
     private static string Gib(ulong bytes) => (bytes / (double)(1UL << 30)).ToString("F1", CultureInfo.InvariantCulture);
 

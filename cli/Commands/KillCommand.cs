@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Processes;
@@ -37,6 +38,7 @@ public static class KillCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard kill", Privileges.ToKill);
         ProcessTarget target = ValueParsers.ParseTarget(parse.GetValue(Target)!);
         if (parse.GetValue(Tree) && parse.GetValue(Job))
             throw new UsageException("--tree and --job cannot be given together");
@@ -59,9 +61,9 @@ public static class KillCommand
         KillOutcome outcome = new ProcessKiller(cgroupRoot, jobs).Kill(target, scope);
 
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
-            console.Out.WriteLine($"guard: {outcome.Message}");
+            console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         if (!outcome.Done)
-            console.Error.WriteLine($"guard: refused to kill {target}: {outcome.Message}");
+            console.Error.WriteLine($"guard: refused to kill {target}: {Printable.Of(outcome.Message)}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 
@@ -77,7 +79,7 @@ public static class KillCommand
         }
         QuarantineOutcome outcome = quarantines.Kill(held);
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)))
-            console.Out.WriteLine($"guard: {outcome.Message}");
+            console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 }

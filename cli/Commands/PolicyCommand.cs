@@ -1,9 +1,12 @@
 using System.CommandLine;
+using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Response;
 
 namespace Guard.Cli.Commands;
 
-/// <summary>`guard policy check FILE` and `guard policy show [--policy FILE]`.</summary>
+/// <summary>`guard policy check FILE`, `guard policy show [--policy FILE]` and `guard policy reload`.</summary>
 public static class PolicyCommand
 {
     private static readonly Argument<string> File = new("FILE") { Description = "The policy file to check" };
@@ -26,6 +29,10 @@ public static class PolicyCommand
         show.Options.Add(PolicyFile);
         show.SetAction(parse => Show(parse.GetValue(PolicyFile), console));
         policy.Subcommands.Add(show);
+
+        var reload = new Command("reload", "Have each running guard watch read its policy again (as SIGHUP does) and say whether it took it; a bad policy is refused with file:line:key: reason and the running one stays.");
+        reload.SetAction(_ => Reload(console));
+        policy.Subcommands.Add(reload);
         return policy;
     }
 
@@ -34,8 +41,45 @@ public static class PolicyCommand
     {
         Policy p = PolicyLoader.Load(path);
         int acting = p.Rules.Count(r => KernelRules.Acts(r.Value));
-        console.Out.WriteLine($"{path}: ok (mode {(p.Mode == PolicyMode.Enforce ? "enforce" : "audit")}, {p.Rules.Count} rules, {acting} that act)");
+        console.Out.WriteLine($"{path}: ok (mode {(p.Mode == PolicyMode.Enforce ? "enforce" : "audit")}, {p.Rules.Count} rules, {acting} that act{(p.Confine.Count > 0 ? $", {p.Confine.Count} [[confine]] section(s)" : "")})");
         return (int)ExitCode.Success;
+    }
+
+    /// <summary>Asks every registered sensor; exit 0 when all took it, 2 when one refused the policy, 1 when none runs or one did not answer.</summary>
+    private static int Reload(IConsole console)
+    {
+        // Changing what a running sensor enforces is acting on the host: root, or the capabilities a hold needs.
+        NotPermittedException.ThrowUnlessMayAct("guard policy reload", Privileges.ToHold);
+        IReadOnlyList<RegisteredSensor> sensors = RunningSensors.List();
+        if (sensors.Count == 0)
+        {
+            console.Error.WriteLine($"guard policy reload: no guard watch is running (none registered under {RunningSensors.Directory}); nothing to reload");
+            return (int)ExitCode.Failure;
+        }
+        ExitCode result = ExitCode.Success;
+        foreach (RegisteredSensor sensor in sensors)
+        {
+            PolicyReloadAnswer answer;
+            try
+            {
+                answer = PolicyReloads.Ask(sensor, PolicyReloads.AnswerTimeout);
+            }
+            catch (SensorException e)
+            {
+                console.Error.WriteLine($"guard policy reload: {e.Message}");
+                result = result == ExitCode.Success ? ExitCode.Failure : result;
+                continue;
+            }
+            if (answer.Applied)
+            {
+                console.Out.WriteLine($"pid {sensor.Pid}: {string.Join(" ", answer.Lines).Replace("guard watch: policy reloaded: ", "reloaded: ", StringComparison.Ordinal)}");
+                continue;
+            }
+            foreach (string line in answer.Lines)
+                console.Error.WriteLine($"pid {sensor.Pid}: {line.Replace("guard watch: ", "", StringComparison.Ordinal)}");
+            result = ExitCode.Usage;
+        }
+        return (int)result;
     }
 
     private static int Show(string? path, IConsole console)

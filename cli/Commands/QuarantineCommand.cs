@@ -56,6 +56,7 @@ public static class QuarantineCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard quarantine", Privileges.ToHold);
         string? text = parse.GetValue(Target);
         string? job = parse.GetValue(Job);
         if ((text is null) == (job is null))
@@ -86,9 +87,9 @@ public static class QuarantineCommand
         QuarantineOutcome outcome = target is { } named ? quarantines.HoldTree(named, request) : quarantines.HoldJob(job!, request);
 
         if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(process)) && outcome.Done)
-            console.Out.WriteLine($"guard: {outcome.Message}");
+            console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         if (!outcome.Done)
-            console.Error.WriteLine($"guard: refused to quarantine {text ?? job}: {outcome.Message}");
+            console.Error.WriteLine($"guard: refused to quarantine {text ?? job}: {Printable.Of(outcome.Message)}");
         return outcome.Done ? (int)ExitCode.Success : (int)ExitCode.Failure;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Response;
 
@@ -37,6 +38,7 @@ public static class ReleaseCommand
 
     private static int Run(ParseResult parse, IConsole console)
     {
+        NotPermittedException.ThrowUnlessMayAct("guard release", Privileges.ToHold);
         string? text = parse.GetValue(Target);
         string? job = parse.GetValue(Job);
         bool all = parse.GetValue(All);
@@ -61,7 +63,7 @@ public static class ReleaseCommand
         {
             QuarantineOutcome outcome = quarantines.Release(hold);
             if (!ActionOutput.Report(console, parse, Output, outcome.ToActionEvent(null)))
-                console.Out.WriteLine($"guard: {outcome.Message}");
+                console.Out.WriteLine($"guard: {Printable.Of(outcome.Message)}");
         }
         return (int)ExitCode.Success;
     }

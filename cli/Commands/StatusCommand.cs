@@ -61,10 +61,10 @@ public static class StatusCommand
         {
             string how = Seen(h);
             string until = h.Deadline is { } d ? $"; {(h.OnTimeout == QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
-            o.WriteLine($"  {h.Name}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
-            o.WriteLine($"    reason: {h.Reason}");
+            o.WriteLine($"  {Printable.Of(h.Name)}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
+            o.WriteLine($"    reason: {Printable.Of(h.Reason)}");
             if (h.ContinuesRefused + h.ContinuesUnanswered > 0)
-                o.WriteLine($"    continues refused: {h.ContinuesRefused}{(h.ContinuesUnanswered > 0 ? $", {h.ContinuesUnanswered} the kernel could not answer" : "")}{(h.LastContinuedBy is { } by ? $"; the latest by pid {by.Pid} ({by.Name})" : "")}");
+                o.WriteLine($"    continues refused: {h.ContinuesRefused}{(h.ContinuesUnanswered > 0 ? $", {h.ContinuesUnanswered} the kernel could not answer" : "")}{(h.LastContinuedBy is { } by ? $"; the latest by pid {by.Pid} ({Printable.Of(by.Name)})" : "")}");
         }
         var bySensor = programs.SelectMany(p => p.HolderPids.Select(pid => (pid, p.Name))).GroupBy(x => x.pid).OrderBy(g => g.Key).ToList();
         int pinned = programs.Count(p => p.HolderPids.Count == 0);
@@ -88,7 +88,7 @@ public static class StatusCommand
             : "lineage: not recorded (no guard watch, kill --tree or tree hold since boot or the last detach): trees are found by live parents only");
         o.WriteLine(recent.Count == 0 ? "recent actions: none" : $"recent actions (latest {recent.Count}):");
         foreach (LoggedAction a in recent)
-            o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {a.Message}");
+            o.WriteLine($"  {a.Timestamp} {a.Action} {(a.Succeeded ? "done" : "refused")} by {a.OrderedBy} (uid {a.OrderedByUid}): {Printable.Of(a.Message)}");
     }
 
     /// <summary>What the hold looks like now, as /proc and cgroupfs say: not what was done to it.</summary>

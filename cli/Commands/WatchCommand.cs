@@ -80,6 +80,16 @@ public static class WatchCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
+    private static readonly Option<string?> Metrics = new("--metrics")
+    {
+        Description = $"Serve Prometheus metrics (/metrics) and /healthz on ADDRESS: PORT (on 127.0.0.1), IP:PORT or [IPV6]:PORT; default: off (e.g. --metrics {MetricsServer.DefaultPort})",
+    };
+
+    private static readonly Option<string?> DropAlertRate = new("--drop-alert-rate")
+    {
+        Description = "Alert when the kernel's ring loses more than N records a second (N or N/s), at most once a minute with the count; default: off",
+    };
+
     /// <summary>Reports a value an option's parser refuses (the line a person sees) and yields nothing.</summary>
     private static T? Refuse<T>(System.CommandLine.Parsing.ArgumentResult result, string message)
     {
@@ -91,7 +101,7 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile })
+        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -128,9 +138,21 @@ public static class WatchCommand
         if (parse.GetValue(Job) is { } job && !Guard.Sensor.Processes.JobIds.IsWellFormed(job))
             throw new UsageException($"--job: '{job}' names no job; a job is {Guard.Sensor.Processes.JobIds.Formats}");
 
+        System.Net.IPEndPoint? metrics = null;
+        if (parse.GetValue(Metrics) is { } address && !MetricsServer.TryParseAddress(address, out metrics))
+            throw new UsageException($"--metrics: '{address}' is not PORT, IP:PORT or [IPV6]:PORT (try {MetricsServer.DefaultPort} or 127.0.0.1:{MetricsServer.DefaultPort})");
+        long dropAlertRate = 0;
+        if (parse.GetValue(DropAlertRate) is { } rate && !TryParseRate(rate, out dropAlertRate))
+            throw new UsageException($"--drop-alert-rate: '{rate}' is not a whole number of records a second of at least 1 (try 100 or 100/s)");
+        string? policyFile = parse.GetValue(PolicyFile);
+
         return new SensorOptions
         {
-            Policy = PolicyLoader.Load(parse.GetValue(PolicyFile)),
+            Policy = PolicyLoader.Load(policyFile, out string policySha256),
+            PolicySha256 = policySha256,
+            ReloadPolicy = () => (PolicyLoader.Load(policyFile, out string sha256), sha256),
+            MetricsEndpoint = metrics,
+            DropAlertRate = dropAlertRate,
             Kernel = new KernelOptions
             {
                 RingBufferBytes = ringBytes,
@@ -146,6 +168,13 @@ public static class WatchCommand
             GpuSampleInterval = gpuInterval,
             StallLimit = stallLimit,
         };
+    }
+
+    /// <summary>"N" or "N/s", N a whole number of at least 1.</summary>
+    private static bool TryParseRate(string text, out long perSecond)
+    {
+        string n = text.EndsWith("/s", StringComparison.Ordinal) ? text[..^2] : text;
+        return long.TryParse(n, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out perSecond) && perSecond >= 1;
     }
 
     private static int Run(ParseResult parse, IConsole console, CancellationToken cancellation)
@@ -169,6 +198,7 @@ public static class WatchCommand
             ActionLog = new ActionLog(new EcsEncoder(run, redactor)),
             // From the watchdog's thread: the draining one is the one that is stuck.
             OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a stdout nobody reads, or a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
+            OnReload = line => error.WriteLine(line),
         };
         using GuardSensor sensor = GuardSensor.Start(options, sink);
         // A signal (the caller's token) is honoured within a second, even if the sensor is stuck.
@@ -179,6 +209,8 @@ public static class WatchCommand
         Policy policy = options.Policy!;
         console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
         console.Error.WriteLine($"guard watch: {sensor.GpuStatus}");
+        if (sensor.MetricsEndpoint is { } endpoint)
+            console.Error.WriteLine($"guard watch: metrics on http://{endpoint}/metrics and /healthz");
         try
         {
             sensor.Run(stop.Token);

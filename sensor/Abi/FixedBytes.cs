@@ -55,3 +55,9 @@ public struct Bytes128
 {
     private byte first;
 }
+
+[InlineArray(3)]
+public struct Bytes3
+{
+    private byte first;
+}

@@ -224,8 +224,42 @@ public struct GuardUnixHead
 
     /// <summary>Bytes in <see cref="Data"/>, at most <see cref="Capacity"/>.</summary>
     public ushort Length;
-    public ushort Pad;
+
+    /// <summary><see cref="MixedFlag"/> or 0.</summary>
+    public ushort Flags;
 
     /// <summary>Twice the capture (the kernel's copy stays inside it at any offset); the first <see cref="Length"/> bytes count.</summary>
     public Bytes512 Data;
+
+    /// <summary>GUARD_UNIX_HEAD_MIXED: a process other than <see cref="Pid"/> wrote some of <see cref="Data"/>.</summary>
+    public const ushort MixedFlag = 1;
+
+    /// <summary>Whether one process, <see cref="Pid"/>, wrote every byte kept.</summary>
+    public readonly bool OneWriter => Pid != 0 && (Flags & MixedFlag) == 0;
+}
+
+/// <summary>
+/// A unix_dgram_heads value (struct guard_unix_dgram_heads in bpf/guard.h):
+/// the first bytes each of the first <see cref="Writers"/> senders sent to a
+/// unix datagram socket while Guard watched, each in a head of its own.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardUnixDgramHeads
+{
+    /// <summary>GUARD_UNIX_DGRAM_WRITERS: the senders kept at most.</summary>
+    public const int Writers = 4;
+
+    /// <summary>Datagrams from senders past those kept.</summary>
+    public uint Others;
+    public uint Pad;
+
+    /// <summary>The senders' heads; an unused one has pid 0.</summary>
+    public WriterHeads Heads;
+
+    /// <summary>The <see cref="Writers"/> heads, inline.</summary>
+    [System.Runtime.CompilerServices.InlineArray(Writers)]
+    public struct WriterHeads
+    {
+        private GuardUnixHead first;
+    }
 }

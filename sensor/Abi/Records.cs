@@ -15,7 +15,8 @@ public enum RecordKind : ushort
     Dns = 6,
     GpuOpen = 7,
     GpuIoctl = 8,
-    Count = 9,
+    Stream = 9,
+    Count = 10,
 }
 
 public enum ConnectResult : uint
@@ -28,7 +29,8 @@ public enum ConnectResult : uint
 [StructLayout(LayoutKind.Sequential)]
 public struct RecordHeader
 {
-    public const ushort AbiVersion = 2;
+    /// <summary>GUARD_ABI_VERSION in bpf/guard.h: 3 since the stream record (<see cref="RecordKind.Stream"/>).</summary>
+    public const ushort AbiVersion = 3;
 
     public RecordKind Kind;
     public ushort Version;
@@ -126,6 +128,75 @@ public struct PayloadRecord
     public ushort Pad;
     public Bytes16 DestinationAddress;
     public Bytes256 Data;
+}
+
+/// <summary>The proxy handshake a stream opened with (enum guard_proxy), the latest when proxies are chained.</summary>
+public enum StreamProxy : byte
+{
+    None = 0,
+    Socks4 = 1,
+    Socks4a = 2,
+    Socks5 = 3,
+    HttpConnect = 4,
+}
+
+/// <summary>How the destination asked of a proxy is written (enum guard_proxy_address).</summary>
+public enum ProxyAddress : byte
+{
+    None = 0,
+
+    /// <summary>4 bytes.</summary>
+    IPv4 = 1,
+
+    /// <summary>16 bytes.</summary>
+    IPv6 = 2,
+
+    /// <summary>A domain name (SOCKS4a, SOCKS5).</summary>
+    Name = 3,
+
+    /// <summary>HTTP CONNECT's "host:port", as the client sent it.</summary>
+    Authority = 4,
+}
+
+/// <summary>
+/// What the kernel decided about a TCP stream past its head (struct
+/// guard_stream): a proxy handshake done (<see cref="Verdict"/> 0), or a
+/// Stratum verdict, each recorded once, however late in the stream.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct StreamRecord
+{
+    /// <summary>GUARD_STRATUM_HOLD: the scan's budget ended inside a message or a handshake; the stream is held.</summary>
+    public const byte Hold = 3;
+
+    /// <summary>GUARD_SCAN_LIMIT: the bytes of a stream the kernel scans at most.</summary>
+    public const int ScanLimit = 65536;
+
+    /// <summary>GUARD_PROXY_HOST_LEN, bytes.</summary>
+    public const int ProxyHostCapacity = 64;
+
+    public RecordHeader Header;
+    public ulong Cookie;
+    public ushort Family;
+    public ushort DestinationPort;
+
+    /// <summary>Stream offset of the byte that decided it (a handshake: of the byte after the segment).</summary>
+    public uint Offset;
+
+    /// <summary>0, <see cref="GuardMethod.Alert"/>, <see cref="GuardMethod.Drop"/> or <see cref="Hold"/>.</summary>
+    public byte Verdict;
+    public StreamProxy Proxy;
+    public ProxyAddress ProxyAddress;
+    public byte ProxyHostLength;
+
+    /// <summary>Host order; 0 for HTTP CONNECT, whose port is in the authority.</summary>
+    public ushort ProxyPort;
+    public ushort Pad;
+    public Bytes16 DestinationAddress;
+
+    /// <summary>The method that decided a Stratum verdict, NUL-padded.</summary>
+    public Bytes32 Method;
+    public Bytes64 ProxyHost;
 }
 
 [StructLayout(LayoutKind.Sequential)]

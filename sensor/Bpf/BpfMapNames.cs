@@ -31,8 +31,11 @@ public static class BpfMapNames
     /// <summary><c>sock_owners</c> in bpf/guard.bpf.c: socket storage naming who connected each socket (struct guard_sock_owner first).</summary>
     public const string SockOwners = "sock_owners";
 
-    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream (struct guard_unix_head).</summary>
+    /// <summary><c>unix_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes written into each unix stream or seqpacket socket (struct guard_unix_head).</summary>
     public const string UnixHeads = "unix_heads";
+
+    /// <summary><c>unix_dgram_heads</c> in bpf/guard.bpf.c: socket storage with the first bytes each sender sent to a unix datagram socket (struct guard_unix_dgram_heads).</summary>
+    public const string UnixDgramHeads = "unix_dgram_heads";
 
     /// <summary>
     /// libbpf's map for the .rodata section of bpf/guard.bpf.c, holding only
@@ -63,6 +66,9 @@ public static class BpfMapNames
 
     /// <summary><c>job_units</c> in bpf/verdicts.h: the systemd units the policy names as jobs.</summary>
     public const string JobUnits = "job_units";
+
+    /// <summary>Each cgroup's job as the kernel judged it from <see cref="JobUnits"/> (an LRU cache, judged again when missing).</summary>
+    public const string CgroupJobs = "cgroup_jobs";
 
     /// <summary><c>quarantines</c> in bpf/quarantine.bpf.c, pinned by name: the hold records.</summary>
     public const string Quarantines = "quarantines";
@@ -102,4 +108,25 @@ public static class BpfMapNames
 
     /// <summary><c>lineage_heirs</c> in bpf/lineage.bpf.c, pinned by name: each spliced-out exited creator's heir, the descendant whose entry took its place.</summary>
     public const string LineageHeirs = "lineage_heirs";
+
+    /// <summary><c>confine_cgroups</c> in bpf/confine.bpf.c, pinned: confined job cgroups by id (struct guard_confine_job).</summary>
+    public const string ConfineCgroups = "confine_cgroups";
+
+    /// <summary><c>confine_levels</c> in bpf/confine.bpf.c, pinned: the levels below the root confined job cgroups are at, one bit each.</summary>
+    public const string ConfineLevels = "confine_levels";
+
+    /// <summary><c>confine_tgids</c> in bpf/confine.bpf.c, pinned: members of confined launcher trees by tgid (struct guard_confine_job).</summary>
+    public const string ConfineTgids = "confine_tgids";
+
+    /// <summary><c>confine_launchers</c> in bpf/confine.bpf.c, pinned: launchers (comm) whose exec starts a confined tree.</summary>
+    public const string ConfineLaunchers = "confine_launchers";
+
+    /// <summary><c>confine_allow</c> in bpf/confine.bpf.c, pinned: the allow lists, an LPM trie (struct guard_confine_key, struct guard_confine_ports).</summary>
+    public const string ConfineAllow = "confine_allow";
+
+    /// <summary><c>confine_generation</c> in bpf/confine.bpf.c, pinned: bumped after the lists change.</summary>
+    public const string ConfineGeneration = "confine_generation";
+
+    /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
+    public const string ConfineDenials = "confine_denials";
 }

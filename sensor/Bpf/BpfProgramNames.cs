@@ -48,7 +48,7 @@ public static class BpfProgramNames
     /// <summary><c>guard_cgroup_attach</c> in bpf/guard.bpf.c (tp_btf/cgroup_attach_task).</summary>
     public const string CgroupAttach = "guard_cgroup_attach";
 
-    /// <summary><c>guard_unix_data</c> in bpf/guard.bpf.c (tp_btf/sk_data_ready): what is first written into each unix stream.</summary>
+    /// <summary><c>guard_unix_data</c> in bpf/guard.bpf.c (tp_btf/sk_data_ready): what is first written into each unix socket (stream, seqpacket, datagrams per sender).</summary>
     public const string UnixData = "guard_unix_data";
 
     /// <summary><c>guard_fpu</c> in bpf/guard.bpf.c (tp_btf/x86_fpu_regs_deactivated).</summary>
@@ -143,4 +143,34 @@ public static class BpfProgramNames
 
     /// <summary><c>guard_qcg_dev</c> in bpf/quarantine.bpf.c (cgroup/dev).</summary>
     public const string QuarantineCgroupDev = "guard_qcg_dev";
+
+    /// <summary>Every program in bpf/confine.bpf.c is named guard_confine_*.</summary>
+    public const string ConfinePrefix = "guard_confine_";
+
+    /// <summary><c>guard_confine_connect4</c> in bpf/confine.bpf.c (cgroup/connect4).</summary>
+    public const string ConfineConnect4 = "guard_confine_connect4";
+
+    /// <summary><c>guard_confine_connect6</c> in bpf/confine.bpf.c (cgroup/connect6).</summary>
+    public const string ConfineConnect6 = "guard_confine_connect6";
+
+    /// <summary><c>guard_confine_sendmsg4</c> in bpf/confine.bpf.c (cgroup/sendmsg4).</summary>
+    public const string ConfineSendMsg4 = "guard_confine_sendmsg4";
+
+    /// <summary><c>guard_confine_sendmsg6</c> in bpf/confine.bpf.c (cgroup/sendmsg6).</summary>
+    public const string ConfineSendMsg6 = "guard_confine_sendmsg6";
+
+    /// <summary><c>guard_confine_sockops</c> in bpf/confine.bpf.c (sockops: accepted sockets are inbound).</summary>
+    public const string ConfineSockOps = "guard_confine_sockops";
+
+    /// <summary><c>guard_confine_egress</c> in bpf/confine.bpf.c (cgroup_skb/egress).</summary>
+    public const string ConfineEgress = "guard_confine_egress";
+
+    /// <summary><c>guard_confine_fork</c> in bpf/confine.bpf.c (tp_btf/sched_process_fork).</summary>
+    public const string ConfineFork = "guard_confine_fork";
+
+    /// <summary><c>guard_confine_exec</c> in bpf/confine.bpf.c (tp_btf/sched_process_exec).</summary>
+    public const string ConfineExec = "guard_confine_exec";
+
+    /// <summary><c>guard_confine_exit</c> in bpf/confine.bpf.c (tp_btf/sched_process_exit).</summary>
+    public const string ConfineExit = "guard_confine_exit";
 }

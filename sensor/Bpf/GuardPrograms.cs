@@ -42,6 +42,6 @@ public static class GuardPrograms
         new(BpfProgramNames.Dev, AttachPoint.CgroupRoot, false, "GPU device opens (cgroup/dev)"),
         new(BpfProgramNames.Ioctl, AttachPoint.Tracing, false, "GPU driver ioctls (tp/syscalls/sys_enter_ioctl)"),
         new(BpfProgramNames.Fpu, AttachPoint.Tracing, false, "FPU rounding mode at context switch (tp_btf/x86_fpu_regs_deactivated)"),
-        new(BpfProgramNames.UnixData, AttachPoint.Tracing, false, "first bytes into unix streams, for relays (tp_btf/sk_data_ready)"),
+        new(BpfProgramNames.UnixData, AttachPoint.Tracing, false, "first bytes into unix sockets, for relays (tp_btf/sk_data_ready)"),
     ];
 }

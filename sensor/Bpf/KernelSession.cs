@@ -29,6 +29,7 @@ public sealed unsafe class KernelSession : IDisposable
     private int sockOwnersFd = -1;
     private int sockOwnerSize;
     private int unixHeadsFd = -1;
+    private int unixDgramHeadsFd = -1;
     private int heldTgidsFd = -1;
     private int heldGpuIoctlsFd = -1;
     private int execUnrecordedFd = -1;
@@ -120,6 +121,7 @@ public sealed unsafe class KernelSession : IDisposable
             session.sockOwnersFd = session.MapFd(BpfMapNames.SockOwners);
             session.sockOwnerSize = (int)Libbpf.MapValueSize(Libbpf.FindMap(obj, BpfMapNames.SockOwners));
             session.unixHeadsFd = session.MapFd(BpfMapNames.UnixHeads);
+            session.unixDgramHeadsFd = session.MapFd(BpfMapNames.UnixDgramHeads);
             session.heldTgidsFd = session.MapFd(BpfMapNames.HeldTgids);
             session.heldGpuIoctlsFd = session.MapFd(BpfMapNames.HeldGpuIoctls);
             session.execUnrecordedFd = session.MapFd(BpfMapNames.ExecUnrecorded);
@@ -171,6 +173,20 @@ public sealed unsafe class KernelSession : IDisposable
     {
         PolicyMaps.Write(obj, rules);
         jobMembersFd = MapFd(BpfMapNames.JobMembers);
+    }
+
+    /// <summary>
+    /// Brings what the kernel judges itself to <paramref name="rules"/> in place
+    /// (a policy reload): the attached programs keep running and see the new
+    /// entries at their next lookup; nothing both rules name is ever missing
+    /// (<see cref="PolicyMaps"/>). When the job units changed, the kernel's
+    /// record of which cgroups are jobs is dropped, to be judged again.
+    /// </summary>
+    /// <exception cref="SensorException">The kernel refused an update.</exception>
+    public void UpdateExecRules(InKernelRules rules)
+    {
+        if (PolicyMaps.Write(obj, rules))
+            PolicyMaps.Clear<ulong>(obj, BpfMapNames.CgroupJobs);
     }
 
     /// <summary>
@@ -312,6 +328,18 @@ public sealed unsafe class KernelSession : IDisposable
             return null;
         GuardUnixHead head;
         return Libbpf.MapLookup(unixHeadsFd, &socketFd, &head) == 0 ? head : null;
+    }
+
+    /// <summary>
+    /// What each sender first sent to the unix datagram socket <paramref name="socketFd"/>
+    /// (a descriptor of ours) while this session watched; null when nothing was. Safe from any thread.
+    /// </summary>
+    public GuardUnixDgramHeads? UnixDgramHeadsOf(int socketFd)
+    {
+        if (unixDgramHeadsFd < 0)
+            return null;
+        GuardUnixDgramHeads heads;
+        return Libbpf.MapLookup(unixDgramHeadsFd, &socketFd, &heads) == 0 ? heads : null;
     }
 
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>

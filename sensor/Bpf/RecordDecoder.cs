@@ -21,6 +21,8 @@ public interface IRecordHandler
     void OnGpuOpen(in GpuOpenRecord record);
 
     void OnGpuIoctl(in GpuIoctlRecord record);
+
+    void OnStream(in StreamRecord record);
 }
 
 public enum DecodeFailure
@@ -62,6 +64,7 @@ public sealed class RecordDecoder
         table[(int)RecordKind.Dns] = (Marshal.SizeOf<DnsRecord>(), static (b, h) => h.OnDns(in MemoryMarshal.AsRef<DnsRecord>(b)));
         table[(int)RecordKind.GpuOpen] = (Marshal.SizeOf<GpuOpenRecord>(), static (b, h) => h.OnGpuOpen(in MemoryMarshal.AsRef<GpuOpenRecord>(b)));
         table[(int)RecordKind.GpuIoctl] = (Marshal.SizeOf<GpuIoctlRecord>(), static (b, h) => h.OnGpuIoctl(in MemoryMarshal.AsRef<GpuIoctlRecord>(b)));
+        table[(int)RecordKind.Stream] = (Marshal.SizeOf<StreamRecord>(), static (b, h) => h.OnStream(in MemoryMarshal.AsRef<StreamRecord>(b)));
         return table;
     }
 

@@ -163,9 +163,9 @@ public sealed class GpuIntruderFindings
         for (ProcessEntry? p = process.Parent; p is not null && root is null; p = p.Parent)
         {
             if (Shells.Contains(p.NameText))
-                shell ??= $"{p.NameText}, pid {p.Pid}";
+                shell ??= $"{p.DisplayName}, pid {p.Pid}";
             else if (!roots.Contains(p.NameText))
-                return $"it descends from {p.NameText} (pid {p.Pid}), which is not the job's launcher";
+                return $"it descends from {p.DisplayName} (pid {p.Pid}), which is not the job's launcher";
             if (p.Pid == process.JobRootPid)
                 root = p;
         }

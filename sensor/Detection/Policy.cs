@@ -99,6 +99,9 @@ public sealed record Policy(
 
     public QuarantinePolicy Quarantine { get; init; } = new(0, false);
 
+    /// <summary>The [[confine]] sections, in the order the files give them; a job is confined by the first that selects it.</summary>
+    public IReadOnlyList<ConfineSection> Confine { get; init; } = [];
+
     /// <summary>What the detector's rule does under this policy: under audit, anything but off only alerts.</summary>
     public RuleAction ActionFor(Detector detector) =>
         Mode == PolicyMode.Audit && Rules.GetValueOrDefault(detector.Name) != RuleAction.Off ? RuleAction.Alert : Rules.GetValueOrDefault(detector.Name);

@@ -6,6 +6,9 @@ public sealed record PolicyDetectors(
     HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak, GpuIntruderFindings GpuIntruders,
     ExecutableHashes Executables)
 {
-    public static PolicyDetectors From(Policy policy) =>
-        new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new ExecutableHashes());
+    public static PolicyDetectors From(Policy policy) => From(policy, new ExecutableHashes());
+
+    /// <summary>The detectors of <paramref name="policy"/> sharing <paramref name="executables"/> (a reload keeps the running hasher).</summary>
+    public static PolicyDetectors From(Policy policy, ExecutableHashes executables) =>
+        new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), executables);
 }

@@ -16,21 +16,43 @@ public static class PolicyParser
 {
     private static readonly string[] Sections = ["jobs", "allow", "indicators", "thresholds", "quarantine", "rules"];
 
+    /// <summary>The one array of tables a policy has: [[confine]], read by <see cref="ConfineParser"/>.</summary>
+    private const string ConfineSection = "confine";
+
     /// <summary>Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>.</summary>
     public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors)
     {
         DocumentSyntax doc = SyntaxParser.Parse(text, file, true);
         int first = errors.Count;
         var builder = new Builder(file, basis, errors);
+        var confine = new ConfineParser(file, errors);
         foreach (KeyValueSyntax kv in doc.KeyValues)
             builder.Top(kv);
         foreach (TableSyntaxBase table in doc.Tables)
         {
             string name = table.Name is { } n ? KeyText(n) : "";
             int line = table.Span.Start.Line + 1;
+            if (table is TableArraySyntax && name == ConfineSection)
+            {
+                confine.Open(line);
+                foreach (KeyValueSyntax kv in table.Items)
+                    confine.Key(kv, null, line);
+                continue;
+            }
             if (table is TableArraySyntax)
             {
-                errors.Add(new PolicyError(file, line, $"[[{name}]]", "arrays of tables are not part of a policy"));
+                errors.Add(new PolicyError(file, line, $"[[{name}]]", $"arrays of tables are not part of a policy, but for [[{ConfineSection}]]"));
+                continue;
+            }
+            if (name.StartsWith(ConfineSection + ".", StringComparison.Ordinal) && ConfineParser.Parts.Contains(name[(ConfineSection.Length + 1)..]))
+            {
+                foreach (KeyValueSyntax kv in table.Items)
+                    confine.Key(kv, name[(ConfineSection.Length + 1)..], line);
+                continue;
+            }
+            if (name == ConfineSection)
+            {
+                errors.Add(new PolicyError(file, line, $"[{name}]", $"write [[{ConfineSection}]]: a policy may have many"));
                 continue;
             }
             if (!Sections.Contains(name))
@@ -44,12 +66,23 @@ public static class PolicyParser
         // Syntax errors carry no key: name the one on their line, when there is one.
         foreach (DiagnosticMessage d in doc.Diagnostics)
         {
-            if (d.Kind == DiagnosticMessageKind.Error)
+            if (d.Kind == DiagnosticMessageKind.Error && !ConfineRedefinition(d.Message))
                 errors.Add(new PolicyError(file, d.Span.Start.Line + 1, builder.KeyOnLine(d.Span.Start.Line + 1) ?? "-", d.Message));
         }
+        List<ConfineSection> sections = confine.Build();
         errors.Sort(first, errors.Count - first, Comparer<PolicyError>.Create((a, b) => a.Line.CompareTo(b.Line)));
-        return builder.Build();
+        Policy policy = builder.Build();
+        return policy with { Confine = [.. basis?.Confine ?? [], .. sections] };
     }
+
+    /// <summary>
+    /// Tomlyn 2.10 takes a dotted key in one [[confine]] (egress.allow = ...) for
+    /// a redefinition of the [confine.egress] table of an earlier one. Each
+    /// section is checked for keys set twice by <see cref="ConfineParser"/>: this
+    /// is no error.
+    /// </summary>
+    private static bool ConfineRedefinition(string? message) =>
+        message is not null && message.Contains("`" + ConfineSection + ".[", StringComparison.Ordinal) && message.Contains("is already defined", StringComparison.Ordinal);
 
     internal static string KeyText(KeySyntax key)
     {

@@ -36,8 +36,47 @@ public static class PolicyWriter
             if (policy.Rules.TryGetValue(d.Name, out RuleAction action))
                 toml.AppendLine(CultureInfo.InvariantCulture, $"{d.Name} = {Quote(ActionName(action))}");
         }
+        foreach (ConfineSection c in policy.Confine)
+            Confine(toml, c);
         return toml.ToString();
     }
+
+    /// <summary>A [[confine]] section as it reads back: every list, each part under its own sub-table.</summary>
+    private static void Confine(StringBuilder toml, ConfineSection c)
+    {
+        toml.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"# from {c.Source}").AppendLine("[[confine]]");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"name = {Quote(c.Name)}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"mode = {Quote(ConfineModeName(c.Mode))}");
+        foreach ((string key, IReadOnlyList<string> values) in new[] { ("jobs", c.Select.Jobs), ("launchers", c.Select.Launchers), ("users", c.Select.Users), ("groups", c.Select.Groups) })
+        {
+            if (values.Count > 0)
+                List(toml, key, values);
+        }
+        if (c.Resolvers.Count > 0)
+            List(toml, "resolvers", [.. c.Resolvers.Select(r => r.ToString())]);
+        if (c.Egress is { } egress)
+        {
+            toml.AppendLine("[confine.egress]");
+            List(toml, "allow", [.. egress.Addresses.Select(a => a.Text), .. egress.Names.Select(n => n.Text)]);
+        }
+        if (c.Exec is { } exec)
+        {
+            toml.AppendLine("[confine.exec]");
+            List(toml, "deny", [.. exec.Deny.Select(r => r.Text)]);
+            if (exec.Allow.Count > 0)
+                List(toml, "allow", [.. exec.Allow.Select(r => r.Text)]);
+        }
+        if (c.Gpu is { } gpu)
+            toml.AppendLine("[confine.gpu]").AppendLine(CultureInfo.InvariantCulture, $"devices = [{string.Join(", ", gpu.Devices)}]");
+    }
+
+    /// <summary>enforce, audit or ask, as a policy writes it.</summary>
+    public static string ConfineModeName(ConfineMode mode) => mode switch
+    {
+        ConfineMode.Audit => "audit",
+        ConfineMode.Ask => "ask",
+        _ => "enforce",
+    };
 
     public static string ActionName(RuleAction action) => action switch
     {

@@ -67,6 +67,15 @@ public sealed class WeakFindings
         return IsPublic(ip) ? Add(process, Detectors.PoolPort.Name, family == 2 ? $"{ip}:{port}" : $"[{ip}]:{port}", timeNs) : null;
     }
 
+    /// <summary>
+    /// A client inside a job asked a proxy for a pool port at a name (an
+    /// address goes through <see cref="OnConnect"/>, as a direct connect would).
+    /// </summary>
+    public AlertEvent? OnProxyPort(ProcessEntry? process, string destination, int port, long timeNs) =>
+        process is not null && process.Membership.InJob && poolPorts.Contains(port) && policy.ActionFor(Detectors.PoolPort) != RuleAction.Off
+            ? Add(process, Detectors.PoolPort.Name, $"{destination} (through a proxy)", timeNs)
+            : null;
+
     public static bool IsPublic(IPAddress ip)
     {
         if (IPAddress.IsLoopback(ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))

@@ -25,7 +25,17 @@ public sealed class ActionEvent : SensorEvent
 
     /// <summary>For a refused attempt to let a held job run: what tried, how, how often; null otherwise.</summary>
     public HoldAttempt? Attempt { get; init; }
+
+    /// <summary>For a policy reload: the policy in force after it (the new one, or the old one kept); null otherwise.</summary>
+    public PolicyInForce? Policy { get; init; }
 }
+
+/// <summary>
+/// A policy a sensor applies: the SHA-256 of its text (lowercase hex, the
+/// file as read, so <c>sha256sum</c> of the file matches), the sources laid
+/// over each other ("built-in", then the file), and its mode (enforce, audit).
+/// </summary>
+public sealed record PolicyInForce(string Sha256, IReadOnlyList<string> Sources, string Mode);
 
 /// <summary>
 /// Attempts to let a held process or cgroup run, since the last report.

@@ -33,6 +33,12 @@ public sealed class AlertEvent : SensorEvent
     /// <summary>The local relays the finding's connection came through, when a relay made it; null otherwise.</summary>
     public RelayEvidence? Relay { get; set; }
 
+    /// <summary>
+    /// About the sensor's own health (records lost, say), not about a process:
+    /// written as a host alert, without the mining threat.
+    /// </summary>
+    public bool AboutSensor { get; init; }
+
     /// <summary>How often this rule has fired on this process so far (this alert included).</summary>
     public long Count { get; set; } = 1;
 }

@@ -133,6 +133,7 @@ public static class EventNames
         RecordKind.Dns => "dns",
         RecordKind.GpuOpen => "gpu_open",
         RecordKind.GpuIoctl => "gpu_ioctl",
+        RecordKind.Stream => "stream",
         _ => "unknown",
     };
 

@@ -19,7 +19,7 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     private static readonly HashSet<string> BooleanEvidence = ["in_job", "running_before_start", "exec_record_lost"];
 
     /// <summary>Evidence names whose values are decimal integers: written as JSON numbers.</summary>
-    private static readonly HashSet<string> IntegerEvidence = ["port", "rounding_switches", "window_seconds"];
+    private static readonly HashSet<string> IntegerEvidence = ["port", "rounding_switches", "stream_offset", "window_seconds", "dropped", "peak_per_second", "threshold_per_second"];
 
     /// <summary>
     /// An alert line's members after the header's; event.action is the rule's
@@ -29,14 +29,15 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     /// </summary>
     public void Write(JsonLineWriter w, AlertEvent a)
     {
-        header.Event(w, a.Sequence, "info"u8, "process"u8, Encoding.UTF8.GetBytes(a.Rule),
-            kind: "alert"u8, dataset: "guard.finding"u8, secondCategory: "malware"u8, severity: AlertSeverityScale.Of(a), created: true);
+        header.Event(w, a.Sequence, "info"u8, a.AboutSensor ? "host"u8 : "process"u8, Encoding.UTF8.GetBytes(a.Rule),
+            kind: "alert"u8, dataset: "guard.finding"u8, secondCategory: a.AboutSensor ? default : "malware"u8, severity: AlertSeverityScale.Of(a), created: true);
         w.StartObject("rule"u8);
         w.Text("name"u8, a.Rule);
         w.Text("description"u8, a.Description);
         w.AsciiString("ruleset"u8, "guard"u8);
         w.EndObject();
-        w.RawMembers(ThreatMembers);
+        if (!a.AboutSensor)
+            w.RawMembers(ThreatMembers);
         processes.Process(w, a.Process);
         w.StartObject("guard"u8);
         Finding(w, a);
@@ -83,6 +84,21 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
         if (a.Attempt is { } attempt)
             Attempt(w, attempt);
         w.EndObject();
+        if (a.Policy is { } policy)
+            Policy(w, policy);
+        w.EndObject();
+    }
+
+    /// <summary>guard.policy: the policy in force after a reload, by its SHA-256, sources and mode.</summary>
+    private static void Policy(JsonLineWriter w, PolicyInForce p)
+    {
+        w.StartObject("policy"u8);
+        w.Text("sha256"u8, p.Sha256);
+        w.StartArray("sources"u8);
+        foreach (string source in p.Sources)
+            w.TextItem(source);
+        w.EndArray();
+        w.Text("mode"u8, p.Mode);
         w.EndObject();
     }
 
@@ -108,7 +124,8 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     /// <summary>
     /// event.category and event.type of an action, a pair ECS allows: a kill
     /// ends processes (process, end); a hold or a release changes them (process,
-    /// change); detach-all switches Guard off (configuration, change); an action
+    /// change); detach-all switches Guard off and policy-reload changes what it
+    /// enforces (configuration, change); an action
     /// not named here is (process, info). A failed action keeps its pair, with
     /// event.outcome failure.
     /// </summary>
@@ -123,7 +140,7 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
             case "quarantine" or "release":
                 type = "change"u8;
                 break;
-            case "detach-all":
+            case "detach-all" or "policy-reload":
                 category = "configuration"u8;
                 type = "change"u8;
                 break;

@@ -95,6 +95,7 @@ internal sealed class EcsProcessFields
             header.Timestamp(w, "end"u8, e.TimeNs);
         }
         w.EndObject();
+        EcsLineageFields.Orchestrator(w, p);
     }
 
     /// <summary>

@@ -112,25 +112,6 @@ public sealed class TextEncoder
         return n.Family == 2 ? $"{address}:{n.DestinationPort}" : $"[{address}]:{n.DestinationPort}";
     }
 
-    /// <summary>Control characters and invalid UTF-8 shown as escapes, so a name cannot drive the terminal.</summary>
-    public static string Printable(ReadOnlySpan<byte> bytes)
-    {
-        var sb = new StringBuilder(bytes.Length);
-        int i = 0;
-        while (i < bytes.Length)
-        {
-            if (Rune.DecodeFromUtf8(bytes[i..], out Rune rune, out int consumed) == System.Buffers.OperationStatus.Done
-                && !Rune.IsControl(rune))
-            {
-                sb.Append(rune.ToString());
-            }
-            else
-            {
-                for (int k = 0; k < consumed; k++)
-                    sb.Append(CultureInfo.InvariantCulture, $"\\x{bytes[i + k]:x2}");
-            }
-            i += Math.Max(consumed, 1);
-        }
-        return sb.ToString();
-    }
+    /// <summary>Control characters and invalid UTF-8 shown as escapes, so a name cannot drive the terminal (<see cref="Abi.Printable"/>).</summary>
+    public static string Printable(ReadOnlySpan<byte> bytes) => Abi.Printable.Of(bytes);
 }

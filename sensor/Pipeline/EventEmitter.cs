@@ -22,13 +22,18 @@ public sealed class EventEmitter
     /// <param name="sink">Where events that pass the filter go.</param>
     /// <param name="filter">What `guard watch` shows.</param>
     /// <param name="actionLog">Keeps every action event for `guard status`; null keeps none.</param>
-    public EventEmitter(ProcessTable table, IEventSink sink, EventFilter filter, ActionLog? actionLog = null)
+    /// <param name="counters">Counts findings, actions and refused hold attempts for the metrics, whatever the filter shows; null counts none.</param>
+    public EventEmitter(ProcessTable table, IEventSink sink, EventFilter filter, ActionLog? actionLog = null, MetricCounters? counters = null)
     {
         this.table = table;
         this.sink = sink;
         this.filter = filter;
         this.actionLog = actionLog;
+        Counters = counters;
     }
+
+    /// <summary>The metrics' counters this emitter counts into; null when metrics are off.</summary>
+    public MetricCounters? Counters { get; }
 
     /// <summary>Events handed to the sink so far.</summary>
     public long EventsEmitted { get; private set; }
@@ -41,6 +46,8 @@ public sealed class EventEmitter
     {
         if (e is ActionEvent action)
             actionLog?.Append(action);
+        if (Counters is { } counters)
+            Count(counters, e);
         if (e.Process is { } process)
         {
             table.EnsureDetails(process);
@@ -53,5 +60,20 @@ public sealed class EventEmitter
         EventsEmitted++;
         EmittedByType[(int)e.Type]++;
         sink.Write(e);
+    }
+
+    private static void Count(MetricCounters counters, SensorEvent e)
+    {
+        switch (e)
+        {
+            case AlertEvent alert:
+                counters.Findings.Add(alert.Rule);
+                break;
+            case ActionEvent action:
+                counters.Actions.Add(action.Action, action.Succeeded ? "success" : "failure");
+                if (action.Attempt is { } attempt)
+                    counters.Denials.Add("hold", (long)attempt.Count);
+                break;
+        }
     }
 }

@@ -40,11 +40,18 @@ public sealed class EventPipeline : IRecordHandler
         this.judge = judge;
     }
 
+    /// <summary>The policy's [[confine]] sections in the kernel; null when it has none.</summary>
+    public Response.Confinement? Confinement { get; set; }
+
     public void OnExec(in ExecRecord record)
     {
         ProcessEntry entry = table.OnExec(record);
+        if ((record.Flags & ExecRecord.Killed) != 0)
+            emitter.Counters?.Denials.Add("exec");
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
+        // A job first seen at this exec is confined from now on, if a section selects it.
+        Confinement?.OnProcess(entry);
     }
 
     /// <summary>
@@ -120,10 +127,27 @@ public sealed class EventPipeline : IRecordHandler
         judge?.OnSegment(record);
         if (payloads.Add(record) is not { } payload)
             return;
-        if ((record.Flags & PayloadRecord.Stratum) != 0)
-            judge?.OnStratumMatch(table.Owner(record.Header), payload, (record.Flags & PayloadRecord.Dropped) != 0);
-        if ((record.Flags & PayloadRecord.Final) != 0)
+        if ((record.Flags & (PayloadRecord.Stratum | PayloadRecord.Dropped)) == (PayloadRecord.Stratum | PayloadRecord.Dropped))
+            emitter.Counters?.Denials.Add("stratum");
+        // A segment that completed a method is followed by the stream record of its verdict, which
+        // is judged with these bytes (a relay's sender is told by them) and then lets them out.
+        if ((record.Flags & (PayloadRecord.Final | PayloadRecord.Stratum)) == PayloadRecord.Final)
             EmitPayload(payload);
+    }
+
+    /// <summary>
+    /// What the kernel decided about a stream: judged with the connection's
+    /// first bytes while they are still gathered, which go out after it once a
+    /// verdict ends them.
+    /// </summary>
+    public void OnStream(in StreamRecord record)
+    {
+        AssembledPayload? head = payloads.Pending(record.Cookie);
+        if (head is not null && record.Verdict != 0)
+            head.KernelDecided = true;
+        judge?.OnStream(table.Owner(record.Header), record, head);
+        if (head is not null && record.Verdict != 0)
+            EmitPayload(head);
     }
 
     public void OnDns(in DnsRecord record)
@@ -252,8 +276,9 @@ public sealed class EventPipeline : IRecordHandler
         payload.Bytes.CopyTo(n.Data);
         n.DataLength = payload.Length;
         n.Segments = payload.Segments;
+        bool kernelDecided = payload.KernelDecided;
         payloads.Close(payload); // copied out: the assembly may reuse it
         emitter.Emit(n);
-        judge?.OnFirstBytes(n);
+        judge?.OnFirstBytes(n, kernelDecided);
     }
 }

@@ -22,8 +22,8 @@ namespace Guard.Sensor.Pipeline;
 /// </summary>
 public sealed class Judge
 {
-    private readonly PolicyDetectors detectors;
-    private readonly Responder? responder;
+    private PolicyDetectors detectors;
+    private Responder? responder;
     private readonly EventEmitter emitter;
     private readonly RelayTrace? relays;
     private readonly AlertCounts alertCounts = new();
@@ -42,6 +42,17 @@ public sealed class Judge
         this.responder = responder;
         this.emitter = emitter;
         this.relays = relays;
+    }
+
+    /// <summary>
+    /// A reloaded policy's detectors and responder from now on (on the thread
+    /// that judges). What waits for a hash is finished by the new ones; each
+    /// detector's memory of what it saw starts afresh; alert counts stay.
+    /// </summary>
+    public void Reload(PolicyDetectors detectors, Responder? responder)
+    {
+        this.detectors = detectors;
+        this.responder = responder;
     }
 
     /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>
@@ -167,29 +178,55 @@ public sealed class Judge
         }
     }
 
-    /// <summary>The kernel's Stratum scan matched <paramref name="payload"/> (and dropped it when <paramref name="dropped"/>).</summary>
-    public void OnStratumMatch(ProcessEntry? owner, AssembledPayload payload, bool dropped)
+    /// <summary>
+    /// What the kernel decided about a TCP stream (a record per decision,
+    /// however late in the stream): a Stratum verdict, acted on unless the
+    /// process or destination is allowed; or the destination asked of a proxy,
+    /// a pool domain strong evidence and a pool port weak.
+    /// <paramref name="head"/>: the connection's first bytes while still gathered, else null.
+    /// </summary>
+    public void OnStream(ProcessEntry? owner, in StreamRecord record, AssembledPayload? head)
     {
         try
         {
-            if (Exempt(owner, payload.Family, payload.DestinationAddress, payload.DestinationPort))
+            long timeNs = (long)record.Header.TimeNs;
+            if (record.Verdict != 0)
+            {
+                if (!Exempt(owner, record.Family, record.DestinationAddress, record.DestinationPort))
+                    RespondToConnection(detectors.Stratum.OnVerdict(owner, record, head is null ? [] : head.Bytes), record.Cookie, head is null ? [] : head.Bytes);
                 return;
-            AlertEvent alert = detectors.Stratum.OnMatch(
-                owner, payload.Bytes, payload.Family, payload.DestinationAddress, payload.DestinationPort, dropped, (long)payload.Header.TimeNs);
-            RespondToConnection(alert, payload.Cookie, payload.Bytes);
+            }
+            // A proxy the policy allows may still be asked for a pool: only an allowed process is exempt.
+            if (record.Proxy == StreamProxy.None || (owner is not null && detectors.Allowed.Allows(owner)))
+                return;
+            if (detectors.Stratum.OnProxy(owner, record) is { } pool)
+            {
+                RespondToConnection(pool, record.Cookie, head is null ? [] : head.Bytes);
+                return;
+            }
+            int port = StratumFindings.ProxyPort(record);
+            AlertEvent? weak = StratumFindings.ProxyHostAddress(record) is { } ip
+                ? detectors.Weak.OnConnect(owner, ip.GetAddressBytes(), ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 10 : 2, port, timeNs)
+                : StratumFindings.ProxyHostName(record) is { } name ? detectors.Weak.OnProxyPort(owner, $"{name}:{port}", port, timeNs) : null;
+            if (weak is not null)
+                Report(weak);
         }
         catch (Exception e) when (Faulted(e))
         {
         }
     }
 
-    /// <summary>A connection's first bytes, whole: Stratum as user space reads it.</summary>
-    public void OnFirstBytes(NetworkEvent payload)
+    /// <summary>
+    /// A connection's first bytes, whole: a ClientHello naming a pool; a
+    /// Stratum method, when the kernel's record of one never came
+    /// (<paramref name="kernelDecided"/> false: a full ring lost it).
+    /// </summary>
+    public void OnFirstBytes(NetworkEvent payload, bool kernelDecided)
     {
         try
         {
             if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
-                && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationPort, payload.TimeNs) is { } alert)
+                && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
                 RespondToConnection(alert, payload.Cookie, payload.DataSpan);
         }
         catch (Exception e) when (Faulted(e))

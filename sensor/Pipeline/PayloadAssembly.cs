@@ -36,6 +36,7 @@ public sealed class PayloadAssembly
             payload = pool.Count > 0 ? pool.Pop() : new AssembledPayload();
             payload.Cookie = record.Cookie;
             payload.Length = 0;
+            payload.KernelDecided = false;
             pending[record.Cookie] = payload;
         }
         else
@@ -56,6 +57,9 @@ public sealed class PayloadAssembly
         payload.LastNs = (long)record.Header.TimeNs;
         return payload;
     }
+
+    /// <summary>The connection's first bytes while they are still being gathered; null once out (or never seen).</summary>
+    public AssembledPayload? Pending(ulong cookie) => pending.GetValueOrDefault(cookie);
 
     /// <summary>The oldest pending payload that has been quiet for <see cref="QuietNs"/> at <paramref name="nowNs"/>, or null.</summary>
     public AssembledPayload? NextQuiet(long nowNs) =>
@@ -111,6 +115,14 @@ public sealed class AssembledPayload
 
     /// <summary>How many segments carried them.</summary>
     public int Segments { get; internal set; }
+
+    /// <summary>
+    /// The kernel's stream record of a Stratum verdict on this connection
+    /// came: user space need not read the bytes for one itself. A head
+    /// segment's flag alone is not enough: its stream record, which the
+    /// finding is made from, may have been lost to a full ring.
+    /// </summary>
+    public bool KernelDecided { get; internal set; }
 
     /// <summary>When the latest segment came, CLOCK_BOOTTIME ns.</summary>
     public long LastNs { get; internal set; }

@@ -131,7 +131,7 @@ public sealed class RelayTrace : IDisposable
     {
         LocalPeer through = verdict.Through!;
         SocketHolder holder = verdict.Sender!;
-        following.Hops.Add(new RelayHop(following.Current, following.Current.Pid, following.Current.NameText, through.Connection));
+        following.Hops.Add(new RelayHop(following.Current, following.Current.Pid, following.Current.DisplayName, through.Connection));
         following.Basis = verdict.Basis;
         ProcessEntry? sender = table.Find(holder.Pid, holder.StartTicks);
         if (sender is null && table.Load(holder.Pid) is { } loaded && loaded.StartTicks == holder.StartTicks)
@@ -150,7 +150,7 @@ public sealed class RelayTrace : IDisposable
     {
         long id = ++nextId;
         long deadline = Stopwatch.GetTimestamp() + (long)(SenderLookups.TimeLimit.TotalSeconds * Stopwatch.Frequency);
-        if (!lookups.TryAsk(new SenderLookup(id, process.Pid, process.StartTicks, cookie, inode, deadline)))
+        if (!lookups.TryAsk(new SenderLookup(id, process.Pid, process.StartTicks, cookie, inode, deadline, following.Needle)))
             return false;
         // Twice the probe's own limit: past that its answer is not coming.
         following.Due = deadline + (long)(SenderLookups.TimeLimit.TotalSeconds * Stopwatch.Frequency);
@@ -174,7 +174,7 @@ public sealed class RelayTrace : IDisposable
             Response =
             [
                 .. original.Response,
-                $"the connection was made by the local relay {nearest.Name} (pid {Pid(nearest.Pid)}){chain} for {sender.NameText} (pid {Pid(sender.Pid)}), "
+                $"the connection was made by the local relay {nearest.Name} (pid {Pid(nearest.Pid)}){chain} for {sender.DisplayName} (pid {Pid(sender.Pid)}), "
                     + $"found by {following.Basis}: the relay is left alone",
             ],
             Relay = new RelayEvidence { Hops = following.Hops, SenderFound = true, Basis = following.Basis },
@@ -190,7 +190,7 @@ public sealed class RelayTrace : IDisposable
         AlertEvent alert = following.Alert;
         var hops = new List<RelayHop>(following.Hops);
         if (!hopAdded)
-            hops.Add(new RelayHop(following.Current, following.Current.Pid, following.Current.NameText, connection));
+            hops.Add(new RelayHop(following.Current, following.Current.Pid, following.Current.DisplayName, connection));
         alert.Relay = new RelayEvidence { Hops = hops, SenderFound = false, Reason = reason };
         alert.Response = [.. alert.Response, $"the connection was made by a local relay ({hops[0].Name}, pid {Pid(hops[0].Pid)}) and its sender cannot be told: {reason}; nothing killed, nothing held"];
         return alert;
@@ -206,6 +206,8 @@ public sealed class RelayTrace : IDisposable
         public AlertEvent Alert { get; } = alert;
 
         public byte[] Carried { get; } = carried;
+
+        public byte[] Needle { get; } = RelaySenders.Needle(carried).ToArray();
 
         public List<RelayHop> Hops { get; } = [];
 

@@ -13,7 +13,8 @@ namespace Guard.Sensor.Pipeline;
 /// <param name="ExceptCookie">The cookie of the socket the finding is about (0: none).</param>
 /// <param name="ExceptInode">The inode of the socket the finding is about (0: none).</param>
 /// <param name="Deadline">When the answer is due (a <see cref="Stopwatch"/> timestamp): time in the queue counts.</param>
-public readonly record struct SenderLookup(long Id, int Pid, long StartTicks, ulong ExceptCookie, ulong ExceptInode, long Deadline);
+/// <param name="Needle">The relayed bytes a spool file must hold to have fed the process (<see cref="RelaySenders.Needle"/>).</param>
+public readonly record struct SenderLookup(long Id, int Pid, long StartTicks, ulong ExceptCookie, ulong ExceptInode, long Deadline, byte[] Needle);
 
 /// <summary>
 /// Probes processes for the local connections they accepted
@@ -37,6 +38,7 @@ public sealed class SenderLookups : IDisposable
     private readonly ConcurrentQueue<(SenderLookup Lookup, PeerProbe Probe)> answers = new();
     private readonly Func<int, GuardSockOwner?> connectedBy;
     private readonly Func<int, GuardUnixHead?> unixHead;
+    private readonly Func<int, GuardUnixDgramHeads?> dgramHeads;
     private readonly bool unixCaptured;
     private readonly Action wake;
     private readonly Thread thread;
@@ -45,14 +47,16 @@ public sealed class SenderLookups : IDisposable
     private volatile string? stopped;
 
     /// <summary>
-    /// Starts the thread; <paramref name="connectedBy"/> and <paramref name="unixHead"/> ask the
-    /// kernel what it recorded of a socket (<paramref name="unixCaptured"/>: unix streams are
-    /// captured), <paramref name="wake"/> rouses the draining thread.
+    /// Starts the thread; <paramref name="connectedBy"/>, <paramref name="unixHead"/> and
+    /// <paramref name="dgramHeads"/> ask the kernel what it recorded of a socket
+    /// (<paramref name="unixCaptured"/>: unix sockets are captured), <paramref name="wake"/>
+    /// rouses the draining thread.
     /// </summary>
-    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, bool unixCaptured, Action wake)
+    public SenderLookups(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, Func<int, GuardUnixDgramHeads?> dgramHeads, bool unixCaptured, Action wake)
     {
         this.connectedBy = connectedBy;
         this.unixHead = unixHead;
+        this.dgramHeads = dgramHeads;
         this.unixCaptured = unixCaptured;
         this.wake = wake;
         // A thread of its own: probing moves it between network namespaces.
@@ -91,7 +95,7 @@ public sealed class SenderLookups : IDisposable
         InboundConnections inbound;
         try
         {
-            inbound = new InboundConnections(connectedBy, unixHead, unixCaptured);
+            inbound = new InboundConnections(connectedBy, unixHead, dgramHeads, unixCaptured);
         }
         catch (SensorException e)
         {
@@ -107,7 +111,7 @@ public sealed class SenderLookups : IDisposable
                 {
                     probe = Stopwatch.GetTimestamp() > lookup.Deadline
                         ? new PeerProbe(lookup.Pid, lookup.StartTicks, false, [], ["it waited past its time limit in the queue"])
-                        : inbound.Probe(lookup.Pid, lookup.StartTicks, lookup.ExceptCookie, lookup.ExceptInode, lookup.Deadline);
+                        : inbound.Probe(lookup.Pid, lookup.StartTicks, lookup.ExceptCookie, lookup.ExceptInode, lookup.Deadline, lookup.Needle);
                 }
                 catch (StrandedThreadException e)
                 {

@@ -40,10 +40,72 @@ public sealed class CgroupJobs
         for (int level = 0; level < Math.Min(names.Length, GuardCgroupName.JobLevels); level++)
         {
             if (Named(names[level], level > 0 ? names[level - 1] : null, units) is { } job)
-                return job with { CgroupPath = "/" + string.Join('/', names, 0, level + 1) };
+                return job with { CgroupPath = "/" + string.Join('/', names, 0, level + 1), Placement = Placed(job, names, level) };
         }
         return null;
     }
+
+    /// <summary>
+    /// Where in <paramref name="job"/> (named by names[<paramref name="level"/>])
+    /// the cgroup is: a Slurm step_S and the task_T below it (cgroup v2's
+    /// step_S/user/task_T and v1's step_S/task_T), a pod's container
+    /// (RUNTIME-&lt;64 hex&gt;.scope under the systemd driver, &lt;64 hex&gt; under
+    /// cgroupfs), a container job's own id and runtime. Names below the job are
+    /// the job's to make: each part must have its exact form or is left out,
+    /// and only the first <see cref="GuardCgroupName.JobLevels"/> levels below
+    /// are read. Null when nothing is known.
+    /// </summary>
+    private static JobPlacement? Placed(Job job, string[] names, int level)
+    {
+        string? step = null, task = null, container = null, runtime = null;
+        if (job.Kind == "container")
+            (container, runtime) = ContainerOf(names[level], level > 0 ? names[level - 1] : null);
+        int end = Math.Min(names.Length, level + 1 + GuardCgroupName.JobLevels);
+        for (int i = level + 1; i < end; i++)
+        {
+            string name = names[i];
+            if (job.Kind == "slurm")
+            {
+                if (step is null && SlurmStep(name) is { } s)
+                    step = s;
+                else if (step is not null && task is null && name.Length > 5 && name.StartsWith("task_", StringComparison.Ordinal) && IsDigits(name.AsSpan(5)))
+                    task = name[5..];
+            }
+            else if (job.Kind == "kubernetes" && container is null)
+            {
+                (container, runtime) = ContainerOf(name, names[i - 1]);
+                if (container is null && name.Length == ContainerIdLength && name.All(IsLowerHex))
+                    container = name; // cgroupfs driver: the bare id right under the pod
+            }
+        }
+        return step is null && task is null && container is null ? null : new JobPlacement(step, task, container, runtime);
+    }
+
+    /// <summary>"step_" then digits, batch, extern or interactive: the step.</summary>
+    private static string? SlurmStep(string name)
+    {
+        if (name.Length <= 5 || !name.StartsWith("step_", StringComparison.Ordinal))
+            return null;
+        string step = name[5..];
+        return IsDigits(step) || step is "batch" or "extern" or "interactive" ? step : null;
+    }
+
+    /// <summary>The whole container id and its runtime's ECS name from a RUNTIME-&lt;64 hex&gt;.scope (or a bare id under docker).</summary>
+    private static (string? Id, string? Runtime) ContainerOf(string name, string? parent)
+    {
+        if (Container(name, parent == "docker") is not { } id)
+            return (null, null);
+        string prefix = name.Length > ContainerIdLength + ".scope".Length ? name[..(name.Length - ContainerIdLength - ".scope".Length - 1)] : "docker";
+        return (id, prefix switch
+        {
+            "cri-containerd" => "containerd",
+            "crio" => "cri-o",
+            "libpod" => "podman",
+            _ => "docker",
+        });
+    }
+
+    private static bool IsDigits(ReadOnlySpan<char> text) => text.Length is > 0 and <= 20 && text.IndexOfAnyExceptInRange('0', '9') < 0;
 
     /// <summary>
     /// The job the last directory of <paramref name="path"/> names, any unit
@@ -137,13 +199,15 @@ public sealed class CgroupPaths
     private readonly CgroupJobs jobs;
     private readonly Dictionary<ulong, string> paths = [];
     private readonly Dictionary<ulong, Job?> jobsById = [];
+    private readonly PodNames pods;
     private bool handlesRefused;
 
-    /// <summary>Resolves on the cgroup2 hierarchy mounted at <paramref name="root"/>, naming jobs with <paramref name="jobs"/>.</summary>
-    public CgroupPaths(string root, CgroupJobs jobs)
+    /// <summary>Resolves on the cgroup2 hierarchy mounted at <paramref name="root"/>, naming jobs with <paramref name="jobs"/> and pods by <paramref name="pods"/> (default: this node's kubelet, <see cref="PodNames.ForThisHost"/>).</summary>
+    public CgroupPaths(string root, CgroupJobs jobs, PodNames? pods = null)
     {
         this.root = root.TrimEnd('/');
         this.jobs = jobs;
+        this.pods = pods ?? PodNames.ForThisHost();
     }
 
     /// <summary>How jobs are named from paths here.</summary>
@@ -157,7 +221,7 @@ public sealed class CgroupPaths
         string? path = PathOf(cgroupId);
         if (path is null)
             return null;
-        job = jobs.FromPath(path);
+        job = WithPodName(jobs.FromPath(path));
         Remember(jobsById, cgroupId, job);
         return job;
     }
@@ -215,6 +279,15 @@ public sealed class CgroupPaths
             }
         }
         return members;
+    }
+
+    /// <summary>A pod with its name and namespace when the kubelet's directories say; any other job as it is.</summary>
+    private Job? WithPodName(Job? job)
+    {
+        if (job is not { Kind: "kubernetes" } || pods.Find(job.Id["k8s-pod:".Length..]) is not { } pod)
+            return job;
+        JobPlacement placement = job.Placement ?? new JobPlacement(null, null, null, null);
+        return job with { Placement = placement with { PodName = pod.Name, PodNamespace = pod.Namespace } };
     }
 
     private static void Remember<T>(Dictionary<ulong, T> cache, ulong id, T value)

@@ -1,4 +1,5 @@
 using System.Text;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
@@ -137,9 +138,13 @@ public sealed class ProcessEntry
         return false;
     }
 
+    /// <summary>The comm as UTF-8 text, as the process set it: for matching, never for printing (see <see cref="DisplayName"/>).</summary>
     public string NameText => Encoding.UTF8.GetString(Name);
+
+    /// <summary>The comm made safe to show a person (<see cref="Printable"/>): a name with ESC or newline bytes cannot drive a terminal or forge a line.</summary>
+    public string DisplayName => Printable.Of(Name);
 
     public string ExecutableText => Encoding.UTF8.GetString(Executable);
 
-    public override string ToString() => $"{Pid} {NameText}";
+    public override string ToString() => $"{Pid} {DisplayName}";
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Interop;
 
 namespace Guard.Sensor.Processes;
@@ -12,7 +13,7 @@ namespace Guard.Sensor.Processes;
 public sealed record SocketHolder(int Pid, long StartTicks, int Fd, byte[] Name)
 {
     /// <summary>"python3 (pid 4242)".</summary>
-    public override string ToString() => $"{System.Text.Encoding.UTF8.GetString(Name)} (pid {Pid.ToString(CultureInfo.InvariantCulture)})";
+    public override string ToString() => $"{Abi.Printable.Of(Name)} (pid {Pid.ToString(CultureInfo.InvariantCulture)})";
 }
 
 /// <summary>Who holds each of the sockets asked about, and whether every process was read.</summary>

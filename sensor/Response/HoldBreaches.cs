@@ -77,7 +77,7 @@ public sealed class HoldBreaches
         int pid = (int)key.Tgid;
         long startTicks = (long)value.StartTicks;
         ulong unanswered = value.Unanswered;
-        var attempt = new HoldAttempt(Via(value.Via), count, unanswered, (int)value.SenderTgid, Comm.Text(value.SenderComm),
+        var attempt = new HoldAttempt(Via(value.Via), count, unanswered, (int)value.SenderTgid, Printable.Of(Comm.Text(value.SenderComm)),
             value.Via == ContinueVia.Signal ? value.SiCode : null);
         using Pidfd? member = TreeHolds.OpenMember(kernel, key.HoldId, pid, startTicks);
         if (member is null)

@@ -23,8 +23,24 @@ public enum InboundBasis
     Unsure,
 }
 
-/// <summary>A local connection the probed process accepted, and what is at its other end.</summary>
-/// <param name="Unix">A unix stream socket; else loopback TCP.</param>
+/// <summary>What kind of thing fed a probed process.</summary>
+public enum PeerKind
+{
+    /// <summary>A connection: loopback TCP, or a unix stream or seqpacket socket.</summary>
+    Connection,
+
+    /// <summary>A unix datagram socket, one of whose senders is the peer.</summary>
+    Datagrams,
+
+    /// <summary>A pipe or FIFO it reads; the peers are the processes that hold it open for writing.</summary>
+    Pipe,
+
+    /// <summary>A spool file it reads; the peers are the processes that hold it open for writing.</summary>
+    File,
+}
+
+/// <summary>A local connection the probed process accepted (or a pipe, a spool file or a datagram socket it reads), and what is at its other end.</summary>
+/// <param name="Unix">A unix socket; else loopback TCP, or a pipe or file (<paramref name="Kind"/>).</param>
 /// <param name="Connection">"unix:/run/relay.sock" (an abstract name as "unix:@name"), or "127.0.0.1:4000 &lt;- 127.0.0.1:51234" (the probed end first).</param>
 /// <param name="Basis">Why it counts as accepted.</param>
 /// <param name="PeerInode">The other end's inode in sockfs; 0 when no file holds it any more (its holder closed it or exited).</param>
@@ -32,11 +48,17 @@ public enum InboundBasis
 /// <param name="Holders">The processes holding the other end, the probed one left out.</param>
 /// <param name="PeerConnectedBy">Who the kernel recorded connecting the other end (TCP), or null.</param>
 /// <param name="Head">What the kernel saw first written into this end (unix: bpf/guard.h struct guard_unix_head), or null.</param>
-/// <param name="Writer">Who wrote the first of <paramref name="Head"/> (pid, start in clock ticks), or null.</param>
+/// <param name="Writer">Who wrote every byte of <paramref name="Head"/> (pid, start in clock ticks), or null (not known, or more than one process).</param>
+/// <param name="Kind">A connection, datagrams, a pipe or a file.</param>
+/// <param name="ContentOnly">
+/// It counts only when its head holds the relayed bytes: an end this process did not
+/// accept (half of a socketpair, a connection it made) or one sender's datagrams.
+/// </param>
 public sealed record LocalPeer(
     bool Unix, string Connection, InboundBasis Basis, ulong PeerInode, ulong PeerCookie,
     IReadOnlyList<SocketHolder> Holders, GuardSockOwner? PeerConnectedBy,
-    CapturedHead? Head = null, (int Pid, long StartTicks)? Writer = null);
+    CapturedHead? Head = null, (int Pid, long StartTicks)? Writer = null,
+    PeerKind Kind = PeerKind.Connection, bool ContentOnly = false);
 
 /// <summary>What a probe of one process found.</summary>
 /// <param name="Pid">The probed process.</param>
@@ -78,6 +100,7 @@ public sealed class InboundConnections : IDisposable
     private readonly NetworkNamespaces namespaces;
     private readonly Func<int, GuardSockOwner?> connectedBy;
     private readonly Func<int, GuardUnixHead?> unixHead;
+    private readonly Func<int, GuardUnixDgramHeads?> dgramHeads;
     private readonly bool unixCaptured;
     private readonly int selfPid;
 
@@ -85,16 +108,18 @@ public sealed class InboundConnections : IDisposable
     /// Probes from the calling thread (it must be the only one using this
     /// instance); <paramref name="connectedBy"/> asks the kernel who connected a
     /// socket descriptor of ours, <paramref name="unixHead"/> what was first
-    /// written into a unix one (null: no record). <paramref name="unixCaptured"/>: the
+    /// written into a unix one (null: no record), <paramref name="dgramHeads"/> what each sender
+    /// first sent to a unix datagram one. <paramref name="unixCaptured"/>: the
     /// kernel captures unix streams (guard_unix_data is attached), so a unix end with no
     /// record had nothing written into it while Guard watched. Throws <see cref="SensorException"/>
     /// when this thread's network namespace cannot be opened.
     /// </summary>
-    public InboundConnections(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, bool unixCaptured)
+    public InboundConnections(Func<int, GuardSockOwner?> connectedBy, Func<int, GuardUnixHead?> unixHead, Func<int, GuardUnixDgramHeads?> dgramHeads, bool unixCaptured)
     {
         namespaces = new NetworkNamespaces();
         this.connectedBy = connectedBy;
         this.unixHead = unixHead;
+        this.dgramHeads = dgramHeads;
         this.unixCaptured = unixCaptured;
         selfPid = Environment.ProcessId;
     }
@@ -103,10 +128,14 @@ public sealed class InboundConnections : IDisposable
     /// The accepted local connections of the process <paramref name="pid"/> that started at
     /// <paramref name="startTicks"/>, leaving out the socket with cookie <paramref name="exceptCookie"/>
     /// or inode <paramref name="exceptInode"/> (the one the finding is about; 0: none), by
-    /// <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp). Throws
+    /// <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp); with them, the pipes,
+    /// FIFOs and spool files it reads (<see cref="FileFeeds"/>, a spool file when it holds
+    /// <paramref name="needle"/>), the ends of socketpairs and connections it made that
+    /// another process wrote, and the senders of its datagrams (those two counting only
+    /// when what they wrote holds the relayed bytes). Throws
     /// <see cref="StrandedThreadException"/> when this thread is left in another namespace.
     /// </summary>
-    public PeerProbe Probe(int pid, long startTicks, ulong exceptCookie, ulong exceptInode, long deadline)
+    public PeerProbe Probe(int pid, long startTicks, ulong exceptCookie, ulong exceptInode, long deadline, ReadOnlySpan<byte> needle = default)
     {
         using Pidfd? handle = Pidfd.TryOpen(pid, out _);
         // Checked after the pidfd is open: the handle names the process with this start.
@@ -120,6 +149,7 @@ public sealed class InboundConnections : IDisposable
             if (!all)
                 shortfalls.Add($"it holds more than {MaxSockets} sockets; the first {MaxSockets} were read");
             var candidates = new List<(FileDescriptor Fd, SocketFacts Facts)>();
+            var datagrams = new List<(FileDescriptor Fd, SocketFacts Facts)>();
             var ownUnixListeners = new List<byte[]>();
             foreach (FileDescriptor socket in sockets)
             {
@@ -131,10 +161,17 @@ public sealed class InboundConnections : IDisposable
                         ownUnixListeners.Add(name);
                     continue;
                 }
+                if (facts.Family == Sockets.AfUnix && facts.Type == Sockets.SockDgram)
+                {
+                    datagrams.Add((socket, facts));
+                    continue;
+                }
                 if (facts.IsUnixStream || (facts.IsEstablishedTcp && IsLoopback(facts.Local) && IsLoopback(facts.Peer)))
                     candidates.Add((socket, facts));
             }
             var found = new List<(LocalPeer Peer, InboundBasis? ByListeners)>();
+            foreach ((FileDescriptor socket, SocketFacts facts) in datagrams)
+                found.AddRange(Senders(pid, socket, facts).Select(p => (p, (InboundBasis?)InboundBasis.Listener)));
             foreach ((FileDescriptor socket, SocketFacts facts) in candidates)
             {
                 if (Stopwatch.GetTimestamp() > deadline)
@@ -151,13 +188,17 @@ public sealed class InboundConnections : IDisposable
                 {
                     if (UnixPeer(facts, view, ownUnixListeners) is { } unix)
                         found.Add((WithHead(unix, socket), unix.Basis));
+                    else if (WrittenByAnother(pid, facts, view, socket) is { } written)
+                        found.Add((written, written.Basis));
                 }
                 else if (TcpPeer(facts, view) is { } tcp)
                 {
                     found.Add(tcp);
                 }
             }
-            return new PeerProbe(pid, startTicks, false, Resolve(pid, found, deadline, shortfalls), shortfalls);
+            List<LocalPeer> inbound = Resolve(pid, found, deadline, shortfalls);
+            inbound.AddRange(FileFeeds.Find(pid, handle, needle, selfPid, deadline, shortfalls));
+            return new PeerProbe(pid, startTicks, false, inbound, shortfalls);
         }
         catch (SensorException e)
         {
@@ -177,10 +218,11 @@ public sealed class InboundConnections : IDisposable
     public const int QuickLookFds = 128;
 
     /// <summary>
-    /// True when the process surely accepted no local connection: of its first
-    /// <see cref="QuickLookFds"/> descriptors (all it has), no socket but the
-    /// one with cookie <paramref name="exceptCookie"/> is a named unix stream or an
-    /// established loopback TCP connection. False when it may have (then
+    /// True when the process surely accepted no local connection and reads from
+    /// no one: of its first <see cref="QuickLookFds"/> descriptors (all it has), no
+    /// socket but the one with cookie <paramref name="exceptCookie"/> may be fed by
+    /// another process (<see cref="MayBeFed"/>), and none is a pipe or FIFO read end
+    /// or a file it has read into. False when it may have (then
     /// <see cref="Probe"/> tells), or holds more descriptors than that. A process
     /// that has exited accepted none. Quick and bounded (no sock_diag, no other
     /// process read): the miner that made its own connection is answered here,
@@ -200,10 +242,29 @@ public sealed class InboundConnections : IDisposable
             using FileDescriptor? copy = handle.DuplicateFd(fd);
             if (copy is null || SocketFacts.Read(copy, inode) is not { } facts || facts.Listening || (exceptCookie != 0 && facts.Cookie == exceptCookie))
                 continue;
-            if ((facts.IsUnixStream && facts.LocalName is not null) || (facts.IsEstablishedTcp && IsLoopback(facts.Local) && IsLoopback(facts.Peer)))
+            if (MayBeFed(facts))
                 return false;
         }
-        return true;
+        var files = new List<(int Fd, bool Pipe, ulong PipeInode)>();
+        FdLinks.ReadFiles($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/fd", files, QuickLookFds + 1);
+        return !FileFeeds.MayRead(pid, files);
+    }
+
+    /// <summary>
+    /// A socket through which another process may feed this one: an accepted unix
+    /// stream or seqpacket end (named), half of a socketpair (neither end named), a
+    /// unix datagram socket others can send to (named, or half of a pair), an
+    /// established loopback TCP connection.
+    /// </summary>
+    private static bool MayBeFed(SocketFacts facts)
+    {
+        if (facts.Family == Sockets.AfUnix)
+        {
+            if (facts.Type == Sockets.SockDgram)
+                return facts.LocalName is not null || facts.PeerName is null;
+            return facts.IsUnixStream && (facts.LocalName is not null || facts.PeerName is null);
+        }
+        return facts.IsEstablishedTcp && IsLoopback(facts.Local) && IsLoopback(facts.Peer);
     }
 
     /// <summary>
@@ -220,8 +281,8 @@ public sealed class InboundConnections : IDisposable
         foreach ((LocalPeer peer, InboundBasis? byListeners) in peers)
         {
             SocketHolder[] holders = [.. scan.Of(peer.PeerInode).Where(h => h.Pid != pid)];
-            // The other end held by the probed process alone is a loop within it, not a sender.
-            if (peer.PeerInode != 0 && holders.Length == 0 && scan.Of(peer.PeerInode).Count > 0)
+            // The other end held by the probed process alone is a loop within it, not a sender (unless the kernel saw another write into it).
+            if (peer.PeerInode != 0 && holders.Length == 0 && scan.Of(peer.PeerInode).Count > 0 && peer.Writer is null)
                 continue;
             GuardSockOwner? connector = peer.Unix ? null : PeerConnector(holders, peer.PeerInode);
             if (connector is not null)
@@ -300,15 +361,57 @@ public sealed class InboundConnections : IDisposable
     {
         if (unixHead(socket.Fd) is not { } head)
             return unixCaptured ? peer with { Head = new CapturedHead(ReadOnlyMemory<byte>.Empty, Whole: true) } : peer;
-        int length = Math.Min((int)head.Length, GuardUnixHead.Capacity);
-        byte[] bytes = ((ReadOnlySpan<byte>)head.Data)[..length].ToArray();
-        (int, long)? writer = head.Pid == 0 ? null : ((int)head.Pid, ClockTicks.FromBootNs(head.StartTimeNs));
-        return peer with { Head = new CapturedHead(bytes, length < GuardUnixHead.Capacity), Writer = writer };
+        return peer with { Head = HeadBytes(head), Writer = WriterOf(head) };
     }
 
-    /// <summary>A unix name for people: a path as it is, an abstract name after "@".</summary>
+    private static CapturedHead HeadBytes(in GuardUnixHead head)
+    {
+        int length = Math.Min((int)head.Length, GuardUnixHead.Capacity);
+        return new CapturedHead(((ReadOnlySpan<byte>)head.Data)[..length].ToArray(), length < GuardUnixHead.Capacity);
+    }
+
+    /// <summary>The process that wrote every byte of the head; null when none or more than one did.</summary>
+    private static (int Pid, long StartTicks)? WriterOf(in GuardUnixHead head) =>
+        head.OneWriter ? ((int)head.Pid, ClockTicks.FromBootNs(head.StartTimeNs)) : null;
+
+    /// <summary>
+    /// An end of a unix stream or seqpacket connection this process did not accept (half
+    /// of a socketpair, whose other half a parent or child may hold, or a connection it
+    /// made) that one other process wrote into while Guard watched: it may feed a relay,
+    /// and counts when what was written holds the relayed bytes. The writer the kernel
+    /// saw is the sender, whoever holds the other end.
+    /// </summary>
+    private LocalPeer? WrittenByAnother(int pid, SocketFacts facts, NamespaceView view, FileDescriptor socket)
+    {
+        if (unixHead(socket.Fd) is not { } head || WriterOf(head) is not { } writer || writer.Pid == pid)
+            return null;
+        UnixDiagSocket? self = view.FindUnix((uint)facts.Inode);
+        string connection = facts.PeerName is { } other ? "unix:" + NameText(other) + " (a connection it made)" : "unix:socketpair";
+        return new LocalPeer(true, connection, InboundBasis.Listener, self?.PeerInode ?? 0, 0, [], null, HeadBytes(head), writer, ContentOnly: true);
+    }
+
+    /// <summary>
+    /// Each sender (other than this process) of the datagrams the unix datagram socket received
+    /// while Guard watched, with what it sent first: each counts when that holds the relayed bytes.
+    /// </summary>
+    private List<LocalPeer> Senders(int pid, FileDescriptor socket, SocketFacts facts)
+    {
+        var senders = new List<LocalPeer>();
+        if (dgramHeads(socket.Fd) is not { } heads)
+            return senders;
+        string connection = "unix:" + (facts.LocalName is { } name ? NameText(name) : "unnamed") + " (datagrams)";
+        for (int i = 0; i < GuardUnixDgramHeads.Writers; i++)
+        {
+            GuardUnixHead head = heads.Heads[i];
+            if (WriterOf(head) is { } writer && writer.Pid != pid)
+                senders.Add(new LocalPeer(true, connection, InboundBasis.Listener, 0, 0, [], null, HeadBytes(head), writer, PeerKind.Datagrams, ContentOnly: true));
+        }
+        return senders;
+    }
+
+    /// <summary>A unix name for people: a path as it is, an abstract name after "@"; control bytes escaped (<see cref="Printable"/>).</summary>
     public static string NameText(byte[] name) =>
-        name.Length > 0 && name[0] == 0 ? "@" + Encoding.UTF8.GetString(name.AsSpan(1)) : Encoding.UTF8.GetString(name);
+        name.Length > 0 && name[0] == 0 ? "@" + Printable.Of(name.AsSpan(1)) : Printable.Of(name);
 
     private NamespaceView? View(FileDescriptor socket, Dictionary<ulong, NamespaceView> views, List<string> shortfalls)
     {

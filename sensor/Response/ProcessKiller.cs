@@ -1,4 +1,5 @@
 using System.Globalization;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
@@ -66,7 +67,7 @@ public sealed class ProcessKiller
     /// </summary>
     public static string? Refusal(in ProcfsStat stat, long? expectedStartTicks, int selfPid)
     {
-        string name = System.Text.Encoding.UTF8.GetString(stat.Name);
+        string name = Printable.Of(stat.Name);
         if (stat.Pid == 1)
             return "PID 1 is the init process: killing it takes the machine down";
         if (stat.Pid == selfPid)

@@ -159,7 +159,7 @@ public sealed class Quarantines
                 Running = [.. members.Where(pid => !ProcfsReader.AllThreadsStopped(pid))],
                 ContinuesRefused = continues.Aggregate(0UL, (sum, c) => sum + c.Refused),
                 ContinuesUnanswered = continues.Aggregate(0UL, (sum, c) => sum + c.Unanswered),
-                LastContinuedBy = latest is { } l ? ((int)l.SenderTgid, Comm.Text(l.SenderComm)) : null,
+                LastContinuedBy = latest is { } l ? ((int)l.SenderTgid, Printable.Of(Comm.Text(l.SenderComm))) : null,
             };
         }
         (string? path, List<int> pids) = cgroups.Members(id);

@@ -24,7 +24,7 @@ public enum RelayRole
 /// <param name="Role">Origin, relay with a sender, or unknown.</param>
 /// <param name="Through">The connection the bytes came in by (a relay's), else null.</param>
 /// <param name="Sender">The process at its other end (a relay's), else null.</param>
-/// <param name="Basis">How the sender was told: "content" (its stream's first bytes hold what was relayed) or "structure" (the only accepted connection); null otherwise.</param>
+/// <param name="Basis">How the sender was told: "content" (its stream's first bytes, its datagrams or the spool file hold what was relayed) or "structure" (the only accepted connection, pipe or FIFO); null otherwise.</param>
 /// <param name="Reason">Why the sender cannot be told (unknown), in words; null otherwise.</param>
 public sealed record RelayVerdict(RelayRole Role, LocalPeer? Through, SocketHolder? Sender, string? Basis, string? Reason)
 {
@@ -56,6 +56,8 @@ public static class RelaySenders
     /// <paramref name="headsComplete"/> false (the ring has lost payload records) keeps
     /// a TCP head without the bytes from clearing its stream: a lost record may have held
     /// them. A unix end's head (<see cref="LocalPeer.Head"/>, kept in the kernel) always clears.
+    /// Empty <paramref name="carried"/> (a verdict that came after the connection's
+    /// head was let go) clears no one: structure alone decides.
     /// </summary>
     public static RelayVerdict Decide(PeerProbe probe, ReadOnlySpan<byte> carried, Func<ulong, CapturedHead?> heads, bool headsComplete = true)
     {
@@ -67,20 +69,31 @@ public static class RelaySenders
             return probe.Shortfalls.Count == 0 ? RelayVerdict.Origin
                 : RelayVerdict.Unknown("its connections could not all be read (" + string.Join("; ", probe.Shortfalls) + ")");
         }
-        ReadOnlySpan<byte> needle = carried[..Math.Min(MatchLength, carried.Length)];
+        ReadOnlySpan<byte> needle = Needle(carried);
         var confirmed = new List<LocalPeer>();
         var open = new List<LocalPeer>();
+        int counted = 0;
         foreach (LocalPeer peer in probe.Inbound)
         {
             // A unix end's head is the kernel's own record; a TCP stream's comes through the ring, which may have lost some.
-            bool fromRing = peer.Head is null;
+            bool fromRing = peer.Head is null && peer.Kind == PeerKind.Connection && !peer.Unix;
             CapturedHead? head = peer.Head ?? (peer.PeerCookie != 0 ? heads(peer.PeerCookie) : null);
-            if (head is { } h && !needle.IsEmpty && h.Bytes.Span.IndexOf(needle) >= 0)
+            bool carriedThem = head is { } h && !needle.IsEmpty && h.Bytes.Span.IndexOf(needle) >= 0;
+            // An end it did not accept, or one sender's datagrams, says something only when it carried the bytes.
+            if (peer.ContentOnly && !carriedThem)
+                continue;
+            counted++;
+            if (carriedThem)
                 confirmed.Add(peer);
-            else if ((fromRing && !headsComplete) || head is not { Whole: true })
-                open.Add(peer); // whole and without the bytes: that stream never carried them
+            else if (needle.IsEmpty || (fromRing && !headsComplete) || head is not { Whole: true })
+                open.Add(peer); // whole and without the bytes: that stream never carried them (unless no bytes are known)
         }
-        string count = Plural(probe.Inbound.Count, "accepted local connection");
+        if (counted == 0)
+        {
+            return probe.Shortfalls.Count == 0 ? RelayVerdict.Origin
+                : RelayVerdict.Unknown("its connections could not all be read (" + string.Join("; ", probe.Shortfalls) + ")");
+        }
+        string count = Plural(counted, probe.Inbound.All(p => p.Kind == PeerKind.Connection) ? "accepted local connection" : "local connection or feed");
         if (confirmed.Count > 1)
             return RelayVerdict.Unknown($"{confirmed.Count} of its {count} carried these bytes");
         if (confirmed.Count == 1)
@@ -103,14 +116,30 @@ public static class RelaySenders
     /// </summary>
     private static RelayVerdict Single(LocalPeer through, string basis)
     {
+        // The kernel saw who wrote the bytes that held the relayed ones: that process, whoever holds the end now.
+        if (basis == "content" && through.Writer is { } wrote)
+        {
+            SocketHolder holder = through.Holders.FirstOrDefault(h => h.Pid == wrote.Pid && h.StartTicks == wrote.StartTicks) ?? new SocketHolder(wrote.Pid, wrote.StartTicks, -1, []);
+            return new RelayVerdict(RelayRole.Relay, through, holder, basis, null);
+        }
+        bool feed = through.Kind is PeerKind.Pipe or PeerKind.File;
         if (through.Holders.Count == 1)
             return new RelayVerdict(RelayRole.Relay, through, through.Holders[0], basis, null);
         if (through.Holders.Count == 0)
-            return RelayVerdict.Unknown($"the sender at the other end of {through.Connection} has exited", through);
+        {
+            return RelayVerdict.Unknown(
+                feed ? $"no other process holds {through.Connection} open for writing now (its writer closed it, or has exited)"
+                    : $"the sender at the other end of {through.Connection} has exited", through);
+        }
+        if (feed)
+            return RelayVerdict.Unknown($"{through.Holders.Count} processes hold {through.Connection} open for writing ({string.Join(", ", through.Holders)})", through);
         if (through.Writer is { } w && through.Holders.FirstOrDefault(h => h.Pid == w.Pid && h.StartTicks == w.StartTicks) is { } writer)
             return new RelayVerdict(RelayRole.Relay, through, writer, basis, null);
         return RelayVerdict.Unknown($"the other end of {through.Connection} is held by {through.Holders.Count} processes ({string.Join(", ", through.Holders)})", through);
     }
+
+    /// <summary>The relayed bytes a candidate must hold: the first <see cref="MatchLength"/>.</summary>
+    public static ReadOnlySpan<byte> Needle(ReadOnlySpan<byte> carried) => carried[..Math.Min(MatchLength, carried.Length)];
 
     private static string Plural(int n, string what) => n == 1 ? $"1 {what}" : $"{n} {what}s";
 }

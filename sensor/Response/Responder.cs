@@ -75,7 +75,7 @@ public sealed class Responder
         {
             var request = new QuarantineRequest
             {
-                Reason = $"{alert.Rule}: {alert.Description} ({process.NameText}, pid {process.Pid})",
+                Reason = $"{alert.Rule}: {alert.Description} ({process.DisplayName}, pid {process.Pid})",
                 OrderedBy = alert.Rule,
                 OrderedByUid = Libc.GetUid(),
                 Timeout = policy.Quarantine.TimeoutMinutes > 0 ? TimeSpan.FromMinutes(policy.Quarantine.TimeoutMinutes) : null,

@@ -109,9 +109,10 @@ public sealed class SensorRegistration : IDisposable
         }
     }
 
-    /// <summary>Removes the registration.</summary>
+    /// <summary>Removes the registration, and the answer to its latest policy reload.</summary>
     public void Dispose()
     {
+        PolicyReloads.RemoveAnswer();
         try
         {
             File.Delete(file);

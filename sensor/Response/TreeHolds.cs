@@ -39,7 +39,7 @@ internal sealed class TreeHolds
         if (root is null)
             return QuarantineOutcome.HoldRefused(request, refusal);
         ulong id = (ulong)Libc.NowNs(Libc.ClockRealtime) | (1UL << 63); // never a cgroup id
-        string name = Encoding.UTF8.GetString(stat.Name);
+        string name = Printable.Of(stat.Name);
         using QuarantineKernel? kernel = Begin(target, stat.StartTicks, id, request.ToRecord(QuarantineMode.Tree, 0, target.Pid, stat.StartTicks, $"tree:{target.Pid}({name})"), request.GpuDevices);
         if (kernel is null)
             return QuarantineOutcome.HoldRefused(request, $"process {target.Pid} is held already");

@@ -29,6 +29,9 @@ internal sealed class InProcessSensor : IDisposable
         poller.Start();
     }
 
+    /// <summary>The sensor itself (its metrics endpoint, say).</summary>
+    public GuardSensor Sensor => sensor;
+
     public int WatchedParent { set => sink.WatchedParent = value; }
 
     public long ExecsOfWatchedChildren => Interlocked.Read(ref sink.Execs);

@@ -69,6 +69,33 @@ if (Section("forkexec"))
     Line($"fork+exec of /bin/true x{forks}: {b1 / 1000:F1} us bare, {w1 / 1000:F1} us watched: {w1 / b1:F3}x (bar 1.05x); execs delivered {delivered}/{forks}, ring drops {drops}");
 }
 
+// 1b. the same storm with the metrics endpoint on and scraped (GUARD_BENCH_SCRAPE_MS apart, default 1000:
+// fifteen times Prometheus's default rate), against it off.
+if (Section("metrics"))
+{
+    long forks = quick ? 2000 : 10_000;
+    var off = new List<double>();
+    var on = new List<double>();
+    long answered = 0, size = 0;
+    int scrapeMs = int.TryParse(Environment.GetEnvironmentVariable("GUARD_BENCH_SCRAPE_MS"), out int ms) && ms > 0 ? ms : 1000;
+    storms.Run("forkexec", forks / 10);
+    for (int r = 0; r < rounds * 2; r++)
+    {
+        // Which goes first alternates: a drift of the machine moves both alike.
+        for (int side = 0; side < 2; side++)
+        {
+            bool metrics = (r + side) % 2 == 0;
+            using var s = new InProcessSensor(new SensorOptions { MetricsEndpoint = metrics ? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0) : null });
+            using MetricsScraper? scraper = metrics ? new MetricsScraper(s.Sensor.MetricsEndpoint!, TimeSpan.FromMilliseconds(scrapeMs)) : null;
+            storms.Run("forkexec", Math.Max(forks / 10, 1));
+            (metrics ? on : off).Add(storms.Run("forkexec", forks));
+            answered += scraper?.Answered ?? 0;
+            size = Math.Max(size, scraper?.LastBytes ?? 0);
+        }
+    }
+    Line($"fork+exec of /bin/true x{forks}, metrics on and scraped every {scrapeMs} ms vs off: {Median(on) / 1000:F1} us vs {Median(off) / 1000:F1} us: {Median(on) / Median(off):F3}x (bar 1.03x); {answered} scrapes answered, {size} bytes each");
+}
+
 // 2. loopback connects with a first send each.
 if (Section("connect"))
 {
@@ -76,6 +103,21 @@ if (Section("connect"))
     // Each run is short (under half a second), so more rounds steady the median.
     (double b2, double w2) = Compare("connect", connects, () => Watch(), roundsFactor: 3);
     Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
+}
+
+// 2b. confinement: a confined job's connect storm (its connects allowed, so fully judged),
+// and the same storm outside every confined job, each against no confinement at all.
+if (Section("confine"))
+{
+    // Confinement is pinned: under a pin root of this run's own, never a production one.
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    long connects = quick ? 2000 : 10_000;
+    (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3);
+    Line($"confined job's loopback TCP connect+send x{connects}: {bc / 1000:F1} us unconfined, {wc / 1000:F1} us confined: {wc / bc:F3}x (bar 1.05x); denied {ConfinedJob.TotalDenied}");
+    (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3);
+    Line($"connect+send outside every confined job x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with a section attached: {wo / bo:F3}x (bar 1.01x)");
+    (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob("trainer"));
+    Line($"fork+exec outside every confined job: {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with a section attached: {wf / bf:F3}x (bar 1.01x)");
 }
 
 // 3. syscalls that no Guard hook should touch, with no GPU configured.

@@ -113,7 +113,7 @@ internal static class RelayLookup
             int found = 0;
             var thread = new Thread(() =>
             {
-                using var inbound = new InboundConnections(_ => null, _ => null, unixCaptured: false);
+                using var inbound = new InboundConnections(_ => null, _ => null, _ => null, unixCaptured: false);
                 for (int i = 0; i < calls; i++)
                 {
                     long t0 = Stopwatch.GetTimestamp();

@@ -9,11 +9,13 @@ using Xunit;
 namespace Guard.Tests.Kernel;
 
 /// <summary>
-/// A Stratum line sent through a local relay (socat, a unix-socket relay, an
-/// HTTP CONNECT proxy, a chain of them) to a loopback pool, in a private
-/// network namespace: the kernel drops the bytes, and the process that sent
-/// them through the relay is killed, never the relay. Where the sender cannot
-/// be told (it has exited), the finding alerts and acts on no one.
+/// A Stratum line sent through a local relay (socat, a unix-socket relay, a
+/// tunnel whose handshake the kernel does not read, a chain of them) to a
+/// loopback pool, in a private network namespace: the kernel drops the bytes,
+/// and the process that sent them through the relay is killed, never the
+/// relay. Where the sender cannot be told (it has exited), the finding alerts
+/// and acts on no one. Through an HTTP CONNECT proxy the kernel reads the
+/// line on the sender's own connection.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
 public sealed class RelayTests
@@ -48,7 +50,8 @@ public sealed class RelayTests
         """;
 
     // The sender: connects over TCP (a port) or a unix socket (a path), asks an HTTP CONNECT proxy
-    // for the pool first when given one, sends its Stratum line, then lingers (or, with 'exit', leaves at once).
+    // (HOST:PORT) or a tunnel (tunnel:HOST:PORT) for the pool first when given one, sends its Stratum
+    // line, then lingers (or, with 'exit', leaves at once).
     private const string Sender = """
         import os, socket, sys, time
         kind, address, linefile, marker, after = sys.argv[1:6]
@@ -63,7 +66,10 @@ public sealed class RelayTests
                 break
             except OSError:
                 time.sleep(0.01)
-        if len(sys.argv) > 6:
+        if len(sys.argv) > 6 and sys.argv[6].startswith('tunnel:'):
+            s.sendall(b'TUNNEL ' + sys.argv[6][7:].encode() + b'\n')
+            s.recv(4096)
+        elif len(sys.argv) > 6:
             s.sendall(b'CONNECT ' + sys.argv[6].encode() + b' HTTP/1.1\r\n\r\n')
             s.recv(4096)
         s.sendall(line)
@@ -141,11 +147,50 @@ public sealed class RelayTests
             threading.Thread(target=serve, args=(c,), daemon=True).start()
         """;
 
+    // A tunnel on 127.0.0.1:PORT whose clients name where to go in a first line of its own
+    // ("TUNNEL host:port"), which the kernel's scan does not read as Stratum or a proxy it
+    // knows: what it relays is first seen on its own connection to the pool. Many clients at
+    // once; it creates READY once it listens.
+    private const string TunnelProxy = """
+        import socket, sys, threading, time
+        l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(8)
+        open(sys.argv[2], 'w').close()
+        def pipe(a, b):
+            try:
+                while True:
+                    d = a.recv(4096)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+        def serve(c):
+            head = b''
+            while b'\n' not in head:
+                d = c.recv(4096)
+                if not d:
+                    return
+                head += d
+            request, rest = head.split(b'\n', 1)
+            host, port = request.split(b' ')[1].decode().rsplit(':', 1)
+            u = socket.create_connection((host, int(port)))
+            c.sendall(b'OK\n')
+            if rest:
+                u.sendall(rest)
+            threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+            pipe(c, u)
+            time.sleep(10)
+        while True:
+            c, _ = l.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """;
+
     // A client of the proxy that asks for the pool too, then says nothing: it must be left alone.
     private const string IdleClient = """
         import socket, sys, time
         s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
-        s.sendall(b'CONNECT 127.0.0.1:3333 HTTP/1.1\r\n\r\n')
+        s.sendall(b'TUNNEL 127.0.0.1:3333\n' if sys.argv[3] == 'tunnel' else b'CONNECT 127.0.0.1:3333 HTTP/1.1\r\n\r\n')
         s.recv(4096)
         open(sys.argv[2], 'w').close()
         time.sleep(3)
@@ -245,17 +290,42 @@ public sealed class RelayTests
     }
 
     [Fact]
-    public void AProxyWithTwoClientsIsLeftAloneAndOnlyTheClientWhoseStreamCarriedTheLineIsKilled()
+    public void AnHttpConnectClientIsCaughtOnItsOwnConnectionAndTheProxyAndItsOtherClientAreLeftAlone()
     {
+        // The kernel reads through the CONNECT handshake: the line never reaches the proxy.
         using var scene = new Scene();
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         string idle = Path.Combine(scene.Dir.Path, "idle");
         string output = scene.Run(
             $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {idle}.proxy & relay=$!; "
             + $"while [ ! -e {idle}.proxy ]; do sleep 0.01; done; "
-            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} & idle=$!; "
+            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} connect & idle=$!; "
             + $"while [ ! -e {idle} ]; do sleep 0.01; done; "
             + $"{scene.Send("tcp", "8080", connect: "127.0.0.1:3333")}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $idle; kill $relay");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(idle + ".survived"), "the idle client of the same proxy was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the sender", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        Assert.False(alert.Json.GetProperty("guard").TryGetProperty("relay", out _), $"the sender's own connection needs no relay: {alert}");
+        JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+        Assert.Equal("http-connect 127.0.0.1:3333", evidence.GetProperty("proxy").GetString());
+        Assert.Equal("127.0.0.1:8080", evidence.GetProperty("destination").GetString());
+    }
+
+    [Fact]
+    public void ATunnelWithTwoClientsIsLeftAloneAndOnlyTheClientWhoseStreamCarriedTheLineIsKilled()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string idle = Path.Combine(scene.Dir.Path, "idle");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("proxy.py", TunnelProxy)} 8080 {idle}.proxy & relay=$!; "
+            + $"while [ ! -e {idle}.proxy ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("idle.py", IdleClient)} 8080 {idle} tunnel & idle=$!; "
+            + $"while [ ! -e {idle} ]; do sleep 0.01; done; "
+            + $"{scene.Send("tcp", "8080", connect: "tunnel:127.0.0.1:3333")}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $idle; kill $relay");
 
         Assert.Contains("sender=137", output, StringComparison.Ordinal);
         Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
@@ -274,12 +344,12 @@ public sealed class RelayTests
         using var scene = new Scene();
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         string socket = Path.Combine(scene.Dir.Path, "relay.sock");
-        // sender -> socat (unix) -> CONNECT proxy (TCP) -> pool
+        // sender -> socat (unix) -> tunnel (TCP) -> pool
         string output = scene.Run(
-            $"{Run.Python} {scene.Dir.File("proxy.py", ConnectProxy)} 8080 {socket}.proxy & proxy=$!; "
+            $"{Run.Python} {scene.Dir.File("proxy.py", TunnelProxy)} 8080 {socket}.proxy & proxy=$!; "
             + $"while [ ! -e {socket}.proxy ]; do sleep 0.01; done; "
             + $"socat UNIX-LISTEN:{socket},fork TCP:127.0.0.1:8080 & socat=$!; "
-            + $"{scene.Send("unix", socket, connect: "127.0.0.1:3333")}; echo sender=$?; "
+            + $"{scene.Send("unix", socket, connect: "tunnel:127.0.0.1:3333")}; echo sender=$?; "
             + "kill -0 $proxy && kill -0 $socat && echo relay-alive=1; kill $proxy $socat");
 
         Assert.Contains("sender=137", output, StringComparison.Ordinal);
@@ -345,6 +415,190 @@ public sealed class RelayTests
         Assert.False(unit.HasExited, "the service's relay was killed");
     }
 
+    // A relay of one kind (seqpacket, dgram, fifo, spool) at PATH to the pool, each sender's bytes on a
+    // connection of their own; it also serves a unix stream listener at INNOCENT. READY once both are there.
+    private const string KindRelay = """
+        import os, socket, sys, threading, time
+        kind, path, innocent, ready = sys.argv[1:5]
+        def up(first):
+            u = socket.create_connection(('127.0.0.1', 3333)); u.sendall(first); return u
+        def serve(c):
+            first = c.recv(4096)
+            if not first:
+                return
+            u = up(first)
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                u.sendall(d)
+            time.sleep(10)
+        def accept(l):
+            while True:
+                c, _ = l.accept()
+                threading.Thread(target=serve, args=(c,), daemon=True).start()
+        l = socket.socket(socket.AF_UNIX); l.bind(innocent); l.listen(8)
+        threading.Thread(target=accept, args=(l,), daemon=True).start()
+        if kind == 'seqpacket':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(path); s.listen(8)
+            open(ready, 'w').close(); accept(s)
+        elif kind == 'dgram':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(path)
+            open(ready, 'w').close(); kept = []
+            while True:
+                kept.append(up(s.recv(65536)))
+        elif kind == 'fifo':
+            os.mkfifo(path); open(ready, 'w').close()
+            f = open(path, 'rb', buffering=0); u = None
+            while True:
+                d = f.read(65536)
+                if not d:
+                    time.sleep(10); break
+                if u is None:
+                    u = up(d)
+                else:
+                    u.sendall(d)
+        elif kind == 'spool':
+            open(path, 'ab').close(); f = open(path, 'rb'); u = None
+            open(ready, 'w').close()
+            while True:
+                d = f.read()
+                if d:
+                    if u is None:
+                        u = up(d)
+                    else:
+                        u.sendall(d)
+                time.sleep(0.02)
+        """;
+
+    // The miner of the kinds: sends its line into a seqpacket socket, as an unconnected datagram, into
+    // a FIFO or appended to a spool file (held open), or, 'pair', through a socketpair to a relay child
+    // it forks (the relay's pid in MARKER.relay); then lingers.
+    private const string KindSender = """
+        import os, socket, sys, time
+        kind, path, linefile, marker = sys.argv[1:5]
+        open(marker + '.pid', 'w').write(str(os.getpid()))
+        line = open(linefile, 'rb').read().rstrip(b'\n') + b'\n'
+        if kind == 'seqpacket':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(path); s.send(line)
+        elif kind == 'dgram':
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(line, path)
+        elif kind == 'fifo':
+            f = open(path, 'wb', buffering=0); f.write(line)
+        elif kind == 'spool':
+            f = open(path, 'ab', buffering=0); f.write(line)
+        elif kind == 'pair':
+            a, b = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                b.close()
+                first = a.recv(4096)
+                u = socket.create_connection(('127.0.0.1', 3333)); u.sendall(first)
+                time.sleep(10); os._exit(0)
+            open(marker + '.relay', 'w').write(str(pid))
+            a.close(); b.sendall(line)
+        time.sleep(2)
+        open(marker + '.survived', 'w').close()
+        """;
+
+    // An innocent client of the relay: PING over a unix stream, a seqpacket connection or a connected datagram socket.
+    private const string KindClient = """
+        import socket, sys, time
+        kind, path, marker = sys.argv[1:4]
+        t = {'stream': socket.SOCK_STREAM, 'seqpacket': socket.SOCK_SEQPACKET, 'dgram': socket.SOCK_DGRAM}[kind]
+        s = socket.socket(socket.AF_UNIX, t); s.connect(path); s.send(b'PING')
+        time.sleep(0.2)
+        open(marker, 'w').close()
+        time.sleep(3)
+        open(marker + '.survived', 'w').close()
+        """;
+
+    [Theory]
+    [InlineData("seqpacket", "seqpacket", "content")]
+    [InlineData("dgram", "dgram", "content")]
+    [InlineData("fifo", "stream", "structure")]
+    [InlineData("spool", "stream", "content")]
+    public void ARelayOfAnyKindLivesWithItsInnocentClientAndTheSenderIsKilled(string kind, string clientKind, string basis)
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string path = Path.Combine(scene.Dir.Path, kind);
+        string innocent = Path.Combine(scene.Dir.Path, "innocent.sock");
+        string client = Path.Combine(scene.Dir.Path, "client");
+        string ready = Path.Combine(scene.Dir.Path, "ready");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("relay.py", KindRelay)} {kind} {path} {innocent} {ready} & relay=$!; "
+            + $"while [ ! -e {ready} ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("client.py", KindClient)} {clientKind} {(clientKind == "stream" ? innocent : path)} {client} & client=$!; "
+            + $"while [ ! -e {client} ]; do sleep 0.01; done; "
+            + $"{scene.SendKind(kind, path)}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $client; kill $relay");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(client + ".survived"), "the relay's innocent client was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the sender", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        JsonElement relay = RelayOf(alert);
+        Assert.True(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Equal(basis, relay.GetProperty("basis").GetString());
+        int relayPid = relay.GetProperty("pid").GetInt32();
+        Thread.Sleep(300);
+        Assert.DoesNotContain(sensor.Events, e => Dataset(e) == "guard.response" && e.Pid == relayPid);
+    }
+
+    [Fact]
+    public void ARelayChildOnASocketpairIsTracedToTheParentThatWroteTheLine()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string output = scene.Run($"{scene.SendKind("pair", "-")}; echo sender=$?");
+
+        Assert.Contains("sender=137", output, StringComparison.Ordinal);
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the parent", e => e.Action == "stratum" && e.Pid == scene.SenderPid);
+        JsonElement relay = RelayOf(alert);
+        Assert.True(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Equal("content", relay.GetProperty("basis").GetString());
+        Assert.Equal("unix:socketpair", relay.GetProperty("connection").GetString());
+        Assert.Equal(scene.RelayChildPid, relay.GetProperty("pid").GetInt32());
+    }
+
+    [Fact]
+    public void AFifoWithTwoWritersAlertsAndNoWriterIsKilled()
+    {
+        using var scene = new Scene();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        string path = Path.Combine(scene.Dir.Path, "fifo");
+        string innocent = Path.Combine(scene.Dir.Path, "innocent.sock");
+        string ready = Path.Combine(scene.Dir.Path, "ready");
+        const string holder = """
+            import sys, time
+            f = open(sys.argv[1], 'wb', buffering=0)
+            open(sys.argv[2], 'w').close()
+            time.sleep(4)
+            open(sys.argv[2] + '.survived', 'w').close()
+            """;
+        string other = Path.Combine(scene.Dir.Path, "other");
+        string output = scene.Run(
+            $"{Run.Python} {scene.Dir.File("relay.py", KindRelay)} fifo {path} {innocent} {ready} & relay=$!; "
+            + $"while [ ! -e {ready} ]; do sleep 0.01; done; "
+            + $"{Run.Python} {scene.Dir.File("holder.py", holder)} {path} {other} & other=$!; "
+            + $"while [ ! -e {other} ]; do sleep 0.01; done; "
+            + $"{scene.SendKind("fifo", path)}; echo sender=$?; kill -0 $relay && echo relay-alive=1; wait $other; kill $relay");
+
+        Assert.Contains("sender=0", output, StringComparison.Ordinal);
+        Assert.Contains("relay-alive=1", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(other + ".survived"), "the FIFO's other writer was killed");
+        scene.AssertNoCompleteLine();
+        RecordedEvent alert = sensor.WaitFor("the stratum alert on the relay", e => e.Action == "stratum");
+        JsonElement relay = RelayOf(alert);
+        Assert.False(relay.GetProperty("sender_found").GetBoolean());
+        Assert.Contains("2 processes hold fifo:", relay.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains(Responses(alert), r => r.Contains("nothing killed, nothing held", StringComparison.Ordinal));
+        Thread.Sleep(300);
+        Assert.DoesNotContain(sensor.Events, e => Dataset(e) == "guard.response");
+    }
+
     private static JsonElement RelayOf(RecordedEvent alert) =>
         alert.Json.GetProperty("guard").TryGetProperty("relay", out JsonElement relay) ? relay
             : throw new Xunit.Sdk.XunitException($"the alert names no relay: {alert}");
@@ -386,6 +640,13 @@ public sealed class RelayTests
         private string SenderScript { get; }
 
         public int SenderPid => int.Parse(File.ReadAllText(Marker + ".pid"), CultureInfo.InvariantCulture);
+
+        /// <summary>The relay child the 'pair' sender forked.</summary>
+        public int RelayChildPid => int.Parse(File.ReadAllText(Marker + ".relay"), CultureInfo.InvariantCulture);
+
+        /// <summary>The shell command that runs the sender of the kinds (<see cref="KindSender"/>) against <paramref name="path"/>.</summary>
+        public string SendKind(string kind, string path) =>
+            $"{Support.Run.Python} {Dir.File("kind-sender.py", KindSender)} {kind} {path} {LineFile} {Marker}";
 
         /// <summary>The shell command that runs the sender against a TCP port or a unix path.</summary>
         public string Send(string kind, string address, string after = "linger", string? connect = null) =>

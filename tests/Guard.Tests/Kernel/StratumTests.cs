@@ -48,7 +48,7 @@ public sealed class StratumTests
             for b in line:
                 s.send(bytes([b])); time.sleep(0.005)
         time.sleep(2)
-        s.sendall(b'{"id":4,"method":"submit"}\n')
+        s.sendall(b'{"id":4,"result":null}\n')
         open(sys.argv[1] + '.survived', 'w').close()
         """;
 

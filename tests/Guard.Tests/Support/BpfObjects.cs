@@ -17,7 +17,7 @@ public sealed record BpfObject(string Name, IReadOnlySet<string> Programs, IRead
 /// </summary>
 public static class BpfObjects
 {
-    public static readonly string[] Embedded = ["guard.bpf.o", "quarantine.bpf.o", "enforce.bpf.o", "lineage.bpf.o"];
+    public static readonly string[] Embedded = ["guard.bpf.o", "quarantine.bpf.o", "enforce.bpf.o", "lineage.bpf.o", "confine.bpf.o"];
 
     private static readonly byte[] Magic = [0x7F, (byte)'E', (byte)'L', (byte)'F'];
 

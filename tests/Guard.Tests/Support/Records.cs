@@ -83,6 +83,38 @@ public static class Records
         return p;
     }
 
+    /// <summary>
+    /// The kernel's Stratum verdict on <paramref name="pid"/>'s connection <paramref name="cookie"/>
+    /// (<see cref="GuardMethod.Drop"/>, <see cref="GuardMethod.Alert"/> or <see cref="StreamRecord.Hold"/>),
+    /// decided by <paramref name="method"/> at <paramref name="offset"/>.
+    /// </summary>
+    public static StreamRecord Stream(int pid, ulong cookie, string method, ulong timeNs, byte verdict = (byte)GuardMethod.Drop, string address = "0.0.0.0", ushort port = 3333, uint offset = 40)
+    {
+        var r = new StreamRecord { Header = Header(RecordKind.Stream, pid, timeNs), Cookie = cookie, Family = 2, DestinationPort = port, Offset = offset, Verdict = verdict };
+        IPAddress.Parse(address).GetAddressBytes().CopyTo(r.DestinationAddress);
+        Encoding.UTF8.GetBytes(method).CopyTo(r.Method);
+        return r;
+    }
+
+    /// <summary>A proxy handshake on <paramref name="pid"/>'s connection to the proxy at <paramref name="address"/>: the client asked for <paramref name="host"/> (as <paramref name="kind"/> writes it) and <paramref name="proxyPort"/>.</summary>
+    public static StreamRecord Proxy(int pid, ulong cookie, StreamProxy proxy, ProxyAddress kind, byte[] host, ushort proxyPort, ulong timeNs = 30, string address = "0.0.0.0", ushort port = 1080)
+    {
+        var r = new StreamRecord
+        {
+            Header = Header(RecordKind.Stream, pid, timeNs),
+            Cookie = cookie,
+            Family = 2,
+            DestinationPort = port,
+            Proxy = proxy,
+            ProxyAddress = kind,
+            ProxyHostLength = (byte)host.Length,
+            ProxyPort = proxyPort,
+        };
+        IPAddress.Parse(address).GetAddressBytes().CopyTo(r.DestinationAddress);
+        host.CopyTo(r.ProxyHost);
+        return r;
+    }
+
     /// <summary>A DNS query by <paramref name="pid"/> for <paramref name="name"/> (type A), sent to a resolver on port 53.</summary>
     public static DnsRecord Dns(int pid, string name, ulong timeNs = 30)
     {

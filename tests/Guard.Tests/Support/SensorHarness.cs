@@ -206,6 +206,29 @@ internal static class TestRunState
             Environment.SetEnvironmentVariable("GUARD_ACTION_LOG", Path.Combine(Path.GetTempPath(), $"guard-test-{Environment.ProcessId}-actions.jsonl"));
         if (Environment.GetEnvironmentVariable("GUARD_RUN_DIR") is null)
             Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Path.Combine(Path.GetTempPath(), $"guard-test-{Environment.ProcessId}-run"));
+        RemoveDeadRunsPins();
+    }
+
+    /// <summary>
+    /// The pin roots of earlier test runs that were killed before their cleanup
+    /// (a timeout, a SIGKILL): their handed-over enforcement stays attached at the
+    /// root cgroup and would kill and drop for every later test. A root whose pid
+    /// runs (another run, or a reused pid) is left alone.
+    /// </summary>
+    private static void RemoveDeadRunsPins()
+    {
+        try
+        {
+            foreach (string root in Directory.EnumerateDirectories("/sys/fs/bpf", "guard-test-*"))
+            {
+                if (int.TryParse(Path.GetFileName(root)["guard-test-".Length..], out int pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+                    Guard.Sensor.Bpf.Pins.Remove(root);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not root, or no bpffs: nothing of ours can be pinned there either.
+        }
     }
 }
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Guard.Sensor;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
@@ -59,6 +60,8 @@ public sealed class EcsConformanceTests
         ["guard.job.id"] = "the Slurm job, pod, container, unit or launcher tree a process is in: ECS has container.id and orchestrator.* but no batch job",
         ["guard.job.kind"] = "which of those it is",
         ["guard.job.cgroup"] = "the job's cgroup path",
+        ["guard.job.step"] = "the Slurm step a process runs in: orchestrator.* names the job (resource.id) and has nothing below a resource",
+        ["guard.job.task"] = "the Slurm task within that step",
         ["guard.job_root_pid"] = "the training job's root process; process.group_leader/session_leader are other things",
         ["guard.job_root.pid"] = "as guard.job_root_pid, on alerts",
         ["guard.job_root.entity_id"] = "the job root's entity id",
@@ -132,6 +135,9 @@ public sealed class EcsConformanceTests
         ["guard.action.ordered_by.via"] = "the CLI, a rule, or a hold's timeout (user.id is who)",
         ["guard.action.pids"] = "the processes acted on (process.pid is one process)",
         ["guard.action.cgroup"] = "the cgroup held, released or killed",
+        ["guard.policy.sha256"] = "the policy in force after a reload, by the SHA-256 of its file: ECS has no field for an agent's configuration",
+        ["guard.policy.sources"] = "the files it was read from, laid over each other",
+        ["guard.policy.mode"] = "enforce or audit",
     };
 
     private static readonly string[] ActionOutcomes = ["success", "failure"];
@@ -230,6 +236,7 @@ public sealed class EcsConformanceTests
         [
             .. Enum.GetValues<EventAction>().Select(EventNames.Action),
             "kill", "kill-tree", "kill-job", QuarantineOutcome.HoldAction, "release", "kill-quarantined", "detach-all",
+            GuardSensor.ReloadAction, RingDropAlerts.Rule,
             .. Detectors.All.Select(d => d.Name),
         ];
         string[] missing = [.. expected.Where(a => !actions.Contains(a))];
@@ -260,6 +267,9 @@ public sealed class EcsConformanceTests
         Assert.Contains(evidence, e => e.TryGetProperty("rounding_switches", out JsonElement v) && v.ValueKind == JsonValueKind.Number);
         Assert.Contains(evidence, e => e.TryGetProperty("port", out JsonElement v) && v.GetInt32() == 443);
         Assert.Contains(evidence, e => e.TryGetProperty("pool-port_0", out _));
+        Assert.Contains(evidence, e => e.TryGetProperty("stream_offset", out JsonElement v) && v.GetInt32() == 5000 && e.GetProperty("proxy").GetString() == "socks5 198.51.100.7:3333");
+        Assert.Contains(evidence, e => e.TryGetProperty("stream_offset", out JsonElement v) && v.GetInt32() == StreamRecord.ScanLimit && !e.TryGetProperty("method", out _));
+        Assert.Contains(evidence, e => e.TryGetProperty("proxy_address", out JsonElement v) && v.GetString() == "10.0.0.2:1080");
         Line dns = Corpus.Value.First(l => l.Json.GetProperty("event").GetProperty("action").GetString() == "dns-query");
         Assert.Equal("4660", dns.Json.GetProperty("dns").GetProperty("id").GetString()); // 0x1234
         Assert.Equal("dns", dns.Json.GetProperty("network").GetProperty("protocol").GetString());
@@ -291,6 +301,7 @@ public sealed class EcsConformanceTests
             [QuarantineOutcome.HoldAction] = ("process", "change"),
             ["release"] = ("process", "change"),
             ["detach-all"] = ("configuration", "change"),
+            [GuardSensor.ReloadAction] = ("configuration", "change"),
         };
         foreach (Line line in Corpus.Value.Where(l => l.Json.GetProperty("event").GetProperty("dataset").GetString() == "guard.response"))
         {
@@ -390,7 +401,12 @@ public sealed class EcsConformanceTests
         pipeline.OnFork(Records.Fork(Hostile, Launcher));
         pipeline.OnExec(HostileExec());
         // The job's cgroup, as CgroupJobs names it from /proc on a host (no such process here).
-        table.Find(Worker)!.CgroupJob = new Job("slurm:42", "slurm", "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42");
+        table.Find(Worker)!.CgroupJob = new Job("slurm:42", "slurm", "/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42") { Placement = new JobPlacement("0", "3", null, null) };
+        // A pod's container, its name and namespace from the kubelet: orchestrator.* and container.*.
+        table.Find(Hostile)!.CgroupJob = new Job("k8s-pod:1b2c3d4e-5f60-7182-9304-a5b6c7d8e9f0", "kubernetes", "/kubepods.slice/kubepods-pod1b2c3d4e_5f60_7182_9304_a5b6c7d8e9f0.slice")
+        {
+            Placement = new JobPlacement(null, null, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "containerd", "trainer-0", "team-a"),
+        };
 
         pipeline.OnConnect(Records.Connect(Worker, 1, Pool, 3333));
         pipeline.OnConnect(Connect(Worker, 2, ConnectResult.Failed, 10, 6, "2001:db8::1", 443));
@@ -400,6 +416,17 @@ public sealed class EcsConformanceTests
         pipeline.OnPayload(Records.Payload(Worker, 5, Records.TlsClientHello("gulf.moneroocean.stream"), 41, PayloadRecord.Final, address: Pool, port: 443));
         pipeline.OnPayload(Records.Payload(Hostile, 6, "GET / HTTP/1.1\r\nHost: \"\u0001\"\r\n"u8, 42)); // no more came: out once quiet
         pipeline.Tick(1_000_000_000);
+
+        // The kernel's stream records: a verdict past the head, through a SOCKS5 proxy; a hold at the scan's limit; a proxy asked for a pool.
+        StreamRecord late = Records.Stream(Worker, 8, "mining.subscribe", 1_000_000_100, address: Pool, offset: 5000);
+        late.Proxy = StreamProxy.Socks5;
+        late.ProxyAddress = ProxyAddress.IPv4;
+        late.ProxyHostLength = 4;
+        late.ProxyPort = 3333;
+        IPAddress.Parse(Pool).GetAddressBytes().CopyTo(late.ProxyHost);
+        pipeline.OnStream(late);
+        pipeline.OnStream(Records.Stream(Hostile, 9, "", 1_000_000_101, StreamRecord.Hold, address: Pool, offset: StreamRecord.ScanLimit));
+        pipeline.OnStream(Records.Proxy(Hostile, 10, StreamProxy.Socks5, ProxyAddress.Name, "gulf.moneroocean.stream"u8.ToArray(), 10128, 1_000_000_102, address: "10.0.0.2"));
 
         pipeline.OnFork(Records.Fork(PortLast, Launcher));
         pipeline.OnExec(Records.Exec(PortLast, Launcher, "/usr/bin/python3 fetch.py", jobRoot: Launcher));
@@ -505,6 +532,17 @@ public sealed class EcsConformanceTests
         sink.Write(QuarantineOutcome.Refused("release", "nothing is held by that name", "cli", 1000).ToActionEvent(null));
         sink.Write(new DetachOutcome([4242], ["tree:x"], [], true).ToActionEvent());
         sink.Write(new DetachOutcome([4242], [], [new LoadedProgram(7, "guard_exec", [4242])], false).ToActionEvent());
+
+        // A policy reload, taken and refused, as the sensor writes it.
+        var inForce = new PolicyInForce(DeniedHash, ["built-in", "/etc/guard/policy.toml"], "enforce");
+        sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = true, Message = "policy in force", OrderedBy = "sighup", Policy = inForce, TimeNs = 96 });
+        sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = false, Message = "policy refused", OrderedBy = "sighup", Policy = inForce, TimeNs = 97 });
+
+        // The ring lost records faster than --drop-alert-rate: the sensor's own alert, about no process.
+        var dropEmitter = new EventEmitter(table, sink, new EventFilter());
+        var drops = new RingDropAlerts(10, dropEmitter);
+        drops.Sample([0, 0, 0, 0, 0, 0, 0, 0, 0], 1_000_000_000);
+        drops.Sample([0, 500, 20, 0, 0, 0, 0, 0, 0], 2_000_000_000);
 
         return sink.Lines;
     }

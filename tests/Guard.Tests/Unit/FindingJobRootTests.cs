@@ -57,6 +57,7 @@ public sealed class FindingJobRootTests
         };
         Encoding.ASCII.GetBytes("{\"id\":1,\"me").CopyTo(payload.Data);
         pipeline.OnPayload(payload);
+        pipeline.OnStream(Records.Stream(Miner, 1, "login", 21));
         Assert.Equal(Root, JobRootOf("stratum").GetProperty("pid").GetInt32());
     }
 

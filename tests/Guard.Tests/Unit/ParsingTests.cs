@@ -227,5 +227,7 @@ public sealed class ParsingTests
         public void OnGpuOpen(in GpuOpenRecord record) => Calls++;
 
         public void OnGpuIoctl(in GpuIoctlRecord record) => Calls++;
+
+        public void OnStream(in StreamRecord record) => Calls++;
     }
 }

@@ -105,6 +105,7 @@ public sealed class PipelineFindingsTests
         EventPipeline pipeline = Start();
         int worker = InJob(pipeline, First, "/usr/bin/python3 worker.py");
         pipeline.OnPayload(Records.Payload(worker, 7, StratumLogin, 40, PayloadRecord.Stratum | PayloadRecord.Dropped, address: Pool, port: 443));
+        pipeline.OnStream(Records.Stream(worker, 7, "login", 41, address: Pool, port: 443));
 
         RecordedEvent alert = Assert.Single(Alerts);
         Assert.Equal("stratum", alert.Action);
@@ -118,13 +119,13 @@ public sealed class PipelineFindingsTests
     {
         EventPipeline pipeline = Start(AllowList);
         int allowed = InJob(pipeline, First, AllowedTool + " --threads 4");
-        pipeline.OnPayload(Records.Payload(allowed, 7, StratumLogin, 40, PayloadRecord.Stratum, address: Pool));
+        pipeline.OnStream(Records.Stream(allowed, 7, "login", 40, address: Pool));
         int toAllowed = InJob(pipeline, Second, "/usr/bin/python3 worker.py");
-        pipeline.OnPayload(Records.Payload(toAllowed, 8, StratumLogin, 40, PayloadRecord.Stratum, address: AllowedPool));
+        pipeline.OnStream(Records.Stream(toAllowed, 8, "login", 40, (byte)GuardMethod.Alert, address: AllowedPool));
         Assert.Empty(Alerts);
 
         int other = InJob(pipeline, Third, "/usr/bin/python3 worker.py");
-        pipeline.OnPayload(Records.Payload(other, 9, StratumLogin, 40, PayloadRecord.Stratum, address: Pool));
+        pipeline.OnStream(Records.Stream(other, 9, "login", 40, address: Pool));
         Assert.Equal(other, Assert.Single(Alerts).Pid);
     }
 
@@ -187,7 +188,7 @@ public sealed class PipelineFindingsTests
         EventPipeline pipeline = Start();
         int worker = InJob(pipeline, First, "/usr/bin/python3 worker.py");
         for (ulong cookie = 7; cookie <= 9; cookie++)
-            pipeline.OnPayload(Records.Payload(worker, cookie, StratumLogin, 40 + cookie, PayloadRecord.Stratum, address: Pool));
+            pipeline.OnStream(Records.Stream(worker, cookie, "login", 40 + cookie, address: Pool));
         Assert.Single(Alerts); // repeats within the minute are counted, not reported
         pipeline.OnExit(Records.Exit(worker, 100));
 

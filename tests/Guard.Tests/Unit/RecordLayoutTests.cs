@@ -24,6 +24,7 @@ public sealed partial class RecordLayoutTests
         ("guard_connect", typeof(ConnectRecord)),
         ("guard_payload", typeof(PayloadRecord)),
         ("guard_dns", typeof(DnsRecord)),
+        ("guard_stream", typeof(StreamRecord)),
         ("guard_gpu_open", typeof(GpuOpenRecord)),
         ("guard_gpu_ioctl", typeof(GpuIoctlRecord)),
         ("guard_gpu_count_key", typeof(GpuCountKey)),
@@ -43,19 +44,30 @@ public sealed partial class RecordLayoutTests
         ("guard_lineage", typeof(GuardLineage)),
         ("guard_sock_owner", typeof(GuardSockOwner)),
         ("guard_unix_head", typeof(GuardUnixHead)),
+        ("guard_unix_dgram_heads", typeof(GuardUnixDgramHeads)),
         ("guard_continue_key", typeof(GuardContinueKey)),
         ("guard_continue", typeof(GuardContinue)),
+        ("guard_confine_job", typeof(GuardConfineJob)),
+        ("guard_confine_key", typeof(GuardConfineKey)),
+        ("guard_port_range", typeof(GuardPortRange)),
+        ("guard_confine_ports", typeof(GuardConfinePorts)),
+        ("guard_confine_denial_key", typeof(GuardConfineDenialKey)),
+        ("guard_confine_denial", typeof(GuardConfineDenial)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
     [
         ("guard_record_kind", typeof(RecordKind)),
         ("guard_connect_result", typeof(ConnectResult)),
+        ("guard_proxy", typeof(StreamProxy)),
+        ("guard_proxy_address", typeof(ProxyAddress)),
         ("guard_gpu_role", typeof(GpuRole)),
         ("guard_ioctl_kind", typeof(IoctlKind)),
         ("guard_quarantine_mode", typeof(QuarantineMode)),
         ("guard_quarantine_expiry", typeof(QuarantineExpiry)),
         ("guard_continue_via", typeof(ContinueVia)),
+        ("guard_confine_mode", typeof(ConfineKernelMode)),
+        ("guard_confine_what", typeof(ConfineWhat)),
     ];
 
     private static readonly Lazy<string> Btf = new(DumpHeaderBtf);

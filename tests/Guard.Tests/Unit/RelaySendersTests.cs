@@ -60,6 +60,18 @@ public sealed class RelaySendersTests
     }
 
     [Fact]
+    public void AVerdictWithoutTheBytesLeavesStructureToDecide()
+    {
+        // A stream verdict that came after the connection's head was let go carries no bytes:
+        // a client's whole head cannot clear it, so the one client is the sender, and of two no one is.
+        RelayVerdict one = RelaySenders.Decide(Probe(Tcp(1, InboundBasis.PeerConnected, Sender)), [], Heads((1, "GET / HTTP/1.1\r\n\r\n")));
+        Assert.Equal((RelayRole.Relay, "structure"), (one.Role, one.Basis));
+        Assert.Equal(Sender, one.Sender);
+        RelayVerdict two = RelaySenders.Decide(Probe(Tcp(1, InboundBasis.PeerConnected, Sender), Tcp(2, InboundBasis.PeerConnected, Sender with { Pid = 4243 })), [], Heads((1, "x"), (2, "y")));
+        Assert.Equal(RelayRole.Unknown, two.Role);
+    }
+
+    [Fact]
     public void ASenderThatHasExitedIsNotReplacedByAnyone()
     {
         RelayVerdict verdict = RelaySenders.Decide(Probe(Unix()), Line, Heads());
@@ -160,8 +172,10 @@ public sealed class RelaySendersTests
         RelayVerdict verdict = RelaySenders.Decide(Probe(shared), Line, Heads());
         Assert.Equal(RelayRole.Relay, verdict.Role);
         Assert.Equal(Sender, verdict.Sender);
-        // A writer that is not among them (it passed the socket on and exited) names no one.
-        Assert.Equal(RelayRole.Unknown, RelaySenders.Decide(Probe(shared with { Writer = (9999, 1) }), Line, Heads()).Role);
+        // A writer that is not among them (it passed the socket on) is the sender all the same: it wrote the bytes.
+        RelayVerdict passedOn = RelaySenders.Decide(Probe(shared with { Writer = (9999, 1) }), Line, Heads());
+        Assert.Equal(RelayRole.Relay, passedOn.Role);
+        Assert.Equal((9999, 1L), (passedOn.Sender!.Pid, passedOn.Sender.StartTicks));
     }
 
     [Fact]

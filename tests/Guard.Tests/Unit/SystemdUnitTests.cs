@@ -62,5 +62,7 @@ public sealed class SystemdUnitTests
         // What Privileges.Require asks for, and the signals the responder sends.
         Assert.All(RequiredCapabilities, c => Assert.Contains(c, caps));
         Assert.DoesNotContain("CAP_NET_RAW", caps);
+        Assert.DoesNotContain("CAP_SYS_MODULE", caps);
+        Assert.Equal("yes", s["ProtectKernelModules"]);
     }
 }

@@ -1,0 +1,295 @@
+using System.Runtime.InteropServices;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Interop;
+
+namespace Guard.Sensor.Bpf;
+
+/// <summary>One allow entry: a prefix of a rule set and the ports allowed there.</summary>
+/// <param name="Set">The rule set (a section's, or a job's own).</param>
+/// <param name="Address">16 bytes, IPv6 or IPv4 v4-mapped, bits after the prefix clear.</param>
+/// <param name="PrefixLength">Address bits that count (IPv4 /n is 96 + n).</param>
+/// <param name="Ports">The ports allowed there: at most <see cref="GuardConfinePorts.Capacity"/> ranges.</param>
+/// <param name="ExpiresNs">CLOCK_BOOTTIME ns after which it allows nothing; 0: never.</param>
+public sealed record ConfineAllowEntry(uint Set, byte[] Address, int PrefixLength, IReadOnlyList<GuardPortRange> Ports, ulong ExpiresNs);
+
+/// <summary>
+/// The kernel side of confinement (bpf/confine.bpf.c): its maps and the links
+/// of its programs, all pinned under PIN_ROOT/confine from the first start
+/// with a [[confine]] section, so confinement is in force whether a sensor
+/// runs or not, until `guard detach --all`. The lists change live through
+/// the maps; nothing is attached again.
+/// </summary>
+public sealed unsafe class ConfineKernel : IDisposable
+{
+    private const string ObjectName = "confine.bpf.o";
+
+    /// <summary>GUARD_COMM_LEN: a launcher's name as the kernel keeps it, NUL included.</summary>
+    private const int CommCapacity = 16;
+
+    /// <summary>Attach order: the tree's bookkeeping first, so no member forks unseen once the deny programs run.</summary>
+    private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec];
+
+    private static readonly string[] CgroupPrograms =
+    [
+        BpfProgramNames.ConfineSockOps, BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
+        BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6,
+    ];
+
+    private static readonly string[] Maps =
+    [
+        BpfMapNames.ConfineCgroups, BpfMapNames.ConfineLevels, BpfMapNames.ConfineTgids, BpfMapNames.ConfineLaunchers,
+        BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials,
+    ];
+
+    private readonly FileDescriptor[] maps;
+
+    private ConfineKernel(FileDescriptor[] maps) => this.maps = maps;
+
+    private int CgroupsFd => maps[0].Fd;
+
+    private int LevelsFd => maps[1].Fd;
+
+    private int TgidsFd => maps[2].Fd;
+
+    private int LaunchersFd => maps[3].Fd;
+
+    private int AllowFd => maps[4].Fd;
+
+    private int GenerationFd => maps[5].Fd;
+
+    private int DenialsFd => maps[6].Fd;
+
+    /// <summary>Where confinement is pinned: its maps by name, and the links of its programs.</summary>
+    public static string PinRoot => Path.Join(Pins.Root, "confine");
+
+    /// <summary>Whether the programs are pinned (attached).</summary>
+    public static bool Attached => TracingPrograms.Concat(CgroupPrograms).All(p => File.Exists(Path.Join(PinRoot, p)));
+
+    /// <summary>
+    /// The pinned confinement, attached first at <paramref name="cgroupDirectory"/>
+    /// (the cgroup v2 root, or a cgroup a test made) when it is not (under a lock,
+    /// so two guard processes never both attach). Throws <see cref="SensorException"/>
+    /// when the object will not load, attach or pin, or a map cannot be opened.
+    /// </summary>
+    public static ConfineKernel Ensure(string cgroupDirectory)
+    {
+        if (!Attached)
+        {
+            using FileDescriptor held = RunDirectory.Lock("confine");
+            if (!Attached)
+                Attach(cgroupDirectory);
+        }
+        return Open();
+    }
+
+    /// <summary>The pinned confinement, or null when none is attached. Throws <see cref="SensorException"/> when a map cannot be opened.</summary>
+    public static ConfineKernel? OpenPinned() => Attached ? Open() : null;
+
+    /// <summary>Detaches and unpins every program and map: confinement is off.</summary>
+    public static void Remove() => Pins.Remove(PinRoot);
+
+    private static void Attach(string cgroupDirectory)
+    {
+        // Maps without their programs are state nobody enforced: start afresh.
+        Remove();
+        KernelMounts.EnsureBpfFs();
+        Directory.CreateDirectory(PinRoot);
+        LibbpfLog.Install();
+        LibbpfLog.Clear();
+        nint obj = KernelSession.OpenEmbedded(ObjectName, PinRoot);
+        try
+        {
+            int err = Libbpf.ObjectLoad(obj);
+            if (err != 0)
+                throw new SensorException(KernelSession.LoadFailure(-err));
+            foreach (string name in TracingPrograms)
+                Pins.AttachAndPin(obj, name, null, Path.Join(PinRoot, name));
+            using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupDirectory);
+            foreach (string name in CgroupPrograms)
+                Pins.AttachAndPin(obj, name, cgroup, Path.Join(PinRoot, name));
+        }
+        catch
+        {
+            Remove();
+            throw;
+        }
+        finally
+        {
+            // The pins hold the programs and their maps now.
+            Libbpf.ObjectClose(obj);
+        }
+    }
+
+    private static ConfineKernel Open()
+    {
+        var fds = new List<FileDescriptor>();
+        try
+        {
+            foreach (string name in Maps)
+            {
+                string path = Path.Join(PinRoot, name);
+                int fd = Libbpf.ObjectGet(path);
+                fds.Add(fd >= 0 ? new FileDescriptor(fd) : throw new SensorException($"cannot open the pinned map {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}"));
+            }
+            return new ConfineKernel([.. fds]);
+        }
+        catch
+        {
+            foreach (FileDescriptor fd in fds)
+                fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Confines every process in cgroup <paramref name="cgroupId"/> (a job's own,
+    /// <paramref name="level"/> levels below the root, 1 to 31) and below it, from
+    /// its next connect or packet. Throws <see cref="SensorException"/> when a map refuses it.
+    /// </summary>
+    public void ConfineCgroup(ulong cgroupId, int level, GuardConfineJob job)
+    {
+        if (level is < 1 or >= GuardConfineKey.Levels)
+            throw new SensorException($"cgroup {cgroupId} is {level} levels below the root: confinement reads levels 1 to {GuardConfineKey.Levels - 1}");
+        ulong key = cgroupId;
+        job.StartTicks = 0;
+        Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
+        uint zero = 0;
+        ulong levels = 0;
+        _ = Libbpf.MapLookup(LevelsFd, &zero, &levels);
+        levels |= 1UL << level;
+        Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record the confined cgroup's level");
+    }
+
+    /// <summary>Lets cgroup <paramref name="cgroupId"/> go: nothing there is confined by it any more.</summary>
+    public void ReleaseCgroup(ulong cgroupId)
+    {
+        ulong key = cgroupId;
+        _ = Libbpf.MapDelete(CgroupsFd, &key);
+    }
+
+    /// <summary>
+    /// Confines the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
+    /// and, from their fork, its children. Throws <see cref="SensorException"/> when the map refuses it.
+    /// </summary>
+    public void ConfineProcess(int tgid, long startTicks, GuardConfineJob job)
+    {
+        uint key = (uint)tgid;
+        job.StartTicks = (ulong)startTicks;
+        Check(Libbpf.MapUpdate(TgidsFd, &key, &job, 0), $"confine process {tgid}");
+    }
+
+    /// <summary>Makes the exec of a program named <paramref name="comm"/> start a confined tree, even while no sensor runs.</summary>
+    public void ConfineLauncher(string comm, GuardConfineJob job)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(comm) >= CommCapacity)
+            throw new SensorException($"launcher name {comm} is longer than the kernel keeps ({CommCapacity - 1} bytes)");
+        var key = new GuardName();
+        System.Text.Encoding.UTF8.GetBytes(comm, MemoryMarshal.CreateSpan(ref key.Name[0], CommCapacity - 1));
+        job.StartTicks = 0;
+        Check(Libbpf.MapUpdate(LaunchersFd, &key, &job, 0), $"confine launcher {comm}");
+    }
+
+    /// <summary>Every confined job cgroup, by id.</summary>
+    public List<(ulong CgroupId, GuardConfineJob Job)> Cgroups() => Libbpf.Entries<ulong, GuardConfineJob>(CgroupsFd);
+
+    /// <summary>Every confined process of a launcher tree, by tgid.</summary>
+    public List<(uint Tgid, GuardConfineJob Job)> Processes() => Libbpf.EntriesInBatches<uint, GuardConfineJob>(TgidsFd);
+
+    /// <summary>
+    /// Makes rule set <paramref name="set"/> exactly <paramref name="entries"/>: new and
+    /// changed entries are written first, then stale ones deleted, then the generation
+    /// bumped so that connected sockets are judged again. Throws <see cref="SensorException"/> when the trie refuses an entry.
+    /// </summary>
+    public void ReplaceSet(uint set, IReadOnlyList<ConfineAllowEntry> entries)
+    {
+        var keep = new HashSet<(int, string)>();
+        foreach (ConfineAllowEntry e in entries)
+        {
+            Put(e);
+            keep.Add((e.PrefixLength, Convert.ToHexString(e.Address)));
+        }
+        foreach (GuardConfineKey key in Keys())
+        {
+            if (key.Set != set)
+                continue;
+            byte[] address = ((ReadOnlySpan<byte>)key.Address).ToArray();
+            if (!keep.Contains(((int)key.PrefixLength - 32, Convert.ToHexString(address))))
+            {
+                GuardConfineKey k = key;
+                _ = Libbpf.MapDelete(AllowFd, &k);
+            }
+        }
+        BumpGeneration();
+    }
+
+    /// <summary>Adds or replaces entries without touching others (DNS answers, approvals); bumps nothing: an added allow denies no socket.</summary>
+    public void Add(IEnumerable<ConfineAllowEntry> entries)
+    {
+        foreach (ConfineAllowEntry e in entries)
+            Put(e);
+    }
+
+    /// <summary>The entry of a set at exactly this prefix; null when there is none.</summary>
+    public GuardConfinePorts? Lookup(uint set, byte[] address, int prefixLength)
+    {
+        uint bits = 32 + (uint)prefixLength;
+        // An LPM lookup finds the longest match, which may be another prefix: read the entries instead.
+        foreach ((GuardConfineKey k, GuardConfinePorts ports) in Entries())
+        {
+            if (k.Set == set && k.PrefixLength == bits && ((ReadOnlySpan<byte>)k.Address).SequenceEqual(address))
+                return ports;
+        }
+        return null;
+    }
+
+    /// <summary>Every allow entry, with its set, prefix and ports.</summary>
+    public List<(GuardConfineKey Key, GuardConfinePorts Ports)> Entries() => Libbpf.Entries<GuardConfineKey, GuardConfinePorts>(AllowFd);
+
+    private List<GuardConfineKey> Keys() => [.. Entries().Select(e => e.Key)];
+
+    private void Put(ConfineAllowEntry e)
+    {
+        if (e.Ports.Count > GuardConfinePorts.Capacity)
+            throw new SensorException($"{e.Ports.Count} port ranges at one prefix: the kernel keeps {GuardConfinePorts.Capacity}");
+        GuardConfineKey key = KeyOf(e.Set, e.Address, e.PrefixLength);
+        var value = new GuardConfinePorts { Count = (uint)e.Ports.Count, ExpiresNs = e.ExpiresNs };
+        for (int i = 0; i < e.Ports.Count; i++)
+            value.Ranges[i] = e.Ports[i];
+        Check(Libbpf.MapUpdate(AllowFd, &key, &value, 0), $"allow a destination of rule set {e.Set}");
+    }
+
+    private static GuardConfineKey KeyOf(uint set, byte[] address, int prefixLength)
+    {
+        if (address.Length != 16 || prefixLength is < 0 or > 128)
+            throw new ArgumentException("an allow entry is 16 address bytes and a prefix of 0 to 128 bits", nameof(address));
+        var key = new GuardConfineKey { PrefixLength = 32 + (uint)prefixLength, Set = set };
+        address.CopyTo(key.Address);
+        return key;
+    }
+
+    /// <summary>Tells the kernel the lists changed: connected sockets are judged again at their next packet.</summary>
+    public void BumpGeneration()
+    {
+        uint zero = 0;
+        ulong generation = 0;
+        _ = Libbpf.MapLookup(GenerationFd, &zero, &generation);
+        generation++;
+        Check(Libbpf.MapUpdate(GenerationFd, &zero, &generation, 0), "bump the confinement generation");
+    }
+
+    /// <summary>Every denial the kernel counted, per job and destination, as the map has them now.</summary>
+    public List<(GuardConfineDenialKey Key, GuardConfineDenial Value)> Denials() => Libbpf.EntriesInBatches<GuardConfineDenialKey, GuardConfineDenial>(DenialsFd);
+
+    private static void Check(int rc, string what)
+    {
+        if (rc != 0)
+            throw new SensorException($"cannot {what} in the kernel: {Libc.ErrorText(-rc)}");
+    }
+
+    /// <summary>Closes the map descriptors; the pinned confinement stays.</summary>
+    public void Dispose()
+    {
+        foreach (FileDescriptor fd in maps)
+            fd.Dispose();
+    }
+}

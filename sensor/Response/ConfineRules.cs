@@ -1,0 +1,162 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>
+/// The [[confine]] sections as the kernel takes them: each section's rule set
+/// (its egress addresses and its resolvers' port 53, folded so that the
+/// longest matching prefix carries every port a shorter one allows), and
+/// which section confines a job (the first that selects it).
+/// </summary>
+public sealed class ConfineRules
+{
+    /// <summary>Rule sets below this are sections' (the section's place + 1); a job's own sets are numbered from here.</summary>
+    public const uint FirstJobSet = 1024;
+
+    private const ushort DnsPort = 53;
+
+    /// <summary>Reads the sections of <paramref name="policy"/>; throws <see cref="SensorException"/> when a section needs more than the kernel holds.</summary>
+    public ConfineRules(Policy policy)
+    {
+        if (policy.Confine.Count >= FirstJobSet)
+            throw new SensorException($"{policy.Confine.Count} [[confine]] sections: the kernel numbers at most {FirstJobSet - 1}");
+        Sections = policy.Confine;
+        Sets = [.. Sections.Select((s, i) => EntriesOf(s, (uint)i + 1))];
+    }
+
+    /// <summary>The sections, in policy order.</summary>
+    public IReadOnlyList<ConfineSection> Sections { get; }
+
+    /// <summary>Each section's allow entries, in section order (set = index + 1).</summary>
+    public IReadOnlyList<IReadOnlyList<ConfineAllowEntry>> Sets { get; }
+
+    /// <summary>The rule set number of a section.</summary>
+    public uint SetOf(ConfineSection section)
+    {
+        for (int i = 0; i < Sections.Count; i++)
+        {
+            if (ReferenceEquals(Sections[i], section))
+                return (uint)i + 1;
+        }
+        throw new ArgumentException($"section {section.Name} is not one of these rules", nameof(section));
+    }
+
+    /// <summary>The section with rule set <paramref name="set"/>; null for a job's own set or one no section has.</summary>
+    public ConfineSection? SectionOfSet(uint set) => set >= 1 && set <= Sections.Count ? Sections[(int)set - 1] : null;
+
+    /// <summary>The kernel's entry for a job confined by <paramref name="section"/>, with its own set <paramref name="jobSet"/> (0: none).</summary>
+    public GuardConfineJob KernelJob(ConfineSection section, uint jobSet) => new()
+    {
+        Section = SetOf(section),
+        Job = jobSet,
+        Mode = (uint)(section.Mode switch { ConfineMode.Audit => ConfineKernelMode.Audit, ConfineMode.Ask => ConfineKernelMode.Ask, _ => ConfineKernelMode.Enforce }),
+    };
+
+    /// <summary>
+    /// The first section that confines a job with id <paramref name="jobId"/> (slurm:N,
+    /// tree:ID, ...) whose first process seen is <paramref name="process"/>; null when none does.
+    /// </summary>
+    public ConfineSection? SectionFor(string? jobId, ProcessEntry? launcher, uint uid, uint gid, Func<string, uint?> userId, Func<string, uint?> groupId) =>
+        Sections.FirstOrDefault(s =>
+            (jobId is not null && s.Select.Jobs.Any(g => ConfineParser.GlobMatches(g, jobId)))
+            || (launcher is not null && s.Select.Launchers.Any(l => LauncherIs(l, launcher)))
+            || s.Select.Users.Any(u => userId(u) == uid)
+            || s.Select.Groups.Any(g => groupId(g) == gid));
+
+    /// <summary>Whether <paramref name="launcher"/> (a comm, or an absolute path) names the process.</summary>
+    public static bool LauncherIs(string launcher, ProcessEntry process) =>
+        launcher.StartsWith('/') ? process.ExecutableText == launcher : process.NameText == launcher;
+
+    /// <summary>The launchers named by comm, each with the first section naming it: the kernel starts their trees at exec.</summary>
+    public IEnumerable<(string Comm, ConfineSection Section)> LauncherNames() =>
+        Sections.SelectMany(s => s.Select.Launchers.Where(l => !l.StartsWith('/')).Select(l => (Comm: l, Section: s))).DistinctBy(x => x.Comm);
+
+    /// <summary>
+    /// One section's allow entries: every address rule and every resolver's port 53,
+    /// IPv4 as v4-mapped IPv6 (prefix 96 + n), each prefix carrying the ranges of
+    /// every prefix of the section that covers it. Throws <see cref="SensorException"/>
+    /// when a prefix needs more port ranges than the kernel keeps.
+    /// </summary>
+    public static List<ConfineAllowEntry> EntriesOf(ConfineSection section, uint set)
+    {
+        var rules = new List<(byte[] Address, int Prefix, GuardPortRange Ports)>();
+        foreach (EgressAddress a in section.Egress?.Addresses ?? [])
+            rules.Add((Mapped(a.Network), MappedPrefix(a.Network, a.PrefixLength), Range(a.Ports, a.Protocol)));
+        foreach (IPAddress resolver in section.Resolvers)
+            rules.Add((Mapped(resolver), 128, Range(new PortRange(DnsPort, DnsPort), ConfineProtocol.Any)));
+        var entries = new List<ConfineAllowEntry>();
+        foreach (var prefix in rules.Select(r => (r.Address, r.Prefix)).DistinctBy(p => (Convert.ToHexString(p.Address), p.Prefix)))
+        {
+            List<GuardPortRange> ranges = Merge(rules.Where(r => r.Prefix <= prefix.Prefix && Covers(r.Address, r.Prefix, prefix.Address)).Select(r => r.Ports));
+            if (ranges.Count > GuardConfinePorts.Capacity)
+                throw new SensorException($"[[confine]] {section.Name} ({section.Source}): {new IPAddress(prefix.Address)}/{prefix.Prefix} needs {ranges.Count} port ranges; the kernel keeps {GuardConfinePorts.Capacity} at one prefix");
+            entries.Add(new ConfineAllowEntry(set, prefix.Address, prefix.Prefix, ranges, 0));
+        }
+        return entries;
+    }
+
+    /// <summary>16 bytes: IPv6 as it is, IPv4 v4-mapped (::ffff:a.b.c.d), as the kernel keys both.</summary>
+    public static byte[] Mapped(IPAddress address) =>
+        (address.AddressFamily == AddressFamily.InterNetwork ? address.MapToIPv6() : address).GetAddressBytes();
+
+    /// <summary>The prefix of a mapped address: an IPv4 /n is /96+n.</summary>
+    public static int MappedPrefix(IPAddress address, int prefix) => address.AddressFamily == AddressFamily.InterNetwork ? 96 + prefix : prefix;
+
+    /// <summary>A range as the kernel keeps it.</summary>
+    public static GuardPortRange Range(PortRange ports, ConfineProtocol protocol) =>
+        new() { Low = ports.Low, High = ports.High, Protocol = (byte)protocol };
+
+    private static bool Covers(byte[] network, int prefix, byte[] address)
+    {
+        for (int bit = 0; bit < prefix; bit++)
+        {
+            int mask = 0x80 >> (bit % 8);
+            if ((network[bit / 8] & mask) != (address[bit / 8] & mask))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>Overlapping or adjacent ranges of one protocol joined; a range for any protocol swallows those of one it covers.</summary>
+    private static List<GuardPortRange> Merge(IEnumerable<GuardPortRange> ranges)
+    {
+        var merged = new List<GuardPortRange>();
+        foreach (IGrouping<byte, GuardPortRange> group in ranges.GroupBy(r => r.Protocol).OrderBy(g => g.Key))
+        {
+            foreach (GuardPortRange r in group.OrderBy(r => r.Low))
+            {
+                if (merged.Count > 0 && merged[^1].Protocol == r.Protocol && r.Low <= merged[^1].High + 1)
+                {
+                    GuardPortRange last = merged[^1];
+                    last.High = Math.Max(last.High, r.High);
+                    merged[^1] = last;
+                }
+                else
+                    merged.Add(r);
+            }
+        }
+        // A TCP or UDP range inside a range for any protocol adds nothing.
+        return [.. merged.Where(r => r.Protocol == 0 || !merged.Any(a => a.Protocol == 0 && a.Low <= r.Low && a.High >= r.High))];
+    }
+
+    /// <summary>A user or group name, or a number, resolved through <paramref name="file"/> (/etc/passwd, /etc/group); null when unknown.</summary>
+    public static uint? IdFromFile(string name, string file)
+    {
+        if (uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out uint id))
+            return id;
+        foreach (string line in File.Exists(file) ? File.ReadLines(file) : [])
+        {
+            string[] f = line.Split(':');
+            if (f.Length > 2 && f[0] == name && uint.TryParse(f[2], CultureInfo.InvariantCulture, out id))
+                return id;
+        }
+        return null;
+    }
+}

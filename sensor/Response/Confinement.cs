@@ -1,0 +1,140 @@
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
+
+namespace Guard.Sensor.Response;
+
+/// <summary>
+/// Puts the policy's [[confine]] sections into the kernel (bpf/confine.bpf.c)
+/// and the jobs they select with them: a cgroup job by its own cgroup, a
+/// launcher's tree by its processes (the kernel keeps the tree from fork,
+/// and starts the tree of a launcher named by comm at its exec by itself).
+/// Jobs are judged once each, as the sensor first sees them: at start from
+/// /proc, then at each exec.
+/// </summary>
+public sealed class Confinement : IDisposable
+{
+    private readonly ConfineKernel kernel;
+    private readonly string cgroupRoot;
+    private readonly HashSet<string> judgedJobs = [];
+    private readonly Dictionary<string, uint?> userIds = [];
+    private readonly Dictionary<string, uint?> groupIds = [];
+
+    private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot)
+    {
+        Rules = rules;
+        this.kernel = kernel;
+        this.cgroupRoot = cgroupRoot;
+    }
+
+    /// <summary>The sections as the kernel has them.</summary>
+    public ConfineRules Rules { get; }
+
+    /// <summary>The pinned maps, for reading denials.</summary>
+    public ConfineKernel Kernel => kernel;
+
+    /// <summary>
+    /// Attaches confinement at <paramref name="attachAt"/> (the cgroup v2 root in
+    /// production) unless it is pinned already, and writes every section's rules
+    /// and launchers; null when the policy has no [[confine]] section (nothing is
+    /// attached). Throws <see cref="SensorException"/> when the kernel refuses.
+    /// </summary>
+    public static Confinement? Start(Policy policy, string cgroupRoot, string? attachAt = null)
+    {
+        if (policy.Confine.Count == 0)
+            return null;
+        var rules = new ConfineRules(policy);
+        ConfineKernel kernel = ConfineKernel.Ensure(attachAt ?? cgroupRoot);
+        try
+        {
+            for (int i = 0; i < rules.Sets.Count; i++)
+                kernel.ReplaceSet((uint)i + 1, rules.Sets[i]);
+            // Sets of sections a previous policy had beyond these: emptied.
+            foreach (uint stale in kernel.Entries().Select(e => e.Key.Set).Where(s => s > rules.Sets.Count && s < ConfineRules.FirstJobSet).Distinct().ToList())
+                kernel.ReplaceSet(stale, []);
+            foreach ((string comm, ConfineSection section) in rules.LauncherNames())
+                kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
+            return new Confinement(rules, kernel, cgroupRoot);
+        }
+        catch
+        {
+            kernel.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Judges every process known now (seeded from /proc): each job's first process seen decides for the job.</summary>
+    public void Seed(IEnumerable<ProcessEntry> processes)
+    {
+        foreach (ProcessEntry p in processes)
+            OnProcess(p);
+    }
+
+    /// <summary>
+    /// Confines the job of <paramref name="process"/> when a section selects it and it
+    /// is not confined yet; returns the section, or null. A launcher a section names
+    /// by path starts its tree here (by comm the kernel started it at exec).
+    /// </summary>
+    public ConfineSection? OnProcess(ProcessEntry process)
+    {
+        if (process.IsKernelThread)
+            return null;
+        if (process.CgroupJob is { } job)
+        {
+            if (!judgedJobs.Add(job.Id))
+                return null;
+            ConfineSection? section = Rules.SectionFor(job.Id, null, process.Uid, GroupOf(process), UserId, GroupId);
+            if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
+                return null;
+            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, 0));
+            return section;
+        }
+        string key = $"{JobMembership.TreeKind}:{process.Pid}:{process.StartTicks}";
+        if (judgedJobs.Contains(key))
+            return null;
+        ConfineSection? tree = Rules.Sections.FirstOrDefault(s => s.Select.Launchers.Any(l => ConfineRules.LauncherIs(l, process)));
+        tree ??= process.JobRootPid == 0 ? null : Rules.SectionFor(process.Membership.Id, null, process.Uid, GroupOf(process), UserId, GroupId);
+        if (tree is null)
+            return null;
+        judgedJobs.Add(key);
+        kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, 0));
+        return tree;
+    }
+
+    private uint? UserId(string name)
+    {
+        if (!userIds.TryGetValue(name, out uint? id))
+            userIds[name] = id = ConfineRules.IdFromFile(name, "/etc/passwd");
+        return id;
+    }
+
+    private uint? GroupId(string name)
+    {
+        if (!groupIds.TryGetValue(name, out uint? id))
+            groupIds[name] = id = ConfineRules.IdFromFile(name, "/etc/group");
+        return id;
+    }
+
+    /// <summary>The real gid from /proc/PID/status; uint.MaxValue when it cannot be read (matches no group).</summary>
+    private static uint GroupOf(ProcessEntry process)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{process.Pid}/status"))
+            {
+                if (line.StartsWith("Gid:", StringComparison.Ordinal))
+                    return uint.TryParse(line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture, out uint gid) ? gid : uint.MaxValue;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // gone: no group
+        }
+        return uint.MaxValue;
+    }
+
+    /// <summary>Closes the map descriptors; the pinned confinement stays in force.</summary>
+    public void Dispose() => kernel.Dispose();
+}

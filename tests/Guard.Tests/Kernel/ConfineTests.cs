@@ -1,0 +1,302 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Guard.Sensor.Abi;
+using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
+using Guard.Sensor.Response;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Kernel;
+
+/// <summary>
+/// Confinement against the real kernel: bpf/confine.bpf.c attached at a cgroup
+/// this test made (never the root), a stand-in Slurm job cgroup below it and a
+/// launcher tree beside it. Each job is a python probe in a network namespace
+/// of its own (unshare --net, loopback only) that listens on two ports of its
+/// own, then connects and sends, and says what each call returned.
+/// </summary>
+[Collection(KernelTestGroup.Name)]
+public sealed class ConfineTests : IDisposable
+{
+    private const int Eperm = 1;
+    private const int AllowedPort = 5001;
+    private const int OtherPort = 5002;
+
+    /// <summary>argv: mode (probe | preconnect). Listeners first (a listen is no connect), then each attempt's errno (0: it went).</summary>
+    private const string Probe = """
+        import json, socket, sys, threading, time
+        A, O = 5001, 5002
+        def listen(family, addr, port, kind=socket.SOCK_STREAM):
+            s = socket.socket(family, kind)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((addr, port))
+            if kind == socket.SOCK_STREAM:
+                s.listen(64)
+            return s
+        got = bytearray()
+        def serve(s):
+            while True:
+                c, _ = s.accept()
+                def read(c=c):
+                    while True:
+                        b = c.recv(64)
+                        if not b:
+                            return
+                        got.extend(b)
+                threading.Thread(target=read, daemon=True).start()
+        for s in (listen(socket.AF_INET, "0.0.0.0", A), listen(socket.AF_INET, "0.0.0.0", O), listen(socket.AF_INET6, "::1", A)):
+            threading.Thread(target=serve, args=(s,), daemon=True).start()
+        udp = listen(socket.AF_INET, "127.0.0.1", A, socket.SOCK_DGRAM)
+        def tcp(addr, port, family=socket.AF_INET):
+            try:
+                c = socket.socket(family)
+                c.settimeout(2)
+                c.connect((addr, port))
+                c.close()
+                return 0
+            except OSError as e:
+                return e.errno or -1
+        def udp_send(addr, port):
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", (addr, port))
+                return 0
+            except OSError as e:
+                return e.errno
+        def udp_connect(addr, port):
+            try:
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect((addr, port))
+                return 0
+            except OSError as e:
+                return e.errno
+        if sys.argv[1] == "probe":
+            print(json.dumps({"allowed": tcp("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
+                "udp_send": udp_send("127.0.0.1", A), "udp_connect": udp_connect("127.0.0.1", A), "ipv6": tcp("::1", A, socket.AF_INET6)}), flush=True)
+        else:
+            c = socket.create_connection(("127.0.0.1", O))
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c.sendall(b"a")
+            time.sleep(0.3)
+            print("connected", flush=True)
+            sys.stdin.readline()
+            c.sendall(b"b")
+            time.sleep(1.5)
+            print(json.dumps({"received": got.decode()}), flush=True)
+        """;
+
+    private readonly TestCgroups cgroups = new();
+    private readonly TempDir dir = new();
+    private readonly List<Process> started = [];
+
+    public ConfineTests() => KernelRequirements.Check();
+
+    private static ConfineRules Rules(string mode = "enforce") =>
+        new(Policies.Over($"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"{mode}\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n"));
+
+    /// <summary>Attaches confinement at this test's cgroup and writes the section's rules.</summary>
+    private ConfineKernel Attach(ConfineRules rules)
+    {
+        ConfineKernel kernel = ConfineKernel.Ensure(cgroups.DirectoryOf(cgroups.Top));
+        kernel.ReplaceSet(1, rules.Sets[0]);
+        return kernel;
+    }
+
+    /// <summary>Confines the stand-in Slurm job cgroup (job_N under this test's cgroup).</summary>
+    private string ConfinedSlurmJob(ConfineKernel kernel, ConfineRules rules)
+    {
+        string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
+        ulong id = Libc.InodeOf(cgroups.DirectoryOf(job)) ?? throw new Xunit.Sdk.XunitException("the job cgroup has no inode");
+        kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
+        return job;
+    }
+
+    /// <summary>The probe in its own netns, started from a shell in <paramref name="cgroupPath"/>; the shell waits for Go.</summary>
+    private Process StartProbe(string cgroupPath, string mode)
+    {
+        string script = dir.File("probe.py", Probe);
+        Process shell = cgroups.StartIn(cgroupPath, $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} {mode}'");
+        started.Add(shell);
+        return shell;
+    }
+
+    private static JsonElement Result(Process probe)
+    {
+        string? line = LineWithin(probe);
+        Assert.True(line is not null, "the probe said nothing: " + probe.StandardError.ReadToEnd());
+        return JsonDocument.Parse(line).RootElement;
+    }
+
+    /// <summary>The probe's next line; bounded, so a probe that never answers fails the test instead of holding the run.</summary>
+    private static string? LineWithin(Process probe)
+    {
+        Task<string?> read = probe.StandardOutput.ReadLineAsync();
+        Assert.True(read.Wait(30_000), "the probe did not answer within 30 s");
+        return read.Result;
+    }
+
+    private static void AssertConfined(JsonElement r)
+    {
+        Assert.Equal(0, r.GetProperty("allowed").GetInt32());
+        Assert.Equal(Eperm, r.GetProperty("other_port").GetInt32());
+        Assert.Equal(Eperm, r.GetProperty("other_address").GetInt32());
+        Assert.Equal(Eperm, r.GetProperty("udp_send").GetInt32());
+        Assert.Equal(Eperm, r.GetProperty("udp_connect").GetInt32());
+        Assert.Equal(Eperm, r.GetProperty("ipv6").GetInt32());
+    }
+
+    private static void AssertFree(JsonElement r)
+    {
+        foreach (string attempt in new[] { "allowed", "other_port", "other_address", "udp_send", "udp_connect", "ipv6" })
+            Assert.True(r.GetProperty(attempt).GetInt32() == 0, $"{attempt}: errno {r.GetProperty(attempt).GetInt32()}");
+    }
+
+    [Fact]
+    public void ASlurmJobReachesOnlyItsAllowedAddressAndPort()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        Process job = StartProbe(ConfinedSlurmJob(kernel, rules), "probe");
+        Process outside = StartProbe(cgroups.Make("not-a-job"), "probe");
+        TestCgroups.Go(job);
+        TestCgroups.Go(outside);
+        AssertConfined(Result(job));
+        AssertFree(Result(outside));
+
+        // Each denial is counted per job and destination, with who was denied.
+        var denials = kernel.Denials();
+        Assert.Contains(denials, d => d.Key.Section == 1 && d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Connect && d.Value.Count >= 1 && d.Value.Mode == (uint)ConfineKernelMode.Enforce);
+        Assert.Contains(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 17 && d.Key.What == (byte)ConfineWhat.Send);
+        Assert.DoesNotContain(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 6 && d.Key.Address[15] == 1 && d.Key.Address[12] == 127);
+    }
+
+    [Fact]
+    public void ALauncherTreeIsConfinedFromItsLauncherDown()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        Process tree = StartProbe(cgroups.Make("launched"), "probe");
+        // The shell is the launcher: its unshare, sh and python are forked below it after this.
+        Assert.True(Guard.Sensor.Processes.ProcfsReader.TryReadStat(tree.Id, out var stat));
+        kernel.ConfineProcess(tree.Id, stat.StartTicks, rules.KernelJob(rules.Sections[0], 0));
+        Process outside = StartProbe(cgroups.Make("not-a-job"), "probe");
+        TestCgroups.Go(tree);
+        TestCgroups.Go(outside);
+        AssertConfined(Result(tree));
+        AssertFree(Result(outside));
+    }
+
+    [Fact]
+    public void ALauncherNamedByCommStartsAConfinedTreeAtItsExec()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        foreach ((string comm, ConfineSection section) in rules.LauncherNames())
+            kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
+        string trainer = dir.ShellCopy("trainer");
+        string script = dir.File("probe.py", Probe);
+        Process shell = cgroups.StartIn(cgroups.Make("launched"), $"exec unshare --net {trainer} -c 'ip link set lo up; {Run.Python} {script} probe'");
+        started.Add(shell);
+        TestCgroups.Go(shell);
+        AssertConfined(Result(shell));
+    }
+
+    [Fact]
+    public void AuditOnlyCounts()
+    {
+        ConfineRules rules = Rules("audit");
+        using ConfineKernel kernel = Attach(rules);
+        Process job = StartProbe(ConfinedSlurmJob(kernel, rules), "probe");
+        TestCgroups.Go(job);
+        AssertFree(Result(job));
+        Assert.Contains(kernel.Denials(), d => d.Key.Port == OtherPort && d.Value.Mode == (uint)ConfineKernelMode.Audit && d.Value.Count >= 1);
+    }
+
+    [Fact]
+    public void ASocketConnectedBeforeTheRuleIsDropped()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
+        Process probe = StartProbe(job, "preconnect");
+        TestCgroups.Go(probe);
+        Assert.Equal("connected", LineWithin(probe));
+        // Connected (to the other port) while nothing confined the job: now it is.
+        kernel.ConfineCgroup(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
+        probe.StandardInput.WriteLine("send");
+        Assert.Equal("a", Result(probe).GetProperty("received").GetString());
+        Assert.Contains(kernel.Denials(), d => d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Egress);
+    }
+
+    [Fact]
+    public void AListChangesLiveWithoutAttachingAgain()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        string[] links = [.. Pins.Links(ConfineKernel.PinRoot)];
+        // Every destination allowed now: the other port and address, UDP and IPv6 go.
+        ConfineRules open = new(Policies.Over("[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"0.0.0.0/0\", \"::/0\"]\n"));
+        kernel.ReplaceSet(1, open.Sets[0]);
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertFree(Result(probe));
+        Assert.Equal(links, Pins.Links(ConfineKernel.PinRoot));
+    }
+
+    [Fact]
+    public void ASigkilledSensorLeavesConfinementInForce()
+    {
+        string number = Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture);
+        string job = cgroups.Make("job_" + number);
+        // Running before the sensor starts: confined from what /proc shows at its start.
+        Process probe = StartProbe(job, "probe");
+        string policy = dir.File("confine.toml", $"[[confine]]\njobs = [\"slurm:{number}\"]\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        ulong id = Libc.InodeOf(cgroups.DirectoryOf(job))!.Value;
+        using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--policy", policy);
+        try
+        {
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id)), "guard watch to confine the job", 30_000);
+            if (watch.HasExited)
+                Assert.Fail("guard watch exited: " + watch.StandardError.ReadToEnd());
+            watch.Kill(); // SIGKILL: nothing is handed over or cleaned up
+            Assert.True(watch.WaitForExit(10_000), "guard watch outlived its SIGKILL by 10 s");
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            SensorPins.RemoveDead(Guard.Sensor.Processes.ProcfsReader.IsRunning);
+        }
+        TestCgroups.Go(probe);
+        AssertConfined(Result(probe));
+    }
+
+    private static bool ConfinedNow(ulong cgroupId)
+    {
+        using ConfineKernel? kernel = ConfineKernel.OpenPinned();
+        return kernel is not null && kernel.Cgroups().Any(c => c.CgroupId == cgroupId);
+    }
+
+    public void Dispose()
+    {
+        foreach (Process p in started)
+        {
+            if (!p.HasExited)
+                p.Kill(entireProcessTree: true);
+            p.Dispose();
+        }
+        try
+        {
+            cgroups.Dispose();
+        }
+        finally
+        {
+            ConfineKernel.Remove();
+            dir.Dispose();
+        }
+    }
+}

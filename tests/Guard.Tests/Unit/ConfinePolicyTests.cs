@@ -1,0 +1,235 @@
+using System.Net;
+using Guard.Cli;
+using Guard.Sensor.Detection;
+using Guard.Tests.Support;
+using Xunit;
+
+namespace Guard.Tests.Unit;
+
+public sealed class ConfinePolicyTests
+{
+    private static Policy Parse(string text, List<PolicyError> errors) => PolicyParser.Parse(text, "p.toml", PolicyLoader.BuiltIn, errors);
+
+    private static Policy Valid(string text)
+    {
+        var errors = new List<PolicyError>();
+        Policy p = Parse(text, errors);
+        Assert.Empty(errors);
+        return p;
+    }
+
+    /// <summary>The one error a section gives, as file:line:key: reason.</summary>
+    private static string OneError(string text)
+    {
+        var errors = new List<PolicyError>();
+        Parse(text, errors);
+        return Assert.Single(errors).ToString();
+    }
+
+    [Fact]
+    public void AFullSectionReadsEveryPart()
+    {
+        Policy p = Valid("""
+            [[confine]]
+            name = "slurm-gpu"
+            jobs = ["slurm:*", "k8s-pod:ab*"]
+            launchers = ["torchrun", "/opt/bin/deepspeed"]
+            users = ["alice", "1001"]
+            groups = ["ml"]
+            mode = "ask"
+            resolvers = ["127.0.0.53", "fd00::53"]
+            [confine.egress]
+            allow = ["10.0.0.0/8", "tcp://10.1.2.3:443", "udp://[2001:db8::/32]:4000-4100", "huggingface.co:443", "*.S3.amazonaws.com", "fd00::/8"]
+            [confine.exec]
+            deny = ["shells", "downloaders", "world-writable", "memfd", "/opt/tools/*"]
+            allow = ["/usr/bin/python3*", "sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"]
+            [confine.gpu]
+            devices = [0, 1]
+
+            [[confine]]
+            jobs = ["*"]
+            mode = "audit"
+            egress.allow = ["192.168.1.7:1000-2000"]
+            """);
+        Assert.Equal(2, p.Confine.Count);
+        ConfineSection s = p.Confine[0];
+        Assert.Equal("slurm-gpu", s.Name);
+        Assert.Equal("p.toml:1", s.Source);
+        Assert.Equal(ConfineMode.Ask, s.Mode);
+        Assert.Equal(["slurm:*", "k8s-pod:ab*"], s.Select.Jobs);
+        Assert.Equal(["torchrun", "/opt/bin/deepspeed"], s.Select.Launchers);
+        Assert.Equal([IPAddress.Parse("127.0.0.53"), IPAddress.Parse("fd00::53")], s.Resolvers);
+        ConfineEgress egress = s.Egress!;
+        Assert.Equal(new EgressAddress(IPAddress.Parse("10.0.0.0"), 8, PortRange.All, ConfineProtocol.Any, "10.0.0.0/8"), egress.Addresses[0]);
+        Assert.Equal((ConfineProtocol.Tcp, 32, new PortRange(443, 443)), (egress.Addresses[1].Protocol, egress.Addresses[1].PrefixLength, egress.Addresses[1].Ports));
+        Assert.Equal((ConfineProtocol.Udp, IPAddress.Parse("2001:db8::"), 32, new PortRange(4000, 4100)),
+            (egress.Addresses[2].Protocol, egress.Addresses[2].Network, egress.Addresses[2].PrefixLength, egress.Addresses[2].Ports));
+        Assert.Equal((IPAddress.Parse("fd00::"), 8), (egress.Addresses[3].Network, egress.Addresses[3].PrefixLength));
+        Assert.Equal(new EgressName("huggingface.co", false, new PortRange(443, 443), ConfineProtocol.Any, "huggingface.co:443"), egress.Names[0]);
+        Assert.True(egress.Names[1].Suffix);
+        Assert.True(egress.Names[1].Matches("bucket.s3.amazonaws.com"));
+        Assert.False(egress.Names[1].Matches("s3.amazonaws.com"));
+        Assert.False(egress.Names[1].Matches("evils3.amazonaws.com"));
+        Assert.Equal([ExecClass.Shells, ExecClass.Downloaders, ExecClass.WorldWritable, ExecClass.Memfd], s.Exec!.Deny.Select(r => r.Class).OfType<ExecClass>());
+        Assert.Equal("/opt/tools/*", s.Exec.Deny[4].PathGlob);
+        Assert.Equal("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", s.Exec.Allow[1].Sha256);
+        Assert.Equal([0, 1], s.Gpu!.Devices);
+        Assert.Equal("confine#2", p.Confine[1].Name);
+        Assert.Equal(ConfineMode.Audit, p.Confine[1].Mode);
+        Assert.Equal(new PortRange(1000, 2000), p.Confine[1].Egress!.Addresses[0].Ports);
+    }
+
+    [Fact]
+    public void APrefixIsKeptAsItsNetwork() =>
+        Assert.Equal(IPAddress.Parse("10.1.0.0"), Valid("[[confine]]\njobs = [\"*\"]\negress.allow = [\"10.1.2.3/16\"]\n").Confine[0].Egress!.Addresses[0].Network);
+
+    [Fact]
+    public void WhatIsWrittenReadsBackTheSame()
+    {
+        Policy p = Valid("""
+            [[confine]]
+            name = "a"
+            jobs = ["slurm:*"]
+            resolvers = ["10.0.0.2"]
+            egress.allow = ["tcp://10.0.0.0/8:443", "pypi.org", "*.s3.amazonaws.com:443"]
+            exec.deny = ["compilers"]
+            gpu.devices = []
+            """);
+        Policy again = Valid(PolicyWriter.Write(p));
+        Assert.Equal(p.Confine[0] with { Source = "" }, again.Confine[0] with { Source = "" }, new SectionComparer());
+    }
+
+    private sealed class SectionComparer : IEqualityComparer<ConfineSection>
+    {
+        public bool Equals(ConfineSection? a, ConfineSection? b) =>
+            a is not null && b is not null && a.Name == b.Name && a.Mode == b.Mode && a.Select.Jobs.SequenceEqual(b.Select.Jobs)
+            && a.Resolvers.SequenceEqual(b.Resolvers) && a.Egress!.Addresses.SequenceEqual(b.Egress!.Addresses) && a.Egress.Names.SequenceEqual(b.Egress.Names)
+            && a.Exec!.Deny.SequenceEqual(b.Exec!.Deny) && a.Gpu!.Devices.SequenceEqual(b.Gpu!.Devices);
+
+        public int GetHashCode(ConfineSection s) => s.Name.GetHashCode(StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, resolvers; parts: egress, exec, gpu)")]
+    [InlineData("egress.bogus = []", "p.toml:3:confine.egress.bogus: unknown key in [[confine]] (known: allow)")]
+    [InlineData("mode = \"block\"", "p.toml:3:confine.mode: \"block\" is not a mode (enforce, audit, ask)")]
+    [InlineData("mode = 1", "p.toml:3:confine.mode: expected a string")]
+    [InlineData("name = \"\"", "p.toml:3:confine.name: \"\": must not be empty")]
+    [InlineData("launchers = [\"bin/torchrun\"]", "p.toml:3:confine.launchers: \"bin/torchrun\": must be a program's name or its absolute path")]
+    [InlineData("launchers = [\"a-very-long-launcher\"]", "p.toml:3:confine.launchers: \"a-very-long-launcher\": a program's name is at most 15 bytes as the kernel keeps it (comm): give its absolute path")]
+    [InlineData("users = [\"al ice\"]", "p.toml:3:confine.users: \"al ice\": must be a user or group name, or a number")]
+    [InlineData("groups = \"ml\"", "p.toml:3:confine.groups: expected a list of strings")]
+    [InlineData("resolvers = [\"dns.google\"]", "p.toml:3:confine.resolvers: \"dns.google\": must be a resolver's IPv4 or IPv6 address")]
+    [InlineData("resolvers = [\"::ffff:10.0.0.2\"]", "p.toml:3:confine.resolvers: \"::ffff:10.0.0.2\": is an IPv4-mapped IPv6 address: write it as IPv4")]
+    [InlineData("egress.allow = [\"sctp://10.0.0.1\"]", "p.toml:3:confine.egress.allow: \"sctp://10.0.0.1\": \"sctp\" is not a protocol (tcp://, udp://, or none for both)")]
+    [InlineData("egress.allow = [\"10.0.0.0/33\"]", "p.toml:3:confine.egress.allow: \"10.0.0.0/33\": has a prefix that is not 0-32")]
+    [InlineData("egress.allow = [\"[fd00::/129]:443\"]", "p.toml:3:confine.egress.allow: \"[fd00::/129]:443\": has a prefix that is not 0-128")]
+    [InlineData("egress.allow = [\"10.0.0.1:0\"]", "p.toml:3:confine.egress.allow: \"10.0.0.1:0\": has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH")]
+    [InlineData("egress.allow = [\"10.0.0.1:70000\"]", "p.toml:3:confine.egress.allow: \"10.0.0.1:70000\": has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH")]
+    [InlineData("egress.allow = [\"10.0.0.1:500-400\"]", "p.toml:3:confine.egress.allow: \"10.0.0.1:500-400\": has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH")]
+    [InlineData("egress.allow = [\"[10.0.0.1]:80\"]", "p.toml:3:confine.egress.allow: \"[10.0.0.1]:80\": has brackets around something that is not an IPv6 address")]
+    [InlineData("egress.allow = [\"[fd00::1\"]", "p.toml:3:confine.egress.allow: \"[fd00::1\": has a '[' with no ']'")]
+    [InlineData("egress.allow = [\"[fd00::1]443\"]", "p.toml:3:confine.egress.allow: \"[fd00::1]443\": must be [IPV6[/PREFIX]]:PORT or :LOW-HIGH after the brackets")]
+    [InlineData("egress.allow = [\"bad_name.example\"]", "p.toml:3:confine.egress.allow: \"bad_name.example\": must be an address, a DNS name (letters, digits, '-', labels of 1-63) or *.SUFFIX")]
+    [InlineData("egress.allow = [\"host.example/24\"]", "p.toml:3:confine.egress.allow: \"host.example/24\": has a prefix on something that is not an address")]
+    [InlineData("egress.allow = [\"::ffff:10.0.0.1\"]", "p.toml:3:confine.egress.allow: \"::ffff:10.0.0.1\": is an IPv4-mapped IPv6 address: write it as IPv4")]
+    [InlineData("egress.allow = [\":443\"]", "p.toml:3:confine.egress.allow: \":443\": names no address or host")]
+    [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings")]
+    [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, world-writable, memfd)")]
+    [InlineData("exec.deny = [\"sha256:abc\"]", "p.toml:3:confine.exec.deny: \"sha256:abc\": must be sha256: and 64 hex digits")]
+    [InlineData("gpu.devices = [\"0\"]", "p.toml:3:confine.gpu.devices: expected GPU indices from 0 to 255 (/dev/nvidiaN)")]
+    [InlineData("gpu.devices = 0", "p.toml:3:confine.gpu.devices: expected a list of GPU indices (0, 1, ...; [] for none)")]
+    public void EachBadKeyIsReportedWithFileLineAndKey(string line, string error)
+    {
+        // A valid section around the one bad key: only that key is reported.
+        string text = $"[[confine]]\njobs = [\"*\"]\n{line}\n{(line.StartsWith("egress", StringComparison.Ordinal) ? "exec.deny = [\"shells\"]" : "egress.allow = [\"10.0.0.1\"]")}\n";
+        Assert.Equal(error, OneError(text));
+    }
+
+    [Theory]
+    [InlineData("jobs = [\"slurm\"]", "\"slurm\": must be \"*\" or KIND:ID with a glob for the id, KIND one of slurm, k8s-pod, container, systemd, tree (slurm:*, k8s-pod:*)")]
+    [InlineData("jobs = [\"pbs:*\"]", "\"pbs:*\": must be \"*\" or KIND:ID with a glob for the id, KIND one of slurm, k8s-pod, container, systemd, tree (slurm:*, k8s-pod:*)")]
+    [InlineData("jobs = [\"slurm:\"]", "\"slurm:\": has no id after the kind (slurm:* for every Slurm job)")]
+    public void ABadJobGlobIsReported(string line, string reason) =>
+        Assert.Equal($"p.toml:2:confine.jobs: {reason}", OneError($"[[confine]]\n{line}\negress.allow = [\"10.0.0.1\"]\n"));
+
+    [Fact]
+    public void ASectionThatSelectsNothingIsRefused() =>
+        Assert.Equal("p.toml:1:confine: selects no job: give jobs, launchers, users or groups (jobs = [\"*\"] for every job)",
+            OneError("[[confine]]\negress.allow = [\"10.0.0.1\"]\n"));
+
+    [Fact]
+    public void ASectionThatConfinesNothingIsRefused() =>
+        Assert.Equal("p.toml:2:confine: confines nothing: give egress.allow, exec.allow or exec.deny, or gpu.devices",
+            OneError("mode = \"enforce\"\n[[confine]]\njobs = [\"*\"]\n"));
+
+    [Fact]
+    public void NamesWithoutResolversAreRefused() =>
+        Assert.Equal("p.toml:3:confine.egress.allow: names DNS names but the section has no resolvers to read their answers from",
+            OneError("[[confine]]\njobs = [\"*\"]\negress.allow = [\"pypi.org\"]\n"));
+
+    [Fact]
+    public void ResolversWithoutEgressAreRefused() =>
+        Assert.Equal("p.toml:3:confine.resolvers: has no egress.allow to keep DNS open in",
+            OneError("[[confine]]\njobs = [\"*\"]\nresolvers = [\"10.0.0.2\"]\nexec.deny = [\"shells\"]\n"));
+
+    [Fact]
+    public void AnExecAllowWithoutADenyIsRefused() =>
+        Assert.Equal("p.toml:3:confine.exec.allow: allows out of nothing: exec.allow excepts from exec.deny, which is not given",
+            OneError("[[confine]]\njobs = [\"*\"]\nexec.allow = [\"/bin/sh\"]\n"));
+
+    [Fact]
+    public void AKeySetTwiceIsRefused() =>
+        Assert.Equal("p.toml:5:confine.egress.allow: set twice (first on line 3)",
+            OneError("[[confine]]\njobs = [\"*\"]\negress.allow = [\"10.0.0.1\"]\n[confine.egress]\nallow = [\"10.0.0.2\"]\n"));
+
+    [Fact]
+    public void TwoSectionsWithOneNameAreRefused() =>
+        Assert.Equal("p.toml:6:confine.name: \"a\" names another section too (line 1)",
+            OneError("[[confine]]\nname = \"a\"\njobs = [\"*\"]\negress.allow = []\n[[confine]]\nname = \"a\"\njobs = [\"*\"]\negress.allow = []\n"));
+
+    [Fact]
+    public void APartBeforeAnySectionIsRefused() =>
+        Assert.Equal("p.toml:1:confine.egress: comes before any [[confine]] section", OneError("[confine.egress]\nallow = []\n"));
+
+    [Fact]
+    public void ASingleConfineTableIsRefused() =>
+        Assert.Equal("p.toml:1:[confine]: write [[confine]]: a policy may have many", OneError("[confine]\njobs = [\"*\"]\n"));
+
+    [Fact]
+    public void OtherArraysOfTablesAreStillRefused() =>
+        Assert.Equal("p.toml:1:[[rules]]: arrays of tables are not part of a policy, but for [[confine]]", OneError("[[rules]]\n"));
+
+    [Fact]
+    public void EveryErrorOfAFileIsListedByPolicyCheck()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("confine.toml", "[[confine]]\njobs = [\"pbs:1\"]\nmode = \"block\"\negress.allow = [\"10.0.0.0/40\"]\n");
+        var console = new TestConsole();
+        int code = GuardCli.Run(["policy", "check", path], console);
+        Assert.Equal(2, code);
+        string[] lines = console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => l.StartsWith($"{path}:2:confine.jobs: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith($"{path}:3:confine.mode: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith($"{path}:4:confine.egress.allow: ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PolicyCheckCountsTheSections()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("confine.toml", "[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"10.0.0.0/8:443\"]\n");
+        var console = new TestConsole();
+        Assert.Equal(0, GuardCli.Run(["policy", "check", path], console));
+        Assert.Contains("1 [[confine]] section(s)", console.Out.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("slurm:*", "slurm:778", true)]
+    [InlineData("slurm:*", "k8s-pod:778", false)]
+    [InlineData("k8s-pod:ab?d-*", "k8s-pod:abcd-1234", true)]
+    [InlineData("*", "tree:x", true)]
+    [InlineData("slurm:7*8", "slurm:7008", true)]
+    [InlineData("slurm:7*8", "slurm:7009", false)]
+    public void JobGlobsMatchIds(string glob, string id, bool matches) => Assert.Equal(matches, ConfineParser.GlobMatches(glob, id));
+}
