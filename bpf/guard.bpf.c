@@ -49,6 +49,25 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+/* Processes whose exec record found the ring full, by tgid (the value is the
+ * process's start, CLOCK_BOOTTIME ns): the sensor reads them from /proc and
+ * judges them late, then takes them out; one leaves at its exit. Full (a
+ * flood of long-lived execs between two reads): exec_unrecorded_lost counts
+ * what it could not take, and the sensor judges every process again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} exec_unrecorded SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} exec_unrecorded_lost SEC(".maps");
+
 /* Who owns a socket and how much of its first payload was seen. Written where
  * the owner is the current task (connect, sendmsg), read at egress where it
  * may not be, and by the sensor through a socket descriptor (guard.h struct
@@ -203,6 +222,19 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 	return flags;
 }
 
+/* The exec's record was lost: the sensor is told which process to read from /proc. */
+static __always_inline void note_unrecorded_exec(__u32 tgid, __u64 start_time_ns)
+{
+	__u32 zero = 0;
+	__u64 *lost;
+
+	if (bpf_map_update_elem(&exec_unrecorded, &tgid, &start_time_ns, BPF_ANY) == 0)
+		return;
+	lost = bpf_map_lookup_elem(&exec_unrecorded_lost, &zero);
+	if (lost)
+		__sync_fetch_and_add(lost, 1);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -221,8 +253,10 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	decide_exec(tgid, start_time_ns, comm, uid, bprm, &v);
 
 	e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
-	if (!e)
+	if (!e) {
+		note_unrecorded_exec(tgid, start_time_ns);
 		return 0;
+	}
 	fill_header(&e->h, GUARD_RECORD_EXEC, tgid, start_time_ns);
 	parent = BPF_CORE_READ(task, real_parent);
 	e->ppid = BPF_CORE_READ(parent, tgid);
@@ -297,6 +331,7 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	bpf_map_delete_elem(&gpu_seen, &tgid);
 	bpf_map_delete_elem(&job_members, &tgid);
 	bpf_map_delete_elem(&rounding_switches, &tgid);
+	bpf_map_delete_elem(&exec_unrecorded, &tgid);
 	x = reserve(sizeof(*x), GUARD_RECORD_EXIT);
 	if (!x)
 		return 0;

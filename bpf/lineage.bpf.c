@@ -11,6 +11,11 @@
  * An exited creator that only one entry still names is spliced out by that
  * entry's process at its next fork or exit: a process that hops (forks,
  * then exits, again and again) leaves a chain of a few, not one per hop.
+ * A spliced-out creator is not forgotten: lineage_heirs names, by its
+ * identity, the entry that took its place (a descendant of it), so a finding
+ * about a process that exited before anyone acted still reaches what it left
+ * however its descendants forked and hopped since (an LRU of 32,768: a
+ * hopper must splice that many before the decision to push one out).
  * When the map is full a fork is not recorded, and lineage_lost counts it.
  *
  * Stopping: while user space stops a tree it lists the members it has
@@ -32,6 +37,7 @@
 #define SIGSTOP 19
 #define EEXIST 17
 #define LINEAGE_ENTRIES 65536
+#define HEIR_ENTRIES 32768
 #define SPLICE_STEPS 8
 #define STOP_WALK_STEPS 16
 
@@ -53,6 +59,17 @@ struct {
 	__type(value, struct guard_member);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lineage_stopping SEC(".maps");
+
+/* Spliced-out exited creators: each one's heir, the entry that named it when
+ * it went (a descendant of it that was, or is, alive). Heirs chain: an heir
+ * spliced out later has an heir of its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HEIR_ENTRIES);
+	__type(key, struct guard_process_id);
+	__type(value, struct guard_process_id);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lineage_heirs SEC(".maps");
 
 /* Forks not recorded because the lineage map was full. */
 struct {
@@ -81,7 +98,8 @@ static __always_inline bool same_process(const struct guard_process_id *a, const
 }
 
 /* Passes over exited creators above a running process's own entry that only
- * this entry still names: its creator becomes theirs, and they go. Only the
+ * this entry still names: its creator becomes theirs, and they go, each
+ * leaving this entry as its heir. Only the
  * process itself writes its entry's creator, while it runs or as it exits. */
 static __always_inline void splice_exited(struct guard_lineage *mine)
 {
@@ -95,6 +113,7 @@ static __always_inline void splice_exited(struct guard_lineage *mine)
 		if (__sync_val_compare_and_swap(&link->refs, 1, 0) != 1)
 			return;
 		mine->creator = link->creator; /* the link's reference on it passes to this entry */
+		bpf_map_update_elem(&lineage_heirs, &up, &mine->self, BPF_ANY);
 		bpf_map_delete_elem(&lineage, &up);
 	}
 }

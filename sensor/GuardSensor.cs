@@ -100,6 +100,7 @@ public sealed partial class GuardSensor : IDisposable
     private readonly EventEmitter emitter;
     private readonly EventPipeline pipeline;
     private readonly Judge? judge;
+    private readonly LateJudging? lateJudging;
     private PolicyDetectors? detectors;
     private readonly RelayTrace? relays;
     private readonly RecordDecoder decoder;
@@ -158,6 +159,8 @@ public sealed partial class GuardSensor : IDisposable
             ? new IoctlCounters(kernel.GpuIoctlCountsFd, kernel.GpuClassCountsFd) : null;
         pipeline = new EventPipeline(table, emitter, new PayloadAssembly(), new GpuAccounting(table, counters), judge);
         gpuSource = options.GpuSource ?? new NvmlSource();
+        // What a full ring hid is judged late, by the same rules, when there are rules.
+        lateJudging = judge is null ? null : new LateJudging(kernel, table, pipeline, emitter);
         reader = new RingBufferReader(kernel.RingBufferFd, decoder, pipeline);
         if (judge is not null)
             reader.WakeOn(judge.HashesWakeFd);
@@ -167,6 +170,9 @@ public sealed partial class GuardSensor : IDisposable
     }
 
     public KernelSession Kernel => kernel;
+
+    /// <summary>Processes judged late since start because the full ring lost their exec or fork record (<see cref="LateJudging"/>); 0 without a policy.</summary>
+    public long JudgedLate => lateJudging?.Judged ?? 0;
 
     /// <summary>What runs short of the whole (an optional program missing, no lineage recorder, no registration), one line each, for stderr.</summary>
     public IReadOnlyList<string> Warnings => [.. kernel.Warnings, .. warnings];
@@ -349,6 +355,7 @@ public sealed partial class GuardSensor : IDisposable
         PollServices(now, n);
         judge?.OnHashes(table);
         pipeline.JudgeExisting(now, ExistingPerPoll);
+        lateJudging?.Poll(now);
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {
@@ -550,6 +557,7 @@ public sealed partial class GuardSensor : IDisposable
         detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();
         relays?.Dispose(); // before the kernel: its lookups read a kernel map
+        lateJudging?.Dispose();
         reader.Dispose();
         confinement?.Dispose(); // its descriptors only: confinement stays pinned, in force
         kernel.Dispose();

@@ -13,6 +13,12 @@ public static class BpfMapNames
     /// <summary><c>drops</c> in bpf/guard.bpf.c: records that found the ring full, per record kind.</summary>
     public const string Drops = "drops";
 
+    /// <summary><c>exec_unrecorded</c> in bpf/guard.bpf.c: processes (tgid to start, CLOCK_BOOTTIME ns) whose exec record found the ring full.</summary>
+    public const string ExecUnrecorded = "exec_unrecorded";
+
+    /// <summary><c>exec_unrecorded_lost</c> in bpf/guard.bpf.c: execs <see cref="ExecUnrecorded"/> had no room for.</summary>
+    public const string ExecUnrecordedLost = "exec_unrecorded_lost";
+
     /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in each non-default FPU rounding mode, per process (struct guard_rounding).</summary>
     public const string RoundingSwitches = "rounding_switches";
 
@@ -99,6 +105,9 @@ public static class BpfMapNames
 
     /// <summary><c>lineage_lost</c> in bpf/lineage.bpf.c, pinned by name: forks not recorded because the map was full.</summary>
     public const string LineageLost = "lineage_lost";
+
+    /// <summary><c>lineage_heirs</c> in bpf/lineage.bpf.c, pinned by name: each spliced-out exited creator's heir, the descendant whose entry took its place.</summary>
+    public const string LineageHeirs = "lineage_heirs";
 
     /// <summary><c>confine_cgroups</c> in bpf/confine.bpf.c, pinned: confined job cgroups by id (struct guard_confine_job).</summary>
     public const string ConfineCgroups = "confine_cgroups";

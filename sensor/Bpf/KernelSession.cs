@@ -32,6 +32,9 @@ public sealed unsafe class KernelSession : IDisposable
     private int unixDgramHeadsFd = -1;
     private int heldTgidsFd = -1;
     private int heldGpuIoctlsFd = -1;
+    private int execUnrecordedFd = -1;
+    private int execUnrecordedLostFd = -1;
+    private ulong[] dropsPerCpu = [];
     private bool disposed;
 
     private KernelSession(nint obj) => this.obj = obj;
@@ -121,6 +124,9 @@ public sealed unsafe class KernelSession : IDisposable
             session.unixDgramHeadsFd = session.MapFd(BpfMapNames.UnixDgramHeads);
             session.heldTgidsFd = session.MapFd(BpfMapNames.HeldTgids);
             session.heldGpuIoctlsFd = session.MapFd(BpfMapNames.HeldGpuIoctls);
+            session.execUnrecordedFd = session.MapFd(BpfMapNames.ExecUnrecorded);
+            session.execUnrecordedLostFd = session.MapFd(BpfMapNames.ExecUnrecordedLost);
+            session.dropsPerCpu = new ulong[Math.Max(Libbpf.PossibleCpus(), 1)];
 
             // 4. attach
             string cgroupRoot = options.CgroupRoot ?? KernelMounts.FindCgroup2Root();
@@ -394,6 +400,64 @@ public sealed unsafe class KernelSession : IDisposable
             }
         }
         return totals;
+    }
+
+    /// <summary>
+    /// Records of the process lifecycle (exec, fork, exit) lost to a full ring
+    /// since load, summed over CPUs: three lookups, nothing allocated, so it
+    /// can be asked every poll.
+    /// </summary>
+    public ulong LifecycleDrops()
+    {
+        ulong total = 0;
+        fixed (ulong* values = dropsPerCpu)
+        {
+            for (uint kind = (uint)RecordKind.Exec; kind <= (uint)RecordKind.Exit; kind++)
+            {
+                if (Libbpf.MapLookup(DropsFd, &kind, values) != 0)
+                    continue;
+                foreach (ulong v in dropsPerCpu)
+                    total += v;
+            }
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// Takes up to <paramref name="max"/> processes out of the kernel's list of
+    /// those whose exec record the full ring lost (exec_unrecorded: pid and
+    /// start, CLOCK_BOOTTIME ns), into <paramref name="into"/>; returns how
+    /// many. Three syscalls each, nothing allocated beyond the list's growth.
+    /// </summary>
+    public int TakeUnrecordedExecs(List<(int Pid, ulong StartTimeNs)> into, int max)
+    {
+        int taken = 0;
+        uint key;
+        ulong start;
+        // Each taken key is deleted, so the first key is asked for every time.
+        while (taken < max && Libbpf.MapNextKey(execUnrecordedFd, null, &key) == 0)
+        {
+            bool found = Libbpf.MapLookup(execUnrecordedFd, &key, &start) == 0;
+            if (Libbpf.MapDelete(execUnrecordedFd, &key) != 0 && !found)
+                break; // neither readable nor deletable: leave it rather than spin
+            if (found)
+            {
+                into.Add(((int)key, start));
+                taken++;
+            }
+        }
+        return taken;
+    }
+
+    /// <summary>Execs whose record was lost and that exec_unrecorded had no room for, since load: each may be any process.</summary>
+    public ulong UnrecordedExecsLost
+    {
+        get
+        {
+            uint key = 0;
+            ulong value = 0;
+            return Libbpf.MapLookup(execUnrecordedLostFd, &key, &value) == 0 ? value : 0;
+        }
     }
 
     public void Dispose()

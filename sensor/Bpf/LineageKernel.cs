@@ -19,6 +19,8 @@ public readonly record struct LineageLink(GuardProcessId Process, GuardProcessId
 /// `guard kill` with no sensor running sees it; `guard detach --all` removes
 /// it with everything else under the pin root. Processes forked before it was
 /// first attached have no entry: their parent pid in /proc is all there is.
+/// An exited creator spliced out of the map leaves its heir (lineage_heirs),
+/// so what an exited process left is found by its identity alone.
 /// </summary>
 public sealed unsafe class LineageKernel : IDisposable
 {
@@ -30,19 +32,22 @@ public sealed unsafe class LineageKernel : IDisposable
     private readonly FileDescriptor links;
     private readonly FileDescriptor stopping;
     private readonly FileDescriptor lost;
+    private readonly FileDescriptor heirs;
 
-    private LineageKernel(FileDescriptor links, FileDescriptor stopping, FileDescriptor lost)
+    private LineageKernel(FileDescriptor links, FileDescriptor stopping, FileDescriptor lost, FileDescriptor heirs)
     {
         this.links = links;
         this.stopping = stopping;
         this.lost = lost;
+        this.heirs = heirs;
     }
 
     /// <summary>Where the recorder is pinned: its maps, by name, and the links of its two programs.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "lineage");
 
-    /// <summary>Whether the recorder is pinned and attached.</summary>
-    public static bool Recording => Programs.All(p => File.Exists(Path.Join(PinRoot, p)));
+    /// <summary>Whether the recorder is pinned and attached, heirs included (one an older build pinned without them is attached afresh).</summary>
+    public static bool Recording =>
+        Programs.All(p => File.Exists(Path.Join(PinRoot, p))) && File.Exists(Path.Join(PinRoot, BpfMapNames.LineageHeirs));
 
     /// <summary>
     /// The pinned recorder, attached first when it is not (under a lock, so two
@@ -97,17 +102,19 @@ public sealed unsafe class LineageKernel : IDisposable
 
     private static LineageKernel Open()
     {
-        FileDescriptor? links = null, stopping = null;
+        FileDescriptor? links = null, stopping = null, lost = null;
         try
         {
             links = OpenMap(BpfMapNames.Lineage);
             stopping = OpenMap(BpfMapNames.LineageStopping);
-            return new LineageKernel(links, stopping, OpenMap(BpfMapNames.LineageLost));
+            lost = OpenMap(BpfMapNames.LineageLost);
+            return new LineageKernel(links, stopping, lost, OpenMap(BpfMapNames.LineageHeirs));
         }
         catch
         {
             links?.Dispose();
             stopping?.Dispose();
+            lost?.Dispose();
             throw;
         }
     }
@@ -119,9 +126,27 @@ public sealed unsafe class LineageKernel : IDisposable
         return fd >= 0 ? new FileDescriptor(fd) : throw new SensorException($"cannot open the pinned map {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
     }
 
-    /// <summary>Every recorded process with its creator, exited links included, as the map has them now.</summary>
-    public List<LineageLink> Links() =>
-        [.. Libbpf.EntriesInBatches<GuardProcessId, GuardLineage>(links.Fd).Select(e => new LineageLink(e.Value.Self, e.Value.Creator, e.Value.Alive != 0))];
+    /// <summary>
+    /// Every recorded process with its creator, exited links included, as the
+    /// maps have them now; and for each exited creator spliced out of the map,
+    /// a link from it to its heir (the descendant whose entry took its place),
+    /// alive when the heir's own entry says so. Descent is history: an heir
+    /// stays below what it replaced, however the maps change after.
+    /// </summary>
+    public List<LineageLink> Links()
+    {
+        List<LineageLink> all = [.. Libbpf.EntriesInBatches<GuardProcessId, GuardLineage>(links.Fd).Select(e => new LineageLink(e.Value.Self, e.Value.Creator, e.Value.Alive != 0))];
+        var alive = new Dictionary<(uint, ulong), bool>(all.Count);
+        foreach (LineageLink link in all)
+            alive[(link.Process.Tgid, link.Process.StartTimeNs)] = link.Alive;
+        foreach ((GuardProcessId gone, GuardProcessId heir) in Heirs())
+            all.Add(new LineageLink(heir, gone, alive.GetValueOrDefault((heir.Tgid, heir.StartTimeNs))));
+        return all;
+    }
+
+    /// <summary>Each exited creator spliced out of the lineage map, with its heir: the descendant whose entry named it when it went.</summary>
+    public List<(GuardProcessId Gone, GuardProcessId Heir)> Heirs() =>
+        [.. Libbpf.EntriesInBatches<GuardProcessId, GuardProcessId>(heirs.Fd).Select(e => (e.Key, e.Value))];
 
     /// <summary>Forks not recorded since the recorder was attached, because the map was full (65,536 entries).</summary>
     public ulong Lost
@@ -164,5 +189,6 @@ public sealed unsafe class LineageKernel : IDisposable
         links.Dispose();
         stopping.Dispose();
         lost.Dispose();
+        heirs.Dispose();
     }
 }

@@ -19,6 +19,18 @@ public sealed unsafe class RingBufferReader : IDisposable
     private readonly EventFd wakeup = new();
     private GCHandle self;
     private ExceptionDispatchInfo? failure;
+    private int handled;
+
+    /// <summary>
+    /// The most records one <see cref="Poll"/> handles (4,096, a few ms): libbpf
+    /// reads on while the kernel keeps writing, so a flood that keeps the ring
+    /// full would otherwise hold the reader in one poll, and nothing between
+    /// polls (late judging, hashes, heartbeats, the watchdog's stamp) would run.
+    /// </summary>
+    public const int RecordsPerPoll = 4096;
+
+    /// <summary>What the callback returns to stop libbpf's read once <see cref="RecordsPerPoll"/> are handled (-ECANCELED); the record it follows was handled, and consumed.</summary>
+    private const int BudgetSpent = -125;
 
     public RingBufferReader(int mapFd, RecordDecoder decoder, IRecordHandler handler)
     {
@@ -51,12 +63,13 @@ public sealed unsafe class RingBufferReader : IDisposable
     /// there. The kernel wakes the reader only once a batch has built up, so
     /// the wait is a timer as much as a wakeup.
     /// </summary>
-    /// <returns>The number of records handled.</returns>
+    /// <returns>The number of records handled, at most <see cref="RecordsPerPoll"/>.</returns>
     public int Poll(int timeoutMs)
     {
         if (timeoutMs > 0)
             wakeups.Wait(timeoutMs);
         wakeup.Reset();
+        handled = 0;
         int n = Libbpf.RingBufferConsume(ring);
         if (failure is { } f)
         {
@@ -64,6 +77,8 @@ public sealed unsafe class RingBufferReader : IDisposable
             f.Throw();
         }
         const int EINTR = 4;
+        if (n == BudgetSpent && handled >= RecordsPerPoll)
+            return handled;
         if (n < 0 && n != -EINTR)
             throw new SensorException($"reading the ring buffer failed: {Libc.ErrorText(-n)}");
         return Math.Max(n, 0);
@@ -76,7 +91,7 @@ public sealed unsafe class RingBufferReader : IDisposable
         try
         {
             reader.decoder.Decode(new ReadOnlySpan<byte>(data, (int)size), reader.handler);
-            return 0;
+            return ++reader.handled >= RecordsPerPoll ? BudgetSpent : 0;
         }
         catch (Exception e)
         {

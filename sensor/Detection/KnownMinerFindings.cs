@@ -29,8 +29,11 @@ public sealed class KnownMinerFindings
     /// kernel judges an exec, since it will not exec again: its comm, or the
     /// file name of what it runs (a comm renamed since, with prctl, does not
     /// hide it). Nothing has killed it: the rule's action is asked of user space.
+    /// <paramref name="late"/>: it started while the sensor ran, but its exec
+    /// record was lost to a full ring (and so, perhaps, the kernel's kill with it
+    /// where it ran a name the kernel only learnt later); it is judged the same way.
     /// </summary>
-    public AlertEvent? OnExisting(ProcessEntry process, long timeNs)
+    public AlertEvent? OnExisting(ProcessEntry process, long timeNs, bool late = false)
     {
         bool inJob = process.Membership.InJob;
         string fileName = Comm.Of(Path.GetFileName(System.Text.Encoding.UTF8.GetString(process.Executable)));
@@ -41,14 +44,15 @@ public sealed class KnownMinerFindings
         return new AlertEvent
         {
             Rule = rule.Name,
-            Description = rule == Detectors.KnownMiner ? "known miner executable, running before Guard started" : "miner name inside a training job, running before Guard started",
+            Description = (rule == Detectors.KnownMiner ? "known miner executable" : "miner name inside a training job")
+                + (late ? ", judged late: its exec record was lost to a full ring" : ", running before Guard started"),
             RequestedAction = policy.ActionFor(rule),
             Evidence =
             [
                 new("executable", ExecutableHashes.PathOf(process)),
                 new("name", name),
                 new("in_job", inJob ? "true" : "false"),
-                new("running_before_start", "true"),
+                new(late ? "exec_record_lost" : "running_before_start", "true"),
             ],
             Process = process,
             TimeNs = timeNs,

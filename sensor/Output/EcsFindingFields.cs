@@ -16,7 +16,7 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     private static readonly byte[] ThreatMembers = RenderThreat();
 
     /// <summary>Evidence names whose values are "true" or "false": written as JSON booleans.</summary>
-    private static readonly HashSet<string> BooleanEvidence = ["in_job", "running_before_start"];
+    private static readonly HashSet<string> BooleanEvidence = ["in_job", "running_before_start", "exec_record_lost"];
 
     /// <summary>Evidence names whose values are decimal integers: written as JSON numbers.</summary>
     private static readonly HashSet<string> IntegerEvidence = ["port", "rounding_switches", "stream_offset", "window_seconds", "dropped", "peak_per_second", "threshold_per_second"];

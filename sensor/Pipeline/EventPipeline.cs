@@ -82,6 +82,13 @@ public sealed class EventPipeline : IRecordHandler
         return existing.Count;
     }
 
+    /// <summary>
+    /// Judges now, by the rules an exec meets, a process whose exec or fork
+    /// record the full ring lost, its details read from /proc
+    /// (<see cref="ProcessTable.Relearn"/>) at <paramref name="nowNs"/>.
+    /// </summary>
+    public void JudgeLate(ProcessEntry entry, long nowNs) => judge?.OnExisting(entry, nowNs, late: true);
+
     public void OnFork(in ForkRecord record)
     {
         ProcessEntry entry = table.OnFork(record);

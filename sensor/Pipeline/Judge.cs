@@ -82,13 +82,14 @@ public sealed class Judge
     /// A process that was running when the sensor started, judged as its exec
     /// would have been (name, arguments, hash, job) at <paramref name="nowNs"/>;
     /// a known miner among them is killed here, since the kernel never saw it start.
+    /// <paramref name="late"/>: one whose exec record the full ring lost, judged the same way.
     /// </summary>
-    public void OnExisting(ProcessEntry entry, long nowNs)
+    public void OnExisting(ProcessEntry entry, long nowNs, bool late = false)
     {
         try
         {
             if (!detectors.Allowed.Allows(entry))
-                JudgeProgram(entry, detectors.KnownMiners.OnExisting(entry, nowNs), nowNs, atExec: false);
+                JudgeProgram(entry, detectors.KnownMiners.OnExisting(entry, nowNs, late), nowNs, atExec: false);
         }
         catch (Exception e) when (Faulted(e))
         {

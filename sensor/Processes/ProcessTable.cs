@@ -197,6 +197,44 @@ public sealed class ProcessTable
     }
 
     /// <summary>
+    /// The process <paramref name="pid"/> started at <paramref name="startTicks"/>
+    /// (-1: whichever holds the pid) as /proc shows it now, for one whose exec
+    /// or fork record was lost: a new entry when the table never knew it (or
+    /// knew another process by its pid), else the known entry with its name,
+    /// image, arguments (read whole, <see cref="ProcfsReader.ArgsLimit"/>), user,
+    /// job and working directory read again. Null when it is gone, a kernel
+    /// thread, or known to have exited.
+    /// </summary>
+    public ProcessEntry? Relearn(int pid, long startTicks = -1)
+    {
+        if (!ProcfsReader.TryReadStat(pid, out ProcfsStat stat) || stat.IsKernelThread || (startTicks >= 0 && stat.StartTicks != startTicks))
+            return null;
+        ProcessEntry? entry = Find(pid, stat.StartTicks);
+        if (entry is { Exited: true })
+            return null;
+        if (entry is null)
+        {
+            entry = Add(stat);
+            entry.Parent = Find(stat.ParentPid);
+            // As a fork would have given it: the parent's job.
+            entry.JobRootPid = entry.Parent?.JobRootPid ?? 0;
+            entry.CgroupJob = entry.Parent?.CgroupJob;
+        }
+        else
+        {
+            // A new image the table never heard of: what it knew of the old one is not this one's.
+            entry.Name = stat.Name;
+            entry.ExecutableFile = null;
+            entry.ExecutableSha256 = null;
+            entry.ExecutableNotHashed = null;
+            entry.Staging = null;
+            entry.DetailsPending = true;
+        }
+        EnsureDetails(entry);
+        return entry;
+    }
+
+    /// <summary>
     /// The process that holds <paramref name="pid"/> now, with its ancestors,
     /// read from /proc: for commands that run without a live sensor.
     /// </summary>
@@ -241,6 +279,7 @@ public sealed class ProcessTable
             return;
         entry.Executable = d.Executable;
         entry.Args = d.Args;
+        entry.ArgsTruncated = d.ArgsTruncated;
         entry.Uid = d.Uid;
         entry.UserName = users.NameOf(d.Uid);
         entry.CgroupJob = (cgroups?.Jobs ?? CgroupJobs.WithoutUnits).FromPath(d.CgroupPath) ?? entry.CgroupJob;

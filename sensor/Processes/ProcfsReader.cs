@@ -7,12 +7,20 @@ namespace Guard.Sensor.Processes;
 public readonly record struct ProcfsStat(int Pid, int ParentPid, long StartTicks, byte[] Name, bool IsKernelThread);
 
 /// <summary>The rest of what /proc says of a process, read when it is first shown.</summary>
-public readonly record struct ProcfsDetails(byte[] Executable, byte[] Args, uint Uid, string? CgroupPath, string? WorkingDirectory);
+public readonly record struct ProcfsDetails(byte[] Executable, byte[] Args, uint Uid, string? CgroupPath, string? WorkingDirectory)
+{
+    /// <summary>The arguments went on past <see cref="ProcfsReader.ArgsLimit"/>: <see cref="Args"/> is their start.</summary>
+    public bool ArgsTruncated { get; init; }
+}
 
 /// <summary>Span-based readers for /proc/PID files; a process that vanished mid-read is simply skipped.</summary>
 public static class ProcfsReader
 {
-    private const uint PfKthread = 0x00200000;
+    /// <summary>PF_KTHREAD in /proc/PID/stat's flags (include/linux/sched.h).</summary>
+    public const uint PfKthread = 0x00200000;
+
+    /// <summary>The most of /proc/PID/cmdline read (64 KiB): arguments past it are cut, and said to be.</summary>
+    public const int ArgsLimit = 64 << 10;
 
     public static IEnumerable<int> Pids(string proc = "/proc")
     {
@@ -110,10 +118,8 @@ public static class ProcfsReader
         string dir = $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}";
         try
         {
-            byte[] args = ReadOrEmpty($"{dir}/cmdline");
-            if (args.Length > 0 && args[^1] == 0)
-                args = args[..^1];
-            details = new ProcfsDetails(ReadLink($"{dir}/exe"), args, ReadUid(dir), ReadCgroupPath(dir), ReadLinkText($"{dir}/cwd"));
+            byte[] args = ReadArgs($"{dir}/cmdline", out bool truncated);
+            details = new ProcfsDetails(ReadLink($"{dir}/exe"), args, ReadUid(dir), ReadCgroupPath(dir), ReadLinkText($"{dir}/cwd")) { ArgsTruncated = truncated };
             return true;
         }
         catch (IOException)
@@ -129,7 +135,15 @@ public static class ProcfsReader
     /// <summary>Parses /proc/PID/stat: the name sits in the last parentheses, so a ')' in it is safe.</summary>
     public static bool TryParseStat(ReadOnlySpan<byte> stat, out byte[] name, out int ppid, out long startTicks, out uint flags)
     {
-        name = [];
+        bool parsed = TryParseStat(stat, out Range nameRange, out ppid, out startTicks, out flags);
+        name = parsed ? stat[nameRange].ToArray() : [];
+        return parsed;
+    }
+
+    /// <summary>Parses /proc/PID/stat as <see cref="TryParseStat(ReadOnlySpan{byte}, out byte[], out int, out long, out uint)"/> does, allocating nothing: the name is where <paramref name="name"/> says in <paramref name="stat"/>.</summary>
+    public static bool TryParseStat(ReadOnlySpan<byte> stat, out Range name, out int ppid, out long startTicks, out uint flags)
+    {
+        name = default;
         ppid = 0;
         startTicks = 0;
         flags = 0;
@@ -137,7 +151,7 @@ public static class ProcfsReader
         int close = stat.LastIndexOf((byte)')');
         if (open < 0 || close < open)
             return false;
-        name = stat[(open + 1)..close].ToArray();
+        name = (open + 1)..close;
         ReadOnlySpan<byte> rest = stat[(close + 1)..];
         // Fields after the name, counting from 3 (state).
         int field = 2;
@@ -162,6 +176,44 @@ public static class ProcfsReader
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// /proc/PID/cmdline whole, up to <see cref="ArgsLimit"/> bytes (a miner's
+    /// flag past the 1,024 an exec record keeps is read here), its final NUL
+    /// dropped; <paramref name="truncated"/> when there was more. Empty when gone.
+    /// </summary>
+    public static byte[] ReadArgs(string path, out bool truncated)
+    {
+        truncated = false;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ArgsLimit + 1);
+        try
+        {
+            int length = 0;
+            using (Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(path))
+            {
+                int n;
+                while (length < ArgsLimit + 1 && (n = RandomAccess.Read(file, buffer.AsSpan(length, ArgsLimit + 1 - length), length)) > 0)
+                    length += n;
+            }
+            truncated = length > ArgsLimit;
+            length = Math.Min(length, ArgsLimit);
+            if (!truncated && length > 0 && buffer[length - 1] == 0)
+                length--;
+            return buffer.AsSpan(0, length).ToArray();
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return [];
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static byte[] ReadOrEmpty(string path)

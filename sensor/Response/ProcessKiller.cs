@@ -36,8 +36,9 @@ public sealed record KillOutcome(ProcessTarget Target, KillScope Scope, bool Don
 }
 
 /// <summary>
-/// Kills a process, its tree (by recorded lineage, <see cref="StoppedTree"/>),
-/// or its job's cgroup, never a process other than the one named: every signal
+/// Kills a process, its tree (by recorded lineage, <see cref="StoppedTree"/>;
+/// for a root that has exited, what it left), or its job's cgroup, never a
+/// process other than the one named: every signal
 /// goes through a pidfd opened first and then checked against the start time;
 /// a job goes through cgroup.kill. Refuses PID 1, kernel threads, this process
 /// and the running sensors (<see cref="RunningSensors"/>).
@@ -83,9 +84,17 @@ public sealed class ProcessKiller
     /// its start time), its tree (stopped first), or its job (cgroup.kill).
     /// Every refusal is an outcome, not an exception.
     /// </summary>
+    /// <remarks>
+    /// A tree whose root has exited (or whose pid another process holds now),
+    /// named with its start time, is what the root left behind: its live
+    /// descendants by the kernel's recorded lineage, killed the same way; the
+    /// process holding the pid now is never touched.
+    /// </remarks>
     public KillOutcome Kill(ProcessTarget target, KillScope scope)
     {
-        using Pidfd? root = OpenChecked(target, out ProcfsStat stat, out string refusal);
+        using Pidfd? root = OpenChecked(target, out ProcfsStat stat, out string refusal, out bool exited);
+        if (root is null && exited && scope == KillScope.Tree && target.StartTicks is long startTicks)
+            return KillLeftBehind(target, startTicks, refusal);
         if (root is null)
             return KillOutcome.Refused(target, scope, refusal);
         return scope switch
@@ -105,10 +114,15 @@ public sealed class ProcessKiller
 
     /// <inheritdoc cref="OpenChecked(ProcessTarget, out string)"/>
     /// <param name="stat">The stat line read with the pidfd open: the process the pidfd holds.</param>
-    public static Pidfd? OpenChecked(ProcessTarget target, out ProcfsStat stat, out string refusal)
+    public static Pidfd? OpenChecked(ProcessTarget target, out ProcfsStat stat, out string refusal) => OpenChecked(target, out stat, out refusal, out _);
+
+    /// <inheritdoc cref="OpenChecked(ProcessTarget, out ProcfsStat, out string)"/>
+    /// <param name="exited">True when the refusal is that the process named has exited: no pid, or its pid another's (by start time) now.</param>
+    private static Pidfd? OpenChecked(ProcessTarget target, out ProcfsStat stat, out string refusal, out bool exited)
     {
         refusal = "";
         stat = default;
+        exited = false;
         if (target.BootPrefix is { } boot && boot != EntityIds.ForThisBoot().BootPrefix)
         {
             refusal = $"entity id {target.BootPrefix}-{target.StartTicks}-{target.Pid} is from another boot or host";
@@ -117,10 +131,12 @@ public sealed class ProcessKiller
         Pidfd? pidfd = Pidfd.TryOpen(target.Pid, out int errno);
         if (pidfd is null)
         {
+            exited = errno == Esrch;
             refusal = errno == Esrch ? $"no process {target.Pid}" : $"cannot open process {target.Pid}: {Libc.ErrorText(errno)}";
             return null;
         }
-        if (!ProcfsReader.TryReadStat(target.Pid, out stat))
+        exited = !ProcfsReader.TryReadStat(target.Pid, out stat) || (target.StartTicks is long expected && stat.StartTicks != expected);
+        if (stat.Pid == 0)
             refusal = $"no process {target.Pid}";
         else if (Refusal(stat, target.StartTicks, Environment.ProcessId) is { } reason)
             refusal = reason;
@@ -156,6 +172,25 @@ public sealed class ProcessKiller
             + (tree.Settled ? "" : " (still growing when stopping gave up)")
             + (tree.LineageNote is { } note ? $"; {note}" : "");
         return new KillOutcome(target, KillScope.Tree, killed.Count > 0, message, killed);
+    }
+
+    /// <summary>
+    /// The root named by <paramref name="target"/> has exited (<paramref name="why"/>
+    /// says how it was found gone): its live descendants by recorded lineage are
+    /// stopped, then killed, as a tree is. Refused when it left none.
+    /// </summary>
+    private static KillOutcome KillLeftBehind(ProcessTarget target, long startTicks, string why)
+    {
+        using StoppedTree tree = StoppedTree.StopLeftBehind(target.Pid, startTicks);
+        if (tree.Refusal is { } refusal)
+            return KillOutcome.Refused(target, KillScope.Tree, refusal);
+        List<int> killed = tree.Kill();
+        string note = tree.LineageNote is { } n ? $"; {n}" : "";
+        if (killed.Count == 0)
+            return KillOutcome.Refused(target, KillScope.Tree, $"{why}; it left no live descendant by recorded lineage{note}");
+        string message = $"{target.Pid} had exited; killed its {killed.Count} live descendant{(killed.Count == 1 ? "" : "s")} by recorded lineage ({string.Join(' ', killed)})"
+            + (tree.Settled ? "" : " (still growing when stopping gave up)") + note;
+        return new KillOutcome(target, KillScope.Tree, true, message, killed);
     }
 
     private KillOutcome KillJob(ProcessTarget target)

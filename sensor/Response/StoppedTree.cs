@@ -39,14 +39,14 @@ internal sealed class StoppedTree : IDisposable
     private readonly LineageKernel? lineage;
     private readonly Action<int, long>? beforeStop;
     private readonly ulong marksUntilNs = (ulong)(Libc.NowNs(Libc.ClockBoottime) + (long)MarkLifetime.TotalNanoseconds);
-    private readonly Pidfd rootPidfd;
+    private readonly Pidfd? rootPidfd;
     private readonly (int Pid, long StartTicks) root;
     private int newMemberSignal = SigStop;
 
-    private StoppedTree(Pidfd rootPidfd, long rootStartTicks, Action<int, long>? beforeStop)
+    private StoppedTree(Pidfd? rootPidfd, int rootPid, long rootStartTicks, Action<int, long>? beforeStop)
     {
         this.rootPidfd = rootPidfd;
-        root = (rootPidfd.Pid, rootStartTicks);
+        root = (rootPid, rootStartTicks);
         this.beforeStop = beforeStop;
         guards = [.. RunningSensors.List().Select(s => (s.Pid, s.StartTicks))];
         if (ProcfsReader.TryReadStat(Environment.ProcessId, out ProcfsStat self))
@@ -81,22 +81,39 @@ internal sealed class StoppedTree : IDisposable
     /// </summary>
     public static StoppedTree Stop(Pidfd root, long rootStartTicks, Action<int, long>? beforeStop = null, Action? beforeResume = null)
     {
-        var tree = new StoppedTree(root, rootStartTicks, beforeStop);
-        Snapshot first = tree.Read();
-        tree.Refusal = tree.GuardBelow(first);
-        if (tree.Refusal is not null)
-            return tree;
-        tree.known.Add(tree.root);
-        tree.Enlist(root, rootStartTicks);
-        tree.Settle(first);
-        if (tree.Refusal is not null)
+        var tree = new StoppedTree(root, root.Pid, rootStartTicks, beforeStop);
+        return tree.StopBelow(root, beforeResume);
+    }
+
+    /// <summary>
+    /// Stops what the process <paramref name="pid"/> started at
+    /// <paramref name="startTicks"/> left behind when it exited: its live
+    /// descendants by recorded lineage alone (through exited links and heirs).
+    /// Nothing is found through /proc's parent pids of <paramref name="pid"/>,
+    /// which another process may hold by now, and no process of another start
+    /// is ever a member. No lineage recorded (<see cref="LineageNote"/>): nothing is found.
+    /// </summary>
+    public static StoppedTree StopLeftBehind(int pid, long startTicks) =>
+        new StoppedTree(null, pid, startTicks, null).StopBelow(null, null);
+
+    private StoppedTree StopBelow(Pidfd? rootFd, Action? beforeResume)
+    {
+        Snapshot first = Read();
+        Refusal = GuardBelow(first);
+        if (Refusal is not null)
+            return this;
+        known.Add(root);
+        if (rootFd is not null)
+            Enlist(rootFd, root.StartTicks);
+        Settle(first);
+        if (Refusal is not null)
         {
             // Found mid-stop after all: let the tree go, the kernel's marks first.
-            tree.lineage?.ForgetStopping(tree.marksUntilNs);
+            lineage?.ForgetStopping(marksUntilNs);
             beforeResume?.Invoke();
-            tree.SignalAll(SigCont);
+            SignalAll(SigCont);
         }
-        return tree;
+        return this;
     }
 
     /// <summary>

@@ -1,9 +1,11 @@
 using System.Diagnostics;
+using System.Globalization;
 using Guard.Sensor;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Gpu;
+using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
 
@@ -13,9 +15,11 @@ namespace Guard.Tests.Kernel;
 /// An adversary that fills the ring buffer first (a flood of execs while the
 /// reader is stalled) and then runs its miner: the kernel's verdicts are
 /// reached and carried out before any record is reserved, so a full ring
-/// costs counted records, never a kill, a job membership or a drop. Each test
-/// first proves the ring is full: the record of the very act it checks is
-/// counted as lost.
+/// costs counted records, never a kill, a job membership or a drop. What the
+/// lost records hid is judged late, from /proc: a process whose exec record
+/// was lost, its arguments read whole. Each test first proves the ring is
+/// full: the record of the very act it checks is counted as lost. Miner
+/// stand-ins run in a network namespace of their own (`unshare --net`).
 /// </summary>
 [Collection(KernelTestGroup.Name)]
 public sealed class FullRingTests
@@ -37,6 +41,166 @@ public sealed class FullRingTests
             p.WaitForExit();
         }
         Assert.True(Lost(sensor, RecordKind.Exit) > 0, "1000 processes did not fill a 4 KB ring nobody reads");
+    }
+
+    /// <summary>Polls a stalled sensor (reads the ring, then the work between reads) until <paramref name="done"/>, at most 10 s.</summary>
+    private static void PollUntil(SensorHarness sensor, Func<bool> done, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!done())
+        {
+            if (clock.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                string recent = string.Join("\n", sensor.Events.TakeLast(10).Select(e => e.ToString()[..Math.Min(300, e.ToString().Length)]));
+                throw new Xunit.Sdk.XunitException($"timed out waiting for {what}. Last events:\n{recent}");
+            }
+            sensor.Sensor.Poll(10);
+        }
+    }
+
+    private static string[] JudgedLatePids(SensorHarness sensor) =>
+        [.. sensor.Events.Where(e => e.Action == "judge-late")
+            .SelectMany(e => e.Json.GetProperty("guard").GetProperty("action").GetProperty("pids").EnumerateArray().Select(p => p.GetInt32().ToString(CultureInfo.InvariantCulture)))];
+
+    /// <summary>
+    /// Starts <paramref name="worker"/> with <paramref name="args"/> in a network namespace of
+    /// its own into the full ring of a stalled sensor; proves its exec record was lost.
+    /// </summary>
+    private static Process StartIntoFullRing(SensorHarness sensor, string worker, params string[] args)
+    {
+        ulong lostBefore = Lost(sensor, RecordKind.Exec);
+        Process p = Run.Start("unshare", ["--net", worker, .. args]);
+        Run.WaitFor(() => ProcfsReader.TryReadStat(p.Id, out ProcfsStat s) && s.Name.AsSpan().SequenceEqual(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(worker))), "the worker to run");
+        Assert.True(Lost(sensor, RecordKind.Exec) > lostBefore, "its exec record was not lost, so the ring was not full");
+        return p;
+    }
+
+    [Fact]
+    public void AMinerWhoseExecRecordWasLostIsJudgedLateAndKilled()
+    {
+        using var dir = new TempDir();
+        string worker = Path.Combine(dir.Path, "worker");
+        File.Move(dir.Compile("sleeper"), worker);
+        using SensorHarness sensor = StalledSensor();
+        Fill(sensor);
+        using Process miner = StartIntoFullRing(sensor, worker, "--donate-level", "1");
+        try
+        {
+            PollUntil(sensor, () => miner.HasExited, "the worker whose exec record was lost to be killed");
+            Assert.Equal(137, miner.ExitCode);
+            RecordedEvent alert = sensor.WaitFor("its alert", e => e.Action == "miner-arguments" && e.Pid == miner.Id);
+            PollUntil(sensor, () => JudgedLatePids(sensor).Contains(miner.Id.ToString(CultureInfo.InvariantCulture)), "a judge-late event naming it");
+            RecordedEvent late = sensor.Events.First(e => e.Action == "judge-late");
+            Assert.Matches(@"^judged \d+ process(es)? late after \d+ lost records? ", late.Json.GetProperty("event").GetProperty("reason").GetString());
+        }
+        finally
+        {
+            if (!miner.HasExited)
+                miner.Kill();
+        }
+    }
+
+    [Fact]
+    public void ArgumentsPastTheExecRecordsKilobyteAreReadWholeWhenJudgedLate()
+    {
+        using var dir = new TempDir();
+        string worker = Path.Combine(dir.Path, "worker");
+        File.Move(dir.Compile("sleeper"), worker);
+        // The adversary's padding: the flag starts past byte 1,100, beyond what an exec record keeps.
+        string[] padding = [.. Enumerable.Range(0, 60).Select(i => $"--verbose-padding-{i:D4}")];
+        Assert.True(string.Join(' ', padding).Length > 1100);
+        using SensorHarness sensor = StalledSensor();
+        Fill(sensor);
+        using Process miner = StartIntoFullRing(sensor, worker, [.. padding, "--donate-level", "1"]);
+        try
+        {
+            PollUntil(sensor, () => miner.HasExited, "the worker with its flag past byte 1,100 to be killed");
+            RecordedEvent alert = sensor.WaitFor("its alert", e => e.Action == "miner-arguments" && e.Pid == miner.Id);
+            Assert.Equal("--donate-level", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("argument").GetString());
+        }
+        finally
+        {
+            if (!miner.HasExited)
+                miner.Kill();
+        }
+    }
+
+    [Fact]
+    public void AProcessWhoseForkWasSeenButWhoseExecWasLostIsJudgedLate()
+    {
+        using var dir = new TempDir();
+        string worker = Path.Combine(dir.Path, "worker");
+        File.Move(dir.Compile("sleeper"), worker);
+        // Forked while the ring has room; it execs the miner's command line once told, into a full ring.
+        // The flag is put together at run time: the parent's own arguments (this script) must not carry it.
+        const string parent = """
+            import os, sys
+            child = os.fork()
+            if child == 0:
+                sys.stdin.readline()
+                os.execv('/usr/bin/unshare', ['unshare', '--net', sys.argv[1], '--donate' + '-level', '1'])
+            print(child, flush=True)
+            os.waitpid(child, 0)
+            """;
+        using SensorHarness sensor = StalledSensor(new KernelOptions { RingBufferBytes = 64 << 10 });
+        using Process python = Run.PythonScript(parent, worker);
+        int child = int.Parse(python.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
+        var own = new OwnProcesses();
+        try
+        {
+            own.Add(child);
+            Fill(sensor);
+            ulong lostBefore = Lost(sensor, RecordKind.Exec);
+            python.StandardInput.WriteLine("go");
+            Run.WaitFor(() => ProcfsReader.TryReadStat(child, out ProcfsStat s) && s.Name.AsSpan().SequenceEqual("worker"u8), "the child to exec the worker");
+            Assert.True(Lost(sensor, RecordKind.Exec) > lostBefore, "its exec record was not lost, so the ring was not full");
+
+            PollUntil(sensor, () => python.HasExited, "the worker to be killed (its parent then ends)");
+            Assert.Contains(sensor.Events, e => e.Action == "fork" && e.Pid == child); // the table knew it: only the kernel's list said it exec'd
+            Assert.Contains(sensor.Events, e => e.Action == "miner-arguments" && e.Pid == child);
+            PollUntil(sensor, () => JudgedLatePids(sensor).Contains(child.ToString(CultureInfo.InvariantCulture)), "a judge-late event naming it");
+        }
+        finally
+        {
+            own.Dispose();
+            if (!python.HasExited)
+                python.Kill();
+        }
+    }
+
+    [Fact]
+    public void AFloodThatKeepsTheRingFullHidesNoMiner()
+    {
+        // The adversary's c4: a 4 KB ring read as fast as the sensor can while two floods of execs keep it full.
+        using var dir = new TempDir();
+        string flood = dir.Compile("flood");
+        string worker = Path.Combine(dir.Path, "worker");
+        File.Move(dir.Compile("sleeper"), worker);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn, Kernel = new KernelOptions { RingBufferBytes = 4096 } });
+        using Process flood1 = Run.Start(flood, "8", "8192");
+        using Process flood2 = Run.Start(flood, "8", "8192");
+        Process? miner = null;
+        try
+        {
+            Run.WaitFor(() => Lost(sensor, RecordKind.Exec) > 100, "the floods to fill the ring");
+            miner = Run.Start("unshare", "--net", worker, "--donate-level", "1");
+            Assert.True(miner.WaitForExit(5000), "under the flood, the worker lived 5 s");
+            Assert.Equal(137, miner.ExitCode);
+            Assert.False(flood1.HasExited || flood2.HasExited, "the floods ended before the worker was judged: the ring may have had room");
+            sensor.WaitFor("the alert about it", e => e.Action == "miner-arguments" && e.Pid == miner.Id);
+            sensor.WaitFor("a judge-late event", e => e.Action == "judge-late", 5000);
+        }
+        finally
+        {
+            if (miner is { HasExited: false })
+                miner.Kill();
+            miner?.Dispose();
+            foreach (Process f in new[] { flood1, flood2 })
+            {
+                if (!f.HasExited)
+                    f.Kill();
+            }
+        }
     }
 
     [Fact]

@@ -77,4 +77,21 @@ public sealed class TreeExpansionTests
 
         Assert.Equal([hopper3], found);
     }
+
+    [Fact]
+    public void AnExitedRootSplicedOutIsFollowedThroughItsHeirs()
+    {
+        // The root and its child exited; the grandchild forked, splicing both out of the map: its own
+        // entry names the root's creator now, and only heir links (lineage_heirs: the gone one as
+        // creator, its heir as process) lead from the root to it.
+        (int, long) rootsCreator = (50, 10), child = (120, 1_020), grandchild = (121, 1_021), itsChild = (122, 1_022);
+        var known = new HashSet<(int Pid, long StartTicks)> { Root };
+        List<(int, long)> found = StoppedTree.Expand(
+            known,
+            [Link(grandchild, rootsCreator), Link(itsChild, grandchild), Link(grandchild, Root), Link(grandchild, child)],
+            new Dictionary<int, ProcfsStat> { [100] = Proc(100, 1, 3_000) }, // the root's pid is another's now
+            _ => false);
+
+        Assert.Equal([grandchild, itsChild], found);
+    }
 }
