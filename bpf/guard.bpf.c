@@ -22,6 +22,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "held.h"
 #include "packet.h"
 #include "verdicts.h"
 #include "stream.h"
@@ -917,7 +918,7 @@ static __always_inline __u32 classify_rm(__u32 cmd, __u64 arg, __u32 *rm_class)
  */
 static __always_inline void stop_if_held(struct task_struct *task, __u32 tgid)
 {
-	struct guard_continue_key key = { .tgid = tgid };
+	struct guard_continue_key key = { .tgid = tgid, .via = GUARD_CONTINUE_GPU_IOCTL };
 	struct guard_continue fresh = {}, *seen;
 	struct guard_member *member;
 	__u32 zero = 0;
@@ -929,6 +930,9 @@ static __always_inline void stop_if_held(struct task_struct *task, __u32 tgid)
 		return;
 	member = bpf_map_lookup_elem(held, &tgid);
 	if (!member || member->start_ticks != task->group_leader->start_boottime / GUARD_NS_PER_TICK)
+		return;
+	/* A member inside its held cgroup was let run by a thaw, which the sensor answers (a stop would outlast a release's thaw). */
+	if (guard_inside_hold(task, member->id))
 		return;
 	err = bpf_send_signal(SIGSTOP);
 	key.hold_id = member->id;

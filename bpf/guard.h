@@ -430,13 +430,15 @@ enum guard_continue_via {
 	GUARD_CONTINUE_SIGNAL = 1,    /* a signal that continues a stopped task (SIGCONT) was generated for it */
 	GUARD_CONTINUE_GPU_IOCTL = 2, /* it issued a GPU driver ioctl (guard.bpf.c), so it ran */
 	GUARD_CONTINUE_PTRACE = 3,    /* its tracer resumed it (PTRACE_CONT, _SYSCALL, _SINGLESTEP, ...) */
+	GUARD_CONTINUE_CGROUP_MOVE = 4, /* a member of a cgroup hold was moved out of the held cgroup (which thaws it) */
 };
 
-/* quarantine_continues keys: one held process of one hold. */
+/* quarantine_continues keys: one held process of one hold, one way of
+ * letting it run: each way is counted apart. */
 struct guard_continue_key {
 	__u64 hold_id;
 	__u32 tgid;
-	__u32 pad;
+	__u32 via; /* enum guard_continue_via */
 };
 
 /* quarantine_continues values: what tried to let a held process run, and
@@ -449,7 +451,7 @@ struct guard_continue {
 	__u64 last_ns;     /* CLOCK_BOOTTIME of the latest */
 	__u32 sender_tgid; /* current when the latest was generated: the sender for kill(2), tgkill(2) and sigqueue(2) */
 	__s32 si_code;     /* the latest's siginfo code: SI_USER 0, SI_TKILL -6, SI_QUEUE -1, SI_TIMER -2, SI_KERNEL 0x80 (uapi siginfo.h) */
-	__u32 via;         /* enum guard_continue_via of the latest */
+	__u32 via;         /* enum guard_continue_via: the key's again */
 	__s32 error;       /* what the latest stop returned: 0, or a negative errno */
 	char sender_comm[GUARD_COMM_LEN];
 };

@@ -19,12 +19,20 @@
  * passed in, or in cgroup mode one made outside the cgroup) is marked for
  * egress to drop. Each attempt is counted for the sensor and `guard status`.
  * The root programs stay attached while any hold exists, cgroup holds too.
+ *
+ * A cgroup hold holds its members as processes too (quarantine_tgids, with
+ * the cgroup id as the hold): the hold follows a member moved out of the
+ * cgroup (which thaws it), not the directory. Inside the held cgroup the
+ * freezer holds them and nothing is answered (a stop queued there would
+ * outlast the thaw of a release); outside it, they are answered as a tree
+ * hold's are, and the move itself is stopped and counted.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "guard.h"
+#include "held.h"
 
 #define BPF_DEVCG_DEV_CHAR 2 /* uapi bpf.h; not in BTF */
 #define SIGKILL 9
@@ -129,6 +137,14 @@ static __always_inline bool held_current(void)
 	struct guard_member *member = membership(bpf_get_current_pid_tgid() >> 32, (struct task_struct *)bpf_get_current_task());
 
 	return member && held_id(&member->id);
+}
+
+/* A held member that the freezer does not hold: any member of a tree hold,
+ * a member of a cgroup hold that is outside the held cgroup. Only these are
+ * stopped, killed or counted; every member is denied the network and GPUs. */
+static __always_inline bool loose(struct guard_member *member, struct task_struct *task)
+{
+	return member && held_id(&member->id) && !guard_inside_hold(task, member->id);
 }
 
 static __always_inline bool gpu_device(struct bpf_cgroup_dev_ctx *ctx)
@@ -242,6 +258,34 @@ static __always_inline __u64 held_cgroup_of_current(void)
 	return 0;
 }
 
+/* The cgroup hold whose cgroup holds cgrp (it or an ancestor), by the levels
+ * held; 0 when none. For a task other than current (a child at fork, a task
+ * being moved). */
+static __always_inline __u64 held_cgroup_of(struct cgroup *cgrp)
+{
+	struct guard_quarantine *record;
+	__u64 *levels, id;
+	__u32 zero = 0;
+	int level;
+
+	levels = bpf_map_lookup_elem(&quarantine_cgroup_levels, &zero);
+	if (!levels || !*levels)
+		return 0;
+	for (int i = 0; i < GUARD_CGROUP_DEPTH_MAX && cgrp; i++) {
+		level = BPF_CORE_READ(cgrp, level);
+		if (level < 1)
+			return 0;
+		if (level < 64 && (*levels & (1ULL << level))) {
+			id = BPF_CORE_READ(cgrp, kn, id);
+			record = bpf_map_lookup_elem(&quarantines, &id);
+			if (record && record->mode == GUARD_QUARANTINE_CGROUP)
+				return id;
+		}
+		cgrp = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
+	}
+	return 0;
+}
+
 /*
  * A held process sends on a TCP socket that is not marked: one passed in
  * over a unix socket (SCM_RIGHTS) while it ran, or, in a cgroup hold, one
@@ -272,9 +316,12 @@ int BPF_PROG(guard_qtree_tcp_send, struct sock *sk, struct msghdr *msg, struct s
 }
 
 /* A held process that forks (it was not stopped yet, or someone sent it
- * SIGCONT): the child is held too, and stopped before it first runs. The
- * holder is the caller (parent here is current), so a child made with
- * CLONE_PARENT, whose real parent is the caller's parent, is held as well. */
+ * SIGCONT): the child is held too, and stopped before it first runs, unless
+ * it is inside its held cgroup, where the freezer holds it. The holder is the
+ * caller (parent here is current), so a child made with CLONE_PARENT, whose
+ * real parent is the caller's parent, is held as well. A child anyone makes
+ * in a held cgroup (clone3 with CLONE_INTO_CGROUP from outside, a fork
+ * inside) is a member of that cgroup's hold: frozen there, held if it leaves. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(guard_qtree_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -283,13 +330,17 @@ int BPF_PROG(guard_qtree_fork, struct task_struct *parent, struct task_struct *c
 
 	if (child->pid != child_tgid)
 		return 0; /* a thread: its process is held already */
-	member = membership(parent->tgid, parent);
-	if (!member || !held_id(&member->id))
-		return 0;
-	held.id = member->id;
 	held.start_ticks = child->start_boottime / GUARD_NS_PER_TICK;
+	member = membership(parent->tgid, parent);
+	if (member && held_id(&member->id)) {
+		held.id = member->id;
+	} else {
+		held.id = held_cgroup_of(guard_task_cgroup(child));
+		if (!held.id)
+			return 0;
+	}
 	bpf_map_update_elem(&quarantine_tgids, &child_tgid, &held, BPF_ANY);
-	if (bpf_send_signal_task)
+	if (bpf_send_signal_task && !guard_inside_hold(child, held.id))
 		bpf_send_signal_task(child, SIGSTOP, PIDTYPE_TGID, 0);
 	return 0;
 }
@@ -322,13 +373,16 @@ extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __ksym _
 extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __ksym __weak;
 extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym __weak;
 extern void bpf_task_release(struct task_struct *p) __ksym __weak;
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym __weak;
 
 /* Runs as the thread, in task context with interrupts on, so the SIGSTOP is
  * queued at once; only while its process is still held (a work left pending
  * past a release stops nobody). */
 static int stop_this_thread(struct bpf_map *map, void *key, void *value)
 {
-	if (held_current())
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	if (loose(membership(bpf_get_current_pid_tgid() >> 32, task), task))
 		bpf_send_signal(SIGSTOP);
 	return 0;
 }
@@ -366,10 +420,28 @@ static __always_inline int stop_each_thread(struct task_struct *leader)
 	return scheduled;
 }
 
+/* Schedules a stop on every thread of process tgid, iterated from its
+ * leader (an iterator started at another thread sees only those after it);
+ * returns how many were scheduled. */
+static __always_inline int stop_each_thread_of(__u32 tgid)
+{
+	struct task_struct *leader;
+	int scheduled;
+
+	if (!bpf_task_from_pid)
+		return 0;
+	leader = bpf_task_from_pid(tgid);
+	if (!leader)
+		return 0;
+	scheduled = stop_each_thread(leader);
+	bpf_task_release(leader);
+	return scheduled;
+}
+
 /* Counts one attempt to let a held process run and what the stop returned. */
 static __always_inline void count_continue(__u64 hold_id, __u32 tgid, __u64 start, __u32 via, int si_code, long error)
 {
-	struct guard_continue_key key = { .hold_id = hold_id, .tgid = tgid };
+	struct guard_continue_key key = { .hold_id = hold_id, .tgid = tgid, .via = via };
 	struct guard_continue fresh = { .start_ticks = start }, *seen;
 
 	seen = bpf_map_lookup_elem(&quarantine_continues, &key);
@@ -416,10 +488,10 @@ int BPF_PROG(guard_qtree_continue, int sig, struct kernel_siginfo *info, struct 
 		return 0;
 	tgid = task->tgid;
 	member = membership(tgid, task);
-	if (!member || !held_id(&member->id))
+	if (!loose(member, task))
 		return 0;
 	err = bpf_send_signal_task ? bpf_send_signal_task(task, SIGSTOP, PIDTYPE_TGID, 0) : -ENOSYS;
-	stop_each_thread(task);
+	stop_each_thread_of(tgid);
 	/* SEND_SIG_NOINFO (0) is a user's kill, SEND_SIG_PRIV (1) the kernel's. */
 	code = (unsigned long)info == 0 ? SI_USER : (unsigned long)info == 1 ? SI_KERNEL : BPF_CORE_READ(info, si_code);
 	count_continue(member->id, tgid, member->start_ticks, GUARD_CONTINUE_SIGNAL, code, err);
@@ -458,10 +530,46 @@ int BPF_PROG(guard_qtree_ptrace, struct task_struct *p)
 		return 0;
 	tgid = p->tgid;
 	member = membership(tgid, p);
-	if (!member || !held_id(&member->id))
+	if (!loose(member, p))
 		return 0;
 	err = bpf_send_signal_task ? bpf_send_signal_task(p, SIGKILL, PIDTYPE_TGID, 0) : -ENOSYS;
 	count_continue(member->id, tgid, member->start_ticks, GUARD_CONTINUE_PTRACE, 0, err);
+	return 0;
+}
+
+/*
+ * A task is moved to another cgroup (cgroup.procs, cgroup.threads), by
+ * anyone. A member of a cgroup hold moved out of the held cgroup was thawed
+ * by the move: it is stopped (SIGSTOP, and a stop on each thread, as for a
+ * continue) and the move counted, with the mover as the sender; moved within
+ * it (into a child cgroup) it stays frozen. A process moved into a held
+ * cgroup is frozen by the move, and a member from then on. Runs after the
+ * move, in the mover's context, once per write: task is the thread group's
+ * leader when a whole process moved, else the one thread. Like a continue,
+ * the move wakes the task before the stop can be queued: a few µs of user
+ * code can run.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(guard_qtree_move, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
+{
+	struct guard_member *member, held;
+	__u32 tgid = task->tgid;
+	long err;
+
+	member = membership(tgid, task);
+	if (member && held_id(&member->id)) {
+		if (!guard_cgroup_hold(member->id) || guard_cgroup_within(dst, member->id))
+			return 0;
+		err = bpf_send_signal_task ? bpf_send_signal_task(task, SIGSTOP, PIDTYPE_TGID, 0) : -ENOSYS;
+		stop_each_thread_of(tgid);
+		count_continue(member->id, tgid, member->start_ticks, GUARD_CONTINUE_CGROUP_MOVE, 0, err);
+		return 0;
+	}
+	held.id = held_cgroup_of(dst);
+	if (!held.id)
+		return 0;
+	held.start_ticks = start_ticks(task);
+	bpf_map_update_elem(&quarantine_tgids, &tgid, &held, BPF_ANY);
 	return 0;
 }
 

@@ -88,8 +88,8 @@ public static class ValueParsers
         var devices = new List<GpuDevice>();
         foreach (string text in texts ?? [])
         {
-            if (!GpuDevice.TryParse(text, out GpuDevice? device))
-                throw new UsageException($"--gpu-device: '{text}' is not MAJOR[:MINOR][/uvm]");
+            if (!GpuDevice.TryParse(text, out GpuDevice? device, out string error))
+                throw new UsageException($"--gpu-device: {error}");
             devices.Add(device!);
         }
         return devices.Count > 0 ? devices : GpuDevice.Discover();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 
@@ -38,7 +39,7 @@ public static class QuarantineCommand
 
     private static readonly Option<string[]> GpuDevices = new("--gpu-device")
     {
-        Description = "Deny opens of this device too: MAJOR[:MINOR]; default: NVIDIA devices from /proc/devices",
+        Description = "Deny opens of this device too: MAJOR:MINOR, MAJOR:* or a /dev path; default: NVIDIA devices from /proc/devices",
     };
 
     private static readonly Option<string> Output = ActionOutput.CreateOption("the ECS action event");
@@ -73,6 +74,7 @@ public static class QuarantineCommand
             throw new UsageException("--then needs a --timeout");
         }
         ProcessTarget? target = text is null ? null : ValueParsers.ParseTarget(text);
+        IReadOnlyList<GpuDevice> gpuDevices = ValueParsers.ParseGpuDevices(parse.GetValue(GpuDevices));
         Privileges.Require("guard quarantine");
 
         var request = new QuarantineRequest
@@ -80,7 +82,7 @@ public static class QuarantineCommand
             Reason = parse.GetValue(Reason) ?? "held from the command line",
             Timeout = timeout,
             OnTimeout = parse.GetValue(Then) == "kill" ? QuarantineExpiry.Kill : QuarantineExpiry.Release,
-            GpuDevices = ValueParsers.ParseGpuDevices(parse.GetValue(GpuDevices)),
+            GpuDevices = gpuDevices,
         };
         var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
         ProcessEntry? process = target is { } p ? new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames()).Load(p.Pid) : null;

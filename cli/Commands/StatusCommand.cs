@@ -61,8 +61,20 @@ public static class StatusCommand
         {
             string how = Seen(h);
             string until = h.Deadline is { } d ? $"; {(h.OnTimeout == QuarantineExpiry.Kill ? "killed" : "released")} at {Time(d)}" : "; until a person decides";
-            o.WriteLine($"  {Printable.Of(h.Name)}: {how}, {h.Pids.Count} process{(h.Pids.Count == 1 ? "" : "es")} ({string.Join(" ", h.Pids.Take(8))}{(h.Pids.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
+            IReadOnlyList<int> listed = h.Mode == QuarantineMode.Cgroup ? h.Inside : h.Pids;
+            string where = h.Mode == QuarantineMode.Cgroup ? " inside" : "";
+            o.WriteLine($"  {Printable.Of(h.Name)}: {how}, {listed.Count} process{(listed.Count == 1 ? "" : "es")}{where} ({string.Join(" ", listed.Take(8))}{(listed.Count > 8 ? " ..." : "")}); since {Time(h.Since)} by {h.OrderedBy} (uid {h.OrderedByUid}){until}");
             o.WriteLine($"    reason: {Printable.Of(h.Reason)}");
+            if (h.Outside.Count > 0)
+            {
+                o.WriteLine($"    {h.Outside.Count} member{(h.Outside.Count == 1 ? "" : "s")} moved out of the cgroup, held where {(h.Outside.Count == 1 ? "it is" : "they are")}:");
+                foreach (MemberOutside m in h.Outside.Take(8))
+                    o.WriteLine($"      pid {m.Pid} in {Printable.Of(m.CgroupPath)}: {(m.Stopped ? "stopped" : "NOT STOPPED (running)")}");
+                if (h.Outside.Count > 8)
+                    o.WriteLine($"      ... {h.Outside.Count - 8} more");
+            }
+            if (h.MovesOut > 0)
+                o.WriteLine($"    moves out of the cgroup stopped: {h.MovesOut}{(h.LastContinuedBy is { } mover && h.ContinuesRefused == 0 ? $"; the latest by pid {mover.Pid} ({Printable.Of(mover.Name)})" : "")}");
             if (h.ContinuesRefused + h.ContinuesUnanswered > 0)
                 o.WriteLine($"    continues refused: {h.ContinuesRefused}{(h.ContinuesUnanswered > 0 ? $", {h.ContinuesUnanswered} the kernel could not answer" : "")}{(h.LastContinuedBy is { } by ? $"; the latest by pid {by.Pid} ({Printable.Of(by.Name)})" : "")}");
         }
@@ -95,7 +107,10 @@ public static class StatusCommand
     private static string Seen(QuarantineHold h)
     {
         if (h.Mode == QuarantineMode.Cgroup)
-            return $"cgroup {h.CgroupPath} {h.Frozen switch { true => "frozen", false => "NOT FROZEN (thawed)", null => "gone" }}";
+        {
+            string cgroup = $"cgroup {h.CgroupPath} {h.Frozen switch { true => "frozen", false => "NOT FROZEN (thawed)", null => "gone" }}";
+            return h.Running.Count == 0 ? cgroup : $"{cgroup}; {h.Running.Count} member{(h.Running.Count == 1 ? "" : "s")} moved out RUNNING ({string.Join(" ", h.Running.Take(8))}{(h.Running.Count > 8 ? " ..." : "")})";
+        }
         if (h.Running.Count == 0)
             return "tree stopped";
         return $"tree NOT STOPPED: {h.Running.Count} of {h.Pids.Count} running ({string.Join(" ", h.Running.Take(8))}{(h.Running.Count > 8 ? " ..." : "")})";
@@ -133,19 +148,31 @@ public static class StatusCommand
                     w.WriteNumberValue(pid);
                 w.WriteEndArray();
                 // What is seen now, not what was done: every member stopped, the cgroup frozen.
-                w.WriteBoolean("held", h.Mode == QuarantineMode.Cgroup ? h.Frozen == true : h.Running.Count == 0);
+                w.WriteBoolean("held", h.Held);
                 if (h.Mode == QuarantineMode.Cgroup)
                 {
                     if (h.Frozen is { } frozen)
                         w.WriteBoolean("frozen", frozen);
-                }
-                else
-                {
-                    w.WriteStartArray("running");
-                    foreach (int pid in h.Running)
+                    w.WriteStartArray("inside");
+                    foreach (int pid in h.Inside)
                         w.WriteNumberValue(pid);
                     w.WriteEndArray();
+                    w.WriteStartArray("moved_out");
+                    foreach (MemberOutside m in h.Outside)
+                    {
+                        w.WriteStartObject();
+                        w.WriteNumber("pid", m.Pid);
+                        w.WriteString("cgroup", m.CgroupPath);
+                        w.WriteBoolean("stopped", m.Stopped);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                    w.WriteNumber("moves_out", h.MovesOut);
                 }
+                w.WriteStartArray("running");
+                foreach (int pid in h.Running)
+                    w.WriteNumberValue(pid);
+                w.WriteEndArray();
                 w.WriteNumber("continues_refused", h.ContinuesRefused);
                 w.WriteNumber("continues_unanswered", h.ContinuesUnanswered);
                 if (h.LastContinuedBy is { } by)

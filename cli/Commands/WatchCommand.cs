@@ -95,7 +95,7 @@ public static class WatchCommand
 
     private static readonly Option<string[]> GpuDevices = new("--gpu-device")
     {
-        Description = "Count this device as a GPU: MAJOR[:MINOR][/uvm]; default: NVIDIA devices from /proc/devices",
+        Description = "Count this device as a GPU: MAJOR:MINOR, MAJOR:* or a /dev path (/uvm after the numbers: unified memory); default: NVIDIA devices from /proc/devices",
     };
 
     private static readonly Option<string?> GpuInterval = new("--gpu-interval")

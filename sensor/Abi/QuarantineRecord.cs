@@ -53,15 +53,18 @@ public enum ContinueVia : uint
 
     /// <summary>Its tracer resumed it; the kernel killed it.</summary>
     Ptrace = 3,
+
+    /// <summary>A member of a cgroup hold was moved out of the held cgroup, which thawed it; the kernel queued SIGSTOP.</summary>
+    CgroupMove = 4,
 }
 
-/// <summary>Key of quarantine_continues and held_gpu_ioctls (struct guard_continue_key): one process of one hold.</summary>
+/// <summary>Key of quarantine_continues and held_gpu_ioctls (struct guard_continue_key): one process of one hold, one way of letting it run, each counted apart.</summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct GuardContinueKey
 {
     public ulong HoldId;
     public uint Tgid;
-    public uint Pad;
+    public ContinueVia Via;
 }
 
 /// <summary>
@@ -89,7 +92,7 @@ public struct GuardContinue
     /// <summary>The latest signal's si_code: SI_USER 0, SI_QUEUE -1, SI_TIMER -2, SI_TKILL -6, SI_KERNEL 0x80.</summary>
     public int SiCode;
 
-    /// <summary>How the latest was seen.</summary>
+    /// <summary>How it was seen: the key's <see cref="GuardContinueKey.Via"/> again.</summary>
     public ContinueVia Via;
 
     /// <summary>What the latest stop returned: 0 or a negative errno.</summary>

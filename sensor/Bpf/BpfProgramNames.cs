@@ -126,6 +126,9 @@ public static class BpfProgramNames
     /// <summary><c>guard_qtree_tcp_send</c> in bpf/quarantine.bpf.c (tp_btf/tcp_sendmsg_locked): a socket a held process sends on is marked for egress to drop.</summary>
     public const string QuarantineTreeTcpSend = "guard_qtree_tcp_send";
 
+    /// <summary><c>guard_qtree_move</c> in bpf/quarantine.bpf.c (tp_btf/cgroup_attach_task): a member of a cgroup hold moved out of the held cgroup is stopped; a process moved in becomes a member.</summary>
+    public const string QuarantineTreeMove = "guard_qtree_move";
+
     /// <summary><c>guard_qcg_connect4</c> in bpf/quarantine.bpf.c (cgroup/connect4).</summary>
     public const string QuarantineCgroupConnect4 = "guard_qcg_connect4";
 

@@ -34,13 +34,14 @@ public sealed unsafe class QuarantineKernel : IDisposable
         BpfProgramNames.QuarantineTreeSockCreate, BpfProgramNames.QuarantineTreeConnect4, BpfProgramNames.QuarantineTreeConnect6, BpfProgramNames.QuarantineTreeSendMsg4,
         BpfProgramNames.QuarantineTreeSendMsg6, BpfProgramNames.QuarantineTreeEgress, BpfProgramNames.QuarantineTreeDev, BpfProgramNames.QuarantineTreeFork, BpfProgramNames.QuarantineTreeExit,
         BpfProgramNames.QuarantineTreeContinue, BpfProgramNames.QuarantineTreePtrace, BpfProgramNames.QuarantineTreeTcpSend,
+        BpfProgramNames.QuarantineTreeMove,
     ];
 
     /// <summary>The tree programs that attach to tracepoints, not to the cgroup root.</summary>
     private static readonly HashSet<string> TreeTracing =
     [
         BpfProgramNames.QuarantineTreeFork, BpfProgramNames.QuarantineTreeExit, BpfProgramNames.QuarantineTreeContinue, BpfProgramNames.QuarantineTreePtrace,
-        BpfProgramNames.QuarantineTreeTcpSend,
+        BpfProgramNames.QuarantineTreeTcpSend, BpfProgramNames.QuarantineTreeMove,
     ];
 
     /// <summary>Cgroup mode, attached to the held job's cgroup: each denies everything there.</summary>
@@ -255,7 +256,7 @@ public sealed unsafe class QuarantineKernel : IDisposable
         return found;
     }
 
-    /// <summary>The processes tree-mode hold <paramref name="id"/> holds now, by tgid and start (the kernel drops them at exit).</summary>
+    /// <summary>The processes hold <paramref name="id"/> holds as processes now (every member of a tree hold; of a cgroup hold, those it had, made or was given), by tgid and start (the kernel drops them at exit).</summary>
     public List<(int Tgid, long StartTicks)> HeldBy(ulong id) =>
         [.. Libbpf.Entries<uint, GuardMember>(TgidsFd).Where(e => e.Value.Id == id).Select(e => ((int)e.Key, (long)e.Value.StartTicks))];
 

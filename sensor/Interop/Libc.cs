@@ -94,6 +94,19 @@ internal static unsafe partial class Libc
         return Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxUid, buffer) == 0 ? *(uint*)(buffer + 20) : null;
     }
 
+    /// <summary>The major and minor of the character device at <paramref name="path"/> (symlinks followed); null when it cannot be read or is not a character device.</summary>
+    internal static (uint Major, uint Minor)? CharacterDeviceOf(string path)
+    {
+        const int AtFdCwd = -100;
+        const uint StatxType = 0x1;
+        const ushort FileType = 0xF000, CharacterDevice = 0x2000; // S_IFMT, S_IFCHR
+        // struct statx (include/uapi/linux/stat.h): stx_mode at 28, stx_rdev_major/minor at 128/132.
+        byte* buffer = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, 0, StatxType, buffer) != 0 || (*(ushort*)(buffer + 28) & FileType) != CharacterDevice)
+            return null;
+        return (*(uint*)(buffer + 128), *(uint*)(buffer + 132));
+    }
+
     /// <summary>The inode number of a path, or null when it cannot be read.</summary>
     internal static ulong? InodeOf(string path)
     {

@@ -258,6 +258,19 @@ public static class ProcfsReader
         return 0;
     }
 
+    /// <summary>The cgroup v2 path of process <paramref name="pid"/> (its leader's), or null once it is gone.</summary>
+    public static string? TryReadCgroupPath(int pid)
+    {
+        try
+        {
+            return ReadCgroupPath($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The cgroup v2 path ("0::/path") of a process.</summary>
     public static string? ReadCgroupPath(string dir)
     {

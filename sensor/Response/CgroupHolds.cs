@@ -10,7 +10,10 @@ namespace Guard.Sensor.Response;
 /// Holds for a job with its own cgroup: the cgroup-mode deny programs
 /// attached to that cgroup (network and GPU devices, for everything in it),
 /// then the cgroup frozen through cgroup.freeze. The hold's id is the cgroup
-/// id; nothing is ever moved out of the cgroup.
+/// id; nothing is ever moved out of the cgroup. Its members are held as
+/// processes too (quarantine_tgids, as a tree hold's): the hold follows a
+/// member someone moves out, which the kernel stops where it went, and a
+/// process forked or moved into the cgroup is a member from then on.
 /// </summary>
 internal sealed class CgroupHolds
 {
@@ -53,13 +56,70 @@ internal sealed class CgroupHolds
             return QuarantineOutcome.HoldRefused(request, $"job {job.Id} is held already");
         // Deny first: nothing leaves while the freeze settles.
         kernel.AttachToCgroup(id, cgroupfs.DirectoryOf(job.CgroupPath));
+        // Members before the freeze: from here a member moved out is stopped by the kernel where it goes.
+        HoldMembers(kernel, job.CgroupPath, id);
         cgroupfs.Freeze(job.CgroupPath);
         bool frozen = cgroupfs.WaitFrozen(job.CgroupPath, FreezeWait);
         int[] pids = [.. cgroupfs.Processes(job.CgroupPath)];
+        HoldMembers(kernel, job.CgroupPath, id);
+        // Moved out between the listing and its entry: the kernel did not know it yet.
+        int stopped = 0;
+        foreach (MemberOutside left in Outside(kernel, job.CgroupPath, id, pids).Where(m => !m.Stopped))
+        {
+            using Pidfd? member = TreeHolds.OpenMember(kernel, id, left.Pid, left.StartTicks);
+            if (member?.Signal(StoppedTree.SigStop) == 0)
+                stopped++;
+        }
         int sockets = HeldSockets.MarkAll(kernel, pids, id);
         return new QuarantineOutcome(QuarantineOutcome.HoldAction, true,
-            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied",
+            $"quarantined job {job.Id}: cgroup {job.CgroupPath} {(frozen ? "frozen" : "freezing (not settled after 2 s)")}, {pids.Length} process{(pids.Length == 1 ? "" : "es")}; network ({sockets} open socket{(sockets == 1 ? "" : "s")}) and GPU devices denied"
+            + (stopped > 0 ? $"; {stopped} moved out meanwhile, stopped where {(stopped == 1 ? "it" : "they")} went" : ""),
             pids, job.CgroupPath, request.OrderedBy, request.OrderedByUid);
+    }
+
+    /// <summary>
+    /// Holds every process in the cgroup (and below) as a member of hold
+    /// <paramref name="id"/>, by tgid and start, unless another live hold holds it.
+    /// A pid that left between the listing and its stat is skipped. Throws
+    /// <see cref="SensorException"/> when the map refuses an entry.
+    /// </summary>
+    private void HoldMembers(QuarantineKernel kernel, string cgroupPath, ulong id)
+    {
+        HashSet<ulong> holds = [.. kernel.Records().Select(r => r.Id)];
+        foreach (int pid in cgroupfs.Processes(cgroupPath))
+        {
+            if (!ProcfsReader.TryReadStat(pid, out ProcfsStat stat))
+                continue;
+            if (kernel.IsHeld(pid, stat.StartTicks, out ulong other) && (other == id || holds.Contains(other)))
+                continue;
+            if (ProcfsReader.TryReadCgroupPath(pid) is { } now && Within(now, cgroupPath))
+                kernel.HoldTgid(pid, stat.StartTicks, id);
+        }
+    }
+
+    /// <summary>Whether cgroup <paramref name="path"/> is <paramref name="held"/> or below it.</summary>
+    internal static bool Within(string path, string held) =>
+        path == held || held == "/" || (path.StartsWith(held, StringComparison.Ordinal) && path.Length > held.Length && path[held.Length] == '/');
+
+    /// <summary>
+    /// The live members of hold <paramref name="id"/> that are not in its cgroup
+    /// <paramref name="cgroupPath"/> (null: gone) nor among <paramref name="inside"/>,
+    /// with where each is now and whether all its threads are stopped.
+    /// </summary>
+    private static List<MemberOutside> Outside(QuarantineKernel kernel, string? cgroupPath, ulong id, IReadOnlyCollection<int> inside)
+    {
+        var outside = new List<MemberOutside>();
+        foreach ((int pid, long startTicks) in kernel.HeldBy(id))
+        {
+            if (inside.Contains(pid) || !ProcfsReader.IsRunning(pid, startTicks))
+                continue;
+            string? now = ProcfsReader.TryReadCgroupPath(pid);
+            if (now is null || (cgroupPath is not null && Within(now, cgroupPath)))
+                continue;
+            outside.Add(new MemberOutside(pid, startTicks, now, ProcfsReader.AllThreadsStopped(pid)));
+        }
+        outside.Sort((a, b) => a.Pid.CompareTo(b.Pid));
+        return outside;
     }
 
     /// <summary>
@@ -95,38 +155,56 @@ internal sealed class CgroupHolds
         }
     }
 
-    /// <summary>The cgroup of hold <paramref name="id"/> (found by walking the hierarchy) and its processes; (null, none) when the cgroup is gone.</summary>
-    public (string? CgroupPath, List<int> Pids) Members(ulong id)
+    /// <summary>
+    /// The cgroup of hold <paramref name="id"/> (found by walking the hierarchy), the
+    /// processes in it and below, and the members that are elsewhere now (moved out);
+    /// (null, none, those elsewhere) when the cgroup is gone.
+    /// </summary>
+    public (string? CgroupPath, List<int> Inside, List<MemberOutside> Outside) Members(QuarantineKernel kernel, ulong id)
     {
         string? path = cgroupfs.FindById(id);
-        return (path, path is null ? [] : cgroupfs.Processes(path));
+        List<int> inside = path is null ? [] : cgroupfs.Processes(path);
+        return (path, inside, Outside(kernel, path, id, inside));
     }
 
     /// <summary>What the cgroup's cgroup.events says now: frozen or not; null when it is gone.</summary>
     public bool? Frozen(string cgroupPath) => cgroupfs.IsFrozen(cgroupPath);
 
     /// <summary>
-    /// Kills the held cgroup through cgroup.kill; returns the members the hold
-    /// listed (the kernel reports no count). Throws <see cref="SensorException"/>
-    /// when cgroup.kill cannot be written (it needs Linux 5.14).
+    /// Kills the held cgroup through cgroup.kill, and each member that was moved
+    /// out through its pidfd; returns the processes the hold listed inside and the
+    /// members signalled outside (the kernel reports no count for cgroup.kill).
+    /// Throws <see cref="SensorException"/> when cgroup.kill cannot be written
+    /// (it needs Linux 5.14).
     /// </summary>
-    public List<int> Kill(QuarantineHold hold)
+    public List<int> Kill(QuarantineKernel kernel, QuarantineHold hold)
     {
-        if (hold.CgroupPath is not { } path)
-            return [];
-        cgroupfs.Kill(path);
-        return [.. hold.Pids];
+        var killed = new List<int>();
+        if (hold.CgroupPath is { } path)
+        {
+            cgroupfs.Kill(path);
+            killed.AddRange(hold.Inside);
+        }
+        killed.AddRange(TreeHolds.Kill(kernel, hold.Id).Where(pid => !killed.Contains(pid)));
+        return killed;
     }
 
     /// <summary>
     /// Detaches the hold's deny programs, then thaws its cgroup if it is still
     /// there (the caller removes the record after); returns the members the hold
-    /// listed when it thawed, none when the cgroup is gone. Throws
+    /// listed inside when it thawed, none when the cgroup is gone. Throws
     /// <see cref="SensorException"/> when cgroup.freeze cannot be written.
     /// </summary>
     public List<int> End(QuarantineHold hold)
     {
         QuarantineKernel.DetachFromCgroup(hold.Id);
-        return hold.CgroupPath is { } path && cgroupfs.Thaw(path) ? [.. hold.Pids] : [];
+        return hold.CgroupPath is { } path && cgroupfs.Thaw(path) ? [.. hold.Inside] : [];
     }
 }
+
+/// <summary>A member of a cgroup hold that is not in the held cgroup now: someone moved it out.</summary>
+/// <param name="Pid">The member.</param>
+/// <param name="StartTicks">Its start in clock ticks (/proc/PID/stat field 22).</param>
+/// <param name="CgroupPath">Where it is now, relative to the cgroup2 mount.</param>
+/// <param name="Stopped">Whether every thread of it is stopped, as /proc/PID/task/*/stat said when read.</param>
+public sealed record MemberOutside(int Pid, long StartTicks, string CgroupPath, bool Stopped);

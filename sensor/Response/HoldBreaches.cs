@@ -12,7 +12,8 @@ namespace Guard.Sensor.Response;
 /// The user-space half of a hold that holds, for a watching sensor to run a
 /// few times a second while holds are pinned. The kernel answers first: it
 /// stops a held process sent SIGCONT, kills one its tracer resumes, stops one
-/// that issues a GPU ioctl, and counts each (quarantine_continues,
+/// that issues a GPU ioctl, stops a member of a cgroup hold moved out of the
+/// held cgroup, and counts each, every way apart (quarantine_continues,
 /// held_gpu_ioctls). Here each count that grew becomes a report; a held
 /// process that can still run (the kernel's stop could not be queued) is
 /// stopped through its pidfd; the sockets it has now are marked, so one it was
@@ -26,6 +27,9 @@ public sealed class HoldBreaches
 
     /// <summary>The event.action of a held cgroup frozen again after someone thawed it.</summary>
     public const string ThawRefusedAction = "quarantine-thaw-refused";
+
+    /// <summary>The event.action of a member of a cgroup hold moved out of the held cgroup and stopped where it went.</summary>
+    public const string MoveRefusedAction = "quarantine-move-refused";
 
     private readonly Cgroupfs cgroupfs;
     private readonly Dictionary<(ulong Hold, uint Tgid, ulong Start, ContinueVia Via), ulong> reported = [];
@@ -45,22 +49,19 @@ public sealed class HoldBreaches
     {
         Dictionary<ulong, GuardQuarantine> records = kernel.Records().ToDictionary(r => r.Id, r => r.Record);
         var breaches = new List<HoldBreach>();
-        var seen = new HashSet<(ulong, uint, ulong, ContinueVia)>();
-        foreach ((GuardContinueKey key, GuardContinue value) in kernel.Continues().Concat(gpuIoctls))
+        foreach ((GuardContinueKey key, GuardContinue value, ulong growth) in Grown(kernel.Continues().Concat(gpuIoctls), records.ContainsKey))
         {
-            if (!records.TryGetValue(key.HoldId, out GuardQuarantine record))
-                continue;
-            var identity = (key.HoldId, key.Tgid, value.StartTicks, value.Via);
-            seen.Add(identity);
-            ulong before = reported.GetValueOrDefault(identity);
-            if (value.Attempts <= before)
-                continue;
-            reported[identity] = value.Attempts;
-            breaches.Add(Answer(kernel, key, value, value.Attempts - before, Name(record)));
+            HoldBreach breach = Answer(kernel, key, value, growth, Name(records[key.HoldId]));
+            if (key.Via == ContinueVia.CgroupMove)
+            {
+                breach = breach with
+                {
+                    CgroupPath = CgroupPath(key.HoldId),
+                    MovedTo = ProcfsReader.ReadCgroupPath($"/proc/{breach.Pid.ToString(CultureInfo.InvariantCulture)}"),
+                };
+            }
+            breaches.Add(breach);
         }
-        // What the maps dropped (an ended hold, a process gone) needs no memory.
-        foreach (var stale in reported.Keys.Where(k => !seen.Contains(k)).ToList())
-            reported.Remove(stale);
         foreach ((ulong id, GuardQuarantine record) in records.Where(r => r.Value.Mode == QuarantineMode.Cgroup))
         {
             if (RefreezeIfThawed(kernel, id, Name(record)) is { } breach)
@@ -71,25 +72,52 @@ public sealed class HoldBreaches
         return breaches;
     }
 
+    /// <summary>
+    /// The counts that grew since the last call, each way of each process of each
+    /// live hold (<paramref name="live"/>) apart, with the growth; counts seen for
+    /// the first time grew from 0. Forgets what the maps no longer have (an ended
+    /// hold, a process gone).
+    /// </summary>
+    internal List<(GuardContinueKey Key, GuardContinue Value, ulong Growth)> Grown(IEnumerable<(GuardContinueKey Key, GuardContinue Value)> counts, Func<ulong, bool> live)
+    {
+        var grown = new List<(GuardContinueKey, GuardContinue, ulong)>();
+        var seen = new HashSet<(ulong, uint, ulong, ContinueVia)>();
+        foreach ((GuardContinueKey key, GuardContinue value) in counts)
+        {
+            if (!live(key.HoldId))
+                continue;
+            var identity = (key.HoldId, key.Tgid, value.StartTicks, key.Via);
+            seen.Add(identity);
+            ulong before = reported.GetValueOrDefault(identity);
+            if (value.Attempts <= before)
+                continue;
+            reported[identity] = value.Attempts;
+            grown.Add((key, value, value.Attempts - before));
+        }
+        foreach (var stale in reported.Keys.Where(k => !seen.Contains(k)).ToList())
+            reported.Remove(stale);
+        return grown;
+    }
+
     /// <summary>Stops (or, after a ptrace resume, kills) through its pidfd a held process the kernel could not stop, and marks its sockets.</summary>
     private static HoldBreach Answer(QuarantineKernel kernel, GuardContinueKey key, GuardContinue value, ulong count, string hold)
     {
         int pid = (int)key.Tgid;
         long startTicks = (long)value.StartTicks;
         ulong unanswered = value.Unanswered;
-        var attempt = new HoldAttempt(Via(value.Via), count, unanswered, (int)value.SenderTgid, Printable.Of(Comm.Text(value.SenderComm)),
-            value.Via == ContinueVia.Signal ? value.SiCode : null);
+        var attempt = new HoldAttempt(Via(key.Via), count, unanswered, (int)value.SenderTgid, Printable.Of(Comm.Text(value.SenderComm)),
+            key.Via == ContinueVia.Signal ? value.SiCode : null);
         using Pidfd? member = TreeHolds.OpenMember(kernel, key.HoldId, pid, startTicks);
         if (member is null)
-            return new HoldBreach(hold, key.HoldId, pid, startTicks, attempt, Held: true, value.Via == ContinueVia.Ptrace ? "killed in the kernel" : "it has exited", 0, null);
+            return new HoldBreach(hold, key.HoldId, pid, startTicks, attempt, Held: true, key.Via == ContinueVia.Ptrace ? "killed in the kernel" : "it has exited", 0, null);
         string done;
         if (ProcfsReader.AllThreadsStopped(pid))
         {
-            done = value.Via == ContinueVia.Ptrace ? "killed in the kernel" : "stopped again in the kernel";
+            done = key.Via == ContinueVia.Ptrace ? "killed in the kernel" : "stopped again in the kernel";
         }
         else
         {
-            int signal = value.Via == ContinueVia.Ptrace ? StoppedTree.SigKill : StoppedTree.SigStop;
+            int signal = key.Via == ContinueVia.Ptrace ? StoppedTree.SigKill : StoppedTree.SigStop;
             bool sent = member.Signal(signal) == 0;
             // A release between the check and the signal must not leave it stopped: it lets go of
             // its members before it continues them, so one not held now was released.
@@ -150,6 +178,7 @@ public sealed class HoldBreaches
         ContinueVia.Signal => "signal",
         ContinueVia.GpuIoctl => "gpu-ioctl",
         ContinueVia.Ptrace => "ptrace",
+        ContinueVia.CgroupMove => "cgroup-move",
         _ => ((uint)via).ToString(CultureInfo.InvariantCulture),
     };
 }
@@ -165,16 +194,24 @@ public sealed class HoldBreaches
 /// <param name="Held">Whether it is held (stopped, frozen, or gone) after the answer.</param>
 /// <param name="Done">What was done, in words: "stopped again in the kernel", "stopped again through its pidfd", "killed in the kernel", "frozen again", ...</param>
 /// <param name="SocketsMarked">Sockets it holds now that were not marked before.</param>
-/// <param name="CgroupPath">The held cgroup, for a cgroup hold.</param>
+/// <param name="CgroupPath">The held cgroup, for a thaw or a move out of it.</param>
 public sealed record HoldBreach(string Hold, ulong HoldId, int Pid, long StartTicks, HoldAttempt Attempt, bool Held, string Done, int SocketsMarked, string? CgroupPath)
 {
+    /// <summary>For a move out of the held cgroup: the cgroup the member is in now (relative to the cgroup2 mount), null when unknown (it has exited).</summary>
+    public string? MovedTo { get; init; }
+
     /// <summary>The cgroup's processes when it was frozen again; the process alone otherwise.</summary>
     public IReadOnlyList<int> Pids { get; init; } = [];
 
     /// <summary>The report as an ECS action event about <paramref name="process"/> (the held one, when the table knows it), stamped now (CLOCK_BOOTTIME).</summary>
     public ActionEvent ToActionEvent(ProcessEntry? process) => new()
     {
-        Action = CgroupPath is null ? HoldBreaches.ContinueRefusedAction : HoldBreaches.ThawRefusedAction,
+        Action = Attempt.Via switch
+        {
+            "cgroup-thaw" => HoldBreaches.ThawRefusedAction,
+            "cgroup-move" => HoldBreaches.MoveRefusedAction,
+            _ => HoldBreaches.ContinueRefusedAction,
+        },
         Succeeded = Held,
         Message = Message(),
         OrderedBy = "hold",
@@ -190,9 +227,17 @@ public sealed record HoldBreach(string Hold, ulong HoldId, int Pid, long StartTi
     public string Message()
     {
         var text = new StringBuilder();
-        if (CgroupPath is not null)
+        if (Attempt.Via == "cgroup-thaw")
         {
             text.Append(CultureInfo.InvariantCulture, $"{Hold}: cgroup {CgroupPath} was thawed while held; {Done}");
+        }
+        else if (Attempt.Via == "cgroup-move")
+        {
+            string times = Attempt.Count == 1 ? "" : $" ({Attempt.Count} moves)";
+            text.Append(CultureInfo.InvariantCulture, $"{Hold}: held process {Pid} was moved out of cgroup {CgroupPath ?? "(gone)"} into {MovedTo ?? "(unknown: it has exited)"}{times}");
+            if (Attempt.ByPid > 0)
+                text.Append(CultureInfo.InvariantCulture, $" by pid {Attempt.ByPid} ({Attempt.ByName})");
+            text.Append("; ").Append(Done);
         }
         else
         {

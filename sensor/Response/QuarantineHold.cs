@@ -18,18 +18,30 @@ namespace Guard.Sensor.Response;
 /// <param name="OrderedByUid">The uid of who asked.</param>
 /// <param name="Reason">Why it was held.</param>
 /// <param name="CgroupPath">The held cgroup, relative to the cgroup2 mount; null for a tree hold or a cgroup that is gone.</param>
-/// <param name="Pids">Live members, ascending: the tgids the kernel holds, or the processes of the cgroup and its descendants.</param>
+/// <param name="Pids">Live members, ascending: the tgids the kernel holds, or the processes of the cgroup and its descendants with the members moved out of it.</param>
 public sealed record QuarantineHold(
     ulong Id, QuarantineMode Mode, string Name, int RootPid, DateTimeOffset Since, DateTimeOffset? Deadline, QuarantineExpiry OnTimeout,
     string OrderedBy, uint OrderedByUid, string Reason, string? CgroupPath, IReadOnlyList<int> Pids)
 {
-    /// <summary>Members that can run now (a thread neither stopped nor traced, as /proc/PID/task/*/stat says when read): a hold that does not hold.</summary>
+    /// <summary>Members that can run now (a thread neither stopped nor traced, as /proc/PID/task/*/stat says when read): a hold that does not hold. For a cgroup hold, members moved out of it that run.</summary>
     public IReadOnlyList<int> Running { get; init; } = [];
 
     /// <summary>For a cgroup hold, what its cgroup.events says now ("frozen 1"); null for a tree hold or a cgroup that is gone.</summary>
     public bool? Frozen { get; init; }
 
-    /// <summary>Attempts to let a member run (SIGCONT, a ptrace resume) that the kernel answered, since the hold was made.</summary>
+    /// <summary>For a cgroup hold, the processes in its cgroup and below, ascending; empty for a tree hold.</summary>
+    public IReadOnlyList<int> Inside { get; init; } = [];
+
+    /// <summary>For a cgroup hold, its members that someone moved out of the cgroup, and where they are now; empty for a tree hold.</summary>
+    public IReadOnlyList<MemberOutside> Outside { get; init; } = [];
+
+    /// <summary>What is seen now, not what was done: a tree hold's members all stopped; a cgroup hold's cgroup frozen and the members moved out of it all stopped.</summary>
+    public bool Held => Mode == QuarantineMode.Cgroup ? Frozen == true && Running.Count == 0 : Running.Count == 0;
+
+    /// <summary>Moves of a member out of the held cgroup, each answered by stopping it where it went (cgroup holds).</summary>
+    public ulong MovesOut { get; init; }
+
+    /// <summary>Attempts to let a member run (SIGCONT, a ptrace resume, a GPU ioctl) that the kernel answered, since the hold was made; moves out are counted apart (<see cref="MovesOut"/>).</summary>
     public ulong ContinuesRefused { get; init; }
 
     /// <summary>Attempts the kernel could not answer at once (a watching sensor stops those through pidfds).</summary>

@@ -12,7 +12,8 @@ namespace Guard.Sensor.Response;
 /// its members are held in the kernel, which also holds and stops any child
 /// they fork (<see cref="TreeHolds"/>). Either way its network (new sockets,
 /// connects, sends, packets of sockets it had) and its GPU device opens are
-/// denied. Nothing is ever moved out of its cgroup. The state lives in pinned
+/// denied. Nothing is ever moved out of its cgroup; a cgroup hold's member
+/// that someone else moves out stays held, stopped where it went. The state lives in pinned
 /// maps, so any guard process (a later `guard watch`, the CLI) can list,
 /// release, kill or expire a hold. Listing only reads; <see cref="Prune"/>
 /// ends the holds whose processes are all gone.
@@ -95,7 +96,7 @@ public sealed class Quarantines
     {
         uint uid = orderedByUid ?? Libc.PersonUid();
         using QuarantineKernel kernel = QuarantineKernel.OpenPinned() ?? throw new SensorException("nothing is quarantined");
-        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(hold) : TreeHolds.Kill(kernel, hold.Id);
+        List<int> killed = hold.Mode == QuarantineMode.Cgroup ? cgroups.Kill(kernel, hold) : TreeHolds.Kill(kernel, hold.Id);
         WaitGone(kernel, hold, KillWait);
         End(kernel, hold, resume: false);
         kernel.RemoveUnneededPins();
@@ -149,21 +150,33 @@ public sealed class Quarantines
     /// </summary>
     private QuarantineHold ReadHold(QuarantineKernel kernel, ulong id, in GuardQuarantine record)
     {
-        var continues = kernel.Continues().Where(c => c.Key.HoldId == id).Select(c => c.Value).ToList();
-        GuardContinue? latest = continues.Count == 0 ? null : continues.MaxBy(c => c.LastNs);
+        var counts = kernel.Continues().Where(c => c.Key.HoldId == id).ToList();
+        var continues = counts.Where(c => c.Key.Via != ContinueVia.CgroupMove).Select(c => c.Value).ToList();
+        GuardContinue? latest = counts.Count == 0 ? null : counts.Select(c => c.Value).MaxBy(c => c.LastNs);
+        QuarantineHold hold;
         if (record.Mode == QuarantineMode.Tree)
         {
             List<int> members = TreeHolds.Members(kernel, id);
-            return QuarantineHold.From(id, record, null, members) with
+            hold = QuarantineHold.From(id, record, null, members) with { Running = [.. members.Where(pid => !ProcfsReader.AllThreadsStopped(pid))] };
+        }
+        else
+        {
+            (string? path, List<int> inside, List<MemberOutside> outside) = cgroups.Members(kernel, id);
+            hold = QuarantineHold.From(id, record, path, [.. inside.Concat(outside.Select(m => m.Pid)).Order()]) with
             {
-                Running = [.. members.Where(pid => !ProcfsReader.AllThreadsStopped(pid))],
-                ContinuesRefused = continues.Aggregate(0UL, (sum, c) => sum + c.Refused),
-                ContinuesUnanswered = continues.Aggregate(0UL, (sum, c) => sum + c.Unanswered),
-                LastContinuedBy = latest is { } l ? ((int)l.SenderTgid, Printable.Of(Comm.Text(l.SenderComm))) : null,
+                Frozen = path is null ? null : cgroups.Frozen(path),
+                Inside = inside,
+                Outside = outside,
+                Running = [.. outside.Where(m => !m.Stopped).Select(m => m.Pid)],
             };
         }
-        (string? path, List<int> pids) = cgroups.Members(id);
-        return QuarantineHold.From(id, record, path, pids) with { Frozen = path is null ? null : cgroups.Frozen(path) };
+        return hold with
+        {
+            ContinuesRefused = continues.Aggregate(0UL, (sum, c) => sum + c.Refused),
+            ContinuesUnanswered = counts.Aggregate(0UL, (sum, c) => sum + c.Value.Unanswered),
+            MovesOut = counts.Where(c => c.Key.Via == ContinueVia.CgroupMove).Aggregate(0UL, (sum, c) => sum + c.Value.Attempts),
+            LastContinuedBy = latest is { } l ? ((int)l.SenderTgid, Printable.Of(Comm.Text(l.SenderComm))) : null,
+        };
     }
 
     /// <summary>Ends the holds of <paramref name="holds"/> with no live member, then the pins no hold needs.</summary>
@@ -190,9 +203,11 @@ public sealed class Quarantines
     /// <summary>
     /// Removes a hold's kernel state and resumes its processes unless they are
     /// being killed. A tree hold's record goes first (from then on the kernel
-    /// denies none of its members); a cgroup hold's last, once its programs are
-    /// off and its cgroup thawed, so a thaw that fails leaves a hold that is
-    /// still listed and ended again, never a frozen cgroup nothing explains.
+    /// denies none of its members); a cgroup hold's once its programs are off
+    /// and its cgroup thawed, so a thaw that fails leaves a hold that is still
+    /// listed and ended again, never a frozen cgroup nothing explains; then its
+    /// members let go, and those the kernel stopped when they were moved out
+    /// (wherever they are now) continued.
     /// </summary>
     private List<int> End(QuarantineKernel kernel, QuarantineHold hold, bool resume = true)
     {
@@ -202,9 +217,11 @@ public sealed class Quarantines
             return TreeHolds.End(kernel, hold.Id, resume);
         }
         List<int> thawed = cgroups.End(hold);
+        HashSet<int> stoppedOutside = [.. hold.Outside.Select(m => m.Pid),
+            .. kernel.Continues().Where(c => c.Key.HoldId == hold.Id && c.Key.Via == ContinueVia.CgroupMove).Select(c => (int)c.Key.Tgid)];
         kernel.Remove(hold.Id);
-        kernel.ForgetContinues(hold.Id);
-        return thawed;
+        List<int> resumed = TreeHolds.End(kernel, hold.Id, pid => resume && stoppedOutside.Contains(pid));
+        return [.. thawed.Union(resumed).Order()];
     }
 
     private void WaitGone(QuarantineKernel kernel, QuarantineHold hold, TimeSpan wait)

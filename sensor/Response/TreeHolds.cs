@@ -131,12 +131,21 @@ internal sealed class TreeHolds
     /// each SIGCONT through a pidfd checked first to be that member; returns
     /// those continued.
     /// </summary>
-    public static List<int> End(QuarantineKernel kernel, ulong id, bool resume)
+    public static List<int> End(QuarantineKernel kernel, ulong id, bool resume) => End(kernel, id, _ => resume);
+
+    /// <summary>
+    /// Lets the members of hold <paramref name="id"/> go from the tgid map (its
+    /// record must be gone already) and sends SIGCONT, through a pidfd checked
+    /// first to be that member, to each that <paramref name="resume"/> picks (a
+    /// cgroup hold's members that the kernel stopped outside its cgroup); returns
+    /// those continued.
+    /// </summary>
+    public static List<int> End(QuarantineKernel kernel, ulong id, Func<int, bool> resume)
     {
         var resumed = new List<int>();
         foreach ((int pid, long startTicks) in kernel.HeldBy(id))
         {
-            using Pidfd? member = resume ? OpenMember(kernel, id, pid, startTicks) : null;
+            using Pidfd? member = resume(pid) ? OpenMember(kernel, id, pid, startTicks) : null;
             kernel.ForgetTgid(pid, id);
             // Its stops left pending by refused continues would stop nobody now; cancelled all the same.
             kernel.ForgetThreadStops(ProcfsReader.Threads(pid));

@@ -417,6 +417,47 @@ public sealed class HoldEscapeTests : IDisposable
         Assert.Contains("killed in the kernel", refused.Json.GetProperty("event").GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The adversary's h1b: a SIGCONT flood, then a tracer's resume. Its event said
+    /// "61037 ptrace resumes", the flood's count plus one: the kernel kept one count
+    /// for every way. Each way is counted apart now, in the kernel and in the events.
+    /// </summary>
+    [Fact]
+    public void ASigcontFloodThenAPtraceResumeAreCountedEachApart()
+    {
+        KernelRequirements.Check();
+        CompileSpinner();
+        using SensorHarness sensor = Watch();
+        (Process spinner, long startTicks, _) = StartSpinner(threads: 1);
+        Hold(spinner.Id.ToString(CultureInfo.InvariantCulture));
+        Run.WaitFor(() => Stopped(spinner.Id), "the hold to stop it");
+        for (int i = 0; i < 50; i++)
+            Assert.True(OwnProcesses.Signal(spinner.Id, startTicks, SigCont));
+        Run.WaitFor(() => Counted(spinner.Id, ContinueVia.Signal) == 50, "the kernel to count 50 continues");
+        sensor.WaitFor("the refused continues", e => e.Action == "quarantine-continue-refused" && e.Pid == spinner.Id);
+
+        using Process tracer = Run.PythonScript(ResumingTracer, spinner.Id.ToString(CultureInfo.InvariantCulture));
+        started.Add(tracer);
+        Assert.Equal("cont 0", tracer.StandardOutput.ReadLine());
+        Assert.True(spinner.WaitForExit(5000), "the held process its tracer resumed is still alive");
+        RecordedEvent resumed = sensor.WaitFor("the refused ptrace resume", e => e.Action == "quarantine-continue-refused" && e.Pid == spinner.Id
+            && e.Json.GetProperty("guard").GetProperty("action").GetProperty("attempt").GetProperty("via").GetString() == "ptrace");
+        Assert.Equal(1UL, resumed.Json.GetProperty("guard").GetProperty("action").GetProperty("attempt").GetProperty("count").GetUInt64());
+        Assert.Contains("1 ptrace resume of held process", resumed.Json.GetProperty("event").GetProperty("reason").GetString(), StringComparison.Ordinal);
+        // Every continue report together says 50, not 50 and then 51.
+        ulong continues = sensor.Events.Where(e => e.Action == "quarantine-continue-refused" && e.Pid == spinner.Id
+                && e.Json.GetProperty("guard").GetProperty("action").GetProperty("attempt").GetProperty("via").GetString() == "signal")
+            .Aggregate(0UL, (sum, e) => sum + e.Json.GetProperty("guard").GetProperty("action").GetProperty("attempt").GetProperty("count").GetUInt64());
+        Assert.Equal(50UL, continues);
+    }
+
+    /// <summary>The attempts the kernel counted for <paramref name="pid"/> one way.</summary>
+    private static ulong Counted(int pid, ContinueVia via)
+    {
+        using QuarantineKernel? kernel = QuarantineKernel.OpenPinned();
+        return kernel is null ? 0 : kernel.Continues().Where(c => c.Key.Tgid == (uint)pid && c.Key.Via == via).Aggregate(0UL, (sum, c) => sum + c.Value.Attempts);
+    }
+
     // Opens the stand-in GPU before the hold; each line on stdin is one RM ioctl on that descriptor, then "did".
     private const string GpuUser = """
         import fcntl, os, sys

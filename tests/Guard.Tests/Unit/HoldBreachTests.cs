@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
 using Guard.Sensor.Output;
 using Guard.Sensor.Response;
@@ -59,6 +60,53 @@ public sealed class HoldBreachTests
         Assert.Equal([10, 11], action.GetProperty("pids").EnumerateArray().Select(p => p.GetInt32()));
         Assert.False(action.GetProperty("attempt").TryGetProperty("by", out _));
         Assert.False(action.GetProperty("attempt").TryGetProperty("si_code", out _));
+    }
+
+    private static (GuardContinueKey, GuardContinue) Count(ContinueVia via, ulong refused, uint tgid = 4242) =>
+        (new GuardContinueKey { HoldId = 1, Tgid = tgid, Via = via }, new GuardContinue { StartTicks = 100, Refused = refused, Via = via });
+
+    /// <summary>
+    /// The adversary's h1b: a SIGCONT flood (61,036 refused), then PTRACE_SEIZE,
+    /// INTERRUPT and CONT (one resume). The kernel counts each way under its own
+    /// key; each report says its own count, never another way's.
+    /// </summary>
+    [Fact]
+    public void EachWayOfLettingAHeldProcessRunIsCountedApart()
+    {
+        var breaches = new HoldBreaches("/sys/fs/cgroup");
+        Assert.Equal([(ContinueVia.Signal, 61036UL)], Grown(breaches, [Count(ContinueVia.Signal, 61036)]));
+        // The ptrace resume comes on its own key; the signal count did not move.
+        Assert.Equal([(ContinueVia.Ptrace, 1UL)], Grown(breaches, [Count(ContinueVia.Signal, 61036), Count(ContinueVia.Ptrace, 1)]));
+        // More of each, and a move out of a held cgroup: each grows by its own.
+        Assert.Equal([(ContinueVia.Signal, 4UL), (ContinueVia.Ptrace, 1UL), (ContinueVia.CgroupMove, 2UL)],
+            Grown(breaches, [Count(ContinueVia.Signal, 61040), Count(ContinueVia.Ptrace, 2), Count(ContinueVia.CgroupMove, 2)]));
+        Assert.Empty(Grown(breaches, [Count(ContinueVia.Signal, 61040), Count(ContinueVia.Ptrace, 2), Count(ContinueVia.CgroupMove, 2)]));
+        // Another process of the hold is its own count.
+        Assert.Equal([(ContinueVia.Signal, 3UL)], Grown(breaches, [Count(ContinueVia.Signal, 61040), Count(ContinueVia.Signal, 3, tgid: 7)]));
+
+        var resume = new HoldBreach("tree:4242(held)", 1, 4242, 100, new HoldAttempt("ptrace", 1, 0, 2195, "python3", null), true, "killed in the kernel", 0, null);
+        Assert.Equal("tree:4242(held): 1 ptrace resume of held process 4242 by pid 2195 (python3); killed in the kernel", resume.Message());
+    }
+
+    private static List<(ContinueVia, ulong)> Grown(HoldBreaches breaches, List<(GuardContinueKey, GuardContinue)> counts) =>
+        [.. breaches.Grown(counts, id => id == 1).Select(g => (g.Key.Via, g.Growth))];
+
+    [Fact]
+    public void AMoveOutOfAHeldCgroupNamesWhereItWentAndWhoMovedIt()
+    {
+        var move = new HoldBreach("slurm:99010", 7, 1529, 100, new HoldAttempt("cgroup-move", 1, 0, 88, "sh", null), true, "stopped again in the kernel", 1, "/adv9/job_99010")
+        {
+            MovedTo = "/adv9/escape",
+        };
+        Assert.Equal("slurm:99010: held process 1529 was moved out of cgroup /adv9/job_99010 into /adv9/escape by pid 88 (sh); stopped again in the kernel; 1 socket it gained marked", move.Message());
+        JsonElement line = Ecs(move);
+        Assert.Equal("quarantine-move-refused", line.GetProperty("event").GetProperty("action").GetString());
+        Assert.Equal("success", line.GetProperty("event").GetProperty("outcome").GetString());
+        JsonElement action = line.GetProperty("guard").GetProperty("action");
+        Assert.Equal([1529], action.GetProperty("pids").EnumerateArray().Select(p => p.GetInt32()));
+        Assert.Equal("/adv9/job_99010", action.GetProperty("cgroup").GetString());
+        Assert.Equal("cgroup-move", action.GetProperty("attempt").GetProperty("via").GetString());
+        Assert.Equal(88, action.GetProperty("attempt").GetProperty("by").GetProperty("pid").GetInt32());
     }
 
     [Fact]

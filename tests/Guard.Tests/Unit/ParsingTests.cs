@@ -114,21 +114,38 @@ public sealed class ParsingTests
     }
 
     [Theory]
-    [InlineData("195", 195u, null, GpuRole.ResourceManager)]
+    [InlineData("195:*", 195u, null, GpuRole.ResourceManager)]
     [InlineData("1:7", 1u, 7, GpuRole.ResourceManager)]
-    [InlineData("510/uvm", 510u, null, GpuRole.UnifiedMemory)]
+    [InlineData("510:*/uvm", 510u, null, GpuRole.UnifiedMemory)]
+    [InlineData("4095:1048575", 4095u, 1048575, GpuRole.ResourceManager)]
+    [InlineData("/dev/full", 1u, 7, GpuRole.ResourceManager)]
     public void GpuDeviceSpecsParse(string text, uint major, int? minor, GpuRole role)
     {
-        Assert.True(GpuDevice.TryParse(text, out GpuDevice? device));
+        Assert.True(GpuDevice.TryParse(text, out GpuDevice? device, out string error), error);
         Assert.Equal(new GpuDevice(major, minor, role), device);
     }
 
     [Theory]
-    [InlineData("")]
-    [InlineData("x")]
-    [InlineData("1:2:3")]
-    [InlineData("-1")]
-    public void BadGpuDeviceSpecsAreRefused(string text) => Assert.False(GpuDevice.TryParse(text, out _));
+    [InlineData("", "'' is not MAJOR:MINOR")]
+    [InlineData("x", "'x' is not MAJOR:MINOR")]
+    [InlineData("1:2:3", "'1:2:3' is not MAJOR:MINOR")]
+    [InlineData("-1", "'-1' is not MAJOR:MINOR")]
+    // A bare number was once taken as a major with every minor, whatever its size.
+    [InlineData("999999", "'999999' is not MAJOR:MINOR")]
+    [InlineData("195", "'195' is not MAJOR:MINOR")]
+    [InlineData("999999:0", "'999999:0': major 999999 is out of range (1 to 4095)")]
+    [InlineData("4096:*", "'4096:*': major 4096 is out of range (1 to 4095)")]
+    [InlineData("0:1", "'0:1': major 0 is out of range (1 to 4095)")]
+    [InlineData("1:1048576", "'1:1048576': minor 1048576 is out of range (0 to 1048575)")]
+    [InlineData("1:99999999999", "'1:99999999999': minor 99999999999 is out of range (0 to 1048575)")]
+    [InlineData("1:x", "'1:x' is not MAJOR:MINOR")]
+    [InlineData("/etc/hostname", "/etc/hostname is not a character device")]
+    [InlineData("/nonexistent/nvidia0", "/nonexistent/nvidia0 is not a character device")]
+    public void BadGpuDeviceSpecsAreRefusedSayingWhy(string text, string why)
+    {
+        Assert.False(GpuDevice.TryParse(text, out _, out string error));
+        Assert.StartsWith(why, error, StringComparison.Ordinal);
+    }
 
     [Fact]
     public void NvidiaDevicesAreDiscoveredFromProcDevices()
