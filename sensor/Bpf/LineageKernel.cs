@@ -130,7 +130,7 @@ public sealed unsafe class LineageKernel : IDisposable
     /// Every recorded process with its creator, exited links included, as the
     /// maps have them now; and for each exited creator spliced out of the map,
     /// a link from it to its heir (the descendant whose entry took its place),
-    /// alive when the heir's own entry says so. Descent is history: an heir
+    /// alive unless the heir's own entry says it exited. Descent is history: an heir
     /// stays below what it replaced, however the maps change after.
     /// </summary>
     public List<LineageLink> Links()
@@ -139,8 +139,10 @@ public sealed unsafe class LineageKernel : IDisposable
         var alive = new Dictionary<(uint, ulong), bool>(all.Count);
         foreach (LineageLink link in all)
             alive[(link.Process.Tgid, link.Process.StartTimeNs)] = link.Alive;
+        // An heir the map read before did not hold yet (forked since) counts as alive: a link that says
+        // exited is followed but never enlisted, so a wrong "exited" would hide a live process for good.
         foreach ((GuardProcessId gone, GuardProcessId heir) in Heirs())
-            all.Add(new LineageLink(heir, gone, alive.GetValueOrDefault((heir.Tgid, heir.StartTimeNs))));
+            all.Add(new LineageLink(heir, gone, alive.GetValueOrDefault((heir.Tgid, heir.StartTimeNs), true)));
         return all;
     }
 
