@@ -128,7 +128,7 @@ public sealed class DrainWatchdogTests
     /// which stop that thread alone, says "stopped", waits for a line on stdin,
     /// then detaches ("resumed"); if the test dies first, the tracer's exit detaches.
     /// </summary>
-    private const string StopOneThread = """
+    internal const string StopOneThread = """
         import ctypes, os, sys
         libc = ctypes.CDLL(None, use_errno=True)
         libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
