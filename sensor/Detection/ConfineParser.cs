@@ -362,34 +362,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         return text;
     }
 
-    private List<string>? Strings(KeyValueSyntax kv, string where, int line, Func<string, string?> check)
-    {
-        if (kv.Value is not ArraySyntax array)
-        {
-            Error(line, where, "expected a list of strings");
-            return null;
-        }
-        var values = new List<string>();
-        bool ok = true;
-        foreach (ArrayItemSyntax item in array.Items)
-        {
-            int itemLine = item.Span.Start.Line + 1;
-            if (item.Value is not StringValueSyntax { Value: { } text })
-            {
-                Error(itemLine, where, "expected a list of strings");
-                ok = false;
-                continue;
-            }
-            if (check(text) is { } problem)
-            {
-                Error(itemLine, where, $"\"{text}\": {problem}");
-                ok = false;
-                continue;
-            }
-            values.Add(text);
-        }
-        return ok ? values : null;
-    }
+    private List<string>? Strings(KeyValueSyntax kv, string where, int line, Func<string, string?> check) => TomlStrings.Read(kv, where, line, check, Error);
 
     private void Error(int line, string key, string reason) => errors.Add(new PolicyError(file, line, key, reason));
 

@@ -298,34 +298,7 @@ public static class PolicyParser
             return null;
         }
 
-        private List<string>? Strings(KeyValueSyntax kv, string key, int line, Func<string, string?> check)
-        {
-            if (kv.Value is not ArraySyntax array)
-            {
-                Error(line, key, "expected a list of strings");
-                return null;
-            }
-            var values = new List<string>();
-            bool ok = true;
-            foreach (ArrayItemSyntax item in array.Items)
-            {
-                int itemLine = item.Span.Start.Line + 1;
-                if (item.Value is not StringValueSyntax { Value: { } text })
-                {
-                    Error(itemLine, key, "expected a list of strings");
-                    ok = false;
-                    continue;
-                }
-                if (check(text) is { } problem)
-                {
-                    Error(itemLine, key, $"\"{text}\": {problem}");
-                    ok = false;
-                    continue;
-                }
-                values.Add(text);
-            }
-            return ok ? values : null;
-        }
+        private List<string>? Strings(KeyValueSyntax kv, string key, int line, Func<string, string?> check) => TomlStrings.Read(kv, key, line, check, Error);
 
         private List<int>? Ports(KeyValueSyntax kv, string key, int line)
         {

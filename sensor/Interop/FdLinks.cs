@@ -15,13 +15,21 @@ internal static unsafe partial class FdLinks
     private const int ODirectory = 0x10000;
     private const int OCloexec = 0x80000;
 
+    /// <summary>What is done with each link a walk reads: its directory, entry name, descriptor and target text.</summary>
+    private interface ILinkVisitor
+    {
+        void Visit(int dir, byte* name, int fd, ReadOnlySpan<byte> link);
+    }
+
     /// <summary>
-    /// Appends (descriptor, socket inode) for each socket among the links of
-    /// <paramref name="fdDirectory"/> ("/proc/123/fd"), reading at most
-    /// <paramref name="maxLinks"/> links. Returns the links read, or -1 when the
+    /// Reads the links of <paramref name="fdDirectory"/> ("/proc/123/fd"), at most
+    /// <paramref name="maxLinks"/>, each given to <paramref name="visitor"/> (a struct:
+    /// no allocation, no indirect call). A target longer than 64 bytes is cut there:
+    /// every visitor looks at its start only. Returns the links read, or -1 when the
     /// directory cannot be opened (the process is gone).
     /// </summary>
-    internal static int ReadSockets(string fdDirectory, List<(int Fd, ulong Inode)> into, int maxLinks)
+    private static int Walk<T>(string fdDirectory, ref T visitor, int maxLinks)
+        where T : struct, ILinkVisitor
     {
         int dir = Open(fdDirectory, ORdonly | ODirectory | OCloexec);
         if (dir < 0)
@@ -48,8 +56,8 @@ internal static unsafe partial class FdLinks
                         continue;
                     links++;
                     nint size = ReadLinkAt(dir, name, link, 64);
-                    if (size > 0 && ParseSocket(new ReadOnlySpan<byte>(link, (int)size)) is ulong inode && ParseFd(name) is int fd)
-                        into.Add((fd, inode));
+                    if (size > 0 && ParseFd(name) is int fd)
+                        visitor.Visit(dir, name, fd, new ReadOnlySpan<byte>(link, (int)size));
                 }
             }
             return links;
@@ -57,6 +65,27 @@ internal static unsafe partial class FdLinks
         finally
         {
             _ = Close(dir); // a read-only directory: nothing to lose on close
+        }
+    }
+
+    /// <summary>
+    /// Appends (descriptor, socket inode) for each socket among the links of
+    /// <paramref name="fdDirectory"/> ("/proc/123/fd"), reading at most
+    /// <paramref name="maxLinks"/> links. Returns the links read, or -1 when the
+    /// directory cannot be opened (the process is gone).
+    /// </summary>
+    internal static int ReadSockets(string fdDirectory, List<(int Fd, ulong Inode)> into, int maxLinks)
+    {
+        var sockets = new SocketLinks(into);
+        return Walk(fdDirectory, ref sockets, maxLinks);
+    }
+
+    private readonly struct SocketLinks(List<(int Fd, ulong Inode)> into) : ILinkVisitor
+    {
+        public void Visit(int dir, byte* name, int fd, ReadOnlySpan<byte> link)
+        {
+            if (ParseSocket(link) is ulong inode)
+                into.Add((fd, inode));
         }
     }
 
@@ -69,45 +98,18 @@ internal static unsafe partial class FdLinks
     /// </summary>
     internal static int ReadFiles(string fdDirectory, List<(int Fd, bool Pipe, ulong PipeInode)> into, int maxLinks)
     {
-        int dir = Open(fdDirectory, ORdonly | ODirectory | OCloexec);
-        if (dir < 0)
-            return -1;
-        try
+        var files = new FileLinks(into);
+        return Walk(fdDirectory, ref files, maxLinks);
+    }
+
+    private readonly struct FileLinks(List<(int Fd, bool Pipe, ulong PipeInode)> into) : ILinkVisitor
+    {
+        public void Visit(int dir, byte* name, int fd, ReadOnlySpan<byte> link)
         {
-            byte* entries = stackalloc byte[4096];
-            byte* link = stackalloc byte[64];
-            int links = 0;
-            while (links < maxLinks)
-            {
-                nint n = GetDents64(dir, entries, 4096);
-                if (n <= 0)
-                    break;
-                for (int at = 0; at < n && links < maxLinks;)
-                {
-                    ushort length = *(ushort*)(entries + at + 16);
-                    if (length == 0)
-                        break;
-                    byte* name = entries + at + 19;
-                    at += length;
-                    if (name[0] == (byte)'.')
-                        continue;
-                    links++;
-                    // A long path is cut at 64 bytes: its first byte is all that is looked at.
-                    nint size = ReadLinkAt(dir, name, link, 64);
-                    if (size <= 0 || ParseFd(name) is not int fd)
-                        continue;
-                    var text = new ReadOnlySpan<byte>(link, (int)size);
-                    if (ParseBracketed(text, "pipe:["u8) is ulong pipe)
-                        into.Add((fd, true, pipe));
-                    else if (text[0] == (byte)'/')
-                        into.Add((fd, false, 0));
-                }
-            }
-            return links;
-        }
-        finally
-        {
-            _ = Close(dir);
+            if (ParseBracketed(link, "pipe:["u8) is ulong pipe)
+                into.Add((fd, true, pipe));
+            else if (link[0] == (byte)'/')
+                into.Add((fd, false, 0));
         }
     }
 
@@ -122,54 +124,31 @@ internal static unsafe partial class FdLinks
     /// </summary>
     internal static int FindFile(string fdDirectory, ulong pipeInode, uint device, ulong inode, List<int> target, int maxLinks)
     {
-        const int AtStatxDontSync = 0x4000;
-        const uint StatxIno = 0x100;
-        int dir = Open(fdDirectory, ORdonly | ODirectory | OCloexec);
-        if (dir < 0)
-            return -1;
-        try
+        var file = new OneFile(pipeInode, device, inode, target);
+        return Walk(fdDirectory, ref file, maxLinks);
+    }
+
+    private readonly struct OneFile(ulong pipeInode, uint device, ulong inode, List<int> target) : ILinkVisitor
+    {
+        public void Visit(int dir, byte* name, int fd, ReadOnlySpan<byte> link)
         {
-            byte* entries = stackalloc byte[4096];
-            byte* link = stackalloc byte[64];
-            byte* statx = stackalloc byte[256];
-            int links = 0;
-            while (links < maxLinks)
+            const int AtStatxDontSync = 0x4000;
+            const uint StatxIno = 0x100;
+            if (pipeInode != 0)
             {
-                nint n = GetDents64(dir, entries, 4096);
-                if (n <= 0)
-                    break;
-                for (int at = 0; at < n && links < maxLinks;)
-                {
-                    ushort length = *(ushort*)(entries + at + 16);
-                    if (length == 0)
-                        break;
-                    byte* name = entries + at + 19;
-                    at += length;
-                    if (name[0] == (byte)'.')
-                        continue;
-                    links++;
-                    nint size = ReadLinkAt(dir, name, link, 64);
-                    if (size <= 0 || ParseFd(name) is not int fd)
-                        continue;
-                    var text = new ReadOnlySpan<byte>(link, (int)size);
-                    if (pipeInode != 0)
-                    {
-                        if (ParseBracketed(text, "pipe:["u8) == pipeInode)
-                            target.Add(fd);
-                    }
-                    else if (text[0] == (byte)'/' && StatxAt(dir, name, AtStatxDontSync, StatxIno, statx) == 0
-                        && *(ulong*)(statx + 32) == inode
-                        && ((*(uint*)(statx + 136) << 20) | (*(uint*)(statx + 140) & 0xFFFFF)) == device)
-                    {
-                        target.Add(fd);
-                    }
-                }
+                if (ParseBracketed(link, "pipe:["u8) == pipeInode)
+                    target.Add(fd);
+                return;
             }
-            return links;
-        }
-        finally
-        {
-            _ = Close(dir);
+            if (link[0] != (byte)'/')
+                return;
+            byte* statx = stackalloc byte[256];
+            if (StatxAt(dir, name, AtStatxDontSync, StatxIno, statx) == 0
+                && *(ulong*)(statx + 32) == inode
+                && ((*(uint*)(statx + 136) << 20) | (*(uint*)(statx + 140) & 0xFFFFF)) == device)
+            {
+                target.Add(fd);
+            }
         }
     }
 

@@ -1,0 +1,41 @@
+using Tomlyn.Syntax;
+
+namespace Guard.Sensor.Detection;
+
+/// <summary>A TOML list of strings, each checked, as the policy and its [[confine]] sections read them.</summary>
+internal static class TomlStrings
+{
+    /// <summary>
+    /// The strings of <paramref name="kv"/>'s list, each passed through <paramref name="check"/>
+    /// (a reason, or null when it is fine); each problem is told to <paramref name="error"/> as
+    /// (line, key, reason), and the list is null when there was any.
+    /// </summary>
+    public static List<string>? Read(KeyValueSyntax kv, string key, int line, Func<string, string?> check, Action<int, string, string> error)
+    {
+        if (kv.Value is not ArraySyntax array)
+        {
+            error(line, key, "expected a list of strings");
+            return null;
+        }
+        var values = new List<string>();
+        bool ok = true;
+        foreach (ArrayItemSyntax item in array.Items)
+        {
+            int itemLine = item.Span.Start.Line + 1;
+            if (item.Value is not StringValueSyntax { Value: { } text })
+            {
+                error(itemLine, key, "expected a list of strings");
+                ok = false;
+                continue;
+            }
+            if (check(text) is { } problem)
+            {
+                error(itemLine, key, $"\"{text}\": {problem}");
+                ok = false;
+                continue;
+            }
+            values.Add(text);
+        }
+        return ok ? values : null;
+    }
+}
