@@ -203,6 +203,39 @@ static __always_inline __u32 staging_flags(struct linux_binprm *bprm)
 	return flags;
 }
 
+/* One guard_exec_args record of argv's tail (bpf_loop callback). */
+struct args_tail {
+	unsigned long arg_start;
+	__u32 total; /* bytes of argv read, at most GUARD_ARGS_MAX */
+	__u32 tgid;
+	__u64 start_time_ns;
+};
+
+static long emit_args_chunk(__u32 i, void *ctx)
+{
+	struct args_tail *t = ctx;
+	struct guard_exec_args *a;
+	__u32 offset = GUARD_ARGS_LEN + i * GUARD_ARGS_CHUNK, n;
+
+	if (offset >= t->total || offset >= GUARD_ARGS_MAX)
+		return 1;
+	n = t->total - offset;
+	if (n > GUARD_ARGS_CHUNK)
+		n = GUARD_ARGS_CHUNK;
+	a = reserve(sizeof(*a), GUARD_RECORD_EXEC_ARGS);
+	if (!a)
+		return 1;
+	if (n == 0 || bpf_probe_read_user(a->data, n, (void *)(t->arg_start + offset))) {
+		bpf_ringbuf_discard(a, 0);
+		return 1;
+	}
+	fill_header(&a->h, GUARD_RECORD_EXEC_ARGS, t->tgid, t->start_time_ns);
+	a->offset = offset;
+	a->len = n;
+	submit(a);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -213,12 +246,28 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	struct exec_verdict v;
 	struct guard_exec *e;
 	struct mm_struct *mm;
-	unsigned long arg_start, arg_end, len;
+	unsigned long arg_start, arg_end, len, total;
 	long n;
 
 	uid = (__u32)uid_gid;
 	bpf_get_current_comm(comm, sizeof(comm));
 	decide_exec(tgid, start_time_ns, comm, uid, bprm, &v);
+
+	mm = BPF_CORE_READ(task, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	total = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (total > GUARD_ARGS_LEN) {
+		/* The tail first: the exec record that needs it comes after. */
+		struct args_tail tail = {
+			.arg_start = arg_start,
+			.total = total > GUARD_ARGS_MAX ? GUARD_ARGS_MAX : total,
+			.tgid = tgid,
+			.start_time_ns = start_time_ns,
+		};
+
+		bpf_loop((GUARD_ARGS_MAX - GUARD_ARGS_LEN + GUARD_ARGS_CHUNK - 1) / GUARD_ARGS_CHUNK, emit_args_chunk, &tail, 0);
+	}
 
 	e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
 	if (!e)
@@ -234,16 +283,13 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->job_root_pid = v.job_root_pid;
 	e->file_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
 	e->file_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
-	e->file_pad = 0;
+	e->args_total = total > 0xffffffffUL ? 0xffffffff : total;
 	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
 	e->path_len = n > 0 ? n - 1 : 0;
 
-	mm = BPF_CORE_READ(task, mm);
-	arg_start = BPF_CORE_READ(mm, arg_start);
-	arg_end = BPF_CORE_READ(mm, arg_end);
-	len = arg_end - arg_start;
+	len = total;
 	if (len > GUARD_ARGS_LEN) {
 		len = GUARD_ARGS_LEN;
 		e->flags |= GUARD_EXEC_ARGS_TRUNCATED;

@@ -16,16 +16,16 @@ internal static unsafe class PolicyMaps
         int miners = KernelSession.MapFd(obj, BpfMapNames.MinerNames);
         int roots = KernelSession.MapFd(obj, BpfMapNames.JobRootNames);
         int uids = KernelSession.MapFd(obj, BpfMapNames.AllowedUids);
-        var flags = new Dictionary<string, uint>();
+        var flags = new Dictionary<MinerNamePattern, uint>();
         foreach (string name in rules.MinersAnywhere)
-            flags[Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+            flags[MinerNamePattern.Parse(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
         foreach (string name in rules.MinersInJobs)
         {
-            string comm = Comm.Of(name);
-            flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+            MinerNamePattern pattern = MinerNamePattern.Parse(name);
+            flags[pattern] = flags.GetValueOrDefault(pattern) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
         }
-        foreach ((string name, uint value) in flags)
-            Update(miners, name, value);
+        foreach ((MinerNamePattern pattern, uint value) in flags)
+            UpdateMinerName(miners, pattern, value);
         foreach (string name in rules.JobRoots)
             Update(roots, Comm.Of(name), 1);
         int methods = KernelSession.MapFd(obj, BpfMapNames.StratumMethods);
@@ -80,6 +80,16 @@ internal static unsafe class PolicyMaps
             if (rc != 0)
                 throw new SensorException($"cannot write the allowed users into the kernel map: {Libc.ErrorText(-rc)}");
         }
+    }
+
+    private static void UpdateMinerName(int fd, MinerNamePattern pattern, uint value)
+    {
+        byte[] bytes = pattern.KeyBytes();
+        var key = new GuardNameKey { PrefixLength = (uint)(8 * bytes.Length) };
+        bytes.CopyTo(key.Name);
+        int rc = Libbpf.MapUpdate(fd, &key, &value, 0);
+        if (rc != 0)
+            throw new SensorException($"cannot write the miner name '{pattern}' into a kernel map: {Libc.ErrorText(-rc)}");
     }
 
     private static void Update(int fd, string name, uint value)

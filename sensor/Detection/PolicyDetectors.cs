@@ -4,8 +4,8 @@ namespace Guard.Sensor.Detection;
 public sealed record PolicyDetectors(
     AllowedProcesses Allowed, AllowedDestinations Destinations, KnownMinerFindings KnownMiners, ArgumentFindings Arguments,
     HashFindings Hashes, StratumFindings Stratum, RoundingFindings Rounding, WeakFindings Weak, GpuIntruderFindings GpuIntruders,
-    ExecutableHashes Executables)
+    ExecutableHashes Executables, ContentFindings Content)
 {
     public static PolicyDetectors From(Policy policy) =>
-        new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new ExecutableHashes());
+        new(new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new(policy), new ExecutableHashes(), new(policy));
 }

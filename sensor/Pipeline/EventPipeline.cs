@@ -25,6 +25,7 @@ public sealed class EventPipeline : IRecordHandler
     private readonly GpuEvent gpuEvent = new();
     private readonly GpuMetricEvent gpuMetric = new();
     private readonly Queue<ProcessEntry> existing = new();
+    private readonly ExecArgsTails argsTails = new();
 
     /// <param name="table">The process table every record updates or reads.</param>
     /// <param name="emitter">Where events go.</param>
@@ -43,6 +44,15 @@ public sealed class EventPipeline : IRecordHandler
     public void OnExec(in ExecRecord record)
     {
         ProcessEntry entry = table.OnExec(record);
+        // argv past the record's 1024 bytes came just before it: the exec is judged on all of it.
+        if (argsTails.Take(record, out bool whole) is { } args)
+        {
+            int end = args.Length;
+            while (end > 0 && args[end - 1] == 0)
+                end--;
+            entry.Args = end == args.Length ? args : args[..end];
+            entry.ArgsTruncated = !whole;
+        }
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
     }
@@ -74,6 +84,9 @@ public sealed class EventPipeline : IRecordHandler
         }
         return existing.Count;
     }
+
+    /// <summary>argv past an exec record's 1024 bytes: kept for that process's exec record, which follows.</summary>
+    public void OnExecArgs(in ExecArgsRecord record) => argsTails.Add(record);
 
     public void OnFork(in ForkRecord record)
     {

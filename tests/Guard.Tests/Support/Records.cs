@@ -54,6 +54,32 @@ public static class Records
         return e;
     }
 
+    /// <summary>
+    /// An exec whose argv (<paramref name="argv"/>, NUL-separated as the kernel keeps it) may be
+    /// longer than the exec record holds: the record with its first 1024 bytes, and the
+    /// exec_args records the kernel sends before it with the rest, up to 64 KiB.
+    /// </summary>
+    public static (ExecRecord Exec, ExecArgsRecord[] Tail) LongExec(int pid, int parent, string path, byte[] argv, ulong timeNs = 10, int jobRoot = 0)
+    {
+        ExecRecord e = Exec(pid, parent, path, timeNs, jobRoot);
+        int head = Math.Min(argv.Length, ExecRecord.ArgsCapacity);
+        ((Span<byte>)e.Args).Clear();
+        argv.AsSpan(0, head).CopyTo(e.Args);
+        e.ArgsLength = (ushort)head;
+        e.ArgsTotal = (uint)argv.Length;
+        if (argv.Length > ExecRecord.ArgsCapacity)
+            e.Flags |= ExecRecord.ArgsTruncated;
+        var tail = new List<ExecArgsRecord>();
+        for (int at = ExecRecord.ArgsCapacity; at < Math.Min(argv.Length, ExecArgsRecord.MaxArgs); at += ExecArgsRecord.ChunkCapacity)
+        {
+            int n = Math.Min(ExecArgsRecord.ChunkCapacity, Math.Min(argv.Length, ExecArgsRecord.MaxArgs) - at);
+            var a = new ExecArgsRecord { Header = Header(RecordKind.ExecArgs, pid, timeNs), Offset = (uint)at, Length = (uint)n };
+            argv.AsSpan(at, n).CopyTo(a.Data);
+            tail.Add(a);
+        }
+        return (e, [.. tail]);
+    }
+
     public static ExitRecord Exit(int pid, ulong timeNs) => new() { Header = Header(RecordKind.Exit, pid, timeNs) };
 
     /// <summary>An established TCP connect by <paramref name="pid"/> to <paramref name="address"/> (IPv4) and <paramref name="port"/>.</summary>
