@@ -23,6 +23,11 @@
 #define GUARD_ARGS_CHUNK 4096
 #define GUARD_ARGS_MAX 65536
 #define GUARD_PAYLOAD_LEN 256
+/* A TCP stream that opens with a TLS handshake record is reported this far,
+ * in payload records of GUARD_PAYLOAD_LEN bytes: its whole ClientHello
+ * (post-quantum key shares make it ~2 KiB; a server name may sit anywhere
+ * in it, across TLS records), not only its first bytes. */
+#define GUARD_TLS_HEAD_LEN 8192
 #define GUARD_DNS_LEN 256
 #define GUARD_MAX_GPU_DEVICES 8
 

@@ -147,6 +147,9 @@ public struct PayloadRecord
     public const byte Dropped = 4;
     public const int Capacity = 256;
 
+    /// <summary>GUARD_TLS_HEAD_LEN: how far a stream that opens with a TLS handshake record is reported, in records of <see cref="Capacity"/>.</summary>
+    public const int TlsHeadCapacity = 8192;
+
     public RecordHeader Header;
     public ulong Cookie;
     public ushort Family;

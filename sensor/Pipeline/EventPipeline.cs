@@ -1,5 +1,6 @@
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
@@ -129,6 +130,9 @@ public sealed class EventPipeline : IRecordHandler
         // A segment that completed a method is followed by the stream record of its verdict, which
         // is judged with these bytes (a relay's sender is told by them) and then lets them out.
         if ((record.Flags & (PayloadRecord.Final | PayloadRecord.Stratum)) == PayloadRecord.Final)
+            EmitPayload(payload);
+        // A TLS stream's head is reported on to 8 KiB; its ClientHello is judged once it is whole, not when the head goes quiet.
+        else if ((record.Flags & PayloadRecord.Final) == 0 && TlsClientHello.IsWhole(payload.Bytes))
             EmitPayload(payload);
     }
 
@@ -270,12 +274,13 @@ public sealed class EventPipeline : IRecordHandler
     {
         NetworkEvent n = StartNetwork(EventType.Payload, payload.Header, payload.Cookie, payload.Family, payload.DestinationPort, payload.DestinationAddress);
         n.Protocol = 6;
-        payload.Bytes.CopyTo(n.Data);
-        n.DataLength = payload.Length;
+        // The event carries the first 256 bytes; the judge reads all there are (a TLS stream's whole ClientHello).
+        int shown = Math.Min(payload.Length, n.Data.Length);
+        payload.Bytes[..shown].CopyTo(n.Data);
+        n.DataLength = shown;
         n.Segments = payload.Segments;
-        bool kernelDecided = payload.KernelDecided;
-        payloads.Close(payload); // copied out: the assembly may reuse it
         emitter.Emit(n);
-        judge?.OnFirstBytes(n, kernelDecided);
+        judge?.OnFirstBytes(n, payload.Bytes, payload.KernelDecided);
+        payloads.Close(payload); // judged: the assembly may reuse it
     }
 }

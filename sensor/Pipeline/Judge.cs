@@ -206,17 +206,18 @@ public sealed class Judge
     }
 
     /// <summary>
-    /// A connection's first bytes, whole: a ClientHello naming a pool; a
-    /// Stratum method, when the kernel's record of one never came
-    /// (<paramref name="kernelDecided"/> false: a full ring lost it).
+    /// A connection's first bytes, whole (<paramref name="head"/>: up to 256,
+    /// or a TLS stream's up to 8 KiB; the event carries the first 256): a
+    /// ClientHello naming a pool; a Stratum method, when the kernel's record of
+    /// one never came (<paramref name="kernelDecided"/> false: a full ring lost it).
     /// </summary>
-    public void OnFirstBytes(NetworkEvent payload, bool kernelDecided)
+    public void OnFirstBytes(NetworkEvent payload, ReadOnlySpan<byte> head, bool kernelDecided)
     {
         try
         {
             if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
-                && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
-                RespondToConnection(alert, payload.Cookie, payload.DataSpan);
+                && detectors.Stratum.OnFirstBytes(payload.Process, head, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
+                RespondToConnection(alert, payload.Cookie, head);
         }
         catch (Exception e) when (Faulted(e))
         {
