@@ -77,6 +77,7 @@ struct {
 struct sock_owner {
 	struct guard_sock_owner who;
 	struct stream_state stream; /* TCP */
+	__u32 head_len;             /* bytes of the stream reported: set at its first byte (GUARD_TLS_HEAD_LEN for TLS) */
 };
 
 struct payload_scratch {
@@ -236,6 +237,39 @@ static __always_inline void note_unrecorded_exec(__u32 tgid, __u64 start_time_ns
 		__sync_fetch_and_add(lost, 1);
 }
 
+/* One guard_exec_args record of argv's tail (bpf_loop callback). */
+struct args_tail {
+	unsigned long arg_start;
+	__u32 total; /* bytes of argv read, at most GUARD_ARGS_MAX */
+	__u32 tgid;
+	__u64 start_time_ns;
+};
+
+static long emit_args_chunk(__u32 i, void *ctx)
+{
+	struct args_tail *t = ctx;
+	struct guard_exec_args *a;
+	__u32 offset = GUARD_ARGS_LEN + i * GUARD_ARGS_CHUNK, n;
+
+	if (offset >= t->total || offset >= GUARD_ARGS_MAX)
+		return 1;
+	n = t->total - offset;
+	if (n > GUARD_ARGS_CHUNK)
+		n = GUARD_ARGS_CHUNK;
+	a = reserve(sizeof(*a), GUARD_RECORD_EXEC_ARGS);
+	if (!a)
+		return 1;
+	if (n == 0 || bpf_probe_read_user(a->data, n, (void *)(t->arg_start + offset))) {
+		bpf_ringbuf_discard(a, 0);
+		return 1;
+	}
+	fill_header(&a->h, GUARD_RECORD_EXEC_ARGS, t->tgid, t->start_time_ns);
+	a->offset = offset;
+	a->len = n;
+	submit(a);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -246,12 +280,28 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	struct exec_verdict v;
 	struct guard_exec *e;
 	struct mm_struct *mm;
-	unsigned long arg_start, arg_end, len;
+	unsigned long arg_start, arg_end, len, total;
 	long n;
 
 	uid = (__u32)uid_gid;
 	bpf_get_current_comm(comm, sizeof(comm));
 	decide_exec(tgid, start_time_ns, comm, uid, bprm, &v);
+
+	mm = BPF_CORE_READ(task, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	total = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (total > GUARD_ARGS_LEN) {
+		/* The tail first: the exec record that needs it comes after. */
+		struct args_tail tail = {
+			.arg_start = arg_start,
+			.total = total > GUARD_ARGS_MAX ? GUARD_ARGS_MAX : total,
+			.tgid = tgid,
+			.start_time_ns = start_time_ns,
+		};
+
+		bpf_loop((GUARD_ARGS_MAX - GUARD_ARGS_LEN + GUARD_ARGS_CHUNK - 1) / GUARD_ARGS_CHUNK, emit_args_chunk, &tail, 0);
+	}
 
 	e = reserve(sizeof(*e), GUARD_RECORD_EXEC);
 	if (!e) {
@@ -269,16 +319,13 @@ int BPF_PROG(guard_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	e->job_root_pid = v.job_root_pid;
 	e->file_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
 	e->file_dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
-	e->file_pad = 0;
+	e->args_total = total > 0xffffffffUL ? 0xffffffff : total;
 	__builtin_memcpy(e->comm, comm, sizeof(e->comm));
 
 	n = bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename));
 	e->path_len = n > 0 ? n - 1 : 0;
 
-	mm = BPF_CORE_READ(task, mm);
-	arg_start = BPF_CORE_READ(mm, arg_start);
-	arg_end = BPF_CORE_READ(mm, arg_end);
-	len = arg_end - arg_start;
+	len = total;
 	if (len > GUARD_ARGS_LEN) {
 		len = GUARD_ARGS_LEN;
 		e->flags |= GUARD_EXEC_ARGS_TRUNCATED;
@@ -582,42 +629,95 @@ static __always_inline void emit_stream(struct __sk_buff *skb, struct sock_owner
 	submit(r);
 }
 
-/* Follows a TCP stream (stream.h) and reports its first GUARD_PAYLOAD_LEN
- * bytes, one record per segment, then what it decided. Returns 0 to drop
- * the packet (stream_advance says when). */
+/* One payload record of a segment's reported bytes (chunk i of
+ * GUARD_PAYLOAD_LEN), called directly for the first and by bpf_loop for the
+ * rest, which only a TLS stream's head has. */
+struct head_chunks {
+	struct __sk_buff *skb;
+	struct sock_owner *owner;
+	struct l4_location *loc;
+	__u32 offset; /* stream offset of the segment's first new byte */
+	__u32 at;     /* its skb offset */
+	__u32 end;    /* stream offset where the reported bytes end */
+	__u16 dport;
+	__u8 flags;   /* the last record's */
+};
+
+static __noinline long emit_head_chunk(__u32 i, void *ctx)
+{
+	struct head_chunks *c = ctx;
+	struct guard_payload *p;
+	__u32 offset, n;
+
+	if (!c || i >= GUARD_TLS_HEAD_LEN / GUARD_PAYLOAD_LEN)
+		return 1;
+	offset = c->offset + i * GUARD_PAYLOAD_LEN;
+	if (offset >= c->end)
+		return 1;
+	n = c->end - offset;
+	if (n > GUARD_PAYLOAD_LEN)
+		n = GUARD_PAYLOAD_LEN;
+	if (n == 0)
+		return 1;
+	p = reserve(sizeof(*p), GUARD_RECORD_PAYLOAD);
+	if (!p)
+		return 1;
+	if (bpf_skb_load_bytes(c->skb, c->at + i * GUARD_PAYLOAD_LEN, p->data, n)) {
+		bpf_ringbuf_discard(p, 0);
+		return 1;
+	}
+	fill_header(&p->h, GUARD_RECORD_PAYLOAD, c->owner->who.pid, c->owner->who.start_time_ns);
+	p->cookie = bpf_get_socket_cookie(c->skb);
+	p->family = c->loc->family;
+	p->dport = c->dport;
+	p->offset = offset;
+	p->len = n;
+	p->segments = c->owner->stream.segments;
+	p->flags = offset + n >= c->end ? c->flags : 0;
+	p->pad = 0;
+	__builtin_memcpy(p->daddr, c->loc->daddr, sizeof(p->daddr));
+	submit(p);
+	return 0;
+}
+
+static long emit_next_head_chunk(__u32 i, void *ctx)
+{
+	return emit_head_chunk(i + 1, ctx);
+}
+
+/* Follows a TCP stream (stream.h) and reports its head, one record per
+ * GUARD_PAYLOAD_LEN bytes of each segment: its first GUARD_PAYLOAD_LEN
+ * bytes, or GUARD_TLS_HEAD_LEN when it opens with a TLS handshake record;
+ * then what it decided. Returns 0 to drop the packet (stream_advance says
+ * when). */
 static __always_inline int capture_tcp(struct __sk_buff *skb, struct sock_owner *owner, struct l4_location *loc)
 {
 	struct stream_state *st = &owner->stream;
+	struct head_chunks chunks;
 	struct stream_step step;
-	struct guard_payload *p;
-	__u32 n;
+	__u32 head_len = owner->head_len ? owner->head_len : GUARD_PAYLOAD_LEN;
+	__u8 first;
 	int verdict;
 
-	verdict = stream_advance(skb, loc, st, &payload_scratch, GUARD_PAYLOAD_LEN, &step);
-	if (step.len && step.offset < GUARD_PAYLOAD_LEN) {
-		n = GUARD_PAYLOAD_LEN - step.offset;
-		if (n > step.len)
-			n = step.len;
-		p = n > 0 && n <= GUARD_PAYLOAD_LEN ? reserve(sizeof(*p), GUARD_RECORD_PAYLOAD) : NULL;
-		if (p && bpf_skb_load_bytes(skb, step.at, p->data, n)) {
-			bpf_ringbuf_discard(p, 0);
-			p = NULL;
-		}
-		if (p) {
-			fill_header(&p->h, GUARD_RECORD_PAYLOAD, owner->who.pid, owner->who.start_time_ns);
-			p->cookie = bpf_get_socket_cookie(skb);
-			p->family = loc->family;
-			p->dport = step.dport;
-			p->offset = step.offset;
-			p->len = n;
-			p->segments = st->segments;
-			p->flags = (st->offset >= GUARD_PAYLOAD_LEN || st->verdict ? GUARD_PAYLOAD_FINAL : 0) |
-				   (step.decided && st->verdict != GUARD_STRATUM_HOLD ? GUARD_PAYLOAD_STRATUM : 0) |
-				   (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
-			p->pad = 0;
-			__builtin_memcpy(p->daddr, loc->daddr, sizeof(p->daddr));
-			submit(p);
-		}
+	verdict = stream_advance(skb, loc, st, &payload_scratch, head_len, &step);
+	if (step.len && step.offset == 0) {
+		/* The stream's first byte says how much of it is reported. */
+		head_len = bpf_skb_load_bytes(skb, step.at, &first, 1) == 0 && first == 0x16 ? GUARD_TLS_HEAD_LEN : GUARD_PAYLOAD_LEN;
+		owner->head_len = head_len;
+	}
+	if (step.len && step.offset < head_len) {
+		chunks.skb = skb;
+		chunks.owner = owner;
+		chunks.loc = loc;
+		chunks.offset = step.offset;
+		chunks.at = step.at;
+		chunks.end = step.offset + step.len < head_len ? step.offset + step.len : head_len;
+		chunks.dport = step.dport;
+		chunks.flags = (st->offset >= head_len || st->verdict ? GUARD_PAYLOAD_FINAL : 0) |
+			       (step.decided && st->verdict != GUARD_STRATUM_HOLD ? GUARD_PAYLOAD_STRATUM : 0) |
+			       (st->verdict == GUARD_STRATUM_DROP ? GUARD_PAYLOAD_DROPPED : 0);
+		if (emit_head_chunk(0, &chunks) == 0 && chunks.end - chunks.offset > GUARD_PAYLOAD_LEN)
+			bpf_loop(GUARD_TLS_HEAD_LEN / GUARD_PAYLOAD_LEN - 1, emit_next_head_chunk, &chunks, 0);
 	}
 	if (step.decided || st->scan.proxies != st->reported) {
 		st->reported = st->scan.proxies;
@@ -672,7 +772,7 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, GUARD_PAYLOAD_LEN))
+	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, owner->head_len ? owner->head_len : GUARD_PAYLOAD_LEN))
 		return stream_verdict_return(&owner->stream);
 	if (locate_l4(skb, &loc))
 		return 1;

@@ -12,13 +12,22 @@
 /* Raised with every change a decoder of the last version would misread: 2,
  * the exec record's file (file_ino, file_dev); 3, the stream record
  * (GUARD_RECORD_STREAM) and the head segments' flags as the stream scan
- * sets them. */
+ * sets them, argv past the exec record (GUARD_RECORD_EXEC_ARGS, args_total). */
 #define GUARD_ABI_VERSION 3
 
 #define GUARD_COMM_LEN 16
 #define GUARD_PATH_LEN 256
 #define GUARD_ARGS_LEN 1024
+/* argv past GUARD_ARGS_LEN is read at exec too, up to GUARD_ARGS_MAX, in
+ * guard_exec_args records of GUARD_ARGS_CHUNK bytes each. */
+#define GUARD_ARGS_CHUNK 4096
+#define GUARD_ARGS_MAX 65536
 #define GUARD_PAYLOAD_LEN 256
+/* A TCP stream that opens with a TLS handshake record is reported this far,
+ * in payload records of GUARD_PAYLOAD_LEN bytes: its whole ClientHello
+ * (post-quantum key shares make it ~2 KiB; a server name may sit anywhere
+ * in it, across TLS records), not only its first bytes. */
+#define GUARD_TLS_HEAD_LEN 8192
 #define GUARD_DNS_LEN 256
 #define GUARD_MAX_GPU_DEVICES 8
 
@@ -32,7 +41,8 @@ enum guard_record_kind {
 	GUARD_RECORD_GPU_OPEN = 7,
 	GUARD_RECORD_GPU_IOCTL = 8,
 	GUARD_RECORD_STREAM = 9,
-	GUARD_RECORD_KIND_COUNT = 10,
+	GUARD_RECORD_EXEC_ARGS = 10,
+	GUARD_RECORD_KIND_COUNT = 11,
 };
 
 enum guard_connect_result {
@@ -92,6 +102,15 @@ struct guard_config {
 
 /* Keys of the name maps: a comm, NUL-padded (15 characters at most). */
 struct guard_name {
+	char name[GUARD_COMM_LEN];
+};
+
+/* miner_names keys (an LPM trie): a whole name is its bytes and the NUL
+ * after them, a family of release names ("cpuminer-*") its stem alone, so
+ * one longest-prefix lookup of a NUL-padded name finds either; prefixlen in
+ * bits. A lookup asks with prefixlen 8 * GUARD_COMM_LEN. */
+struct guard_name_key {
+	__u32 prefixlen;
 	char name[GUARD_COMM_LEN];
 };
 
@@ -167,10 +186,22 @@ struct guard_exec {
 	 * never whatever the path names by the time it looks. */
 	__u64 file_ino;
 	__u32 file_dev;
-	__u32 file_pad;
+	__u32 args_total; /* argv's whole length; more than args_len: the rest came in guard_exec_args records */
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_LEN];
 	char args[GUARD_ARGS_LEN]; /* NUL-separated, as the kernel keeps them */
+};
+
+/* argv past the exec record's GUARD_ARGS_LEN bytes, read from the new
+ * image's memory at exec, before its first instruction (a program cannot
+ * rewrite them first), up to GUARD_ARGS_MAX. Submitted before the exec
+ * record of the same process, in order of offset: the sensor has them when
+ * it judges the exec. */
+struct guard_exec_args {
+	struct guard_header h; /* the process, as its exec record's */
+	__u32 offset;          /* of data[0] in argv: GUARD_ARGS_LEN + n * GUARD_ARGS_CHUNK */
+	__u32 len;             /* bytes in data */
+	char data[GUARD_ARGS_CHUNK];
 };
 
 struct guard_fork {

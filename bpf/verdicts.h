@@ -35,14 +35,17 @@ struct {
 	__type(value, __u8);
 } allowed_destinations SEC(".maps");
 
-/* Policy names, written by the sensor after load. */
+/* Policy miner names, whole or families (struct guard_name_key), written by
+ * the sensor after load. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 1024);
-	__type(key, struct guard_name);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct guard_name_key);
 	__type(value, __u32);
 } miner_names SEC(".maps");
 
+/* Job root names, written by the sensor after load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
@@ -343,6 +346,32 @@ static __always_inline bool allowed_file(struct linux_binprm *bprm)
 	return bpf_map_lookup_elem(&allowed_files, &key) != NULL;
 }
 
+/* The miner_names entry for the exec's comm, else for the name of the file
+ * the kernel opened: comm is the name the exec was asked by (a symlink's,
+ * "3" for /dev/fd/3, whatever fexecve's path says), the file keeps its own;
+ * a memfd's is "memfd:" and the name its creator gave it. NULL: neither is
+ * on the list, whole or by family. */
+static __always_inline __u32 *miner_name_flags(const char *comm, struct linux_binprm *bprm)
+{
+	struct guard_name_key key = { .prefixlen = 8 * GUARD_COMM_LEN };
+	const unsigned char *dname;
+	char memfd[6] = {};
+	__u32 *flags;
+
+	__builtin_memcpy(key.name, comm, sizeof(key.name));
+	flags = bpf_map_lookup_elem(&miner_names, &key);
+	if (flags)
+		return flags;
+	dname = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+	if (bpf_probe_read_kernel(memfd, sizeof(memfd), dname) == 0 && memfd[0] == 'm' && memfd[1] == 'e' &&
+	    memfd[2] == 'm' && memfd[3] == 'f' && memfd[4] == 'd' && memfd[5] == ':')
+		dname += sizeof(memfd);
+	__builtin_memset(key.name, 0, sizeof(key.name));
+	if (bpf_probe_read_kernel_str(key.name, sizeof(key.name), dname) <= 0)
+		return NULL;
+	return bpf_map_lookup_elem(&miner_names, &key);
+}
+
 /* Judges the exec of the current task and carries the verdict out: call it
  * from sched_process_exec, where a SIGKILL lands before the new program's
  * first user-space instruction. Callers call it before they reserve a
@@ -385,16 +414,7 @@ static __always_inline void decide_exec(__u32 tgid, __u64 start_time_ns, const c
 		v->flags |= GUARD_EXEC_IN_JOB;
 	}
 
-	flags = bpf_map_lookup_elem(&miner_names, &name);
-	if (!flags) {
-		/* comm is the name the exec was asked by: a symlink's, or "3" for
-		 * /dev/fd/3. The file the kernel opened keeps its own name. */
-		struct guard_name file_name = {};
-		const unsigned char *dname = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
-
-		if (bpf_probe_read_kernel_str(file_name.name, sizeof(file_name.name), dname) > 0)
-			flags = bpf_map_lookup_elem(&miner_names, &file_name);
-	}
+	flags = miner_name_flags(comm, bprm);
 	if (!flags || bpf_map_lookup_elem(&allowed_uids, &uid) || allowed_file(bprm))
 		return;
 	if (!(*flags & GUARD_MINER_ANYWHERE) && !(in_job && (*flags & GUARD_MINER_IN_JOB)))

@@ -26,6 +26,12 @@ public struct Bytes1024
     private byte first;
 }
 
+[InlineArray(ExecArgsRecord.ChunkCapacity)]
+public struct Bytes4096
+{
+    private byte first;
+}
+
 [InlineArray(GuardMethod.Capacity)]
 public struct Bytes32
 {

@@ -26,6 +26,17 @@ public struct GuardName
 }
 
 /// <summary>
+/// Key of miner_names, an LPM trie (struct guard_name_key in bpf/guard.h):
+/// <see cref="MinerNamePattern.KeyBytes"/> and their length in bits.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardNameKey
+{
+    public uint PrefixLength;
+    public Bytes16 Name;
+}
+
+/// <summary>
 /// Value of job_members (struct guard_job_member in bpf/guard.h): the job a
 /// process is in, as the kernel keeps it from exec and fork.
 /// </summary>

@@ -16,7 +16,8 @@ public enum RecordKind : ushort
     GpuOpen = 7,
     GpuIoctl = 8,
     Stream = 9,
-    Count = 10,
+    ExecArgs = 10,
+    Count = 11,
 }
 
 public enum ConnectResult : uint
@@ -42,6 +43,9 @@ public struct RecordHeader
 [StructLayout(LayoutKind.Sequential)]
 public struct ExecRecord
 {
+    /// <summary>GUARD_ARGS_LEN: the bytes of argv the exec record itself holds.</summary>
+    public const int ArgsCapacity = 1024;
+
     public const uint ArgsTruncated = 1;
     public const uint KnownMiner = 2;
     public const uint Killed = 4;
@@ -69,10 +73,36 @@ public struct ExecRecord
 
     /// <summary>Its device as the kernel encodes dev_t: major &lt;&lt; 20 | minor.</summary>
     public uint FileDevice;
-    public uint FilePad;
+
+    /// <summary>argv's whole length in bytes; past <see cref="ArgsLength"/>, up to <see cref="ExecArgsRecord.MaxArgs"/>, it came in <see cref="ExecArgsRecord"/>s first.</summary>
+    public uint ArgsTotal;
     public Bytes16 Comm;
     public Bytes256 Path;
     public Bytes1024 Args;
+}
+
+/// <summary>
+/// argv past the exec record's 1024 bytes (struct guard_exec_args), read by
+/// the kernel at exec before the program's first instruction and submitted
+/// before the process's exec record, in order of <see cref="Offset"/>.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct ExecArgsRecord
+{
+    /// <summary>GUARD_ARGS_CHUNK: bytes of argv a record carries at most.</summary>
+    public const int ChunkCapacity = 4096;
+
+    /// <summary>GUARD_ARGS_MAX: how much of argv the kernel reads at exec, the exec record's part included.</summary>
+    public const int MaxArgs = 65536;
+
+    public RecordHeader Header;
+
+    /// <summary>Where <see cref="Data"/> starts in argv: 1024 + n * <see cref="ChunkCapacity"/>.</summary>
+    public uint Offset;
+
+    /// <summary>Bytes in <see cref="Data"/>.</summary>
+    public uint Length;
+    public Bytes4096 Data;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -116,6 +146,9 @@ public struct PayloadRecord
     public const byte Stratum = 2;
     public const byte Dropped = 4;
     public const int Capacity = 256;
+
+    /// <summary>GUARD_TLS_HEAD_LEN: how far a stream that opens with a TLS handshake record is reported, in records of <see cref="Capacity"/>.</summary>
+    public const int TlsHeadCapacity = 8192;
 
     public RecordHeader Header;
     public ulong Cookie;

@@ -19,7 +19,10 @@ namespace Guard.Sensor.Bpf;
 internal static unsafe class PolicyMaps
 {
     /// <summary>E2BIG: what a full hash map answers an insert with (kernel/bpf/hashtab.c).</summary>
-    private const int FullMap = 7;
+    private const int FullHashMap = 7;
+
+    /// <summary>ENOSPC: what a full LPM trie (the miner names) answers an insert with (kernel/bpf/lpm_trie.c).</summary>
+    private const int FullTrie = 28;
 
     /// <summary>
     /// Brings a loaded object's maps (names from verdicts.h) to <paramref name="rules"/>;
@@ -29,15 +32,15 @@ internal static unsafe class PolicyMaps
     /// <exception cref="SensorException">A name is too long for its map, or the kernel refused an update (the maps hold the entries written so far and every one both rules name).</exception>
     public static bool Write(nint obj, InKernelRules rules)
     {
-        var flags = new Dictionary<string, uint>();
+        var flags = new Dictionary<MinerNamePattern, uint>();
         foreach (string name in rules.MinersAnywhere)
-            flags[Comm.Of(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
+            flags[MinerNamePattern.Parse(name)] = GuardName.Anywhere | (rules.KillAnywhere ? GuardName.Kill : 0);
         foreach (string name in rules.MinersInJobs)
         {
-            string comm = Comm.Of(name);
-            flags[comm] = flags.GetValueOrDefault(comm) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
+            MinerNamePattern pattern = MinerNamePattern.Parse(name);
+            flags[pattern] = flags.GetValueOrDefault(pattern) | GuardName.InJob | (rules.KillInJobs ? GuardName.Kill : 0);
         }
-        (GuardName, uint)[] miners = [.. flags.Select(f => (NameKey(f.Key), f.Value))];
+        (GuardNameKey, uint)[] miners = [.. flags.Select(f => (MinerKey(f.Key), f.Value))];
         (GuardName, uint)[] roots = [.. rules.JobRoots.Select(n => (NameKey(Comm.Of(n)), 1u))];
         uint verdict = rules.DropStratum ? GuardMethod.Drop : GuardMethod.Alert;
         (GuardMethod, uint)[] methods = [.. rules.StratumMethods.Select(m => (MethodKey(m), verdict))];
@@ -78,7 +81,7 @@ internal static unsafe class PolicyMaps
             TKey k = key;
             TValue v = value;
             int rc = Libbpf.MapUpdate(fd, &k, &v, 0);
-            if (rc == -FullMap && !staleGone)
+            if (rc is -FullHashMap or -FullTrie && !staleGone)
             {
                 // Full: what goes makes room for what comes. Nothing both rules name is removed.
                 DeleteStale(fd, present, keep);
@@ -127,6 +130,14 @@ internal static unsafe class PolicyMaps
 
     private static string Bytes<T>(T value)
         where T : unmanaged => Convert.ToBase64String(new ReadOnlySpan<byte>(&value, sizeof(T)));
+
+    private static GuardNameKey MinerKey(MinerNamePattern pattern)
+    {
+        byte[] bytes = pattern.KeyBytes();
+        var key = new GuardNameKey { PrefixLength = (uint)(8 * bytes.Length) };
+        bytes.CopyTo(key.Name);
+        return key;
+    }
 
     private static GuardName NameKey(string comm)
     {

@@ -23,6 +23,8 @@ public interface IRecordHandler
     void OnGpuIoctl(in GpuIoctlRecord record);
 
     void OnStream(in StreamRecord record);
+
+    void OnExecArgs(in ExecArgsRecord record);
 }
 
 public enum DecodeFailure
@@ -65,6 +67,7 @@ public sealed class RecordDecoder
         table[(int)RecordKind.GpuOpen] = (Marshal.SizeOf<GpuOpenRecord>(), static (b, h) => h.OnGpuOpen(in MemoryMarshal.AsRef<GpuOpenRecord>(b)));
         table[(int)RecordKind.GpuIoctl] = (Marshal.SizeOf<GpuIoctlRecord>(), static (b, h) => h.OnGpuIoctl(in MemoryMarshal.AsRef<GpuIoctlRecord>(b)));
         table[(int)RecordKind.Stream] = (Marshal.SizeOf<StreamRecord>(), static (b, h) => h.OnStream(in MemoryMarshal.AsRef<StreamRecord>(b)));
+        table[(int)RecordKind.ExecArgs] = (Marshal.SizeOf<ExecArgsRecord>(), static (b, h) => h.OnExecArgs(in MemoryMarshal.AsRef<ExecArgsRecord>(b)));
         return table;
     }
 

@@ -14,7 +14,9 @@ namespace Guard.Sensor.Detection;
 /// or a public address on a pool port, and an address that only looks like a
 /// wallet. Two kinds on one command line act; one kind alone is kept on the
 /// process as weak evidence (<see cref="WeakFindings"/>), so that
-/// `python3 train.py --algo=ppo` is left alone.
+/// `python3 train.py --algo=ppo` is left alone. The whole command line is
+/// read, up to the 64 KiB the kernel copies at exec; a longer one is a weak
+/// kind of its own, since what lies past that was never read.
 /// </summary>
 public sealed class ArgumentFindings
 {
@@ -52,6 +54,13 @@ public sealed class ArgumentFindings
                 [new("wallet", wallet.Address), new("wallet_format", wallet.Format)]));
         if (PoolIn(line) is { } pool)
             signals.Add(pool);
+        // The kernel reads argv whole at exec up to 64 KiB: what lies past that (or past a lost record) was never read.
+        if (process.ArgsTruncated)
+        {
+            string read = args.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            signals.Add(new Signal(false, "a command line longer than the kernel reads", $"a command line read only to byte {read}",
+                [new("args_read_bytes", read)]));
+        }
         if (signals.Count == 0)
             return null;
         Signal? strong = signals.Find(s => s.Strong);

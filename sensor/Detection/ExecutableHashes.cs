@@ -94,8 +94,12 @@ public sealed class HashRequest : IDisposable
     public void Dispose() => Running?.Dispose();
 }
 
-/// <summary>What came of a <see cref="HashRequest"/>: the hex SHA-256, or why there is none.</summary>
-public readonly record struct HashOutcome(HashRequest Request, string? Sha256, NotHashed Why)
+/// <summary>
+/// What came of a <see cref="HashRequest"/>: the hex SHA-256, or why there is
+/// none, and what the same read found of a miner's markers (null when the file
+/// was not read).
+/// </summary>
+public readonly record struct HashOutcome(HashRequest Request, string? Sha256, NotHashed Why, ContentVerdict? Content = null)
 {
     /// <summary>Why, in words, for evidence and the process record.</summary>
     public string WhyText => Why switch
@@ -111,7 +115,8 @@ public readonly record struct HashOutcome(HashRequest Request, string? Sha256, N
 }
 
 /// <summary>
-/// SHA-256 of executables, off the event thread. The file read is the one the
+/// SHA-256 of executables, and the markers of a miner in their bytes
+/// (<see cref="MinerContent"/>, in the same read), off the event thread. The file read is the one the
 /// kernel executed: /proc/PID/exe opened when the exec record arrived, or,
 /// once the process is gone, its path when that still names the same device
 /// and inode; a regular file only, at most <see cref="MaxBytes"/>, within the
@@ -140,7 +145,7 @@ public sealed class ExecutableHashes : IDisposable
     private readonly Queue<HashRequest> queue = new();
     private readonly List<HashOutcome> finished = [];
     private readonly List<Worker> workers = [];
-    private readonly Dictionary<(FileId File, long Size, long ModifiedNs, long ChangedNs), string> cache = [];
+    private readonly Dictionary<(FileId File, long Size, long ModifiedNs, long ChangedNs), (string Sha256, ContentVerdict Content)> cache = [];
     private readonly EventFd wakeup = new();
     private readonly int capacity;
     private readonly long timeLimitTicks;
@@ -234,13 +239,15 @@ public sealed class ExecutableHashes : IDisposable
         var key = (f.status.Id, f.status.Size, f.status.ModifiedNs, f.status.ChangedNs);
         lock (cache)
         {
-            if (cache.TryGetValue(key, out string? known))
-                return new HashOutcome(request, known, NotHashed.None);
+            if (cache.TryGetValue(key, out var known))
+                return new HashOutcome(request, known.Sha256, NotHashed.None, known.Content);
         }
         using FileDescriptor? readable = opened.ReopenForReading(out _);
         if (readable is null)
             return new HashOutcome(request, null, NotHashed.Unreadable);
-        var input = new BoundedRead(readable, deadline);
+        // One read: every buffer the hash takes is also searched for a miner's markers.
+        var content = new MinerContent();
+        var input = new BoundedRead(readable, deadline, content);
         string? hash;
         try
         {
@@ -252,13 +259,14 @@ public sealed class ExecutableHashes : IDisposable
         }
         if (hash is null)
             return new HashOutcome(request, null, input.Why);
+        ContentVerdict verdict = content.Verdict();
         lock (cache)
         {
             if (cache.Count >= CacheCapacity)
                 cache.Clear();
-            cache[key] = hash;
+            cache[key] = (hash, verdict);
         }
-        return new HashOutcome(request, hash, NotHashed.None);
+        return new HashOutcome(request, hash, NotHashed.None, verdict);
     }
 
     /// <summary>The executable's path as it can be opened: relative ones from the process's working directory.</summary>
@@ -387,8 +395,8 @@ public sealed class ExecutableHashes : IDisposable
         public bool LeftBehind { get; set; }
     }
 
-    /// <summary>A read of at most <see cref="MaxBytes"/> before a deadline; past either it fails, saying which.</summary>
-    private sealed class BoundedRead(FileDescriptor file, long deadline) : Stream
+    /// <summary>A read of at most <see cref="MaxBytes"/> before a deadline, past either failing and saying which; every byte read is searched for markers.</summary>
+    private sealed class BoundedRead(FileDescriptor file, long deadline, MinerContent content) : Stream
     {
         private long total;
 
@@ -412,6 +420,7 @@ public sealed class ExecutableHashes : IDisposable
             // The size statx gave is the file's word; the bytes read are the bound.
             if ((total += n) > MaxBytes)
                 throw Fail(NotHashed.TooLarge);
+            content.Add(buffer[..n]);
             return n;
         }
 

@@ -9,19 +9,102 @@ namespace Guard.Sensor.Detection;
 /// Turns the kernel's exec verdict (a known miner name, killed or not) into
 /// an alert with its evidence: the executable's path (its SHA-256 joins once
 /// hashed, <see cref="WithSha256"/>), the command line, the working directory,
-/// the lineage and the job root.
+/// the lineage and the job root. Names are whole ("xmrig") or families of
+/// release names ("cpuminer-*"), matched as the kernel matches them
+/// (<see cref="MinerNamePattern"/>); a program run through the dynamic loader,
+/// which the kernel knows only as the loader, is judged here by the name of
+/// the program the loader runs.
 /// </summary>
 public sealed class KnownMinerFindings
 {
-    private readonly HashSet<string> anywhere;
-    private readonly HashSet<string> inJobs;
+    /// <summary>ld.so's options that take a value in the next argument (ld.so(8), glibc 2.3x).</summary>
+    private static readonly HashSet<string> LoaderOptionsWithValue =
+        ["--library-path", "--inhibit-rpath", "--audit", "--preload", "--argv0", "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"];
+
+    private readonly (MinerNamePattern Pattern, int KeyLength, bool Anywhere, bool InJobs)[] names;
     private readonly Policy policy;
 
     public KnownMinerFindings(Policy policy)
     {
         this.policy = policy;
-        anywhere = [.. policy.Indicators.MinerNames.Select(Comm.Of)];
-        inJobs = [.. policy.Indicators.MinerNamesInJobs.Select(Comm.Of)];
+        var byPattern = new Dictionary<MinerNamePattern, (bool Anywhere, bool InJobs)>();
+        foreach (string name in policy.Indicators.MinerNames)
+            byPattern[MinerNamePattern.Parse(name)] = (true, false);
+        foreach (string name in policy.Indicators.MinerNamesInJobs)
+            byPattern[MinerNamePattern.Parse(name)] = (byPattern.GetValueOrDefault(MinerNamePattern.Parse(name)).Anywhere, true);
+        names = [.. byPattern.Select(p => (p.Key, p.Key.KeyBytes().Length, p.Value.Anywhere, p.Value.InJobs))];
+    }
+
+    /// <summary>
+    /// The rule <paramref name="name"/> falls under, as the kernel's lookup picks it:
+    /// the longest whole name or family stem it matches decides, acted on anywhere
+    /// or, for a name real programs share, inside a job only. Null: neither.
+    /// </summary>
+    public Detector? RuleFor(string name, bool inJob)
+    {
+        string kept = Comm.Of(name);
+        (MinerNamePattern Pattern, int KeyLength, bool Anywhere, bool InJobs)? best = null;
+        foreach (var entry in names)
+        {
+            bool match = entry.Pattern.Family ? kept.StartsWith(entry.Pattern.Stem, StringComparison.Ordinal) : kept == entry.Pattern.Stem;
+            if (match && (best is not { } b || entry.KeyLength > b.KeyLength))
+                best = entry;
+        }
+        return best switch
+        {
+            { Anywhere: true } => Detectors.KnownMiner,
+            { InJobs: true } when inJob => Detectors.MinerInJob,
+            _ => null,
+        };
+    }
+
+    /// <summary>
+    /// The program a dynamic loader was asked to run ("/lib64/ld-linux-x86-64.so.2
+    /// [OPTIONS] PROGRAM ..."): its argument as given, or null when the process is
+    /// no loader run that way.
+    /// </summary>
+    public static string? LoadedProgram(ProcessEntry process)
+    {
+        string file = Path.GetFileName(System.Text.Encoding.UTF8.GetString(process.Executable));
+        if (!(file.StartsWith("ld-linux", StringComparison.Ordinal) || file.StartsWith("ld-musl", StringComparison.Ordinal) || file == "ld.so"
+            || (file.StartsWith("ld-", StringComparison.Ordinal) && file.Contains(".so", StringComparison.Ordinal))))
+            return null;
+        string[] argv = System.Text.Encoding.UTF8.GetString(process.Args).Split('\0');
+        for (int i = 1; i < argv.Length; i++)
+        {
+            if (argv[i] == "--")
+                return i + 1 < argv.Length && argv[i + 1].Length > 0 ? argv[i + 1] : null;
+            if (!argv[i].StartsWith("--", StringComparison.Ordinal))
+                return argv[i].Length > 0 ? argv[i] : null;
+            if (LoaderOptionsWithValue.Contains(argv[i]))
+                i++;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// An exec of a dynamic loader that runs a program named like a miner:
+    /// the kernel saw only the loader's name, so the rule acts from user space.
+    /// </summary>
+    public AlertEvent? OnLoaderExec(ProcessEntry process, long timeNs)
+    {
+        if (LoadedProgram(process) is not { } program || RuleFor(Path.GetFileName(program), process.Membership.InJob) is not { } rule)
+            return null;
+        return new AlertEvent
+        {
+            Rule = rule.Name,
+            Description = rule == Detectors.KnownMiner ? "known miner executable, run through the dynamic loader" : "miner name inside a training job, run through the dynamic loader",
+            RequestedAction = policy.ActionFor(rule),
+            Evidence =
+            [
+                new("executable", ExecutableHashes.PathOf(process)),
+                new("name", Path.GetFileName(program)),
+                new("program", program),
+                new("in_job", process.Membership.InJob ? "true" : "false"),
+            ],
+            Process = process,
+            TimeNs = timeNs,
+        };
     }
 
     /// <summary>
@@ -37,10 +120,11 @@ public sealed class KnownMinerFindings
     {
         bool inJob = process.Membership.InJob;
         string fileName = Comm.Of(Path.GetFileName(System.Text.Encoding.UTF8.GetString(process.Executable)));
-        string? name = new[] { process.NameText, fileName }.FirstOrDefault(n => anywhere.Contains(n) || (inJob && inJobs.Contains(n)));
+        string? loaded = LoadedProgram(process) is { } program ? Path.GetFileName(program) : null;
+        string? name = new[] { process.NameText, fileName, loaded }.FirstOrDefault(n => n is not null && RuleFor(n, inJob) is not null);
         if (name is null)
             return null;
-        Detector rule = anywhere.Contains(name) ? Detectors.KnownMiner : Detectors.MinerInJob;
+        Detector rule = RuleFor(name, inJob)!;
         return new AlertEvent
         {
             Rule = rule.Name,

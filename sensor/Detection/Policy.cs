@@ -29,10 +29,12 @@ public static class Detectors
     public static readonly Detector PoolPort = new("pool-port", false, "a connect to a pool port from inside a job");
     public static readonly Detector Staging = new("staging", false, "a job's descendant running an unlinked, memfd or world-writable file");
     public static readonly Detector UnverifiedExecutable = new("unverified-executable", false, "an executable that could not be hashed as the file the kernel ran, while the deny list names hashes");
+    public static readonly Detector MinerContent = new("miner-content", true, "an executable whose bytes carry two kinds of a miner's markers (its algorithms, its Stratum methods, its option table), whatever its name");
+    public static readonly Detector ExecutableMarkers = new("executable-markers", false, "an executable packed (UPX) or carrying one kind of a miner's markers only");
 
     /// <summary>Every detector, in the order `guard policy` lists them.</summary>
     public static readonly IReadOnlyList<Detector> All =
-        [KnownMiner, MinerInJob, MinerArguments, MinerHash, Stratum, PoolSni, Randomx, GpuIntruder, PoolDns, PoolPort, Staging, UnverifiedExecutable];
+        [KnownMiner, MinerInJob, MinerArguments, MinerHash, MinerContent, Stratum, PoolSni, Randomx, GpuIntruder, PoolDns, PoolPort, Staging, UnverifiedExecutable, ExecutableMarkers];
 
     public static Detector? Find(string name) => All.FirstOrDefault(d => d.Name == name);
 }

@@ -186,8 +186,8 @@ public static class PolicyParser
                 case ("allow", "users"): users = Strings(kv, key, line, NotEmpty) ?? users; break;
                 case ("allow", "jobs"): jobs = Strings(kv, key, line, NotEmpty) ?? jobs; break;
                 case ("allow", "destinations"): destinations = Strings(kv, key, line, Destination) ?? destinations; break;
-                case ("indicators", "miner_names"): minerNames = Strings(kv, key, line, NotEmpty) ?? minerNames; break;
-                case ("indicators", "miner_names_in_jobs"): minerNamesInJobs = Strings(kv, key, line, NotEmpty) ?? minerNamesInJobs; break;
+                case ("indicators", "miner_names"): minerNames = Strings(kv, key, line, MinerNamePattern.Problem) ?? minerNames; break;
+                case ("indicators", "miner_names_in_jobs"): minerNamesInJobs = Strings(kv, key, line, MinerNamePattern.Problem) ?? minerNamesInJobs; break;
                 case ("indicators", "miner_arguments"): minerArguments = Strings(kv, key, line, NotEmpty) ?? minerArguments; break;
                 case ("indicators", "miner_arguments_weak"): minerArgumentsWeak = Strings(kv, key, line, NotEmpty) ?? minerArgumentsWeak; break;
                 case ("indicators", "miner_hashes"): minerHashes = Strings(kv, key, line, Sha256) ?? minerHashes; break;

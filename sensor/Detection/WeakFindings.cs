@@ -48,6 +48,20 @@ public sealed class WeakFindings
         Add(process, Detectors.MinerArguments.Name, detail, timeNs);
 
     /// <summary>
+    /// An executable packed (UPX hides a miner's strings) or carrying one kind
+    /// of a miner's markers only (a network tool may name Stratum methods).
+    /// </summary>
+    public AlertEvent? OnMarkers(ProcessEntry process, ContentVerdict content, string path, long timeNs)
+    {
+        if (!content.IsWeak || policy.ActionFor(Detectors.ExecutableMarkers) == RuleAction.Off)
+            return null;
+        string what = content.Kinds != MinerMarkerKinds.None
+            ? $"{ContentFindings.Kinds(content.Kinds)} ({string.Join(", ", content.Markers)})" + (content.Packer is { } p ? $", packed with {p}" : "")
+            : $"packed with {content.Packer}";
+        return Add(process, Detectors.ExecutableMarkers.Name, $"{what}: {path}", timeNs);
+    }
+
+    /// <summary>
     /// An executable that could not be hashed as the file the kernel ran, while
     /// the deny list names hashes: gone with its path renamed or replaced, on
     /// FUSE, unreadable to root, too large, too slow, or the queue full. A way

@@ -134,6 +134,7 @@ public static class EventNames
         RecordKind.GpuOpen => "gpu_open",
         RecordKind.GpuIoctl => "gpu_ioctl",
         RecordKind.Stream => "stream",
+        RecordKind.ExecArgs => "exec_args",
         _ => "unknown",
     };
 

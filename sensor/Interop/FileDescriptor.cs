@@ -188,7 +188,24 @@ public sealed unsafe partial class FileDescriptor : SafeHandle
         }
     }
 
+    /// <summary>tmpfs's f_type (linux/magic.h TMPFS_MAGIC): shmem, where a memfd lives.</summary>
+    public const long TmpfsMagic = 0x01021994;
+
+    /// <summary>hugetlbfs's f_type (HUGETLBFS_MAGIC): a memfd made with MFD_HUGETLB.</summary>
+    public const long HugetlbfsMagic = 0x958458f6;
+
+    /// <summary>The file system type (fstatfs's f_type, a linux/magic.h value) of what this descriptor names, O_PATH included; null when fstatfs fails.</summary>
+    public long? FileSystemMagic()
+    {
+        // struct statfs on 64-bit Linux: f_type first, 120 bytes in all.
+        long* buffer = stackalloc long[16];
+        return FStatFs((int)handle, buffer) == 0 ? buffer[0] : null;
+    }
+
     protected override bool ReleaseHandle() => Close((int)handle) == 0;
+
+    [LibraryImport("libc", EntryPoint = "fstatfs")]
+    private static partial int FStatFs(int fd, long* buffer);
 
     [LibraryImport("libc", EntryPoint = "open_by_handle_at", SetLastError = true)]
     private static partial int OpenByHandleAt(int mountFd, byte* handle, int flags);

@@ -1,5 +1,6 @@
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Detection;
 using Guard.Sensor.Events;
 using Guard.Sensor.Gpu;
 using Guard.Sensor.Processes;
@@ -25,6 +26,7 @@ public sealed class EventPipeline : IRecordHandler
     private readonly GpuEvent gpuEvent = new();
     private readonly GpuMetricEvent gpuMetric = new();
     private readonly Queue<ProcessEntry> existing = new();
+    private readonly ExecArgsTails argsTails = new();
 
     /// <param name="table">The process table every record updates or reads.</param>
     /// <param name="emitter">Where events go.</param>
@@ -48,6 +50,15 @@ public sealed class EventPipeline : IRecordHandler
         ProcessEntry entry = table.OnExec(record);
         if ((record.Flags & ExecRecord.Killed) != 0)
             emitter.Counters?.Denials.Add("exec");
+        // argv past the record's 1024 bytes came just before it: the exec is judged on all of it.
+        if (argsTails.Take(record, out bool whole) is { } args)
+        {
+            int end = args.Length;
+            while (end > 0 && args[end - 1] == 0)
+                end--;
+            entry.Args = end == args.Length ? args : args[..end];
+            entry.ArgsTruncated = !whole;
+        }
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
         judge?.OnExec(entry, record);
         // A job first seen at this exec is confined from now on, if a section selects it.
@@ -88,6 +99,9 @@ public sealed class EventPipeline : IRecordHandler
     /// (<see cref="ProcessTable.Relearn"/>) at <paramref name="nowNs"/>.
     /// </summary>
     public void JudgeLate(ProcessEntry entry, long nowNs) => judge?.OnExisting(entry, nowNs, late: true);
+
+    /// <summary>argv past an exec record's 1024 bytes: kept for that process's exec record, which follows.</summary>
+    public void OnExecArgs(in ExecArgsRecord record) => argsTails.Add(record);
 
     public void OnFork(in ForkRecord record)
     {
@@ -132,6 +146,9 @@ public sealed class EventPipeline : IRecordHandler
         // A segment that completed a method is followed by the stream record of its verdict, which
         // is judged with these bytes (a relay's sender is told by them) and then lets them out.
         if ((record.Flags & (PayloadRecord.Final | PayloadRecord.Stratum)) == PayloadRecord.Final)
+            EmitPayload(payload);
+        // A TLS stream's head is reported on to 8 KiB; its ClientHello is judged once it is whole, not when the head goes quiet.
+        else if ((record.Flags & PayloadRecord.Final) == 0 && TlsClientHello.IsWhole(payload.Bytes))
             EmitPayload(payload);
     }
 
@@ -273,12 +290,13 @@ public sealed class EventPipeline : IRecordHandler
     {
         NetworkEvent n = StartNetwork(EventType.Payload, payload.Header, payload.Cookie, payload.Family, payload.DestinationPort, payload.DestinationAddress);
         n.Protocol = 6;
-        payload.Bytes.CopyTo(n.Data);
-        n.DataLength = payload.Length;
+        // The event carries the first 256 bytes; the judge reads all there are (a TLS stream's whole ClientHello).
+        int shown = Math.Min(payload.Length, n.Data.Length);
+        payload.Bytes[..shown].CopyTo(n.Data);
+        n.DataLength = shown;
         n.Segments = payload.Segments;
-        bool kernelDecided = payload.KernelDecided;
-        payloads.Close(payload); // copied out: the assembly may reuse it
         emitter.Emit(n);
-        judge?.OnFirstBytes(n, kernelDecided);
+        judge?.OnFirstBytes(n, payload.Bytes, payload.KernelDecided);
+        payloads.Close(payload); // judged: the assembly may reuse it
     }
 }

@@ -14,8 +14,8 @@ namespace Guard.Sensor.Pipeline;
 /// action taken. Allowed processes and destinations are never judged.
 /// Executables are hashed off this thread (<see cref="ExecutableHashes"/>):
 /// what needs a hash (the deny list, a known miner's evidence, a finding about
-/// a process the allow list may name by hash) waits for it in a
-/// <see cref="HashWait"/>, and <see cref="OnHashes"/> finishes it.
+/// a process the allow list may name by hash, a staged file's markers) waits
+/// for it in a <see cref="HashWait"/>, and <see cref="OnHashes"/> finishes it.
 /// A network finding that is to act is first followed back through any
 /// local relay (<see cref="RelayTrace"/>): it acts on the process that sent
 /// the bytes, or on no one.
@@ -71,7 +71,8 @@ public sealed class Judge
         try
         {
             if (!detectors.Allowed.Allows(entry))
-                JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record), (long)record.Header.TimeNs, atExec: true);
+                JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record) ?? detectors.KnownMiners.OnLoaderExec(entry, (long)record.Header.TimeNs),
+                    (long)record.Header.TimeNs, atExec: true);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -99,7 +100,7 @@ public sealed class Judge
     /// <summary>What an exec and a process found at start share: the name's verdict, then hash, arguments and weak evidence.</summary>
     private void JudgeProgram(ProcessEntry entry, AlertEvent? verdict, long timeNs, bool atExec)
     {
-        HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash
+        HashWait? wait = verdict is not null || detectors.Hashes.Active || detectors.Allowed.ByHash || detectors.Content.Reads(entry)
             ? StartHash(entry, timeNs, judgeHash: verdict is not null || detectors.Hashes.Active, atExec) : null;
         if (verdict is not null)
         {
@@ -217,17 +218,18 @@ public sealed class Judge
     }
 
     /// <summary>
-    /// A connection's first bytes, whole: a ClientHello naming a pool; a
-    /// Stratum method, when the kernel's record of one never came
-    /// (<paramref name="kernelDecided"/> false: a full ring lost it).
+    /// A connection's first bytes, whole (<paramref name="head"/>: up to 256,
+    /// or a TLS stream's up to 8 KiB; the event carries the first 256): a
+    /// ClientHello naming a pool; a Stratum method, when the kernel's record of
+    /// one never came (<paramref name="kernelDecided"/> false: a full ring lost it).
     /// </summary>
-    public void OnFirstBytes(NetworkEvent payload, bool kernelDecided)
+    public void OnFirstBytes(NetworkEvent payload, ReadOnlySpan<byte> head, bool kernelDecided)
     {
         try
         {
             if (!Exempt(payload.Process, (ushort)payload.Family, payload.DestinationAddress, (ushort)payload.DestinationPort)
-                && detectors.Stratum.OnFirstBytes(payload.Process, payload.DataSpan, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
-                RespondToConnection(alert, payload.Cookie, payload.DataSpan);
+                && detectors.Stratum.OnFirstBytes(payload.Process, head, payload.DestinationAddress, payload.Family, payload.DestinationPort, kernelDecided, payload.TimeNs) is { } alert)
+                RespondToConnection(alert, payload.Cookie, head);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -466,6 +468,18 @@ public sealed class Judge
                 Act(alert);
             else
                 emitter.Emit(alert);
+        }
+        // The bytes read for the hash were searched for a miner's markers too: a miner by content, whatever its name.
+        if (wait.KnownMiner is null && outcome is { Sha256: { } sha256, Content: { } content })
+        {
+            if (detectors.Content.OnContent(process, wait.Path, sha256, content, wait.TimeNs) is { } miner)
+            {
+                if (!wait.ArgumentsFound)
+                    Act(miner);
+                return;
+            }
+            if (detectors.Weak.OnMarkers(process, content, wait.Path, wait.TimeNs) is { } marked)
+                emitter.Emit(marked);
         }
         if (!wait.JudgeHash || !detectors.Hashes.Active)
             return;

@@ -49,8 +49,9 @@ public sealed class PayloadAssembly
         payload.DestinationPort = record.DestinationPort;
         ((ReadOnlySpan<byte>)record.DestinationAddress).CopyTo(payload.DestinationAddress);
         // Segments arrive in stream order (the kernel follows the sequence); each lands at its offset.
-        int offset = Math.Min((int)record.Offset, PayloadRecord.Capacity);
-        int length = Math.Min((int)record.Length, PayloadRecord.Capacity - offset);
+        int offset = Math.Min((int)record.Offset, PayloadRecord.TlsHeadCapacity);
+        int length = Math.Min(Math.Min((int)record.Length, PayloadRecord.Capacity), PayloadRecord.TlsHeadCapacity - offset);
+        payload.EnsureCapacity(offset + length);
         ((ReadOnlySpan<byte>)record.Data)[..length].CopyTo(payload.Data.AsSpan(offset));
         payload.Length = Math.Max(payload.Length, offset + length);
         payload.Segments = record.Segments;
@@ -86,7 +87,7 @@ public sealed class PayloadAssembly
     }
 }
 
-/// <summary>A connection's first bytes as gathered so far (up to <see cref="PayloadRecord.Capacity"/> bytes).</summary>
+/// <summary>A connection's first bytes as gathered so far (up to <see cref="PayloadRecord.Capacity"/> bytes; a TLS stream's up to <see cref="PayloadRecord.TlsHeadCapacity"/>).</summary>
 public sealed class AssembledPayload
 {
     internal AssembledPayload() => Age = new LinkedListNode<AssembledPayload>(this);
@@ -108,8 +109,22 @@ public sealed class AssembledPayload
     /// <summary>16 bytes; an IPv4 address fills the first 4.</summary>
     public byte[] DestinationAddress { get; } = new byte[16];
 
-    /// <summary>The bytes, valid up to <see cref="Length"/>.</summary>
-    public byte[] Data { get; } = new byte[PayloadRecord.Capacity];
+    /// <summary>
+    /// The bytes, valid up to <see cref="Length"/>: <see cref="PayloadRecord.Capacity"/>
+    /// at first, grown (and kept, pooled) for a TLS stream's head up to
+    /// <see cref="PayloadRecord.TlsHeadCapacity"/>.
+    /// </summary>
+    public byte[] Data { get; private set; } = new byte[PayloadRecord.Capacity];
+
+    /// <summary>Grows <see cref="Data"/> to hold <paramref name="bytes"/>, keeping what it holds.</summary>
+    internal void EnsureCapacity(int bytes)
+    {
+        if (bytes <= Data.Length)
+            return;
+        byte[] grown = new byte[Math.Min(PayloadRecord.TlsHeadCapacity, Math.Max(bytes, Data.Length * 2))];
+        Data.AsSpan(0, Length).CopyTo(grown);
+        Data = grown;
+    }
 
     public int Length { get; internal set; }
 

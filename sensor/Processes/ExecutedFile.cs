@@ -43,10 +43,13 @@ public static class ExecutedFile
         status = default;
         if (file.Status(out _, cachedOnly: true) is not { } held)
             return FileCheck.Unreadable;
-        if ((mounts.Find(held.MountId) ?? MountTable.Read(pid.ToString(CultureInfo.InvariantCulture)).Find(held.MountId)) is not { ServedByAUser: false } mount)
+        Mount? mount = mounts.Find(held.MountId) ?? MountTable.Read(pid.ToString(CultureInfo.InvariantCulture)).Find(held.MountId);
+        // A memfd lives on the kernel's own shmem (or hugetlbfs) mount, in no mount table: memory, no daemon to wait on.
+        bool inMemory = mount is null && file.FileSystemMagic() is FileDescriptor.TmpfsMagic or FileDescriptor.HugetlbfsMagic;
+        if (!inMemory && mount is not { ServedByAUser: false })
             return FileCheck.NotLocal;
         // stat's device is the subvolume's on btrfs and the layer's on overlayfs; the kernel names the superblock's.
-        if (!held.IsRegular || (expected is { } e && !(held.Inode == e.Inode && (held.Device == e.Device || mount.Device == e.Device))))
+        if (!held.IsRegular || (expected is { } e && !(held.Inode == e.Inode && (held.Device == e.Device || (mount is { } m && m.Device == e.Device)))))
             return FileCheck.Other;
         if (file.Status(out _) is not { } now)
             return FileCheck.Unreadable;

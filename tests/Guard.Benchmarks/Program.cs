@@ -192,6 +192,13 @@ if (Section("relay"))
         Line(l);
 }
 
+// 6c. an executable read for its hash and a miner's markers, off the event thread.
+if (Section("content"))
+{
+    foreach (string l in ContentScan.Measure(work, quick ? 3 : 7))
+        Line(l);
+}
+
 // 7. the native binary: resident memory with 10,000 live processes, and time to first event.
 if (guardBinary is not null && Section("native"))
 {

@@ -92,6 +92,76 @@ public sealed class KnownMinerTests
     }
 
     [Theory]
+    [InlineData("cpuminer-sse2")]
+    [InlineData("cpuminer-avx2")]
+    [InlineData("cpuminer-avx512-sha-vaes")]
+    [InlineData("xmrig-6.21.0")]
+    [InlineData("ccminer-x64")]
+    public void AReleaseNameOfAMinersFamilyIsKilledAtExec(string name)
+    {
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy(name);
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        using Process p = Run.Start(simulator, "-c", $"echo ran > {marker}");
+        p.WaitForExit();
+
+        Assert.Equal(137, p.ExitCode);
+        Assert.False(File.Exists(marker), $"{name} ran");
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "known-miner" && e.Pid == p.Id);
+        Assert.Contains("killed by the kernel", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("symlink")]
+    [InlineData("fexecve")]
+    [InlineData("memfd")]
+    public void AFamilyNameIsKnownByTheFileTheKernelOpenedAndByAMemfdsName(string how)
+    {
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy("cpuminer-zen3");
+        string marker = Path.Combine(dir.Path, "marker");
+        string worker = Path.Combine(dir.Path, "pytorch-worker");
+        File.CreateSymbolicLink(worker, simulator);
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        // The exec's name (comm) is the symlink's, or "N" for a descriptor: never cpuminer-zen3.
+        string argv = $"['worker', '-c', 'echo ran > {marker}']";
+        string exec = how switch
+        {
+            "symlink" => $"import os; os.execv('{worker}', {argv})",
+            "fexecve" => $"import os; fd = os.open('{simulator}', os.O_RDONLY); os.execve(fd, {argv}, dict(os.environ))",
+            _ => $"import os; fd = os.memfd_create('cpuminer-zen3', 0); os.write(fd, open('{simulator}', 'rb').read()); os.execve(fd, {argv}, dict(os.environ))",
+        };
+        using Process p = Run.PythonScript(exec);
+        p.WaitForExit();
+
+        Assert.Equal(137, p.ExitCode);
+        Assert.False(File.Exists(marker), $"cpuminer-zen3 run through {how} ran");
+        sensor.WaitFor("alert", e => e.Action == "known-miner" && e.Pid == p.Id);
+    }
+
+    [Fact]
+    public void AMinerRunThroughTheDynamicLoaderIsKilledByTheProgramsName()
+    {
+        // The kernel sees ld.so exec'd; the program it is asked to run is read from its arguments.
+        using var dir = new TempDir();
+        string simulator = dir.ExecutableCopy("/bin/sleep", "cpuminer-avx2");
+        string loader = File.Exists("/lib64/ld-linux-x86-64.so.2") ? "/lib64/ld-linux-x86-64.so.2"
+            : throw new Xunit.Sdk.XunitException("no /lib64/ld-linux-x86-64.so.2: this test needs the x86-64 dynamic loader");
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        using Process p = Run.Start(loader, "--argv0", "kworker", simulator, "30");
+        Assert.True(p.WaitForExit(5000), "the loader's miner was not killed");
+        Assert.Equal(137, p.ExitCode);
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "known-miner" && e.Pid == p.Id);
+        JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
+        Assert.Equal(simulator, finding.GetProperty("evidence").GetProperty("program").GetString());
+        Assert.Contains(finding.GetProperty("response").EnumerateArray(), r => r.GetString()!.StartsWith("killed", StringComparison.Ordinal));
+    }
+
+    [Theory]
     [InlineData("symlink")]
     [InlineData("/proc/self/fd")]
     [InlineData("/dev/fd")]

@@ -33,6 +33,51 @@ public sealed class MinerArgumentTests
         Assert.False(File.Exists(marker));
     }
 
+    [Theory]
+    [InlineData(5000)]
+    [InlineData(40_000)]
+    public void AMinerOptionPastTheFirstKilobyteOfArgvIsFoundAndKilled(int at)
+    {
+        // The exec record keeps 1024 bytes of argv; the kernel reads the rest at exec, before the program runs.
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy("data-loader");
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+
+        string[] args = ["-c", $"sleep 1; echo ran > {marker}", "loader", .. Padding(at), "--donate-level", "1"];
+        using Process p = Run.Start(simulator, args);
+        Assert.True(p.WaitForExit(5000));
+
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "miner-arguments" && e.Pid == p.Id);
+        Assert.Equal("--donate-level", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("argument").GetString());
+        Assert.Equal(137, p.ExitCode);
+        RecordedEvent exec = sensor.WaitFor("its exec", e => e.Action == "exec" && e.Pid == p.Id);
+        Assert.Equal("1", exec.Json.GetProperty("process").GetProperty("args").EnumerateArray().Last().GetString());
+        Assert.False(exec.Json.TryGetProperty("guard", out System.Text.Json.JsonElement g) && g.TryGetProperty("args_truncated", out _), "argv was read whole");
+        Thread.Sleep(1200);
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public void AnOrdinaryCommandLineOf30KiBIsLeftAlone()
+    {
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy("data-loader");
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+
+        string[] args = ["-c", "sleep 1", "loader", .. Padding(30_000), "--epochs", "3"];
+        using Process p = Run.Start(simulator, args);
+        Assert.True(p.WaitForExit(5000));
+        Assert.Equal(0, p.ExitCode);
+        RecordedEvent exec = sensor.WaitFor("its exec", e => e.Action == "exec" && e.Pid == p.Id);
+        Assert.Equal("3", exec.Json.GetProperty("process").GetProperty("args").EnumerateArray().Last().GetString());
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert" && e.Pid == p.Id);
+    }
+
+    /// <summary>Arguments of 100 bytes (file names, say) that fill argv up to about <paramref name="bytes"/>.</summary>
+    private static string[] Padding(int bytes) =>
+        [.. Enumerable.Range(0, bytes / 100).Select(i => $"/data/shard-{i:D5}/" + new string('x', 100 - 19))];
+
     [Fact]
     public void AReinforcementLearningCommandLineIsLeftAlone()
     {

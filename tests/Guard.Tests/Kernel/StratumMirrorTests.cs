@@ -78,6 +78,8 @@ public sealed class StratumMirrorTests
         public void OnGpuOpen(in GpuOpenRecord record) { }
 
         public void OnGpuIoctl(in GpuIoctlRecord record) { }
+
+        public void OnExecArgs(in ExecArgsRecord record) { }
     }
 
     [Fact]

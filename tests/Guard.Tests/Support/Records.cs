@@ -54,6 +54,32 @@ public static class Records
         return e;
     }
 
+    /// <summary>
+    /// An exec whose argv (<paramref name="argv"/>, NUL-separated as the kernel keeps it) may be
+    /// longer than the exec record holds: the record with its first 1024 bytes, and the
+    /// exec_args records the kernel sends before it with the rest, up to 64 KiB.
+    /// </summary>
+    public static (ExecRecord Exec, ExecArgsRecord[] Tail) LongExec(int pid, int parent, string path, byte[] argv, ulong timeNs = 10, int jobRoot = 0)
+    {
+        ExecRecord e = Exec(pid, parent, path, timeNs, jobRoot);
+        int head = Math.Min(argv.Length, ExecRecord.ArgsCapacity);
+        ((Span<byte>)e.Args).Clear();
+        argv.AsSpan(0, head).CopyTo(e.Args);
+        e.ArgsLength = (ushort)head;
+        e.ArgsTotal = (uint)argv.Length;
+        if (argv.Length > ExecRecord.ArgsCapacity)
+            e.Flags |= ExecRecord.ArgsTruncated;
+        var tail = new List<ExecArgsRecord>();
+        for (int at = ExecRecord.ArgsCapacity; at < Math.Min(argv.Length, ExecArgsRecord.MaxArgs); at += ExecArgsRecord.ChunkCapacity)
+        {
+            int n = Math.Min(ExecArgsRecord.ChunkCapacity, Math.Min(argv.Length, ExecArgsRecord.MaxArgs) - at);
+            var a = new ExecArgsRecord { Header = Header(RecordKind.ExecArgs, pid, timeNs), Offset = (uint)at, Length = (uint)n };
+            argv.AsSpan(at, n).CopyTo(a.Data);
+            tail.Add(a);
+        }
+        return (e, [.. tail]);
+    }
+
     public static ExitRecord Exit(int pid, ulong timeNs) => new() { Header = Header(RecordKind.Exit, pid, timeNs) };
 
     /// <summary>An established TCP connect by <paramref name="pid"/> to <paramref name="address"/> (IPv4) and <paramref name="port"/>.</summary>
@@ -132,28 +158,47 @@ public static class Records
     }
 
     /// <summary>The start of a TLS 1.2 ClientHello naming <paramref name="serverName"/> (SNI), as a client's first bytes.</summary>
-    public static byte[] TlsClientHello(string serverName)
+    /// <summary>
+    /// A TLS 1.3 ClientHello naming <paramref name="serverName"/>, with a padding extension of
+    /// <paramref name="padding"/> bytes before the name (a key share as big as a post-quantum one
+    /// pushes it as far), in handshake records of <paramref name="recordSize"/> bytes each (0: one record).
+    /// </summary>
+    public static byte[] TlsClientHello(string serverName, int padding = 0, int recordSize = 0)
     {
         byte[] name = Encoding.ASCII.GetBytes(serverName);
-        var sni = new List<byte> { 0, 0 }; // extension: server_name
-        sni.AddRange(BigEndian16(name.Length + 5));
-        sni.AddRange(BigEndian16(name.Length + 3)); // the list
-        sni.Add(0); // host name
-        sni.AddRange(BigEndian16(name.Length));
-        sni.AddRange(name);
+        var extensions = new List<byte>();
+        if (padding > 0)
+        {
+            extensions.AddRange([0, 21]); // padding (RFC 7685)
+            extensions.AddRange(BigEndian16(padding));
+            extensions.AddRange(new byte[padding]);
+        }
+        extensions.AddRange([0, 0]); // server_name
+        extensions.AddRange(BigEndian16(name.Length + 5));
+        extensions.AddRange(BigEndian16(name.Length + 3)); // the list
+        extensions.Add(0); // host name
+        extensions.AddRange(BigEndian16(name.Length));
+        extensions.AddRange(name);
         var body = new List<byte> { 3, 3 }; // client version
         body.AddRange(new byte[32]); // random
         body.Add(0); // no session id
         body.AddRange([0, 2, 0x13, 0x01]); // one cipher suite
         body.AddRange([1, 0]); // null compression
-        body.AddRange(BigEndian16(sni.Count));
-        body.AddRange(sni);
-        var hello = new List<byte> { 22, 3, 1 }; // handshake record
-        hello.AddRange(BigEndian16(body.Count + 4));
-        hello.AddRange([1, 0]); // ClientHello, 24-bit length
-        hello.AddRange(BigEndian16(body.Count));
-        hello.AddRange(body);
-        return [.. hello];
+        body.AddRange(BigEndian16(extensions.Count));
+        body.AddRange(extensions);
+        var message = new List<byte> { 1, (byte)(body.Count >> 16) }; // ClientHello, 24-bit length
+        message.AddRange(BigEndian16(body.Count & 0xFFFF));
+        message.AddRange(body);
+        int size = recordSize > 0 ? recordSize : message.Count;
+        var records = new List<byte>();
+        for (int at = 0; at < message.Count; at += size)
+        {
+            int n = Math.Min(size, message.Count - at);
+            records.AddRange([22, 3, 1]); // handshake record
+            records.AddRange(BigEndian16(n));
+            records.AddRange(message.GetRange(at, n));
+        }
+        return [.. records];
     }
 
     private static byte[] BigEndian16(int value) => [(byte)(value >> 8), (byte)value];

@@ -482,6 +482,12 @@ public sealed class EcsConformanceTests
         var hashes = new HashFindings(Policies.Over($"[indicators]\nminer_hashes = [\"{DeniedHash}\"]\n"));
         sink.Write(hashes.OnHash(table.Find(Minerd)!, "/usr/local/bin/minerd", DeniedHash, 81)!);
 
+        // A miner by its bytes, run from a memfd; a packed executable with one kind of marker: weak.
+        ProcessEntry stagedMiner = table.Find(Staged)!;
+        var minerContent = new ContentVerdict(MinerMarkerKinds.Algorithm | MinerMarkerKinds.Stratum, ["RandomX\\x03", "mining.subscribe"], null);
+        sink.Write(detectors.Content.OnContent(stagedMiner, "/memfd:x (deleted)", DeniedHash, minerContent, 82)!);
+        sink.Write(detectors.Weak.OnMarkers(stagedMiner, new ContentVerdict(MinerMarkerKinds.Stratum, ["mining.notify"], "UPX"), "/dev/shm/.cache/kworker", 83)!);
+
         // A Stratum line sent through two local relays: the sender found behind them, and one that could not be told.
         ProcessEntry relayProcess = table.Find(Launcher)!;
         RelayHop[] hops = [new(relayProcess, Launcher, "socat", "tcp 127.0.0.1:3333 <- 127.0.0.1:40001"), new(null, 4242, "haproxy", "unix @relay")];

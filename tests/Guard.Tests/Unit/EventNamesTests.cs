@@ -42,7 +42,7 @@ public sealed class EventNamesTests
     public void RecordKindsKeepTheirNamesAndAnUnknownOneIsUnknown()
     {
         Assert.Equal(
-            ["unknown", "exec", "fork", "exit", "connect", "payload", "dns", "gpu_open", "gpu_ioctl", "stream", "unknown", "unknown"],
+            ["unknown", "exec", "fork", "exit", "connect", "payload", "dns", "gpu_open", "gpu_ioctl", "stream", "exec_args", "unknown", "unknown"],
             Enumerable.Range(0, (int)RecordKind.Count + 2).Select(k => System.Text.Encoding.UTF8.GetString(EventNames.Utf8((RecordKind)k))));
         Assert.Equal("gpu_ioctl", EventNames.Of(RecordKind.GpuIoctl));
     }

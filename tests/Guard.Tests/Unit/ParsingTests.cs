@@ -246,5 +246,7 @@ public sealed class ParsingTests
         public void OnGpuIoctl(in GpuIoctlRecord record) => Calls++;
 
         public void OnStream(in StreamRecord record) => Calls++;
+
+        public void OnExecArgs(in ExecArgsRecord record) => Calls++;
     }
 }

@@ -100,6 +100,25 @@ public sealed class StreamFindingsTests
     }
 
     [Fact]
+    public void ASplitClientHelloPastTheFirst256BytesIsJudgedOnceWhole()
+    {
+        EventPipeline pipeline = Start();
+        byte[] hello = Records.TlsClientHello("gulf.moneroocean.stream", padding: 1500, recordSize: 90);
+        // The kernel reports a TLS stream's head in records of 256 bytes, none final before 8 KiB.
+        for (int at = 0; at < hello.Length; at += PayloadRecord.Capacity)
+        {
+            Assert.Empty(Alerts);
+            int n = Math.Min(PayloadRecord.Capacity, hello.Length - at);
+            pipeline.OnPayload(Records.Payload(Worker, 7, hello.AsSpan(at, n), 40 + (ulong)at, offset: at, address: Pool, port: 443));
+        }
+        RecordedEvent alert = Assert.Single(Alerts); // whole: judged at once, not when quiet
+        Assert.Equal("pool-sni", alert.Action);
+        Assert.Equal("gulf.moneroocean.stream", Evidence(alert, "server_name"));
+        RecordedEvent payload = sink.Snapshot().Single(e => e.Action == "payload");
+        Assert.Equal(PayloadRecord.Capacity, payload.Json.GetProperty("guard").GetProperty("payload").GetProperty("length").GetInt32());
+    }
+
+    [Fact]
     public void AHoldIsReportedWithWhatTheKernelHeld()
     {
         EventPipeline pipeline = Start();
