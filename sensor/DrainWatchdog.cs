@@ -29,6 +29,7 @@ public sealed class DrainWatchdog : IDisposable
     private long lastDrainNs;
     private long notifyFailures;
     private bool stalled;
+    private int stoppingSaid;
 
     /// <summary>
     /// Starts watching; the drain counts as fresh now. <paramref name="stallLimit"/>
@@ -129,12 +130,27 @@ public sealed class DrainWatchdog : IDisposable
             : null;
     }
 
-    /// <summary>Stops the watchdog and tells systemd the sensor is stopping (sd_notify <c>STOPPING=1</c>).</summary>
+    /// <summary>
+    /// Stops the pings and tells systemd the sensor is stopping (sd_notify
+    /// <c>STOPPING=1</c>), after any ping under way (waiting at most 100 ms for
+    /// it); from any thread, once: a stop that runs out of time (StopDeadline)
+    /// says so before it ends the process.
+    /// </summary>
+    public void Stopping()
+    {
+        if (Interlocked.Exchange(ref stoppingSaid, 1) != 0)
+            return;
+        stopping.Set();
+        if (Thread.CurrentThread != thread)
+            thread.Join(TimeSpan.FromMilliseconds(100));
+        Notify(ServiceState.Stopping);
+    }
+
+    /// <summary>Stops the watchdog and tells systemd the sensor is stopping (<see cref="Stopping"/>).</summary>
     public void Dispose()
     {
-        stopping.Set();
+        Stopping();
         thread.Join();
-        Notify(ServiceState.Stopping);
         stopping.Dispose();
     }
 }

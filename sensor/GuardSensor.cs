@@ -346,6 +346,9 @@ public sealed partial class GuardSensor : IDisposable
     /// <summary>Whether the ring's drain is late by more than the stall limit, as the watchdog last saw.</summary>
     public bool Stalled => watchdog?.Stalled ?? false;
 
+    /// <summary>Tells systemd this sensor is stopping (<see cref="DrainWatchdog.Stopping"/>); any thread, as often as called.</summary>
+    public void SayStopping() => watchdog?.Stopping();
+
     /// <summary>Handles what the kernel has (waiting up to <paramref name="timeoutMs"/>), then the periodic work.</summary>
     public int Poll(int timeoutMs)
     {

@@ -48,6 +48,8 @@ public sealed class StopDeadline
     private void Watch()
     {
         Thread.Sleep(deadline);
+        // systemd hears STOPPING=1 whichever way the process ends.
+        sensor.SayStopping();
         if (finished)
             Libc.Exit(0);
         string line;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using Guard.Cli;
@@ -54,7 +55,8 @@ public sealed class DrainWatchdogTests
                 Assert.True(DateTime.UtcNow < deadline, "the watch never counted as stalled although its draining thread was stopped");
                 Thread.Sleep(100);
             }
-            Run.WaitFor(() => Said(stderr, "has not been drained"), "the stall said on stderr", 5_000);
+            if (!SpinWait.SpinUntil(() => Said(stderr, "has not been drained"), 5_000))
+                throw new Xunit.Sdk.XunitException($"the stall was not said on stderr within 5 s; the watch's threads: {ThreadStates(watch.Id)}");
             while (notify.Poll(0, SelectMode.SelectRead))
                 notify.Receive(new byte[256]);
             Assert.False(notify.Poll(2_000_000, SelectMode.SelectRead), "systemd was told all is well while the drain was stalled");
@@ -127,22 +129,63 @@ public sealed class DrainWatchdogTests
     /// Stops one thread (argv[1], a tid) with PTRACE_SEIZE and PTRACE_INTERRUPT,
     /// which stop that thread alone, says "stopped", waits for a line on stdin,
     /// then detaches ("resumed"); if the test dies first, the tracer's exit detaches.
+    /// The thread is held only where it stopped waiting on the ring (epoll or
+    /// poll, by /proc/PID/task/TID/syscall), the way a hung call holds it: a
+    /// thread stopped while running managed code can never reach a GC safe
+    /// point, so the first collection anywhere in the process would freeze
+    /// every other thread too, the watchdog's included, and one stopped in
+    /// another call may hold a lock the others need (no hang in the field looks
+    /// like either). Stopped elsewhere, it is let go and stopped again.
     /// </summary>
     internal const string StopOneThread = """
-        import ctypes, os, sys
+        import ctypes, os, sys, time
         libc = ctypes.CDLL(None, use_errno=True)
         libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
         tid = int(sys.argv[1])
-        for request in (0x4206, 0x4207):  # PTRACE_SEIZE, PTRACE_INTERRUPT
-            if libc.ptrace(request, tid, None, None) != 0:
-                print("ptrace", request, "failed: errno", ctypes.get_errno(), flush=True)
-                sys.exit(1)
-        os.waitpid(tid, 0x40000000)  # __WALL: the thread's stop
+        pid = tid  # the main thread: its tid is the pid
+        # poll, epoll_wait, epoll_pwait, epoll_pwait2 (x86_64); ppoll, epoll_pwait, epoll_pwait2 (aarch64)
+        waits = {"x86_64": {7, 232, 281, 441}, "aarch64": {73, 22, 441}}[os.uname().machine]
+        for attempt in range(2000):
+            for request in (0x4206, 0x4207):  # PTRACE_SEIZE, PTRACE_INTERRUPT
+                if libc.ptrace(request, tid, None, None) != 0:
+                    print("ptrace", request, "failed: errno", ctypes.get_errno(), flush=True)
+                    sys.exit(1)
+            os.waitpid(tid, 0x40000000)  # __WALL: the thread's stop
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                first = f.read().split()[0]  # a number, or "running"
+            in_call = first.lstrip("-").isdigit() and int(first) in waits
+            if in_call:
+                break
+            libc.ptrace(17, tid, None, None)  # PTRACE_DETACH
+            time.sleep(0.005)
+        else:
+            print("never stopped waiting on the ring", flush=True)
+            sys.exit(1)
         print("stopped", flush=True)
         sys.stdin.readline()
         libc.ptrace(17, tid, None, None)  # PTRACE_DETACH
         print("resumed", flush=True)
         """;
+
+    /// <summary>Each thread of <paramref name="pid"/>: name, state and the system call it is in, for a failure's message.</summary>
+    internal static string ThreadStates(int pid)
+    {
+        var states = new StringBuilder();
+        foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                string stat = File.ReadAllText(Path.Join(task, "stat"));
+                string syscall = File.ReadAllText(Path.Join(task, "syscall")).Split(' ')[0].Trim();
+                states.Append(CultureInfo.InvariantCulture, $"\n  {Path.GetFileName(task)} {stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')]} {stat[stat.LastIndexOf(')') + 2]} syscall {syscall} wchan {File.ReadAllText(Path.Join(task, "wchan"))}");
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+        return states.ToString();
+    }
 
     private static RegisteredSensor Registration(int pid) =>
         RunningSensors.List().SingleOrDefault(s => s.Pid == pid) ?? throw new Xunit.Sdk.XunitException($"guard watch {pid} is not registered");

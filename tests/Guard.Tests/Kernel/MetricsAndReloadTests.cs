@@ -84,7 +84,7 @@ public sealed class MetricsAndReloadTests
         Assert.Equal("stopped", holder.StandardOutput.ReadLine());
         DateTime deadline = DateTime.UtcNow.AddSeconds(30);
         (int Status, string Body) health;
-        while ((health = watch.Get("/healthz")).Status == 200)
+        while ((health = GetOrSayWhy(watch, "/healthz")).Status == 200)
         {
             Assert.True(DateTime.UtcNow < deadline, "/healthz never said 503 although the draining thread was stopped");
             Thread.Sleep(100);
@@ -99,6 +99,19 @@ public sealed class MetricsAndReloadTests
         holder.StandardInput.Flush();
         Assert.Equal("resumed", holder.StandardOutput.ReadLine());
         Run.WaitFor(() => watch.Get("/healthz").Status == 200, "/healthz 200 once the drain went on", 10_000);
+    }
+
+    /// <summary><see cref="WatchProcess.Get"/>, failing with the watch's threads' states when the server does not answer.</summary>
+    private static (int Status, string Body) GetOrSayWhy(WatchProcess watch, string target)
+    {
+        try
+        {
+            return watch.Get(target);
+        }
+        catch (IOException e)
+        {
+            throw new XunitException($"GET {target}: {e.Message}; the watch's threads: {DrainWatchdogTests.ThreadStates(watch.Process.Id)}");
+        }
     }
 
     [Fact]
