@@ -3,7 +3,8 @@
 # clang and llvm (the BPF object), bpftool (vmlinux.h from this kernel's BTF),
 # libbpf, libelf and zlib archives (linked into the native guard binary), and
 # the tools the kernel tests drive (python3, util-linux's unshare, iproute2,
-# socat for the relay tests, rsyslog for the syslog output's tests: started by
+# socat for the relay tests, librandomx-dev for the RandomX tests' real hasher
+# (tevador's reference implementation; never a miner: no network), rsyslog for the syslog output's tests: started by
 # them on loopback with their own configuration, never as the host's syslog),
 # and groff and zsh, which read the man page and the zsh completion the package
 # ships (the .deb itself is built by dpkg-deb, part of every Debian system).
@@ -16,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev python3 util-linux iproute2 socat groff-base zsh; do
+for pkg in clang llvm libbpf-dev libelf-dev zlib1g-dev librandomx-dev python3 util-linux iproute2 socat groff-base zsh; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)

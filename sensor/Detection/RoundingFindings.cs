@@ -10,13 +10,18 @@ namespace Guard.Sensor.Detection;
 /// counted by the kernel, sampled once a second. RandomX's CFROUND picks among
 /// all four modes as its program runs, so at its switches the kernel sees it
 /// in every one; interval arithmetic holds FE_UPWARD (CGAL) or alternates
-/// FE_DOWNWARD and FE_UPWARD (Boost's rounded_arith_std). A process is a
-/// miner, whatever its name, arguments or encryption, when within the
-/// policy's window it was switched out at least randomx_rounding_switches
-/// times in non-default modes, and in at least randomx_distinct_modes of the
-/// three, each with an eighth of that threshold (<see cref="ModeShareDivisor"/>):
-/// a mode visited for a moment (a library probing modes at start) does not
-/// count. One alert per process.
+/// FE_DOWNWARD and FE_UPWARD (Boost's rounded_arith_std). Switches are
+/// summed over three scopes: the process, the program (an unbroken line of
+/// parents and children running the same executable file, forked or exec'd
+/// again: a miner that hops to a fresh process before any one of them
+/// reaches the count), and the job. A scope is mining, whatever the names,
+/// arguments or encryption, when within the policy's window it was switched
+/// out at least randomx_rounding_switches times in non-default modes, and in
+/// at least randomx_distinct_modes of the three, each with an eighth of that
+/// threshold (<see cref="ModeShareDivisor"/>): a mode visited for a moment (a
+/// library probing modes at start) does not count. The alert names the
+/// process of the scope that switched last, so the rule's action lands on the
+/// one running now; a scope alerts at most once a window.
 /// </summary>
 public sealed class RoundingFindings
 {
@@ -29,39 +34,76 @@ public sealed class RoundingFindings
     /// </summary>
     public const int ModeShareDivisor = 8;
 
-    /// <summary>Per process: counts summed across the kernel's restarts, and the window's samples of them.</summary>
+    /// <summary>Evidence <c>rounding_scope</c>: the switches of one process.</summary>
+    public const string ProcessScope = "process";
+
+    /// <summary>Evidence <c>rounding_scope</c>: the switches of one program's line of processes.</summary>
+    public const string ProgramScope = "program";
+
+    /// <summary>Evidence <c>rounding_scope</c>: the switches of one job's processes.</summary>
+    public const string JobScope = "job";
+
+    /// <summary>Counts summed in one scope, and the window's samples of them.</summary>
+    private sealed class Tally
+    {
+        public ModeCounts Total;
+
+        public Queue<(long TimeNs, ModeCounts Total)> Window { get; } = new();
+
+        /// <summary>Pids that added switches, with when they last did (CLOCK_BOOTTIME ns).</summary>
+        public Dictionary<int, long> Contributors { get; } = [];
+
+        public long QuietUntilNs;
+
+        public long LastGainNs;
+
+        public (ModeCounts InWindow, int Processes) Close(long nowNs, long window)
+        {
+            // The baseline is the last sample at or before the window's start: a scope sampled
+            // only when it gains keeps the total it had before the gap.
+            Window.Enqueue((nowNs, Total));
+            while (Window.Count > 1 && Window.ElementAt(1).TimeNs <= nowNs - window)
+                Window.Dequeue();
+            int processes = 0;
+            foreach (long at in Contributors.Values)
+                processes += at >= nowNs - window ? 1 : 0;
+            return (Total - Window.Peek().Total, processes);
+        }
+    }
+
+    /// <summary>Per process: the kernel's last counts (summed across its restarts) and the process's own tally.</summary>
     private sealed class Watched(ulong startTimeNs)
     {
         public ulong StartTimeNs { get; } = startTimeNs;
 
         public ModeCounts Last;
 
-        public ModeCounts Total;
-
-        public Queue<(long TimeNs, ModeCounts Total)> Window { get; } = new();
-
-        public bool Alerted;
+        public Tally Tally { get; } = new();
     }
 
     private readonly Policy policy;
     private readonly Dictionary<int, Watched> watched = [];
+    private readonly Dictionary<string, Tally> programs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tally> jobs = new(StringComparer.Ordinal);
     private readonly HashSet<int> present = [];
+    private readonly List<(Tally Tally, ProcessEntry Process)> sampled = [];
+    private readonly Dictionary<Tally, (ProcessEntry Last, string Scope)> scopesGained = [];
 
     public RoundingFindings(Policy policy) => this.policy = policy;
 
     /// <summary>
     /// Judges one sampling of the kernel's counts at <paramref name="nowNs"/>
-    /// (CLOCK_BOOTTIME ns); yields an alert for each process that crossed the
-    /// thresholds for the first time.
+    /// (CLOCK_BOOTTIME ns); yields an alert for each process, program or job
+    /// that crossed the thresholds (once a window each).
     /// </summary>
     public IEnumerable<AlertEvent> Sample(IReadOnlyList<(int Pid, GuardRounding Switches)> counts, long nowNs, ProcessTable table)
     {
         if (policy.ActionFor(Detectors.Randomx) == RuleAction.Off)
             yield break;
-        Thresholds thresholds = policy.Thresholds;
-        long window = thresholds.RandomxWindowSeconds * 1_000_000_000L;
-        ulong perMode = (ulong)((thresholds.RandomxRoundingSwitches + ModeShareDivisor - 1) / ModeShareDivisor);
+        long window = policy.Thresholds.RandomxWindowSeconds * 1_000_000_000L;
         present.Clear();
+        sampled.Clear();
+        scopesGained.Clear();
         foreach ((int pid, GuardRounding switches) in counts)
         {
             present.Add(pid);
@@ -73,40 +115,128 @@ public sealed class RoundingFindings
                 watched[pid] = w;
                 // A process younger than the window is measured from its start; an older one from now on.
                 if (nowNs - (long)switches.StartTimeNs < window)
-                    w.Window.Enqueue(((long)switches.StartTimeNs, default));
+                    w.Tally.Window.Enqueue(((long)switches.StartTimeNs, default));
                 else
                     w.Last = now;
             }
-            w.Total += now.GainedSince(w.Last);
+            ModeCounts more = now.GainedSince(w.Last);
             w.Last = now;
-            w.Window.Enqueue((nowNs, w.Total));
-            while (w.Window.Count > 1 && w.Window.Peek().TimeNs < nowNs - window)
-                w.Window.Dequeue();
-            ModeCounts inWindow = w.Total - w.Window.Peek().Total;
-            if (inWindow.Sum < (ulong)thresholds.RandomxRoundingSwitches || inWindow.ModesWithAtLeast(perMode) < thresholds.RandomxDistinctModes || w.Alerted)
-                continue;
+            w.Tally.Total += more;
             if (table.Identify(pid, w.StartTimeNs) is not { } process)
                 continue;
-            w.Alerted = true;
-            yield return new AlertEvent
-            {
-                Rule = Detectors.Randomx.Name,
-                Description = "the FPU rounding mode cycling through its directed modes, as RandomX mining does",
-                RequestedAction = policy.ActionFor(Detectors.Randomx),
-                Evidence =
-                [
-                    new("rounding_switches", inWindow.Sum.ToString(CultureInfo.InvariantCulture)),
-                    new("rounding_modes", inWindow.ToEvidence()),
-                    new("window_seconds", thresholds.RandomxWindowSeconds.ToString(CultureInfo.InvariantCulture)),
-                ],
-                Process = process,
-                TimeNs = nowNs,
-            };
+            sampled.Add((w.Tally, process));
+            if (more.Sum == 0 || w.Tally.QuietUntilNs == long.MaxValue)
+                continue;
+            // The wider scopes: the switches count there too, whichever process made them
+            // (but one already reported alone, whose switches would only report it again).
+            Add(programs, ProgramKey(process), ProgramScope, more, pid, nowNs, process);
+            if (process.Membership.Id is { } job)
+                Add(jobs, job, JobScope, more, pid, nowNs, process);
         }
-        // Forget processes the kernel no longer counts (exited).
+        // Each process first: a process that crossed alone is named as such, and its program and job keep quiet.
+        foreach ((Tally tally, ProcessEntry process) in sampled)
+        {
+            (ModeCounts inWindow, int _) = tally.Close(nowNs, window);
+            if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
+                continue;
+            tally.QuietUntilNs = long.MaxValue; // one alert a process
+            Quiet(programs, ProgramKey(process), nowNs + window);
+            if (process.Membership.Id is { } job)
+                Quiet(jobs, job, nowNs + window);
+            yield return Alert(process, ProcessScope, inWindow, 1, nowNs);
+        }
+        foreach ((Tally tally, (ProcessEntry last, string scope)) in scopesGained)
+        {
+            (ModeCounts inWindow, int processes) = tally.Close(nowNs, window);
+            if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
+                continue;
+            tally.QuietUntilNs = nowNs + window;
+            yield return Alert(last, scope, inWindow, processes, nowNs);
+        }
+        // Forget processes the kernel no longer counts (exited), and scopes quiet for a window.
         foreach (int gone in watched.Keys.Where(p => !present.Contains(p)).ToList())
             watched.Remove(gone);
+        Forget(programs, nowNs - window);
+        Forget(jobs, nowNs - window);
     }
+
+    /// <summary>Adds one process's new switches to a scope's tally; the scope is judged after every process.</summary>
+    private void Add(Dictionary<string, Tally> scopes, string key, string scope, ModeCounts more, int pid, long nowNs, ProcessEntry process)
+    {
+        if (!scopes.TryGetValue(key, out Tally? tally))
+        {
+            tally = new Tally();
+            tally.Window.Enqueue((nowNs - 1, default));
+            scopes[key] = tally;
+        }
+        tally.Total += more;
+        tally.LastGainNs = nowNs;
+        tally.Contributors[pid] = nowNs;
+        scopesGained[tally] = (process, scope);
+    }
+
+    private static void Quiet(Dictionary<string, Tally> scopes, string key, long untilNs)
+    {
+        if (scopes.TryGetValue(key, out Tally? tally))
+            tally.QuietUntilNs = Math.Max(tally.QuietUntilNs, untilNs);
+    }
+
+    private static void Forget(Dictionary<string, Tally> scopes, long beforeNs)
+    {
+        foreach ((string key, Tally tally) in scopes)
+        {
+            if (tally.LastGainNs < beforeNs && tally.QuietUntilNs < beforeNs)
+                scopes.Remove(key);
+            else
+                foreach (int pid in tally.Contributors.Where(c => c.Value < beforeNs).Select(c => c.Key).ToList())
+                    tally.Contributors.Remove(pid);
+        }
+    }
+
+    private bool Crossed(ModeCounts inWindow)
+    {
+        Thresholds thresholds = policy.Thresholds;
+        ulong perMode = (ulong)((thresholds.RandomxRoundingSwitches + ModeShareDivisor - 1) / ModeShareDivisor);
+        return inWindow.Sum >= (ulong)thresholds.RandomxRoundingSwitches && inWindow.ModesWithAtLeast(perMode) >= thresholds.RandomxDistinctModes;
+    }
+
+    /// <summary>
+    /// The program a process runs, as a line: its farthest ancestor reached
+    /// through parents that ran the same executable file (device and inode;
+    /// the path when the file is not known), by entity id.
+    /// </summary>
+    private static string ProgramKey(ProcessEntry process)
+    {
+        ProcessEntry root = process;
+        while (root.Parent is { } parent && SameExecutable(parent, root))
+            root = parent;
+        return root.EntityId;
+    }
+
+    private static bool SameExecutable(ProcessEntry a, ProcessEntry b) =>
+        a.ExecutableFile is { } fa && b.ExecutableFile is { } fb ? fa == fb : a.Executable.AsSpan().SequenceEqual(b.Executable);
+
+    private AlertEvent Alert(ProcessEntry process, string scope, ModeCounts inWindow, int processes, long nowNs) => new()
+    {
+        Rule = Detectors.Randomx.Name,
+        Description = scope switch
+        {
+            ProcessScope => "the FPU rounding mode cycling through its directed modes, as RandomX mining does",
+            ProgramScope => "the FPU rounding mode cycling through its directed modes across one program's processes, as RandomX mining does that hops from process to process",
+            _ => "the FPU rounding mode cycling through its directed modes across one job's processes, as RandomX mining does",
+        },
+        RequestedAction = policy.ActionFor(Detectors.Randomx),
+        Evidence =
+        [
+            new("rounding_switches", inWindow.Sum.ToString(CultureInfo.InvariantCulture)),
+            new("rounding_modes", inWindow.ToEvidence()),
+            new("rounding_scope", scope),
+            new("rounding_processes", processes.ToString(CultureInfo.InvariantCulture)),
+            new("window_seconds", policy.Thresholds.RandomxWindowSeconds.ToString(CultureInfo.InvariantCulture)),
+        ],
+        Process = process,
+        TimeNs = nowNs,
+    };
 
     /// <summary>Switches in the down, up and toward-zero modes.</summary>
     private readonly record struct ModeCounts(ulong Down, ulong Up, ulong TowardZero)

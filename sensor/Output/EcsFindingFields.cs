@@ -19,7 +19,7 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     private static readonly HashSet<string> BooleanEvidence = ["in_job", "running_before_start", "exec_record_lost"];
 
     /// <summary>Evidence names whose values are decimal integers: written as JSON numbers.</summary>
-    private static readonly HashSet<string> IntegerEvidence = ["args_read_bytes", "port", "rounding_switches", "stream_offset", "window_seconds", "dropped", "peak_per_second", "threshold_per_second"];
+    private static readonly HashSet<string> IntegerEvidence = ["args_read_bytes", "port", "rounding_processes", "rounding_switches", "stream_offset", "window_seconds", "dropped", "peak_per_second", "threshold_per_second"];
 
     /// <summary>
     /// An alert line's members after the header's; event.action is the rule's

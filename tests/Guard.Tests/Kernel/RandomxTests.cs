@@ -110,4 +110,103 @@ public sealed class RandomxTests
             ordinary.Kill(entireProcessTree: true);
         }
     }
+
+    /// <summary>
+    /// Fixtures/standins/randomx-hasher.c against librandomx (tevador's
+    /// reference implementation; packaging/setup.sh installs librandomx-dev):
+    /// RandomX itself, not a model of it.
+    /// </summary>
+    private static string CompileHasher(TempDir dir)
+    {
+        if (!File.Exists("/usr/include/randomx.h"))
+            throw new Xunit.Sdk.XunitException("librandomx-dev is not installed (randomx.h missing): run packaging/setup.sh");
+        string binary = Path.Combine(dir.Path, "trainer");
+        Run.Complete("clang", "-O2", "-Wall", "-Werror", "-o", binary, Path.Combine(AppContext.BaseDirectory, "Fixtures", "standins", "randomx-hasher.c"), "-lrandomx");
+        return binary;
+    }
+
+    /// <summary>The hasher on CPU 0 beside the ordinary spinner, in a network namespace of its own; returns once its cache is made.</summary>
+    private static Process Hasher(string binary, int seconds, int? hopMs = null)
+    {
+        string[] args = ["--net", "taskset", "-c", "0", binary, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        Process hasher = Run.Start("unshare", hopMs is { } hop ? [.. args, hop.ToString(System.Globalization.CultureInfo.InvariantCulture)] : args);
+        Assert.Equal("ready", hasher.StandardOutput.ReadLine());
+        return hasher;
+    }
+
+    [Fact]
+    public void ARealRandomxHasherIsFoundAndKilledUnderTheDefaultThresholds()
+    {
+        using var dir = new TempDir();
+        string trainer = CompileHasher(dir);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        using Process ordinary = OrdinarySpinner(60);
+        using Process hasher = Hasher(trainer, 60);
+        try
+        {
+            RecordedEvent alert = sensor.WaitFor("randomx alert", e => e.Action == "randomx", timeoutMs: 30_000);
+            Assert.Equal(hasher.Id, alert.Pid);
+            JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
+            Assert.Equal("process", finding.GetProperty("evidence").GetProperty("rounding_scope").GetString());
+            Assert.StartsWith("killed", finding.GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+            Assert.True(hasher.WaitForExit(5000));
+            Assert.Equal(137, hasher.ExitCode);
+            Assert.False(ordinary.HasExited, "the ordinary spinner keeps running");
+        }
+        finally
+        {
+            if (!hasher.HasExited)
+                hasher.Kill();
+            ordinary.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>
+    /// The hasher hops to a fresh process (fork, then the old one exits) every
+    /// 300 ms, so no process is switched out the default 200 times in its
+    /// short life: the switches of its line of processes, one program, are
+    /// summed, and the one hashing now is killed, which ends the line.
+    /// </summary>
+    [Fact]
+    public void AHasherThatHopsToAFreshProcessEveryFewHundredMillisecondsIsFoundAsOneProgram()
+    {
+        using var dir = new TempDir();
+        string trainer = CompileHasher(dir);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        using Process ordinary = OrdinarySpinner(60);
+        using Process hasher = Hasher(trainer, 60, hopMs: 300);
+        using var own = new OwnProcesses();
+        try
+        {
+            RecordedEvent alert = sensor.WaitFor("randomx alert", e => e.Action == "randomx", timeoutMs: 30_000);
+            JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
+            JsonElement evidence = finding.GetProperty("evidence");
+            Assert.Equal("program", evidence.GetProperty("rounding_scope").GetString());
+            Assert.True(evidence.GetProperty("rounding_processes").GetInt32() >= 2, evidence.ToString());
+            Assert.StartsWith("killed", finding.GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+            // The line ends: no process of it hashes on.
+            Thread.Sleep(1000);
+            List<int> left = OwnProcesses.Running(trainer);
+            Assert.True(left.Count == 0, $"{left.Count} processes of the hasher's line still run after the kill");
+            Assert.DoesNotContain(sensor.Events, e => e.Action == "randomx" && e.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence").GetProperty("rounding_scope").GetString() == "process");
+        }
+        finally
+        {
+            if (!hasher.HasExited)
+                hasher.Kill();
+            foreach (int pid in OwnProcesses.Running(trainer)) // the line's later processes: this test's own binary
+            {
+                try
+                {
+                    _ = own.Add(pid);
+                }
+                catch (Xunit.Sdk.XunitException)
+                {
+                    // It ended meanwhile.
+                }
+            }
+            own.KillAll();
+            ordinary.Kill(entireProcessTree: true);
+        }
+    }
 }
