@@ -107,6 +107,17 @@ struct {
 	__type(value, struct guard_rounding);
 } rounding_switches SEC(".maps");
 
+/* The last counts of processes that ended, keyed by pid and start, until the
+ * sensor's next sampling reads and deletes them: a process that lives less
+ * than a sampling period (a miner hopping from process to process) is still
+ * counted. LRU: a flood of short lives loses the oldest, never blocks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_rounding_key);
+	__type(value, struct guard_rounding);
+} rounding_exited SEC(".maps");
+
 #define GPU_SEEN_OPEN 1
 #define GPU_SEEN_IOCTL 2
 
@@ -366,6 +377,16 @@ int BPF_PROG(guard_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/* Moves an ending process's rounding counts (if it has any of its own) to rounding_exited. */
+static __always_inline void keep_exited_rounding(__u32 tgid, __u64 start_time_ns)
+{
+	struct guard_rounding_key key = { .tgid = tgid, .start_time_ns = start_time_ns };
+	struct guard_rounding *seen = bpf_map_lookup_elem(&rounding_switches, &tgid);
+
+	if (seen && seen->start_time_ns == start_time_ns)
+		bpf_map_update_elem(&rounding_exited, &key, seen, BPF_ANY);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(guard_exit, struct task_struct *task)
 {
@@ -378,6 +399,7 @@ int BPF_PROG(guard_exit, struct task_struct *task)
 	tgid = BPF_CORE_READ(task, tgid);
 	bpf_map_delete_elem(&gpu_seen, &tgid);
 	bpf_map_delete_elem(&job_members, &tgid);
+	keep_exited_rounding(tgid, process_start(task));
 	bpf_map_delete_elem(&rounding_switches, &tgid);
 	bpf_map_delete_elem(&exec_unrecorded, &tgid);
 	x = reserve(sizeof(*x), GUARD_RECORD_EXIT);

@@ -401,6 +401,13 @@ struct guard_rounding {
 	__u64 switches[GUARD_ROUNDING_MODES]; /* [mode - 1]: down, up, toward zero */
 };
 
+/* Key of rounding_exited: an ended process, by pid and start. */
+struct guard_rounding_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_time_ns;
+};
+
 /* Keys of the per-process GPU counter maps, read by the sensor. */
 struct guard_gpu_count_key {
 	__u32 pid;

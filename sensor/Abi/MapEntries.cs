@@ -150,6 +150,20 @@ public struct GuardRounding
     public RoundingModeSwitches Switches;
 }
 
+/// <summary>Key of rounding_exited: an ended process by pid and start. Mirrors struct guard_rounding_key in bpf/guard.h (16 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardRoundingKey
+{
+    /// <summary>The process id (the kernel's tgid).</summary>
+    public uint Tgid;
+
+    /// <summary>Zero; the start's alignment.</summary>
+    public uint Pad;
+
+    /// <summary>The process's start, CLOCK_BOOTTIME ns.</summary>
+    public ulong StartTimeNs;
+}
+
 [InlineArray(GuardRounding.Modes)]
 public struct RoundingModeSwitches
 {

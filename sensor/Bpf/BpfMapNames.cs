@@ -22,6 +22,9 @@ public static class BpfMapNames
     /// <summary><c>rounding_switches</c> in bpf/guard.bpf.c: context switches in each non-default FPU rounding mode, per process (struct guard_rounding).</summary>
     public const string RoundingSwitches = "rounding_switches";
 
+    /// <summary>The last rounding counts of ended processes, until the next sampling reads them.</summary>
+    public const string RoundingExited = "rounding_exited";
+
     /// <summary><c>gpu_ioctl_counts</c> in bpf/guard.bpf.c: GPU ioctls per process and kind.</summary>
     public const string GpuIoctlCounts = "gpu_ioctl_counts";
 

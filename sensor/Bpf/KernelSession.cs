@@ -26,6 +26,7 @@ public sealed unsafe class KernelSession : IDisposable
     private readonly List<string> warnings = [];
     private int jobMembersFd = -1;
     private int roundingSwitchesFd = -1;
+    private int roundingExitedFd = -1;
     private int sockOwnersFd = -1;
     private int sockOwnerSize;
     private int unixHeadsFd = -1;
@@ -113,6 +114,7 @@ public sealed unsafe class KernelSession : IDisposable
 
             session.RingBufferFd = session.MapFd(BpfMapNames.Events);
             session.roundingSwitchesFd = session.MapFd(BpfMapNames.RoundingSwitches);
+            session.roundingExitedFd = session.MapFd(BpfMapNames.RoundingExited);
             // Rules before attach: no exec is judged against empty maps.
             session.WriteExecRules(options.InKernelRules);
             session.DropsFd = session.MapFd(BpfMapNames.Drops);
@@ -345,9 +347,19 @@ public sealed unsafe class KernelSession : IDisposable
     /// <summary>Every process the kernel has inside a job, with its job root.</summary>
     public List<(uint Tgid, GuardJobMember Member)> ReadJobMembers() => Libbpf.Entries<uint, GuardJobMember>(jobMembersFd);
 
-    /// <summary>Appends (pid, context switches per non-default rounding mode) for every process the kernel counted.</summary>
+    /// <summary>
+    /// The kernel's rounding-mode counts: of processes that ended since the
+    /// last call first (each read once, then deleted: a life shorter than a
+    /// sampling period still counts), then of the living.
+    /// </summary>
     public void ReadRoundingSwitches(List<(int Pid, GuardRounding Switches)> into)
     {
+        foreach ((GuardRoundingKey key, GuardRounding switches) in Libbpf.Entries<GuardRoundingKey, GuardRounding>(roundingExitedFd))
+        {
+            GuardRoundingKey k = key;
+            _ = Libbpf.MapDelete(roundingExitedFd, &k); // gone already: the LRU let it go
+            into.Add(((int)key.Tgid, switches));
+        }
         foreach ((uint pid, GuardRounding switches) in Libbpf.Entries<uint, GuardRounding>(roundingSwitchesFd))
             into.Add(((int)pid, switches));
     }

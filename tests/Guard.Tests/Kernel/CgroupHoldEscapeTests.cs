@@ -216,7 +216,10 @@ public sealed class CgroupHoldEscapeTests : IDisposable
         Run.WaitFor(() => Stopped(spinner.Id) && Stopped(talker), "the kernel to stop both where they went");
         long slipped = progress() - atMove;
         output.WriteLine($"moved out: {slipped} increments ran before the stop; {perSecond:F0} a second free-running");
-        Assert.True(slipped < perSecond * 0.005, $"{slipped} increments ran after the move: more than 5 ms of free running ({perSecond:F0}/s)");
+        // The stop lands when the task next returns to user space: ~32 us on a quiet machine (the
+        // README's figure); a loaded one delays it by milliseconds, so the bound here only tells
+        // a stop in the kernel from a stop by the sensor after a poll (which takes ~100 ms and more).
+        Assert.True(slipped < perSecond * 0.05, $"{slipped} increments ran after the move: more than 50 ms of free running ({perSecond:F0}/s)");
         Assert.Equal(before, Received(pool, 1.0));
         Assert.Equal(1UL, MovesCounted(spinner.Id));
         Assert.Equal(1UL, MovesCounted(talker));
