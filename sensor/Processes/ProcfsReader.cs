@@ -246,16 +246,42 @@ public static class ProcfsReader
         }
     }
 
+    /// <summary>
+    /// The real uid on /proc/PID/status's "Uid:" line; 0 when it cannot be read.
+    /// Read into a pooled buffer and parsed as bytes: the sensor reads this for
+    /// every process on the host at start (10,000 and more), and a StreamReader
+    /// and a string per line would leave megabytes for the collector each time.
+    /// </summary>
     private static uint ReadUid(string dir)
     {
-        foreach (string line in File.ReadLines($"{dir}/status"))
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileLimit);
+        try
         {
-            if (!line.StartsWith("Uid:", StringComparison.Ordinal))
-                continue;
-            string[] fields = line.Split('\t', StringSplitOptions.RemoveEmptyEntries);
-            return fields.Length > 1 && uint.TryParse(fields[1], CultureInfo.InvariantCulture, out uint uid) ? uid : 0;
+            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadSmall($"{dir}/status", buffer));
+            int at = text.IndexOf("\nUid:"u8);
+            if (at < 0)
+                return 0;
+            ReadOnlySpan<byte> rest = text[(at + 5)..].TrimStart("\t "u8);
+            return System.Buffers.Text.Utf8Parser.TryParse(rest, out uint uid, out _) ? uid : 0;
         }
-        return 0;
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The most of a small /proc file (status, cgroup) read: 16 KiB, past any status and a cgroup path at PATH_MAX.</summary>
+    private const int SmallFileLimit = 16 << 10;
+
+    /// <summary>Reads the start of <paramref name="path"/> into <paramref name="buffer"/>; returns how many bytes.</summary>
+    /// <exception cref="IOException">The file cannot be opened or read (the process is gone).</exception>
+    private static int ReadSmall(string path, byte[] buffer)
+    {
+        using Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(path);
+        int length = 0, n;
+        while (length < buffer.Length && (n = RandomAccess.Read(file, buffer.AsSpan(length), length)) > 0)
+            length += n;
+        return length;
     }
 
     /// <summary>The cgroup v2 path of process <paramref name="pid"/> (its leader's), or null once it is gone.</summary>
@@ -271,15 +297,25 @@ public static class ProcfsReader
         }
     }
 
-    /// <summary>The cgroup v2 path ("0::/path") of a process.</summary>
+    /// <summary>The cgroup v2 path ("0::/path") of a process; null when it has none.</summary>
+    /// <exception cref="IOException">The file cannot be read (the process is gone).</exception>
     public static string? ReadCgroupPath(string dir)
     {
-        foreach (string line in File.ReadLines($"{dir}/cgroup"))
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileLimit);
+        try
         {
-            if (line.StartsWith("0::", StringComparison.Ordinal))
-                return line[3..];
+            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadSmall($"{dir}/cgroup", buffer));
+            int at = text.StartsWith("0::"u8) ? 0 : text.IndexOf("\n0::"u8) is >= 0 and int i ? i + 1 : -1;
+            if (at < 0)
+                return null;
+            ReadOnlySpan<byte> line = text[(at + 3)..];
+            int end = line.IndexOf((byte)'\n');
+            return Encoding.UTF8.GetString(end < 0 ? line : line[..end]);
         }
-        return null;
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     public static string? ReadWorkingDirectory(int pid) => ReadLinkText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cwd");
