@@ -48,7 +48,10 @@ public sealed class RoundingFindings
     {
         public ModeCounts Total;
 
-        public Queue<(long TimeNs, ModeCounts Total)> Window { get; } = new();
+        /// <summary>The last sample at or before the window's start (zero counts before the first).</summary>
+        private (long TimeNs, ModeCounts Total) baseline;
+
+        private readonly Queue<(long TimeNs, ModeCounts Total)> window = new();
 
         /// <summary>Pids that added switches, with when they last did (CLOCK_BOOTTIME ns).</summary>
         public Dictionary<int, long> Contributors { get; } = [];
@@ -57,17 +60,17 @@ public sealed class RoundingFindings
 
         public long LastGainNs;
 
-        public (ModeCounts InWindow, int Processes) Close(long nowNs, long window)
+        /// <summary>Samples the total at <paramref name="nowNs"/>; what the window holds, and how many processes added to it.</summary>
+        public (ModeCounts InWindow, int Processes) Close(long nowNs, long windowNs)
         {
-            // The baseline is the last sample at or before the window's start: a scope sampled
-            // only when it gains keeps the total it had before the gap.
-            Window.Enqueue((nowNs, Total));
-            while (Window.Count > 1 && Window.ElementAt(1).TimeNs <= nowNs - window)
-                Window.Dequeue();
+            // A scope sampled only when it gains keeps, as its baseline, the total it had before the gap.
+            window.Enqueue((nowNs, Total));
+            while (window.Count > 0 && window.Peek().TimeNs <= nowNs - windowNs)
+                baseline = window.Dequeue();
             int processes = 0;
             foreach (long at in Contributors.Values)
-                processes += at >= nowNs - window ? 1 : 0;
-            return (Total - Window.Peek().Total, processes);
+                processes += at > nowNs - windowNs ? 1 : 0;
+            return (Total - baseline.Total, processes);
         }
     }
 
@@ -114,9 +117,7 @@ public sealed class RoundingFindings
                 w = new Watched(switches.StartTimeNs);
                 watched[pid] = w;
                 // A process younger than the window is measured from its start; an older one from now on.
-                if (nowNs - (long)switches.StartTimeNs < window)
-                    w.Tally.Window.Enqueue(((long)switches.StartTimeNs, default));
-                else
+                if (nowNs - (long)switches.StartTimeNs >= window)
                     w.Last = now;
             }
             ModeCounts more = now.GainedSince(w.Last);
@@ -166,7 +167,6 @@ public sealed class RoundingFindings
         if (!scopes.TryGetValue(key, out Tally? tally))
         {
             tally = new Tally();
-            tally.Window.Enqueue((nowNs - 1, default));
             scopes[key] = tally;
         }
         tally.Total += more;
