@@ -139,6 +139,11 @@ public static class WatchCommand
         Description = $"Serve Prometheus metrics (/metrics) and /healthz on ADDRESS: PORT (on 127.0.0.1), IP:PORT or [IPV6]:PORT; default: off (e.g. --metrics {MetricsServer.DefaultPort})",
     };
 
+    private static readonly Option<string?> AccessGroup = new("--access-group")
+    {
+        Description = "Open `guard status` (published every 5 s), the --file and the action log to this group, read-only (acting commands stay root's): the run directory and the --file's directory become root:GROUP, mode 2750, their files 0640 (default: root alone)",
+    };
+
     private static readonly Option<string?> DropAlertRate = new("--drop-alert-rate")
     {
         Description = "Alert when the kernel's ring loses more than N records a second (N or N/s), at most once a minute with the count; default: off",
@@ -155,7 +160,7 @@ public static class WatchCommand
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
         Output.AcceptOnlyFromAmong("auto", "json", "text", "none");
-        foreach (Option option in new Option[] { Output, Quiet, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate, ConfigFile, FilePath, FileMaxSize, FileMaxAge, FileBackups, Syslog, SyslogFacility, OutputQueue })
+        foreach (Option option in new Option[] { Output, Quiet, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate, AccessGroup, ConfigFile, FilePath, FileMaxSize, FileMaxAge, FileBackups, Syslog, SyslogFacility, OutputQueue })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -325,6 +330,12 @@ public static class WatchCommand
         if (duration is { } d)
             stop.CancelAfter(d);
         TextWriter error = console.Error;
+        uint? group = null;
+        if (Get(parse, AccessGroup, config) is { } access)
+            group = SharedDirectory.GroupId(access.Value) ?? throw access.Refuse($"'{access.Value}' is not a group on this host (/etc/group), or is root's");
+        // Before any file is opened: a file takes its mode and group from its directory.
+        if (ShareDirectories(group, settings.File) is { } notShared)
+            error.WriteLine(notShared);
         // --quiet: what is neither an error nor a warning (the start lines, the summary) is not said.
         TextWriter info = parse.GetValue(Quiet) ? TextWriter.Null : console.Error;
         using Stream stdout = console.OpenStandardOutput();
@@ -358,6 +369,7 @@ public static class WatchCommand
         using CancellationTokenRegistration onSignal = cancellation.Register(deadline.Arm);
         foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
+        using var publisher = new StatusPublisher(group is not null, error);
         Policy policy = options.Policy!;
         if (config is not null)
             info.WriteLine($"guard watch: configuration {config.Path}");
@@ -377,6 +389,7 @@ public static class WatchCommand
                 (said.Contains("warning:", StringComparison.Ordinal) ? error : info).WriteLine(said);
             throw;
         }
+        publisher.Dispose();
         string? handover = HandOver(sensor);
         // What the outputs hold is written before the summary: a stop loses no line that was queued.
         outputs.Complete(OutputDrainWait);
@@ -385,6 +398,93 @@ public static class WatchCommand
             (handover.Contains("warning:", StringComparison.Ordinal) ? error : info).WriteLine(handover);
         deadline.Finished();
         return (int)ExitCode.Success;
+    }
+
+    /// <summary>
+    /// Shares the run directory, and the --file's directory when it is
+    /// Guard's own (made here, or named guard), with <paramref name="group"/>;
+    /// without a group, the run directory is root's alone again. Returns a
+    /// warning when the file's directory is someone else's and left as it is.
+    /// </summary>
+    /// <exception cref="IOException">A directory could not be made, or given its owner and mode.</exception>
+    private static string? ShareDirectories(uint? group, string? file)
+    {
+        string run = RunDirectory.Ensure();
+        if (group is not uint gid)
+        {
+            SharedDirectory.Unshare(run, 0x1ED); // 0755, as RunDirectory makes it
+            return null;
+        }
+        SharedDirectory.Share(run, gid);
+        if (file is null)
+            return null;
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/";
+        bool made = !Directory.Exists(dir);
+        if (made && !OperatingSystem.IsWindows())
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (made || Path.GetFileName(dir) == "guard")
+        {
+            SharedDirectory.Share(dir, gid);
+            return null;
+        }
+        return SharedDirectory.GroupOf(dir) == gid ? null
+            : $"guard watch: warning: --access-group: {dir} is not Guard's own directory and is left as it is, so the group cannot read {file} (make {dir} root:{gid} mode 2750 to share it)";
+    }
+
+    /// <summary>Publishes `guard status` for the access group every <see cref="StatusCommand.PublishInterval"/>; takes it back when disposed.</summary>
+    private sealed class StatusPublisher : IDisposable
+    {
+        private readonly Timer? timer;
+        private readonly TextWriter error;
+        private readonly Guard.Sensor.Response.Quarantines? quarantines;
+        private readonly object gate = new();
+        private bool stopped;
+        private bool failureSaid;
+
+        public StatusPublisher(bool shared, TextWriter error)
+        {
+            this.error = error;
+            if (!shared)
+            {
+                StatusCommand.Unpublish();
+                return;
+            }
+            quarantines = new Guard.Sensor.Response.Quarantines(KernelMounts.FindCgroup2Root());
+            timer = new Timer(_ => Publish(), null, TimeSpan.Zero, StatusCommand.PublishInterval);
+        }
+
+        private void Publish()
+        {
+            lock (gate)
+            {
+                if (stopped)
+                    return;
+                try
+                {
+                    StatusCommand.Publish(quarantines!, Environment.ProcessId);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SensorException)
+                {
+                    // Tried again at the next interval; said once.
+                    if (!failureSaid)
+                        error.WriteLine($"guard watch: warning: cannot publish the status for the access group: {e.Message}");
+                    failureSaid = true;
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (gate)
+            {
+                if (stopped)
+                    return;
+                stopped = true;
+            }
+            timer?.Dispose();
+            lock (gate)
+                StatusCommand.Unpublish();
+        }
     }
 
     private static IEnumerable<string> Describe(OutputSettings s)
