@@ -25,6 +25,7 @@ public static class GuardCli
         root.Subcommands.Add(VersionCommand.Create(console));
         root.Subcommands.Add(CompletionCommand.Create(console, () => root));
         root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));
+        HelpExamples.Install(root);
         return root;
     }
 

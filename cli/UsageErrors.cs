@@ -28,6 +28,15 @@ public static partial class UsageErrors
         // `guard kill -9 PID` binds -9 as the PID and leaves PID over: look at every word.
         if (command.Name == "kill" && parse.Tokens.FirstOrDefault(t => SignalFlag().IsMatch(t.Value)) is { } signal)
             return $"guard kill always sends SIGKILL (through a pidfd); leave '{signal.Value}' out";
+        // `guard kill --pid 4242`: an option the command lacks is taken as its argument, and the number left over.
+        if (parse.Tokens.FirstOrDefault(t => t.Type == TokenType.Argument && t.Value.StartsWith("--", StringComparison.Ordinal) && t.Value.Length > 2) is { } stray
+            && !command.Options.Any(o => o.Name == stray.Value || o.Aliases.Contains(stray.Value)))
+        {
+            IEnumerable<string> known = command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Prepend(o.Name));
+            return Nearest(stray.Value, known) is { } meant
+                ? $"unknown option '{stray.Value}' for '{name}'; did you mean '{meant}'?"
+                : $"unknown option '{stray.Value}' for '{name}' (see '{name} --help')";
+        }
         if (parse.UnmatchedTokens is [{ } word, ..])
         {
             if (word.StartsWith('-'))
@@ -48,9 +57,23 @@ public static partial class UsageErrors
         }
         if (command.Subcommands.Count > 0 && !parse.CommandResult.Children.Any())
             return $"no command given to '{name}' (commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))})";
+        ParseError first = parse.Errors[0];
         // One line: System.CommandLine lists allowed values one to a line.
-        return string.Join(' ', parse.Errors[0].Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        string message = string.Join(' ', first.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        string? optionName = first.SymbolResult switch
+        {
+            OptionResult o => o.Option.Name,
+            ArgumentResult { Parent: OptionResult o } => o.Option.Name,
+            _ => null,
+        };
+        // "Argument 'x' not recognized. Must be one of: 'a' 'b'" says neither which option nor in the words the others use.
+        if (NotAmong().Match(message) is { Success: true } m)
+            return $"{optionName ?? "argument"}: '{m.Groups[1].Value}' is not one of {string.Join(", ", m.Groups[2].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => v.Trim('\'')))}";
+        return optionName is not null && !message.Contains(optionName, StringComparison.Ordinal) ? $"{optionName}: {message}" : message;
     }
+
+    [GeneratedRegex("^Argument '(.*)' not recognized\\. Must be one of: (.*)$")]
+    private static partial Regex NotAmong();
 
     private static string CommandPath(CommandResult result)
     {

@@ -221,13 +221,17 @@ public sealed partial class GuardSensor
         foreach (string kind in (string[])["exec", "hold", "stratum"])
             m.Sample("kind", kind, metricCounters.Denials.Get(kind));
 
-        IReadOnlyList<OutputCounter> outputs = metricCounters.Outputs.All;
-        m.Counter("guard_output_events_total", "Events an output wrote, by output.");
-        foreach (OutputCounter o in outputs)
+        // The outputs' own counts (the heartbeat's guard.health.outputs), read as they are kept: no second count to drift.
+        IReadOnlyList<OutputHealth> outputs = sink.Health;
+        m.Counter("guard_output_events_total", "Events an output wrote, by output (stdout, file, syslog, action_log).");
+        foreach (OutputHealth o in outputs)
             m.Sample("output", o.Name, o.Written);
-        m.Counter("guard_output_dropped_total", "Events an output dropped (queue full, destination failing), by output.");
-        foreach (OutputCounter o in outputs)
-            m.Sample("output", o.Name, o.Dropped);
+        m.Counter("guard_output_dropped_total", "Events an output lost, by output and reason: queue_full (it could not keep up, or was stalled) or write_failed (a full disk, a refused connection).");
+        foreach (OutputHealth o in outputs)
+        {
+            m.Sample("output", o.Name, "reason", "queue_full", o.Dropped);
+            m.Sample("output", o.Name, "reason", "write_failed", o.Failed);
+        }
 
         m.Gauge("guard_program_attached", "Whether each kernel program is attached (1) or missing (0).");
         foreach (AttachedProgram a in kernel.Attached)

@@ -113,6 +113,7 @@ public sealed partial class GuardSensor : IDisposable
     private long nextGpuFlushNs;
     private long nextRoundingSampleNs;
     private long nextQuarantineCheckNs;
+    private long nextDeadlineCheckNs;
     private long nextHoldCheckNs;
     private long nextGpuSampleNs;
     private readonly IGpuSource gpuSource;
@@ -384,8 +385,16 @@ public sealed partial class GuardSensor : IDisposable
         }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
+            // Every second the whole pass (pruning holds whose processes are gone); in between, a
+            // deadline's look every 100 ms, so a timeout is carried out within about that of its time.
             nextQuarantineCheckNs = now + 1_000_000_000;
-            ExpireQuarantines();
+            nextDeadlineCheckNs = now + DeadlineCheckIntervalNs;
+            ExpireQuarantines(whole: true);
+        }
+        else if (now >= nextDeadlineCheckNs && quarantines is not null)
+        {
+            nextDeadlineCheckNs = now + DeadlineCheckIntervalNs;
+            ExpireQuarantines(whole: false);
         }
         if (now >= nextHeartbeatNs)
         {
@@ -465,6 +474,9 @@ public sealed partial class GuardSensor : IDisposable
     /// <summary>How often held processes and cgroups are checked for attempts to let them run: the longest a hold the kernel could not answer stays broken.</summary>
     private const long HoldCheckIntervalNs = 250_000_000;
 
+    /// <summary>How often a running sensor looks for a hold's deadline that has passed (a map walk): a timeout's lateness, at most.</summary>
+    private const long DeadlineCheckIntervalNs = 100_000_000;
+
     /// <summary>
     /// While holds are pinned: the GPU ioctl program follows their members, and
     /// what the kernel counted as attempts to let a held process or cgroup run is
@@ -496,12 +508,15 @@ public sealed partial class GuardSensor : IDisposable
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>
-    private void ExpireQuarantines()
+    private void ExpireQuarantines(bool whole)
     {
         if (!QuarantineKernel.Pinned)
             return;
         try
         {
+            // Between whole passes, only when a deadline has passed.
+            if (!whole && !Quarantines.AnyDue(DateTimeOffset.UtcNow))
+                return;
             foreach (QuarantineOutcome outcome in quarantines!.Expire(DateTimeOffset.UtcNow))
             {
                 // A hold that cannot be ended is tried every second: said once, not every time.

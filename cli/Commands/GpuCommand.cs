@@ -13,14 +13,18 @@ namespace Guard.Cli.Commands;
 /// <summary>`guard gpu`: nvidia-smi with lineage: devices, the processes on them, their jobs and Guard's verdict.</summary>
 public static class GpuCommand
 {
+    private static readonly Option<string> Output = ActionOutput.CreateOption("one JSON document per refresh, {\"nvml\": {\"available\": false, \"reason\": ...}} without NVML");
+
+    /// <summary>The older spelling of --output json, kept so scripts that use it go on working.</summary>
     private static readonly Option<bool> Json = new("--json")
     {
-        Description = "One JSON document (per refresh with --watch) instead of a table",
+        Description = "Same as --output json",
+        Hidden = true,
     };
 
     private static readonly Option<bool> Watch = new("--watch")
     {
-        Description = "Refresh in place until Ctrl-C",
+        Description = "Refresh in place until Ctrl-C (default: print once)",
     };
 
     private static readonly Option<string?> Interval = new("--interval")
@@ -36,7 +40,7 @@ public static class GpuCommand
     public static Command Create(IConsole console)
     {
         var command = new Command("gpu", "GPUs and the processes on them, with utilisation, memory, lineage, job and verdict (NVML).");
-        foreach (Option option in new Option[] { Json, Watch, Interval, PolicyFile })
+        foreach (Option option in new Option[] { Output, Json, Watch, Interval, PolicyFile })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -47,10 +51,14 @@ public static class GpuCommand
         TimeSpan interval = TimeSpan.FromSeconds(1);
         if (parse.GetValue(Interval) is { } text && !ValueParsers.TryParseDuration(text, out interval))
             throw new UsageException($"--interval: '{text}' is not a duration");
+        bool json = parse.GetValue(Json) || ActionOutput.IsJson(parse, Output);
         Policy policy = PolicyLoader.Load(parse.GetValue(PolicyFile));
         using var nvml = new NvmlSource();
         if (!nvml.Available)
         {
+            // A script reading JSON gets JSON, with the reason; a person gets the line.
+            if (json)
+                WriteUnavailable(console, nvml.Status);
             console.Error.WriteLine($"guard: {nvml.Status}");
             return (int)ExitCode.Failure;
         }
@@ -58,7 +66,7 @@ public static class GpuCommand
         {
             var table = new ProcessTable(EntityIds.ForThisBoot(), new CgroupPaths(KernelMounts.FindCgroup2Root(), new CgroupJobs(policy.Jobs.Units)), new UserNames());
             IReadOnlyList<GpuDeviceReport> reports = GpuUsers.Report(nvml.Sample(), policy, table);
-            if (parse.GetValue(Json))
+            if (json)
                 WriteJson(console, reports);
             else
                 WriteTable(console.Out, reports, clear: parse.GetValue(Watch));
@@ -100,12 +108,33 @@ public static class GpuCommand
         o.Flush();
     }
 
+    /// <summary>The document without NVML: no devices, and why (the library missing, the driver not loaded, ...).</summary>
+    internal static void WriteUnavailable(IConsole console, string reason)
+    {
+        using Stream stdout = console.OpenStandardOutput();
+        using (var w = new Utf8JsonWriter(stdout))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("nvml");
+            w.WriteBoolean("available", false);
+            w.WriteString("reason", reason);
+            w.WriteEndObject();
+            w.WriteStartArray("devices");
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
+    }
+
     private static void WriteJson(IConsole console, IReadOnlyList<GpuDeviceReport> reports)
     {
         using Stream stdout = console.OpenStandardOutput();
         using (var w = new Utf8JsonWriter(stdout))
         {
             w.WriteStartObject();
+            w.WriteStartObject("nvml");
+            w.WriteBoolean("available", true);
+            w.WriteEndObject();
             w.WriteStartArray("devices");
             foreach (GpuDeviceReport r in reports)
             {

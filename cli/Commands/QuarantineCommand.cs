@@ -18,7 +18,7 @@ public static class QuarantineCommand
 
     private static readonly Option<string?> Job = new("--job")
     {
-        Description = "Hold this job instead (slurm:123, k8s-pod:UID, container:ID, systemd:UNIT): its cgroup is frozen",
+        Description = "Hold this job instead of a PID (slurm:123, k8s-pod:UID, container:ID, systemd:UNIT): its cgroup is frozen (default: the PID's tree, not a job)",
     };
 
     private static readonly Option<string?> Timeout = new("--timeout")
@@ -28,13 +28,13 @@ public static class QuarantineCommand
 
     private static readonly Option<string> Then = new("--then")
     {
-        Description = "What the timeout does: release (default) or kill",
+        Description = "What the timeout does: release or kill",
         DefaultValueFactory = _ => "release",
     };
 
     private static readonly Option<string?> Reason = new("--reason")
     {
-        Description = "Why, for `guard status` and the action event",
+        Description = "Why, for `guard status` and the action event (default: \"held from the command line\")",
     };
 
     private static readonly Option<string[]> GpuDevices = new("--gpu-device")

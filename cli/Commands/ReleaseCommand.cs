@@ -16,7 +16,7 @@ public static class ReleaseCommand
 
     private static readonly Option<string?> Job = new("--job")
     {
-        Description = "The held job, as `guard status` names it",
+        Description = "The held job, as `guard status` names it (default: the hold the PID is in)",
     };
 
     private static readonly Option<bool> All = new("--all")

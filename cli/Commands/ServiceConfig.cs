@@ -81,10 +81,11 @@ public sealed class ServiceConfig
         ["outputs.syslog.facility"] = ("--syslog-facility", Kind.Text),
         ["metrics.address"] = ("--metrics", Kind.TextOrInteger),
         ["metrics.drop_alert_rate"] = ("--drop-alert-rate", Kind.TextOrInteger),
+        ["access.group"] = ("--access-group", Kind.TextOrInteger),
     };
 
     /// <summary>Sections the file may have.</summary>
-    private static readonly string[] Sections = ["intervals", "outputs", "outputs.stdout", "outputs.file", "outputs.syslog", "metrics"];
+    private static readonly string[] Sections = ["intervals", "outputs", "outputs.stdout", "outputs.file", "outputs.syslog", "metrics", "access"];
 
     private readonly Dictionary<string, ConfigValue> values;
 

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
+using Guard.Sensor.Interop;
 using Guard.Sensor.Output;
 using Guard.Sensor.Response;
 
@@ -23,25 +25,122 @@ public static class StatusCommand
         return command;
     }
 
+    /// <summary>What `guard watch` publishes for the access group: the text, and the JSON document.</summary>
+    public const string PublishedText = "status.txt";
+
+    /// <summary>The JSON document published beside <see cref="PublishedText"/>.</summary>
+    public const string PublishedJson = "status.json";
+
+    /// <summary>How often a running `guard watch` publishes its status for the access group.</summary>
+    public static readonly TimeSpan PublishInterval = TimeSpan.FromSeconds(5);
+
     private static int Run(ParseResult parse, IConsole console)
     {
-        Privileges.Require("guard status");
+        // Not root: what a running watch published for its access group, if this caller may read it.
+        if (Privileges.Missing().Count > 0)
+            return ShowPublished(parse, console);
         var quarantines = new Quarantines(KernelMounts.FindCgroup2Root());
         var log = new ActionLog(new EcsEncoder(RunInfo.ForThisHost(GuardCli.Version), new ArgumentRedactor()));
         foreach (QuarantineOutcome expired in quarantines.Expire(DateTimeOffset.UtcNow))
             log.Append(expired.ToActionEvent(null));
         quarantines.Prune();
-        IReadOnlyList<QuarantineHold> held = quarantines.List();
-        IReadOnlyList<LoadedProgram> programs = GuardProgramsLoaded.List();
-        IReadOnlyList<string> pins = Pins.Links(Pins.Root);
-        IReadOnlyList<LoggedAction> recent = ActionLog.Recent(RecentCount);
-        Lineage? lineage = ReadLineage();
-        IReadOnlyList<RegisteredSensor> sensors = RunningSensors.List();
-
+        Snapshot now = Collect(quarantines);
         if (ActionOutput.IsJson(parse, Output))
-            WriteJson(console, held, programs, pins, lineage, sensors, recent);
+        {
+            using Stream stdout = console.OpenStandardOutput();
+            WriteJson(stdout, now, null);
+        }
         else
-            WriteText(console.Out, held, programs, pins, lineage, sensors, recent);
+        {
+            WriteText(console.Out, now);
+        }
+        return (int)ExitCode.Success;
+    }
+
+    /// <summary>Everything `guard status` shows, read once (reads only: nothing expires or is pruned).</summary>
+    private sealed record Snapshot(IReadOnlyList<QuarantineHold> Held, IReadOnlyList<LoadedProgram> Programs, IReadOnlyList<string> Pins, Lineage? Lineage, IReadOnlyList<RegisteredSensor> Sensors, IReadOnlyList<LoggedAction> Recent);
+
+    private static Snapshot Collect(Quarantines quarantines) =>
+        new(quarantines.List(), GuardProgramsLoaded.List(), Pins.Links(Pins.Root), ReadLineage(), RunningSensors.List(), ActionLog.Recent(RecentCount));
+
+    /// <summary>
+    /// Writes the status, text and JSON, into the run directory for the group it
+    /// is shared with ([access] group), each through a temporary name: a reader
+    /// sees a whole one. Nothing when the run directory is not shared; what
+    /// was published before is removed then. Called by `guard watch` every
+    /// <see cref="PublishInterval"/> from a timer's thread.
+    /// </summary>
+    /// <exception cref="IOException">A file could not be written.</exception>
+    public static void Publish(Quarantines quarantines, int sensorPid)
+    {
+        string dir = RunDirectory.Path;
+        if (SharedDirectory.GroupOf(dir) is null)
+        {
+            Unpublish();
+            return;
+        }
+        Snapshot now = Collect(quarantines);
+        DateTimeOffset at = DateTimeOffset.UtcNow;
+        var text = new StringWriter();
+        text.WriteLine($"status as of {Time(at)}, published by guard watch pid {sensorPid} every {PublishInterval.TotalSeconds:F0} s for its access group (root sees it live)");
+        WriteText(text, now);
+        using var json = new MemoryStream();
+        WriteJson(json, now, (at, sensorPid));
+        WriteWhole(Path.Join(dir, PublishedText), Encoding.UTF8.GetBytes(text.ToString()));
+        WriteWhole(Path.Join(dir, PublishedJson), json.ToArray());
+    }
+
+    /// <summary>Removes what <see cref="Publish"/> wrote (a watch's stop): no status outlives the sensor that vouched for it.</summary>
+    public static void Unpublish()
+    {
+        foreach (string name in (string[])[PublishedText, PublishedJson])
+        {
+            try
+            {
+                File.Delete(Path.Join(RunDirectory.Path, name));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another watch's, or a directory gone: nothing to take back.
+            }
+        }
+    }
+
+    private static void WriteWhole(string path, byte[] content)
+    {
+        string temporary = path + ".new";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write))
+        {
+            SharedDirectory.Fit((int)file.SafeFileHandle.DangerousGetHandle(), RunDirectory.Path, temporary);
+            file.Write(content);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>`guard status` for a caller who is not root: the published status when it may read it; else one line, exit 77.</summary>
+    private static int ShowPublished(ParseResult parse, IConsole console)
+    {
+        bool json = ActionOutput.IsJson(parse, Output);
+        string path = Path.Join(RunDirectory.Path, json ? PublishedJson : PublishedText);
+        byte[] content;
+        try
+        {
+            content = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string why = e is FileNotFoundException or DirectoryNotFoundException ? $"no guard watch publishes its status under {RunDirectory.Path}" : $"{path} is not readable by this user ({e.Message})";
+            throw new NotPermittedException($"guard status: root sees the status live; others in the [access] group of a running guard watch (guard.toml) see what it publishes, and {why}");
+        }
+        if (json)
+        {
+            using Stream stdout = console.OpenStandardOutput();
+            stdout.Write(content);
+        }
+        else
+        {
+            console.Out.Write(Encoding.UTF8.GetString(content));
+        }
         return (int)ExitCode.Success;
     }
 
@@ -54,8 +153,9 @@ public static class StatusCommand
         return lineage is null ? null : new Lineage(lineage.Links().Count, lineage.Lost);
     }
 
-    private static void WriteText(TextWriter o, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent)
+    private static void WriteText(TextWriter o, Snapshot snapshot)
     {
+        (IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent) = (snapshot.Held, snapshot.Programs, snapshot.Pins, snapshot.Lineage, snapshot.Sensors, snapshot.Recent);
         o.WriteLine(held.Count == 0 ? "quarantined: none" : $"quarantined: {held.Count}");
         foreach (QuarantineHold h in held)
         {
@@ -129,12 +229,18 @@ public static class StatusCommand
         };
     }
 
-    private static void WriteJson(IConsole console, IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent)
+    private static void WriteJson(Stream stdout, Snapshot snapshot, (DateTimeOffset At, int Pid)? published)
     {
-        using Stream stdout = console.OpenStandardOutput();
+        (IReadOnlyList<QuarantineHold> held, IReadOnlyList<LoadedProgram> programs, IReadOnlyList<string> pins, Lineage? lineage, IReadOnlyList<RegisteredSensor> sensors, IReadOnlyList<LoggedAction> recent) = (snapshot.Held, snapshot.Programs, snapshot.Pins, snapshot.Lineage, snapshot.Sensors, snapshot.Recent);
         using (var w = new Utf8JsonWriter(stdout))
         {
             w.WriteStartObject();
+            if (published is { } publisher)
+            {
+                // Read by a member of the access group: when, and by which sensor.
+                w.WriteString("as_of", publisher.At);
+                w.WriteNumber("published_by", publisher.Pid);
+            }
             w.WriteStartArray("quarantined");
             foreach (QuarantineHold h in held)
             {

@@ -29,7 +29,7 @@ public static class WatchCommand
 
     private static readonly Option<string?> FilePath = new("--file")
     {
-        Description = "Also write ECS JSON lines to this file (mode 0600, rotated by --file-max-size and --file-max-age, reopened on SIGHUP)",
+        Description = "Also write ECS JSON lines to this file (mode 0600, rotated by --file-max-size and --file-max-age, reopened on SIGHUP; default: no file)",
     };
 
     private static readonly Option<string?> FileMaxSize = new("--file-max-size")
@@ -49,7 +49,7 @@ public static class WatchCommand
 
     private static readonly Option<string?> Syslog = new("--syslog")
     {
-        Description = $"Also send events to syslog, RFC 5424 with the ECS JSON line as message: {SyslogAddress.Forms} (tcp frames by octet counting, RFC 6587)",
+        Description = $"Also send events to syslog, RFC 5424 with the ECS JSON line as message: {SyslogAddress.Forms} (tcp frames by octet counting, RFC 6587; default: no syslog)",
     };
 
     private static readonly Option<string?> SyslogFacility = new("--syslog-facility")
@@ -71,12 +71,17 @@ public static class WatchCommand
 
     private static readonly Option<string?> Duration = new("--duration")
     {
-        Description = "Stop after this long (90s, 5m, 1h); default: until Ctrl-C or SIGTERM",
+        Description = "Stop after this long (90s, 5m, 1h, 1h30m); default: until Ctrl-C or SIGTERM",
+    };
+
+    private static readonly Option<bool> Quiet = new("--quiet", "-q")
+    {
+        Description = "Keep stderr to errors and warnings: no start lines, no stop summary (default: both)",
     };
 
     private static readonly Option<int?> Pid = new("--pid")
     {
-        Description = "Only this process and its descendants",
+        Description = "Only this process and its descendants (default: every process)",
         CustomParser = r => int.TryParse(r.Tokens[0].Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0
             ? pid
             : Refuse<int?>(r, $"--pid: '{r.Tokens[0].Value}' is not a process id (a whole number above 0)"),
@@ -84,13 +89,13 @@ public static class WatchCommand
 
     private static readonly Option<string[]> Types = new("--type")
     {
-        Description = $"Only these event types ({TypeList}); repeat or separate with commas",
+        Description = $"Only these event types ({TypeList}); repeat or separate with commas (default: all but fork; alerts and actions always)",
         AllowMultipleArgumentsPerToken = true,
     };
 
     private static readonly Option<string?> Job = new("--job")
     {
-        Description = "Only processes of this job (slurm:123, k8s-pod:UID, container:ID, systemd:UNIT)",
+        Description = "Only processes of this job (slurm:123, k8s-pod:UID, container:ID, systemd:UNIT, tree:ENTITY_ID; default: every job and none)",
     };
 
     private static readonly Option<string[]> GpuDevices = new("--gpu-device")
@@ -125,13 +130,18 @@ public static class WatchCommand
 
     private static readonly Option<string[]> Redact = new("--redact")
     {
-        Description = "More argument names whose values are hidden (added to password, token, secret, key, ...)",
+        Description = "More argument names whose values are hidden (added to password, token, secret, key, ...; default: none added)",
         AllowMultipleArgumentsPerToken = true,
     };
 
     private static readonly Option<string?> Metrics = new("--metrics")
     {
         Description = $"Serve Prometheus metrics (/metrics) and /healthz on ADDRESS: PORT (on 127.0.0.1), IP:PORT or [IPV6]:PORT; default: off (e.g. --metrics {MetricsServer.DefaultPort})",
+    };
+
+    private static readonly Option<string?> AccessGroup = new("--access-group")
+    {
+        Description = "Open `guard status` (published every 5 s), the --file and the action log to this group, read-only (acting commands stay root's): the run directory and the --file's directory become root:GROUP, mode 2750, their files 0640 (default: root alone)",
     };
 
     private static readonly Option<string?> DropAlertRate = new("--drop-alert-rate")
@@ -149,8 +159,8 @@ public static class WatchCommand
     public static Command Create(IConsole console)
     {
         var command = new Command("watch", "Stream process, network and GPU events until Ctrl-C, SIGTERM or --duration.");
-        Output.AcceptOnlyFromAmong("auto", "json", "text");
-        foreach (Option option in new Option[] { Output, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate, ConfigFile, FilePath, FileMaxSize, FileMaxAge, FileBackups, Syslog, SyslogFacility, OutputQueue })
+        Output.AcceptOnlyFromAmong("auto", "json", "text", "none");
+        foreach (Option option in new Option[] { Output, Quiet, Duration, Pid, Types, Job, GpuDevices, GpuInterval, RingSize, Heartbeat, StallLimit, Redact, PolicyFile, Metrics, DropAlertRate, AccessGroup, ConfigFile, FilePath, FileMaxSize, FileMaxAge, FileBackups, Syslog, SyslogFacility, OutputQueue })
             command.Options.Add(option);
         command.SetAction((parse, cancellation) => Task.FromResult(Run(parse, console, cancellation)));
         return command;
@@ -320,9 +330,18 @@ public static class WatchCommand
         if (duration is { } d)
             stop.CancelAfter(d);
         TextWriter error = console.Error;
+        uint? group = null;
+        if (Get(parse, AccessGroup, config) is { } access)
+            group = SharedDirectory.GroupId(access.Value) ?? throw access.Refuse($"'{access.Value}' is not a group on this host (/etc/group), or is root's");
+        // Before any file is opened: a file takes its mode and group from its directory.
+        if (ShareDirectories(group, settings.File) is { } notShared)
+            error.WriteLine(notShared);
+        // --quiet: what is neither an error nor a warning (the start lines, the summary) is not said.
+        TextWriter info = parse.GetValue(Quiet) ? TextWriter.Null : console.Error;
         using Stream stdout = console.OpenStandardOutput();
+        bool colour = !json && TerminalColour.Wanted(console.IsOutputRedirected, Environment.GetEnvironmentVariable("NO_COLOR"), Environment.GetEnvironmentVariable("TERM"));
         using var outputs = new OutputSet(
-            new EcsEncoder(run, redactor), new TextEncoder(run, redactor),
+            new EcsEncoder(run, redactor), new TextEncoder(run, redactor, colour),
             settings.Syslog is null ? null : new SyslogHeader(run, settings.Facility),
             line => error.WriteLine(line));
         if (settings.Stdout != "none")
@@ -350,14 +369,15 @@ public static class WatchCommand
         using CancellationTokenRegistration onSignal = cancellation.Register(deadline.Arm);
         foreach (string warning in sensor.Warnings)
             console.Error.WriteLine($"guard: warning: {warning}");
+        using var publisher = new StatusPublisher(group is not null, error);
         Policy policy = options.Policy!;
         if (config is not null)
-            console.Error.WriteLine($"guard watch: configuration {config.Path}");
-        console.Error.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
-        console.Error.WriteLine($"guard watch: {sensor.GpuStatus}");
+            info.WriteLine($"guard watch: configuration {config.Path}");
+        info.WriteLine($"guard watch: policy {string.Join(" + ", policy.Sources)}, mode {(policy.Mode == PolicyMode.Enforce ? "enforce" : "audit")}");
+        info.WriteLine($"guard watch: {sensor.GpuStatus}");
         if (sensor.MetricsEndpoint is { } endpoint)
-            console.Error.WriteLine($"guard watch: metrics on http://{endpoint}/metrics and /healthz");
-        console.Error.WriteLine($"guard watch: outputs: {string.Join(", ", Describe(settings))}");
+            info.WriteLine($"guard watch: metrics on http://{endpoint}/metrics and /healthz");
+        info.WriteLine($"guard watch: outputs: {string.Join(", ", Describe(settings))}");
         try
         {
             sensor.Run(stop.Token);
@@ -366,17 +386,105 @@ public static class WatchCommand
         {
             // A fault ends the run: enforcement is handed over before it propagates.
             if (HandOver(sensor) is { } said)
-                console.Error.WriteLine(said);
+                (said.Contains("warning:", StringComparison.Ordinal) ? error : info).WriteLine(said);
             throw;
         }
+        publisher.Dispose();
         string? handover = HandOver(sensor);
         // What the outputs hold is written before the summary: a stop loses no line that was queued.
         outputs.Complete(OutputDrainWait);
-        WriteSummary(console.Error, sensor.Summary(), outputs.Health);
+        WriteSummary(info, sensor.Summary(), outputs.Health);
         if (handover is not null)
-            console.Error.WriteLine(handover);
+            (handover.Contains("warning:", StringComparison.Ordinal) ? error : info).WriteLine(handover);
         deadline.Finished();
         return (int)ExitCode.Success;
+    }
+
+    /// <summary>
+    /// Shares the run directory, and the --file's directory when it is
+    /// Guard's own (made here, or named guard), with <paramref name="group"/>;
+    /// without a group, the run directory is root's alone again. Returns a
+    /// warning when the file's directory is someone else's and left as it is.
+    /// </summary>
+    /// <exception cref="IOException">A directory could not be made, or given its owner and mode.</exception>
+    private static string? ShareDirectories(uint? group, string? file)
+    {
+        string run = RunDirectory.Ensure();
+        if (group is not uint gid)
+        {
+            SharedDirectory.Unshare(run, 0x1ED); // 0755, as RunDirectory makes it
+            return null;
+        }
+        SharedDirectory.Share(run, gid);
+        if (file is null)
+            return null;
+        string dir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? "/";
+        bool made = !Directory.Exists(dir);
+        if (made && !OperatingSystem.IsWindows())
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (made || Path.GetFileName(dir) == "guard")
+        {
+            SharedDirectory.Share(dir, gid);
+            return null;
+        }
+        return SharedDirectory.GroupOf(dir) == gid ? null
+            : $"guard watch: warning: --access-group: {dir} is not Guard's own directory and is left as it is, so the group cannot read {file} (make {dir} root:{gid} mode 2750 to share it)";
+    }
+
+    /// <summary>Publishes `guard status` for the access group every <see cref="StatusCommand.PublishInterval"/>; takes it back when disposed.</summary>
+    private sealed class StatusPublisher : IDisposable
+    {
+        private readonly Timer? timer;
+        private readonly TextWriter error;
+        private readonly Guard.Sensor.Response.Quarantines? quarantines;
+        private readonly object gate = new();
+        private bool stopped;
+        private bool failureSaid;
+
+        public StatusPublisher(bool shared, TextWriter error)
+        {
+            this.error = error;
+            if (!shared)
+            {
+                StatusCommand.Unpublish();
+                return;
+            }
+            quarantines = new Guard.Sensor.Response.Quarantines(KernelMounts.FindCgroup2Root());
+            timer = new Timer(_ => Publish(), null, TimeSpan.Zero, StatusCommand.PublishInterval);
+        }
+
+        private void Publish()
+        {
+            lock (gate)
+            {
+                if (stopped)
+                    return;
+                try
+                {
+                    StatusCommand.Publish(quarantines!, Environment.ProcessId);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SensorException)
+                {
+                    // Tried again at the next interval; said once.
+                    if (!failureSaid)
+                        error.WriteLine($"guard watch: warning: cannot publish the status for the access group: {e.Message}");
+                    failureSaid = true;
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (gate)
+            {
+                if (stopped)
+                    return;
+                stopped = true;
+            }
+            timer?.Dispose();
+            lock (gate)
+                StatusCommand.Unpublish();
+        }
     }
 
     private static IEnumerable<string> Describe(OutputSettings s)

@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 namespace Guard.Sensor.Interop;
 
 /// <summary>
-/// A log file opened for writing at its end only (O_APPEND, mode 0600, never
+/// A log file opened for writing at its end only (O_APPEND, mode 0600, or 0640
+/// in a directory shared with a group (<see cref="SharedDirectory"/>), never
 /// through a symlink): each <see cref="Write"/> of whole lines lands after
 /// whatever any other process appended, so lines from several writers never
 /// interleave within a line (the kernel holds the inode's lock for the whole
@@ -25,8 +26,8 @@ public sealed unsafe partial class AppendFile : IDisposable
     private const int Eintr = 4;
     private const int SeekCurrent = 1;
 
-    /// <summary>rw------- : events and actions are for root alone (a configured group reads them through a copy, not this file).</summary>
-    public const int Mode = 0x180;
+    /// <summary>rw------- : events and actions are for root alone, unless their directory is shared (<see cref="SharedDirectory"/>: 0640).</summary>
+    public const int Mode = SharedDirectory.PrivateFileMode;
 
     private readonly FileDescriptor fd;
 
@@ -41,7 +42,8 @@ public sealed unsafe partial class AppendFile : IDisposable
 
     /// <summary>
     /// Opens <paramref name="path"/> for appending, creating it with mode 0600,
-    /// and sets 0600 on a file that was there with another mode.
+    /// and sets 0600 on a file that was there with another mode; in a shared
+    /// directory 0640 and the directory's group instead (<see cref="SharedDirectory"/>).
     /// </summary>
     /// <exception cref="IOException">It cannot be opened (the errno's text), or a symlink is at the path.</exception>
     public static AppendFile Open(string path)
@@ -50,11 +52,14 @@ public sealed unsafe partial class AppendFile : IDisposable
         if (raw < 0)
             throw new IOException($"cannot open {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
         var fd = new FileDescriptor(raw);
-        if (FChmod(raw, Mode) != 0)
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
+            SharedDirectory.Fit(raw, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? "/", path);
+        }
+        catch (IOException)
+        {
             fd.Dispose();
-            throw new IOException($"cannot make {path} mode 0600: {Libc.ErrorText(errno)}");
+            throw;
         }
         return new AppendFile(fd, path);
     }
@@ -195,9 +200,6 @@ public sealed unsafe partial class AppendFile : IDisposable
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     private static partial nint WriteBytes(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
-    private static partial int FChmod(int fd, int mode);
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(int fd, int operation);

@@ -42,62 +42,9 @@ public sealed class LabeledCounters
 }
 
 /// <summary>
-/// One output's counts (stdout, a file, syslog): what it wrote and what it
-/// had to drop (its queue full, its destination failing). Counted by the
-/// output's own thread, read by the metrics server's.
-/// </summary>
-public sealed class OutputCounter
-{
-    private long written;
-    private long dropped;
-
-    internal OutputCounter(string name) => Name = name;
-
-    /// <summary>The output's name as the metrics label it: "stdout", "file", "syslog".</summary>
-    public string Name { get; }
-
-    /// <summary>Events written so far.</summary>
-    public long Written => Interlocked.Read(ref written);
-
-    /// <summary>Events dropped so far.</summary>
-    public long Dropped => Interlocked.Read(ref dropped);
-
-    /// <summary>Counts <paramref name="n"/> events written.</summary>
-    public void CountWritten(long n = 1) => Interlocked.Add(ref written, n);
-
-    /// <summary>Counts <paramref name="n"/> events dropped.</summary>
-    public void CountDropped(long n = 1) => Interlocked.Add(ref dropped, n);
-}
-
-/// <summary>
-/// The outputs' counters, by output name: an output asks for its counter once
-/// (<see cref="For"/>) and counts into it; the metrics endpoint lists them all
-/// as <c>guard_output_events_total</c> and <c>guard_output_dropped_total</c>.
-/// At most <see cref="LabeledCounters.MaxSeries"/> outputs.
-/// </summary>
-public sealed class OutputCounters
-{
-    private readonly ConcurrentDictionary<string, OutputCounter> outputs = new(StringComparer.Ordinal);
-
-    /// <summary>The counter of the output named <paramref name="name"/>, made the first time; the same one after.</summary>
-    /// <exception cref="InvalidOperationException">More than <see cref="LabeledCounters.MaxSeries"/> outputs were named.</exception>
-    public OutputCounter For(string name)
-    {
-        if (outputs.TryGetValue(name, out OutputCounter? counter))
-            return counter;
-        if (outputs.Count >= LabeledCounters.MaxSeries)
-            throw new InvalidOperationException($"at most {LabeledCounters.MaxSeries} outputs are counted");
-        return outputs.GetOrAdd(name, n => new OutputCounter(n));
-    }
-
-    /// <summary>Every output's counter, by name.</summary>
-    public IReadOnlyList<OutputCounter> All => [.. outputs.Values.OrderBy(o => o.Name, StringComparer.Ordinal)];
-}
-
-/// <summary>
 /// What the sensor counts for its metrics beyond what its parts count
 /// already: findings by rule, actions by kind and outcome, denials by what the
-/// kernel refused, and the outputs' counters. One instance a sensor.
+/// kernel refused (the outputs count their own: OutputHealth). One instance a sensor.
 /// </summary>
 public sealed class MetricCounters
 {
@@ -113,7 +60,4 @@ public sealed class MetricCounters
     /// held process run, refused).
     /// </summary>
     public LabeledCounters Denials { get; } = new();
-
-    /// <summary>Each output's written and dropped events.</summary>
-    public OutputCounters Outputs { get; } = new();
 }

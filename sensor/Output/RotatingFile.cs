@@ -259,7 +259,7 @@ public sealed class RotatingFile : IDisposable
             Compress(uncompressed, Backup(1));
     }
 
-    /// <summary>gzip <paramref name="source"/> into <paramref name="target"/> (mode 0600, through a temporary name), then removes the source.</summary>
+    /// <summary>gzip <paramref name="source"/> into <paramref name="target"/> (mode 0600, 0640 in a shared directory; through a temporary name), then removes the source.</summary>
     private static void Compress(string source, string target)
     {
         if (OperatingSystem.IsWindows())
@@ -276,6 +276,9 @@ public sealed class RotatingFile : IDisposable
             BufferSize = 1 << 16,
         }))
         {
+            // The backup is read by whoever reads the file: the group too where the directory is shared (the umask aside).
+            if (SharedDirectory.GroupOf(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(target)) ?? "/") is not null)
+                SharedDirectory.Fit((int)output.SafeFileHandle.DangerousGetHandle(), System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(target)) ?? "/", target);
             using (var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true))
             {
                 byte[] buffer = new byte[1 << 16];

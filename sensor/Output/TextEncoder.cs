@@ -13,12 +13,29 @@ public sealed class TextEncoder
     private readonly ArgumentRedactor redactor;
     private readonly StringBuilder line = new();
     private readonly byte[] scratch = new byte[2048];
+    private readonly bool colour;
 
-    /// <summary>An encoder for this run's lines (local time of day), with arguments redacted by <paramref name="redactor"/>.</summary>
-    public TextEncoder(RunInfo run, ArgumentRedactor redactor)
+    /// <summary>SGR bold red: an alert (ECMA-48; every colour terminal reads it).</summary>
+    public const string AlertColour = "\u001b[1;31m";
+
+    /// <summary>SGR yellow: an action Guard took or refused.</summary>
+    public const string ActionColour = "\u001b[33m";
+
+    /// <summary>SGR reset, after a coloured line.</summary>
+    public const string ResetColour = "\u001b[0m";
+
+    /// <summary>
+    /// An encoder for this run's lines (local time of day), with arguments
+    /// redacted by <paramref name="redactor"/>; with <paramref name="colour"/>,
+    /// alerts and actions are wrapped in SGR colour sequences (the caller
+    /// decides: a terminal that has colour, NO_COLOR unset). Nothing a monitored
+    /// process wrote can add a sequence: its bytes go through Printable.
+    /// </summary>
+    public TextEncoder(RunInfo run, ArgumentRedactor redactor, bool colour = false)
     {
         this.run = run;
         this.redactor = redactor;
+        this.colour = colour;
     }
 
     /// <summary>
@@ -82,6 +99,8 @@ public sealed class TextEncoder
                     line.Append(CultureInfo.InvariantCulture, $", {o.Name} lost {o.Lost} lines");
                 break;
         }
+        if (colour && e is AlertEvent or ActionEvent)
+            line.Insert(0, e is AlertEvent ? AlertColour : ActionColour).Append(ResetColour);
         return line.ToString();
     }
 

@@ -139,6 +139,18 @@ public sealed class Quarantines
         return outcomes;
     }
 
+    /// <summary>
+    /// Whether a pinned hold's deadline is at or before <paramref name="now"/>:
+    /// one walk of the records map, nothing read from /proc or cgroupfs, so a
+    /// running sensor can ask often and end a hold on time (<see cref="Expire"/> does the work).
+    /// </summary>
+    public static bool AnyDue(DateTimeOffset now)
+    {
+        using QuarantineKernel? kernel = QuarantineKernel.OpenPinned();
+        ulong nowNs = (ulong)now.ToUnixTimeMilliseconds() * 1_000_000;
+        return kernel is not null && kernel.Records().Any(r => r.Record.DeadlineNs != 0 && r.Record.DeadlineNs <= nowNs);
+    }
+
     /// <summary>Every pinned hold, live or not, with its members read now.</summary>
     private List<QuarantineHold> ReadAll(QuarantineKernel kernel) =>
         [.. kernel.Records().Select(r => ReadHold(kernel, r.Id, r.Record))];

@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
 
 namespace Guard.Benchmarks;
 
-/// <summary>The published native `guard`: its resident memory with many live processes, and its time to first event.</summary>
+/// <summary>The published native `guard`: its resident memory with many live processes, its time to READY and to first event.</summary>
 internal static class NativeBinary
 {
     public static IEnumerable<string> Measure(string guard, Storms storms, string work, int liveProcesses)
@@ -39,6 +41,7 @@ internal static class NativeBinary
             yield return $"native guard watch with {processes} live processes on the host: VmRSS {rss}, peak {hwm} (bar 64 MB)";
             yield return $"native guard watch: first event on stdout {firstMs:F0} ms after start (bar 500 ms){(first is null ? " -- no event seen" : "")}";
             yield return $"native guard watch summary: {summary}";
+            yield return StartToReady(guard, work, processes, runs: 5);
         }
         finally
         {
@@ -46,5 +49,62 @@ internal static class NativeBinary
             sleepers.StandardInput.Close();
             sleepers.WaitForExit();
         }
+    }
+
+    /// <summary>
+    /// From exec to systemd's READY=1 (sd_notify on a socket of this benchmark,
+    /// as a Type=notify unit sees it), <paramref name="runs"/> times; each run
+    /// stopped by SIGTERM once ready, and what it left pinned removed.
+    /// </summary>
+    private static string StartToReady(string guard, string work, int processes, int runs)
+    {
+        string path = Path.Combine(work, "notify");
+        var times = new List<double>();
+        for (int i = 0; i < runs; i++)
+        {
+            File.Delete(path);
+            using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            notify.Bind(new UnixDomainSocketEndPoint(path));
+            var info = new ProcessStartInfo(guard) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.Environment["NOTIFY_SOCKET"] = path;
+            foreach (string a in new[] { "watch", "--output", "json", "--duration", "30s", "--type", "exec" })
+                info.ArgumentList.Add(a);
+            var clock = Stopwatch.StartNew();
+            using Process watch = Process.Start(info)!;
+            _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+            Task<string> stderr = watch.StandardError.ReadToEndAsync();
+            var buffer = new byte[256];
+            double readyMs = double.NaN;
+            notify.ReceiveTimeout = 30_000;
+            while (clock.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                int n;
+                try
+                {
+                    n = notify.Receive(buffer);
+                }
+                catch (SocketException)
+                {
+                    break;
+                }
+                if (Encoding.ASCII.GetString(buffer, 0, n).Split('\n').Contains("READY=1"))
+                {
+                    readyMs = clock.Elapsed.TotalMilliseconds;
+                    break;
+                }
+            }
+            using (Process term = Process.Start("/bin/kill", ["-TERM", watch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                term.WaitForExit();
+            if (!watch.WaitForExit(15_000))
+                watch.Kill();
+            watch.WaitForExit();
+            Guard.Sensor.Bpf.EnforcementKernel.Remove();
+            Guard.Sensor.Bpf.LineageKernel.Remove();
+            if (double.IsNaN(readyMs))
+                return $"native guard watch: no READY=1 within 30 s: {stderr.Result.Trim()}";
+            times.Add(readyMs);
+        }
+        times.Sort();
+        return $"native guard watch: start to READY=1 (sd_notify) with {processes} live processes: median {times[times.Count / 2]:F0} ms, max {times[^1]:F0} ms over {runs} runs (bar 500 ms)";
     }
 }

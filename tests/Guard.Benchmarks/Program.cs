@@ -199,9 +199,12 @@ if (Section("content"))
         Line(l);
 }
 
-// 7. the native binary: resident memory with 10,000 live processes, and time to first event.
+// 7. the native binary: resident memory with 10,000 live processes, time to READY=1 and to first event.
 if (guardBinary is not null && Section("native"))
 {
+    // Each run hands its enforcement over at its stop: under a pin root and run directory of this run's own.
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Environment.GetEnvironmentVariable("GUARD_RUN_DIR") ?? Path.Combine(work, "run"));
     foreach (string l in NativeBinary.Measure(guardBinary, storms, work, quick ? 2000 : 10_000))
         Line(l);
 }

@@ -72,6 +72,39 @@ public sealed class OutputServiceTests
         SensorPins.RemoveDead(static (_, _) => false);
     }
 
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    /// <summary>GET /metrics from the watch's endpoint: the body of a 200 answer.</summary>
+    private static string Scrape(int port)
+    {
+        using var client = new TcpClient();
+        client.ReceiveTimeout = client.SendTimeout = 10_000;
+        client.Connect(IPAddress.Loopback, port);
+        NetworkStream stream = client.GetStream();
+        stream.Write(System.Text.Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: guard\r\n\r\n"));
+        using var answer = new MemoryStream();
+        stream.CopyTo(answer);
+        string text = System.Text.Encoding.UTF8.GetString(answer.ToArray());
+        int split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        Assert.True(split > 0 && text.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), $"metrics answered: {text}");
+        return text[(split + 4)..];
+    }
+
+    /// <summary>The value of the sample <paramref name="name"/>{<paramref name="labels"/>}; fails the test when the scrape lacks it.</summary>
+    private static double Metric(string body, string name, string labels = "")
+    {
+        string prefix = labels.Length == 0 ? name + " " : $"{name}{{{labels}}} ";
+        string? line = body.Split('\n').FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null
+            ? throw new XunitException($"no {prefix.Trim()} in the scrape:\n{body}")
+            : double.Parse(line[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public void AFileRotatedUnderAStormMovedAsideOnSighupAndStoppedBySigtermHoldsEveryLineOnceAndWhole()
     {
@@ -132,7 +165,7 @@ public sealed class OutputServiceTests
     }
 
     [Fact]
-    public void AFullDiskAndASyslogPeerThatNeverReadsCostOnlyTheirOwnLinesWhileStdoutGetsEveryEvent()
+    public void AFullDiskAndASyslogPeerThatNeverReadsCostOnlyTheirOwnLinesWhileStdoutGetsEveryEventAndTheMetricsCountEachOutputsLoss()
     {
         using var dir = new TempDir();
         string full = Path.Combine(dir.Path, "full");
@@ -146,6 +179,7 @@ public sealed class OutputServiceTests
             peer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             peer.Listen();
             Task<Socket> accepting = peer.AcceptAsync(); // accepted, never read
+            int metricsPort = FreePort();
             string config = dir.File("guard.toml", $"""
                 types = ["exec"]
 
@@ -160,6 +194,9 @@ public sealed class OutputServiceTests
 
                 [outputs.syslog]
                 address = "tcp:127.0.0.1:{((IPEndPoint)peer.LocalEndPoint!).Port}"
+
+                [metrics]
+                address = "127.0.0.1:{metricsPort}"
                 """);
             var stderr = new List<string>();
             watch = StartWatch(config, Path.Combine(dir.Path, "run"), stderr);
@@ -177,6 +214,15 @@ public sealed class OutputServiceTests
             const int Count = 4000;
             Run.Complete("/bin/sh", "-c", $"for i in $(seq 1 {Count}); do /bin/echo {marker}-$i; done >/dev/null");
             Run.WaitFor(() => { lock (stdout) return stdout.Any(l => l.Contains($"{marker}-{Count}\"", StringComparison.Ordinal)); }, "the storm's last exec on stdout", 20_000);
+
+            // Scraped while the syslog peer still stalls: each output's loss under its own name and reason.
+            string scrape = Scrape(metricsPort);
+            Assert.True(Metric(scrape, "guard_output_dropped_total", "output=\"syslog\",reason=\"queue_full\"") > 0, scrape);
+            Assert.True(Metric(scrape, "guard_output_dropped_total", "output=\"file\",reason=\"write_failed\"") > 0, scrape);
+            Assert.Equal(0, Metric(scrape, "guard_output_dropped_total", "output=\"stdout\",reason=\"queue_full\""));
+            Assert.Equal(0, Metric(scrape, "guard_output_dropped_total", "output=\"stdout\",reason=\"write_failed\""));
+            Assert.True(Metric(scrape, "guard_output_events_total", "output=\"stdout\"") >= Count, scrape);
+            Assert.Equal(1, Metric(scrape, "guard_healthy"));
             Signal(watch, Sigterm);
             Assert.True(watch.WaitForExit(15_000), "the watch did not stop on SIGTERM");
             watch.WaitForExit();

@@ -74,7 +74,13 @@ public sealed class QuarantineTests : IDisposable
     private readonly List<Process> started = [];
     private string? cgroup;
 
-    public QuarantineTests() => listener.Start();
+    private readonly Xunit.Abstractions.ITestOutputHelper output;
+
+    public QuarantineTests(Xunit.Abstractions.ITestOutputHelper output)
+    {
+        this.output = output;
+        listener.Start();
+    }
 
     private int Port => ((IPEndPoint)listener.LocalEndpoint).Port;
 
@@ -274,6 +280,66 @@ public sealed class QuarantineTests : IDisposable
         {
             killed.Kill();
             released.Kill();
+        }
+    }
+
+    [Fact]
+    public void ATimeoutGivenWhileAWatchRunsIsCarriedOutWithinATenthOfASecondOfItsDeadline()
+    {
+        KernelRequirements.Check();
+        Process standIn = Run.Start("/bin/sleep", "60");
+        started.Add(standIn); // killed and disposed by Dispose
+        // A real service: `guard watch` in a process of its own, running before the hold is made.
+        Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--duration", "60s");
+        started.Add(watch);
+        var lines = new List<string>();
+        var reading = new Thread(() =>
+        {
+            while (watch.StandardOutput.ReadLine() is { } line)
+            {
+                lock (lines)
+                    lines.Add(line);
+            }
+        });
+        reading.Start();
+        _ = watch.StandardError.ReadToEndAsync();
+        try
+        {
+            Run.WaitFor(() => RunningSensors.List().Any(s => s.Pid == watch.Id) || watch.HasExited, "the watch to start", 30_000);
+            Assert.False(watch.HasExited, $"guard watch ended at its start with code {(watch.HasExited ? watch.ExitCode : 0)}");
+
+            DateTimeOffset asked = DateTimeOffset.UtcNow;
+            Assert.Equal(0, Guard("quarantine", standIn.Id.ToString(CultureInfo.InvariantCulture), "--timeout", "2s").Code);
+            Assert.Equal('T', Run.State(standIn.Id));
+            // The deadline as the hold records it (status reads it; nothing expires before it).
+            JsonElement hold = Status().GetProperty("quarantined").EnumerateArray().Single(h => h.GetProperty("pids").EnumerateArray().Any(p => p.GetInt32() == standIn.Id));
+            DateTimeOffset deadline = hold.GetProperty("deadline").GetDateTimeOffset();
+            Assert.InRange(deadline - asked, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(12));
+            while (Run.State(standIn.Id) == 'T' && DateTimeOffset.UtcNow < deadline.AddSeconds(10))
+                Thread.Sleep(5);
+            DateTimeOffset released = DateTimeOffset.UtcNow;
+
+            Assert.True(Run.State(standIn.Id) != 'T', "the running watch did not release the hold within 10 s of its deadline");
+            TimeSpan late = released - deadline;
+            output.WriteLine($"deadline {(deadline - asked).TotalMilliseconds:F0} ms after the order; released {late.TotalMilliseconds:F0} ms after the deadline");
+            // 5 ms polling and a clock read apart: never before the deadline; within the watch's 100 ms look, and room for a loaded machine.
+            Assert.True(late >= TimeSpan.FromMilliseconds(-20), $"released {-late.TotalMilliseconds:F0} ms before its deadline");
+            Assert.True(late <= TimeSpan.FromMilliseconds(500), $"released {late.TotalMilliseconds:F0} ms after its deadline: the watch looks every 100 ms");
+            Assert.False(standIn.HasExited, "the timeout killed the stand-in; --then release was asked");
+            Run.WaitFor(() => { lock (lines) return lines.Any(l => l.Contains("\"action\":\"release\"", StringComparison.Ordinal) && l.Contains("timeout of cli", StringComparison.Ordinal)); },
+                "the watch's release action event, ordered by the timeout", 5_000);
+            Assert.False(QuarantineKernel.Pinned);
+        }
+        finally
+        {
+            if (!watch.HasExited && ProcfsReader.TryReadStat(watch.Id, out ProcfsStat stat))
+                OwnProcesses.Signal(watch.Id, stat.StartTicks, 15);
+            if (!watch.WaitForExit(15_000))
+                watch.Kill();
+            watch.WaitForExit();
+            reading.Join(5_000);
+            EnforcementKernel.Remove();
+            SensorPins.RemoveDead(static (_, _) => false);
         }
     }
 

@@ -98,4 +98,20 @@ public sealed class WatchCommandTests
         Assert.Contains(lines, l => l.Contains(" exit ", StringComparison.Ordinal) && l.Contains("exit code 0", StringComparison.Ordinal));
         p.WaitForExit();
     }
+
+    [Fact]
+    public void QuietKeepsStderrToWarningsAndErrorsWhileEventsGoOn()
+    {
+        KernelRequirements.Check();
+        string marker = "quiet-" + Guid.NewGuid().ToString("N")[..8];
+        using Process p = Run.Start("/bin/sh", "-c", $"sleep 1; /bin/echo {marker}");
+        var console = new TestConsole();
+        int rc = GuardCli.Run(["watch", "--quiet", "--duration", "2500ms", "--output", "json", "--type", "exec", "--pid", p.Id.ToString()], console);
+        Assert.True(rc == 0, console.ErrorText);
+        Assert.Contains(console.JsonLines(), l => l.Contains(marker, StringComparison.Ordinal));
+        // No start lines, no summary: what is left on stderr is a warning (a host without NVML, say) or nothing.
+        Assert.All(console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Contains("warning", l, StringComparison.Ordinal));
+        Assert.DoesNotContain("guard watch: detached", console.ErrorText, StringComparison.Ordinal);
+        p.WaitForExit();
+    }
 }

@@ -91,17 +91,6 @@ public sealed class MetricsTests
     }
 
     [Fact]
-    public void OutputCountersAreOnePerOutputName()
-    {
-        var outputs = new OutputCounters();
-        OutputCounter file = outputs.For("file");
-        file.CountDropped(3);
-        outputs.For("stdout").CountWritten(7);
-        Assert.Same(file, outputs.For("file"));
-        Assert.Equal([("file", 0L, 3L), ("stdout", 7L, 0L)], outputs.All.Select(o => (o.Name, o.Written, o.Dropped)));
-    }
-
-    [Fact]
     public void DropsOverTheRateAlertOnceAMinuteWithEveryDropSinceTheLastAlert()
     {
         var sink = new KeepingSink();

@@ -33,7 +33,7 @@ public sealed class ServiceConfigTests
     [InlineData("gpu_devices = [\"nvidia\"]\n", 1, "gpu_devices", "'nvidia' is not MAJOR:MINOR, MAJOR:* (every minor) or a /dev path")]
     [InlineData("\n[intervals]\nstall_limit = \"10ms\"\n", 3, "intervals.stall_limit", "'10ms' is not a duration of at least 100ms")]
     [InlineData("[metrics]\nlisten = \"127.0.0.1:9464\"\n", 2, "metrics.listen", "unknown key (known in [metrics]: address, drop_alert_rate")]
-    [InlineData("[output]\n", 1, "[output]", "unknown section (known: intervals, outputs, outputs.stdout, outputs.file, outputs.syslog, metrics)")]
+    [InlineData("[output]\n", 1, "[output]", "unknown section (known: intervals, outputs, outputs.stdout, outputs.file, outputs.syslog, metrics, access)")]
     [InlineData("[intervals]\nheartbeat = \"5s\"\nheartbeat = \"6s\"\n", 3, "intervals.heartbeat", "")]
     public void ABadConfigurationIsRefusedWithFileLineAndKeyOnOneLine(string text, int line, string key, string reason)
     {

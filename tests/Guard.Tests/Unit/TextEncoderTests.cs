@@ -34,4 +34,20 @@ public sealed class TextEncoderTests
         Assert.Equal(column, line[13..(13 + column.Length)]);
         Assert.Contains("device 195:0", line, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void WithColourAnAlertIsBoldRedAnActionYellowAndTheRestPlain()
+    {
+        var run = new RunInfo("host", "boot", "test", 0);
+        var coloured = new TextEncoder(run, new ArgumentRedactor(), colour: true);
+        var alert = new AlertEvent { Rule = "known-miner", Description = "a miner", Evidence = [new("name", "\u001b[0mxmrig")], Response = ["killed 1 process"] };
+        string line = coloured.Encode(alert);
+        Assert.StartsWith(TextEncoder.AlertColour, line, StringComparison.Ordinal);
+        Assert.EndsWith(TextEncoder.ResetColour, line, StringComparison.Ordinal);
+        // The only sequences are Guard's own: a process's escape stays escaped.
+        Assert.Equal(2, line.Split('\u001b').Length - 1);
+        Assert.StartsWith(TextEncoder.ActionColour, coloured.Encode(new ActionEvent { Action = "kill", Message = "killed 1 process" }), StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', coloured.Encode(new GpuEvent { Kind = GpuEventKind.Open, Major = 195, Minor = 0 }));
+        Assert.DoesNotContain('\u001b', new TextEncoder(run, new ArgumentRedactor()).Encode(alert));
+    }
 }
