@@ -56,6 +56,7 @@ public sealed class Confinement : IDisposable
                 kernel.ReplaceSet(stale, []);
             foreach ((string comm, ConfineSection section) in rules.LauncherNames())
                 kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
+            ExecConfinement.Resolve(rules.Sections).WriteTo(kernel);
             return new Confinement(rules, kernel, cgroupRoot);
         }
         catch
