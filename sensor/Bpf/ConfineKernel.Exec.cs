@@ -101,6 +101,14 @@ public sealed unsafe partial class ConfineKernel
         }
     }
 
+    /// <summary>The launcher-tree job the kernel keeps process <paramref name="tgid"/> in, when its start is <paramref name="startTicks"/>; null otherwise.</summary>
+    public GuardConfineJob? TreeJobOf(int tgid, long startTicks)
+    {
+        uint key = (uint)tgid;
+        GuardConfineJob job;
+        return Libbpf.MapLookup(TgidsFd, &key, &job) == 0 && job.StartTicks == (ulong)startTicks ? job : null;
+    }
+
     /// <summary>The map key of a name: its first <see cref="ExecNameBytes"/> UTF-8 bytes, NUL-padded.</summary>
     private static GuardName NameKey(string name)
     {

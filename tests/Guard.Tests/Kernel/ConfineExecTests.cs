@@ -239,6 +239,44 @@ public sealed class ConfineExecTests : IDisposable
         Assert.Equal(Enxio, tree.GetProperty("nvidiactl").GetInt32());
     }
 
+    [Fact]
+    public void ACopyOfAShellIsKilledByTheSensorOnceItsHashIsKnownAndThenByTheKernel()
+    {
+        // Another inode, another name: only its bytes say it is /bin/sh.
+        string trainer = dir.ShellCopy("trainer");
+        string marker = Path.Join(dir.Path, "ran");
+        string number = Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture);
+        string job = cgroups.Make("job_" + number);
+        using SensorHarness sensor = SensorHarness.Start(new Guard.Sensor.SensorOptions
+        {
+            Policy = Policies.Over($"[[confine]]\nname = \"no-shells\"\njobs = [\"slurm:{number}\"]\nexec.deny = [\"shells\"]\n"),
+        });
+        var clock = Stopwatch.StartNew();
+        // It waits on stdin, which the test never writes: killed, or the run times out. No child of its own keeps the output open.
+        string first = RunIn(job, $"/bin/true; {trainer} -c 'read x'; echo trainer=$?");
+        AssertSaid(first, $"trainer={Killed}");
+        Assert.True(clock.ElapsedMilliseconds < 15_000, $"the copy ran {clock.ElapsedMilliseconds} ms: it was not killed, it finished");
+        RecordedEvent denial = sensor.WaitFor("the confine-exec denial by hash", e => e.Action == "confine-exec"
+            && e.Json.GetProperty("guard").GetProperty("confine").GetProperty("by").GetString() == "hash");
+        JsonElement confine = denial.Json.GetProperty("guard").GetProperty("confine");
+        Assert.Equal("no-shells", confine.GetProperty("section").GetString());
+        Assert.True(confine.GetProperty("killed").GetBoolean());
+        Assert.Equal("denied", denial.Json.GetProperty("event").GetProperty("type")[0].GetString());
+        Assert.Equal("process", denial.Json.GetProperty("event").GetProperty("category")[0].GetString());
+        Assert.Equal($"slurm:{number}", denial.Json.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
+        Assert.Equal(trainer, denial.Json.GetProperty("file").GetProperty("path").GetString());
+        double delay = confine.GetProperty("delay_ms").GetDouble();
+        Console.WriteLine($"copy of /bin/sh killed by hash {delay:F1} ms after its exec");
+
+        // The sensor gave the kernel its inode: the next exec dies before its first instruction.
+        string second = RunIn(job, $"{trainer} -c 'echo x > {marker}'; echo trainer=$?");
+        AssertSaid(second, $"trainer={Killed}");
+        Assert.False(File.Exists(marker), "the copy ran a command on its second exec");
+        sensor.WaitFor("the kernel's confine-exec denial", e => e.Action == "confine-exec"
+            && e.Json.GetProperty("guard").GetProperty("confine").GetProperty("by").GetString() == "kernel"
+            && e.Json.GetProperty("guard").GetProperty("confine").GetProperty("denied_by")[0].GetString() == "shells");
+    }
+
     private static string Text(Bytes256 bytes, uint length) =>
         System.Text.Encoding.UTF8.GetString(((ReadOnlySpan<byte>)bytes)[..(int)Math.Min(length, (uint)GuardConfineAct.PathCapacity)]);
 
