@@ -28,7 +28,24 @@ public sealed partial class Confinement
     private readonly Dictionary<string, uint> classHashes;
 
     /// <summary>The exec and GPU rules as the kernel has them.</summary>
-    public ExecConfinement Exec { get; }
+    public ExecConfinement Exec { get; private set; }
+
+    /// <summary>
+    /// Finds the class programs and the files path rules name again (a package
+    /// upgrade replaces /usr/bin/bash with a new inode) and writes them; the files
+    /// learnt by hash are kept. Call on a policy reload. Throws <see cref="SensorException"/> when the kernel refuses.
+    /// </summary>
+    public void ResolveFilesAgain()
+    {
+        Exec = ExecConfinement.Resolve(Rules.Sections);
+        Exec.WriteTo(kernel);
+        foreach ((FileId file, uint set) in learnt.Keys)
+        {
+            kernel.PutFile(new ConfineExecFile(file, set, GuardConfineExecRules.FileDeny));
+            GuardConfineExecRules rules = kernel.ExecRules(set);
+            kernel.WriteExecRules(set, rules with { Deny = rules.Deny | (uint)ExecClassBits.File });
+        }
+    }
 
     /// <summary>Whether any section needs a program's hash (a sha256 rule, or a class whose copies only a hash shows).</summary>
     public bool NeedsHashes => Rules.Sections.Any(NeedsHash);

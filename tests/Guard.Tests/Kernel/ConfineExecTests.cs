@@ -166,6 +166,20 @@ public sealed class ConfineExecTests : IDisposable
     }
 
     [Fact]
+    public void ALauncherTreesExecIsJudgedWithNoCgroupOfItsOwn()
+    {
+        string tool = dir.ExecutableCopy("/bin/true", "tool");
+        ConfineRules rules = Rules($"exec.deny = [\"{tool}\"]\n");
+        using ConfineKernel kernel = Attach(rules, Here);
+        foreach ((string comm, ConfineSection section) in rules.LauncherNames())
+            kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
+        string launcher = dir.ShellCopy("lineage-job");
+        string output = RunIn(cgroups.Make("launched"), $"{launcher} -c '{tool}; echo tree=$?'; {tool}; echo outside=$?");
+        AssertSaid(output, $"tree={Killed}");
+        AssertSaid(output, "outside=0");
+    }
+
+    [Fact]
     public void AuditRecordsAndKillsNothing()
     {
         string bash = dir.ShellCopy("bash");
