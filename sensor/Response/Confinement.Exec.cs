@@ -124,7 +124,7 @@ public sealed partial class Confinement
             if (r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0))
                 deniedBy.Add(r.Text);
         }
-        if (deniedBy.Count == 0 || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
+        if (deniedBy.Count == 0 || KernelDenied(process, section) || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
             || (r.PathGlob is { } glob && ConfineParser.GlobMatches(glob, process.ExecutableText))))
             return null;
         bool enforced = section.Mode != ConfineMode.Audit;
@@ -157,6 +157,18 @@ public sealed partial class Confinement
             Sha256 = sha256,
             DelayMs = (now - execNs) / 1e6,
         };
+    }
+
+    /// <summary>Whether the kernel judged this program denied at its exec by itself (its inode or name is a denied class's): reported by the kernel, not again.</summary>
+    private bool KernelDenied(ProcessEntry process, ConfineSection section)
+    {
+        uint deny = Exec.Rules[(int)Rules.SetOf(section) - 1].Deny;
+        uint bits = 0;
+        if (process.ExecutableFile is { } file)
+            bits |= Exec.Files.Where(f => f.Set == 0 && f.File == file).Aggregate(0u, (b, f) => b | f.Value);
+        foreach (string name in new[] { Path.GetFileName(process.ExecutableText), process.NameText })
+            bits |= Exec.Names.GetValueOrDefault(name);
+        return (bits & deny) != 0;
     }
 
     /// <summary>SIGKILL through a pidfd, once the pid is still the process that exec'd (its start matches).</summary>
