@@ -431,6 +431,214 @@ int BPF_PROG(guard_confine_fork, struct task_struct *parent, struct task_struct 
 	return 0;
 }
 
+/* ---- exec and GPU confinement ------------------------------------------ */
+
+#define SIGKILL 9
+#define BPF_DEVCG_DEV_CHAR 2 /* uapi bpf.h; not in BTF */
+#define S_IWOTH 00002
+#define CONFINE_SETS 1024     /* section rule sets are 1..1023 (ConfineRules.FirstJobSet) */
+#define WRITABLE_DEPTH 16     /* directories walked up from an executable */
+
+/* What each section denies at exec, by its rule set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONFINE_SETS);
+	__type(key, __u32);
+	__type(value, struct guard_confine_exec_rules);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_exec_rules SEC(".maps");
+
+/* Files by inode: set 0 the known class programs, a section's set the files it names. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct guard_confine_file_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_exec_files SEC(".maps");
+
+/* Class programs by name (a file's name or the exec's comm, 15 bytes as comm keeps them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_name);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_exec_names SEC(".maps");
+
+/* The GPUs each section allows, by its rule set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CONFINE_SETS);
+	__type(key, __u32);
+	__type(value, struct guard_confine_gpu);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_gpu SEC(".maps");
+
+/* Denied execs and GPU opens, for the sensor's events; a full ring loses the record, never the verdict. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_acts SEC(".maps");
+
+static __always_inline bool is_memfd(struct dentry *dentry)
+{
+	char name[6] = {};
+
+	bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(dentry, d_name.name));
+	return name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':';
+}
+
+/* Whether a directory above the file, up to its file system's root, is writable by anyone
+ * (/tmp, /dev/shm, /var/tmp and whatever a user made below them). */
+static __always_inline bool in_writable_tree(struct dentry *dentry)
+{
+	for (int i = 0; i < WRITABLE_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		umode_t mode = BPF_CORE_READ(parent, d_inode, i_mode);
+
+		if (mode & S_IWOTH)
+			return true;
+		if (!parent || parent == dentry)
+			return false;
+		dentry = parent;
+	}
+	return false;
+}
+
+static __always_inline __u32 name_classes(const struct guard_name *name)
+{
+	__u32 *c = bpf_map_lookup_elem(&confine_exec_names, name);
+
+	return c ? *c : 0;
+}
+
+/* What the program is: classes of its inode, its file name, its comm, where it lives. */
+static __always_inline __u32 exec_classes(struct linux_binprm *bprm, const struct guard_name *comm, struct guard_confine_file_key *file)
+{
+	struct dentry *dentry = BPF_CORE_READ(bprm, file, f_path.dentry);
+	struct guard_name fname = {};
+	__u32 classes = 0, *c;
+
+	c = bpf_map_lookup_elem(&confine_exec_files, file);
+	if (c)
+		classes |= *c;
+	classes |= name_classes(comm);
+	if (bpf_probe_read_kernel_str(fname.name, sizeof(fname.name) - 1, BPF_CORE_READ(dentry, d_name.name)) > 0)
+		classes |= name_classes(&fname);
+	if (is_memfd(dentry))
+		classes |= GUARD_CLASS_MEMFD;
+	else if (in_writable_tree(dentry))
+		classes |= GUARD_CLASS_WORLD_WRITABLE;
+	return classes;
+}
+
+static __always_inline void record_act(struct guard_confine_act *a, const struct guard_confine_job *job, __u32 kind)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	a->time_ns = bpf_ktime_get_boot_ns();
+	a->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	a->tgid = bpf_get_current_pid_tgid() >> 32;
+	a->section = job->section;
+	a->job = job->job;
+	a->mode = job->mode;
+	a->kind = kind;
+	bpf_get_current_comm(a->comm, sizeof(a->comm));
+}
+
+/* Judges the exec of a confined job's process at sched_process_exec: a program
+ * the section denies is killed before its first instruction (audit: recorded only). */
+static __always_inline void judge_exec(struct task_struct *task, struct linux_binprm *bprm, const struct guard_name *comm)
+{
+	struct guard_confine_job *job = job_of_current();
+	struct guard_confine_exec_rules *rules;
+	struct guard_confine_file_key file;
+	struct guard_confine_act *a;
+	__u32 set, classes, denied, *own;
+	struct inode *inode;
+	bool killed = false;
+	long n;
+
+	if (!job)
+		return;
+	set = job->section;
+	rules = bpf_map_lookup_elem(&confine_exec_rules, &set);
+	if (!rules || !rules->deny)
+		return;
+	inode = BPF_CORE_READ(bprm, file, f_inode);
+	file.ino = BPF_CORE_READ(inode, i_ino);
+	file.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	file.set = 0;
+	classes = exec_classes(bprm, comm, &file);
+	file.set = set;
+	own = bpf_map_lookup_elem(&confine_exec_files, &file);
+	if (own && (*own & GUARD_CONFINE_FILE_ALLOW))
+		return;
+	if (own && (*own & GUARD_CONFINE_FILE_DENY))
+		classes |= GUARD_CLASS_FILE;
+	/* An allow rule that matches wins over every deny (exec.allow excepts from exec.deny). */
+	denied = classes & rules->deny;
+	if (!denied || (classes & rules->allow & ~GUARD_CLASS_FILE))
+		return;
+	if (job->mode != GUARD_CONFINE_AUDIT)
+		killed = bpf_send_signal(SIGKILL) == 0;
+	a = bpf_ringbuf_reserve(&confine_acts, sizeof(*a), 0);
+	if (!a)
+		return;
+	record_act(a, job, GUARD_CONFINE_ACT_EXEC);
+	a->ino = file.ino;
+	a->dev = file.dev;
+	a->classes = classes;
+	a->denied = denied;
+	a->major = 0;
+	a->minor = 0;
+	a->killed = killed;
+	n = bpf_probe_read_kernel_str(a->path, sizeof(a->path), BPF_CORE_READ(bprm, filename));
+	a->path_len = n > 0 ? n - 1 : 0;
+	bpf_ringbuf_submit(a, 0);
+}
+
+/* Returns 0 (EPERM) for a confined job's open or mknod of a /dev/nvidiaN its section does not allow. */
+SEC("cgroup/dev")
+int guard_confine_dev(struct bpf_cgroup_dev_ctx *ctx)
+{
+	struct guard_confine_job *job;
+	struct guard_confine_gpu *gpu;
+	struct guard_confine_act *a;
+	__u32 set, minor = ctx->minor;
+
+	if ((ctx->access_type & 0xFFFF) != BPF_DEVCG_DEV_CHAR || ctx->major != GUARD_NVIDIA_MAJOR)
+		return ALLOW;
+	if (minor == GUARD_NVIDIA_CTL_MINOR || minor == GUARD_NVIDIA_MODESET_MINOR)
+		return ALLOW;
+	job = job_of_current();
+	if (!job)
+		return ALLOW;
+	set = job->section;
+	gpu = bpf_map_lookup_elem(&confine_gpu, &set);
+	if (!gpu || !gpu->limited)
+		return ALLOW;
+	if (minor < 256 && (gpu->minors[(minor >> 6) & 3] >> (minor & 63)) & 1)
+		return ALLOW;
+	a = bpf_ringbuf_reserve(&confine_acts, sizeof(*a), 0);
+	if (a) {
+		record_act(a, job, GUARD_CONFINE_ACT_GPU);
+		a->ino = 0;
+		a->dev = 0;
+		a->classes = 0;
+		a->denied = 0;
+		a->major = ctx->major;
+		a->minor = minor;
+		a->killed = 0;
+		a->path_len = 0;
+		a->path[0] = 0;
+		bpf_ringbuf_submit(a, 0);
+	}
+	return job->mode == GUARD_CONFINE_AUDIT ? ALLOW : EPERM_DENY;
+}
+
 /* A launcher the policy names starts a confined tree at its exec. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -440,6 +648,7 @@ int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct
 	__u32 tgid = task->tgid;
 
 	bpf_get_current_comm(name.name, sizeof(name.name));
+	judge_exec(task, bprm, &name);
 	launcher = bpf_map_lookup_elem(&confine_launchers, &name);
 	if (!launcher || bpf_map_lookup_elem(&confine_tgids, &tgid))
 		return 0;

@@ -597,4 +597,78 @@ struct guard_confine_denial {
 	char comm[GUARD_COMM_LEN];
 };
 
+/*
+ * Exec and GPU confinement (confine.bpf.c: confine_exec_rules,
+ * confine_exec_files, confine_exec_names, confine_gpu, confine_acts).
+ * What a program is, as the kernel sees it at exec: classes by the file's
+ * inode (the known shells, compilers, ... resolved by user space at start
+ * and on reload, so a rename or a hard link stays what it is), by its name
+ * or comm, by where it lives (memfd, a world-writable tree).
+ */
+enum guard_exec_class {
+	GUARD_CLASS_SHELLS = 1 << 0,
+	GUARD_CLASS_PACKAGE_MANAGERS = 1 << 1,
+	GUARD_CLASS_COMPILERS = 1 << 2,
+	GUARD_CLASS_DOWNLOADERS = 1 << 3,
+	GUARD_CLASS_WORLD_WRITABLE = 1 << 4,
+	GUARD_CLASS_MEMFD = 1 << 5,
+	GUARD_CLASS_FILE = 1 << 6, /* the section names this very file (a path, or a hash user space matched) */
+};
+
+/* confine_exec_rules values, indexed by a section's rule set. */
+struct guard_confine_exec_rules {
+	__u32 deny;  /* GUARD_CLASS_* the section denies; 0: no exec rules */
+	__u32 allow; /* GUARD_CLASS_* excepted from deny */
+};
+
+/* confine_exec_files keys: one file; set 0 holds the class files (value:
+ * GUARD_CLASS_*), a section's set its own files (value: GUARD_CONFINE_FILE_*). */
+struct guard_confine_file_key {
+	__u64 ino;
+	__u32 dev; /* the superblock's s_dev (major << 20 | minor) */
+	__u32 set;
+};
+
+#define GUARD_CONFINE_FILE_DENY 1
+#define GUARD_CONFINE_FILE_ALLOW 2
+
+/* confine_gpu values, indexed by a section's rule set: the /dev/nvidiaN it may open. */
+struct guard_confine_gpu {
+	__u64 minors[4]; /* bit N: /dev/nvidiaN allowed */
+	__u32 limited;   /* 1: the section limits GPUs; 0: no gpu rule */
+	__u32 pad;
+};
+
+#define GUARD_NVIDIA_MAJOR 195
+#define GUARD_NVIDIA_MODESET_MINOR 254 /* /dev/nvidia-modeset */
+#define GUARD_NVIDIA_CTL_MINOR 255     /* /dev/nvidiactl: every CUDA process opens it */
+
+enum guard_confine_act_kind {
+	GUARD_CONFINE_ACT_EXEC = 1, /* an exec the section denies */
+	GUARD_CONFINE_ACT_GPU = 2,  /* an open of a GPU the section does not allow */
+};
+
+#define GUARD_CONFINE_PATH_LEN 256
+
+/* confine_acts ring records: one denied exec or GPU open. */
+struct guard_confine_act {
+	__u64 time_ns;       /* CLOCK_BOOTTIME */
+	__u64 start_time_ns; /* the process's start (group leader's start_boottime) */
+	__u64 ino;           /* exec: the file's inode */
+	__u32 dev;           /* exec: its s_dev */
+	__u32 tgid;
+	__u32 section;
+	__u32 job;
+	__u32 mode;    /* enum guard_confine_mode */
+	__u32 kind;    /* enum guard_confine_act_kind */
+	__u32 classes; /* exec: GUARD_CLASS_* the program is */
+	__u32 denied;  /* exec: those the section denies */
+	__u32 major;   /* gpu */
+	__u32 minor;
+	__u32 killed;  /* exec: 1 when SIGKILL was sent */
+	__u32 path_len;
+	char comm[GUARD_COMM_LEN];
+	char path[GUARD_CONFINE_PATH_LEN]; /* exec: the path as asked (bprm->filename) */
+};
+
 #endif /* GUARD_H */

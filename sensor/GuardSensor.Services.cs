@@ -109,6 +109,8 @@ public sealed partial class GuardSensor
             try
             {
                 Enforce(prepared.Policy!, prepared.Rules!);
+                // The sections stay those of start; the files they name are found again.
+                confinement?.ResolveFilesAgain();
             }
             catch (SensorException e)
             {

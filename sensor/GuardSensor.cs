@@ -320,6 +320,7 @@ public sealed partial class GuardSensor : IDisposable
             return;
         confinement.Seed(processes.Entries);
         pipeline.Confinement = confinement;
+        judge?.Confinement = confinement;
     }
 
     /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
@@ -360,6 +361,7 @@ public sealed partial class GuardSensor : IDisposable
         judge?.OnHashes(table);
         pipeline.JudgeExisting(now, ExistingPerPoll);
         lateJudging?.Poll(now);
+        pipeline.EmitConfineDenials();
         pipeline.Tick(now);
         if (now >= nextGpuFlushNs)
         {

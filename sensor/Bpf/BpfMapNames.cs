@@ -132,4 +132,19 @@ public static class BpfMapNames
 
     /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
     public const string ConfineDenials = "confine_denials";
+
+    /// <summary><c>confine_exec_rules</c> in bpf/confine.bpf.c, pinned: each section's denied and allowed exec classes, by rule set (struct guard_confine_exec_rules).</summary>
+    public const string ConfineExecRules = "confine_exec_rules";
+
+    /// <summary><c>confine_exec_files</c> in bpf/confine.bpf.c, pinned: files by inode, the class programs (set 0) and each section's own (struct guard_confine_file_key).</summary>
+    public const string ConfineExecFiles = "confine_exec_files";
+
+    /// <summary><c>confine_exec_names</c> in bpf/confine.bpf.c, pinned: class programs by name, 15 bytes as comm keeps them.</summary>
+    public const string ConfineExecNames = "confine_exec_names";
+
+    /// <summary><c>confine_gpu</c> in bpf/confine.bpf.c, pinned: the /dev/nvidiaN each section allows, by rule set (struct guard_confine_gpu).</summary>
+    public const string ConfineGpu = "confine_gpu";
+
+    /// <summary><c>confine_acts</c> in bpf/confine.bpf.c, pinned: a ring of denied execs and GPU opens (struct guard_confine_act).</summary>
+    public const string ConfineActs = "confine_acts";
 }

@@ -176,4 +176,7 @@ public static class BpfProgramNames
 
     /// <summary><c>guard_confine_exit</c> in bpf/confine.bpf.c (tp_btf/sched_process_exit).</summary>
     public const string ConfineExit = "guard_confine_exit";
+
+    /// <summary><c>guard_confine_dev</c> in bpf/confine.bpf.c (cgroup/dev): a confined job's open of a GPU its section does not allow.</summary>
+    public const string ConfineDev = "guard_confine_dev";
 }

@@ -19,7 +19,7 @@ public sealed record ConfineAllowEntry(uint Set, byte[] Address, int PrefixLengt
 /// runs or not, until `guard detach --all`. The lists change live through
 /// the maps; nothing is attached again.
 /// </summary>
-public sealed unsafe class ConfineKernel : IDisposable
+public sealed unsafe partial class ConfineKernel : IDisposable
 {
     private const string ObjectName = "confine.bpf.o";
 
@@ -32,13 +32,14 @@ public sealed unsafe class ConfineKernel : IDisposable
     private static readonly string[] CgroupPrograms =
     [
         BpfProgramNames.ConfineSockOps, BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
-        BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6,
+        BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6, BpfProgramNames.ConfineDev,
     ];
 
     private static readonly string[] Maps =
     [
         BpfMapNames.ConfineCgroups, BpfMapNames.ConfineLevels, BpfMapNames.ConfineTgids, BpfMapNames.ConfineLaunchers,
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials,
+        BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
     ];
 
     private readonly FileDescriptor[] maps;

@@ -17,7 +17,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
     /// <summary>The parts a section may have, as sub-tables or dotted keys.</summary>
     public static readonly string[] Parts = ["egress", "exec", "gpu"];
 
-    private static readonly string[] TopKeys = ["name", "jobs", "launchers", "users", "groups", "mode", "resolvers"];
+    private static readonly string[] TopKeys = ["name", "jobs", "launchers", "users", "groups", "mode", "resolvers", "gpu"];
     private static readonly string[] SelectorKeys = ["jobs", "launchers", "users", "groups"];
     private static readonly string[] JobKinds = ["slurm", "k8s-pod", "container", "systemd", JobMembership.TreeKind];
 
@@ -74,6 +74,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
             case "exec.allow": s.ExecAllow = ExecRules(kv, where, line) ?? s.ExecAllow; break;
             case "exec.deny": s.ExecDeny = ExecRules(kv, where, line) ?? s.ExecDeny; break;
             case "gpu.devices": s.GpuDevices = Devices(kv, where, line) ?? s.GpuDevices; break;
+            case "gpu": s.GpuDevices = GpuMinors(kv, where, line) ?? s.GpuDevices; break;
             default:
                 string? under = full.Contains('.', StringComparison.Ordinal) ? full[..full.IndexOf('.', StringComparison.Ordinal)] : null;
                 string known = under switch
@@ -103,8 +104,8 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
             // A selector given but refused is reported as itself, not again as none.
             if (s.Jobs.Count + s.Launchers.Count + s.Users.Count + s.Groups.Count == 0 && !SelectorKeys.Any(s.Seen.ContainsKey))
                 Error(s.Line, "confine", "selects no job: give jobs, launchers, users or groups (jobs = [\"*\"] for every job)");
-            if (!s.Seen.Keys.Any(k => Parts.Any(p => k.StartsWith(p + ".", StringComparison.Ordinal))))
-                Error(s.Line, "confine", "confines nothing: give egress.allow, exec.allow or exec.deny, or gpu.devices");
+            if (!s.Seen.Keys.Any(k => k == "gpu" || Parts.Any(p => k.StartsWith(p + ".", StringComparison.Ordinal))))
+                Error(s.Line, "confine", "confines nothing: give egress.allow, exec.allow or exec.deny, or gpu");
             if (s.ExecAllow is not null && s.ExecDeny is null)
                 Error(s.Seen["exec.allow"], "confine.exec.allow", "allows out of nothing: exec.allow excepts from exec.deny, which is not given");
             if (s.Resolvers.Count > 0 && s.Egress is null)
@@ -268,15 +269,44 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         bool ok = true;
         foreach (ArrayItemSyntax item in array.Items)
         {
-            if (item.Value is IntegerValueSyntax { Value: >= 0 and < 256 } n)
+            if (item.Value is IntegerValueSyntax { Value: >= 0 and < 254 } n)
             {
                 devices.Add((int)n.Value);
                 continue;
             }
-            Error(item.Span.Start.Line + 1, where, "expected GPU indices from 0 to 255 (/dev/nvidiaN)");
+            Error(item.Span.Start.Line + 1, where, "expected GPU indices from 0 to 253 (/dev/nvidiaN)");
             ok = false;
         }
         return ok ? devices : null;
+    }
+
+    /// <summary>gpu = ["0", "2"] (NVIDIA minors, /dev/nvidiaN) or "none" (or ["none"], []): the GPUs a job may open.</summary>
+    private List<int>? GpuMinors(KeyValueSyntax kv, string where, int line)
+    {
+        if (kv.Value is StringValueSyntax { Value: "none" })
+            return [];
+        var minors = new List<int>();
+        bool none = false;
+        List<string>? entries = Strings(kv, where, line, text =>
+        {
+            if (text == "none")
+            {
+                none = true;
+                return null;
+            }
+            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int minor) || minor > 253)
+                return "must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"";
+            minors.Add(minor);
+            return null;
+        });
+        if (entries is null)
+            return null;
+        if (none && minors.Count > 0)
+        {
+            Error(line, where, "\"none\" with GPUs beside it: give one or the other");
+            return null;
+        }
+        return minors;
     }
 
     private ConfineMode? Mode(KeyValueSyntax kv, string where, int line)

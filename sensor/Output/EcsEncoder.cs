@@ -19,6 +19,7 @@ public sealed class EcsEncoder
     private readonly EcsGpuFields gpu;
     private readonly EcsMetricFields metrics;
     private readonly EcsFindingFields findings;
+    private readonly EcsDenialFields denials;
 
     /// <summary>
     /// An encoder for this run's lines, with arguments redacted by <paramref name="redactor"/>.
@@ -32,6 +33,7 @@ public sealed class EcsEncoder
         gpu = new EcsGpuFields(header, processes);
         metrics = new EcsMetricFields(header, processes);
         findings = new EcsFindingFields(header, processes);
+        denials = new EcsDenialFields(header, processes);
     }
 
     /// <summary>Replaces what <paramref name="w"/> holds with the event's line, newline included.</summary>
@@ -60,6 +62,9 @@ public sealed class EcsEncoder
                 break;
             case AlertEvent alert:
                 findings.Write(w, alert);
+                break;
+            case ProcessDenialEvent denial:
+                denials.Write(w, denial);
                 break;
         }
         w.EndLine();

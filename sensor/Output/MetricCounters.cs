@@ -57,7 +57,8 @@ public sealed class MetricCounters
     /// <summary>
     /// What the kernel refused, by kind: exec (a known miner killed at exec),
     /// stratum (a Stratum connection's bytes dropped), hold (an attempt to let a
-    /// held process run, refused).
+    /// held process run, refused), confine-exec and confine-gpu (a confined
+    /// job's exec killed, its GPU open refused).
     /// </summary>
     public LabeledCounters Denials { get; } = new();
 }

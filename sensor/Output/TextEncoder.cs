@@ -93,6 +93,15 @@ public sealed class TextEncoder
             case ActionEvent action:
                 line.Append(action.Action).Append(": ").Append(action.Message);
                 break;
+            case ProcessDenialEvent d:
+                line.Append("confine-").Append(d.What).Append(d.Enforced ? " denied by " : " would be denied by (audit) ").Append(d.Section);
+                if (d.Path is { } path)
+                    line.Append(": ").Append(Printable(System.Text.Encoding.UTF8.GetBytes(path))).Append(" [").Append(string.Join(",", d.DeniedBy)).Append(']');
+                if (d.Device is { } device)
+                    line.Append(CultureInfo.InvariantCulture, $": device {device.Major}:{device.Minor}");
+                if (d.Killed)
+                    line.Append("; killed by ").Append(d.By);
+                break;
             case HeartbeatEvent h:
                 line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.DetectorFaults} detector faults, {h.Processes} processes");
                 foreach (OutputHealth o in h.Outputs.Where(o => o.Lost > 0))

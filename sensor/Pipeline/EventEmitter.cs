@@ -69,6 +69,9 @@ public sealed class EventEmitter
             case AlertEvent alert:
                 counters.Findings.Add(alert.Rule);
                 break;
+            case ProcessDenialEvent denial when denial.Enforced:
+                counters.Denials.Add("confine-" + denial.What);
+                break;
             case ActionEvent action:
                 counters.Actions.Add(action.Action, action.Succeeded ? "success" : "failure");
                 if (action.Attempt is { } attempt)

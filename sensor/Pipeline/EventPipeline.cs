@@ -45,6 +45,8 @@ public sealed class EventPipeline : IRecordHandler
     /// <summary>The policy's [[confine]] sections in the kernel; null when it has none.</summary>
     public Response.Confinement? Confinement { get; set; }
 
+    private readonly List<ProcessDenialEvent> denials = [];
+
     public void OnExec(in ExecRecord record)
     {
         ProcessEntry entry = table.OnExec(record);
@@ -60,9 +62,9 @@ public sealed class EventPipeline : IRecordHandler
             entry.ArgsTruncated = !whole;
         }
         EmitProcess(EventType.Exec, entry, (long)record.Header.TimeNs, 0);
-        judge?.OnExec(entry, record);
-        // A job first seen at this exec is confined from now on, if a section selects it.
+        // A job first seen at this exec is confined from now on, if a section selects it; then judged, its section known.
         Confinement?.OnProcess(entry);
+        judge?.OnExec(entry, record);
     }
 
     /// <summary>
@@ -193,6 +195,17 @@ public sealed class EventPipeline : IRecordHandler
         ProcessEntry? owner = table.Owner(record.Header);
         GpuAccounting.Touched(owner, record.Major, record.Minor, (GpuRole)record.Role, opened: false);
         EmitGpu(GpuEventKind.FirstIoctl, owner, (long)record.Header.TimeNs, record.Major, record.Minor, (GpuRole)record.Role, 0, record.Command);
+    }
+
+    /// <summary>Emits the kernel's denied execs and GPU opens of confined jobs since the last call. Call between polls, after the ring's records.</summary>
+    public void EmitConfineDenials()
+    {
+        if (Confinement is null)
+            return;
+        denials.Clear();
+        Confinement.DrainDenials(table, denials);
+        foreach (ProcessDenialEvent d in denials)
+            emitter.Emit(d);
     }
 
     /// <summary>Emits payloads that went quiet and forgets what has expired. Call between polls (CLOCK_BOOTTIME ns).</summary>

@@ -58,6 +58,9 @@ public sealed class Judge
     /// <summary>Wakes the event thread when hashes are in: give it to the ring buffer reader.</summary>
     public int HashesWakeFd => detectors.Executables.WakeFd;
 
+    /// <summary>The policy's [[confine]] sections in the kernel, for programs they deny by hash; null when none.</summary>
+    public Response.Confinement? Confinement { get; set; }
+
     /// <summary>Findings still being followed through relays.</summary>
     public int RelaysPending => relays?.Pending ?? 0;
 
@@ -73,6 +76,9 @@ public sealed class Judge
             if (!detectors.Allowed.Allows(entry))
                 JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record) ?? detectors.KnownMiners.OnLoaderExec(entry, (long)record.Header.TimeNs),
                     (long)record.Header.TimeNs, atExec: true);
+            // A confined job's program its section may deny by hash (a copy of a shell by its bytes): hashed whatever the allow list says.
+            if (!waits.ContainsKey(entry) && Confinement?.WantsHash(entry) == true)
+                StartHash(entry, (long)record.Header.TimeNs, judgeHash: false, atExec: true);
         }
         catch (Exception e) when (Faulted(e))
         {
@@ -451,6 +457,8 @@ public sealed class Judge
             process.ExecutableSha256 = outcome.Sha256;
             process.ExecutableNotHashed = outcome.Sha256 is null ? outcome.WhyText : null;
         }
+        if (outcome.Sha256 is { } confinedHash && Confinement?.OnHash(process, confinedHash, wait.TimeNs) is { } denial)
+            emitter.Emit(denial);
         bool allowed = outcome.Sha256 is not null && detectors.Allowed.AllowsHash(outcome.Sha256);
         if (wait.KnownMiner is { } verdict)
         {

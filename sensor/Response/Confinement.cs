@@ -14,7 +14,7 @@ namespace Guard.Sensor.Response;
 /// Jobs are judged once each, as the sensor first sees them: at start from
 /// /proc, then at each exec.
 /// </summary>
-public sealed class Confinement : IDisposable
+public sealed partial class Confinement : IDisposable
 {
     private readonly ConfineKernel kernel;
     private readonly string cgroupRoot;
@@ -22,11 +22,14 @@ public sealed class Confinement : IDisposable
     private readonly Dictionary<string, uint?> userIds = [];
     private readonly Dictionary<string, uint?> groupIds = [];
 
-    private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot)
+    private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot, ExecConfinement exec)
     {
         Rules = rules;
         this.kernel = kernel;
         this.cgroupRoot = cgroupRoot;
+        Exec = exec;
+        acts = new ConfineActReader(kernel.ActsFd);
+        classHashes = HashClassPrograms(rules, exec);
     }
 
     /// <summary>The sections as the kernel has them.</summary>
@@ -56,7 +59,9 @@ public sealed class Confinement : IDisposable
                 kernel.ReplaceSet(stale, []);
             foreach ((string comm, ConfineSection section) in rules.LauncherNames())
                 kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
-            return new Confinement(rules, kernel, cgroupRoot);
+            var exec = ExecConfinement.Resolve(rules.Sections);
+            exec.WriteTo(kernel);
+            return new Confinement(rules, kernel, cgroupRoot, exec);
         }
         catch
         {
@@ -89,6 +94,7 @@ public sealed class Confinement : IDisposable
             if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
                 return null;
             kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, 0));
+            cgroupSections[job.Id] = section;
             return section;
         }
         string key = $"{JobMembership.TreeKind}:{process.Pid}:{process.StartTicks}";
@@ -136,5 +142,9 @@ public sealed class Confinement : IDisposable
     }
 
     /// <summary>Closes the map descriptors; the pinned confinement stays in force.</summary>
-    public void Dispose() => kernel.Dispose();
+    public void Dispose()
+    {
+        acts.Dispose();
+        kernel.Dispose();
+    }
 }

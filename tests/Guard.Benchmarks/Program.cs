@@ -120,6 +120,17 @@ if (Section("confine"))
     Line($"fork+exec outside every confined job: {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with a section attached: {wf / bf:F3}x (bar 1.01x)");
 }
 
+// 2c. exec confinement: a confined job's fork+exec storm (/bin/true, in no denied class, so
+// every exec goes through the whole judgement: inode, name, comm, the directories above it)
+// with every class denied, against no confinement at all; and the kills it makes, counted.
+if (Section("confine-exec"))
+{
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    const string ExecPolicy = "exec.deny = [\"shells\", \"package-managers\", \"compilers\", \"downloaders\", \"memfd\", \"world-writable\", \"/opt/nothing/*\"]\ngpu = [\"0\"]\n";
+    (double be, double we) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob("storms", ExecPolicy), roundsFactor: 3);
+    Line($"confined job's fork+exec with an exec policy: {be / 1000:F1} us unconfined, {we / 1000:F1} us confined: {we / be:F3}x (bar 1.03x)");
+}
+
 // 3. syscalls that no Guard hook should touch, with no GPU configured.
 long calls = quick ? 1_000_000 : 5_000_000;
 if (Section("syscalls"))

@@ -110,7 +110,7 @@ public sealed class ConfinePolicyTests
     }
 
     [Theory]
-    [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, resolvers; parts: egress, exec, gpu)")]
+    [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, resolvers, gpu; parts: egress, exec, gpu)")]
     [InlineData("egress.bogus = []", "p.toml:3:confine.egress.bogus: unknown key in [[confine]] (known: allow)")]
     [InlineData("mode = \"block\"", "p.toml:3:confine.mode: \"block\" is not a mode (enforce, audit, ask)")]
     [InlineData("mode = 1", "p.toml:3:confine.mode: expected a string")]
@@ -137,8 +137,12 @@ public sealed class ConfinePolicyTests
     [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings")]
     [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, world-writable, memfd)")]
     [InlineData("exec.deny = [\"sha256:abc\"]", "p.toml:3:confine.exec.deny: \"sha256:abc\": must be sha256: and 64 hex digits")]
-    [InlineData("gpu.devices = [\"0\"]", "p.toml:3:confine.gpu.devices: expected GPU indices from 0 to 255 (/dev/nvidiaN)")]
+    [InlineData("gpu.devices = [\"0\"]", "p.toml:3:confine.gpu.devices: expected GPU indices from 0 to 253 (/dev/nvidiaN)")]
     [InlineData("gpu.devices = 0", "p.toml:3:confine.gpu.devices: expected a list of GPU indices (0, 1, ...; [] for none)")]
+    [InlineData("gpu = [\"x\"]", "p.toml:3:confine.gpu: \"x\": must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"")]
+    [InlineData("gpu = [\"254\"]", "p.toml:3:confine.gpu: \"254\": must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"")]
+    [InlineData("gpu = [\"none\", \"1\"]", "p.toml:3:confine.gpu: \"none\" with GPUs beside it: give one or the other")]
+    [InlineData("gpu = 1", "p.toml:3:confine.gpu: expected a list of strings")]
     public void EachBadKeyIsReportedWithFileLineAndKey(string line, string error)
     {
         // A valid section around the one bad key: only that key is reported.
@@ -153,6 +157,14 @@ public sealed class ConfinePolicyTests
     public void ABadJobGlobIsReported(string line, string reason) =>
         Assert.Equal($"p.toml:2:confine.jobs: {reason}", OneError($"[[confine]]\n{line}\negress.allow = [\"10.0.0.1\"]\n"));
 
+    [Theory]
+    [InlineData("gpu = [\"0\", \"2\"]", new[] { 0, 2 })]
+    [InlineData("gpu = \"none\"", new int[0])]
+    [InlineData("gpu = [\"none\"]", new int[0])]
+    [InlineData("gpu = []", new int[0])]
+    public void GpuTakesMinorsOrNone(string line, int[] minors) =>
+        Assert.Equal(minors, Valid($"[[confine]]\njobs = [\"*\"]\n{line}\n").Confine[0].Gpu!.Devices);
+
     [Fact]
     public void ASectionThatSelectsNothingIsRefused() =>
         Assert.Equal("p.toml:1:confine: selects no job: give jobs, launchers, users or groups (jobs = [\"*\"] for every job)",
@@ -160,7 +172,7 @@ public sealed class ConfinePolicyTests
 
     [Fact]
     public void ASectionThatConfinesNothingIsRefused() =>
-        Assert.Equal("p.toml:2:confine: confines nothing: give egress.allow, exec.allow or exec.deny, or gpu.devices",
+        Assert.Equal("p.toml:2:confine: confines nothing: give egress.allow, exec.allow or exec.deny, or gpu",
             OneError("mode = \"enforce\"\n[[confine]]\njobs = [\"*\"]\n"));
 
     [Fact]

@@ -55,6 +55,10 @@ public sealed partial class RecordLayoutTests
         ("guard_confine_ports", typeof(GuardConfinePorts)),
         ("guard_confine_denial_key", typeof(GuardConfineDenialKey)),
         ("guard_confine_denial", typeof(GuardConfineDenial)),
+        ("guard_confine_exec_rules", typeof(GuardConfineExecRules)),
+        ("guard_confine_file_key", typeof(GuardConfineFileKey)),
+        ("guard_confine_gpu", typeof(GuardConfineGpu)),
+        ("guard_confine_act", typeof(GuardConfineAct)),
     ];
 
     private static readonly (string C, Type CSharp)[] Enums =
@@ -70,6 +74,8 @@ public sealed partial class RecordLayoutTests
         ("guard_continue_via", typeof(ContinueVia)),
         ("guard_confine_mode", typeof(ConfineKernelMode)),
         ("guard_confine_what", typeof(ConfineWhat)),
+        ("guard_exec_class", typeof(ExecClassBits)),
+        ("guard_confine_act_kind", typeof(ConfineActKind)),
     ];
 
     private static readonly Lazy<string> Btf = new(DumpHeaderBtf);
