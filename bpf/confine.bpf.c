@@ -14,8 +14,12 @@
  *   the rule (before this was attached, before the job was confined, or
  *   before its list changed) is judged by its destination and dropped when
  *   denied; sockets judged at connect carry their verdict (socket storage)
- *   for the list's generation. Accepted sockets (sockops) are inbound: let
- *   through.
+ *   for the list's generation. A socket the job accepted (its local port has
+ *   a listener) is inbound: let through.
+ *
+ * Speed: only sockets of confined jobs get socket storage (at their connect
+ * or send, or their first packet), so a process outside every confined job
+ * costs a bit test (confine_levels) and a NULL storage pointer, nothing more.
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
  *
  * A root program must allow by default: anything it cannot judge passes.
@@ -45,7 +49,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_cgroups SEC(".maps");
 
-/* Bit L set: some confined job cgroup is L levels below the root (1..31). */
+/* Bit L set: some confined job cgroup is L levels below the root (1..31).
+ * Bit 0 (CONFINE_TREES): some launcher tree may be confined (confine_tgids,
+ * confine_launchers hold entries); clear, no tgid is looked up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -101,6 +107,9 @@ struct {
 #define SOCK_JUDGED 1  /* verdict is for generation */
 #define SOCK_DENIED 2
 #define SOCK_INBOUND 4 /* accepted: its peer came to it */
+
+#define CONFINE_TREES 1ULL
+#define BPF_F_CURRENT_NETNS_ID (-1L)
 
 struct confine_sock {
 	struct guard_confine_job job; /* the job that connected it, when a confined process did */
@@ -160,6 +169,8 @@ static __always_inline struct guard_confine_job *job_of_current(void)
 		if (job)
 			return job;
 	}
+	if (!(levels & CONFINE_TREES))
+		return NULL;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	job = bpf_map_lookup_elem(&confine_tgids, &tgid);
 	if (!job)
@@ -317,29 +328,50 @@ int guard_confine_sendmsg6(struct bpf_sock_addr *ctx)
 	return judge(ctx, (__u8 *)addr, GUARD_CONFINE_SEND);
 }
 
-/* An accepted TCP socket is inbound: egress lets its replies through. */
-SEC("sockops")
-int guard_confine_sockops(struct bpf_sock_ops *skops)
+/* Whether a connected TCP socket was accepted: a listener holds its local
+ * port. Looked up with remote port 0, which no established socket has, so
+ * the lookup falls through to the listeners. Only for a confined job's
+ * socket the first time egress sees it. */
+static __always_inline bool accepted(struct __sk_buff *skb, struct bpf_sock *sk)
 {
-	struct confine_sock *st;
-	struct bpf_sock *sk;
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *found;
+	__u32 size;
+	bool listener;
 
-	if (skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
-	sk = skops->sk;
-	if (!sk)
-		return 1;
-	st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st)
-		st->flags |= SOCK_INBOUND;
-	return 1;
+	if (sk->protocol != IPPROTO_TCP)
+		return false;
+	if (sk->family == AF_INET) {
+		tuple.ipv4.saddr = sk->dst_ip4;
+		tuple.ipv4.daddr = sk->src_ip4;
+		tuple.ipv4.dport = bpf_htons(sk->src_port);
+		size = sizeof(tuple.ipv4);
+	} else if (sk->family == AF_INET6) {
+		tuple.ipv6.saddr[0] = sk->dst_ip6[0];
+		tuple.ipv6.saddr[1] = sk->dst_ip6[1];
+		tuple.ipv6.saddr[2] = sk->dst_ip6[2];
+		tuple.ipv6.saddr[3] = sk->dst_ip6[3];
+		tuple.ipv6.daddr[0] = sk->src_ip6[0];
+		tuple.ipv6.daddr[1] = sk->src_ip6[1];
+		tuple.ipv6.daddr[2] = sk->src_ip6[2];
+		tuple.ipv6.daddr[3] = sk->src_ip6[3];
+		tuple.ipv6.dport = bpf_htons(sk->src_port);
+		size = sizeof(tuple.ipv6);
+	} else
+		return false;
+	found = bpf_skc_lookup_tcp(skb, &tuple, size, BPF_F_CURRENT_NETNS_ID, 0);
+	if (!found)
+		return false;
+	listener = found->state == BPF_TCP_LISTEN;
+	bpf_sk_release(found);
+	return listener;
 }
 
 /* Returns 0 to drop: a packet of a confined job's socket to a destination its list denies. */
 SEC("cgroup_skb/egress")
 int guard_confine_egress(struct __sk_buff *skb)
 {
-	struct guard_confine_job *job = NULL;
+	struct guard_confine_job *job = NULL, copy;
 	struct confine_sock *st;
 	struct l4_location loc;
 	struct bpf_sock *sk = skb->sk;
@@ -354,19 +386,34 @@ int guard_confine_egress(struct __sk_buff *skb)
 	if (!sk || (sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_LISTEN))
 		return ALLOW;
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
-	if (st && (st->flags & SOCK_INBOUND))
-		return ALLOW;
-	if (st && (st->flags & SOCK_JUDGED))
+	if (st) {
+		if (st->flags & SOCK_INBOUND)
+			return ALLOW;
 		job = &st->job;
-	else
+	} else {
+		/* No storage: not a confined job's connect. Outside every confined job this is the end. */
 		job = job_of_skb(skb);
-	if (!job)
-		return ALLOW;
+		if (!job)
+			return ALLOW;
+	}
 	/* A connected socket's every packet goes to one peer: its verdict holds for the generation. */
 	connected = sk->dst_port != 0;
 	gen = generation();
 	if (connected && st && (st->flags & SOCK_JUDGED) && st->generation == gen)
 		return (st->flags & SOCK_DENIED) && st->job.mode != GUARD_CONFINE_AUDIT ? EPERM_DENY : ALLOW;
+	copy = *job;
+	if (connected && !st) {
+		/* A confined job's socket seen first here: accepted, or connected before the rule. */
+		bool inbound = accepted(skb, sk);
+
+		st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st) {
+			st->job = copy;
+			st->flags = inbound ? SOCK_INBOUND : 0;
+		}
+		if (inbound)
+			return ALLOW;
+	}
 	if (locate_l4(skb, &loc))
 		return ALLOW;
 	if (loc.protocol == IPPROTO_TCP || loc.protocol == IPPROTO_UDP) {
@@ -387,7 +434,7 @@ int guard_confine_egress(struct __sk_buff *skb)
 		__builtin_memcpy(&ip4, loc.daddr, 4);
 		v4_mapped(loc.daddr, ip4);
 	}
-	if (allowed(job, loc.daddr, port, loc.protocol)) {
+	if (allowed(&copy, loc.daddr, port, loc.protocol)) {
 		if (connected && st) {
 			st->generation = gen;
 			st->flags = SOCK_JUDGED;
@@ -397,18 +444,8 @@ int guard_confine_egress(struct __sk_buff *skb)
 	if (connected && st) {
 		st->generation = gen;
 		st->flags = SOCK_JUDGED | SOCK_DENIED;
-	} else if (connected) {
-		/* Connected before the rule: remember the job and the verdict on the socket. */
-		struct guard_confine_job copy = *job;
-
-		st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->job = copy;
-			st->generation = gen;
-			st->flags = SOCK_JUDGED | SOCK_DENIED;
-		}
 	}
-	return deny(job, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
+	return deny(&copy, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
 }
 
 /* A launcher-tree member's child is a member from its fork, with its own start. */

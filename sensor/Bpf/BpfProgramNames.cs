@@ -162,9 +162,6 @@ public static class BpfProgramNames
     /// <summary><c>guard_confine_sendmsg6</c> in bpf/confine.bpf.c (cgroup/sendmsg6).</summary>
     public const string ConfineSendMsg6 = "guard_confine_sendmsg6";
 
-    /// <summary><c>guard_confine_sockops</c> in bpf/confine.bpf.c (sockops: accepted sockets are inbound).</summary>
-    public const string ConfineSockOps = "guard_confine_sockops";
-
     /// <summary><c>guard_confine_egress</c> in bpf/confine.bpf.c (cgroup_skb/egress).</summary>
     public const string ConfineEgress = "guard_confine_egress";
 

@@ -31,7 +31,7 @@ public sealed unsafe class ConfineKernel : IDisposable
 
     private static readonly string[] CgroupPrograms =
     [
-        BpfProgramNames.ConfineSockOps, BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
+        BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
         BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6,
     ];
 
@@ -153,12 +153,24 @@ public sealed unsafe class ConfineKernel : IDisposable
         ulong key = cgroupId;
         job.StartTicks = 0;
         Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
+        SetLevelBit(level);
+    }
+
+    /// <summary>
+    /// Sets bit <paramref name="bit"/> of confine_levels: a cgroup level the kernel
+    /// looks at, or bit 0 (<see cref="TreesBit"/>) so that it looks up tgids at all.
+    /// </summary>
+    private void SetLevelBit(int bit)
+    {
         uint zero = 0;
         ulong levels = 0;
         _ = Libbpf.MapLookup(LevelsFd, &zero, &levels);
-        levels |= 1UL << level;
-        Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record the confined cgroup's level");
+        levels |= 1UL << bit;
+        Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record where confined jobs are");
     }
+
+    /// <summary>CONFINE_TREES in bpf/confine.bpf.c: bit 0 of confine_levels, set once a launcher tree may be confined.</summary>
+    private const int TreesBit = 0;
 
     /// <summary>Lets cgroup <paramref name="cgroupId"/> go: nothing there is confined by it any more.</summary>
     public void ReleaseCgroup(ulong cgroupId)
@@ -175,6 +187,7 @@ public sealed unsafe class ConfineKernel : IDisposable
     {
         uint key = (uint)tgid;
         job.StartTicks = (ulong)startTicks;
+        SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(TgidsFd, &key, &job, 0), $"confine process {tgid}");
     }
 
@@ -186,6 +199,7 @@ public sealed unsafe class ConfineKernel : IDisposable
         var key = new GuardName();
         System.Text.Encoding.UTF8.GetBytes(comm, MemoryMarshal.CreateSpan(ref key.Name[0], CommCapacity - 1));
         job.StartTicks = 0;
+        SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(LaunchersFd, &key, &job, 0), $"confine launcher {comm}");
     }
 

@@ -47,6 +47,8 @@ public sealed class ConfineTests : IDisposable
                         b = c.recv(64)
                         if not b:
                             return
+                        if b == b"ping":
+                            c.sendall(b"pong")
                         got.extend(b)
                 threading.Thread(target=read, daemon=True).start()
         for s in (listen(socket.AF_INET, "0.0.0.0", A), listen(socket.AF_INET, "0.0.0.0", O), listen(socket.AF_INET6, "::1", A)):
@@ -59,6 +61,14 @@ public sealed class ConfineTests : IDisposable
                 c.connect((addr, port))
                 c.close()
                 return 0
+            except OSError as e:
+                return e.errno or -1
+        def reply(addr, port):
+            # The answer comes back on the socket the job's listener accepted: inbound, never judged.
+            try:
+                c = socket.create_connection((addr, port), timeout=2)
+                c.sendall(b"ping")
+                return 0 if c.recv(4) == b"pong" else -1
             except OSError as e:
                 return e.errno or -1
         def udp_send(addr, port):
@@ -74,7 +84,7 @@ public sealed class ConfineTests : IDisposable
             except OSError as e:
                 return e.errno
         if sys.argv[1] == "probe":
-            print(json.dumps({"allowed": tcp("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
+            print(json.dumps({"allowed": tcp("127.0.0.1", A), "reply": reply("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
                 "udp_send": udp_send("127.0.0.1", A), "udp_connect": udp_connect("127.0.0.1", A), "ipv6": tcp("::1", A, socket.AF_INET6)}), flush=True)
         else:
             c = socket.create_connection(("127.0.0.1", O))
@@ -141,6 +151,7 @@ public sealed class ConfineTests : IDisposable
     private static void AssertConfined(JsonElement r)
     {
         Assert.Equal(0, r.GetProperty("allowed").GetInt32());
+        Assert.Equal(0, r.GetProperty("reply").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("other_port").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("other_address").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("udp_send").GetInt32());
@@ -150,7 +161,7 @@ public sealed class ConfineTests : IDisposable
 
     private static void AssertFree(JsonElement r)
     {
-        foreach (string attempt in new[] { "allowed", "other_port", "other_address", "udp_send", "udp_connect", "ipv6" })
+        foreach (string attempt in new[] { "allowed", "reply", "other_port", "other_address", "udp_send", "udp_connect", "ipv6" })
             Assert.True(r.GetProperty(attempt).GetInt32() == 0, $"{attempt}: errno {r.GetProperty(attempt).GetInt32()}");
     }
 
