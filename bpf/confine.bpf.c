@@ -69,6 +69,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_tgids SEC(".maps");
 
+/* The next own rule set of a tree the kernel starts at a launcher's exec
+ * (GUARD_CONFINE_KERNEL_SETS + n): each job's set is its identity in
+ * confine_denials and holds what its DNS answers allow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_next_set SEC(".maps");
+
 /* Launchers (comm) whose exec starts a confined tree; value: the job entry to give it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -482,6 +493,13 @@ int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct
 		return 0;
 	joined = *launcher;
 	joined.start_ticks = start_ticks(task);
+	{
+		__u32 zero = 0;
+		__u64 *next = bpf_map_lookup_elem(&confine_next_set, &zero);
+
+		if (next)
+			joined.job = GUARD_CONFINE_KERNEL_SETS | (__u32)(__sync_fetch_and_add(next, 1) & (GUARD_CONFINE_KERNEL_SETS - 1));
+	}
 	bpf_map_update_elem(&confine_tgids, &tgid, &joined, BPF_NOEXIST);
 	return 0;
 }

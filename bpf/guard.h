@@ -523,6 +523,16 @@ struct guard_lineage {
 #define GUARD_CONFINE_RANGES 8
 #define GUARD_CONFINE_LEVELS 32
 
+/* Own rule sets (struct guard_confine_job.job), one per confined job, its
+ * identity in confine_denials: a job cgroup's is GUARD_CONFINE_JOB_SETS +
+ * its id modulo the range, a tree user space confines
+ * GUARD_CONFINE_TREE_SETS + its root's tgid, a tree the kernel starts at a
+ * launcher's exec GUARD_CONFINE_KERNEL_SETS + a counter. Below
+ * GUARD_CONFINE_JOB_SETS: sections' sets. */
+#define GUARD_CONFINE_JOB_SETS 1024U
+#define GUARD_CONFINE_TREE_SETS 0x40000000U
+#define GUARD_CONFINE_KERNEL_SETS 0x80000000U
+
 enum guard_confine_mode {
 	GUARD_CONFINE_ENFORCE = 1, /* denied: EPERM, or the packet dropped */
 	GUARD_CONFINE_AUDIT = 2,   /* counted as a denial, let through */

@@ -118,6 +118,8 @@ public sealed partial class GuardSensor : IDisposable
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
     private Confinement? confinement;
+    private readonly ConfineDenials confineDenials = new();
+    private long nextConfineCheckNs;
     private readonly HoldBreaches? holdBreaches;
     private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
@@ -382,6 +384,11 @@ public sealed partial class GuardSensor : IDisposable
             nextHoldCheckNs = now + HoldCheckIntervalNs;
             CheckHolds();
         }
+        if (now >= nextConfineCheckNs && confinement is not null)
+        {
+            nextConfineCheckNs = now + 1_000_000_000;
+            ReportConfineDenials(now);
+        }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
             nextQuarantineCheckNs = now + 1_000_000_000;
@@ -492,6 +499,20 @@ public sealed partial class GuardSensor : IDisposable
         catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
         {
             // Tried again at the next check; the kernel's own answers stand meanwhile.
+        }
+    }
+
+    /// <summary>What the kernel denied confined jobs since the last report, reported once per job, destination and minute (<see cref="ConfineDenials"/>).</summary>
+    private void ReportConfineDenials(long now)
+    {
+        try
+        {
+            foreach (ConfineEvent denial in confineDenials.Check(confinement!.Kernel.Denials(), now, confinement.Rules, confinement.Jobs, table))
+                emitter.Emit(denial);
+        }
+        catch (SensorException)
+        {
+            // Read again in a second; the kernel keeps counting meanwhile.
         }
     }
 

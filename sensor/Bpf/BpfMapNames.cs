@@ -129,4 +129,7 @@ public static class BpfMapNames
 
     /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
     public const string ConfineDenials = "confine_denials";
+
+    /// <summary><c>confine_next_set</c> in bpf/confine.bpf.c, pinned: the counter of own rule sets the kernel gives trees it starts.</summary>
+    public const string ConfineNextSet = "confine_next_set";
 }

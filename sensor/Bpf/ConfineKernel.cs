@@ -38,7 +38,7 @@ public sealed unsafe class ConfineKernel : IDisposable
     private static readonly string[] Maps =
     [
         BpfMapNames.ConfineCgroups, BpfMapNames.ConfineLevels, BpfMapNames.ConfineTgids, BpfMapNames.ConfineLaunchers,
-        BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials,
+        BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -181,14 +181,35 @@ public sealed unsafe class ConfineKernel : IDisposable
 
     /// <summary>
     /// Confines the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
-    /// and, from their fork, its children. Throws <see cref="SensorException"/> when the map refuses it.
+    /// and, from their fork, its children; returns its own rule set in force: the one
+    /// it has already when the kernel confined it first (a launcher's exec), else
+    /// <paramref name="job"/>'s. Throws <see cref="SensorException"/> when the map refuses it.
     /// </summary>
-    public void ConfineProcess(int tgid, long startTicks, GuardConfineJob job)
+    public uint ConfineProcess(int tgid, long startTicks, GuardConfineJob job)
     {
         uint key = (uint)tgid;
         job.StartTicks = (ulong)startTicks;
+        if (JobOfProcess(tgid, startTicks) is { Job: not 0 } already)
+            job.Job = already.Job;
         SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(TgidsFd, &key, &job, 0), $"confine process {tgid}");
+        return job.Job;
+    }
+
+    /// <summary>The entry of confined process <paramref name="tgid"/> started at <paramref name="startTicks"/>; null when it is not confined.</summary>
+    public GuardConfineJob? JobOfProcess(int tgid, long startTicks)
+    {
+        uint key = (uint)tgid;
+        GuardConfineJob job;
+        return Libbpf.MapLookup(TgidsFd, &key, &job) == 0 && job.StartTicks == (ulong)startTicks ? job : null;
+    }
+
+    /// <summary>The entry of confined job cgroup <paramref name="cgroupId"/>; null when it is not confined.</summary>
+    public GuardConfineJob? JobOfCgroup(ulong cgroupId)
+    {
+        ulong key = cgroupId;
+        GuardConfineJob job;
+        return Libbpf.MapLookup(CgroupsFd, &key, &job) == 0 ? job : null;
     }
 
     /// <summary>Makes the exec of a program named <paramref name="comm"/> start a confined tree, even while no sensor runs.</summary>

@@ -61,6 +61,9 @@ public sealed class EcsEncoder
             case AlertEvent alert:
                 findings.Write(w, alert);
                 break;
+            case ConfineEvent c:
+                network.Write(w, c);
+                break;
         }
         w.EndLine();
     }

@@ -17,8 +17,24 @@ namespace Guard.Sensor.Response;
 /// </summary>
 public sealed class ConfineRules
 {
-    /// <summary>Rule sets below this are sections' (the section's place + 1); a job's own sets are numbered from here.</summary>
+    /// <summary>GUARD_CONFINE_JOB_SETS: rule sets below this are sections' (the section's place + 1); a job cgroup's own sets are numbered from here.</summary>
     public const uint FirstJobSet = 1024;
+
+    /// <summary>GUARD_CONFINE_TREE_SETS: the own set of a tree user space confines is this + its root's tgid.</summary>
+    public const uint FirstTreeSet = 0x40000000;
+
+    /// <summary>GUARD_CONFINE_KERNEL_SETS: own sets from here are those the kernel gives trees it starts at a launcher's exec.</summary>
+    public const uint FirstKernelSet = 0x80000000;
+
+    /// <summary>
+    /// The own rule set of the job whose cgroup has id <paramref name="cgroupId"/>: the
+    /// same for the same cgroup in every sensor run, so what its DNS answers allowed
+    /// survives a restart. Two cgroups share one only 2^30 cgroup ids apart.
+    /// </summary>
+    public static uint CgroupJobSet(ulong cgroupId) => FirstJobSet + (uint)(cgroupId % (FirstTreeSet - FirstJobSet));
+
+    /// <summary>The own rule set of a tree user space confines from its root <paramref name="rootTgid"/> (pid_max is at most 2^22).</summary>
+    public static uint TreeJobSet(int rootTgid) => FirstTreeSet + (uint)rootTgid;
 
     private const ushort DnsPort = 53;
 

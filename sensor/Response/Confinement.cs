@@ -21,6 +21,7 @@ public sealed class Confinement : IDisposable
     private readonly HashSet<string> judgedJobs = [];
     private readonly Dictionary<string, uint?> userIds = [];
     private readonly Dictionary<string, uint?> groupIds = [];
+    private readonly Dictionary<uint, ConfinedJob> jobs = [];
 
     private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot)
     {
@@ -34,6 +35,9 @@ public sealed class Confinement : IDisposable
 
     /// <summary>The pinned maps, for reading denials.</summary>
     public ConfineKernel Kernel => kernel;
+
+    /// <summary>The jobs this sensor confined, by their own rule set (the kernel's name for a job).</summary>
+    public IReadOnlyDictionary<uint, ConfinedJob> Jobs => jobs;
 
     /// <summary>
     /// Attaches confinement at <paramref name="attachAt"/> (the cgroup v2 root in
@@ -88,7 +92,9 @@ public sealed class Confinement : IDisposable
             ConfineSection? section = Rules.SectionFor(job.Id, null, process.Uid, GroupOf(process), UserId, GroupId);
             if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
                 return null;
-            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, 0));
+            uint set = ConfineRules.CgroupJobSet(id);
+            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, set));
+            jobs[set] = new ConfinedJob(job.Id, section);
             return section;
         }
         string key = $"{JobMembership.TreeKind}:{process.Pid}:{process.StartTicks}";
@@ -99,7 +105,8 @@ public sealed class Confinement : IDisposable
         if (tree is null)
             return null;
         judgedJobs.Add(key);
-        kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, 0));
+        uint own = kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, ConfineRules.TreeJobSet(process.Pid)));
+        jobs[own] = new ConfinedJob(process.Membership.Id ?? $"{JobMembership.TreeKind}:{process.EntityId}", tree);
         return tree;
     }
 
@@ -138,3 +145,6 @@ public sealed class Confinement : IDisposable
     /// <summary>Closes the map descriptors; the pinned confinement stays in force.</summary>
     public void Dispose() => kernel.Dispose();
 }
+
+/// <summary>A job a sensor confined: its id as Guard names jobs (slurm:N, tree:ENTITY_ID) and the section confining it.</summary>
+public sealed record ConfinedJob(string JobId, ConfineSection Section);

@@ -4,7 +4,10 @@ using System.Text.Json;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
+using Guard.Sensor.Output;
+using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
@@ -115,13 +118,27 @@ public sealed class ConfineTests : IDisposable
         return kernel;
     }
 
-    /// <summary>Confines the stand-in Slurm job cgroup (job_N under this test's cgroup).</summary>
+    /// <summary>Confines the stand-in Slurm job cgroup (job_N under this test's cgroup) with its own rule set, as the sensor does.</summary>
     private string ConfinedSlurmJob(ConfineKernel kernel, ConfineRules rules)
     {
         string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
         ulong id = Libc.InodeOf(cgroups.DirectoryOf(job)) ?? throw new Xunit.Sdk.XunitException("the job cgroup has no inode");
-        kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
+        kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], ConfineRules.CgroupJobSet(id)));
         return job;
+    }
+
+    /// <summary>slurm:N of a stand-in job cgroup .../job_N.</summary>
+    private static string SlurmId(string job) => "slurm:" + job[(job.LastIndexOf("job_", StringComparison.Ordinal) + 4)..];
+
+    private static Dictionary<uint, ConfinedJob> JobsOf(string job, ConfineRules rules, TestCgroups cgroups) =>
+        new() { [ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value)] = new ConfinedJob(SlurmId(job), rules.Sections[0]) };
+
+    private static JsonElement Ecs(SensorEvent e)
+    {
+        var encoder = new EcsEncoder(RunInfo.ForThisHost("test"), new ArgumentRedactor());
+        var w = new JsonLineWriter();
+        encoder.Encode(e, w);
+        return JsonDocument.Parse(System.Text.Encoding.UTF8.GetString(w.Written)).RootElement;
     }
 
     /// <summary>The probe in its own netns, started from a shell in <paramref name="cgroupPath"/>; the shell waits for Go.</summary>
@@ -182,6 +199,83 @@ public sealed class ConfineTests : IDisposable
         Assert.Contains(denials, d => d.Key.Section == 1 && d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Connect && d.Value.Count >= 1 && d.Value.Mode == (uint)ConfineKernelMode.Enforce);
         Assert.Contains(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 17 && d.Key.What == (byte)ConfineWhat.Send);
         Assert.DoesNotContain(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 6 && d.Key.Address[15] == 1 && d.Key.Address[12] == 127);
+    }
+
+    [Fact]
+    public void EachDenialIsAnEcsEventOncePerJobDestinationAndMinuteWithItsCount()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertConfined(Result(probe));
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        var denials = new ConfineDenials();
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        List<ConfineEvent> events = denials.Check(kernel.Denials(), now, rules, JobsOf(job, rules, cgroups), table);
+        ConfineEvent otherPort = Assert.Single(events, e => e.DestinationPort == OtherPort);
+        Assert.Equal(SlurmId(job), otherPort.JobId);
+        Assert.Equal("connect", otherPort.Attempt);
+        Assert.True(otherPort.Count >= 1);
+        JsonElement line = Ecs(otherPort);
+        JsonElement ev = line.GetProperty("event");
+        Assert.Equal("event", ev.GetProperty("kind").GetString());
+        Assert.Equal("network", ev.GetProperty("category")[0].GetString());
+        Assert.Equal("denied", ev.GetProperty("type")[0].GetString());
+        Assert.Equal("failure", ev.GetProperty("outcome").GetString());
+        Assert.Equal("127.0.0.1", line.GetProperty("destination").GetProperty("ip").GetString());
+        Assert.Equal(OtherPort, line.GetProperty("destination").GetProperty("port").GetInt32());
+        Assert.Equal("tcp", line.GetProperty("network").GetProperty("transport").GetString());
+        Assert.Equal("test", line.GetProperty("guard").GetProperty("confine").GetProperty("section").GetString());
+        Assert.Equal(SlurmId(job), line.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
+        Assert.Contains(events, e => e.Attempt == "send" && e.Protocol == 17 && e.DestinationPort == AllowedPort);
+        Assert.Contains(events, e => e.Family == 10);
+        // Denied again within the minute: counted in the kernel, not reported again.
+        Process again = StartProbe(job, "probe");
+        TestCgroups.Go(again);
+        AssertConfined(Result(again));
+        Assert.Empty(denials.Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table));
+        ConfineEvent later = Assert.Single(
+            denials.Check(kernel.Denials(), now + ConfineDenials.ReportIntervalNs, rules, JobsOf(job, rules, cgroups), table), e => e.DestinationPort == OtherPort);
+        Assert.Equal(1UL, later.Count);
+    }
+
+    [Fact]
+    public void AuditDenialsAreAllowedEventsThatSayTheyWouldBeDenied()
+    {
+        ConfineRules rules = Rules("audit");
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertFree(Result(probe));
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        ConfineEvent e = Assert.Single(new ConfineDenials().Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table), d => d.DestinationPort == OtherPort);
+        JsonElement line = Ecs(e);
+        Assert.Equal("allowed", line.GetProperty("event").GetProperty("type")[0].GetString());
+        Assert.Equal("success", line.GetProperty("event").GetProperty("outcome").GetString());
+        Assert.True(line.GetProperty("guard").GetProperty("confine").GetProperty("would_deny").GetBoolean());
+    }
+
+    [Fact]
+    public void ConfineShowPrintsAJobsRulesAndWhetherItIsConfinedAndRefusesAnUnknownJob()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe"); // a member: the job has a process
+        string policy = dir.File("show.toml", $"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"enforce\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        var console = new TestConsole();
+        Assert.Equal(0, Guard.Cli.GuardCli.Run(["confine", "show", SlurmId(job), "--policy", policy], console));
+        Assert.StartsWith($"job {SlurmId(job)}: confined now", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains("section: test (", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"egress allow: tcp://127.0.0.1:{AllowedPort}", console.Out.ToString(), StringComparison.Ordinal);
+
+        var unknown = new TestConsole();
+        Assert.Equal(1, Guard.Cli.GuardCli.Run(["confine", "show", "slurm:987654321", "--policy", policy], unknown));
+        Assert.Equal("guard confine show: no job slurm:987654321 on this host\n", unknown.ErrorText);
+        Assert.Equal("", unknown.Out.ToString());
     }
 
     [Fact]
