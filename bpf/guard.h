@@ -578,6 +578,30 @@ enum guard_confine_what {
 	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
 };
 
+/* DNS names in egress allow lists (confine_names): a name in wire form
+ * (length-prefixed labels, lower case, no final zero), at most
+ * GUARD_CONFINE_NAME_MAX bytes, zero padded. */
+#define GUARD_CONFINE_NAME_MAX 128
+
+struct guard_confine_name_key {
+	__u32 set;  /* the section's rule set */
+	__u32 len;  /* bytes of name used */
+	__u8 name[GUARD_CONFINE_NAME_MAX];
+};
+
+/* confine_names values: the ports an answer for the name itself allows
+ * (exact), and for a name under it (under, *.NAME); count 0: not allowed so. */
+struct guard_confine_name {
+	struct guard_confine_ports exact;
+	struct guard_confine_ports under;
+};
+
+/* confine_resolvers keys: a section's resolver, whose answers on port 53 are read. */
+struct guard_confine_resolver_key {
+	__u32 set;
+	__u8 addr[16]; /* IPv6, IPv4 v4-mapped */
+};
+
 /* confine_denials keys: one denied destination of one job. */
 struct guard_confine_denial_key {
 	__u32 section;

@@ -509,6 +509,8 @@ public sealed partial class GuardSensor : IDisposable
         {
             foreach (ConfineEvent denial in confineDenials.Check(confinement!.Kernel.Denials(), now, confinement.Rules, confinement.Jobs, table))
                 emitter.Emit(denial);
+            // What DNS answers allowed and whose TTL ended: gone from the trie, which the kernel fills.
+            confinement.Kernel.RemoveExpired((ulong)now, ConfineRules.FirstJobSet);
         }
         catch (SensorException)
         {

@@ -130,6 +130,12 @@ public static class BpfMapNames
     /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
     public const string ConfineDenials = "confine_denials";
 
+    /// <summary><c>confine_names</c> in bpf/confine.bpf.c, pinned: sections' DNS names and suffixes (struct guard_confine_name_key, struct guard_confine_name).</summary>
+    public const string ConfineNames = "confine_names";
+
+    /// <summary><c>confine_resolvers</c> in bpf/confine.bpf.c, pinned: sections' resolvers, whose answers are read.</summary>
+    public const string ConfineResolvers = "confine_resolvers";
+
     /// <summary><c>confine_next_set</c> in bpf/confine.bpf.c, pinned: the counter of own rule sets the kernel gives trees it starts.</summary>
     public const string ConfineNextSet = "confine_next_set";
 }

@@ -31,7 +31,7 @@ public sealed unsafe class ConfineKernel : IDisposable
 
     private static readonly string[] CgroupPrograms =
     [
-        BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
+        BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineIngress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
         BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6,
     ];
 
@@ -39,6 +39,7 @@ public sealed unsafe class ConfineKernel : IDisposable
     [
         BpfMapNames.ConfineCgroups, BpfMapNames.ConfineLevels, BpfMapNames.ConfineTgids, BpfMapNames.ConfineLaunchers,
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
+        BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -58,6 +59,10 @@ public sealed unsafe class ConfineKernel : IDisposable
     private int GenerationFd => maps[5].Fd;
 
     private int DenialsFd => maps[6].Fd;
+
+    private int NamesFd => maps[8].Fd;
+
+    private int ResolversFd => maps[9].Fd;
 
     /// <summary>Where confinement is pinned: its maps by name, and the links of its programs.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "confine");
@@ -310,6 +315,76 @@ public sealed unsafe class ConfineKernel : IDisposable
         _ = Libbpf.MapLookup(GenerationFd, &zero, &generation);
         generation++;
         Check(Libbpf.MapUpdate(GenerationFd, &zero, &generation, 0), "bump the confinement generation");
+    }
+
+    /// <summary>
+    /// Makes section set <paramref name="set"/>'s DNS names exactly <paramref name="names"/>
+    /// (wire form, <see cref="GuardConfineNameKey.Capacity"/> bytes at most, with the ports an
+    /// answer for the name, and for a name under it, allows). Throws <see cref="SensorException"/>
+    /// when a name is too long or the map refuses it.
+    /// </summary>
+    public void ReplaceNames(uint set, IReadOnlyList<(byte[] Wire, IReadOnlyList<GuardPortRange> Exact, IReadOnlyList<GuardPortRange> Under)> names)
+    {
+        var keep = new HashSet<string>();
+        foreach ((byte[] wire, IReadOnlyList<GuardPortRange> exact, IReadOnlyList<GuardPortRange> under) in names)
+        {
+            if (wire.Length > GuardConfineNameKey.Capacity)
+                throw new SensorException($"a DNS name of {wire.Length} bytes: the kernel keys names of up to {GuardConfineNameKey.Capacity}");
+            var key = new GuardConfineNameKey { Set = set, Length = (uint)wire.Length };
+            wire.CopyTo(key.Name);
+            var value = new GuardConfineName { Exact = Ports(exact), Under = Ports(under) };
+            Check(Libbpf.MapUpdate(NamesFd, &key, &value, 0), $"allow a DNS name of rule set {set}");
+            keep.Add(Convert.ToHexString(wire));
+        }
+        foreach ((GuardConfineNameKey key, GuardConfineName _) in Libbpf.Entries<GuardConfineNameKey, GuardConfineName>(NamesFd))
+        {
+            GuardConfineNameKey k = key;
+            if (k.Set == set && !keep.Contains(Convert.ToHexString(((ReadOnlySpan<byte>)k.Name)[..(int)Math.Min(k.Length, GuardConfineNameKey.Capacity)])))
+                _ = Libbpf.MapDelete(NamesFd, &k);
+        }
+    }
+
+    /// <summary>Makes section set <paramref name="set"/>'s resolvers exactly <paramref name="addresses"/> (16 bytes each, IPv4 v4-mapped).</summary>
+    public void ReplaceResolvers(uint set, IReadOnlyList<byte[]> addresses)
+    {
+        var keep = new HashSet<string>();
+        byte one = 1;
+        foreach (byte[] address in addresses)
+        {
+            var key = new GuardConfineResolverKey { Set = set };
+            address.CopyTo(key.Address);
+            Check(Libbpf.MapUpdate(ResolversFd, &key, &one, 0), $"name a resolver of rule set {set}");
+            keep.Add(Convert.ToHexString(address));
+        }
+        foreach ((GuardConfineResolverKey key, byte _) in Libbpf.Entries<GuardConfineResolverKey, byte>(ResolversFd))
+        {
+            GuardConfineResolverKey k = key;
+            if (k.Set == set && !keep.Contains(Convert.ToHexString(k.Address)))
+                _ = Libbpf.MapDelete(ResolversFd, &k);
+        }
+    }
+
+    /// <summary>Removes the jobs' own entries (DNS answers) whose time ended before <paramref name="nowNs"/> (CLOCK_BOOTTIME); returns how many.</summary>
+    public int RemoveExpired(ulong nowNs, uint firstJobSet)
+    {
+        int removed = 0;
+        foreach ((GuardConfineKey key, GuardConfinePorts ports) in Entries())
+        {
+            if (key.Set < firstJobSet || ports.ExpiresNs == 0 || ports.ExpiresNs >= nowNs)
+                continue;
+            GuardConfineKey k = key;
+            if (Libbpf.MapDelete(AllowFd, &k) == 0)
+                removed++;
+        }
+        return removed;
+    }
+
+    private static GuardConfinePorts Ports(IReadOnlyList<GuardPortRange> ranges)
+    {
+        var ports = new GuardConfinePorts { Count = (uint)ranges.Count };
+        for (int i = 0; i < ranges.Count; i++)
+            ports.Ranges[i] = ranges[i];
+        return ports;
     }
 
     /// <summary>Every denial the kernel counted, per job and destination, as the map has them now.</summary>

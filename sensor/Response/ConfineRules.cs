@@ -118,6 +118,38 @@ public sealed class ConfineRules
         return entries;
     }
 
+    /// <summary>
+    /// One section's DNS names as the kernel keys them (wire form, lower case):
+    /// each name with the ports an answer for it allows, and for a *.SUFFIX rule
+    /// the ports an answer for a name under it allows; rules of one name merged.
+    /// Throws <see cref="SensorException"/> when a name needs more port ranges than the kernel keeps.
+    /// </summary>
+    public static List<(byte[] Wire, IReadOnlyList<GuardPortRange> Exact, IReadOnlyList<GuardPortRange> Under)> NamesOf(ConfineSection section)
+    {
+        var names = new List<(byte[], IReadOnlyList<GuardPortRange>, IReadOnlyList<GuardPortRange>)>();
+        foreach (IGrouping<string, EgressName> same in (section.Egress?.Names ?? []).GroupBy(n => n.Name))
+        {
+            List<GuardPortRange> exact = Merge(same.Where(n => !n.Suffix).Select(n => Range(n.Ports, n.Protocol)));
+            List<GuardPortRange> under = Merge(same.Where(n => n.Suffix).Select(n => Range(n.Ports, n.Protocol)));
+            if (exact.Count > GuardConfinePorts.Capacity || under.Count > GuardConfinePorts.Capacity)
+                throw new SensorException($"[[confine]] {section.Name} ({section.Source}): {same.Key} needs more than {GuardConfinePorts.Capacity} port ranges");
+            names.Add((Wire(same.Key), exact, under));
+        }
+        return names;
+    }
+
+    /// <summary>A DNS name (lower case, dotted, no final dot) in wire form without the final zero: "a.b" is 1 'a' 1 'b'.</summary>
+    public static byte[] Wire(string name)
+    {
+        var wire = new List<byte>(name.Length + 1);
+        foreach (string label in name.Split('.'))
+        {
+            wire.Add((byte)label.Length);
+            wire.AddRange(System.Text.Encoding.ASCII.GetBytes(label));
+        }
+        return [.. wire];
+    }
+
     /// <summary>16 bytes: IPv6 as it is, IPv4 v4-mapped (::ffff:a.b.c.d), as the kernel keys both.</summary>
     public static byte[] Mapped(IPAddress address) =>
         (address.AddressFamily == AddressFamily.InterNetwork ? address.MapToIPv6() : address).GetAddressBytes();

@@ -54,10 +54,19 @@ public sealed class Confinement : IDisposable
         try
         {
             for (int i = 0; i < rules.Sets.Count; i++)
+            {
+                // Names and resolvers first: an allow by name is read only once both are there.
+                kernel.ReplaceNames((uint)i + 1, ConfineRules.NamesOf(rules.Sections[i]));
+                kernel.ReplaceResolvers((uint)i + 1, [.. rules.Sections[i].Resolvers.Select(ConfineRules.Mapped)]);
                 kernel.ReplaceSet((uint)i + 1, rules.Sets[i]);
+            }
             // Sets of sections a previous policy had beyond these: emptied.
             foreach (uint stale in kernel.Entries().Select(e => e.Key.Set).Where(s => s > rules.Sets.Count && s < ConfineRules.FirstJobSet).Distinct().ToList())
+            {
                 kernel.ReplaceSet(stale, []);
+                kernel.ReplaceNames(stale, []);
+                kernel.ReplaceResolvers(stale, []);
+            }
             foreach ((string comm, ConfineSection section) in rules.LauncherNames())
                 kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
             return new Confinement(rules, kernel, cgroupRoot);

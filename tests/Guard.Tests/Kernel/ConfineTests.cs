@@ -101,6 +101,109 @@ public sealed class ConfineTests : IDisposable
             print(json.dumps({"received": got.decode()}), flush=True)
         """;
 
+    /// <summary>
+    /// argv: resolver | probe | other ADDR.... The resolver answers A for NAME at 127.0.0.53 and
+    /// (a resolver no section names) 127.0.0.54, in ways chosen by the name's first label:
+    /// nI (127.1.0.I+1), other- (answers a question not asked), loop- and fwd- (compression
+    /// pointers to itself, forwards), big- (TTL 2^31), huge- (TTL 2^31 - 1), trunc- (cut in the
+    /// record), alias- (a CNAME to real-, then its A); it accepts on 5001. The probe asks by its
+    /// own UDP queries, as a resolver library does, and connects at once to what the name maps to.
+    /// </summary>
+    private const string Dns = """
+        import json, random, socket, struct, sys, threading, time
+        SUFFIX = "models.test"
+        def address(name):
+            head = name.split(".")[0]
+            if head.startswith("n") and head[1:].isdigit():
+                return "127.1.0.%d" % (int(head[1:]) + 1)
+            special = {"evil": 1, "other": 2, "loop": 3, "big": 4, "huge": 5, "self": 6, "real": 7, "alias": 7, "trunc": 8, "fwd": 9}
+            return "127.2.0.%d" % special.get(head.split("-")[0], 99)
+        def wire(name):
+            return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+        def answer(q):
+            qid, flags, qd = struct.unpack(">HHH", q[:6])
+            end = 12
+            while q[end]:
+                end += q[end] + 1
+            qname = ".".join(l.decode() for l in _labels(q, 12))
+            question = q[12:end + 5]
+            head = qname.split(".")[0].split("-")[0]
+            ttl = {"big": 0x80000000, "huge": 0x7fffffff}.get(head, 60)
+            rr = struct.pack(">HHIH", 1, 1, ttl, 4) + socket.inet_aton(address(qname))
+            if head == "other":  # answers a question that was not asked
+                question = wire("zzz." + SUFFIX) + struct.pack(">HH", 1, 1)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + b"\xc0\x0c" + rr
+            if head == "loop":  # the record's name points at itself
+                at = 12 + len(question)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + struct.pack(">H", 0xc000 | at) + rr
+            if head == "fwd":  # the record's name points forwards, at a pointer back to it
+                at = 12 + len(question)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + struct.pack(">H", 0xc000 | (at + 2)) + struct.pack(">H", 0xc000 | at) + rr
+            if head == "alias":  # a CNAME chain inside the answer
+                target = wire(qname.replace("alias", "real", 1))
+                cname = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, len(target)) + target
+                at = 12 + len(question) + 12
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 2, 0, 0) + question + cname + struct.pack(">H", 0xc000 | at) + rr
+            full = struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + b"\xc0\x0c" + rr
+            return full[:-2] if head == "trunc" else full
+        def _labels(m, at):
+            out = []
+            while m[at]:
+                out.append(m[at + 1:at + 1 + m[at]])
+                at += m[at] + 1
+            return out
+        def serve(addr):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((addr, 53))
+            while True:
+                q, peer = s.recvfrom(2048)
+                s.sendto(answer(q), peer)
+        def query(name, server="127.0.0.53"):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.connect((server, 53))
+            qid = random.randrange(65536)
+            s.send(struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire(name) + struct.pack(">HH", 1, 1))
+            s.recv(2048)
+            s.close()
+        def connect(addr):
+            try:
+                c = socket.create_connection((addr, 5001), timeout=2)
+                c.close()
+                return 0
+            except OSError as e:
+                return e.errno or -1
+        if sys.argv[1] == "resolver":
+            for a in ("127.0.0.53", "127.0.0.54"):
+                threading.Thread(target=serve, args=(a,), daemon=True).start()
+            l = socket.socket()
+            l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind(("0.0.0.0", 5001))
+            l.listen(512)
+            def accept():
+                while True:
+                    l.accept()[0].close()
+            threading.Thread(target=accept, daemon=True).start()
+            print("ready", flush=True)
+            sys.stdin.readline()
+        elif sys.argv[1] == "probe":
+            ok = 0
+            for i in range(100):
+                name = "n%d.%s" % (i, SUFFIX)
+                query(name)
+                ok += connect(address(name)) == 0
+            r = {"connected_after_lookup": ok}
+            for head in ("evil", "other", "loop", "fwd", "big", "huge", "trunc", "alias"):
+                name = ("%s-1.other.test" % head) if head == "evil" else ("%s-1.%s" % (head, SUFFIX))
+                query(name)
+                r[head] = connect(address(name))
+            query("self-1." + SUFFIX, "127.0.0.54")
+            r["self"] = connect(address("self-1." + SUFFIX))
+            print(json.dumps(r), flush=True)
+        else:
+            print(json.dumps({"other_job": [connect(a) for a in sys.argv[2:]]}), flush=True)
+        """;
+
     private readonly TestCgroups cgroups = new();
     private readonly TempDir dir = new();
     private readonly List<Process> started = [];
@@ -276,6 +379,50 @@ public sealed class ConfineTests : IDisposable
         Assert.Equal(1, Guard.Cli.GuardCli.Run(["confine", "show", "slurm:987654321", "--policy", policy], unknown));
         Assert.Equal("guard confine show: no job slurm:987654321 on this host\n", unknown.ErrorText);
         Assert.Equal("", unknown.Out.ToString());
+    }
+
+    [Fact]
+    public void ANameIsAllowedByTheJobsOwnAnswersForItAloneAndNothingElseOfAnAnswerCounts()
+    {
+        ConfineRules rules = new(Policies.Over(
+            "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
+            $"egress.allow = [\"tcp://127.0.0.1:{AllowedPort}\", \"*.models.test:{AllowedPort}\", \"udp://127.0.0.54:53\"]\n"));
+        using ConfineKernel kernel = Attach(rules);
+        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
+        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
+        string script = dir.File("dns.py", Dns);
+        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
+        started.Add(resolver);
+        TestCgroups.Go(resolver);
+        Assert.Equal("ready", LineWithin(resolver));
+        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = cgroups.StartIn(job, $"exec nsenter --net={netns} {Run.Python} {script} probe");
+        started.Add(probe);
+        TestCgroups.Go(probe);
+        JsonElement r = Result(probe);
+        // Each name resolved through the section's resolver, the connect right after it goes.
+        Assert.Equal(100, r.GetProperty("connected_after_lookup").GetInt32());
+        Assert.Equal(0, r.GetProperty("alias").GetInt32()); // a CNAME chain within the answer
+        Assert.Equal(0, r.GetProperty("big").GetInt32());   // TTL 2^31 is 0: allowed for the least time
+        Assert.Equal(0, r.GetProperty("huge").GetInt32());
+        // A name the section does not allow, an answer to a question not asked, a compression loop
+        // (back to itself, or forwards), a record cut short, a resolver the section does not name: nothing allowed.
+        foreach (string denied in new[] { "evil", "other", "loop", "fwd", "trunc", "self" })
+            Assert.True(r.GetProperty(denied).GetInt32() == Eperm, $"{denied}: errno {r.GetProperty(denied).GetInt32()}");
+        // Allowed for the job's own set alone, for at most an hour whatever the TTL.
+        uint own = ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value);
+        ulong now = (ulong)Libc.NowNs(Libc.ClockBoottime);
+        var entries = kernel.Entries().Where(e => e.Key.Set == own).ToList();
+        Assert.Equal(100 + 3, entries.Count);
+        Assert.All(entries, e => Assert.InRange(e.Ports.ExpiresNs, now, now + (3600UL * 1_000_000_000)));
+        Assert.Contains(entries, e => e.Ports.ExpiresNs < now + (31UL * 1_000_000_000)); // big-: TTL 0, held 30 s
+
+        // Another confined job connecting to the addresses this job was given: denied.
+        Process other = cgroups.StartIn(ConfinedSlurmJob(kernel, rules), $"exec nsenter --net={netns} {Run.Python} {script} other 127.1.0.1 127.1.0.50 127.2.0.7");
+        started.Add(other);
+        TestCgroups.Go(other);
+        Assert.All(Result(other).GetProperty("other_job").EnumerateArray(), e => Assert.Equal(Eperm, e.GetInt32()));
     }
 
     [Fact]
