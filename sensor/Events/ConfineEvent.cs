@@ -7,6 +7,7 @@ namespace Guard.Sensor.Events;
 /// </summary>
 public sealed class ConfineEvent : SensorEvent
 {
+    /// <inheritdoc/>
     public override EventType Type => EventType.Confine;
 
     /// <summary>The section's name.</summary>
@@ -36,6 +37,7 @@ public sealed class ConfineEvent : SensorEvent
     /// <summary>16 bytes; for IPv4 the address is in the first 4.</summary>
     public byte[] DestinationAddress { get; init; } = new byte[16];
 
+    /// <summary>The destination port, host order.</summary>
     public int DestinationPort { get; init; }
 
     /// <summary>6 (TCP) or 17 (UDP), as IPPROTO_*.</summary>
