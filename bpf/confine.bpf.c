@@ -14,8 +14,12 @@
  *   the rule (before this was attached, before the job was confined, or
  *   before its list changed) is judged by its destination and dropped when
  *   denied; sockets judged at connect carry their verdict (socket storage)
- *   for the list's generation. Accepted sockets (sockops) are inbound: let
- *   through.
+ *   for the list's generation. A socket the job accepted (its local port has
+ *   a listener) is inbound: let through.
+ *
+ * Speed: only sockets of confined jobs get socket storage (at their connect
+ * or send, or their first packet), so a process outside every confined job
+ * costs a bit test (confine_levels) and a NULL storage pointer, nothing more.
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
  *
  * A root program must allow by default: anything it cannot judge passes.
@@ -45,7 +49,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_cgroups SEC(".maps");
 
-/* Bit L set: some confined job cgroup is L levels below the root (1..31). */
+/* Bit L set: some confined job cgroup is L levels below the root (1..31).
+ * Bit 0 (CONFINE_TREES): some launcher tree may be confined (confine_tgids,
+ * confine_launchers hold entries); clear, no tgid is looked up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -62,6 +68,17 @@ struct {
 	__type(value, struct guard_confine_job);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_tgids SEC(".maps");
+
+/* The next own rule set of a tree the kernel starts at a launcher's exec
+ * (GUARD_CONFINE_KERNEL_SETS + n): each job's set is its identity in
+ * confine_denials and holds what its DNS answers allow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_next_set SEC(".maps");
 
 /* Launchers (comm) whose exec starts a confined tree; value: the job entry to give it. */
 struct {
@@ -101,13 +118,114 @@ struct {
 #define SOCK_JUDGED 1  /* verdict is for generation */
 #define SOCK_DENIED 2
 #define SOCK_INBOUND 4 /* accepted: its peer came to it */
+#define SOCK_DNS 8     /* a confined job's socket to one of its section's resolvers, port 53 */
+
+/* DNS answers: what is read of one (more is not parsed), a power of two so
+ * an offset masked by DNS_MAX - 1 is always inside the buffer. */
+#define DNS_MAX 1024
+#define DNS_QUERIES 4   /* queries a socket keeps awaiting their answers (glibc sends A and AAAA at once) */
+#define DNS_ANSWERS 16  /* answer records read of one answer */
+#define DNS_CHAIN 8     /* names an answer's CNAME chain may pass through */
+#define DNS_LABELS 32   /* labels of a question name looked up as suffixes */
+#define DNS_HOPS 8      /* compression pointers followed in one name (each strictly backwards) */
+#define DNS_NAME_STEPS 300 /* bytes and pointers of one name: 255 bytes + DNS_HOPS, with room */
+#define DNS_TTL_MIN_S 30   /* an answer allows at least this long: a connect right after a TTL 0 answer goes */
+#define DNS_TTL_MAX_S 3600 /* and at most an hour, whatever its TTL */
+#define DNS_PORT 53
+#define DNS_TYPE_A 1
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_AAAA 28
+#define DNS_CLASS_IN 1
+
+#define CONFINE_TREES 1ULL
+#define BPF_F_CURRENT_NETNS_ID (-1L)
 
 struct confine_sock {
 	struct guard_confine_job job; /* the job that connected it, when a confined process did */
 	__u64 generation;
 	__u32 flags;
-	__u32 pad;
+	__u32 next_query;
+	/* SOCK_DNS: the queries sent, each id with its question name's hash; an answer counts only for one of them */
+	__u64 query_hash[DNS_QUERIES];
+	__u16 query_id[DNS_QUERIES];
+	__u8 query_open[DNS_QUERIES];
 };
+
+/* A section's DNS names (egress allow by name), by wire form. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_confine_name_key);
+	__type(value, struct guard_confine_name);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_names SEC(".maps");
+
+/* A section's resolvers: answers from them on port 53 are read; any other's are not. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct guard_confine_resolver_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_resolvers SEC(".maps");
+
+/* State of one answer's reading (bpf_loop callbacks). */
+struct answer_read {
+	__u32 len;
+	__u32 pos;
+	__u32 records;
+	__u32 set;         /* the job's own rule set */
+	__u32 chain_len;
+	__u64 chain[DNS_CHAIN];
+	struct guard_confine_ports ports; /* what the question's rule allows */
+	__u64 now;
+	__u32 section;
+	__u32 qlen;        /* wire bytes of the question name in s->qname */
+	__u32 labels;
+	__u8 starts[DNS_LABELS];
+	__u32 allowed;     /* addresses allowed */
+	__u8 matched;
+};
+
+/* A name's walk through a message in the scratch buffer (in the scratch: map memory, so the verifier sees one state per step, not one per byte). */
+struct name_walk {
+	__u32 len;      /* message bytes in s->msg */
+	__u32 pos;      /* the next byte to read */
+	__u32 end;      /* where the message goes on after the name (after its first pointer, or its zero) */
+	__u32 remaining; /* bytes left of the label being read */
+	__u32 copied;   /* wire bytes of the name so far (into s->qname when copy) */
+	__u32 hops;
+	__u32 labels;
+	__u64 hash;     /* FNV-1a 64 of the wire form, lower case */
+	__u8 copy;      /* keep the wire form in s->qname, and label starts */
+	__u8 done;
+	__u8 bad;
+	__u8 pad;
+	__u8 starts[DNS_LABELS]; /* copy: where each label starts in s->qname */
+};
+
+/* Per CPU: [0] egress (a query, in task context), [1] ingress (an answer, in softirq). */
+struct dns_scratch {
+	__u8 msg[DNS_MAX];
+	__u8 qname[GUARD_CONFINE_NAME_MAX * 2];
+	struct guard_confine_name_key key;
+	struct name_walk w;                /* the name being walked */
+	struct answer_read a;              /* ingress: the answer being read */
+	struct guard_confine_ports fresh;  /* ingress: the entry being written */
+	struct guard_confine_ports old;    /* ingress: the entry it replaces */
+};
+
+/* A bpf_loop callback's state: the scratch, whose every field it reads. */
+struct scratch_ctx {
+	struct dns_scratch *s;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} confine_dns_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -160,6 +278,8 @@ static __always_inline struct guard_confine_job *job_of_current(void)
 		if (job)
 			return job;
 	}
+	if (!(levels & CONFINE_TREES))
+		return NULL;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	job = bpf_map_lookup_elem(&confine_tgids, &tgid);
 	if (!job)
@@ -245,6 +365,14 @@ static __always_inline int deny(const struct guard_confine_job *job, const __u8 
 	return job->mode == GUARD_CONFINE_AUDIT ? ALLOW : EPERM_DENY;
 }
 
+static __always_inline bool is_resolver(__u32 set, const __u8 *addr)
+{
+	struct guard_confine_resolver_key key = { .set = set };
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&confine_resolvers, &key) != NULL;
+}
+
 static __always_inline void v4_mapped(__u8 *addr, __u32 ip4)
 {
 	__builtin_memset(addr, 0, 10);
@@ -278,6 +406,17 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 			st->job = *job;
 			st->generation = generation();
 			st->flags = SOCK_JUDGED | (ok ? 0 : SOCK_DENIED);
+		}
+	}
+	if (ok && port == DNS_PORT && protocol == IPPROTO_UDP && is_resolver(job->section, addr)) {
+		/* Its answers are read at ingress: the socket carries the job and the queries it sent. */
+		struct guard_confine_job copy = *job;
+
+		st = bpf_sk_storage_get(&confine_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st) {
+			if (!(st->flags & SOCK_DNS))
+				st->job = copy;
+			st->flags |= SOCK_DNS;
 		}
 	}
 	return ok ? ALLOW : deny(job, addr, port, protocol, what, true);
@@ -317,29 +456,456 @@ int guard_confine_sendmsg6(struct bpf_sock_addr *ctx)
 	return judge(ctx, (__u8 *)addr, GUARD_CONFINE_SEND);
 }
 
-/* An accepted TCP socket is inbound: egress lets its replies through. */
-SEC("sockops")
-int guard_confine_sockops(struct bpf_sock_ops *skops)
+/* Whether a connected TCP socket was accepted: a listener holds its local
+ * port. Looked up with remote port 0, which no established socket has, so
+ * the lookup falls through to the listeners. Only for a confined job's
+ * socket the first time egress sees it. */
+static __always_inline bool accepted(struct __sk_buff *skb, struct bpf_sock *sk)
 {
-	struct confine_sock *st;
-	struct bpf_sock *sk;
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *found;
+	__u32 size;
+	bool listener;
 
-	if (skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+	if (sk->protocol != IPPROTO_TCP)
+		return false;
+	if (sk->family == AF_INET) {
+		tuple.ipv4.saddr = sk->dst_ip4;
+		tuple.ipv4.daddr = sk->src_ip4;
+		tuple.ipv4.dport = bpf_htons(sk->src_port);
+		size = sizeof(tuple.ipv4);
+	} else if (sk->family == AF_INET6) {
+		tuple.ipv6.saddr[0] = sk->dst_ip6[0];
+		tuple.ipv6.saddr[1] = sk->dst_ip6[1];
+		tuple.ipv6.saddr[2] = sk->dst_ip6[2];
+		tuple.ipv6.saddr[3] = sk->dst_ip6[3];
+		tuple.ipv6.daddr[0] = sk->src_ip6[0];
+		tuple.ipv6.daddr[1] = sk->src_ip6[1];
+		tuple.ipv6.daddr[2] = sk->src_ip6[2];
+		tuple.ipv6.daddr[3] = sk->src_ip6[3];
+		tuple.ipv6.dport = bpf_htons(sk->src_port);
+		size = sizeof(tuple.ipv6);
+	} else
+		return false;
+	found = bpf_skc_lookup_tcp(skb, &tuple, size, BPF_F_CURRENT_NETNS_ID, 0);
+	if (!found)
+		return false;
+	listener = found->state == BPF_TCP_LISTEN;
+	bpf_sk_release(found);
+	return listener;
+}
+
+/*
+ * DNS names. A confined job's socket to one of its section's resolvers on
+ * UDP 53 is marked at connect or send (SOCK_DNS). At egress each query it
+ * sends is remembered on the socket (id and question name hash); at ingress
+ * an answer from a resolver of the section is read when it answers one of
+ * those queries with the same question, and the question is a name or under
+ * a suffix the section allows. Its A and AAAA records for the question, or
+ * for names a CNAME chain within the answer leads to, are allowed for the
+ * job's own rule set, for the record's TTL (at least DNS_TTL_MIN_S, at most
+ * DNS_TTL_MAX_S): before the answer reaches the socket, so a connect right
+ * after the lookup goes, while another job is still denied that address.
+ * Everything read is bounded: the answer's first DNS_MAX bytes, names of at
+ * most 255 bytes with DNS_HOPS compression pointers each pointing strictly
+ * backwards (no loop can be built), DNS_ANSWERS records, DNS_CHAIN names.
+ */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static __always_inline __u8 msg_byte(struct dns_scratch *s, __u32 at)
+{
+	return s->msg[at & (DNS_MAX - 1)];
+}
+
+static __always_inline void name_put(struct dns_scratch *s, __u8 b)
+{
+	struct name_walk *w = &s->w;
+
+	w->hash = (w->hash ^ b) * FNV_PRIME;
+	if (w->copy) {
+		if (w->copied >= GUARD_CONFINE_NAME_MAX) {
+			w->bad = 1; /* longer than any name a policy keys: no rule can match */
+			return;
+		}
+		s->qname[w->copied & (GUARD_CONFINE_NAME_MAX * 2 - 1)] = b;
+	}
+	w->copied++;
+}
+
+static long name_step(__u32 i, struct scratch_ctx *c)
+{
+	struct dns_scratch *s = c->s;
+	struct name_walk *w = &s->w;
+	__u8 b;
+
+	if (w->pos >= w->len || w->copied > 255) {
+		w->bad = 1; /* truncated, or longer than a name may be */
 		return 1;
-	sk = skops->sk;
-	if (!sk)
+	}
+	b = msg_byte(s, w->pos);
+	if (w->remaining) {
+		if (b >= 'A' && b <= 'Z')
+			b += 'a' - 'A';
+		name_put(s, b);
+		w->remaining--;
+		w->pos++;
+		return w->bad ? 1 : 0;
+	}
+	if (b == 0) {
+		if (!w->hops)
+			w->end = w->pos + 1;
+		w->done = 1;
 		return 1;
-	st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st)
-		st->flags |= SOCK_INBOUND;
+	}
+	if ((b & 0xc0) == 0xc0) {
+		__u32 target;
+
+		if (w->pos + 1 >= w->len || ++w->hops > DNS_HOPS) {
+			w->bad = 1;
+			return 1;
+		}
+		target = ((__u32)(b & 0x3f) << 8) | msg_byte(s, w->pos + 1);
+		if (w->hops == 1)
+			w->end = w->pos + 2;
+		/* Strictly backwards: a pointer never reaches itself or what follows, so no loop. */
+		if (target >= w->pos) {
+			w->bad = 1;
+			return 1;
+		}
+		w->pos = target;
+		return 0;
+	}
+	if (b & 0xc0) {
+		w->bad = 1; /* 0x40, 0x80: label types nobody uses */
+		return 1;
+	}
+	if (w->copy && w->labels < DNS_LABELS)
+		w->starts[w->labels & (DNS_LABELS - 1)] = w->copied;
+	w->labels++;
+	name_put(s, b);
+	w->remaining = b;
+	w->pos++;
+	return w->bad ? 1 : 0;
+}
+
+/* Walks the name at pos into s->w; 0 when it is whole and bounded, its hash and where the message goes on set there. */
+static __always_inline int walk_name(struct dns_scratch *s, __u32 len, __u32 pos, bool copy)
+{
+	struct scratch_ctx c = { .s = s };
+
+	__builtin_memset(&s->w, 0, sizeof(s->w));
+	s->w.len = len;
+	s->w.pos = pos;
+	s->w.hash = FNV_OFFSET;
+	s->w.copy = copy;
+	bpf_loop(DNS_NAME_STEPS, name_step, &c, 0);
+	return s->w.done && !s->w.bad ? 0 : -1;
+}
+
+static __always_inline __u16 msg_u16(struct dns_scratch *s, __u32 at)
+{
+	return ((__u16)msg_byte(s, at) << 8) | msg_byte(s, at + 1);
+}
+
+static __always_inline __u32 msg_u32(struct dns_scratch *s, __u32 at)
+{
+	return ((__u32)msg_u16(s, at) << 16) | msg_u16(s, at + 2);
+}
+
+/* Reads a UDP datagram's payload (after the IP and UDP headers at l4) into s->msg; its length, or 0. */
+static __always_inline __u32 read_payload(struct __sk_buff *skb, __u32 l4, struct dns_scratch *s)
+{
+	__u32 len;
+
+	if (skb->len <= l4 + 8 + 12)
+		return 0;
+	len = skb->len - l4 - 8;
+	if (len > DNS_MAX)
+		len = DNS_MAX;
+	/* The verifier must see both bounds at the call: keep clang from folding them away. */
+	asm volatile("" : "+r"(len));
+	if (len < 12 || len > DNS_MAX)
+		return 0;
+	if (bpf_skb_load_bytes(skb, l4 + 8, s->msg, len))
+		return 0;
+	return len;
+}
+
+/* Egress: a query on a DNS socket of a confined job; remembers its id and question. */
+static __always_inline void note_query(struct __sk_buff *skb, struct confine_sock *st, struct l4_location *loc)
+{
+	__u32 zero = 0, len, slot;
+	struct dns_scratch *s;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__be16 *ports;
+
+	if (loc->protocol != IPPROTO_UDP || loc->offset > L4_OFFSET_MAX)
+		return;
+	ports = data + loc->offset;
+	if ((void *)(ports + 2) > end || ports[1] != bpf_htons(DNS_PORT))
+		return;
+	s = bpf_map_lookup_elem(&confine_dns_scratch, &zero);
+	if (!s)
+		return;
+	len = read_payload(skb, loc->offset, s);
+	/* A query: QR clear, one question. */
+	if (!len || (msg_byte(s, 2) & 0x80) || msg_u16(s, 4) != 1)
+		return;
+	if (walk_name(s, len, 12, false))
+		return;
+	slot = st->next_query++ % DNS_QUERIES;
+	st->query_id[slot] = msg_u16(s, 0);
+	st->query_hash[slot] = s->w.hash;
+	st->query_open[slot] = 1;
+}
+
+static __always_inline bool in_chain(struct answer_read *a, __u64 hash)
+{
+	for (int i = 0; i < DNS_CHAIN; i++) {
+		if (i < a->chain_len && a->chain[i] == hash)
+			return true;
+	}
+	return false;
+}
+
+/* Keeps one range the replaced entry allowed, unless the new one has it or is full. */
+static long merge_step(__u32 i, struct scratch_ctx *c)
+{
+	struct dns_scratch *s = c->s;
+	struct guard_port_range *r;
+
+	if (i >= s->old.count || i >= GUARD_CONFINE_RANGES)
+		return 1;
+	r = &s->old.ranges[i & (GUARD_CONFINE_RANGES - 1)];
+	for (int j = 0; j < GUARD_CONFINE_RANGES; j++) {
+		struct guard_port_range *f = &s->fresh.ranges[j];
+
+		if (j < s->fresh.count && f->low == r->low && f->high == r->high && f->protocol == r->protocol)
+			return 0;
+	}
+	if (s->fresh.count >= GUARD_CONFINE_RANGES)
+		return 1;
+	s->fresh.ranges[s->fresh.count & (GUARD_CONFINE_RANGES - 1)] = *r;
+	s->fresh.count++;
+	return 0;
+}
+
+/* Allows addr for the job's own set until the record's TTL ends, joined with what it allowed already. */
+static __always_inline void allow_answer(struct dns_scratch *s, const __u8 *addr, __u32 ttl)
+{
+	struct guard_confine_key key = { .prefixlen = 32 + 128, .set = s->a.set };
+	struct guard_confine_ports *old;
+	struct scratch_ctx c = { .s = s };
+
+	if (ttl & 0x80000000)
+		ttl = 0; /* RFC 2181: a TTL with its top bit set is 0 */
+	if (ttl < DNS_TTL_MIN_S)
+		ttl = DNS_TTL_MIN_S;
+	if (ttl > DNS_TTL_MAX_S)
+		ttl = DNS_TTL_MAX_S;
+	__builtin_memcpy(key.addr, addr, 16);
+	s->fresh = s->a.ports;
+	s->fresh.expires_ns = s->a.now + (__u64)ttl * 1000000000ULL;
+	old = bpf_map_lookup_elem(&confine_allow, &key);
+	if (old && (!old->expires_ns || old->expires_ns > s->a.now)) {
+		/* Allowed already (another answer, another name's ports): keep those ports too, as far as they fit, and the later end. */
+		s->old = *old;
+		bpf_loop(GUARD_CONFINE_RANGES, merge_step, &c, 0);
+		if (!s->old.expires_ns || s->old.expires_ns > s->fresh.expires_ns)
+			s->fresh.expires_ns = s->old.expires_ns;
+	}
+	if (bpf_map_update_elem(&confine_allow, &key, &s->fresh, BPF_ANY) == 0)
+		s->a.allowed++;
+}
+
+/* One answer record: a CNAME of a name of the chain extends it; an A or AAAA of one is allowed. */
+static long answer_step(__u32 i, struct scratch_ctx *c)
+{
+	struct dns_scratch *s = c->s;
+	struct answer_read *a = &s->a;
+	__u16 type, class, rdlength;
+	__u32 ttl, rdata;
+	__u64 owner;
+
+	if (i >= a->records)
+		return 1;
+	if (walk_name(s, a->len, a->pos, false))
+		return 1;
+	if (s->w.end + 10 > a->len)
+		return 1;
+	owner = s->w.hash;
+	type = msg_u16(s, s->w.end);
+	class = msg_u16(s, s->w.end + 2);
+	ttl = msg_u32(s, s->w.end + 4);
+	rdlength = msg_u16(s, s->w.end + 8);
+	rdata = s->w.end + 10;
+	if (rdata + rdlength > a->len)
+		return 1; /* truncated: nothing of it is read */
+	a->pos = rdata + rdlength;
+	if (!in_chain(a, owner) || class != DNS_CLASS_IN)
+		return 0;
+	if (type == DNS_TYPE_CNAME) {
+		if (a->chain_len < DNS_CHAIN && walk_name(s, a->len, rdata, false) == 0) {
+			a->chain[a->chain_len & (DNS_CHAIN - 1)] = s->w.hash;
+			a->chain_len++;
+		}
+		return 0;
+	}
+	if (type == DNS_TYPE_A && rdlength == 4) {
+		__u8 addr[16];
+		__u32 ip4 = 0;
+
+		for (int k = 0; k < 4; k++)
+			ip4 |= (__u32)msg_byte(s, rdata + k) << (8 * k);
+		v4_mapped(addr, ip4);
+		allow_answer(s, addr, ttl);
+	} else if (type == DNS_TYPE_AAAA && rdlength == 16) {
+		__u8 addr[16];
+
+		for (int k = 0; k < 16; k++)
+			addr[k] = msg_byte(s, rdata + k);
+		allow_answer(s, addr, ttl);
+	}
+	return 0;
+}
+
+/* One suffix of the question looked up in confine_names: label 0 as the name itself, later ones as *.SUFFIX. */
+static long rule_step(__u32 i, struct scratch_ctx *c)
+{
+	struct dns_scratch *s = c->s;
+	struct answer_read *a = &s->a;
+	struct guard_confine_name *rule;
+	struct guard_confine_ports *ports;
+	__u32 start, tail;
+
+	if (i >= a->labels || i >= DNS_LABELS)
+		return 1;
+	start = a->starts[i & (DNS_LABELS - 1)];
+	if (start >= a->qlen)
+		return 1;
+	tail = a->qlen - start;
+	if (tail > GUARD_CONFINE_NAME_MAX)
+		return 1;
+	__builtin_memset(&s->key, 0, sizeof(s->key));
+	s->key.set = a->section;
+	s->key.len = tail;
+	bpf_probe_read_kernel(s->key.name, tail, s->qname + (start & (GUARD_CONFINE_NAME_MAX - 1)));
+	rule = bpf_map_lookup_elem(&confine_names, &s->key);
+	if (!rule)
+		return 0;
+	ports = i == 0 ? &rule->exact : &rule->under;
+	if (!ports->count)
+		return 0;
+	a->ports = *ports;
+	a->ports.expires_ns = 0;
+	a->matched = 1;
 	return 1;
+}
+
+/* Returns 1 always: an answer is never dropped here, only read. */
+SEC("cgroup_skb/ingress")
+int guard_confine_ingress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct confine_sock *st;
+	struct answer_read *a;
+	struct dns_scratch *s;
+	struct scratch_ctx c;
+	__u32 one = 1, l4, len;
+	__u64 qhash;
+	__u8 src[16];
+	__u16 id;
+	int slot = -1;
+
+	if (!sk)
+		return ALLOW;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_UDP)
+		return ALLOW;
+	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	/* Outside every confined job's DNS socket this is the end. */
+	if (!st || !(st->flags & SOCK_DNS) || !st->job.job)
+		return ALLOW;
+	{
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		__be16 *ports;
+
+		if (skb->protocol == bpf_htons(ETH_P_IP)) {
+			struct iphdr *ip = data;
+
+			if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
+				return ALLOW;
+			l4 = ip->ihl * 4;
+			v4_mapped(src, ip->saddr);
+		} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = data;
+
+			if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+				return ALLOW;
+			l4 = sizeof(*ip6);
+			__builtin_memcpy(src, &ip6->saddr, 16);
+		} else
+			return ALLOW;
+		if (l4 > L4_OFFSET_MAX)
+			return ALLOW;
+		ports = data + l4;
+		if ((void *)(ports + 2) > end || ports[0] != bpf_htons(DNS_PORT))
+			return ALLOW;
+	}
+	/* Only a resolver of the job's section answers: one the job runs itself is nobody's. */
+	if (!is_resolver(st->job.section, src))
+		return ALLOW;
+	s = bpf_map_lookup_elem(&confine_dns_scratch, &one);
+	if (!s)
+		return ALLOW;
+	c.s = s;
+	len = read_payload(skb, l4, s);
+	/* An answer (QR), standard query, no error, one question. */
+	if (!len || !(msg_byte(s, 2) & 0x80) || (msg_byte(s, 2) & 0x78) || (msg_byte(s, 3) & 0x0f) || msg_u16(s, 4) != 1)
+		return ALLOW;
+	if (walk_name(s, len, 12, true))
+		return ALLOW;
+	id = msg_u16(s, 0);
+	qhash = s->w.hash;
+	for (int i = 0; i < DNS_QUERIES; i++) {
+		if (st->query_open[i] && st->query_id[i] == id && st->query_hash[i] == qhash)
+			slot = i;
+	}
+	/* Not an answer to a query this socket sent, with this question: nothing is read of it. */
+	if (slot < 0)
+		return ALLOW;
+	st->query_open[slot & (DNS_QUERIES - 1)] = 0;
+	a = &s->a;
+	__builtin_memset(a, 0, sizeof(*a));
+	a->len = len;
+	a->section = st->job.section;
+	a->set = st->job.job;
+	a->qlen = s->w.copied;
+	a->labels = s->w.labels < DNS_LABELS ? s->w.labels : DNS_LABELS;
+	__builtin_memcpy(a->starts, s->w.starts, sizeof(a->starts));
+	a->pos = s->w.end + 4; /* past the question's type and class */
+	bpf_loop(DNS_LABELS, rule_step, &c, 0);
+	if (!a->matched)
+		return ALLOW;
+	a->records = msg_u16(s, 6);
+	if (a->records > DNS_ANSWERS)
+		a->records = DNS_ANSWERS;
+	a->chain[0] = qhash;
+	a->chain_len = 1;
+	a->now = bpf_ktime_get_boot_ns();
+	bpf_loop(DNS_ANSWERS, answer_step, &c, 0);
+	return ALLOW;
 }
 
 /* Returns 0 to drop: a packet of a confined job's socket to a destination its list denies. */
 SEC("cgroup_skb/egress")
 int guard_confine_egress(struct __sk_buff *skb)
 {
-	struct guard_confine_job *job = NULL;
+	struct guard_confine_job *job = NULL, copy;
 	struct confine_sock *st;
 	struct l4_location loc;
 	struct bpf_sock *sk = skb->sk;
@@ -354,19 +920,36 @@ int guard_confine_egress(struct __sk_buff *skb)
 	if (!sk || (sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_LISTEN))
 		return ALLOW;
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
-	if (st && (st->flags & SOCK_INBOUND))
-		return ALLOW;
-	if (st && (st->flags & SOCK_JUDGED))
+	if (st) {
+		if (st->flags & SOCK_INBOUND)
+			return ALLOW;
 		job = &st->job;
-	else
+	} else {
+		/* No storage: not a confined job's connect. Outside every confined job this is the end. */
 		job = job_of_skb(skb);
-	if (!job)
-		return ALLOW;
+		if (!job)
+			return ALLOW;
+	}
+	if (st && (st->flags & SOCK_DNS) && locate_l4(skb, &loc) == 0)
+		note_query(skb, st, &loc);
 	/* A connected socket's every packet goes to one peer: its verdict holds for the generation. */
 	connected = sk->dst_port != 0;
 	gen = generation();
 	if (connected && st && (st->flags & SOCK_JUDGED) && st->generation == gen)
 		return (st->flags & SOCK_DENIED) && st->job.mode != GUARD_CONFINE_AUDIT ? EPERM_DENY : ALLOW;
+	copy = *job;
+	if (connected && !st) {
+		/* A confined job's socket seen first here: accepted, or connected before the rule. */
+		bool inbound = accepted(skb, sk);
+
+		st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st) {
+			st->job = copy;
+			st->flags = inbound ? SOCK_INBOUND : 0;
+		}
+		if (inbound)
+			return ALLOW;
+	}
 	if (locate_l4(skb, &loc))
 		return ALLOW;
 	if (loc.protocol == IPPROTO_TCP || loc.protocol == IPPROTO_UDP) {
@@ -387,7 +970,7 @@ int guard_confine_egress(struct __sk_buff *skb)
 		__builtin_memcpy(&ip4, loc.daddr, 4);
 		v4_mapped(loc.daddr, ip4);
 	}
-	if (allowed(job, loc.daddr, port, loc.protocol)) {
+	if (allowed(&copy, loc.daddr, port, loc.protocol)) {
 		if (connected && st) {
 			st->generation = gen;
 			st->flags = SOCK_JUDGED;
@@ -397,18 +980,8 @@ int guard_confine_egress(struct __sk_buff *skb)
 	if (connected && st) {
 		st->generation = gen;
 		st->flags = SOCK_JUDGED | SOCK_DENIED;
-	} else if (connected) {
-		/* Connected before the rule: remember the job and the verdict on the socket. */
-		struct guard_confine_job copy = *job;
-
-		st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->job = copy;
-			st->generation = gen;
-			st->flags = SOCK_JUDGED | SOCK_DENIED;
-		}
 	}
-	return deny(job, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
+	return deny(&copy, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
 }
 
 /* A launcher-tree member's child is a member from its fork, with its own start. */
@@ -654,6 +1227,13 @@ int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct
 		return 0;
 	joined = *launcher;
 	joined.start_ticks = start_ticks(task);
+	{
+		__u32 zero = 0;
+		__u64 *next = bpf_map_lookup_elem(&confine_next_set, &zero);
+
+		if (next)
+			joined.job = GUARD_CONFINE_KERNEL_SETS | (__u32)(__sync_fetch_and_add(next, 1) & (GUARD_CONFINE_KERNEL_SETS - 1));
+	}
 	bpf_map_update_elem(&confine_tgids, &tgid, &joined, BPF_NOEXIST);
 	return 0;
 }

@@ -530,6 +530,16 @@ struct guard_lineage {
 #define GUARD_CONFINE_RANGES 8
 #define GUARD_CONFINE_LEVELS 32
 
+/* Own rule sets (struct guard_confine_job.job), one per confined job, its
+ * identity in confine_denials: a job cgroup's is GUARD_CONFINE_JOB_SETS +
+ * its id modulo the range, a tree user space confines
+ * GUARD_CONFINE_TREE_SETS + its root's tgid, a tree the kernel starts at a
+ * launcher's exec GUARD_CONFINE_KERNEL_SETS + a counter. Below
+ * GUARD_CONFINE_JOB_SETS: sections' sets. */
+#define GUARD_CONFINE_JOB_SETS 1024U
+#define GUARD_CONFINE_TREE_SETS 0x40000000U
+#define GUARD_CONFINE_KERNEL_SETS 0x80000000U
+
 enum guard_confine_mode {
 	GUARD_CONFINE_ENFORCE = 1, /* denied: EPERM, or the packet dropped */
 	GUARD_CONFINE_AUDIT = 2,   /* counted as a denial, let through */
@@ -573,6 +583,30 @@ enum guard_confine_what {
 	GUARD_CONFINE_CONNECT = 1, /* connect(2), TCP or UDP */
 	GUARD_CONFINE_SEND = 2,    /* an unconnected UDP send */
 	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
+};
+
+/* DNS names in egress allow lists (confine_names): a name in wire form
+ * (length-prefixed labels, lower case, no final zero), at most
+ * GUARD_CONFINE_NAME_MAX bytes, zero padded. */
+#define GUARD_CONFINE_NAME_MAX 128
+
+struct guard_confine_name_key {
+	__u32 set;  /* the section's rule set */
+	__u32 len;  /* bytes of name used */
+	__u8 name[GUARD_CONFINE_NAME_MAX];
+};
+
+/* confine_names values: the ports an answer for the name itself allows
+ * (exact), and for a name under it (under, *.NAME); count 0: not allowed so. */
+struct guard_confine_name {
+	struct guard_confine_ports exact;
+	struct guard_confine_ports under;
+};
+
+/* confine_resolvers keys: a section's resolver, whose answers on port 53 are read. */
+struct guard_confine_resolver_key {
+	__u32 set;
+	__u8 addr[16]; /* IPv6, IPv4 v4-mapped */
 };
 
 /* confine_denials keys: one denied destination of one job. */

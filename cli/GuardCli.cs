@@ -22,6 +22,7 @@ public static class GuardCli
         root.Subcommands.Add(GpuCommand.Create(console));
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
+        root.Subcommands.Add(ConfineCommand.Create(console));
         root.Subcommands.Add(VersionCommand.Create(console));
         root.Subcommands.Add(CompletionCommand.Create(console, () => root));
         root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));

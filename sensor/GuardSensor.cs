@@ -119,6 +119,8 @@ public sealed partial class GuardSensor : IDisposable
     private readonly IGpuSource gpuSource;
     private readonly Quarantines? quarantines;
     private Confinement? confinement;
+    private readonly ConfineDenials confineDenials = new();
+    private long nextConfineCheckNs;
     private readonly HoldBreaches? holdBreaches;
     private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
@@ -385,6 +387,11 @@ public sealed partial class GuardSensor : IDisposable
             nextHoldCheckNs = now + HoldCheckIntervalNs;
             CheckHolds();
         }
+        if (now >= nextConfineCheckNs && confinement is not null)
+        {
+            nextConfineCheckNs = now + 1_000_000_000;
+            ReportConfineDenials(now);
+        }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
             // Every second the whole pass (pruning holds whose processes are gone); in between, a
@@ -506,6 +513,22 @@ public sealed partial class GuardSensor : IDisposable
         catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
         {
             // Tried again at the next check; the kernel's own answers stand meanwhile.
+        }
+    }
+
+    /// <summary>What the kernel denied confined jobs since the last report, reported once per job, destination and minute (<see cref="ConfineDenials"/>).</summary>
+    private void ReportConfineDenials(long now)
+    {
+        try
+        {
+            foreach (ConfineEvent denial in confineDenials.Check(confinement!.Kernel.Denials(), now, confinement.Rules, confinement.Jobs, table))
+                emitter.Emit(denial);
+            // What DNS answers allowed and whose TTL ended: gone from the trie, which the kernel fills.
+            confinement.Kernel.RemoveExpired((ulong)now, ConfineRules.FirstJobSet);
+        }
+        catch (SensorException)
+        {
+            // Read again in a second; the kernel keeps counting meanwhile.
         }
     }
 

@@ -130,3 +130,38 @@ public struct GuardConfineDenial
     public uint Mode;
     public Bytes16 Comm;
 }
+
+/// <summary>
+/// Key of confine_names (struct guard_confine_name_key in bpf/guard.h): a section's
+/// DNS name in wire form (length-prefixed labels, lower case, no final zero), zero padded.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardConfineNameKey
+{
+    /// <summary>GUARD_CONFINE_NAME_MAX: wire bytes of the longest name the kernel keys.</summary>
+    public const int Capacity = 128;
+
+    public uint Set;
+
+    /// <summary>Bytes of <see cref="Name"/> used.</summary>
+    public uint Length;
+    public Bytes128 Name;
+}
+
+/// <summary>Value of confine_names (struct guard_confine_name in bpf/guard.h): ports for the name itself and for names under it; Count 0: not allowed so.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardConfineName
+{
+    public GuardConfinePorts Exact;
+    public GuardConfinePorts Under;
+}
+
+/// <summary>Key of confine_resolvers (struct guard_confine_resolver_key in bpf/guard.h): a section's resolver.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct GuardConfineResolverKey
+{
+    public uint Set;
+
+    /// <summary>IPv6, IPv4 v4-mapped.</summary>
+    public Bytes16 Address;
+}

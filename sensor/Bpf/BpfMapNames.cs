@@ -147,4 +147,13 @@ public static class BpfMapNames
 
     /// <summary><c>confine_acts</c> in bpf/confine.bpf.c, pinned: a ring of denied execs and GPU opens (struct guard_confine_act).</summary>
     public const string ConfineActs = "confine_acts";
+
+    /// <summary><c>confine_names</c> in bpf/confine.bpf.c, pinned: sections' DNS names and suffixes (struct guard_confine_name_key, struct guard_confine_name).</summary>
+    public const string ConfineNames = "confine_names";
+
+    /// <summary><c>confine_resolvers</c> in bpf/confine.bpf.c, pinned: sections' resolvers, whose answers are read.</summary>
+    public const string ConfineResolvers = "confine_resolvers";
+
+    /// <summary><c>confine_next_set</c> in bpf/confine.bpf.c, pinned: the counter of own rule sets the kernel gives trees it starts.</summary>
+    public const string ConfineNextSet = "confine_next_set";
 }

@@ -162,8 +162,8 @@ public static class BpfProgramNames
     /// <summary><c>guard_confine_sendmsg6</c> in bpf/confine.bpf.c (cgroup/sendmsg6).</summary>
     public const string ConfineSendMsg6 = "guard_confine_sendmsg6";
 
-    /// <summary><c>guard_confine_sockops</c> in bpf/confine.bpf.c (sockops: accepted sockets are inbound).</summary>
-    public const string ConfineSockOps = "guard_confine_sockops";
+    /// <summary><c>guard_confine_ingress</c> in bpf/confine.bpf.c (cgroup_skb/ingress: DNS answers to confined jobs allow their names' addresses).</summary>
+    public const string ConfineIngress = "guard_confine_ingress";
 
     /// <summary><c>guard_confine_egress</c> in bpf/confine.bpf.c (cgroup_skb/egress).</summary>
     public const string ConfineEgress = "guard_confine_egress";

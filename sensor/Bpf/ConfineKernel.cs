@@ -31,14 +31,15 @@ public sealed unsafe partial class ConfineKernel : IDisposable
 
     private static readonly string[] CgroupPrograms =
     [
-        BpfProgramNames.ConfineSockOps, BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
+        BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineIngress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
         BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6, BpfProgramNames.ConfineDev,
     ];
 
     private static readonly string[] Maps =
     [
         BpfMapNames.ConfineCgroups, BpfMapNames.ConfineLevels, BpfMapNames.ConfineTgids, BpfMapNames.ConfineLaunchers,
-        BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials,
+        BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
+        BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
     ];
 
@@ -59,6 +60,10 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     private int GenerationFd => maps[5].Fd;
 
     private int DenialsFd => maps[6].Fd;
+
+    private int NamesFd => maps[8].Fd;
+
+    private int ResolversFd => maps[9].Fd;
 
     /// <summary>Where confinement is pinned: its maps by name, and the links of its programs.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "confine");
@@ -154,12 +159,24 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         ulong key = cgroupId;
         job.StartTicks = 0;
         Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
+        SetLevelBit(level);
+    }
+
+    /// <summary>
+    /// Sets bit <paramref name="bit"/> of confine_levels: a cgroup level the kernel
+    /// looks at, or bit 0 (<see cref="TreesBit"/>) so that it looks up tgids at all.
+    /// </summary>
+    private void SetLevelBit(int bit)
+    {
         uint zero = 0;
         ulong levels = 0;
         _ = Libbpf.MapLookup(LevelsFd, &zero, &levels);
-        levels |= 1UL << level;
-        Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record the confined cgroup's level");
+        levels |= 1UL << bit;
+        Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record where confined jobs are");
     }
+
+    /// <summary>CONFINE_TREES in bpf/confine.bpf.c: bit 0 of confine_levels, set once a launcher tree may be confined.</summary>
+    private const int TreesBit = 0;
 
     /// <summary>Lets cgroup <paramref name="cgroupId"/> go: nothing there is confined by it any more.</summary>
     public void ReleaseCgroup(ulong cgroupId)
@@ -170,13 +187,35 @@ public sealed unsafe partial class ConfineKernel : IDisposable
 
     /// <summary>
     /// Confines the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
-    /// and, from their fork, its children. Throws <see cref="SensorException"/> when the map refuses it.
+    /// and, from their fork, its children; returns its own rule set in force: the one
+    /// it has already when the kernel confined it first (a launcher's exec), else
+    /// <paramref name="job"/>'s. Throws <see cref="SensorException"/> when the map refuses it.
     /// </summary>
-    public void ConfineProcess(int tgid, long startTicks, GuardConfineJob job)
+    public uint ConfineProcess(int tgid, long startTicks, GuardConfineJob job)
     {
         uint key = (uint)tgid;
         job.StartTicks = (ulong)startTicks;
+        if (JobOfProcess(tgid, startTicks) is { Job: not 0 } already)
+            job.Job = already.Job;
+        SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(TgidsFd, &key, &job, 0), $"confine process {tgid}");
+        return job.Job;
+    }
+
+    /// <summary>The entry of confined process <paramref name="tgid"/> started at <paramref name="startTicks"/>; null when it is not confined.</summary>
+    public GuardConfineJob? JobOfProcess(int tgid, long startTicks)
+    {
+        uint key = (uint)tgid;
+        GuardConfineJob job;
+        return Libbpf.MapLookup(TgidsFd, &key, &job) == 0 && job.StartTicks == (ulong)startTicks ? job : null;
+    }
+
+    /// <summary>The entry of confined job cgroup <paramref name="cgroupId"/>; null when it is not confined.</summary>
+    public GuardConfineJob? JobOfCgroup(ulong cgroupId)
+    {
+        ulong key = cgroupId;
+        GuardConfineJob job;
+        return Libbpf.MapLookup(CgroupsFd, &key, &job) == 0 ? job : null;
     }
 
     /// <summary>Makes the exec of a program named <paramref name="comm"/> start a confined tree, even while no sensor runs.</summary>
@@ -187,6 +226,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         var key = new GuardName();
         System.Text.Encoding.UTF8.GetBytes(comm, MemoryMarshal.CreateSpan(ref key.Name[0], CommCapacity - 1));
         job.StartTicks = 0;
+        SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(LaunchersFd, &key, &job, 0), $"confine launcher {comm}");
     }
 
@@ -276,6 +316,76 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         _ = Libbpf.MapLookup(GenerationFd, &zero, &generation);
         generation++;
         Check(Libbpf.MapUpdate(GenerationFd, &zero, &generation, 0), "bump the confinement generation");
+    }
+
+    /// <summary>
+    /// Makes section set <paramref name="set"/>'s DNS names exactly <paramref name="names"/>
+    /// (wire form, <see cref="GuardConfineNameKey.Capacity"/> bytes at most, with the ports an
+    /// answer for the name, and for a name under it, allows). Throws <see cref="SensorException"/>
+    /// when a name is too long or the map refuses it.
+    /// </summary>
+    public void ReplaceNames(uint set, IReadOnlyList<(byte[] Wire, IReadOnlyList<GuardPortRange> Exact, IReadOnlyList<GuardPortRange> Under)> names)
+    {
+        var keep = new HashSet<string>();
+        foreach ((byte[] wire, IReadOnlyList<GuardPortRange> exact, IReadOnlyList<GuardPortRange> under) in names)
+        {
+            if (wire.Length > GuardConfineNameKey.Capacity)
+                throw new SensorException($"a DNS name of {wire.Length} bytes: the kernel keys names of up to {GuardConfineNameKey.Capacity}");
+            var key = new GuardConfineNameKey { Set = set, Length = (uint)wire.Length };
+            wire.CopyTo(key.Name);
+            var value = new GuardConfineName { Exact = Ports(exact), Under = Ports(under) };
+            Check(Libbpf.MapUpdate(NamesFd, &key, &value, 0), $"allow a DNS name of rule set {set}");
+            keep.Add(Convert.ToHexString(wire));
+        }
+        foreach ((GuardConfineNameKey key, GuardConfineName _) in Libbpf.Entries<GuardConfineNameKey, GuardConfineName>(NamesFd))
+        {
+            GuardConfineNameKey k = key;
+            if (k.Set == set && !keep.Contains(Convert.ToHexString(((ReadOnlySpan<byte>)k.Name)[..(int)Math.Min(k.Length, GuardConfineNameKey.Capacity)])))
+                _ = Libbpf.MapDelete(NamesFd, &k);
+        }
+    }
+
+    /// <summary>Makes section set <paramref name="set"/>'s resolvers exactly <paramref name="addresses"/> (16 bytes each, IPv4 v4-mapped).</summary>
+    public void ReplaceResolvers(uint set, IReadOnlyList<byte[]> addresses)
+    {
+        var keep = new HashSet<string>();
+        byte one = 1;
+        foreach (byte[] address in addresses)
+        {
+            var key = new GuardConfineResolverKey { Set = set };
+            address.CopyTo(key.Address);
+            Check(Libbpf.MapUpdate(ResolversFd, &key, &one, 0), $"name a resolver of rule set {set}");
+            keep.Add(Convert.ToHexString(address));
+        }
+        foreach ((GuardConfineResolverKey key, byte _) in Libbpf.Entries<GuardConfineResolverKey, byte>(ResolversFd))
+        {
+            GuardConfineResolverKey k = key;
+            if (k.Set == set && !keep.Contains(Convert.ToHexString(k.Address)))
+                _ = Libbpf.MapDelete(ResolversFd, &k);
+        }
+    }
+
+    /// <summary>Removes the jobs' own entries (DNS answers) whose time ended before <paramref name="nowNs"/> (CLOCK_BOOTTIME); returns how many.</summary>
+    public int RemoveExpired(ulong nowNs, uint firstJobSet)
+    {
+        int removed = 0;
+        foreach ((GuardConfineKey key, GuardConfinePorts ports) in Entries())
+        {
+            if (key.Set < firstJobSet || ports.ExpiresNs == 0 || ports.ExpiresNs >= nowNs)
+                continue;
+            GuardConfineKey k = key;
+            if (Libbpf.MapDelete(AllowFd, &k) == 0)
+                removed++;
+        }
+        return removed;
+    }
+
+    private static GuardConfinePorts Ports(IReadOnlyList<GuardPortRange> ranges)
+    {
+        var ports = new GuardConfinePorts { Count = (uint)ranges.Count };
+        for (int i = 0; i < ranges.Count; i++)
+            ports.Ranges[i] = ranges[i];
+        return ports;
     }
 
     /// <summary>Every denial the kernel counted, per job and destination, as the map has them now.</summary>

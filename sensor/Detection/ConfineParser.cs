@@ -200,6 +200,9 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         string dns = (suffix ? host[2..] : host).TrimEnd('.').ToLowerInvariant();
         if (DnsName(dns) is { } problem)
             return problem;
+        // Wire form: a length byte per label instead of each dot, and one more (GUARD_CONFINE_NAME_MAX in bpf/guard.h).
+        if (dns.Length + 1 > 128)
+            return "is a DNS name longer than 127 characters: the kernel matches names of up to 128 bytes in wire form";
         name = new EgressName(dns, suffix, ports, protocol, text);
         return null;
     }

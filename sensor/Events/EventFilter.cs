@@ -7,7 +7,7 @@ public sealed record EventFilter
     public static readonly IReadOnlySet<EventType> DefaultTypes = new HashSet<EventType>
     {
         EventType.Exec, EventType.Exit, EventType.Connect, EventType.Payload, EventType.Dns, EventType.Gpu, EventType.Heartbeat,
-        EventType.Action, EventType.Alert,
+        EventType.Action, EventType.Alert, EventType.Confine,
     };
 
     public IReadOnlySet<EventType> Types { get; init; } = DefaultTypes;

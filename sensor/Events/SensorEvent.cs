@@ -15,6 +15,9 @@ public enum EventType
     Heartbeat,
     Action,
     Alert,
+
+    /// <summary>A [[confine]] section's denial (or, in audit, what it would deny), counted per job, destination and minute.</summary>
+    Confine,
 }
 
 /// <summary>

@@ -66,6 +66,9 @@ public sealed class EcsEncoder
             case ProcessDenialEvent denial:
                 denials.Write(w, denial);
                 break;
+            case ConfineEvent c:
+                network.Write(w, c);
+                break;
         }
         w.EndLine();
     }

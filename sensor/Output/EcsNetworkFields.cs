@@ -20,6 +20,9 @@ internal sealed class EcsNetworkFields(EcsHeader header, EcsProcessFields proces
     /// <summary>IPPROTO_UDP, from the kernel's in.h.</summary>
     private const int ProtocolUdp = 17;
 
+    /// <summary>IPPROTO_TCP, from the kernel's in.h.</summary>
+    private const int ProtocolTcp = 6;
+
     /// <summary>A network line's members after the header's.</summary>
     public void Write(JsonLineWriter w, NetworkEvent n)
     {
@@ -65,6 +68,55 @@ internal sealed class EcsNetworkFields(EcsHeader header, EcsProcessFields proces
         if (n.Type == EventType.Dns)
             Dns(w, n);
         Guard(w, n);
+    }
+
+    /// <summary>
+    /// A [[confine]] denial's members after the header's: event.type denied and
+    /// event.outcome failure, or in audit mode event.type allowed, outcome success
+    /// and guard.confine.would_deny true (nothing was denied; the section would
+    /// have); event.action confine-deny or confine-audit. destination.*, network.*,
+    /// the process and its lineage where the kernel named one (not at egress, where
+    /// a packet has no process), guard.job, and guard.confine: the section, its
+    /// source, mode, what was attempted, how often since the last report, and when first.
+    /// </summary>
+    public void Write(JsonLineWriter w, ConfineEvent c)
+    {
+        header.Event(w, c.Sequence, c.WouldDeny ? "allowed"u8 : "denied"u8, "network"u8, c.WouldDeny ? "confine-audit"u8 : "confine-deny"u8,
+            c.WouldDeny ? "success"u8 : "failure"u8, dataset: "guard.confine"u8);
+        processes.Process(w, c.Process);
+        w.StartObject("destination"u8);
+        Address(w, c.Family, c.DestinationAddress);
+        w.Number("port"u8, c.DestinationPort);
+        w.EndObject();
+        w.StartObject("network"u8);
+        w.AsciiString("transport"u8, c.Protocol == ProtocolUdp ? "udp"u8 : c.Protocol == ProtocolTcp ? "tcp"u8 : "other"u8);
+        w.AsciiString("type"u8, c.Family == AddressFamilyIPv6 ? "ipv6"u8 : "ipv4"u8);
+        w.EndObject();
+        w.StartObject("guard"u8);
+        if (c.Process is { } p && p.Membership.Id is not null)
+            EcsLineageFields.Job(w, p, withCgroup: false);
+        else if (c.JobId is { } job)
+        {
+            w.StartObject("job"u8);
+            w.Text("id"u8, job);
+            w.Text("kind"u8, job[..Math.Max(job.IndexOf(':', StringComparison.Ordinal), 0)]);
+            w.EndObject();
+        }
+        if (c.Process is { } process)
+            EcsLineageFields.Ancestry(w, process);
+        w.StartObject("confine"u8);
+        w.Text("section"u8, c.Section);
+        if (c.SectionSource.Length > 0)
+            w.Text("source"u8, c.SectionSource);
+        w.Text("mode"u8, c.Mode);
+        w.Text("attempt"u8, c.Attempt);
+        w.Number("count"u8, c.Count);
+        header.Timestamp(w, "first"u8, c.FirstNs);
+        w.Number("job_set"u8, c.JobSet);
+        if (c.WouldDeny)
+            w.Bool("would_deny"u8, true);
+        w.EndObject();
+        w.EndObject();
     }
 
     /// <summary>dns.*: the query's id (a keyword in ECS: its decimal digits), name and type.</summary>

@@ -102,6 +102,12 @@ public sealed class TextEncoder
                 if (d.Killed)
                     line.Append("; killed by ").Append(d.By);
                 break;
+            case ConfineEvent c:
+                var to = new IPAddress(c.DestinationAddress.AsSpan(0, c.Family == 2 ? 4 : 16));
+                line.Append(CultureInfo.InvariantCulture, $"{(c.WouldDeny ? "would deny" : "denied")} {c.Attempt} to {(c.Family == 2 ? $"{to}" : $"[{to}]")}:{c.DestinationPort}/{(c.Protocol == 17 ? "udp" : "tcp")} x{c.Count} by [[confine]] {c.Section} ({c.Mode})");
+                if (e.Process is null && c.JobId is { } job)
+                    line.Append(" [").Append(job).Append(']');
+                break;
             case HeartbeatEvent h:
                 line.Append(CultureInfo.InvariantCulture, $"{h.Events} events, {h.Drops} dropped, {h.DecodeFailures} undecodable, {h.DetectorFaults} detector faults, {h.Processes} processes");
                 foreach (OutputHealth o in h.Outputs.Where(o => o.Lost > 0))

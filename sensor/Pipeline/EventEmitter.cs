@@ -77,6 +77,9 @@ public sealed class EventEmitter
                 if (action.Attempt is { } attempt)
                     counters.Denials.Add("hold", (long)attempt.Count);
                 break;
+            case ConfineEvent { WouldDeny: false } confine:
+                counters.Denials.Add("confine", (long)confine.Count);
+                break;
         }
     }
 }

@@ -17,8 +17,24 @@ namespace Guard.Sensor.Response;
 /// </summary>
 public sealed class ConfineRules
 {
-    /// <summary>Rule sets below this are sections' (the section's place + 1); a job's own sets are numbered from here.</summary>
+    /// <summary>GUARD_CONFINE_JOB_SETS: rule sets below this are sections' (the section's place + 1); a job cgroup's own sets are numbered from here.</summary>
     public const uint FirstJobSet = 1024;
+
+    /// <summary>GUARD_CONFINE_TREE_SETS: the own set of a tree user space confines is this + its root's tgid.</summary>
+    public const uint FirstTreeSet = 0x40000000;
+
+    /// <summary>GUARD_CONFINE_KERNEL_SETS: own sets from here are those the kernel gives trees it starts at a launcher's exec.</summary>
+    public const uint FirstKernelSet = 0x80000000;
+
+    /// <summary>
+    /// The own rule set of the job whose cgroup has id <paramref name="cgroupId"/>: the
+    /// same for the same cgroup in every sensor run, so what its DNS answers allowed
+    /// survives a restart. Two cgroups share one only 2^30 cgroup ids apart.
+    /// </summary>
+    public static uint CgroupJobSet(ulong cgroupId) => FirstJobSet + (uint)(cgroupId % (FirstTreeSet - FirstJobSet));
+
+    /// <summary>The own rule set of a tree user space confines from its root <paramref name="rootTgid"/> (pid_max is at most 2^22).</summary>
+    public static uint TreeJobSet(int rootTgid) => FirstTreeSet + (uint)rootTgid;
 
     private const ushort DnsPort = 53;
 
@@ -100,6 +116,38 @@ public sealed class ConfineRules
             entries.Add(new ConfineAllowEntry(set, prefix.Address, prefix.Prefix, ranges, 0));
         }
         return entries;
+    }
+
+    /// <summary>
+    /// One section's DNS names as the kernel keys them (wire form, lower case):
+    /// each name with the ports an answer for it allows, and for a *.SUFFIX rule
+    /// the ports an answer for a name under it allows; rules of one name merged.
+    /// Throws <see cref="SensorException"/> when a name needs more port ranges than the kernel keeps.
+    /// </summary>
+    public static List<(byte[] Wire, IReadOnlyList<GuardPortRange> Exact, IReadOnlyList<GuardPortRange> Under)> NamesOf(ConfineSection section)
+    {
+        var names = new List<(byte[], IReadOnlyList<GuardPortRange>, IReadOnlyList<GuardPortRange>)>();
+        foreach (IGrouping<string, EgressName> same in (section.Egress?.Names ?? []).GroupBy(n => n.Name))
+        {
+            List<GuardPortRange> exact = Merge(same.Where(n => !n.Suffix).Select(n => Range(n.Ports, n.Protocol)));
+            List<GuardPortRange> under = Merge(same.Where(n => n.Suffix).Select(n => Range(n.Ports, n.Protocol)));
+            if (exact.Count > GuardConfinePorts.Capacity || under.Count > GuardConfinePorts.Capacity)
+                throw new SensorException($"[[confine]] {section.Name} ({section.Source}): {same.Key} needs more than {GuardConfinePorts.Capacity} port ranges");
+            names.Add((Wire(same.Key), exact, under));
+        }
+        return names;
+    }
+
+    /// <summary>A DNS name (lower case, dotted, no final dot) in wire form without the final zero: "a.b" is 1 'a' 1 'b'.</summary>
+    public static byte[] Wire(string name)
+    {
+        var wire = new List<byte>(name.Length + 1);
+        foreach (string label in name.Split('.'))
+        {
+            wire.Add((byte)label.Length);
+            wire.AddRange(System.Text.Encoding.ASCII.GetBytes(label));
+        }
+        return [.. wire];
     }
 
     /// <summary>16 bytes: IPv6 as it is, IPv4 v4-mapped (::ffff:a.b.c.d), as the kernel keys both.</summary>

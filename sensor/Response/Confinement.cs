@@ -21,6 +21,7 @@ public sealed partial class Confinement : IDisposable
     private readonly HashSet<string> judgedJobs = [];
     private readonly Dictionary<string, uint?> userIds = [];
     private readonly Dictionary<string, uint?> groupIds = [];
+    private readonly Dictionary<uint, ConfinedJob> jobs = [];
 
     private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot, ExecConfinement exec)
     {
@@ -38,6 +39,9 @@ public sealed partial class Confinement : IDisposable
     /// <summary>The pinned maps, for reading denials.</summary>
     public ConfineKernel Kernel => kernel;
 
+    /// <summary>The jobs this sensor confined, by their own rule set (the kernel's name for a job).</summary>
+    public IReadOnlyDictionary<uint, ConfinedJob> Jobs => jobs;
+
     /// <summary>
     /// Attaches confinement at <paramref name="attachAt"/> (the cgroup v2 root in
     /// production) unless it is pinned already, and writes every section's rules
@@ -53,10 +57,19 @@ public sealed partial class Confinement : IDisposable
         try
         {
             for (int i = 0; i < rules.Sets.Count; i++)
+            {
+                // Names and resolvers first: an allow by name is read only once both are there.
+                kernel.ReplaceNames((uint)i + 1, ConfineRules.NamesOf(rules.Sections[i]));
+                kernel.ReplaceResolvers((uint)i + 1, [.. rules.Sections[i].Resolvers.Select(ConfineRules.Mapped)]);
                 kernel.ReplaceSet((uint)i + 1, rules.Sets[i]);
+            }
             // Sets of sections a previous policy had beyond these: emptied.
             foreach (uint stale in kernel.Entries().Select(e => e.Key.Set).Where(s => s > rules.Sets.Count && s < ConfineRules.FirstJobSet).Distinct().ToList())
+            {
                 kernel.ReplaceSet(stale, []);
+                kernel.ReplaceNames(stale, []);
+                kernel.ReplaceResolvers(stale, []);
+            }
             foreach ((string comm, ConfineSection section) in rules.LauncherNames())
                 kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
             var exec = ExecConfinement.Resolve(rules.Sections);
@@ -93,7 +106,9 @@ public sealed partial class Confinement : IDisposable
             ConfineSection? section = Rules.SectionFor(job.Id, null, process.Uid, GroupOf(process), UserId, GroupId);
             if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
                 return null;
-            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, 0));
+            uint set = ConfineRules.CgroupJobSet(id);
+            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, set));
+            jobs[set] = new ConfinedJob(job.Id, section);
             cgroupSections[job.Id] = section;
             return section;
         }
@@ -105,7 +120,8 @@ public sealed partial class Confinement : IDisposable
         if (tree is null)
             return null;
         judgedJobs.Add(key);
-        kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, 0));
+        uint own = kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, ConfineRules.TreeJobSet(process.Pid)));
+        jobs[own] = new ConfinedJob(process.Membership.Id ?? $"{JobMembership.TreeKind}:{process.EntityId}", tree);
         return tree;
     }
 
@@ -148,3 +164,6 @@ public sealed partial class Confinement : IDisposable
         kernel.Dispose();
     }
 }
+
+/// <summary>A job a sensor confined: its id as Guard names jobs (slurm:N, tree:ENTITY_ID) and the section confining it.</summary>
+public sealed record ConfinedJob(string JobId, ConfineSection Section);

@@ -4,7 +4,10 @@ using System.Text.Json;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Events;
 using Guard.Sensor.Interop;
+using Guard.Sensor.Output;
+using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
@@ -47,6 +50,8 @@ public sealed class ConfineTests : IDisposable
                         b = c.recv(64)
                         if not b:
                             return
+                        if b == b"ping":
+                            c.sendall(b"pong")
                         got.extend(b)
                 threading.Thread(target=read, daemon=True).start()
         for s in (listen(socket.AF_INET, "0.0.0.0", A), listen(socket.AF_INET, "0.0.0.0", O), listen(socket.AF_INET6, "::1", A)):
@@ -59,6 +64,14 @@ public sealed class ConfineTests : IDisposable
                 c.connect((addr, port))
                 c.close()
                 return 0
+            except OSError as e:
+                return e.errno or -1
+        def reply(addr, port):
+            # The answer comes back on the socket the job's listener accepted: inbound, never judged.
+            try:
+                c = socket.create_connection((addr, port), timeout=2)
+                c.sendall(b"ping")
+                return 0 if c.recv(4) == b"pong" else -1
             except OSError as e:
                 return e.errno or -1
         def udp_send(addr, port):
@@ -74,7 +87,7 @@ public sealed class ConfineTests : IDisposable
             except OSError as e:
                 return e.errno
         if sys.argv[1] == "probe":
-            print(json.dumps({"allowed": tcp("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
+            print(json.dumps({"allowed": tcp("127.0.0.1", A), "reply": reply("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
                 "udp_send": udp_send("127.0.0.1", A), "udp_connect": udp_connect("127.0.0.1", A), "ipv6": tcp("::1", A, socket.AF_INET6)}), flush=True)
         else:
             c = socket.create_connection(("127.0.0.1", O))
@@ -86,6 +99,109 @@ public sealed class ConfineTests : IDisposable
             c.sendall(b"b")
             time.sleep(1.5)
             print(json.dumps({"received": got.decode()}), flush=True)
+        """;
+
+    /// <summary>
+    /// argv: resolver | probe | other ADDR.... The resolver answers A for NAME at 127.0.0.53 and
+    /// (a resolver no section names) 127.0.0.54, in ways chosen by the name's first label:
+    /// nI (127.1.0.I+1), other- (answers a question not asked), loop- and fwd- (compression
+    /// pointers to itself, forwards), big- (TTL 2^31), huge- (TTL 2^31 - 1), trunc- (cut in the
+    /// record), alias- (a CNAME to real-, then its A); it accepts on 5001. The probe asks by its
+    /// own UDP queries, as a resolver library does, and connects at once to what the name maps to.
+    /// </summary>
+    private const string Dns = """
+        import json, random, socket, struct, sys, threading, time
+        SUFFIX = "models.test"
+        def address(name):
+            head = name.split(".")[0]
+            if head.startswith("n") and head[1:].isdigit():
+                return "127.1.0.%d" % (int(head[1:]) + 1)
+            special = {"evil": 1, "other": 2, "loop": 3, "big": 4, "huge": 5, "self": 6, "real": 7, "alias": 7, "trunc": 8, "fwd": 9}
+            return "127.2.0.%d" % special.get(head.split("-")[0], 99)
+        def wire(name):
+            return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+        def answer(q):
+            qid, flags, qd = struct.unpack(">HHH", q[:6])
+            end = 12
+            while q[end]:
+                end += q[end] + 1
+            qname = ".".join(l.decode() for l in _labels(q, 12))
+            question = q[12:end + 5]
+            head = qname.split(".")[0].split("-")[0]
+            ttl = {"big": 0x80000000, "huge": 0x7fffffff}.get(head, 60)
+            rr = struct.pack(">HHIH", 1, 1, ttl, 4) + socket.inet_aton(address(qname))
+            if head == "other":  # answers a question that was not asked
+                question = wire("zzz." + SUFFIX) + struct.pack(">HH", 1, 1)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + b"\xc0\x0c" + rr
+            if head == "loop":  # the record's name points at itself
+                at = 12 + len(question)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + struct.pack(">H", 0xc000 | at) + rr
+            if head == "fwd":  # the record's name points forwards, at a pointer back to it
+                at = 12 + len(question)
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + struct.pack(">H", 0xc000 | (at + 2)) + struct.pack(">H", 0xc000 | at) + rr
+            if head == "alias":  # a CNAME chain inside the answer
+                target = wire(qname.replace("alias", "real", 1))
+                cname = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, len(target)) + target
+                at = 12 + len(question) + 12
+                return struct.pack(">HHHHHH", qid, 0x8180, 1, 2, 0, 0) + question + cname + struct.pack(">H", 0xc000 | at) + rr
+            full = struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + b"\xc0\x0c" + rr
+            return full[:-2] if head == "trunc" else full
+        def _labels(m, at):
+            out = []
+            while m[at]:
+                out.append(m[at + 1:at + 1 + m[at]])
+                at += m[at] + 1
+            return out
+        def serve(addr):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((addr, 53))
+            while True:
+                q, peer = s.recvfrom(2048)
+                s.sendto(answer(q), peer)
+        def query(name, server="127.0.0.53"):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.connect((server, 53))
+            qid = random.randrange(65536)
+            s.send(struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire(name) + struct.pack(">HH", 1, 1))
+            s.recv(2048)
+            s.close()
+        def connect(addr):
+            try:
+                c = socket.create_connection((addr, 5001), timeout=2)
+                c.close()
+                return 0
+            except OSError as e:
+                return e.errno or -1
+        if sys.argv[1] == "resolver":
+            for a in ("127.0.0.53", "127.0.0.54"):
+                threading.Thread(target=serve, args=(a,), daemon=True).start()
+            l = socket.socket()
+            l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind(("0.0.0.0", 5001))
+            l.listen(512)
+            def accept():
+                while True:
+                    l.accept()[0].close()
+            threading.Thread(target=accept, daemon=True).start()
+            print("ready", flush=True)
+            sys.stdin.readline()
+        elif sys.argv[1] == "probe":
+            ok = 0
+            for i in range(100):
+                name = "n%d.%s" % (i, SUFFIX)
+                query(name)
+                ok += connect(address(name)) == 0
+            r = {"connected_after_lookup": ok}
+            for head in ("evil", "other", "loop", "fwd", "big", "huge", "trunc", "alias"):
+                name = ("%s-1.other.test" % head) if head == "evil" else ("%s-1.%s" % (head, SUFFIX))
+                query(name)
+                r[head] = connect(address(name))
+            query("self-1." + SUFFIX, "127.0.0.54")
+            r["self"] = connect(address("self-1." + SUFFIX))
+            print(json.dumps(r), flush=True)
+        else:
+            print(json.dumps({"other_job": [connect(a) for a in sys.argv[2:]]}), flush=True)
         """;
 
     private readonly TestCgroups cgroups = new();
@@ -105,13 +221,27 @@ public sealed class ConfineTests : IDisposable
         return kernel;
     }
 
-    /// <summary>Confines the stand-in Slurm job cgroup (job_N under this test's cgroup).</summary>
+    /// <summary>Confines the stand-in Slurm job cgroup (job_N under this test's cgroup) with its own rule set, as the sensor does.</summary>
     private string ConfinedSlurmJob(ConfineKernel kernel, ConfineRules rules)
     {
         string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
         ulong id = Libc.InodeOf(cgroups.DirectoryOf(job)) ?? throw new Xunit.Sdk.XunitException("the job cgroup has no inode");
-        kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
+        kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], ConfineRules.CgroupJobSet(id)));
         return job;
+    }
+
+    /// <summary>slurm:N of a stand-in job cgroup .../job_N.</summary>
+    private static string SlurmId(string job) => "slurm:" + job[(job.LastIndexOf("job_", StringComparison.Ordinal) + 4)..];
+
+    private static Dictionary<uint, ConfinedJob> JobsOf(string job, ConfineRules rules, TestCgroups cgroups) =>
+        new() { [ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value)] = new ConfinedJob(SlurmId(job), rules.Sections[0]) };
+
+    private static JsonElement Ecs(SensorEvent e)
+    {
+        var encoder = new EcsEncoder(RunInfo.ForThisHost("test"), new ArgumentRedactor());
+        var w = new JsonLineWriter();
+        encoder.Encode(e, w);
+        return JsonDocument.Parse(System.Text.Encoding.UTF8.GetString(w.Written)).RootElement;
     }
 
     /// <summary>The probe in its own netns, started from a shell in <paramref name="cgroupPath"/>; the shell waits for Go.</summary>
@@ -141,6 +271,7 @@ public sealed class ConfineTests : IDisposable
     private static void AssertConfined(JsonElement r)
     {
         Assert.Equal(0, r.GetProperty("allowed").GetInt32());
+        Assert.Equal(0, r.GetProperty("reply").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("other_port").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("other_address").GetInt32());
         Assert.Equal(Eperm, r.GetProperty("udp_send").GetInt32());
@@ -150,7 +281,7 @@ public sealed class ConfineTests : IDisposable
 
     private static void AssertFree(JsonElement r)
     {
-        foreach (string attempt in new[] { "allowed", "other_port", "other_address", "udp_send", "udp_connect", "ipv6" })
+        foreach (string attempt in new[] { "allowed", "reply", "other_port", "other_address", "udp_send", "udp_connect", "ipv6" })
             Assert.True(r.GetProperty(attempt).GetInt32() == 0, $"{attempt}: errno {r.GetProperty(attempt).GetInt32()}");
     }
 
@@ -171,6 +302,127 @@ public sealed class ConfineTests : IDisposable
         Assert.Contains(denials, d => d.Key.Section == 1 && d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Connect && d.Value.Count >= 1 && d.Value.Mode == (uint)ConfineKernelMode.Enforce);
         Assert.Contains(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 17 && d.Key.What == (byte)ConfineWhat.Send);
         Assert.DoesNotContain(denials, d => d.Key.Port == AllowedPort && d.Key.Protocol == 6 && d.Key.Address[15] == 1 && d.Key.Address[12] == 127);
+    }
+
+    [Fact]
+    public void EachDenialIsAnEcsEventOncePerJobDestinationAndMinuteWithItsCount()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertConfined(Result(probe));
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        var denials = new ConfineDenials();
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        List<ConfineEvent> events = denials.Check(kernel.Denials(), now, rules, JobsOf(job, rules, cgroups), table);
+        ConfineEvent otherPort = Assert.Single(events, e => e.DestinationPort == OtherPort);
+        Assert.Equal(SlurmId(job), otherPort.JobId);
+        Assert.Equal("connect", otherPort.Attempt);
+        Assert.True(otherPort.Count >= 1);
+        JsonElement line = Ecs(otherPort);
+        JsonElement ev = line.GetProperty("event");
+        Assert.Equal("event", ev.GetProperty("kind").GetString());
+        Assert.Equal("network", ev.GetProperty("category")[0].GetString());
+        Assert.Equal("denied", ev.GetProperty("type")[0].GetString());
+        Assert.Equal("failure", ev.GetProperty("outcome").GetString());
+        Assert.Equal("127.0.0.1", line.GetProperty("destination").GetProperty("ip").GetString());
+        Assert.Equal(OtherPort, line.GetProperty("destination").GetProperty("port").GetInt32());
+        Assert.Equal("tcp", line.GetProperty("network").GetProperty("transport").GetString());
+        Assert.Equal("test", line.GetProperty("guard").GetProperty("confine").GetProperty("section").GetString());
+        Assert.Equal(SlurmId(job), line.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
+        Assert.Contains(events, e => e.Attempt == "send" && e.Protocol == 17 && e.DestinationPort == AllowedPort);
+        Assert.Contains(events, e => e.Family == 10);
+        // Denied again within the minute: counted in the kernel, not reported again.
+        Process again = StartProbe(job, "probe");
+        TestCgroups.Go(again);
+        AssertConfined(Result(again));
+        Assert.Empty(denials.Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table));
+        ConfineEvent later = Assert.Single(
+            denials.Check(kernel.Denials(), now + ConfineDenials.ReportIntervalNs, rules, JobsOf(job, rules, cgroups), table), e => e.DestinationPort == OtherPort);
+        Assert.Equal(1UL, later.Count);
+    }
+
+    [Fact]
+    public void AuditDenialsAreAllowedEventsThatSayTheyWouldBeDenied()
+    {
+        ConfineRules rules = Rules("audit");
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertFree(Result(probe));
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        ConfineEvent e = Assert.Single(new ConfineDenials().Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table), d => d.DestinationPort == OtherPort);
+        JsonElement line = Ecs(e);
+        Assert.Equal("allowed", line.GetProperty("event").GetProperty("type")[0].GetString());
+        Assert.Equal("success", line.GetProperty("event").GetProperty("outcome").GetString());
+        Assert.True(line.GetProperty("guard").GetProperty("confine").GetProperty("would_deny").GetBoolean());
+    }
+
+    [Fact]
+    public void ConfineShowPrintsAJobsRulesAndWhetherItIsConfinedAndRefusesAnUnknownJob()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "probe"); // a member: the job has a process
+        string policy = dir.File("show.toml", $"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"enforce\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        var console = new TestConsole();
+        Assert.Equal(0, Guard.Cli.GuardCli.Run(["confine", "show", SlurmId(job), "--policy", policy], console));
+        Assert.StartsWith($"job {SlurmId(job)}: confined now", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains("section: test (", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"egress allow: tcp://127.0.0.1:{AllowedPort}", console.Out.ToString(), StringComparison.Ordinal);
+
+        var unknown = new TestConsole();
+        Assert.Equal(1, Guard.Cli.GuardCli.Run(["confine", "show", "slurm:987654321", "--policy", policy], unknown));
+        Assert.Equal("guard confine show: no job slurm:987654321 on this host\n", unknown.ErrorText);
+        Assert.Equal("", unknown.Out.ToString());
+    }
+
+    [Fact]
+    public void ANameIsAllowedByTheJobsOwnAnswersForItAloneAndNothingElseOfAnAnswerCounts()
+    {
+        ConfineRules rules = new(Policies.Over(
+            "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
+            $"egress.allow = [\"tcp://127.0.0.1:{AllowedPort}\", \"*.models.test:{AllowedPort}\", \"udp://127.0.0.54:53\"]\n"));
+        using ConfineKernel kernel = Attach(rules);
+        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
+        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
+        string script = dir.File("dns.py", Dns);
+        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
+        started.Add(resolver);
+        TestCgroups.Go(resolver);
+        Assert.Equal("ready", LineWithin(resolver));
+        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = cgroups.StartIn(job, $"exec nsenter --net={netns} {Run.Python} {script} probe");
+        started.Add(probe);
+        TestCgroups.Go(probe);
+        JsonElement r = Result(probe);
+        // Each name resolved through the section's resolver, the connect right after it goes.
+        Assert.Equal(100, r.GetProperty("connected_after_lookup").GetInt32());
+        Assert.Equal(0, r.GetProperty("alias").GetInt32()); // a CNAME chain within the answer
+        Assert.Equal(0, r.GetProperty("big").GetInt32());   // TTL 2^31 is 0: allowed for the least time
+        Assert.Equal(0, r.GetProperty("huge").GetInt32());
+        // A name the section does not allow, an answer to a question not asked, a compression loop
+        // (back to itself, or forwards), a record cut short, a resolver the section does not name: nothing allowed.
+        foreach (string denied in new[] { "evil", "other", "loop", "fwd", "trunc", "self" })
+            Assert.True(r.GetProperty(denied).GetInt32() == Eperm, $"{denied}: errno {r.GetProperty(denied).GetInt32()}");
+        // Allowed for the job's own set alone, for at most an hour whatever the TTL.
+        uint own = ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value);
+        ulong now = (ulong)Libc.NowNs(Libc.ClockBoottime);
+        var entries = kernel.Entries().Where(e => e.Key.Set == own).ToList();
+        Assert.Equal(100 + 3, entries.Count);
+        Assert.All(entries, e => Assert.InRange(e.Ports.ExpiresNs, now, now + (3600UL * 1_000_000_000)));
+        Assert.Contains(entries, e => e.Ports.ExpiresNs < now + (31UL * 1_000_000_000)); // big-: TTL 0, held 30 s
+
+        // Another confined job connecting to the addresses this job was given: denied.
+        Process other = cgroups.StartIn(ConfinedSlurmJob(kernel, rules), $"exec nsenter --net={netns} {Run.Python} {script} other 127.1.0.1 127.1.0.50 127.2.0.7");
+        started.Add(other);
+        TestCgroups.Go(other);
+        Assert.All(Result(other).GetProperty("other_job").EnumerateArray(), e => Assert.Equal(Eperm, e.GetInt32()));
     }
 
     [Fact]

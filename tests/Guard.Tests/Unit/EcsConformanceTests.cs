@@ -139,6 +139,14 @@ public sealed class EcsConformanceTests
         ["guard.policy.sha256"] = "the policy in force after a reload, by the SHA-256 of its file: ECS has no field for an agent's configuration",
         ["guard.policy.sources"] = "the files it was read from, laid over each other",
         ["guard.policy.mode"] = "enforce or audit",
+        ["guard.confine.section"] = "the [[confine]] section that denied: rule.name names detection rules on alerts, and a denial is no alert",
+        ["guard.confine.source"] = "where that section is written (file:line)",
+        ["guard.confine.mode"] = "enforce, audit or ask",
+        ["guard.confine.attempt"] = "what was denied: connect, send, or a packet at egress",
+        ["guard.confine.count"] = "attempts since the last report of this job and destination (event.* has no count)",
+        ["guard.confine.first"] = "when the first of them was",
+        ["guard.confine.job_set"] = "the job's identity in the kernel's confinement maps",
+        ["guard.confine.would_deny"] = "audit mode: let through (event.type allowed), the section would have denied it",
     };
 
     private static readonly string[] ActionOutcomes = ["success", "failure"];
@@ -545,6 +553,40 @@ public sealed class EcsConformanceTests
         var inForce = new PolicyInForce(DeniedHash, ["built-in", "/etc/guard/policy.toml"], "enforce");
         sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = true, Message = "policy in force", OrderedBy = "sighup", Policy = inForce, TimeNs = 96 });
         sink.Write(new ActionEvent { Action = GuardSensor.ReloadAction, Succeeded = false, Message = "policy refused", OrderedBy = "sighup", Policy = inForce, TimeNs = 97 });
+        // A confined job's denial with its process, and one in audit at egress (no process: the job from what was confined).
+        sink.Write(new ConfineEvent
+        {
+            Process = worker,
+            Section = "slurm-gpu",
+            SectionSource = "policy.toml:3",
+            Mode = "enforce",
+            Attempt = "connect",
+            JobId = "tree:x",
+            JobSet = 1025,
+            Family = 2,
+            DestinationAddress = [198, 51, 100, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            DestinationPort = 3333,
+            Protocol = 6,
+            Count = 12,
+            FirstNs = 90,
+            TimeNs = 98,
+        });
+        sink.Write(new ConfineEvent
+        {
+            Section = "slurm-gpu",
+            SectionSource = "policy.toml:3",
+            Mode = "audit",
+            Attempt = "egress",
+            JobId = "slurm:4242",
+            JobSet = 1026,
+            Family = 10,
+            DestinationAddress = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            DestinationPort = 443,
+            Protocol = 17,
+            Count = 1,
+            FirstNs = 99,
+            TimeNs = 99,
+        });
 
         // The ring lost records faster than --drop-alert-rate: the sensor's own alert, about no process.
         var dropEmitter = new EventEmitter(table, sink, new EventFilter());

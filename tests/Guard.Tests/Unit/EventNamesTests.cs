@@ -12,7 +12,7 @@ public sealed class EventNamesTests
     [Fact]
     public void TypeSelectsWhatItAlwaysDid()
     {
-        Assert.Equal(["exec", "fork", "exit", "connect", "payload", "dns", "gpu", "alert"], EventNames.SelectableTypes.Select(EventNames.Of));
+        Assert.Equal(["exec", "fork", "exit", "connect", "payload", "dns", "gpu", "alert", "confine"], EventNames.SelectableTypes.Select(EventNames.Of));
         foreach (EventType t in EventNames.SelectableTypes)
         {
             Assert.True(EventNames.TryParseSelectable(EventNames.Of(t), out EventType parsed));
@@ -53,7 +53,7 @@ public sealed class EventNamesTests
         var console = new TestConsole();
         Assert.Equal((int)ExitCode.Usage, GuardCli.Run(["watch", "--type", "exec,heartbeat"], console));
         Assert.StartsWith(
-            "guard: --type: 'heartbeat' is not an event type (exec, fork, exit, connect, payload, dns, gpu, alert)",
+            "guard: --type: 'heartbeat' is not an event type (exec, fork, exit, connect, payload, dns, gpu, alert, confine)",
             console.ErrorText, StringComparison.Ordinal);
     }
 }
