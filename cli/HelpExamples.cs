@@ -59,6 +59,15 @@ public static class HelpExamples
         [
             "sudo guard detach --all                 # stop every sensor, remove every Guard program and pin",
         ],
+        ["confine"] =
+        [
+            "sudo guard confine show slurm:4242",
+        ],
+        ["confine show"] =
+        [
+            "sudo guard confine show slurm:4242                 # a Slurm job's section, allow list, resolvers, DNS allows",
+            "sudo guard confine show k8s-pod:1f2e3d4c-0000-4000-8000-000000000000 --policy ./edit.toml",
+        ],
         ["policy"] =
         [
             "guard policy check /etc/guard/policy.toml",
