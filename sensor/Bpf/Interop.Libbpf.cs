@@ -105,17 +105,29 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_map_get_next_key")]
     internal static partial int MapNextKey(int fd, void* key, void* nextKey);
 
-    /// <summary>Every (key, value) of a hash map, in the kernel's order; entries deleted meanwhile are skipped.</summary>
+    /// <summary>
+    /// Every (key, value) of a hash map or trie, in the kernel's order; entries
+    /// deleted meanwhile are skipped. The kernel answers "the next key after one
+    /// that is gone" with the first key (hashtab.c, lpm_trie.c), so a walk whose
+    /// last key was deleted under it (a process exited, an LRU eviction) starts
+    /// again from the top: it stops there, and at most <see cref="WalkLimit"/>
+    /// keys are read, so a map that churns can never hold the caller in a loop
+    /// that grows the list without end.
+    /// </summary>
     internal static List<(TKey Key, TValue Value)> Entries<TKey, TValue>(int fd)
         where TKey : unmanaged
         where TValue : unmanaged
     {
         var entries = new List<(TKey, TValue)>();
-        TKey key = default, next = default;
+        TKey key = default, next = default, first = default;
         TValue value = default;
         TKey* previous = null;
-        while (MapNextKey(fd, previous, &next) == 0)
+        for (int walked = 0; walked < WalkLimit && MapNextKey(fd, previous, &next) == 0; walked++)
         {
+            if (previous == null)
+                first = next;
+            else if (new ReadOnlySpan<byte>(&next, sizeof(TKey)).SequenceEqual(new ReadOnlySpan<byte>(&first, sizeof(TKey))))
+                break; // started again from the top: every key has been seen once
             if (MapLookup(fd, &next, &value) == 0)
                 entries.Add((next, value));
             key = next;
@@ -123,6 +135,9 @@ internal static unsafe partial class Libbpf
         }
         return entries;
     }
+
+    /// <summary>The most keys one walk of a map reads (2^20: sixteen times the largest map Guard makes, 65,536 entries).</summary>
+    private const int WalkLimit = 1 << 20;
 
     [LibraryImport(Library, EntryPoint = "bpf_map_lookup_batch")]
     private static partial int MapLookupBatch(int fd, void* inBatch, void* outBatch, void* keys, void* values, uint* count, void* options);
