@@ -15,16 +15,16 @@ public sealed unsafe partial class ConfineKernel
     /// <summary>GUARD_COMM_LEN - 1: the bytes of a name the kernel compares (a file's name cut to comm's length).</summary>
     public const int ExecNameBytes = 15;
 
-    private int ExecRulesFd => maps[7].Fd;
+    private int ExecRulesFd => MapFd(BpfMapNames.ConfineExecRules);
 
-    private int ExecFilesFd => maps[8].Fd;
+    private int ExecFilesFd => MapFd(BpfMapNames.ConfineExecFiles);
 
-    private int ExecNamesFd => maps[9].Fd;
+    private int ExecNamesFd => MapFd(BpfMapNames.ConfineExecNames);
 
-    private int GpuFd => maps[10].Fd;
+    private int GpuFd => MapFd(BpfMapNames.ConfineGpu);
 
     /// <summary>The confine_acts ring buffer's descriptor (for <see cref="ConfineActReader"/>).</summary>
-    public int ActsFd => maps[11].Fd;
+    public int ActsFd => MapFd(BpfMapNames.ConfineActs);
 
     /// <summary>Sets what rule set <paramref name="set"/> denies at exec (Deny 0: nothing). Throws <see cref="SensorException"/> when the map refuses it.</summary>
     public void WriteExecRules(uint set, GuardConfineExecRules rules) =>

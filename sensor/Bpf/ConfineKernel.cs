@@ -47,23 +47,26 @@ public sealed unsafe partial class ConfineKernel : IDisposable
 
     private ConfineKernel(FileDescriptor[] maps) => this.maps = maps;
 
-    private int CgroupsFd => maps[0].Fd;
+    /// <summary>The descriptor of the map named <paramref name="name"/> (one of <see cref="Maps"/>): by name, so the list's order is no one's to keep in step.</summary>
+    private int MapFd(string name) => maps[Array.IndexOf(Maps, name)].Fd;
 
-    private int LevelsFd => maps[1].Fd;
+    private int CgroupsFd => MapFd(BpfMapNames.ConfineCgroups);
 
-    private int TgidsFd => maps[2].Fd;
+    private int LevelsFd => MapFd(BpfMapNames.ConfineLevels);
 
-    private int LaunchersFd => maps[3].Fd;
+    private int TgidsFd => MapFd(BpfMapNames.ConfineTgids);
 
-    private int AllowFd => maps[4].Fd;
+    private int LaunchersFd => MapFd(BpfMapNames.ConfineLaunchers);
 
-    private int GenerationFd => maps[5].Fd;
+    private int AllowFd => MapFd(BpfMapNames.ConfineAllow);
 
-    private int DenialsFd => maps[6].Fd;
+    private int GenerationFd => MapFd(BpfMapNames.ConfineGeneration);
 
-    private int NamesFd => maps[8].Fd;
+    private int DenialsFd => MapFd(BpfMapNames.ConfineDenials);
 
-    private int ResolversFd => maps[9].Fd;
+    private int NamesFd => MapFd(BpfMapNames.ConfineNames);
+
+    private int ResolversFd => MapFd(BpfMapNames.ConfineResolvers);
 
     /// <summary>Where confinement is pinned: its maps by name, and the links of its programs.</summary>
     public static string PinRoot => Path.Join(Pins.Root, "confine");
