@@ -6,7 +6,7 @@ namespace Guard.Sensor.Response;
 
 /// <summary>
 /// A running sensor's answer to its latest policy reload, as it wrote it
-/// beside its registration (RUN_DIR/sensors/PID.reload): which answer it is
+/// beside its registration (RUN_DIR/sensors/PID-START.reload): which answer it is
 /// (<see cref="Generation"/>, counting from 1), whether the new policy is in
 /// force, the SHA-256 of the policy in force afterwards, and what it said
 /// (one line when applied; file:line:key: reason lines when refused).
@@ -27,25 +27,34 @@ public static class PolicyReloads
     /// <summary>How long an asker waits for a sensor's answer: a reload reads a file and writes a few map entries.</summary>
     public static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Where the sensor <paramref name="pid"/> writes its answers.</summary>
-    public static string AnswerFile(int pid) => Path.Join(RunningSensors.Directory, pid.ToString(CultureInfo.InvariantCulture) + ".reload");
+    /// <summary>
+    /// Where the sensor <paramref name="pid"/> that started at <paramref name="startTicks"/>
+    /// writes its answers: named by both, so an answer a SIGKILLed sensor left behind never
+    /// answers for a later process that reuses its pid (its higher generation would hide every new answer).
+    /// </summary>
+    public static string AnswerFile(int pid, long startTicks) =>
+        Path.Join(RunningSensors.Directory, string.Create(CultureInfo.InvariantCulture, $"{pid}-{startTicks}.reload"));
+
+    /// <summary>This process's own answer file.</summary>
+    private static string OwnAnswerFile() =>
+        AnswerFile(Environment.ProcessId, ProcfsReader.TryReadStat(Environment.ProcessId, out ProcfsStat self) ? self.StartTicks : 0);
 
     /// <summary>Writes this process's answer (whole, then renamed into place, so a reader never sees half of one).</summary>
     /// <exception cref="IOException">The run directory cannot be written.</exception>
     /// <exception cref="UnauthorizedAccessException">The run directory cannot be written.</exception>
     public static void WriteAnswer(PolicyReloadAnswer answer)
     {
-        string file = AnswerFile(Environment.ProcessId);
+        string file = OwnAnswerFile();
         string text = string.Create(CultureInfo.InvariantCulture,
             $"{answer.Generation}\n{(answer.Applied ? "applied" : "refused")}\n{answer.Sha256}\n{string.Join("\n", answer.Lines.Select(l => l.ReplaceLineEndings(" ")))}\n");
         File.WriteAllText(file + ".new", text);
         File.Move(file + ".new", file, overwrite: true);
     }
 
-    /// <summary>The latest answer of the sensor <paramref name="pid"/>; null when it wrote none, or the file is not root's (or this user's).</summary>
-    public static PolicyReloadAnswer? ReadAnswer(int pid)
+    /// <summary>The latest answer of the sensor <paramref name="pid"/> that started at <paramref name="startTicks"/>; null when it wrote none, or the file is not root's (or this user's).</summary>
+    public static PolicyReloadAnswer? ReadAnswer(int pid, long startTicks)
     {
-        string file = AnswerFile(pid);
+        string file = AnswerFile(pid, startTicks);
         if (Libc.OwnerOf(file) is not uint owner || (owner != 0 && owner != Libc.GetEuid()))
             return null;
         string[] lines;
@@ -67,7 +76,7 @@ public static class PolicyReloads
     {
         try
         {
-            File.Delete(AnswerFile(Environment.ProcessId));
+            File.Delete(OwnAnswerFile());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -88,14 +97,14 @@ public static class PolicyReloads
         // Checked after the handle is open: the handle is on the registered process, not a later one of its pid.
         if (!ProcfsReader.TryReadStat(sensor.Pid, out ProcfsStat stat) || stat.StartTicks != sensor.StartTicks)
             throw new SensorException($"sensor pid {sensor.Pid} is gone");
-        long before = ReadAnswer(sensor.Pid)?.Generation ?? 0;
+        long before = ReadAnswer(sensor.Pid, sensor.StartTicks)?.Generation ?? 0;
         int rc = pidfd.Signal(Sighup);
         if (rc != 0)
             throw new SensorException($"cannot signal sensor pid {sensor.Pid}: {Libc.ErrorText(rc)}");
         DateTime deadline = DateTime.UtcNow + wait;
         while (DateTime.UtcNow < deadline)
         {
-            if (ReadAnswer(sensor.Pid) is { } answer && answer.Generation > before)
+            if (ReadAnswer(sensor.Pid, sensor.StartTicks) is { } answer && answer.Generation > before)
                 return answer;
             if (pidfd.HasExited)
                 throw new SensorException($"sensor pid {sensor.Pid} exited before it answered");
