@@ -189,13 +189,7 @@ public static class ProcfsReader
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ArgsLimit + 1);
         try
         {
-            int length = 0;
-            using (Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(path))
-            {
-                int n;
-                while (length < ArgsLimit + 1 && (n = RandomAccess.Read(file, buffer.AsSpan(length, ArgsLimit + 1 - length), length)) > 0)
-                    length += n;
-            }
+            int length = ReadStart(path, buffer.AsSpan(0, ArgsLimit + 1));
             truncated = length > ArgsLimit;
             length = Math.Min(length, ArgsLimit);
             if (!truncated && length > 0 && buffer[length - 1] == 0)
@@ -257,7 +251,7 @@ public static class ProcfsReader
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileLimit);
         try
         {
-            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadSmall($"{dir}/status", buffer));
+            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadStart($"{dir}/status", buffer));
             int at = text.IndexOf("\nUid:"u8);
             if (at < 0)
                 return 0;
@@ -275,11 +269,11 @@ public static class ProcfsReader
 
     /// <summary>Reads the start of <paramref name="path"/> into <paramref name="buffer"/>; returns how many bytes.</summary>
     /// <exception cref="IOException">The file cannot be opened or read (the process is gone).</exception>
-    private static int ReadSmall(string path, byte[] buffer)
+    private static int ReadStart(string path, Span<byte> buffer)
     {
         using Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(path);
         int length = 0, n;
-        while (length < buffer.Length && (n = RandomAccess.Read(file, buffer.AsSpan(length), length)) > 0)
+        while (length < buffer.Length && (n = RandomAccess.Read(file, buffer[length..], length)) > 0)
             length += n;
         return length;
     }
@@ -304,7 +298,7 @@ public static class ProcfsReader
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(SmallFileLimit);
         try
         {
-            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadSmall($"{dir}/cgroup", buffer));
+            ReadOnlySpan<byte> text = buffer.AsSpan(0, ReadStart($"{dir}/cgroup", buffer));
             int at = text.StartsWith("0::"u8) ? 0 : text.IndexOf("\n0::"u8) is >= 0 and int i ? i + 1 : -1;
             if (at < 0)
                 return null;
