@@ -11,48 +11,34 @@ namespace Guard.Sensor.Bpf;
 /// is pinned with the confinement, so records written while no sensor ran are
 /// read by the next one, as far as the ring held them.
 /// </summary>
-public sealed unsafe class ConfineActReader : IDisposable
+public sealed class ConfineActReader : IDisposable
 {
-    private readonly nint ring;
-    private readonly List<GuardConfineAct> pending = [];
-    private GCHandle self;
+    private readonly RingBufferMapping ring;
 
-    /// <summary>Opens the ring of map descriptor <paramref name="mapFd"/>. Throws <see cref="SensorException"/> when libbpf cannot.</summary>
+    /// <summary>Maps the ring of map descriptor <paramref name="mapFd"/>. Throws <see cref="SensorException"/> when the kernel refuses.</summary>
     public ConfineActReader(int mapFd)
     {
-        self = GCHandle.Alloc(this);
-        ring = Libbpf.RingBufferNew(mapFd, &OnSample, GCHandle.ToIntPtr(self), 0);
-        if (ring == 0)
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
-            self.Free();
-            throw new SensorException($"cannot open the confinement's ring: {Libc.ErrorText(errno)}");
+            ring = new RingBufferMapping(mapFd);
+        }
+        catch (SensorException e)
+        {
+            throw new SensorException($"cannot open the confinement's ring: {e.Message}");
         }
     }
 
     /// <summary>Every record waiting now, oldest first, added to <paramref name="into"/>; never waits.</summary>
     public void Drain(List<GuardConfineAct> into)
     {
-        pending.Clear();
-        _ = Libbpf.RingBufferConsume(ring);
-        into.AddRange(pending);
+        while (ring.TryPeek(out ReadOnlySpan<byte> record))
+        {
+            // A record shorter than this build's is from another build's object: skipped.
+            if (record.Length >= Unsafe.SizeOf<GuardConfineAct>())
+                into.Add(MemoryMarshal.Read<GuardConfineAct>(record));
+            ring.Consume();
+        }
     }
 
-    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static int OnSample(nint context, void* data, nuint size)
-    {
-        var reader = (ConfineActReader)GCHandle.FromIntPtr(context).Target!;
-        // A record shorter than this build's is from another build's object: skipped.
-        if ((int)size >= sizeof(GuardConfineAct))
-            reader.pending.Add(*(GuardConfineAct*)data);
-        return 0;
-    }
-
-    public void Dispose()
-    {
-        if (!self.IsAllocated)
-            return;
-        Libbpf.RingBufferFree(ring);
-        self.Free();
-    }
+    public void Dispose() => ring.Dispose();
 }

@@ -81,18 +81,6 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_link__destroy")]
     internal static partial int LinkDestroy(nint link);
 
-    [LibraryImport(Library, EntryPoint = "ring_buffer__new", SetLastError = true)]
-    internal static partial nint RingBufferNew(int mapFd, delegate* unmanaged[Cdecl]<nint, void*, nuint, int> sample, nint context, nint options);
-
-    [LibraryImport(Library, EntryPoint = "ring_buffer__epoll_fd")]
-    internal static partial int RingBufferEpollFd(nint ringBuffer);
-
-    [LibraryImport(Library, EntryPoint = "ring_buffer__consume")]
-    internal static partial int RingBufferConsume(nint ringBuffer);
-
-    [LibraryImport(Library, EntryPoint = "ring_buffer__free")]
-    internal static partial void RingBufferFree(nint ringBuffer);
-
     [LibraryImport(Library, EntryPoint = "bpf_map__value_size")]
     internal static partial uint MapValueSize(nint map);
 

@@ -46,6 +46,8 @@ public sealed class DebianPackageTests
             // postinst enabled the unit in that root (systemctl --root), and started nothing here.
             string wants = Path.Combine(root, "etc/systemd/system/multi-user.target.wants/guard.service");
             Assert.True(File.Exists(wants), "postinst did not enable guard.service");
+            // ... and made the group [access] may name, in that root's files only.
+            Assert.Contains(File.ReadAllLines(Path.Combine(root, "etc/group")), l => l.StartsWith("guard:x:", StringComparison.Ordinal));
             Assert.Equal("0755", Executable(root, "usr/bin/guard"));
             Assert.Equal("/etc/guard/guard.toml\n/etc/guard/policy.toml", Run.Complete("/usr/bin/dpkg-query", "--root", root, "--status", "guard").Split('\n')
                 .SkipWhile(l => l != "Conffiles:").Skip(1).TakeWhile(l => l.StartsWith(' ')).Select(l => l.Trim().Split(' ')[0]).Aggregate((a, b) => $"{a}\n{b}"));
@@ -109,6 +111,8 @@ public sealed class DebianPackageTests
         foreach (string dir in new[] { "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log", "etc", "run" })
             Directory.CreateDirectory(Path.Combine(root, dir));
         File.WriteAllText(Path.Combine(root, "var/lib/dpkg/status"), "");
+        File.WriteAllText(Path.Combine(root, "etc/group"), "root:x:0:\n");
+        File.WriteAllText(Path.Combine(root, "etc/gshadow"), "root:*::\n");
         File.WriteAllText(Path.Combine(root, "var/lib/dpkg/available"), "");
     }
 
