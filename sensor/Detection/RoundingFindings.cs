@@ -11,17 +11,22 @@ namespace Guard.Sensor.Detection;
 /// all four modes as its program runs, so at its switches the kernel sees it
 /// in every one; interval arithmetic holds FE_UPWARD (CGAL) or alternates
 /// FE_DOWNWARD and FE_UPWARD (Boost's rounded_arith_std). Switches are
-/// summed over three scopes: the process, the program (an unbroken line of
+/// summed over four scopes: the process, the program (an unbroken line of
 /// parents and children running the same executable file, forked or exec'd
 /// again: a miner that hops to a fresh process before any one of them
-/// reaches the count), and the job. A scope is mining, whatever the names,
-/// arguments or encryption, when within the policy's window it was switched
-/// out at least randomx_rounding_switches times in non-default modes, and in
-/// at least randomx_distinct_modes of the three, each with an eighth of that
-/// threshold (<see cref="ModeShareDivisor"/>): a mode visited for a moment (a
-/// library probing modes at start) does not count. The alert names the
-/// process of the scope that switched last, so the rule's action lands on the
-/// one running now; a scope alerts at most once a window.
+/// reaches the count), the launcher (the process that started a line of
+/// such programs, however many executables they alternate between) and the
+/// job. A scope is mining, whatever the names, arguments or encryption, when
+/// within the policy's window it was switched out at least
+/// randomx_rounding_switches times in non-default modes, and in at least
+/// randomx_distinct_modes of the three, each with an eighth of that threshold
+/// (<see cref="ModeShareDivisor"/>): a mode visited for a moment (a library
+/// probing modes at start) does not count. The alert names the process of the
+/// scope that switched last, so the rule's action lands on the one running
+/// now, and a scope alerts at most once a window. Outside any job, a launcher
+/// instead is named itself where it runs as the same user (its loop ends with
+/// its tree), and otherwise stays armed: each of its processes that switches
+/// while the window holds the count is named in turn.
 /// </summary>
 public sealed class RoundingFindings
 {
@@ -40,8 +45,21 @@ public sealed class RoundingFindings
     /// <summary>Evidence <c>rounding_scope</c>: the switches of one program's line of processes.</summary>
     public const string ProgramScope = "program";
 
+    /// <summary>Evidence <c>rounding_scope</c>: the switches of the programs one process started, directly or through each other.</summary>
+    public const string LauncherScope = "launcher";
+
     /// <summary>Evidence <c>rounding_scope</c>: the switches of one job's processes.</summary>
     public const string JobScope = "job";
+
+    /// <summary>
+    /// How many program lines the launcher walk climbs at most: a chain of
+    /// hops, each started by the one before, is followed this far (bounds
+    /// the walk, not the count: a longer chain splits into two launchers).
+    /// </summary>
+    public const int MaxLauncherDepth = 64;
+
+    /// <summary>Scopes wider than the process, narrowest first: an alert in one keeps the wider ones quiet for a window.</summary>
+    private static readonly string[] WiderScopes = [ProgramScope, LauncherScope, JobScope];
 
     /// <summary>Counts summed in one scope, and the window's samples of them.</summary>
     private sealed class Tally
@@ -87,6 +105,7 @@ public sealed class RoundingFindings
     private readonly Policy policy;
     private readonly Dictionary<int, Watched> watched = [];
     private readonly Dictionary<string, Tally> programs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tally> launchers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Tally> jobs = new(StringComparer.Ordinal);
     private readonly HashSet<int> present = [];
     private readonly List<(Tally Tally, ProcessEntry Process)> sampled = [];
@@ -130,35 +149,74 @@ public sealed class RoundingFindings
                 continue;
             // The wider scopes: the switches count there too, whichever process made them
             // (but one already reported alone, whose switches would only report it again).
-            Add(programs, ProgramKey(process), ProgramScope, more, pid, nowNs, process);
+            string program = ProgramRoot(process).EntityId;
+            Add(programs, program, ProgramScope, more, pid, nowNs, process);
+            if (Launcher(process, nowNs - window) is { } launcher)
+                Add(launchers, launcher.EntityId, LauncherScope, more, pid, nowNs, process);
             if (process.Membership.Id is { } job)
                 Add(jobs, job, JobScope, more, pid, nowNs, process);
         }
-        // Each process first: a process that crossed alone is named as such, and its program and job keep quiet.
+        // Each process first: a process that crossed alone is named as such, and its wider scopes keep quiet.
         foreach ((Tally tally, ProcessEntry process) in sampled)
         {
             (ModeCounts inWindow, int _) = tally.Close(nowNs, window);
             if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
                 continue;
             tally.QuietUntilNs = long.MaxValue; // one alert a process
-            Quiet(programs, ProgramKey(process), nowNs + window);
-            if (process.Membership.Id is { } job)
-                Quiet(jobs, job, nowNs + window);
+            QuietWider(process, ProcessScope, nowNs, window);
             yield return Alert(process, ProcessScope, inWindow, 1, nowNs);
         }
-        foreach ((Tally tally, (ProcessEntry last, string scope)) in scopesGained)
+        // Then the wider scopes, narrowest first: a hopping line is named as a program, not also as its launcher and job.
+        foreach (string scope in WiderScopes)
         {
-            (ModeCounts inWindow, int processes) = tally.Close(nowNs, window);
-            if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
-                continue;
-            tally.QuietUntilNs = nowNs + window;
-            yield return Alert(last, scope, inWindow, processes, nowNs);
+            foreach ((Tally tally, (ProcessEntry last, string gainedScope)) in scopesGained)
+            {
+                if (gainedScope != scope)
+                    continue;
+                (ModeCounts inWindow, int processes) = tally.Close(nowNs, window);
+                if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
+                    continue;
+                QuietWider(last, scope, nowNs, window);
+                ProcessEntry named = last;
+                if (scope == LauncherScope && last.Membership.Id is null)
+                {
+                    // Outside any job, a launcher starts the next copy as soon as one is killed: it is the one
+                    // named (its tree killed) when it runs as the same user; else it stays armed, and each of
+                    // its processes that switches while the window holds the count is named in turn. (In a job,
+                    // the job is held: the process switching now is named, as in every other scope.)
+                    if (Launcher(last, nowNs - window) is { Exited: false } launcher && launcher.Uid == last.Uid)
+                        named = launcher;
+                    else
+                    {
+                        yield return Alert(named, scope, inWindow, processes, nowNs);
+                        continue;
+                    }
+                }
+                tally.QuietUntilNs = nowNs + window;
+                AlertEvent alert = Alert(named, scope, inWindow, processes, nowNs);
+                if (!ReferenceEquals(named, last))
+                    alert.Evidence = [.. alert.Evidence, new("rounding_switching_pid", last.Pid.ToString(CultureInfo.InvariantCulture))];
+                yield return alert;
+            }
         }
         // Forget processes the kernel no longer counts (exited), and scopes quiet for a window.
         foreach (int gone in watched.Keys.Where(p => !present.Contains(p)).ToList())
             watched.Remove(gone);
         Forget(programs, nowNs - window);
+        Forget(launchers, nowNs - window);
         Forget(jobs, nowNs - window);
+    }
+
+    /// <summary>Keeps the scopes wider than <paramref name="scope"/> that <paramref name="process"/> counts in quiet for a window.</summary>
+    private void QuietWider(ProcessEntry process, string scope, long nowNs, long window)
+    {
+        long until = nowNs + window;
+        if (scope == ProcessScope)
+            Quiet(programs, ProgramRoot(process).EntityId, until);
+        if (scope is ProcessScope or ProgramScope && Launcher(process, nowNs - window) is { } launcher)
+            Quiet(launchers, launcher.EntityId, until);
+        if (scope != JobScope && process.Membership.Id is { } job)
+            Quiet(jobs, job, until);
     }
 
     /// <summary>Adds one process's new switches to a scope's tally; the scope is judged after every process.</summary>
@@ -203,14 +261,38 @@ public sealed class RoundingFindings
     /// <summary>
     /// The program a process runs, as a line: its farthest ancestor reached
     /// through parents that ran the same executable file (device and inode;
-    /// the path when the file is not known), by entity id.
+    /// the path when the file is not known).
     /// </summary>
-    private static string ProgramKey(ProcessEntry process)
+    private static ProcessEntry ProgramRoot(ProcessEntry process)
     {
         ProcessEntry root = process;
         while (root.Parent is { } parent && SameExecutable(parent, root))
             root = parent;
-        return root.EntityId;
+        return root;
+    }
+
+    /// <summary>
+    /// The process that started a line of rounding programs: the parent of the
+    /// process's program line, climbing on while that parent's own line
+    /// switched in a directed mode since <paramref name="sinceNs"/> (a shell
+    /// loop that alternates two copies of a miner, or hops that each start the
+    /// next under another executable, sum under one launcher). None when the
+    /// line has no parent or its parent is PID 1: what init starts is not one
+    /// launcher's.
+    /// </summary>
+    private ProcessEntry? Launcher(ProcessEntry process, long sinceNs)
+    {
+        ProcessEntry root = ProgramRoot(process);
+        for (int depth = 0; depth < MaxLauncherDepth; depth++)
+        {
+            if (root.Parent is not { } parent || parent.Pid <= 1)
+                return null;
+            ProcessEntry parentRoot = ProgramRoot(parent);
+            if (!programs.TryGetValue(parentRoot.EntityId, out Tally? line) || line.LastGainNs < sinceNs)
+                return parent;
+            root = parentRoot;
+        }
+        return root;
     }
 
     private static bool SameExecutable(ProcessEntry a, ProcessEntry b) =>
@@ -223,6 +305,7 @@ public sealed class RoundingFindings
         {
             ProcessScope => "the FPU rounding mode cycling through its directed modes, as RandomX mining does",
             ProgramScope => "the FPU rounding mode cycling through its directed modes across one program's processes, as RandomX mining does that hops from process to process",
+            LauncherScope => "the FPU rounding mode cycling through its directed modes across the programs one process started, as RandomX mining does that hops between executables",
             _ => "the FPU rounding mode cycling through its directed modes across one job's processes, as RandomX mining does",
         },
         RequestedAction = policy.ActionFor(Detectors.Randomx),

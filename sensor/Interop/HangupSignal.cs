@@ -9,7 +9,7 @@ namespace Guard.Sensor.Interop;
 /// on .NET's signal thread: each must only note the request and return (wake a
 /// thread of its own); one that throws does not keep the others from hearing.
 /// </summary>
-public static class HangupSignal
+public static partial class HangupSignal
 {
     private static readonly object Gate = new();
     private static readonly List<Action> Handlers = [];
@@ -26,7 +26,11 @@ public static class HangupSignal
         lock (Gate)
         {
             Handlers.Add(handler);
-            registration ??= PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+            if (registration is null)
+            {
+                Unignore();
+                registration = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+            }
         }
         return new Registration(handler);
     }
@@ -56,6 +60,28 @@ public static class HangupSignal
         context.Cancel = true; // handled: SIGHUP's default would end the sensor
         Raise();
     }
+
+    /// <summary>
+    /// A SIGHUP ignored when the process started (under nohup, or a parent that
+    /// ignores it) stays ignored under .NET, registration or not, so a reload
+    /// would never be heard: set back to the default just before the handler
+    /// goes in (the handler then keeps it from ending the process).
+    /// </summary>
+    private static unsafe void Unignore()
+    {
+        const int Sighup = 1;
+        const nint SigIgn = 1;
+        const int SigactionBytes = 256; // struct sigaction: 152 bytes on x86-64 and arm64 glibc, with room
+        byte* current = stackalloc byte[SigactionBytes];
+        if (SignalAction(Sighup, null, current) == 0 && *(nint*)current == SigIgn)
+            _ = SetSignal(Sighup, 0); // SIG_DFL
+    }
+
+    [LibraryImport("libc", EntryPoint = "sigaction")]
+    private static unsafe partial int SignalAction(int signal, void* action, void* old);
+
+    [LibraryImport("libc", EntryPoint = "signal")]
+    private static partial nint SetSignal(int signal, nint handler);
 
     private static void Remove(Action handler)
     {

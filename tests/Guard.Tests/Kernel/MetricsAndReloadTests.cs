@@ -191,6 +191,20 @@ public sealed class MetricsAndReloadTests
     }
 
     [Fact]
+    public void AWatchStartedUnderNohupStillReloadsOnSighup()
+    {
+        KernelRequirements.Check();
+        using var dir = new TempDir();
+        string policy = dir.File("policy.toml", "[indicators]\nminer_names = [\"xmrig\"]\n");
+        using var watch = WatchProcess.Start(true, ["--type", "exec", "--policy", policy], underNohup: true);
+        File.WriteAllText(policy, "[indicators]\nminer_names = [\"xmrig\", \"guardnohupminer\"]\n");
+        Assert.True(OwnProcesses.Signal(watch.Process.Id, watch.StartTicks, 1), "could not send SIGHUP");
+        JsonElement applied = watch.WaitForLine("the reload's line", e => Action(e) == "policy-reload");
+        Assert.Equal("success", applied.GetProperty("event").GetProperty("outcome").GetString());
+        Assert.Equal(Sha256Of(policy), applied.GetProperty("guard").GetProperty("policy").GetProperty("sha256").GetString());
+    }
+
+    [Fact]
     public void AGoodReloadAddsAMinerNameThatIsThenKilledAtExecWithoutARestart()
     {
         KernelRequirements.Check();
@@ -289,10 +303,12 @@ public sealed class MetricsAndReloadTests
 
         public static WatchProcess Start(params string[] args) => Start(true, args);
 
-        public static WatchProcess Start(bool readStdout, params string[] args)
+        /// <summary>Starts guard watch with <paramref name="args"/>; under nohup (SIGHUP ignored from the start) when <paramref name="underNohup"/>.</summary>
+        public static WatchProcess Start(bool readStdout, string[] args, bool underNohup = false)
         {
             var metrics = new IPEndPoint(IPAddress.Loopback, FreePort());
-            Process process = Run.Start(Run.GuardExecutable, ["watch", "--output", "json", "--metrics", metrics.ToString(), "--duration", "300s", .. args]);
+            string[] watch0 = ["watch", "--output", "json", "--metrics", metrics.ToString(), "--duration", "300s", .. args];
+            Process process = underNohup ? Run.Start("nohup", [Run.GuardExecutable, .. watch0]) : Run.Start(Run.GuardExecutable, watch0);
             var watch = new WatchProcess(process, metrics);
             process.ErrorDataReceived += (_, e) =>
             {

@@ -216,4 +216,57 @@ public sealed class RandomxTests
             ordinary.Kill(entireProcessTree: true);
         }
     }
+
+    /// <summary>
+    /// A shell loop that alternates two copies of the hasher (two executables: no line of one
+    /// program), each hashing a second, under the count alone, outside any job: their launcher,
+    /// the shell, sums them, and as it runs as the same user it is the one killed, tree and all,
+    /// which ends the loop.
+    /// </summary>
+    [Fact]
+    public void ALoopAlternatingTwoCopiesOfAHasherIsFoundAsItsLauncherAndEnded()
+    {
+        using var dir = new TempDir();
+        string trainer = CompileHasher(dir);
+        string a = Path.Combine(dir.Path, "train-a");
+        string b = Path.Combine(dir.Path, "train-b");
+        File.Copy(trainer, a);
+        File.Copy(trainer, b);
+        File.SetUnixFileMode(a, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(b, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        using Process ordinary = OrdinarySpinner(60);
+        using Process loop = Run.Start("unshare", "--net", "taskset", "-c", "0", "/bin/sh", "-c", $"while :; do {a} 1 >/dev/null; {b} 1 >/dev/null; done");
+        using var own = new OwnProcesses();
+        try
+        {
+            RecordedEvent alert = sensor.WaitFor("randomx alert", e => e.Action == "randomx", timeoutMs: 40_000);
+            JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+            Assert.True(evidence.GetProperty("rounding_scope").GetString() == "launcher", $"found as {evidence}: a copy switched out the count alone, the test shows nothing of the launcher");
+            Assert.Equal(loop.Id, alert.Pid);
+            Assert.True(evidence.GetProperty("rounding_processes").GetInt32() >= 2, evidence.ToString());
+            Assert.True(loop.WaitForExit(5000), "the loop runs on after its launcher was named");
+            Assert.Equal(137, loop.ExitCode);
+            Thread.Sleep(500);
+            Assert.Empty(OwnProcesses.Running(a).Concat(OwnProcesses.Running(b)));
+        }
+        finally
+        {
+            if (!loop.HasExited)
+                loop.Kill(entireProcessTree: true);
+            foreach (int pid in OwnProcesses.Running(a).Concat(OwnProcesses.Running(b)))
+            {
+                try
+                {
+                    _ = own.Add(pid);
+                }
+                catch (Xunit.Sdk.XunitException)
+                {
+                    // It ended meanwhile.
+                }
+            }
+            own.KillAll();
+            ordinary.Kill(entireProcessTree: true);
+        }
+    }
 }

@@ -112,4 +112,104 @@ public sealed class RoundingFindingsTests
         Assert.Equal(3, PolicyLoader.BuiltIn.Thresholds.RandomxDistinctModes);
         Assert.Equal(1, Policies.Over("[thresholds]\nrandomx_distinct_modes = 1\n").Thresholds.RandomxDistinctModes);
     }
+
+    /// <summary>
+    /// A line of short processes: each runs <paramref name="secondsEach"/> samplings, gaining
+    /// <paramref name="perSecond"/> switches in each of the three directed modes a second, then
+    /// exits; process i execs <paramref name="executables"/>[i % n] and is started by the shell
+    /// (<paramref name="chained"/>: false) or by the process before it. Pids 7x0099 all start at
+    /// 100 s (Records.StartOf), so every process is younger than the window and counts from its start.
+    /// </summary>
+    private static List<AlertEvent> RunLine(RoundingFindings findings, string[] executables, bool chained, int processes, int secondsEach, ulong perSecond, uint childUid = 0)
+    {
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        const int Shell = 700_001;
+        table.OnFork(Records.Fork(Shell, 0));
+        table.OnExec(Records.Exec(Shell, 0, "/bin/sh -c loop"));
+        var alerts = new List<AlertEvent>();
+        long now = 100_000_000_000L;
+        int parent = Shell;
+        for (int i = 0; i < processes; i++)
+        {
+            int pid = 700_099 + (i * 100);
+            table.OnFork(Records.Fork(pid, parent));
+            ExecRecord exec = Records.Exec(pid, parent, $"{executables[i % executables.Length]} --steps 10");
+            exec.Uid = childUid;
+            table.OnExec(exec);
+            for (int s = 1; s <= secondsEach; s++)
+            {
+                ulong n = (ulong)s * perSecond;
+                var r = new GuardRounding { StartTimeNs = Records.StartOf(pid) };
+                r.Switches[0] = n;
+                r.Switches[1] = n;
+                r.Switches[2] = n;
+                now += 1_000_000_000L;
+                alerts.AddRange(findings.Sample([(pid, r)], now, table));
+            }
+            if (chained)
+                parent = pid;
+        }
+        return alerts;
+    }
+
+    [Theory]
+    [InlineData(false)] // a shell loop: a; b; a; b; ...
+    [InlineData(true)]  // each hop starts the next under the other executable, then exits
+    public void ALineThatAlternatesBetweenTwoExecutablesIsFoundAsItsLauncher(bool chained)
+    {
+        // Each process is switched out 60 times (under 200), each its own program: only their launcher sums them.
+        var findings = new RoundingFindings(PolicyLoader.BuiltIn);
+        List<AlertEvent> alerts = RunLine(findings, ["/bin/true", "/bin/false"], chained, processes: 8, secondsEach: 2, perSecond: 10);
+        AlertEvent alert = Assert.Single(alerts);
+        Assert.Equal(RoundingFindings.LauncherScope, alert.Evidence.Single(e => e.Key == "rounding_scope").Value);
+        Assert.True(int.Parse(alert.Evidence.Single(e => e.Key == "rounding_processes").Value, System.Globalization.CultureInfo.InvariantCulture) >= 3);
+        // The 4th brings the sum to 210; the shell that runs the line (as the same user) is named, so its loop ends with its tree.
+        Assert.Equal(700_001, alert.Process!.Pid);
+        Assert.Equal("700399", alert.Evidence.Single(e => e.Key == "rounding_switching_pid").Value);
+    }
+
+    [Fact]
+    public void ALauncherRunningAsAnotherUserStaysArmedAndEachOfItsHashersIsNamed()
+    {
+        // The shell runs as another user than its children (a broker such as a root daemon): it is not killed;
+        // each child that switches again while the window holds the count is named.
+        var findings = new RoundingFindings(PolicyLoader.BuiltIn);
+        List<AlertEvent> alerts = RunLine(findings, ["/bin/true", "/bin/false"], chained: false, processes: 8, secondsEach: 2, perSecond: 10, childUid: 1000);
+        Assert.True(alerts.Count >= 3, $"{alerts.Count} alerts");
+        Assert.All(alerts, a => Assert.Equal(RoundingFindings.LauncherScope, a.Evidence.Single(e => e.Key == "rounding_scope").Value));
+        Assert.All(alerts, a => Assert.NotEqual(700_001, a.Process!.Pid));
+        Assert.Equal(alerts.Count, alerts.Select(a => (a.Process!.Pid, a.TimeNs)).Distinct().Count());
+    }
+
+    [Fact]
+    public void ALineOfOneExecutableIsNamedAsAProgramNotAlsoAsItsLauncher()
+    {
+        var findings = new RoundingFindings(PolicyLoader.BuiltIn);
+        List<AlertEvent> alerts = RunLine(findings, ["/bin/true"], chained: true, processes: 8, secondsEach: 2, perSecond: 10);
+        AlertEvent alert = Assert.Single(alerts);
+        Assert.Equal(RoundingFindings.ProgramScope, alert.Evidence.Single(e => e.Key == "rounding_scope").Value);
+    }
+
+    [Fact]
+    public void SiblingsThatEachHoldOneDirectedModeAreNotOneRandomx()
+    {
+        // A test runner starting interval-arithmetic workers in turn: upward ones and downward ones, never toward zero.
+        var findings = new RoundingFindings(PolicyLoader.BuiltIn);
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        table.OnFork(Records.Fork(700_001, 0));
+        table.OnExec(Records.Exec(700_001, 0, "/bin/sh -c make-check"));
+        long now = 100_000_000_000L;
+        var alerts = new List<AlertEvent>();
+        for (int i = 0; i < 8; i++)
+        {
+            int pid = 700_099 + (i * 100);
+            table.OnFork(Records.Fork(pid, 700_001));
+            table.OnExec(Records.Exec(pid, 700_001, i % 2 == 0 ? "/bin/true" : "/bin/false"));
+            var r = new GuardRounding { StartTimeNs = Records.StartOf(pid) };
+            r.Switches[i % 2] = 500;
+            now += 1_000_000_000L;
+            alerts.AddRange(findings.Sample([(pid, r)], now, table));
+        }
+        Assert.Empty(alerts);
+    }
 }
