@@ -177,22 +177,14 @@ public sealed class RoundingFindings
                 if (nowNs < tally.QuietUntilNs || !Crossed(inWindow))
                     continue;
                 QuietWider(last, scope, nowNs, window);
-                ProcessEntry named = last;
-                if (scope == LauncherScope && last.Membership.Id is null)
-                {
-                    // Outside any job, a launcher starts the next copy as soon as one is killed: it is the one
-                    // named (its tree killed) when it runs as the same user; else it stays armed, and each of
-                    // its processes that switches while the window holds the count is named in turn. (In a job,
-                    // the job is held: the process switching now is named, as in every other scope.)
-                    if (Launcher(last, nowNs - window) is { Exited: false } launcher && launcher.Uid == last.Uid)
-                        named = launcher;
-                    else
-                    {
-                        yield return Alert(named, scope, inWindow, processes, nowNs);
-                        continue;
-                    }
-                }
-                tally.QuietUntilNs = nowNs + window;
+                // Outside any job, a launcher starts the next copy as soon as one is killed: it is named itself
+                // (its tree killed) when it runs as the same user; else it stays armed, and each of its processes
+                // that switches while the window holds the count is named in turn. In a job the job is held.
+                ProcessEntry named = scope == LauncherScope && last.Membership.Id is null
+                    && Launcher(last, nowNs - window) is { Exited: false } launcher && launcher.Uid == last.Uid ? launcher : last;
+                bool armed = scope == LauncherScope && last.Membership.Id is null && ReferenceEquals(named, last);
+                if (!armed)
+                    tally.QuietUntilNs = nowNs + window;
                 AlertEvent alert = Alert(named, scope, inWindow, processes, nowNs);
                 if (!ReferenceEquals(named, last))
                     alert.Evidence = [.. alert.Evidence, new("rounding_switching_pid", last.Pid.ToString(CultureInfo.InvariantCulture))];
