@@ -234,41 +234,50 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// <summary>
     /// Attaches the job instances to cgroup <paramref name="cgroupId"/> (found by
     /// its id in the cgroup v2 hierarchy) unless they are there: from then on its
-    /// processes, and those of every cgroup below it, run them. Throws
+    /// processes, and those of every cgroup below it, run them. Ingress only reads
+    /// DNS answers: it is attached only when section <paramref name="section"/> names
+    /// resolvers, so a job that resolves no names pays for no received packet. Throws
     /// <see cref="SensorException"/> when the cgroup is gone or a program will not attach.
     /// </summary>
-    private void AttachToCgroup(ulong cgroupId)
+    private void AttachToCgroup(ulong cgroupId, uint section)
     {
         string links = CgroupLinks(cgroupId);
-        if (JobPrograms.All(p => File.Exists(Path.Join(links, p.Name))))
+        bool fresh = !Directory.Exists(links);
+        (string Name, int AttachType)[] wanted = [.. JobPrograms.Where(p => p.Name != BpfProgramNames.ConfineIngress || ReadsDns(section))];
+        if (wanted.All(p => File.Exists(Path.Join(links, p.Name))))
             return;
         using FileDescriptor mount = FileDescriptor.OpenDirectory(rootDirectory ?? KernelMounts.FindCgroup2Root());
         using FileDescriptor cgroup = FileDescriptor.OpenKernfsDirectory(mount, cgroupId, out int errno)
             ?? throw new SensorException($"cannot open cgroup {cgroupId} to confine it: {Libc.ErrorText(errno)}");
         try
         {
-            AttachLinks(JobPrograms, cgroup, links);
+            AttachLinks(wanted, cgroup, links);
         }
-        catch
+        catch when (fresh)
         {
             Pins.Remove(links);
             throw;
         }
     }
 
-    /// <summary>Attaches the tree instances at the root unless they are there: launcher trees may be confined from now on.</summary>
+    /// <summary>Attaches the tree instances at the root unless they are there (ingress only while a section names resolvers): launcher trees may be confined from now on.</summary>
     private void AttachAtRoot()
     {
-        if (TreePrograms.All(p => File.Exists(Path.Join(RootLinks, p.Name))))
+        (string Name, int AttachType)[] wanted = [.. TreePrograms.Where(p => p.Name != BpfProgramNames.ConfineTreeIngress || ReadsDns(null))];
+        if (wanted.All(p => File.Exists(Path.Join(RootLinks, p.Name))))
             return;
         using FileDescriptor root = FileDescriptor.OpenDirectory(rootDirectory ?? KernelMounts.FindCgroup2Root());
-        AttachLinks(TreePrograms, root, RootLinks);
+        AttachLinks(wanted, root, RootLinks);
     }
+
+    /// <summary>Whether section <paramref name="section"/> (null: any) names a resolver, whose answers ingress reads.</summary>
+    private bool ReadsDns(uint? section) =>
+        Libbpf.Entries<GuardConfineResolverKey, byte>(ResolversFd).Any(e => section is not { } set || e.Key.Set == set);
 
     /// <summary>
     /// The ids of the confine programs that run for a process in the cgroup at
-    /// <paramref name="cgroupDirectory"/> (its own and its ancestors': BPF_F_QUERY_EFFECTIVE),
-    /// of every attach type confinement uses. Throws <see cref="SensorException"/> when the query fails.
+    /// <paramref name="cgroupDirectory"/> (its own and its ancestors'), of every attach
+    /// type confinement uses. Throws <see cref="SensorException"/> when the query fails.
     /// </summary>
     public static List<uint> ProgramsRunIn(string cgroupDirectory)
     {
@@ -281,18 +290,26 @@ public sealed unsafe partial class ConfineKernel : IDisposable
             using var program = new FileDescriptor(fd);
             confine.Add(GuardProgramsLoaded.IdOf(program.Fd));
         }
+        return [.. EffectivePrograms(cgroupDirectory).Where(confine.Contains)];
+    }
+
+    /// <summary>
+    /// The ids of every program that runs for a process in the cgroup at <paramref name="cgroupDirectory"/>
+    /// (BPF_F_QUERY_EFFECTIVE: its own and its ancestors'), of the attach types confinement uses, whoever
+    /// attached them. Throws <see cref="SensorException"/> when the query fails.
+    /// </summary>
+    public static List<uint> EffectivePrograms(string cgroupDirectory)
+    {
         using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupDirectory);
         var running = new List<uint>();
-        uint* ids = stackalloc uint[64];
+        const int Capacity = 256;
+        uint* ids = stackalloc uint[Capacity];
         foreach (int type in CgroupAttachTypes)
         {
-            uint count = 64, flags = 0;
+            uint count = Capacity, flags = 0;
             Check(Libbpf.ProgramQuery(cgroup.Fd, type, 1, &flags, ids, &count), $"query the programs of {cgroupDirectory}");
-            for (int i = 0; i < (int)count; i++)
-            {
-                if (confine.Contains(ids[i]))
-                    running.Add(ids[i]);
-            }
+            for (int i = 0; i < (int)Math.Min(count, Capacity); i++)
+                running.Add(ids[i]);
         }
         return running;
     }
@@ -307,7 +324,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         if (level is < 1 or >= GuardConfineKey.Levels)
             throw new SensorException($"cgroup {cgroupId} is {level} levels below the root: confinement reads levels 1 to {GuardConfineKey.Levels - 1}");
         // The programs first, then the entry that makes them judge: no moment where the entry is there and nothing runs.
-        AttachToCgroup(cgroupId);
+        AttachToCgroup(cgroupId, job.Section);
         ulong key = cgroupId;
         job.StartTicks = 0;
         Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
