@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Confinement: where a confined training job may connect and send. Attached
- * at the cgroup v2 root (or a cgroup of a test's) and pinned under
- * PIN_ROOT/confine from the first start with a [[confine]] section until
- * `guard detach --all`: it never hands over, so it is in force whether a
- * sensor runs or not. User space writes the maps live (which jobs, what
- * they may reach); nothing is re-attached.
+ * Confinement: where a confined training job may connect and send. The
+ * cgroup programs are attached to each confined job cgroup (its processes and
+ * every cgroup below it run them), and a second instance of each at the
+ * cgroup v2 root (or a cgroup of a test's) only while launcher trees may be
+ * confined; all pinned under PIN_ROOT/confine from the first start with a
+ * [[confine]] section until `guard detach --all`: it never hands over, so it
+ * is in force whether a sensor runs or not. User space writes the maps live
+ * (which jobs, what they may reach); nothing is re-attached.
  *
  * - connect4/6: a TCP connect or a UDP connect to a destination outside the
  *   job's allow list fails with EPERM (audit: counted, let through).
@@ -17,13 +19,14 @@
  *   for the list's generation. A socket the job accepted (its local port has
  *   a listener) is inbound: let through.
  *
- * Speed: only sockets of confined jobs get socket storage (at their connect
- * or send, or their first packet), so a process outside every confined job
- * costs a bit test (confine_levels) and a NULL storage pointer, nothing more.
+ * Speed: a process outside every confined job cgroup runs none of the cgroup
+ * programs while no launcher tree may be confined (then the root instances
+ * cost it a bit test and a NULL storage pointer); only sockets of confined
+ * jobs get socket storage (at their connect or send, or their first packet).
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
  *
- * A root program must allow by default: anything it cannot judge passes.
- * A quarantine hold is a program of its own at the same root: both must
+ * A program must allow by default: anything it cannot judge passes.
+ * A quarantine hold is a program of its own: both must
  * allow, so a hold beats any allow. Decides first, records second: a full
  * denial map loses a count, never a verdict.
  */
