@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Confinement: where a confined training job may connect and send. Attached
- * at the cgroup v2 root (or a cgroup of a test's) and pinned under
- * PIN_ROOT/confine from the first start with a [[confine]] section until
- * `guard detach --all`: it never hands over, so it is in force whether a
- * sensor runs or not. User space writes the maps live (which jobs, what
- * they may reach); nothing is re-attached.
+ * Confinement: where a confined training job may connect and send. The
+ * cgroup programs are attached to each confined job cgroup (its processes and
+ * every cgroup below it run them), and a second instance of each at the
+ * cgroup v2 root (or a cgroup of a test's) only while launcher trees may be
+ * confined; all pinned under PIN_ROOT/confine from the first start with a
+ * [[confine]] section until `guard detach --all`: it never hands over, so it
+ * is in force whether a sensor runs or not. User space writes the maps live
+ * (which jobs, what they may reach); nothing is re-attached.
  *
  * - connect4/6: a TCP connect or a UDP connect to a destination outside the
  *   job's allow list fails with EPERM (audit: counted, let through).
@@ -17,13 +19,14 @@
  *   for the list's generation. A socket the job accepted (its local port has
  *   a listener) is inbound: let through.
  *
- * Speed: only sockets of confined jobs get socket storage (at their connect
- * or send, or their first packet), so a process outside every confined job
- * costs a bit test (confine_levels) and a NULL storage pointer, nothing more.
+ * Speed: a process outside every confined job cgroup runs none of the cgroup
+ * programs while no launcher tree may be confined (then the root instances
+ * cost it a bit test and a NULL storage pointer); only sockets of confined
+ * jobs get socket storage (at their connect or send, or their first packet).
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
  *
- * A root program must allow by default: anything it cannot judge passes.
- * A quarantine hold is a program of its own at the same root: both must
+ * A program must allow by default: anything it cannot judge passes.
+ * A quarantine hold is a program of its own: both must
  * allow, so a hold beats any allow. Decides first, records second: a full
  * denial map loses a count, never a verdict.
  */
@@ -257,16 +260,11 @@ static __always_inline __u64 confined_levels(void)
 	return levels ? *levels : 0;
 }
 
-/* The confined job of the current task: its cgroup's (the one job function:
- * a cgroup job first), else its launcher tree's; NULL when it is in none. */
-static __always_inline struct guard_confine_job *job_of_current(void)
+/* The confined cgroup job of the current task (its own cgroup or an ancestor); NULL when it is in none. */
+static __always_inline struct guard_confine_job *cgroup_job_of_current(__u64 levels)
 {
-	struct task_struct *task;
-	struct guard_confine_job *job;
-	__u64 levels = confined_levels();
-	__u32 tgid;
-
 	for (int level = 1; level < GUARD_CONFINE_LEVELS && levels >> level; level++) {
+		struct guard_confine_job *job;
 		__u64 id;
 
 		if (!(levels & (1ULL << level)))
@@ -278,6 +276,16 @@ static __always_inline struct guard_confine_job *job_of_current(void)
 		if (job)
 			return job;
 	}
+	return NULL;
+}
+
+/* The launcher tree the current task is a member of; NULL when none. */
+static __always_inline struct guard_confine_job *tree_job_of_current(__u64 levels)
+{
+	struct guard_confine_job *job;
+	struct task_struct *task;
+	__u32 tgid;
+
 	if (!(levels & CONFINE_TREES))
 		return NULL;
 	tgid = bpf_get_current_pid_tgid() >> 32;
@@ -286,6 +294,35 @@ static __always_inline struct guard_confine_job *job_of_current(void)
 		return NULL;
 	task = bpf_get_current_task_btf();
 	return job->start_ticks == start_ticks(task) ? job : NULL;
+}
+
+/* The confined job of the current task: its cgroup's (the one job function:
+ * a cgroup job first), else its launcher tree's; NULL when it is in none. */
+static __always_inline struct guard_confine_job *job_of_current(void)
+{
+	__u64 levels = confined_levels();
+	struct guard_confine_job *job = cgroup_job_of_current(levels);
+
+	return job ? job : tree_job_of_current(levels);
+}
+
+/*
+ * Where the cgroup programs run. Each comes twice: the job instance
+ * (guard_confine_*) is attached to each confined job cgroup and judges the
+ * cgroup job; the tree instance (guard_confine_tree_*) is attached at the
+ * root only while launcher trees may be confined, and judges only a tree
+ * member that is in no confined cgroup job (one that is, its job instance
+ * judges: nothing is judged or counted twice). A process outside every
+ * confined job cgroup, with no tree confined, runs no confine program.
+ */
+static __always_inline struct guard_confine_job *judged_job(bool tree)
+{
+	__u64 levels = confined_levels();
+	struct guard_confine_job *job = cgroup_job_of_current(levels);
+
+	if (!tree)
+		return job;
+	return job ? NULL : tree_job_of_current(levels);
 }
 
 /* The confined job a socket's cgroup is in (at egress, where current is anyone). */
@@ -389,9 +426,9 @@ static __always_inline __u8 protocol_of(struct bpf_sock_addr *ctx)
 }
 
 /* Judges a connect or send of the current task to addr:port; remembers a connect's verdict on its socket. */
-static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __u8 what)
+static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __u8 what, bool tree)
 {
-	struct guard_confine_job *job = job_of_current();
+	struct guard_confine_job *job = judged_job(tree);
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 protocol = protocol_of(ctx);
 	struct confine_sock *st;
@@ -422,38 +459,67 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 	return ok ? ALLOW : deny(job, addr, port, protocol, what, true);
 }
 
-SEC("cgroup/connect4")
-int guard_confine_connect4(struct bpf_sock_addr *ctx)
+static __always_inline int connect4(struct bpf_sock_addr *ctx, __u8 what, bool tree)
 {
 	__u8 addr[16];
 
 	v4_mapped(addr, ctx->user_ip4);
-	return judge(ctx, addr, GUARD_CONFINE_CONNECT);
+	return judge(ctx, addr, what, tree);
+}
+
+static __always_inline int connect6(struct bpf_sock_addr *ctx, __u8 what, bool tree)
+{
+	__u32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+
+	return judge(ctx, (__u8 *)addr, what, tree);
+}
+
+SEC("cgroup/connect4")
+int guard_confine_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect4(ctx, GUARD_CONFINE_CONNECT, false);
 }
 
 SEC("cgroup/connect6")
 int guard_confine_connect6(struct bpf_sock_addr *ctx)
 {
-	__u32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-
-	return judge(ctx, (__u8 *)addr, GUARD_CONFINE_CONNECT);
+	return connect6(ctx, GUARD_CONFINE_CONNECT, false);
 }
 
 SEC("cgroup/sendmsg4")
 int guard_confine_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	__u8 addr[16];
-
-	v4_mapped(addr, ctx->user_ip4);
-	return judge(ctx, addr, GUARD_CONFINE_SEND);
+	return connect4(ctx, GUARD_CONFINE_SEND, false);
 }
 
 SEC("cgroup/sendmsg6")
 int guard_confine_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	__u32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+	return connect6(ctx, GUARD_CONFINE_SEND, false);
+}
 
-	return judge(ctx, (__u8 *)addr, GUARD_CONFINE_SEND);
+SEC("cgroup/connect4")
+int guard_confine_tree_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect4(ctx, GUARD_CONFINE_CONNECT, true);
+}
+
+SEC("cgroup/connect6")
+int guard_confine_tree_connect6(struct bpf_sock_addr *ctx)
+{
+	return connect6(ctx, GUARD_CONFINE_CONNECT, true);
+}
+
+SEC("cgroup/sendmsg4")
+int guard_confine_tree_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return connect4(ctx, GUARD_CONFINE_SEND, true);
+}
+
+SEC("cgroup/sendmsg6")
+int guard_confine_tree_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return connect6(ctx, GUARD_CONFINE_SEND, true);
 }
 
 /* Whether a connected TCP socket was accepted: a listener holds its local
@@ -806,8 +872,7 @@ static long rule_step(__u32 i, struct scratch_ctx *c)
 }
 
 /* Returns 1 always: an answer is never dropped here, only read. */
-SEC("cgroup_skb/ingress")
-int guard_confine_ingress(struct __sk_buff *skb)
+static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct confine_sock *st;
@@ -828,6 +893,9 @@ int guard_confine_ingress(struct __sk_buff *skb)
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
 	/* Outside every confined job's DNS socket this is the end. */
 	if (!st || !(st->flags & SOCK_DNS) || !st->job.job)
+		return ALLOW;
+	/* A socket of a confined cgroup job: its job instance reads the answer. */
+	if (tree && job_of_skb(skb))
 		return ALLOW;
 	{
 		void *data = (void *)(long)skb->data;
@@ -901,9 +969,20 @@ int guard_confine_ingress(struct __sk_buff *skb)
 	return ALLOW;
 }
 
+SEC("cgroup_skb/ingress")
+int guard_confine_ingress(struct __sk_buff *skb)
+{
+	return ingress(skb, false);
+}
+
+SEC("cgroup_skb/ingress")
+int guard_confine_tree_ingress(struct __sk_buff *skb)
+{
+	return ingress(skb, true);
+}
+
 /* Returns 0 to drop: a packet of a confined job's socket to a destination its list denies. */
-SEC("cgroup_skb/egress")
-int guard_confine_egress(struct __sk_buff *skb)
+static __always_inline int egress(struct __sk_buff *skb, bool tree)
 {
 	struct guard_confine_job *job = NULL, copy;
 	struct confine_sock *st;
@@ -920,6 +999,10 @@ int guard_confine_egress(struct __sk_buff *skb)
 	if (!sk || (sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_LISTEN))
 		return ALLOW;
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	/* At the root, only a tree member's socket judged at its connect or send is
+	 * judged again; a confined cgroup job's sockets, its job instance judges. */
+	if (tree && (!st || job_of_skb(skb)))
+		return ALLOW;
 	if (st) {
 		if (st->flags & SOCK_INBOUND)
 			return ALLOW;
@@ -982,6 +1065,18 @@ int guard_confine_egress(struct __sk_buff *skb)
 		st->flags = SOCK_JUDGED | SOCK_DENIED;
 	}
 	return deny(&copy, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
+}
+
+SEC("cgroup_skb/egress")
+int guard_confine_egress(struct __sk_buff *skb)
+{
+	return egress(skb, false);
+}
+
+SEC("cgroup_skb/egress")
+int guard_confine_tree_egress(struct __sk_buff *skb)
+{
+	return egress(skb, true);
 }
 
 /* A launcher-tree member's child is a member from its fork, with its own start. */
@@ -1174,8 +1269,7 @@ static __always_inline void judge_exec(struct task_struct *task, struct linux_bi
 }
 
 /* Returns 0 (EPERM) for a confined job's open or mknod of a /dev/nvidiaN its section does not allow. */
-SEC("cgroup/dev")
-int guard_confine_dev(struct bpf_cgroup_dev_ctx *ctx)
+static __always_inline int dev(struct bpf_cgroup_dev_ctx *ctx, bool tree)
 {
 	struct guard_confine_job *job;
 	struct guard_confine_gpu *gpu;
@@ -1186,7 +1280,7 @@ int guard_confine_dev(struct bpf_cgroup_dev_ctx *ctx)
 		return ALLOW;
 	if (minor == GUARD_NVIDIA_CTL_MINOR || minor == GUARD_NVIDIA_MODESET_MINOR)
 		return ALLOW;
-	job = job_of_current();
+	job = judged_job(tree);
 	if (!job)
 		return ALLOW;
 	set = job->section;
@@ -1210,6 +1304,18 @@ int guard_confine_dev(struct bpf_cgroup_dev_ctx *ctx)
 		bpf_ringbuf_submit(a, 0);
 	}
 	return job->mode == GUARD_CONFINE_AUDIT ? ALLOW : EPERM_DENY;
+}
+
+SEC("cgroup/dev")
+int guard_confine_dev(struct bpf_cgroup_dev_ctx *ctx)
+{
+	return dev(ctx, false);
+}
+
+SEC("cgroup/dev")
+int guard_confine_tree_dev(struct bpf_cgroup_dev_ctx *ctx)
+{
+	return dev(ctx, true);
 }
 
 /* A launcher the policy names starts a confined tree at its exec. */

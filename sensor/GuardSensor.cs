@@ -525,6 +525,8 @@ public sealed partial class GuardSensor : IDisposable
                 emitter.Emit(denial);
             // What DNS answers allowed and whose TTL ended: gone from the trie, which the kernel fills.
             confinement.Kernel.RemoveExpired((ulong)now, ConfineRules.FirstJobSet);
+            // Job cgroups that went: their programs' pins go too.
+            confinement.ReleaseGone();
         }
         catch (SensorException)
         {

@@ -179,4 +179,25 @@ public static class BpfProgramNames
 
     /// <summary><c>guard_confine_dev</c> in bpf/confine.bpf.c (cgroup/dev): a confined job's open of a GPU its section does not allow.</summary>
     public const string ConfineDev = "guard_confine_dev";
+
+    /// <summary><c>guard_confine_tree_connect4</c> in bpf/confine.bpf.c (cgroup/connect4 at the root: launcher-tree members in no confined job cgroup).</summary>
+    public const string ConfineTreeConnect4 = "guard_confine_tree_connect4";
+
+    /// <summary><c>guard_confine_tree_connect6</c> in bpf/confine.bpf.c (cgroup/connect6 at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeConnect6 = "guard_confine_tree_connect6";
+
+    /// <summary><c>guard_confine_tree_sendmsg4</c> in bpf/confine.bpf.c (cgroup/sendmsg4 at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeSendMsg4 = "guard_confine_tree_sendmsg4";
+
+    /// <summary><c>guard_confine_tree_sendmsg6</c> in bpf/confine.bpf.c (cgroup/sendmsg6 at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeSendMsg6 = "guard_confine_tree_sendmsg6";
+
+    /// <summary><c>guard_confine_tree_ingress</c> in bpf/confine.bpf.c (cgroup_skb/ingress at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeIngress = "guard_confine_tree_ingress";
+
+    /// <summary><c>guard_confine_tree_egress</c> in bpf/confine.bpf.c (cgroup_skb/egress at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeEgress = "guard_confine_tree_egress";
+
+    /// <summary><c>guard_confine_tree_dev</c> in bpf/confine.bpf.c (cgroup/dev at the root, as <see cref="ConfineTreeConnect4"/>).</summary>
+    public const string ConfineTreeDev = "guard_confine_tree_dev";
 }

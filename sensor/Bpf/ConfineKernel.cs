@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Interop;
@@ -29,11 +30,26 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// <summary>Attach order: the tree's bookkeeping first, so no member forks unseen once the deny programs run.</summary>
     private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec];
 
-    private static readonly string[] CgroupPrograms =
+    /// <summary>
+    /// The job instances, attached to each confined job cgroup (and so run by
+    /// its processes and those of every cgroup below it), with their attach types
+    /// (enum bpf_attach_type, uapi linux/bpf.h).
+    /// </summary>
+    private static readonly (string Name, int AttachType)[] JobPrograms =
     [
-        BpfProgramNames.ConfineEgress, BpfProgramNames.ConfineIngress, BpfProgramNames.ConfineConnect4, BpfProgramNames.ConfineConnect6,
-        BpfProgramNames.ConfineSendMsg4, BpfProgramNames.ConfineSendMsg6, BpfProgramNames.ConfineDev,
+        (BpfProgramNames.ConfineEgress, 1), (BpfProgramNames.ConfineIngress, 0), (BpfProgramNames.ConfineConnect4, 10), (BpfProgramNames.ConfineConnect6, 11),
+        (BpfProgramNames.ConfineSendMsg4, 14), (BpfProgramNames.ConfineSendMsg6, 15), (BpfProgramNames.ConfineDev, 6),
     ];
+
+    /// <summary>The tree instances, attached at the root only while launcher trees may be confined (confine_levels bit 0).</summary>
+    private static readonly (string Name, int AttachType)[] TreePrograms =
+    [
+        (BpfProgramNames.ConfineTreeEgress, 1), (BpfProgramNames.ConfineTreeIngress, 0), (BpfProgramNames.ConfineTreeConnect4, 10), (BpfProgramNames.ConfineTreeConnect6, 11),
+        (BpfProgramNames.ConfineTreeSendMsg4, 14), (BpfProgramNames.ConfineTreeSendMsg6, 15), (BpfProgramNames.ConfineTreeDev, 6),
+    ];
+
+    /// <summary>Every cgroup attach type a confine program uses (for <see cref="ProgramsRunIn"/>).</summary>
+    public static IReadOnlyList<int> CgroupAttachTypes { get; } = [.. JobPrograms.Select(p => p.AttachType).Distinct()];
 
     private static readonly string[] Maps =
     [
@@ -44,8 +60,14 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     ];
 
     private readonly FileDescriptor[] maps;
+    private readonly string? rootDirectory;
+    private readonly Dictionary<string, FileDescriptor> programs = [];
 
-    private ConfineKernel(FileDescriptor[] maps) => this.maps = maps;
+    private ConfineKernel(FileDescriptor[] maps, string? rootDirectory)
+    {
+        this.maps = maps;
+        this.rootDirectory = rootDirectory;
+    }
 
     /// <summary>The descriptor of the map named <paramref name="name"/> (one of <see cref="Maps"/>): by name, so the list's order is no one's to keep in step.</summary>
     private int MapFd(string name) => maps[Array.IndexOf(Maps, name)].Fd;
@@ -68,16 +90,32 @@ public sealed unsafe partial class ConfineKernel : IDisposable
 
     private int ResolversFd => MapFd(BpfMapNames.ConfineResolvers);
 
-    /// <summary>Where confinement is pinned: its maps by name, and the links of its programs.</summary>
+    /// <summary>Where confinement is pinned: its maps by name, its cgroup programs (programs/), the links of its tracing programs, of the tree instances at the root (root/) and of the job instances at each job cgroup (cgroup-ID/).</summary>
     public static string PinRoot => Path.Join(Pins.Root, "confine");
 
-    /// <summary>Whether the programs are pinned (attached).</summary>
-    public static bool Attached => TracingPrograms.Concat(CgroupPrograms).All(p => File.Exists(Path.Join(PinRoot, p)));
+    private static string ProgramPins => Path.Join(PinRoot, "programs");
+
+    /// <summary>Where the links of the tree instances at the root are pinned while launcher trees may be confined.</summary>
+    public static string RootLinks => Path.Join(PinRoot, "root");
+
+    /// <summary>Where the links of the job instances at job cgroup <paramref name="cgroupId"/> are pinned (unpinning them detaches them).</summary>
+    public static string CgroupLinks(ulong cgroupId) => Path.Join(PinRoot, CgroupLinksPrefix + cgroupId.ToString(CultureInfo.InvariantCulture));
+
+    private const string CgroupLinksPrefix = "cgroup-";
+
+    /// <summary>A program's pin: not named guard_*, so <see cref="Pins.Links"/> lists links only.</summary>
+    private static string ProgramPin(string name) => Path.Join(ProgramPins, "prog-" + name);
+
+    /// <summary>Whether confinement is pinned: its tracing programs attached and its cgroup programs loaded, ready to attach to job cgroups.</summary>
+    public static bool Attached =>
+        TracingPrograms.All(p => File.Exists(Path.Join(PinRoot, p))) && JobPrograms.Concat(TreePrograms).All(p => File.Exists(ProgramPin(p.Name)));
 
     /// <summary>
-    /// The pinned confinement, attached first at <paramref name="cgroupDirectory"/>
-    /// (the cgroup v2 root, or a cgroup a test made) when it is not (under a lock,
-    /// so two guard processes never both attach). Throws <see cref="SensorException"/>
+    /// The pinned confinement, loaded first when it is not (under a lock, so two
+    /// guard processes never both load): the tracing programs attached, the cgroup
+    /// programs pinned to be attached to each confined job cgroup as it is confined,
+    /// and at <paramref name="cgroupDirectory"/> (the cgroup v2 root, or a cgroup
+    /// a test made) while launcher trees may be confined. Throws <see cref="SensorException"/>
     /// when the object will not load, attach or pin, or a map cannot be opened.
     /// </summary>
     public static ConfineKernel Ensure(string cgroupDirectory)
@@ -86,23 +124,23 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         {
             using FileDescriptor held = RunDirectory.Lock("confine");
             if (!Attached)
-                Attach(cgroupDirectory);
+                Attach();
         }
-        return Open();
+        return Open(cgroupDirectory);
     }
 
-    /// <summary>The pinned confinement, or null when none is attached. Throws <see cref="SensorException"/> when a map cannot be opened.</summary>
-    public static ConfineKernel? OpenPinned() => Attached ? Open() : null;
+    /// <summary>The pinned confinement, or null when none is attached; tree instances it attaches go at the cgroup v2 root. Throws <see cref="SensorException"/> when a map cannot be opened.</summary>
+    public static ConfineKernel? OpenPinned() => Attached ? Open(null) : null;
 
     /// <summary>Detaches and unpins every program and map: confinement is off.</summary>
     public static void Remove() => Pins.Remove(PinRoot);
 
-    private static void Attach(string cgroupDirectory)
+    private static void Attach()
     {
         // Maps without their programs are state nobody enforced: start afresh.
         Remove();
         KernelMounts.EnsureBpfFs();
-        Directory.CreateDirectory(PinRoot);
+        Directory.CreateDirectory(ProgramPins);
         LibbpfLog.Install();
         LibbpfLog.Clear();
         nint obj = KernelSession.OpenEmbedded(ObjectName, PinRoot);
@@ -111,11 +149,16 @@ public sealed unsafe partial class ConfineKernel : IDisposable
             int err = Libbpf.ObjectLoad(obj);
             if (err != 0)
                 throw new SensorException(KernelSession.LoadFailure(-err));
+            // Programs first, tracing links last: Attached says yes only once all are there.
+            foreach ((string name, int _) in JobPrograms.Concat(TreePrograms))
+            {
+                nint program = Libbpf.FindProgram(obj, name);
+                if (program == 0)
+                    throw new SensorException($"the BPF object has no program {name}: sensor and object disagree");
+                Check(Libbpf.ObjectPin(Libbpf.ProgramFd(program), ProgramPin(name)), $"pin program {name}");
+            }
             foreach (string name in TracingPrograms)
                 Pins.AttachAndPin(obj, name, null, Path.Join(PinRoot, name));
-            using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupDirectory);
-            foreach (string name in CgroupPrograms)
-                Pins.AttachAndPin(obj, name, cgroup, Path.Join(PinRoot, name));
         }
         catch
         {
@@ -129,7 +172,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         }
     }
 
-    private static ConfineKernel Open()
+    private static ConfineKernel Open(string? rootDirectory)
     {
         var fds = new List<FileDescriptor>();
         try
@@ -140,7 +183,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
                 int fd = Libbpf.ObjectGet(path);
                 fds.Add(fd >= 0 ? new FileDescriptor(fd) : throw new SensorException($"cannot open the pinned map {path}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}"));
             }
-            return new ConfineKernel([.. fds]);
+            return new ConfineKernel([.. fds], rootDirectory);
         }
         catch
         {
@@ -148,6 +191,127 @@ public sealed unsafe partial class ConfineKernel : IDisposable
                 fd.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The pinned program <paramref name="name"/>, opened once per instance.</summary>
+    private int ProgramFd(string name)
+    {
+        if (!programs.TryGetValue(name, out FileDescriptor? fd))
+        {
+            int got = Libbpf.ObjectGet(ProgramPin(name));
+            if (got < 0)
+                throw new SensorException($"cannot open the pinned program {ProgramPin(name)}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+            programs[name] = fd = new FileDescriptor(got);
+        }
+        return fd.Fd;
+    }
+
+    /// <summary>
+    /// Attaches each of <paramref name="set"/> at <paramref name="cgroup"/> not attached
+    /// there yet (no pin in <paramref name="linkDirectory"/>) and pins its link there.
+    /// A link another guard pinned first stands; ours goes with its descriptor.
+    /// </summary>
+    private void AttachLinks((string Name, int AttachType)[] set, FileDescriptor cgroup, string linkDirectory)
+    {
+        Directory.CreateDirectory(linkDirectory);
+        foreach ((string name, int attachType) in set)
+        {
+            string pin = Path.Join(linkDirectory, name);
+            if (File.Exists(pin))
+                continue;
+            int link = Libbpf.LinkCreate(ProgramFd(name), cgroup.Fd, attachType, null);
+            if (link < 0)
+                throw new SensorException($"BPF program {name} could not attach to cgroup {linkDirectory}: {Libc.ErrorText(-link)}");
+            using var held = new FileDescriptor(link);
+            int err = Libbpf.ObjectPin(link, pin);
+            if (err != 0 && -err != Eexist)
+                throw new SensorException($"cannot pin {name} at {pin}: {Libc.ErrorText(-err)}");
+        }
+    }
+
+    private const int Eexist = 17;
+
+    /// <summary>
+    /// Attaches the job instances to cgroup <paramref name="cgroupId"/> (found by
+    /// its id in the cgroup v2 hierarchy) unless they are there: from then on its
+    /// processes, and those of every cgroup below it, run them. Ingress only reads
+    /// DNS answers: it is attached only when section <paramref name="section"/> names
+    /// resolvers, so a job that resolves no names pays for no received packet. Throws
+    /// <see cref="SensorException"/> when the cgroup is gone or a program will not attach.
+    /// </summary>
+    private void AttachToCgroup(ulong cgroupId, uint section)
+    {
+        string links = CgroupLinks(cgroupId);
+        bool fresh = !Directory.Exists(links);
+        (string Name, int AttachType)[] wanted = [.. JobPrograms.Where(p => p.Name != BpfProgramNames.ConfineIngress || ReadsDns(section))];
+        if (wanted.All(p => File.Exists(Path.Join(links, p.Name))))
+            return;
+        using FileDescriptor mount = FileDescriptor.OpenDirectory(rootDirectory ?? KernelMounts.FindCgroup2Root());
+        using FileDescriptor cgroup = FileDescriptor.OpenKernfsDirectory(mount, cgroupId, out int errno)
+            ?? throw new SensorException($"cannot open cgroup {cgroupId} to confine it: {Libc.ErrorText(errno)}");
+        try
+        {
+            AttachLinks(wanted, cgroup, links);
+        }
+        catch when (fresh)
+        {
+            Pins.Remove(links);
+            throw;
+        }
+    }
+
+    /// <summary>Attaches the tree instances at the root unless they are there (ingress only while a section names resolvers): launcher trees may be confined from now on.</summary>
+    private void AttachAtRoot()
+    {
+        (string Name, int AttachType)[] wanted = [.. TreePrograms.Where(p => p.Name != BpfProgramNames.ConfineTreeIngress || ReadsDns(null))];
+        if (wanted.All(p => File.Exists(Path.Join(RootLinks, p.Name))))
+            return;
+        using FileDescriptor root = FileDescriptor.OpenDirectory(rootDirectory ?? KernelMounts.FindCgroup2Root());
+        AttachLinks(wanted, root, RootLinks);
+    }
+
+    /// <summary>Whether section <paramref name="section"/> (null: any) names a resolver, whose answers ingress reads.</summary>
+    private bool ReadsDns(uint? section) =>
+        Libbpf.Entries<GuardConfineResolverKey, byte>(ResolversFd).Any(e => section is not { } set || e.Key.Set == set);
+
+    /// <summary>
+    /// The ids of the confine programs that run for a process in the cgroup at
+    /// <paramref name="cgroupDirectory"/> (its own and its ancestors'), of every attach
+    /// type confinement uses. Throws <see cref="SensorException"/> when the query fails.
+    /// </summary>
+    public static List<uint> ProgramsRunIn(string cgroupDirectory)
+    {
+        var confine = new HashSet<uint>();
+        foreach (string name in JobPrograms.Concat(TreePrograms).Select(p => p.Name))
+        {
+            int fd = Libbpf.ObjectGet(ProgramPin(name));
+            if (fd < 0)
+                continue;
+            using var program = new FileDescriptor(fd);
+            confine.Add(GuardProgramsLoaded.IdOf(program.Fd));
+        }
+        return [.. EffectivePrograms(cgroupDirectory).Where(confine.Contains)];
+    }
+
+    /// <summary>
+    /// The ids of every program that runs for a process in the cgroup at <paramref name="cgroupDirectory"/>
+    /// (BPF_F_QUERY_EFFECTIVE: its own and its ancestors'), of the attach types confinement uses, whoever
+    /// attached them. Throws <see cref="SensorException"/> when the query fails.
+    /// </summary>
+    public static List<uint> EffectivePrograms(string cgroupDirectory)
+    {
+        using FileDescriptor cgroup = FileDescriptor.OpenDirectory(cgroupDirectory);
+        var running = new List<uint>();
+        const int Capacity = 256;
+        uint* ids = stackalloc uint[Capacity];
+        foreach (int type in CgroupAttachTypes)
+        {
+            uint count = Capacity, flags = 0;
+            Check(Libbpf.ProgramQuery(cgroup.Fd, type, 1, &flags, ids, &count), $"query the programs of {cgroupDirectory}");
+            for (int i = 0; i < (int)Math.Min(count, Capacity); i++)
+                running.Add(ids[i]);
+        }
+        return running;
     }
 
     /// <summary>
@@ -159,6 +323,8 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     {
         if (level is < 1 or >= GuardConfineKey.Levels)
             throw new SensorException($"cgroup {cgroupId} is {level} levels below the root: confinement reads levels 1 to {GuardConfineKey.Levels - 1}");
+        // The programs first, then the entry that makes them judge: no moment where the entry is there and nothing runs.
+        AttachToCgroup(cgroupId, job.Section);
         ulong key = cgroupId;
         job.StartTicks = 0;
         Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
@@ -171,6 +337,9 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// </summary>
     private void SetLevelBit(int bit)
     {
+        // Trees: the root instances are attached first, so the bit never says trees are judged where nothing runs.
+        if (bit == TreesBit)
+            AttachAtRoot();
         uint zero = 0;
         ulong levels = 0;
         _ = Libbpf.MapLookup(LevelsFd, &zero, &levels);
@@ -181,12 +350,54 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// <summary>CONFINE_TREES in bpf/confine.bpf.c: bit 0 of confine_levels, set once a launcher tree may be confined.</summary>
     private const int TreesBit = 0;
 
-    /// <summary>Lets cgroup <paramref name="cgroupId"/> go: nothing there is confined by it any more.</summary>
+    /// <summary>Lets cgroup <paramref name="cgroupId"/> go: nothing there is confined by it any more, and its programs are detached.</summary>
     public void ReleaseCgroup(ulong cgroupId)
     {
         ulong key = cgroupId;
         _ = Libbpf.MapDelete(CgroupsFd, &key);
+        Pins.Remove(CgroupLinks(cgroupId));
     }
+
+    /// <summary>
+    /// Lets go of every confined job cgroup that is gone (its entry and its links'
+    /// pins; the kernel detached the links when the cgroup went), and, once no
+    /// launcher is named and no tree member is left, of the root instances: from
+    /// then on a process outside every job cgroup runs no confine program.
+    /// Returns the cgroups let go. Throws <see cref="SensorException"/> when the cgroup hierarchy cannot be opened.
+    /// </summary>
+    public List<ulong> ReleaseGone()
+    {
+        var gone = new List<ulong>();
+        using FileDescriptor mount = FileDescriptor.OpenDirectory(rootDirectory ?? KernelMounts.FindCgroup2Root());
+        var ids = new HashSet<ulong>(Cgroups().Select(c => c.CgroupId));
+        foreach (string dir in Directory.Exists(PinRoot) ? Directory.EnumerateDirectories(PinRoot, CgroupLinksPrefix + "*") : [])
+        {
+            if (ulong.TryParse(Path.GetFileName(dir)[CgroupLinksPrefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out ulong id))
+                ids.Add(id);
+        }
+        foreach (ulong id in ids)
+        {
+            using FileDescriptor? cgroup = FileDescriptor.OpenKernfsDirectory(mount, id, out int errno);
+            if (cgroup is null && errno is Estale or Enoent)
+            {
+                ReleaseCgroup(id);
+                gone.Add(id);
+            }
+        }
+        if (Directory.Exists(RootLinks) && Libbpf.Entries<GuardName, GuardConfineJob>(LaunchersFd).Count == 0 && Processes().Count == 0)
+        {
+            uint zero = 0;
+            ulong levels = 0;
+            _ = Libbpf.MapLookup(LevelsFd, &zero, &levels);
+            levels &= ~(1UL << TreesBit);
+            Check(Libbpf.MapUpdate(LevelsFd, &zero, &levels, 0), "record that no tree is confined");
+            Pins.Remove(RootLinks);
+        }
+        return gone;
+    }
+
+    private const int Enoent = 2;
+    private const int Estale = 116;
 
     /// <summary>
     /// Confines the process <paramref name="tgid"/> started at <paramref name="startTicks"/>
@@ -404,6 +615,8 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     public void Dispose()
     {
         foreach (FileDescriptor fd in maps)
+            fd.Dispose();
+        foreach (FileDescriptor fd in programs.Values)
             fd.Dispose();
     }
 }

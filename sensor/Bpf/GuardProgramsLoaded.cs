@@ -40,6 +40,15 @@ public static unsafe class GuardProgramsLoaded
         return [.. names.Select(kv => new LoadedProgram(kv.Key, kv.Value, holders.GetValueOrDefault(kv.Key) ?? []))];
     }
 
+    /// <summary>The id of the program behind descriptor <paramref name="fd"/> (struct bpf_prog_info.id); 0 when it cannot be read.</summary>
+    public static uint IdOf(int fd)
+    {
+        byte* info = stackalloc byte[InfoSize];
+        new Span<byte>(info, InfoSize).Clear();
+        uint length = InfoSize;
+        return Libbpf.ObjectInfo(fd, info, ref length) == 0 ? *(uint*)(info + 4) : 0;
+    }
+
     /// <summary>Reads /proc/PID/fdinfo: a program fd or a link fd names its prog_id there.</summary>
     private static Dictionary<uint, List<int>> Holders(IEnumerable<uint> ids)
     {

@@ -68,6 +68,21 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Library, EntryPoint = "bpf_program__attach_cgroup", SetLastError = true)]
     internal static partial nint ProgramAttachCgroup(nint program, int cgroupFd);
 
+    [LibraryImport(Library, EntryPoint = "bpf_program__fd")]
+    internal static partial int ProgramFd(nint program);
+
+    /// <summary>BPF_LINK_CREATE of a loaded program at a cgroup (opts NULL); the link's descriptor, or a negative errno.</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_link_create")]
+    internal static partial int LinkCreate(int programFd, int targetFd, int attachType, void* options);
+
+    /// <summary>BPF_OBJ_PIN: 0, or a negative errno.</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_obj_pin", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int ObjectPin(int fd, string path);
+
+    /// <summary>BPF_PROG_QUERY of a cgroup: the programs of one attach type (flags 1, BPF_F_QUERY_EFFECTIVE: those that run there, the ancestors' included).</summary>
+    [LibraryImport(Library, EntryPoint = "bpf_prog_query")]
+    internal static partial int ProgramQuery(int targetFd, int attachType, uint queryFlags, uint* attachFlags, uint* programIds, uint* count);
+
     [LibraryImport(Library, EntryPoint = "bpf_link__pin", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int LinkPin(nint link, string path);
 

@@ -22,6 +22,7 @@ public sealed partial class Confinement : IDisposable
     private readonly Dictionary<string, uint?> userIds = [];
     private readonly Dictionary<string, uint?> groupIds = [];
     private readonly Dictionary<uint, ConfinedJob> jobs = [];
+    private readonly Dictionary<ulong, string> cgroupIds = [];
 
     private Confinement(ConfineRules rules, ConfineKernel kernel, string cgroupRoot, ExecConfinement exec)
     {
@@ -107,7 +108,17 @@ public sealed partial class Confinement : IDisposable
             if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
                 return null;
             uint set = ConfineRules.CgroupJobSet(id);
-            kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, set));
+            try
+            {
+                kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, set));
+            }
+            catch (SensorException)
+            {
+                // Gone already, or its programs would not attach: tried again at the job's next exec.
+                judgedJobs.Remove(job.Id);
+                return null;
+            }
+            cgroupIds[id] = job.Id;
             jobs[set] = new ConfinedJob(job.Id, section);
             cgroupSections[job.Id] = section;
             return section;
@@ -123,6 +134,21 @@ public sealed partial class Confinement : IDisposable
         uint own = kernel.ConfineProcess(process.Pid, process.StartTicks, Rules.KernelJob(tree, ConfineRules.TreeJobSet(process.Pid)));
         jobs[own] = new ConfinedJob(process.Membership.Id ?? $"{JobMembership.TreeKind}:{process.EntityId}", tree);
         return tree;
+    }
+
+    /// <summary>
+    /// Lets go of confined job cgroups that are gone (<see cref="ConfineKernel.ReleaseGone"/>),
+    /// and of the root programs once no launcher tree can be confined; a job of the same
+    /// id made later is judged afresh. Throws <see cref="SensorException"/> when the cgroup hierarchy cannot be opened.
+    /// </summary>
+    public void ReleaseGone()
+    {
+        foreach (ulong id in kernel.ReleaseGone())
+        {
+            if (cgroupIds.Remove(id, out string? job))
+                judgedJobs.Remove(job);
+            jobs.Remove(ConfineRules.CgroupJobSet(id));
+        }
     }
 
     private uint? UserId(string name)

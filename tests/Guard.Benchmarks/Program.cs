@@ -33,17 +33,30 @@ double Median(IEnumerable<double> values)
 }
 
 // Runs baseline and with-sensor alternately; returns the medians in ns/op.
-(double Base, double With) Compare(string mode, long count, Func<IDisposable> attach, Action<IDisposable, int>? watch = null, int roundsFactor = 1)
+// Each round's with/baseline ratio of the last Compare: a drift of the shared machine moves a round's pair alike.
+var roundRatios = new List<double>();
+
+// The per-round ratios of the last Compare: their median and interquartile range.
+string Spread()
+{
+    double[] r = [.. roundRatios.Order()];
+    return r.Length == 0 ? "" : $"per-round ratio median {Median(r):F3}x, quartiles {r[r.Length / 4]:F3}-{r[(3 * r.Length) / 4]:F3}x, {r.Length} rounds";
+}
+
+// With cgroup, every storm (baseline too) runs in that cgroup v2 directory.
+(double Base, double With) Compare(string mode, long count, Func<IDisposable> attach, Action<IDisposable, int>? watch = null, int roundsFactor = 1, string? cgroup = null)
 {
     var baseline = new List<double>();
     var with = new List<double>();
-    storms.Run(mode, Math.Max(count / 10, 1)); // warm caches
+    roundRatios.Clear();
+    storms.Run(mode, Math.Max(count / 10, 1), cgroup: cgroup); // warm caches
     for (int r = 0; r < rounds * roundsFactor; r++)
     {
-        baseline.Add(storms.Run(mode, count));
+        baseline.Add(storms.Run(mode, count, cgroup: cgroup));
         using IDisposable sensor = attach();
-        storms.Run(mode, Math.Max(count / 10, 1)); // the sensor's first events: JIT, table growth
-        with.Add(storms.Run(mode, count, pid => watch?.Invoke(sensor, pid)));
+        storms.Run(mode, Math.Max(count / 10, 1), cgroup: cgroup); // the sensor's first events: JIT, table growth
+        with.Add(storms.Run(mode, count, pid => watch?.Invoke(sensor, pid), cgroup: cgroup));
+        roundRatios.Add(with[^1] / baseline[^1]);
     }
     return (Median(baseline), Median(with));
 }
@@ -106,18 +119,38 @@ if (Section("connect"))
 }
 
 // 2b. confinement: a confined job's connect storm (its connects allowed, so fully judged),
-// and the same storm outside every confined job, each against no confinement at all.
+// and the same storm outside every confined job, each against no confinement at all. A cgroup
+// job (a stand-in Slurm job cgroup; the programs on its cgroup alone) first, then a launcher's
+// tree (the programs at the root while a tree may be confined).
 if (Section("confine"))
 {
     // Confinement is pinned: under a pin root of this run's own, never a production one.
     Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
     long connects = quick ? 2000 : 10_000;
-    (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3);
-    Line($"confined job's loopback TCP connect+send x{connects}: {bc / 1000:F1} us unconfined, {wc / 1000:F1} us confined: {wc / bc:F3}x (bar 1.05x); denied {ConfinedJob.TotalDenied}");
-    (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3);
-    Line($"connect+send outside every confined job x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with a section attached: {wo / bo:F3}x (bar 1.01x)");
-    (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob("trainer"));
-    Line($"fork+exec outside every confined job: {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with a section attached: {wf / bf:F3}x (bar 1.01x)");
+    string top = Path.Join(KernelMounts.FindCgroup2Root(), $"guard-bench-{Environment.ProcessId}");
+    string job = Path.Join(top, "job_1");
+    string outside = Path.Join(top, "outside");
+    Directory.CreateDirectory(job);
+    Directory.CreateDirectory(outside);
+    try
+    {
+        (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: job);
+        Line($"confined cgroup job's loopback TCP connect+send x{connects}: {bc / 1000:F1} us unconfined, {wc / 1000:F1} us confined: {wc / bc:F3}x (bar 1.05x); {Spread()}; denied {ConfinedJob.TotalDenied}");
+        (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: outside);
+        Line($"connect+send outside every confined job (a cgroup job confined) x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with the job confined: {wo / bo:F3}x (bar 1.01x); {Spread()}");
+        (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 2, cgroup: outside);
+        Line($"fork+exec outside every confined job (a cgroup job confined): {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with the job confined: {wf / bf:F3}x (bar 1.01x); {Spread()}");
+        (double bt, double wt) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3, cgroup: outside);
+        Line($"confined launcher tree's loopback TCP connect+send x{connects}: {bt / 1000:F1} us unconfined, {wt / 1000:F1} us confined: {wt / bt:F3}x (bar 1.05x); {Spread()}; denied {ConfinedJob.TotalDenied}");
+        (double bn, double wn) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3, cgroup: outside);
+        Line($"connect+send outside every confined job (a launcher named: root programs) x{connects}: {bn / 1000:F1} us with no confinement, {wn / 1000:F1} us with the section attached: {wn / bn:F3}x (bar 1.01x); {Spread()}");
+    }
+    finally
+    {
+        Directory.Delete(job);
+        Directory.Delete(outside);
+        Directory.Delete(top);
+    }
 }
 
 // 2c. exec confinement: a confined job's fork+exec storm (/bin/true, in no denied class, so
@@ -128,7 +161,7 @@ if (Section("confine-exec"))
     Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
     const string ExecPolicy = "exec.deny = [\"shells\", \"package-managers\", \"compilers\", \"downloaders\", \"memfd\", \"world-writable\", \"/opt/nothing/*\"]\ngpu = [\"0\"]\n";
     (double be, double we) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob("storms", ExecPolicy), roundsFactor: 3);
-    Line($"confined job's fork+exec with an exec policy: {be / 1000:F1} us unconfined, {we / 1000:F1} us confined: {we / be:F3}x (bar 1.03x)");
+    Line($"confined job's fork+exec with an exec policy: {be / 1000:F1} us unconfined, {we / 1000:F1} us confined: {we / be:F3}x (bar 1.03x); {Spread()}");
 }
 
 // 3. syscalls that no Guard hook should touch, with no GPU configured.

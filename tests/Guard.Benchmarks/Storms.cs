@@ -17,13 +17,25 @@ internal sealed class Storms
         return new Storms(binary);
     }
 
-    /// <summary>Runs one storm; <paramref name="started"/> learns its pid before it begins.</summary>
-    public double Run(string mode, long count, Action<int>? started = null)
+    /// <summary>
+    /// Runs one storm; <paramref name="started"/> learns its pid before it begins. With
+    /// <paramref name="cgroup"/> (a cgroup v2 directory) the storm runs in that cgroup
+    /// from before its exec (a shell moves itself there, then execs it).
+    /// </summary>
+    public double Run(string mode, long count, Action<int>? started = null, string? cgroup = null)
     {
         // The ping-pong runs on one CPU, so every message is a context switch rather than a cross-CPU wakeup.
         bool pinned = mode == "pingpong";
-        var info = new ProcessStartInfo(pinned ? "taskset" : binary) { RedirectStandardOutput = true, UseShellExecute = false };
-        if (pinned)
+        var info = new ProcessStartInfo(cgroup is not null ? "/bin/sh" : pinned ? "taskset" : binary) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (cgroup is not null)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"");
+            info.ArgumentList.Add("storm");
+            info.ArgumentList.Add(cgroup);
+            info.ArgumentList.Add(binary);
+        }
+        else if (pinned)
         {
             info.ArgumentList.Add("-c");
             info.ArgumentList.Add("0");

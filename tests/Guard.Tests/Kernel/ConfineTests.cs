@@ -11,6 +11,7 @@ using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Guard.Tests.Kernel;
 
@@ -204,11 +205,48 @@ public sealed class ConfineTests : IDisposable
             print(json.dumps({"other_job": [connect(a) for a in sys.argv[2:]]}), flush=True)
         """;
 
+    /// <summary>
+    /// A new job's connects from its first exec on (env T0: CLOCK_REALTIME ns of that exec):
+    /// a listener on 5002 of its own, then a connect to it every millisecond for 10 s; says
+    /// when the last one went and the first was denied, in ms after T0, and how many went.
+    /// </summary>
+    private const string Window = """
+        import json, os, socket, time
+        t0 = int(os.environ["T0"])
+        l = socket.socket()
+        l.bind(("127.0.0.1", 5002))
+        l.listen(4096)
+        went, last, first = 0, None, None
+        end = time.time() + 10
+        while time.time() < end:
+            c = socket.socket()
+            try:
+                c.connect(("127.0.0.1", 5002))
+                went += 1
+                last = (time.time_ns() - t0) / 1e6
+            except OSError as e:
+                if e.errno == 1:
+                    first = (time.time_ns() - t0) / 1e6
+                    break
+            finally:
+                c.close()
+            time.sleep(0.001)
+        print(json.dumps({"t0": t0, "went": went, "last_allowed_ms": last, "first_denied_ms": first}), flush=True)
+        """;
+
+    /// <summary>The job instances of bpf/confine.bpf.c a section without resolvers needs: egress, connect4/6, sendmsg4/6, dev (ingress reads only DNS answers).</summary>
+    private const int JobPrograms = 6;
+
     private readonly TestCgroups cgroups = new();
     private readonly TempDir dir = new();
     private readonly List<Process> started = [];
+    private readonly ITestOutputHelper output;
 
-    public ConfineTests() => KernelRequirements.Check();
+    public ConfineTests(ITestOutputHelper output)
+    {
+        KernelRequirements.Check();
+        this.output = output;
+    }
 
     private static ConfineRules Rules(string mode = "enforce") =>
         new(Policies.Over($"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"{mode}\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n"));
@@ -523,8 +561,122 @@ public sealed class ConfineTests : IDisposable
                 watch.Kill();
             SensorPins.RemoveDead(Guard.Sensor.Processes.ProcfsReader.IsRunning);
         }
+        // The job's programs stay attached through their pins; a cgroup beside it runs none.
+        Assert.Equal(JobPrograms, Pins.Links(ConfineKernel.CgroupLinks(id)).Count);
+        Assert.Equal(JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
+        Assert.Empty(ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(cgroups.Make("beside"))));
         TestCgroups.Go(probe);
         AssertConfined(Result(probe));
+    }
+
+    [Fact]
+    public void AChildCgroupAConfinedJobMakesIsStillConfined()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        // A cgroup the job makes below its own (a step, or a try to get out from under its programs): they run there too.
+        string child = cgroups.Make(job[(cgroups.Top.Length + 1)..] + "/escape");
+        Assert.Equal(ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Order(), ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(child)).Order());
+        Process probe = StartProbe(child, "probe");
+        TestCgroups.Go(probe);
+        AssertConfined(Result(probe));
+    }
+
+    [Fact]
+    public void AProcessOutsideEveryJobRunsNoConfineProgramWhileNoTreeIsConfined()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        string outside = cgroups.Make("not-a-job");
+        Assert.Equal(JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
+        Assert.Empty(ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(outside)));
+        Assert.Empty(ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(cgroups.Top)));
+
+        // A launcher tree confined: the tree instances run at the root (this test's cgroup) while it lives.
+        Process tree = cgroups.StartIn(outside, "exec sleep 60");
+        started.Add(tree);
+        Assert.True(ProcfsReader.TryReadStat(tree.Id, out var stat));
+        kernel.ConfineProcess(tree.Id, stat.StartTicks, rules.KernelJob(rules.Sections[0], 0));
+        Assert.Equal(JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(outside)).Count);
+        Assert.Equal(2 * JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
+        tree.Kill();
+        Assert.True(tree.WaitForExit(10_000), "the tree's shell outlived its SIGKILL by 10 s");
+        Run.WaitFor(() => kernel.Processes().Count == 0, "the kernel to forget the tree at its exit", 10_000);
+        Assert.Empty(kernel.ReleaseGone());
+        Assert.Empty(ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(outside)));
+        Assert.Equal(JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
+    }
+
+    [Fact]
+    public void AJobsLinksArePinnedUntilItsCgroupGoesOrDetachAll()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        ulong id = Libc.InodeOf(cgroups.DirectoryOf(job))!.Value;
+        Assert.Equal(JobPrograms, Pins.Links(ConfineKernel.CgroupLinks(id)).Count);
+
+        // A job cgroup that goes: its entry and its links' pins go at the next sweep.
+        string ended = ConfinedSlurmJob(kernel, rules);
+        ulong endedId = Libc.InodeOf(cgroups.DirectoryOf(ended))!.Value;
+        Directory.Delete(cgroups.DirectoryOf(ended));
+        Assert.Equal([endedId], kernel.ReleaseGone());
+        Assert.False(Directory.Exists(ConfineKernel.CgroupLinks(endedId)));
+        Assert.Null(kernel.JobOfCgroup(endedId));
+        Assert.NotNull(kernel.JobOfCgroup(id));
+
+        // guard detach --all signals every sensor on the host: only when none but ours runs.
+        IReadOnlyList<int> holders = EmergencyDetach.Holders();
+        Assert.True(holders.Count == 0, $"a Guard sensor runs on this host ({string.Join(", ", holders)}): not running detach --all");
+        List<uint> running = ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job));
+        Assert.Equal(JobPrograms, running.Count);
+        Assert.Equal(0, Guard.Cli.GuardCli.Run(["detach", "--all"], new TestConsole()));
+        Assert.False(Directory.Exists(ConfineKernel.PinRoot), "confine pins are left");
+        Assert.Empty(ConfineKernel.EffectivePrograms(cgroups.DirectoryOf(job)).Intersect(running));
+        Process probe = StartProbe(job, "probe");
+        TestCgroups.Go(probe);
+        AssertFree(Result(probe));
+    }
+
+    [Fact]
+    public void ANewJobIsConfinedWithinMillisecondsOfItsFirstExec()
+    {
+        string first = Random.Shared.Next(100000, 499999).ToString(CultureInfo.InvariantCulture);
+        string number = Random.Shared.Next(500000, 999999).ToString(CultureInfo.InvariantCulture);
+        string policy = dir.File("window.toml", $"[[confine]]\njobs = [\"slurm:{first}\", \"slurm:{number}\"]\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        string script = dir.File("window.py", Window);
+        // A job running before the sensor: confined at its start, which says the sensor is up.
+        string running = cgroups.Make("job_" + first);
+        Process before = cgroups.StartIn(running, "exec sleep 60");
+        started.Add(before);
+        using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "alert", "--policy", policy);
+        try
+        {
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(Libc.InodeOf(cgroups.DirectoryOf(running))!.Value)), "guard watch to confine the running job", 30_000);
+            Assert.False(watch.HasExited, "guard watch exited: " + (watch.HasExited ? watch.StandardError.ReadToEnd() : ""));
+            Thread.Sleep(1000); // its event loop running
+            // The job cgroup is made after the sensor started: confined at its first exec (date's).
+            string job = cgroups.Make("job_" + number);
+            Process probe = cgroups.StartIn(job, $"export T0=$(date +%s%N); exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script}'");
+            started.Add(probe);
+            TestCgroups.Go(probe);
+            JsonElement r = Result(probe);
+            // When the connect program's link was pinned (bpffs keeps the time), after the job's first exec.
+            string pin = Path.Join(ConfineKernel.CgroupLinks(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value), BpfProgramNames.ConfineConnect4);
+            double attachedMs = (((File.GetLastWriteTimeUtc(pin) - DateTime.UnixEpoch).Ticks * 100.0) - r.GetProperty("t0").GetInt64()) / 1e6;
+            output.WriteLine($"attached {attachedMs:F0} ms after the job's first exec; went {r.GetProperty("went")}, last allowed {r.GetProperty("last_allowed_ms")} ms, first denied {r.GetProperty("first_denied_ms")} ms after it");
+            Assert.True(r.GetProperty("first_denied_ms").ValueKind == JsonValueKind.Number, "the new job's connects were never denied: " + r);
+            Assert.InRange(r.GetProperty("first_denied_ms").GetDouble(), 0, 2000);
+        }
+        finally
+        {
+            if (!watch.HasExited)
+                watch.Kill();
+            watch.WaitForExit(10_000);
+            SensorPins.RemoveDead(ProcfsReader.IsRunning);
+        }
     }
 
     private static bool ConfinedNow(ulong cgroupId)
