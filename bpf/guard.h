@@ -647,6 +647,7 @@ enum guard_exec_class {
 	GUARD_CLASS_WORLD_WRITABLE = 1 << 4,
 	GUARD_CLASS_MEMFD = 1 << 5,
 	GUARD_CLASS_FILE = 1 << 6, /* the section names this very file (a path, or a hash user space matched) */
+	GUARD_CLASS_INTERPRETERS = 1 << 7,
 };
 
 /* confine_exec_rules values, indexed by a section's rule set. */

@@ -29,6 +29,9 @@ public enum ExecClassBits : uint
 
     /// <summary>GUARD_CLASS_FILE: the section names this very file (a path, or a hash the sensor matched).</summary>
     File = 1 << 6,
+
+    /// <summary>GUARD_CLASS_INTERPRETERS.</summary>
+    Interpreters = 1 << 7,
 }
 
 /// <summary>enum guard_confine_act_kind in bpf/guard.h.</summary>

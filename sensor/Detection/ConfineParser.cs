@@ -28,6 +28,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         ["package-managers"] = ExecClass.PackageManagers,
         ["compilers"] = ExecClass.Compilers,
         ["downloaders"] = ExecClass.Downloaders,
+        ["interpreters"] = ExecClass.Interpreters,
         ["world-writable"] = ExecClass.WorldWritable,
         ["memfd"] = ExecClass.Memfd,
     };

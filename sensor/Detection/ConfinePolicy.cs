@@ -75,6 +75,9 @@ public enum ExecClass
     /// <summary>curl, wget, aria2c, scp, rsync, ftp, tftp, nc.</summary>
     Downloaders,
 
+    /// <summary>python, perl, ruby, node, lua, php, tclsh and their kin: each runs code given on its command line.</summary>
+    Interpreters,
+
     /// <summary>A file in a world-writable directory (/tmp, /dev/shm, /var/tmp).</summary>
     WorldWritable,
 

@@ -46,7 +46,27 @@ public sealed class ExecConfinement
             "curl", "wget", "wget2", "aria2c", "axel", "lftp", "ftp", "tftp", "scp", "sftp", "rsync", "nc", "ncat", "netcat", "nc.openbsd",
             "nc.traditional", "socat", "rclone", "gsutil",
         ],
+        [ExecClass.Interpreters] =
+        [
+            "python", "python2", "python2.*", "python3", "python3.*", "pypy", "pypy3", "perl", "perl5.*", "ruby", "ruby3.*", "node", "nodejs",
+            "deno", "bun", "lua", "lua5.*", "luajit", "php", "php8.*", "tclsh", "tclsh8.*", "wish", "expect", "Rscript", "julia", "guile",
+        ],
     };
+
+    /// <summary>
+    /// The dynamic loader's names. Run as a program (`/lib64/ld-linux-x86-64.so.2 /bin/bash`)
+    /// it maps and runs whatever file it is given, which the kernel never execs: so it is
+    /// every program class at once, denied wherever a section denies any of them.
+    /// </summary>
+    public static readonly string[] LoaderPrograms = ["ld-linux*", "ld-musl-*", "ld64.so*", "ld.so"];
+
+    /// <summary>Where the dynamic loader is looked for (the PT_INTERP paths of glibc and musl on x86-64 and arm64).</summary>
+    public static readonly string[] LoaderDirectories =
+        ["/lib64", "/lib", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+
+    /// <summary>The classes a program can be: what the loader is all at once.</summary>
+    public const ExecClassBits ProgramClasses =
+        ExecClassBits.Shells | ExecClassBits.PackageManagers | ExecClassBits.Compilers | ExecClassBits.Downloaders | ExecClassBits.Interpreters;
 
     private ExecConfinement(
         IReadOnlyList<GuardConfineExecRules> rules, IReadOnlyList<ConfineExecFile> files, IReadOnlyDictionary<string, uint> names,
@@ -77,6 +97,7 @@ public sealed class ExecConfinement
         ExecClass.PackageManagers => ExecClassBits.PackageManagers,
         ExecClass.Compilers => ExecClassBits.Compilers,
         ExecClass.Downloaders => ExecClassBits.Downloaders,
+        ExecClass.Interpreters => ExecClassBits.Interpreters,
         ExecClass.WorldWritable => ExecClassBits.WorldWritable,
         ExecClass.Memfd => ExecClassBits.Memfd,
         _ => ExecClassBits.None,
@@ -84,8 +105,9 @@ public sealed class ExecConfinement
 
     /// <summary>
     /// Reads the sections of <paramref name="sections"/> and resolves what they name:
-    /// class programs in <paramref name="directories"/> (<see cref="SystemDirectories"/> when null),
-    /// path rules in the sensor's mount namespace. Nothing is written to the kernel.
+    /// class programs in <paramref name="directories"/> (<see cref="SystemDirectories"/> and, for the
+    /// loader, <see cref="LoaderDirectories"/> when null), path rules in the sensor's mount namespace.
+    /// Nothing is written to the kernel.
     /// </summary>
     public static ExecConfinement Resolve(IReadOnlyList<ConfineSection> sections, IReadOnlyList<string>? directories = null)
     {
@@ -98,7 +120,13 @@ public sealed class ExecConfinement
             foreach (string program in programs.Where(p => !p.EndsWith('*')))
                 names[program] = names.GetValueOrDefault(program) | bit;
         }
-        foreach (string dir in directories ?? SystemDirectories)
+        foreach (string loader in LoaderPrograms.Where(p => !p.EndsWith('*')))
+            names[loader] = (uint)ProgramClasses;
+        // The class directories take every class name; the library directories (thousands of files) only the loader's.
+        IEnumerable<(string Directory, bool LoaderOnly)> where = directories is null
+            ? [.. SystemDirectories.Select(d => (d, false)), .. LoaderDirectories.Select(d => (d, true))]
+            : directories.Select(d => (d, false));
+        foreach ((string dir, bool loaderOnly) in where)
         {
             IEnumerable<string> entries;
             try
@@ -112,7 +140,7 @@ public sealed class ExecConfinement
             foreach (string path in entries)
             {
                 string name = Path.GetFileName(path);
-                uint bits = ClassesOfName(name);
+                uint bits = loaderOnly ? (Matches(LoaderPrograms, name) ? (uint)ProgramClasses : 0) : ClassesOfName(name);
                 if (bits == 0)
                     continue;
                 names[name] = names.GetValueOrDefault(name) | bits;
@@ -161,14 +189,20 @@ public sealed class ExecConfinement
     /// <summary>The class bits a program name has (exact, or a versioned name of a '*' entry).</summary>
     public static uint ClassesOfName(string name)
     {
+        if (Matches(LoaderPrograms, name))
+            return (uint)ProgramClasses;
         uint bits = 0;
         foreach ((ExecClass c, string[] programs) in ClassPrograms)
         {
-            if (programs.Any(p => p.EndsWith('*') ? name.StartsWith(p[..^1], StringComparison.Ordinal) && name.Length > p.Length - 1 : p == name))
+            if (Matches(programs, name))
                 bits |= (uint)BitOf(c);
         }
         return bits;
     }
+
+    /// <summary>Whether <paramref name="name"/> is one of <paramref name="programs"/> (a trailing '*': that prefix and more).</summary>
+    private static bool Matches(string[] programs, string name) =>
+        programs.Any(p => p.EndsWith('*') ? name.StartsWith(p[..^1], StringComparison.Ordinal) && name.Length > p.Length - 1 : p == name);
 
     /// <summary>Writes it all into the pinned maps. Throws <see cref="SensorException"/> when the kernel refuses.</summary>
     public void WriteTo(ConfineKernel kernel)

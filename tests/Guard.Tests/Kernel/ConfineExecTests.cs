@@ -107,6 +107,51 @@ public sealed class ConfineExecTests : IDisposable
         Assert.True(File.Exists(marker), "outside every job the shell should have run");
     }
 
+    private static readonly string[] Loaders = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"];
+
+    /// <summary>
+    /// The dynamic loader run as a program maps the shell itself, which the kernel never execs: the
+    /// loader is every program class, so a section that denies shells kills it before the shell runs.
+    /// </summary>
+    [Fact]
+    public void AShellRunThroughTheDynamicLoaderIsKilled()
+    {
+        string realLoader = Loaders.FirstOrDefault(File.Exists)
+            ?? throw new Xunit.Sdk.XunitException("no dynamic loader at /lib64/ld-linux-x86-64.so.2 or /lib/ld-linux-aarch64.so.1");
+        string loader = dir.ExecutableCopy(realLoader, Path.GetFileName(realLoader));
+        string marker = Path.Join(dir.Path, "ran");
+        ConfineRules rules = Rules("exec.deny = [\"shells\"]\n");
+        using ConfineKernel kernel = Attach(rules, Here);
+        string output = RunIn(ConfinedSlurmJob(kernel, rules), $"{loader} /bin/sh -c 'echo x > {marker}'; echo loader=$?; /bin/true; echo true=$?");
+        AssertSaid(output, $"loader={Killed}");
+        AssertSaid(output, "true=0");
+        Assert.False(File.Exists(marker), "the shell ran through the loader");
+        Assert.Contains(Acts(kernel), a => (a.Denied & (uint)ExecClassBits.Shells) != 0 && a.Killed == 1);
+    }
+
+    /// <summary>
+    /// `interpreters` denies python -c and its kin, by inode and by name; the job's own interpreter,
+    /// allowed by path, still runs (allow wins over a denied class).
+    /// </summary>
+    [Fact]
+    public void AnInterpreterIsKilledUnlessItsPathIsAllowed()
+    {
+        string python = dir.ExecutableCopy("/bin/true", "python3");
+        string perl = dir.ExecutableCopy("/bin/true", "perl");
+        string ownDir = Path.Join(dir.Path, "env");
+        Directory.CreateDirectory(ownDir);
+        string own = Path.Join(ownDir, "python3.11");
+        File.Copy("/bin/true", own);
+        File.SetUnixFileMode(own, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        ConfineRules rules = Rules($"exec.deny = [\"interpreters\"]\nexec.allow = [\"{own}\"]\n");
+        using ConfineKernel kernel = Attach(rules, Here);
+        string output = RunIn(ConfinedSlurmJob(kernel, rules), $"{python}; echo python=$?; {perl}; echo perl=$?; {own}; echo own=$?");
+        AssertSaid(output, $"python={Killed}");
+        AssertSaid(output, $"perl={Killed}");
+        AssertSaid(output, "own=0");
+        Assert.Contains(Acts(kernel), a => (a.Denied & (uint)ExecClassBits.Interpreters) != 0 && a.Killed == 1);
+    }
+
     [Fact]
     public void AProgramFromAWorldWritableTreeIsKilledAndOneElsewhereRuns()
     {

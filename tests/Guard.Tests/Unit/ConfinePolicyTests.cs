@@ -135,7 +135,7 @@ public sealed class ConfinePolicyTests
     [InlineData("egress.allow = [\"::ffff:10.0.0.1\"]", "p.toml:3:confine.egress.allow: \"::ffff:10.0.0.1\": is an IPv4-mapped IPv6 address: write it as IPv4")]
     [InlineData("egress.allow = [\":443\"]", "p.toml:3:confine.egress.allow: \":443\": names no address or host")]
     [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings")]
-    [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, world-writable, memfd)")]
+    [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, interpreters, world-writable, memfd)")]
     [InlineData("exec.deny = [\"sha256:abc\"]", "p.toml:3:confine.exec.deny: \"sha256:abc\": must be sha256: and 64 hex digits")]
     [InlineData("gpu.devices = [\"0\"]", "p.toml:3:confine.gpu.devices: expected GPU indices from 0 to 253 (/dev/nvidiaN)")]
     [InlineData("gpu.devices = 0", "p.toml:3:confine.gpu.devices: expected a list of GPU indices (0, 1, ...; [] for none)")]
@@ -244,4 +244,11 @@ public sealed class ConfinePolicyTests
     [InlineData("slurm:7*8", "slurm:7008", true)]
     [InlineData("slurm:7*8", "slurm:7009", false)]
     public void JobGlobsMatchIds(string glob, string id, bool matches) => Assert.Equal(matches, ConfineParser.GlobMatches(glob, id));
+
+    [Fact]
+    public void InterpretersIsAClassAPolicyMayName()
+    {
+        Policy p = Valid("[[confine]]\nname = \"t\"\njobs = [\"slurm:*\"]\nexec.deny = [\"interpreters\"]\n");
+        Assert.Equal(ExecClass.Interpreters, Assert.Single(Assert.Single(p.Confine).Exec!.Deny).Class);
+    }
 }

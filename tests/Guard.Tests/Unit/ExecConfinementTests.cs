@@ -18,7 +18,9 @@ public sealed class ExecConfinementTests
     [InlineData("gcc-12", ExecClassBits.Compilers)]
     [InlineData("go", ExecClassBits.PackageManagers | ExecClassBits.Compilers)]
     [InlineData("curl", ExecClassBits.Downloaders)]
-    [InlineData("python3", ExecClassBits.None)]
+    [InlineData("python3", ExecClassBits.Interpreters)]
+    [InlineData("python3.11", ExecClassBits.Interpreters)]
+    [InlineData("ld-linux-x86-64.so.2", ExecConfinement.ProgramClasses)]
     [InlineData("gcc-", ExecClassBits.None)]
     [InlineData("trainer", ExecClassBits.None)]
     public void ANameHasItsClasses(string name, ExecClassBits classes) =>
