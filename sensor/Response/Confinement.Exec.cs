@@ -124,7 +124,7 @@ public sealed partial class Confinement
             if (r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0))
                 deniedBy.Add(r.Text);
         }
-        if (deniedBy.Count == 0 || KernelDenied(process, section) || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
+        if (deniedBy.Count == 0 || KernelDenied(process, section) || Approvals?.ProgramApproved(JobSetOf(process), process.ExecutableFile) == true || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
             || (r.PathGlob is { } glob && ConfineParser.GlobMatches(glob, process.ExecutableText))))
             return null;
         bool enforced = section.Mode != ConfineMode.Audit;
@@ -190,7 +190,13 @@ public sealed partial class Confinement
         pendingActs.Clear();
         acts.Drain(pendingActs);
         foreach (GuardConfineAct a in pendingActs)
-            into.Add(EventOf(a, table.Identify((int)a.Tgid, a.StartTimeNs)));
+        {
+            ProcessDenialEvent denial = EventOf(a, table.Identify((int)a.Tgid, a.StartTimeNs));
+            // Under ask a killed exec raises a request (a retry while it waits only counts).
+            if (Approvals is { } gate && a.Mode == (uint)ConfineKernelMode.Ask && a.Kind == (uint)ConfineActKind.Exec && Rules.SectionOfSet(a.Section) is { } section)
+                gate.OnProgramDenied(denial, a.Job, new FileId(a.Device, a.Inode), section, Libc.NowNs(Libc.ClockBoottime));
+            into.Add(denial);
+        }
     }
 
     private ProcessDenialEvent EventOf(in GuardConfineAct a, ProcessEntry? process)
