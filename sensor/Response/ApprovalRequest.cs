@@ -108,6 +108,12 @@ public sealed class ApprovalRequest
     /// <summary>Approved: the uid that approved it.</summary>
     public uint ApprovedBy { get; set; }
 
+    /// <summary>Whether, at <paramref name="nowNs"/> (CLOCK_BOOTTIME), the request waited past its expiry unanswered.</summary>
+    public bool ExpiredAt(long nowNs) => State == ApprovalState.Pending && ExpiresNs <= nowNs;
+
+    /// <summary>Whether, at <paramref name="nowNs"/>, an approval for a time has reached its end (one for the job's life never does).</summary>
+    public bool AllowEndedAt(long nowNs) => State == ApprovalState.Approved && AllowedUntilNs != 0 && AllowedUntilNs <= nowNs;
+
     /// <summary>The key that makes a retry the same request: job set and destination, or job set and file.</summary>
     public string Key => KeyOf(Kind, JobSet, Address, Port, Protocol, ProgramFile);
 

@@ -301,14 +301,14 @@ public sealed class Approvals
         var events = new List<ActionEvent>();
         foreach (ApprovalRequest r in byId.Values.ToList())
         {
-            if (r.State == ApprovalState.Pending && r.ExpiresNs <= nowNs)
+            if (r.ExpiredAt(nowNs))
             {
                 Close(r);
                 events.Add(Event("approval-expired", true, $"request {r.Id} for {r.What} of job {r.JobId ?? "?"} expired unanswered", r, "expired", null, null, nowNs));
             }
-            else if (r.State == ApprovalState.Approved && ((r.AllowedUntilNs != 0 && r.AllowedUntilNs <= nowNs) || !jobAlive(r.JobSet)))
+            else if (r.AllowEndedAt(nowNs) || (r.State == ApprovalState.Approved && !jobAlive(r.JobSet)))
             {
-                string why = r.AllowedUntilNs != 0 && r.AllowedUntilNs <= nowNs ? "its time ended" : "its job ended";
+                string why = r.AllowEndedAt(nowNs) ? "its time ended" : "its job ended";
                 End(r);
                 events.Add(Event("approval-ended", true, $"approval {r.Id} of {r.What} for job {r.JobId ?? "?"} ended: {why}", r, "ended", null, null, nowNs));
             }
