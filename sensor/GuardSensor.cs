@@ -562,6 +562,8 @@ public sealed partial class GuardSensor : IDisposable
             }
             foreach (ConfineEvent request in approvals.Scan(confinement!.Kernel.Denials(), now, confinement.Rules, confinement.Jobs, table))
                 emitter.Emit(request);
+            foreach (ActionEvent ended in approvals.TakeQueued())
+                emitter.Emit(ended);
             if (whole)
             {
                 foreach (ActionEvent ended in approvals.Expire(now))

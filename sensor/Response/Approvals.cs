@@ -33,6 +33,7 @@ public sealed class Approvals
     private readonly Dictionary<string, ApprovalRequest> byKey = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> refusedUntilNs = new(StringComparer.Ordinal);
     private readonly Dictionary<DenialKey, ulong> counted = [];
+    private readonly List<ActionEvent> queued = [];
     private bool listChanged = true;
     private bool firstScan = true;
 
@@ -172,6 +173,33 @@ public sealed class Approvals
         denial.ApprovalId = request.Id;
         denial.ApprovalExpiresUnixMs = request.ExpiresUnixMs;
         denial.Sha256 ??= sha;
+    }
+
+    /// <summary>Whether any program is approved now: only then are a confined job's programs hashed for the gate.</summary>
+    public bool HasProgramApprovals => byKey.Values.Any(r => r.Kind == ApprovalKind.Program && r.State == ApprovalState.Approved);
+
+    /// <summary>The SHA-256 <paramref name="file"/> was approved with for job set <paramref name="jobSet"/>; null when it is not approved.</summary>
+    public string? ApprovedSha256(uint jobSet, FileId? file) =>
+        file is { } f && byKey.TryGetValue(ApprovalRequest.KeyOf(ApprovalKind.Program, jobSet, [], 0, 0, f), out ApprovalRequest? r) && r.State == ApprovalState.Approved ? r.Sha256 : null;
+
+    /// <summary>
+    /// An approved program ran with other bytes (<paramref name="sha256"/>): its file was rewritten in place.
+    /// The approval ends (the kernel kills its next exec again); the action event waits in <see cref="TakeQueued"/>.
+    /// </summary>
+    public void EndChangedProgram(uint jobSet, FileId file, string sha256, long nowNs)
+    {
+        if (!byKey.TryGetValue(ApprovalRequest.KeyOf(ApprovalKind.Program, jobSet, [], 0, 0, file), out ApprovalRequest? r) || r.State != ApprovalState.Approved)
+            return;
+        End(r);
+        queued.Add(Event("approval-ended", true, $"approval {r.Id} of {r.What} for job {r.JobId ?? "?"} ended: the file now has other bytes (sha256 {sha256})", r, "ended", null, null, nowNs));
+    }
+
+    /// <summary>Action events made outside <see cref="Expire"/> and <see cref="Decide"/> (an approved file changed), taken once.</summary>
+    public List<ActionEvent> TakeQueued()
+    {
+        List<ActionEvent> taken = [.. queued];
+        queued.Clear();
+        return taken;
     }
 
     /// <summary>Whether <paramref name="file"/> is approved for job set <paramref name="jobSet"/> now (the sensor's hash judgement spares it too).</summary>

@@ -25,7 +25,7 @@ public sealed class ApprovalGateTests : IDisposable
 {
     private const int Eperm = 1;
 
-    /// <summary>Listens on 5001-5004 in its netns; then per stdin line "connect PORT" or "exec PATH", prints the errno (0: it went) or the exit code (-9: killed).</summary>
+    /// <summary>Listens on 5001-5004 in its netns; then per stdin line "connect PORT" or "exec PATH ARGS...", prints the errno (0: it went) or the exit code (-9: killed).</summary>
     private const string Probe = """
         import socket, subprocess, sys, threading
         def serve(port):
@@ -39,16 +39,16 @@ public sealed class ApprovalGateTests : IDisposable
             threading.Thread(target=serve, args=(p,), daemon=True).start()
         print("ready", flush=True)
         for line in sys.stdin:
-            what, arg = line.split()
+            what, *rest = line.split()
             if what == "connect":
                 try:
-                    c = socket.create_connection(("127.0.0.1", int(arg)), timeout=2)
+                    c = socket.create_connection(("127.0.0.1", int(rest[0])), timeout=2)
                     c.close()
                     print(0, flush=True)
                 except OSError as e:
                     print(e.errno or -1, flush=True)
             else:
-                print(subprocess.run([arg]).returncode, flush=True)
+                print(subprocess.run(rest).returncode, flush=True)
         """;
 
     private readonly TestCgroups cgroups = new();
@@ -162,8 +162,20 @@ public sealed class ApprovalGateTests : IDisposable
         // Another program of the same class is still killed: the approval is of that file alone.
         string other = dir.ExecutableCopy("/bin/true", "other");
         Assert.Equal("-9", Ask(probe, $"exec {other}"));
+
+        // The approved file rewritten in place (same inode, other bytes): killed once its hash is known, the approval ended,
+        // and from then on killed by the kernel at exec again.
+        using (var f = new FileStream(program, FileMode.Open, FileAccess.Write))
+        {
+            f.SetLength(0);
+            f.Write(File.ReadAllBytes("/bin/sleep"));
+        }
+        Assert.Equal("-9", Ask(probe, $"exec {program} 10"));
+        Run.WaitFor(() => !Approved().Any(r => r.GetProperty("id").GetString() == id), "the approval of the rewritten file to end", 5000);
+        Assert.Equal("-9", Ask(probe, $"exec {program} 10"));
         StopWatch();
         Assert.Contains(watchLines, l => l.Contains("\"confine-ask\"", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal));
+        Assert.Contains(watchLines, l => l.Contains("\"approval-ended\"", StringComparison.Ordinal) && l.Contains("other bytes", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -233,6 +245,13 @@ public sealed class ApprovalGateTests : IDisposable
         (int exit, string stdout, string stderr) = Cli("approvals", "-o", "json");
         Assert.True(exit == 0, stderr);
         return [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).Where(r => r.GetProperty("state").GetString() == "pending")];
+    }
+
+    private static List<JsonElement> Approved()
+    {
+        (int exit, string stdout, string stderr) = Cli("approvals", "-o", "json");
+        Assert.True(exit == 0, stderr);
+        return [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).Where(r => r.GetProperty("state").GetString() == "approved")];
     }
 
     private static JsonElement PendingFor(string ip, int port) =>
