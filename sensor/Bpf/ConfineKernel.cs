@@ -83,14 +83,17 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// </summary>
     public static ConfineKernel Ensure(string cgroupDirectory)
     {
-        if (!Attached)
+        if (!Attached || MapMissing)
         {
             using FileDescriptor held = RunDirectory.Lock("confine");
-            if (!Attached)
+            if (!Attached || MapMissing)
                 Attach(cgroupDirectory);
         }
         return Open();
     }
+
+    /// <summary>Whether a map this build reads is not pinned: confinement pinned by an older build (without the approval maps), attached again whole.</summary>
+    private static bool MapMissing => Maps.Any(m => !File.Exists(Path.Join(PinRoot, m)));
 
     /// <summary>The pinned confinement, or null when none is attached. Throws <see cref="SensorException"/> when a map cannot be opened.</summary>
     public static ConfineKernel? OpenPinned() => Attached ? Open() : null;

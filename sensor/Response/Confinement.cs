@@ -48,8 +48,18 @@ public sealed partial class Confinement : IDisposable
     {
         if (cgroupOfSet.TryGetValue(set, out (string Directory, ulong Id) cgroup))
             return Libc.InodeOf(cgroup.Directory) == cgroup.Id;
-        return kernel.Processes().Any(p => p.Job.Job == set);
+        // One walk of confine_tgids a second, whatever the number of approvals asking.
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        if (now - treeSetsReadNs >= 1_000_000_000)
+        {
+            treeSets = [.. kernel.Processes().Select(p => p.Job.Job)];
+            treeSetsReadNs = now;
+        }
+        return treeSets.Contains(set);
     }
+
+    private HashSet<uint> treeSets = [];
+    private long treeSetsReadNs = long.MinValue / 2;
 
     /// <summary>The own rule set of the job <paramref name="process"/> is confined in; 0 when none is known.</summary>
     public uint JobSetOf(ProcessEntry process) =>

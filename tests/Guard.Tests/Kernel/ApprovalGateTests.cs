@@ -9,6 +9,7 @@ using Guard.Sensor.Interop;
 using Guard.Sensor.Response;
 using Guard.Tests.Support;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Guard.Tests.Kernel;
 
@@ -57,7 +58,13 @@ public sealed class ApprovalGateTests : IDisposable
     private readonly ConcurrentQueue<string> watchLines = new();
     private Process? watch;
 
-    public ApprovalGateTests() => KernelRequirements.Check();
+    private readonly ITestOutputHelper output;
+
+    public ApprovalGateTests(ITestOutputHelper output)
+    {
+        KernelRequirements.Check();
+        this.output = output;
+    }
 
     [Fact]
     public void AConnectAskedForIsApprovedOnceAndDeniedOrExpiredRequestsLetNothingThrough()
@@ -75,7 +82,9 @@ public sealed class ApprovalGateTests : IDisposable
         Assert.Equal("0", Ask(probe, "connect 5001")); // on the section's allow list
         // Denied meanwhile (EPERM), and raised as a request naming the job, the process and its lineage.
         Assert.Equal(Eperm.ToString(CultureInfo.InvariantCulture), Ask(probe, "connect 5002"));
+        var clock = Stopwatch.StartNew();
         JsonElement request = PendingFor("127.0.0.1", 5002);
+        output.WriteLine($"request listed {clock.ElapsedMilliseconds} ms after the denied connect returned");
         string id = request.GetProperty("id").GetString()!;
         Assert.True(ApprovalRequest.IsId(id), id);
         Assert.Equal($"slurm:{number}", request.GetProperty("job").GetString());
@@ -93,7 +102,9 @@ public sealed class ApprovalGateTests : IDisposable
         Assert.Contains("tcp 127.0.0.1:5002", table, StringComparison.Ordinal);
 
         // Approved: the retried connect goes at once; only that job, that destination.
+        clock.Restart();
         (int approveExit, string approved, string approveErr) = Cli("approve", id, "--for", "1h");
+        output.WriteLine($"guard approve answered in {clock.ElapsedMilliseconds} ms");
         Assert.True(approveExit == 0, approveErr);
         Assert.StartsWith($"guard: approved {id}: tcp 127.0.0.1:5002 for job slurm:{number} for 1 h", approved, StringComparison.Ordinal);
         Assert.Equal("0", Ask(probe, "connect 5002"));
