@@ -568,6 +568,7 @@ public sealed partial class GuardSensor : IDisposable
             {
                 foreach (ActionEvent ended in approvals.Expire(now))
                     emitter.Emit(ended);
+                ApprovalChannel.RemoveStale();
             }
             approvals.Publish();
         }

@@ -186,6 +186,27 @@ public static class ApprovalChannel
         WriteWhole(Path.Join(Directory, id + ".answer"), $"{(done ? "ok" : "refused")}\n{line.ReplaceLineEndings(" ")}\n");
     }
 
+    /// <summary>How long an answer waits for its command: one that gave up (after <see cref="AnswerTimeout"/>) never reads it.</summary>
+    public static readonly TimeSpan AnswerLifetime = TimeSpan.FromMinutes(1);
+
+    /// <summary>Removes answers (and half-written files of a command killed midway) older than <see cref="AnswerLifetime"/>.</summary>
+    public static void RemoveStale()
+    {
+        try
+        {
+            DateTime before = DateTime.UtcNow - AnswerLifetime;
+            foreach (string file in System.IO.Directory.EnumerateFiles(Directory).Where(f => f.EndsWith(".answer", StringComparison.Ordinal) || f.EndsWith(".new", StringComparison.Ordinal)).Take(256).ToList())
+            {
+                if (File.GetLastWriteTimeUtc(file) < before)
+                    TryDelete(file);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Tried again in a second.
+        }
+    }
+
     /// <summary>Writes the sensor's list of requests, one JSON object a line.</summary>
     public static void WriteList(IEnumerable<ApprovalRequest> requests)
     {
