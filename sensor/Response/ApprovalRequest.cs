@@ -46,6 +46,7 @@ public sealed class ApprovalRequest
     /// <summary>The request's id, <see cref="IdLength"/> characters of <see cref="IdAlphabet"/>.</summary>
     public required string Id { get; init; }
 
+    /// <summary>A destination or a program.</summary>
     public required ApprovalKind Kind { get; init; }
 
     /// <summary>The job's own rule set in the kernel: what an approval is added to.</summary>
@@ -54,18 +55,22 @@ public sealed class ApprovalRequest
     /// <summary>The job as Guard names it (slurm:N, tree:ENTITY_ID); null when unknown.</summary>
     public string? JobId { get; init; }
 
-    /// <summary>The [[confine]] section that denied it, and its file:line.</summary>
+    /// <summary>The [[confine]] section that denied it.</summary>
     public required string Section { get; init; }
 
+    /// <summary>file:line of the section's header.</summary>
     public string SectionSource { get; init; } = "";
 
-    /// <summary>The denied process (0 when the kernel did not say), its start in clock ticks, its name and program.</summary>
+    /// <summary>The denied process's pid; 0 when the kernel did not say (a packet at egress).</summary>
     public int Pid { get; init; }
 
+    /// <summary>The denied process's start in clock ticks, as /proc shows it (0 when unknown).</summary>
     public long StartTicks { get; init; }
 
+    /// <summary>Its name (comm), as the job set it: hostile text.</summary>
     public string ProcessName { get; init; } = "";
 
+    /// <summary>Its program's path; empty when unknown.</summary>
     public string ProcessExecutable { get; init; } = "";
 
     /// <summary>The process's ancestors, parent first, each "PID NAME".</summary>
@@ -74,35 +79,43 @@ public sealed class ApprovalRequest
     /// <summary>Destination: 16 bytes, IPv6 or IPv4 v4-mapped.</summary>
     public byte[] Address { get; init; } = new byte[16];
 
-    /// <summary>Destination: port (host order) and protocol (IPPROTO_TCP 6, IPPROTO_UDP 17).</summary>
+    /// <summary>Destination: the port, host order.</summary>
     public ushort Port { get; init; }
 
+    /// <summary>Destination: IPPROTO_TCP 6 or IPPROTO_UDP 17.</summary>
     public byte Protocol { get; init; }
 
-    /// <summary>Program: the path the exec named, the file the kernel ran, its SHA-256 (null when it could not be read as that same file).</summary>
+    /// <summary>Program: the path it ran from (the process's program, else the path the exec named).</summary>
     public string? ProgramPath { get; init; }
 
+    /// <summary>Program: the file the kernel ran (device, inode): what an approval names.</summary>
     public FileId? ProgramFile { get; init; }
 
+    /// <summary>Program: the file's SHA-256 when the request was raised, lowercase hex; null when it could not be read as that file.</summary>
     public string? Sha256 { get; init; }
 
     /// <summary>Denials counted for this request: the first, and every retry while it waits.</summary>
     public ulong Count { get; set; }
 
-    /// <summary>When raised and when it expires unanswered: CLOCK_BOOTTIME ns, and wall clock (Unix ms) for people.</summary>
+    /// <summary>When raised, CLOCK_BOOTTIME ns (the Unix ms fields are for people).</summary>
     public long RaisedNs { get; init; }
 
+    /// <summary>When it expires unanswered, CLOCK_BOOTTIME ns.</summary>
     public long ExpiresNs { get; init; }
 
+    /// <summary>When raised, Unix ms.</summary>
     public long RaisedUnixMs { get; init; }
 
+    /// <summary>When it expires unanswered, Unix ms.</summary>
     public long ExpiresUnixMs { get; init; }
 
+    /// <summary>Pending, or approved and in force.</summary>
     public ApprovalState State { get; set; }
 
-    /// <summary>Approved: until when (CLOCK_BOOTTIME ns, and Unix ms); 0: the job's life.</summary>
+    /// <summary>Approved: until when, CLOCK_BOOTTIME ns; 0: the job's life.</summary>
     public long AllowedUntilNs { get; set; }
 
+    /// <summary>Approved: until when, Unix ms; 0: the job's life.</summary>
     public long AllowedUntilUnixMs { get; set; }
 
     /// <summary>Approved: the uid that approved it.</summary>
