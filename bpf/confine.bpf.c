@@ -346,7 +346,20 @@ static __always_inline struct guard_confine_job *job_of_skb(struct __sk_buff *sk
 	return NULL;
 }
 
-static __always_inline bool allowed_by(__u32 set, const __u8 *addr, __u16 port, __u8 protocol)
+/* Destinations a person approved for one job (`guard approve`), by the job's
+ * own rule set: apart from confine_allow so that a DNS answer for the same
+ * address never replaces an approval, nor an approval an answer. Looked up
+ * only once the allow lists denied: an allowed connect never reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct guard_confine_key);
+	__type(value, struct guard_confine_ports);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_approved SEC(".maps");
+
+static __always_inline bool allowed_in(void *map, __u32 set, const __u8 *addr, __u16 port, __u8 protocol)
 {
 	struct guard_confine_key key = { .prefixlen = 32 + 128, .set = set };
 	struct guard_confine_ports *ports;
@@ -354,7 +367,7 @@ static __always_inline bool allowed_by(__u32 set, const __u8 *addr, __u16 port, 
 	if (!set)
 		return false;
 	__builtin_memcpy(key.addr, addr, 16);
-	ports = bpf_map_lookup_elem(&confine_allow, &key);
+	ports = bpf_map_lookup_elem(map, &key);
 	if (!ports || (ports->expires_ns && ports->expires_ns < bpf_ktime_get_boot_ns()))
 		return false;
 	for (int i = 0; i < GUARD_CONFINE_RANGES; i++) {
@@ -370,7 +383,8 @@ static __always_inline bool allowed_by(__u32 set, const __u8 *addr, __u16 port, 
 
 static __always_inline bool allowed(const struct guard_confine_job *job, const __u8 *addr, __u16 port, __u8 protocol)
 {
-	return allowed_by(job->section, addr, port, protocol) || allowed_by(job->job, addr, port, protocol);
+	return allowed_in(&confine_allow, job->section, addr, port, protocol) || allowed_in(&confine_allow, job->job, addr, port, protocol)
+		|| allowed_in(&confine_approved, job->job, addr, port, protocol);
 }
 
 /* Counts a denial; returns what the caller returns: deny, or in audit let through. */
@@ -1125,6 +1139,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_exec_files SEC(".maps");
 
+/* Programs a person approved for one job (`guard approve`): key set is the
+ * job's own rule set; value: CLOCK_BOOTTIME ns the approval ends, 0 the job's life. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct guard_confine_file_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_exec_approved SEC(".maps");
+
 /* Class programs by name (a file's name or the exec's comm, 15 bytes as comm keeps them). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1250,6 +1274,15 @@ static __always_inline void judge_exec(struct task_struct *task, struct linux_bi
 	denied = classes & rules->deny;
 	if (!denied || (classes & rules->allow & ~GUARD_CLASS_FILE))
 		return;
+	if (job->job) {
+		/* Approved for this job alone: read only once the section denied it. */
+		__u64 *until;
+
+		file.set = job->job;
+		until = bpf_map_lookup_elem(&confine_exec_approved, &file);
+		if (until && (!*until || *until > bpf_ktime_get_boot_ns()))
+			return;
+	}
 	if (job->mode != GUARD_CONFINE_AUDIT)
 		killed = bpf_send_signal(SIGKILL) == 0;
 	a = bpf_ringbuf_reserve(&confine_acts, sizeof(*a), 0);

@@ -23,6 +23,8 @@ public static class GuardCli
         root.Subcommands.Add(DetachCommand.Create(console));
         root.Subcommands.Add(PolicyCommand.Create(console));
         root.Subcommands.Add(ConfineCommand.Create(console));
+        foreach (Command approval in ApprovalCommands.Create(console))
+            root.Subcommands.Add(approval);
         root.Subcommands.Add(VersionCommand.Create(console));
         root.Subcommands.Add(CompletionCommand.Create(console, () => root));
         root.Subcommands.Add(CompletionCommand.CreateManPage(console, () => root));

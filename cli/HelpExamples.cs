@@ -68,6 +68,20 @@ public static class HelpExamples
             "sudo guard confine show slurm:4242                 # a Slurm job's section, allow list, resolvers, DNS allows",
             "sudo guard confine show k8s-pod:1f2e3d4c-0000-4000-8000-000000000000 --policy ./edit.toml",
         ],
+        ["approvals"] =
+        [
+            "sudo guard approvals                    # pending requests of ask sections, approvals in force",
+            "sudo guard approvals -o json | jq 'select(.state == \"pending\")'",
+        ],
+        ["approve"] =
+        [
+            "sudo guard approve k3xq7mzp2a4d --for 1h   # the destination or program, for that job, for an hour",
+            "sudo guard approve k3xq7mzp2a4d            # for the job's life",
+        ],
+        ["deny"] =
+        [
+            "sudo guard deny k3xq7mzp2a4d",
+        ],
         ["policy"] =
         [
             "guard policy check /etc/guard/policy.toml",

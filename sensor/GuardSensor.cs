@@ -121,6 +121,8 @@ public sealed partial class GuardSensor : IDisposable
     private Confinement? confinement;
     private readonly ConfineDenials confineDenials = new();
     private long nextConfineCheckNs;
+    private long nextApprovalCheckNs;
+    private long nextApprovalExpiryNs;
     private readonly HoldBreaches? holdBreaches;
     private bool followingHolds;
     // This sensor's pinned enforcing programs (SensorPins); null when it enforces nothing or has handed over.
@@ -392,6 +394,15 @@ public sealed partial class GuardSensor : IDisposable
             nextConfineCheckNs = now + 1_000_000_000;
             ReportConfineDenials(now);
         }
+        if (now >= nextApprovalCheckNs && confinement?.Approvals is { } approvals)
+        {
+            // Every 100 ms: a person's decision is carried out, and a denial raises its request, within about that.
+            bool whole = now >= nextApprovalExpiryNs;
+            nextApprovalCheckNs = now + DeadlineCheckIntervalNs;
+            if (whole)
+                nextApprovalExpiryNs = now + 1_000_000_000;
+            ServeApprovals(approvals, now, whole);
+        }
         if (now >= nextQuarantineCheckNs && quarantines is not null)
         {
             // Every second the whole pass (pruning holds whose processes are gone); in between, a
@@ -426,6 +437,7 @@ public sealed partial class GuardSensor : IDisposable
         }
         pipeline.Tick(long.MaxValue / 2);
         judge?.FinishRelays((int)SenderLookups.TimeLimit.TotalMilliseconds);
+        EndApprovals();
         sink.Flush();
     }
 
@@ -532,6 +544,57 @@ public sealed partial class GuardSensor : IDisposable
         {
             // Read again in a second; the kernel keeps counting meanwhile.
         }
+    }
+
+    /// <summary>
+    /// The approval gate's turn: decisions people wrote are carried out and answered,
+    /// denials under ask raise requests, and (each second, <paramref name="whole"/>)
+    /// requests and approvals whose time ended go; then the list is written for guard approvals.
+    /// </summary>
+    private void ServeApprovals(Approvals approvals, long now, bool whole)
+    {
+        try
+        {
+            foreach (ApprovalDecision decision in ApprovalChannel.TakeDecisions())
+            {
+                (bool done, string line, ActionEvent? action) = approvals.Decide(decision, now);
+                ApprovalChannel.Answer(decision.Id, done, line);
+                if (action is not null)
+                    emitter.Emit(action);
+            }
+            foreach (ConfineEvent request in approvals.Scan(confinement!.Kernel.Denials(), now, confinement.Rules, confinement.Jobs, table))
+                emitter.Emit(request);
+            foreach (ActionEvent ended in approvals.TakeQueued())
+                emitter.Emit(ended);
+            if (whole)
+            {
+                foreach (ActionEvent ended in approvals.Expire(now))
+                    emitter.Emit(ended);
+                ApprovalChannel.RemoveStale();
+            }
+            approvals.Publish();
+        }
+        catch (Exception e) when (e is SensorException or IOException or UnauthorizedAccessException)
+        {
+            // Tried again in 100 ms; the kernel denies meanwhile, as it would without the gate.
+        }
+    }
+
+    /// <summary>The sensor stops: its approvals end with it (removed from the kernel, one action event each), and its list goes.</summary>
+    private void EndApprovals()
+    {
+        if (confinement?.Approvals is not { } approvals)
+            return;
+        try
+        {
+            foreach (ActionEvent ended in approvals.EndAll(Libc.NowNs(Libc.ClockBoottime)))
+                emitter.Emit(ended);
+        }
+        catch (SensorException)
+        {
+            // The next sensor's start removes what is left.
+        }
+        ApprovalChannel.RemoveList();
     }
 
     /// <summary>Holds whose timeout passed are killed or released, whoever made them: the pinned state is the host's, not this sensor's.</summary>

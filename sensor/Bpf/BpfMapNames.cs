@@ -156,4 +156,10 @@ public static class BpfMapNames
 
     /// <summary><c>confine_next_set</c> in bpf/confine.bpf.c, pinned: the counter of own rule sets the kernel gives trees it starts.</summary>
     public const string ConfineNextSet = "confine_next_set";
+
+    /// <summary><c>confine_approved</c> in bpf/confine.bpf.c, pinned: destinations a person approved for one job (struct guard_confine_key by the job's own set).</summary>
+    public const string ConfineApproved = "confine_approved";
+
+    /// <summary><c>confine_exec_approved</c> in bpf/confine.bpf.c, pinned: programs a person approved for one job (struct guard_confine_file_key by the job's own set; value the end, CLOCK_BOOTTIME ns, 0 the job's life).</summary>
+    public const string ConfineExecApproved = "confine_exec_approved";
 }

@@ -57,6 +57,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
         BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
+        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -120,14 +121,17 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// </summary>
     public static ConfineKernel Ensure(string cgroupDirectory)
     {
-        if (!Attached)
+        if (!Attached || MapMissing)
         {
             using FileDescriptor held = RunDirectory.Lock("confine");
-            if (!Attached)
+            if (!Attached || MapMissing)
                 Attach();
         }
         return Open(cgroupDirectory);
     }
+
+    /// <summary>Whether a map this build reads is not pinned: confinement pinned by an older build (without the approval maps), attached again whole.</summary>
+    private static bool MapMissing => Maps.Any(m => !File.Exists(Path.Join(PinRoot, m)));
 
     /// <summary>The pinned confinement, or null when none is attached; tree instances it attaches go at the cgroup v2 root. Throws <see cref="SensorException"/> when a map cannot be opened.</summary>
     public static ConfineKernel? OpenPinned() => Attached ? Open(null) : null;

@@ -17,7 +17,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
     /// <summary>The parts a section may have, as sub-tables or dotted keys.</summary>
     public static readonly string[] Parts = ["egress", "exec", "gpu"];
 
-    private static readonly string[] TopKeys = ["name", "jobs", "launchers", "users", "groups", "mode", "resolvers", "gpu"];
+    private static readonly string[] TopKeys = ["name", "jobs", "launchers", "users", "groups", "mode", "ask_expiry_seconds", "resolvers", "gpu"];
     private static readonly string[] SelectorKeys = ["jobs", "launchers", "users", "groups"];
     private static readonly string[] JobKinds = ["slurm", "k8s-pod", "container", "systemd", JobMembership.TreeKind];
 
@@ -70,6 +70,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
             case "users": s.Users = Strings(kv, where, line, Principal) ?? s.Users; break;
             case "groups": s.Groups = Strings(kv, where, line, Principal) ?? s.Groups; break;
             case "mode": s.Mode = Mode(kv, where, line) ?? s.Mode; break;
+            case "ask_expiry_seconds": s.AskExpirySeconds = AskExpiry(kv, where, line) ?? s.AskExpirySeconds; break;
             case "resolvers": s.Resolvers = Strings(kv, where, line, Resolver)?.Select(IPAddress.Parse).ToList() ?? s.Resolvers; break;
             case "egress.allow": Egress(s, kv, where, line); break;
             case "exec.allow": s.ExecAllow = ExecRules(kv, where, line) ?? s.ExecAllow; break;
@@ -109,6 +110,8 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
                 Error(s.Line, "confine", "confines nothing: give egress.allow, exec.allow or exec.deny, or gpu");
             if (s.ExecAllow is not null && s.ExecDeny is null)
                 Error(s.Seen["exec.allow"], "confine.exec.allow", "allows out of nothing: exec.allow excepts from exec.deny, which is not given");
+            if (s.Seen.TryGetValue("ask_expiry_seconds", out int expiryLine) && s.Mode != ConfineMode.Ask)
+                Error(expiryLine, "confine.ask_expiry_seconds", "is only for mode = \"ask\": nothing waits for an answer in this section");
             if (s.Resolvers.Count > 0 && s.Egress is null)
                 Error(s.Seen["resolvers"], "confine.resolvers", "has no egress.allow to keep DNS open in");
             if (s.Egress is { Names.Count: > 0 } && s.Resolvers.Count == 0)
@@ -116,7 +119,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
             built.Add(new ConfineSection(
                 name, $"{file}:{s.Line}", new ConfineSelector(s.Jobs, s.Launchers, s.Users, s.Groups), s.Mode, s.Resolvers,
                 s.Egress, s.ExecDeny is null ? null : new ConfineExec(s.ExecAllow ?? [], s.ExecDeny),
-                s.GpuDevices is null ? null : new ConfineGpu(s.GpuDevices)));
+                s.GpuDevices is null ? null : new ConfineGpu(s.GpuDevices), s.AskExpirySeconds));
         }
         return built;
     }
@@ -322,6 +325,15 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         return mode;
     }
 
+    /// <summary>ask_expiry_seconds: a whole number of seconds, 1 to <see cref="ConfineSection.MaxAskExpirySeconds"/>.</summary>
+    private int? AskExpiry(KeyValueSyntax kv, string where, int line)
+    {
+        if (kv.Value is IntegerValueSyntax { Value: >= 1 and <= ConfineSection.MaxAskExpirySeconds } n)
+            return (int)n.Value;
+        Error(line, where, $"expected whole seconds from 1 to {ConfineSection.MaxAskExpirySeconds} (900: 15 minutes)");
+        return null;
+    }
+
     private static string? NotEmpty(string s) => s.Length == 0 ? "must not be empty" : null;
 
     /// <summary>"*", or KIND:GLOB with a job kind Guard names ('*' any run of characters, '?' one).</summary>
@@ -419,6 +431,8 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         public List<string> Groups { get; set; } = [];
 
         public ConfineMode Mode { get; set; } = ConfineMode.Enforce;
+
+        public int AskExpirySeconds { get; set; } = ConfineSection.DefaultAskExpirySeconds;
 
         public List<IPAddress> Resolvers { get; set; } = [];
 

@@ -110,6 +110,14 @@ public sealed record ConfineSelector(IReadOnlyList<string> Jobs, IReadOnlyList<s
 /// <param name="Name">The section's name (name = "..."), or "confine#N" by its place in the policy.</param>
 /// <param name="Source">file:line of the section's header: where a denial's rule came from.</param>
 /// <param name="Resolvers">DNS servers the job may always reach (UDP and TCP 53), and whose answers allow names.</param>
+/// <param name="AskExpirySeconds">Under <see cref="ConfineMode.Ask"/>: how long an approval request waits for an answer before it expires (ask_expiry_seconds; <see cref="DefaultAskExpirySeconds"/> when not given).</param>
 public sealed record ConfineSection(
     string Name, string Source, ConfineSelector Select, ConfineMode Mode, IReadOnlyList<IPAddress> Resolvers,
-    ConfineEgress? Egress, ConfineExec? Exec, ConfineGpu? Gpu);
+    ConfineEgress? Egress, ConfineExec? Exec, ConfineGpu? Gpu, int AskExpirySeconds = ConfineSection.DefaultAskExpirySeconds)
+{
+    /// <summary>How long an approval request waits by default: 15 minutes, long enough for a person paged to answer, short enough that a stale request is not approved by mistake.</summary>
+    public const int DefaultAskExpirySeconds = 900;
+
+    /// <summary>The longest ask_expiry_seconds a policy may give: a day.</summary>
+    public const int MaxAskExpirySeconds = 86_400;
+}

@@ -47,6 +47,8 @@ public static class PolicyWriter
         toml.AppendLine().AppendLine(CultureInfo.InvariantCulture, $"# from {c.Source}").AppendLine("[[confine]]");
         toml.AppendLine(CultureInfo.InvariantCulture, $"name = {Quote(c.Name)}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"mode = {Quote(ConfineModeName(c.Mode))}");
+        if (c.Mode == ConfineMode.Ask)
+            toml.AppendLine(CultureInfo.InvariantCulture, $"ask_expiry_seconds = {c.AskExpirySeconds}");
         foreach ((string key, IReadOnlyList<string> values) in new[] { ("jobs", c.Select.Jobs), ("launchers", c.Select.Launchers), ("users", c.Select.Users), ("groups", c.Select.Groups) })
         {
             if (values.Count > 0)

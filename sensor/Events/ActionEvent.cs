@@ -26,9 +26,25 @@ public sealed class ActionEvent : SensorEvent
     /// <summary>For a refused attempt to let a held job run: what tried, how, how often; null otherwise.</summary>
     public HoldAttempt? Attempt { get; init; }
 
+    /// <summary>For the approval gate (approve, deny, approval-expired, approval-ended): the request decided; null otherwise.</summary>
+    public ApprovalFacts? Approval { get; init; }
+
     /// <summary>For a policy reload: the policy in force after it (the new one, or the old one kept); null otherwise.</summary>
     public PolicyInForce? Policy { get; init; }
 }
+
+/// <summary>
+/// An approval request as a decision on it reports it (guard.approval): its id,
+/// destination or program, the job and section, and what was decided.
+/// </summary>
+/// <param name="Kind">destination or program.</param>
+/// <param name="What">"tcp 10.0.0.5:443", or "exec /path (sha256 HEX)".</param>
+/// <param name="Decision">approved, denied, expired (no answer in time) or ended (an approval's time or job ended, or its sensor stopped).</param>
+/// <param name="UntilUnixMs">Approved: until when (Unix ms); 0 for the job's life; null otherwise.</param>
+/// <param name="DecidedByFileOwner">The uid that owned the decision file (root, or a user with the capabilities); null when no person decided.</param>
+/// <param name="SudoUid">SUDO_UID of the command that decided, when it ran under sudo; null otherwise.</param>
+public sealed record ApprovalFacts(
+    string Id, string Kind, string? JobId, string Section, string What, string? Sha256, string Decision, long? UntilUnixMs, uint? DecidedByFileOwner, uint? SudoUid);
 
 /// <summary>
 /// A policy a sensor applies: the SHA-256 of its text (lowercase hex, the

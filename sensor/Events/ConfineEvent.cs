@@ -48,4 +48,10 @@ public sealed class ConfineEvent : SensorEvent
 
     /// <summary>When the kernel counted the first of them, CLOCK_BOOTTIME ns.</summary>
     public long FirstNs { get; init; }
+
+    /// <summary>Under ask: the approval request this denial raised (event.action confine-ask); null for a plain denial.</summary>
+    public string? ApprovalId { get; init; }
+
+    /// <summary>Under ask: when the request expires unanswered, Unix ms.</summary>
+    public long ApprovalExpiresUnixMs { get; init; }
 }

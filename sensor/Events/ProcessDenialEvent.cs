@@ -40,8 +40,14 @@ public sealed class ProcessDenialEvent : SensorEvent
     /// <summary>exec: the rules of the section that denied it (class names, "path", or the sha256 entry).</summary>
     public IReadOnlyList<string> DeniedBy { get; init; } = [];
 
-    /// <summary>exec by hash: the program's SHA-256, lowercase hex; null otherwise.</summary>
-    public string? Sha256 { get; init; }
+    /// <summary>exec by hash, or under ask: the program's SHA-256, lowercase hex; null otherwise.</summary>
+    public string? Sha256 { get; set; }
+
+    /// <summary>exec under ask: the approval request this denial raised (event.action confine-ask); null otherwise, and for a retry while one waits.</summary>
+    public string? ApprovalId { get; set; }
+
+    /// <summary>exec under ask: when the request expires unanswered, Unix ms.</summary>
+    public long ApprovalExpiresUnixMs { get; set; }
 
     /// <summary>exec by hash: ms from the exec to the kill; null otherwise.</summary>
     public double? DelayMs { get; init; }

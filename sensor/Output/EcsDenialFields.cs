@@ -13,7 +13,7 @@ internal sealed class EcsDenialFields(EcsHeader header, EcsProcessFields process
 {
     public void Write(JsonLineWriter w, ProcessDenialEvent d)
     {
-        header.Event(w, d.Sequence, d.Enforced ? "denied"u8 : "info"u8, "process"u8, Encoding.UTF8.GetBytes("confine-" + d.What),
+        header.Event(w, d.Sequence, d.Enforced ? "denied"u8 : "info"u8, "process"u8, Encoding.UTF8.GetBytes(d.ApprovalId is null ? "confine-" + d.What : "confine-ask"),
             d.Enforced ? "success"u8 : "unknown"u8, dataset: "guard.response"u8,
             reason: d.Enforced ? $"denied by [[confine]] {d.Section}" : $"would be denied by [[confine]] {d.Section} (audit)");
         processes.Process(w, d.Process);
@@ -58,6 +58,8 @@ internal sealed class EcsDenialFields(EcsHeader header, EcsProcessFields process
             w.EndObject();
         }
         w.EndObject();
+        if (d.ApprovalId is { } id)
+            EcsApprovalFields.Request(w, id, d.ApprovalExpiresUnixMs);
         if (d.Process is { } p)
         {
             EcsLineageFields.Job(w, p, withCgroup: true);

@@ -86,6 +86,8 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
         w.EndObject();
         if (a.Policy is { } policy)
             Policy(w, policy);
+        if (a.Approval is { } approval)
+            EcsApprovalFields.Decision(w, approval);
         w.EndObject();
     }
 
@@ -124,8 +126,10 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
     /// <summary>
     /// event.category and event.type of an action, a pair ECS allows: a kill
     /// ends processes (process, end); a hold or a release changes them (process,
-    /// change); detach-all switches Guard off and policy-reload changes what it
-    /// enforces (configuration, change); an action
+    /// change); detach-all switches Guard off, policy-reload changes what it
+    /// enforces, and the approval gate's decisions (approve, deny,
+    /// approval-expired, approval-ended) change a job's allow list
+    /// (configuration, change); an action
     /// not named here is (process, info). A failed action keeps its pair, with
     /// event.outcome failure.
     /// </summary>
@@ -140,7 +144,7 @@ internal sealed class EcsFindingFields(EcsHeader header, EcsProcessFields proces
             case "quarantine" or "release":
                 type = "change"u8;
                 break;
-            case "detach-all" or "policy-reload":
+            case "detach-all" or "policy-reload" or "approve" or "deny" or "approval-expired" or "approval-ended":
                 category = "configuration"u8;
                 type = "change"u8;
                 break;

@@ -81,7 +81,7 @@ internal sealed class EcsNetworkFields(EcsHeader header, EcsProcessFields proces
     /// </summary>
     public void Write(JsonLineWriter w, ConfineEvent c)
     {
-        header.Event(w, c.Sequence, c.WouldDeny ? "allowed"u8 : "denied"u8, "network"u8, c.WouldDeny ? "confine-audit"u8 : "confine-deny"u8,
+        header.Event(w, c.Sequence, c.WouldDeny ? "allowed"u8 : "denied"u8, "network"u8, c.WouldDeny ? "confine-audit"u8 : c.ApprovalId is null ? "confine-deny"u8 : "confine-ask"u8,
             c.WouldDeny ? "success"u8 : "failure"u8, dataset: "guard.confine"u8);
         processes.Process(w, c.Process);
         w.StartObject("destination"u8);
@@ -116,6 +116,8 @@ internal sealed class EcsNetworkFields(EcsHeader header, EcsProcessFields proces
         if (c.WouldDeny)
             w.Bool("would_deny"u8, true);
         w.EndObject();
+        if (c.ApprovalId is { } id)
+            EcsApprovalFields.Request(w, id, c.ApprovalExpiresUnixMs);
         w.EndObject();
     }
 

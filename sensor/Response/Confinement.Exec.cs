@@ -105,7 +105,9 @@ public sealed partial class Confinement
     }
 
     /// <summary>Whether the exec of <paramref name="process"/> must be hashed to be judged.</summary>
-    public bool WantsHash(ProcessEntry process) => NeedsHashes && SectionOf(process) is { } s && NeedsHash(s);
+    public bool WantsHash(ProcessEntry process) =>
+        (NeedsHashes && SectionOf(process) is { } s && NeedsHash(s))
+        || (Approvals is { HasProgramApprovals: true } gate && gate.ApprovedSha256(JobSetOf(process), process.ExecutableFile) is not null);
 
     /// <summary>
     /// The program of <paramref name="process"/> (exec'd at <paramref name="execNs"/>, CLOCK_BOOTTIME)
@@ -115,6 +117,31 @@ public sealed partial class Confinement
     /// </summary>
     public ProcessDenialEvent? OnHash(ProcessEntry process, string sha256, long execNs)
     {
+        // An approved program whose bytes are no longer those approved (rewritten in place): killed, its approval ended.
+        if (Approvals is { HasProgramApprovals: true } gate && process.ExecutableFile is { } approvedFile
+            && gate.ApprovedSha256(JobSetOf(process), approvedFile) is { } approvedSha && approvedSha != sha256)
+        {
+            bool stopped = Kill(process);
+            gate.EndChangedProgram(JobSetOf(process), approvedFile, sha256, Libc.NowNs(Libc.ClockBoottime));
+            long at = Libc.NowNs(Libc.ClockBoottime);
+            ConfineSection? s = SectionOf(process);
+            return new ProcessDenialEvent
+            {
+                Process = process,
+                TimeNs = at,
+                What = "exec",
+                Section = s?.Name ?? "",
+                Source = s?.Source ?? "",
+                Mode = "ask",
+                Enforced = true,
+                Killed = stopped,
+                By = "hash",
+                Path = process.ExecutableText,
+                DeniedBy = [$"approved as sha256:{approvedSha}"],
+                Sha256 = sha256,
+                DelayMs = (at - execNs) / 1e6,
+            };
+        }
         if (!NeedsHashes || SectionOf(process) is not { Exec: { } exec } section)
             return null;
         uint classes = classHashes.GetValueOrDefault(sha256);
@@ -124,7 +151,7 @@ public sealed partial class Confinement
             if (r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0))
                 deniedBy.Add(r.Text);
         }
-        if (deniedBy.Count == 0 || KernelDenied(process, section) || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
+        if (deniedBy.Count == 0 || KernelDenied(process, section) || Approvals?.ProgramApproved(JobSetOf(process), process.ExecutableFile) == true || exec.Allow.Any(r => r.Sha256 == sha256 || (r.Class is { } c && (classes & (uint)ExecConfinement.BitOf(c)) != 0)
             || (r.PathGlob is { } glob && ConfineParser.GlobMatches(glob, process.ExecutableText))))
             return null;
         bool enforced = section.Mode != ConfineMode.Audit;
@@ -190,7 +217,13 @@ public sealed partial class Confinement
         pendingActs.Clear();
         acts.Drain(pendingActs);
         foreach (GuardConfineAct a in pendingActs)
-            into.Add(EventOf(a, table.Identify((int)a.Tgid, a.StartTimeNs)));
+        {
+            ProcessDenialEvent denial = EventOf(a, table.Identify((int)a.Tgid, a.StartTimeNs));
+            // Under ask a killed exec raises a request (a retry while it waits only counts).
+            if (Approvals is { } gate && a.Mode == (uint)ConfineKernelMode.Ask && a.Kind == (uint)ConfineActKind.Exec && Rules.SectionOfSet(a.Section) is { } section)
+                gate.OnProgramDenied(denial, a.Job, new FileId(a.Device, a.Inode), section, Libc.NowNs(Libc.ClockBoottime));
+            into.Add(denial);
+        }
     }
 
     private ProcessDenialEvent EventOf(in GuardConfineAct a, ProcessEntry? process)

@@ -32,7 +32,40 @@ public sealed partial class Confinement : IDisposable
         Exec = exec;
         acts = new ConfineActReader(kernel.ActsFd);
         classHashes = HashClassPrograms(rules, exec);
+        Approvals = rules.Sections.Any(s => s.Mode == ConfineMode.Ask) ? new Approvals(kernel, JobAlive) : null;
     }
+
+    /// <summary>The approval gate, when a section is in ask mode; null otherwise.</summary>
+    public Approvals? Approvals { get; }
+
+    /// <summary>Own rule sets of the cgroup jobs this sensor confined: the job's cgroup directory and its id, to tell when it is gone.</summary>
+    private readonly Dictionary<uint, (string Directory, ulong Id)> cgroupOfSet = [];
+
+    /// <summary>Own rule sets of cgroup jobs by job id, for a process's set.</summary>
+    private readonly Dictionary<string, uint> setOfCgroupJob = new(StringComparer.Ordinal);
+
+    /// <summary>Whether the job with own rule set <paramref name="set"/> still runs: its cgroup is there, or the kernel keeps a process of its tree.</summary>
+    public bool JobAlive(uint set)
+    {
+        if (cgroupOfSet.TryGetValue(set, out (string Directory, ulong Id) cgroup))
+            return Libc.InodeOf(cgroup.Directory) == cgroup.Id;
+        // One walk of confine_tgids a second, whatever the number of approvals asking.
+        long now = Libc.NowNs(Libc.ClockBoottime);
+        if (now - treeSetsReadNs >= 1_000_000_000)
+        {
+            treeSets = [.. kernel.Processes().Select(p => p.Job.Job)];
+            treeSetsReadNs = now;
+        }
+        return treeSets.Contains(set);
+    }
+
+    private HashSet<uint> treeSets = [];
+    private long treeSetsReadNs = long.MinValue / 2;
+
+    /// <summary>The own rule set of the job <paramref name="process"/> is confined in; 0 when none is known.</summary>
+    public uint JobSetOf(ProcessEntry process) =>
+        process.CgroupJob is { } job ? setOfCgroupJob.GetValueOrDefault(job.Id)
+        : kernel.TreeJobOf(process.Pid, process.StartTicks)?.Job ?? 0;
 
     /// <summary>The sections as the kernel has them.</summary>
     public ConfineRules Rules { get; }
@@ -120,6 +153,8 @@ public sealed partial class Confinement : IDisposable
             }
             cgroupIds[id] = job.Id;
             jobs[set] = new ConfinedJob(job.Id, section);
+            cgroupOfSet[set] = (Path.Join(cgroupRoot, job.CgroupPath), id);
+            setOfCgroupJob[job.Id] = set;
             cgroupSections[job.Id] = section;
             return section;
         }

@@ -25,6 +25,9 @@ public sealed class WhoMayActTests
     [InlineData("release --all")]
     [InlineData("detach --all")]
     [InlineData("policy reload")]
+    [InlineData("approvals")]
+    [InlineData("approve {pid} --for 1h")]
+    [InlineData("deny {pid}")]
     public void AnUnprivilegedUserIsRefusedEachActingCommandAndNothingIsSignalled(string commandLine)
     {
         string[] command = commandLine.Split(' ');

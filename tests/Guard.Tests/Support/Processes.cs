@@ -61,6 +61,21 @@ public static class Run
         }
     }
 
+    /// <summary>Polls <paramref name="value"/> every 20 ms until it gives one; fails the test, naming <paramref name="what"/>, after <paramref name="ms"/>.</summary>
+    public static T WaitForValue<T>(Func<T?> value, string what, int ms = 5000)
+        where T : struct
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (value() is { } found)
+                return found;
+            if (clock.ElapsedMilliseconds > ms)
+                throw new XunitException($"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
     /// <summary>The process's state letter from /proc/PID/status (S, T, Z, ...); X once it is gone.</summary>
     public static char State(int pid)
     {

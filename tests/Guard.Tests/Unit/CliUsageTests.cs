@@ -54,7 +54,7 @@ public sealed class CliUsageTests
     [InlineData("guard: --pid: 'abc' is not a process id (a whole number above 0)", "watch", "--pid", "abc")]
     [InlineData("guard: --gpu-device: '999999' is not MAJOR:MINOR, MAJOR:* (every minor) or a /dev path, each but the path with an optional /uvm", "watch", "--gpu-device", "999999")]
     [InlineData("guard: --gpu-device: '70000:1': major 70000 is out of range (1 to 4095)", "watch", "--gpu-device", "70000:1")]
-    [InlineData("guard: no command given to 'guard' (commands: watch, kill, quarantine, release, status, gpu, detach, policy, confine, version, completion)")]
+    [InlineData("guard: no command given to 'guard' (commands: watch, kill, quarantine, release, status, gpu, detach, policy, confine, approvals, approve, deny, version, completion)")]
     // Refused before anything loads: the policy file named does not exist, so a broken check would fail on that instead.
     [InlineData("guard: --job: 'foo' names no job; a job is slurm:N, k8s-pod:UID, container:ID, systemd:UNIT or tree:ENTITY_ID", "watch", "--job", "foo", "--policy", "/nonexistent/policy.toml")]
     public void AMistakeIsNamedWithWhatWasMeant(string said, params string[] args)

@@ -110,7 +110,7 @@ public sealed class ConfinePolicyTests
     }
 
     [Theory]
-    [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, resolvers, gpu; parts: egress, exec, gpu)")]
+    [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, ask_expiry_seconds, resolvers, gpu; parts: egress, exec, gpu)")]
     [InlineData("egress.bogus = []", "p.toml:3:confine.egress.bogus: unknown key in [[confine]] (known: allow)")]
     [InlineData("mode = \"block\"", "p.toml:3:confine.mode: \"block\" is not a mode (enforce, audit, ask)")]
     [InlineData("mode = 1", "p.toml:3:confine.mode: expected a string")]

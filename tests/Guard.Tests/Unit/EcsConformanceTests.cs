@@ -147,6 +147,18 @@ public sealed class EcsConformanceTests
         ["guard.confine.first"] = "when the first of them was",
         ["guard.confine.job_set"] = "the job's identity in the kernel's confinement maps",
         ["guard.confine.would_deny"] = "audit mode: let through (event.type allowed), the section would have denied it",
+        ["guard.approval.id"] = "an ask section's approval request, by its random id (guard approve ID): ECS has no approval workflow",
+        ["guard.approval.state"] = "pending: the request a denial raised",
+        ["guard.approval.expires"] = "when the request expires unanswered",
+        ["guard.approval.kind"] = "destination or program",
+        ["guard.approval.decision"] = "approved, denied, expired, ended or refused",
+        ["guard.approval.job"] = "the job it was asked for",
+        ["guard.approval.section"] = "the ask section",
+        ["guard.approval.what"] = "the destination or program, in words",
+        ["guard.approval.sha256"] = "a program's SHA-256 as it was denied",
+        ["guard.approval.until"] = "an approval's end, or job-end",
+        ["guard.approval.decided_by_uid"] = "the uid that owned the decision file (user.id is the person: SUDO_UID when set)",
+        ["guard.approval.sudo_uid"] = "SUDO_UID of the deciding command",
     };
 
     private static readonly string[] ActionOutcomes = ["success", "failure"];
@@ -245,7 +257,7 @@ public sealed class EcsConformanceTests
         [
             .. Enum.GetValues<EventAction>().Select(EventNames.Action),
             "kill", "kill-tree", "kill-job", QuarantineOutcome.HoldAction, "release", "kill-quarantined", "detach-all",
-            GuardSensor.ReloadAction, RingDropAlerts.Rule,
+            GuardSensor.ReloadAction, RingDropAlerts.Rule, "confine-ask", "approve", "deny", "approval-expired", "approval-ended",
             .. Detectors.All.Select(d => d.Name),
         ];
         string[] missing = [.. expected.Where(a => !actions.Contains(a))];
@@ -311,6 +323,10 @@ public sealed class EcsConformanceTests
             ["release"] = ("process", "change"),
             ["detach-all"] = ("configuration", "change"),
             [GuardSensor.ReloadAction] = ("configuration", "change"),
+            ["approve"] = ("configuration", "change"),
+            ["deny"] = ("configuration", "change"),
+            ["approval-expired"] = ("configuration", "change"),
+            ["approval-ended"] = ("configuration", "change"),
         };
         foreach (Line line in Corpus.Value.Where(l => l.Json.GetProperty("event").GetProperty("dataset").GetString() == "guard.response"))
         {
@@ -587,6 +603,33 @@ public sealed class EcsConformanceTests
             FirstNs = 99,
             TimeNs = 99,
         });
+
+        // An ask section's request, raised by a denied connect, and the decisions on requests.
+        sink.Write(new ConfineEvent
+        {
+            Process = worker,
+            Section = "ask-gpu",
+            SectionSource = "policy.toml:9",
+            Mode = "ask",
+            Attempt = "connect",
+            JobId = "tree:x",
+            JobSet = 1027,
+            Family = 2,
+            DestinationAddress = [198, 51, 100, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            DestinationPort = 443,
+            Protocol = 6,
+            Count = 1,
+            FirstNs = 100,
+            TimeNs = 100,
+            ApprovalId = "k3xq7mzp2a4d",
+            ApprovalExpiresUnixMs = 1_800_000_000_000,
+        });
+        var asked = new ApprovalFacts("k3xq7mzp2a4d", "destination", "tree:x", "ask-gpu", "tcp 198.51.100.8:443", null, "approved", 1_800_000_000_000, 0, 1000);
+        sink.Write(new ActionEvent { Action = "approve", Succeeded = true, Message = "approved", OrderedByUid = 1000, Approval = asked, TimeNs = 101 });
+        sink.Write(new ActionEvent { Action = "deny", Succeeded = true, Message = "denied", OrderedByUid = 0, Approval = asked with { Decision = "denied", UntilUnixMs = null, SudoUid = null }, TimeNs = 102 });
+        var program = new ApprovalFacts("m2b4c6d7e2fg", "program", "slurm:4242", "ask-gpu", "exec /tmp/x (sha256 " + DeniedHash + ")", DeniedHash, "expired", null, null, null);
+        sink.Write(new ActionEvent { Action = "approval-expired", Succeeded = true, Message = "expired", OrderedBy = "approval-gate", Approval = program, TimeNs = 103 });
+        sink.Write(new ActionEvent { Action = "approval-ended", Succeeded = true, Message = "ended", OrderedBy = "approval-gate", Approval = asked with { Decision = "ended", UntilUnixMs = 0 }, TimeNs = 104 });
 
         // The ring lost records faster than --drop-alert-rate: the sensor's own alert, about no process.
         var dropEmitter = new EventEmitter(table, sink, new EventFilter());
