@@ -6,8 +6,10 @@
  * returns 1 on every path but the Stratum drop.
  *
  * Hooks are chosen to keep syscalls off the slow path: process lifecycle from
- * the sched tracepoints, connections from cgroup sock_addr and sockops,
- * payloads and DNS from cgroup_skb egress, GPU opens from cgroup/dev. Only GPU
+ * the sched tracepoints, connections from cgroup sock_addr, TCP connect
+ * outcomes, payloads and DNS from cgroup_skb egress (a failed handshake from
+ * the error report and destroy tracepoints, which a working connection never
+ * reaches while connecting), GPU opens from cgroup/dev. Only GPU
  * ioctls need a syscall tracepoint, and the sensor loads it only where GPU
  * devices exist or are configured.
  *
@@ -78,6 +80,21 @@ struct sock_owner {
 	struct guard_sock_owner who;
 	struct stream_state stream; /* TCP */
 	__u32 head_len;             /* bytes of the stream reported: set at its first byte (GUARD_TLS_HEAD_LEN for TLS) */
+	__u8 handshake;             /* TCP: enum handshake, the connect's outcome record */
+	__u8 pad;
+	__u16 sport;                /* TCP: the local port its SYN left from (a failed connect's socket has released it) */
+};
+
+/* Where a TCP connect's outcome record is. A connect makes it HANDSHAKE_NONE;
+ * its SYN leaving makes it OPEN; the first packet after it in another state
+ * (the handshake's ACK, or data carrying it) reports ESTABLISHED, an error
+ * report or the socket's end while still OPEN reports FAILED: DONE either
+ * way, so each connect has one record, and a settled stream costs one
+ * compare for it. */
+enum handshake {
+	HANDSHAKE_NONE = 0,
+	HANDSHAKE_OPEN,
+	HANDSHAKE_DONE,
 };
 
 struct payload_scratch {
@@ -518,11 +535,14 @@ static __always_inline int on_connect(struct bpf_sock_addr *ctx, __u16 family)
 	bool fresh;
 	struct sock_owner *owner = claim_socket(sk, &fresh);
 
-	/* TCP reports from sockops once the handshake has an outcome. */
-	if (ctx->protocol == IPPROTO_UDP)
+	/* TCP reports once the handshake has an outcome (egress, or its failure's tracepoints). */
+	if (ctx->protocol == IPPROTO_UDP) {
 		emit_udp_connect(ctx, family);
-	else if (owner && !fresh)
-		stream_restart(&owner->stream, sk);
+	} else if (owner && sk && sk->state == BPF_TCP_CLOSE) {
+		owner->handshake = HANDSHAKE_NONE;
+		if (!fresh)
+			stream_restart(&owner->stream, sk);
+	}
 	return 1;
 }
 
@@ -557,68 +577,119 @@ int guard_sendmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-static __always_inline void emit_tcp_outcome(struct bpf_sock_ops *skops, __u32 result)
+/* A TCP connect's outcome record, its addresses from the socket as egress
+ * sees it. Often softirq context: the owner comes from storage, never current. */
+static __always_inline void emit_tcp_outcome(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner, __u32 result)
 {
-	struct sock_owner *owner = 0;
-	struct bpf_sock *sk = skops->sk;
 	struct guard_connect *c;
 
-	if (sk)
-		owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	c = reserve(sizeof(*c), GUARD_RECORD_CONNECT);
 	if (!c)
 		return;
-	/* Often softirq context: the owner comes from storage, never current. */
-	fill_header(&c->h, GUARD_RECORD_CONNECT, owner ? owner->who.pid : 0, owner ? owner->who.start_time_ns : 0);
-	c->cookie = bpf_get_socket_cookie(skops);
-	c->family = skops->family;
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner->who.pid, owner->who.start_time_ns);
+	c->cookie = bpf_get_socket_cookie(skb);
+	c->family = sk->family;
 	c->protocol = IPPROTO_TCP;
-	c->dport = bpf_ntohl(skops->remote_port);
-	c->sport = skops->local_port;
+	c->dport = bpf_ntohs(sk->dst_port);
+	c->sport = sk->src_port;
 	c->result = result;
 	c->pad = 0;
 	__builtin_memset(c->daddr, 0, sizeof(c->daddr));
 	__builtin_memset(c->saddr, 0, sizeof(c->saddr));
-	if (skops->family == AF_INET) {
-		__u32 d4 = skops->remote_ip4, s4 = skops->local_ip4;
+	if (sk->family == AF_INET) {
+		__u32 d4 = sk->dst_ip4, s4 = sk->src_ip4;
 
 		__builtin_memcpy(c->daddr, &d4, 4);
 		__builtin_memcpy(c->saddr, &s4, 4);
 	} else {
 		__u32 d6[4], s6[4];
 
-		d6[0] = skops->remote_ip6[0];
-		d6[1] = skops->remote_ip6[1];
-		d6[2] = skops->remote_ip6[2];
-		d6[3] = skops->remote_ip6[3];
-		s6[0] = skops->local_ip6[0];
-		s6[1] = skops->local_ip6[1];
-		s6[2] = skops->local_ip6[2];
-		s6[3] = skops->local_ip6[3];
+		d6[0] = sk->dst_ip6[0];
+		d6[1] = sk->dst_ip6[1];
+		d6[2] = sk->dst_ip6[2];
+		d6[3] = sk->dst_ip6[3];
+		s6[0] = sk->src_ip6[0];
+		s6[1] = sk->src_ip6[1];
+		s6[2] = sk->src_ip6[2];
+		s6[3] = sk->src_ip6[3];
 		__builtin_memcpy(c->daddr, d6, 16);
 		__builtin_memcpy(c->saddr, s6, 16);
 	}
 	submit(c);
 }
 
-SEC("sockops")
-int guard_sockops(struct bpf_sock_ops *skops)
+/* At egress, before the stream is read: the SYN opens the handshake; the
+ * first packet after it in another state is its ACK (or data or a FIN
+ * carrying it): established. */
+static __always_inline void follow_handshake(struct __sk_buff *skb, struct bpf_sock *sk, struct sock_owner *owner)
 {
-	switch (skops->op) {
-	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		/* Ask for state changes only while the handshake is open. */
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-		break;
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
-		emit_tcp_outcome(skops, GUARD_CONNECT_ESTABLISHED);
-		break;
-	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[0] == BPF_TCP_SYN_SENT && skops->args[1] == BPF_TCP_CLOSE)
-			emit_tcp_outcome(skops, GUARD_CONNECT_FAILED);
-		break;
+	if (sk->state == BPF_TCP_SYN_SENT) {
+		owner->handshake = HANDSHAKE_OPEN;
+		owner->sport = sk->src_port;
+		return;
 	}
-	return 1;
+	if (owner->handshake != HANDSHAKE_OPEN)
+		return;
+	owner->handshake = HANDSHAKE_DONE;
+	emit_tcp_outcome(skb, sk, owner, GUARD_CONNECT_ESTABLISHED);
+}
+
+/* A handshake that ends without being established: its failure record, the
+ * addresses read from the socket itself (tracing context). */
+static __always_inline void handshake_failed(const struct sock *sk)
+{
+	struct sock_owner *owner;
+	struct guard_connect *c;
+	__u16 family = sk->__sk_common.skc_family;
+
+	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP)
+		return;
+	owner = bpf_sk_storage_get(&sock_owners, (struct sock *)sk, 0, 0);
+	if (!owner || owner->handshake != HANDSHAKE_OPEN)
+		return;
+	owner->handshake = HANDSHAKE_DONE;
+	c = reserve(sizeof(*c), GUARD_RECORD_CONNECT);
+	if (!c)
+		return;
+	fill_header(&c->h, GUARD_RECORD_CONNECT, owner->who.pid, owner->who.start_time_ns);
+	c->cookie = bpf_get_socket_cookie((struct sock *)sk);
+	c->family = family;
+	c->protocol = IPPROTO_TCP;
+	c->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	c->sport = owner->sport; /* tcp_done released the socket's own (inet_num is 0 by now) */
+	c->result = GUARD_CONNECT_FAILED;
+	c->pad = 0;
+	__builtin_memset(c->daddr, 0, sizeof(c->daddr));
+	__builtin_memset(c->saddr, 0, sizeof(c->saddr));
+	if (family == AF_INET) {
+		__u32 d4 = sk->__sk_common.skc_daddr, s4 = sk->__sk_common.skc_rcv_saddr;
+
+		__builtin_memcpy(c->daddr, &d4, 4);
+		__builtin_memcpy(c->saddr, &s4, 4);
+	} else {
+		bpf_probe_read_kernel(c->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+		bpf_probe_read_kernel(c->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	}
+	submit(c);
+}
+
+/* The kernel reports a socket error: a refused or timed-out connect, or an
+ * ICMP error, once the handshake is over (TCP_CLOSE). Only errors reach it. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(guard_tcp_error, const struct sock *sk)
+{
+	if (sk->__sk_common.skc_state == TCP_CLOSE)
+		handshake_failed(sk);
+	return 0;
+}
+
+/* A TCP socket ends (once for each): a connect its process gave up on while
+ * the handshake was open (closed in SYN_SENT) failed too. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(guard_tcp_destroy, struct sock *sk)
+{
+	handshake_failed(sk);
+	return 0;
 }
 
 /* What the stream decided past its head: a proxy handshake done, or a
@@ -794,6 +865,8 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
+	if (sk->protocol == IPPROTO_TCP && owner->handshake != HANDSHAKE_DONE)
+		follow_handshake(skb, sk, owner);
 	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, owner->head_len ? owner->head_len : GUARD_PAYLOAD_LEN))
 		return stream_verdict_return(&owner->stream);
 	if (locate_l4(skb, &loc))

@@ -33,8 +33,11 @@ public static class BpfProgramNames
     /// <summary><c>guard_sendmsg6</c> in bpf/guard.bpf.c (cgroup/sendmsg6).</summary>
     public const string SendMsg6 = "guard_sendmsg6";
 
-    /// <summary><c>guard_sockops</c> in bpf/guard.bpf.c (sockops).</summary>
-    public const string SockOps = "guard_sockops";
+    /// <summary><c>guard_tcp_error</c> in bpf/guard.bpf.c (tp_btf/inet_sk_error_report): a TCP connect that failed (refused, timed out, unreachable).</summary>
+    public const string TcpError = "guard_tcp_error";
+
+    /// <summary><c>guard_tcp_destroy</c> in bpf/guard.bpf.c (tp_btf/tcp_destroy_sock): a TCP connect given up on before its handshake ended.</summary>
+    public const string TcpDestroy = "guard_tcp_destroy";
 
     /// <summary><c>guard_egress</c> in bpf/guard.bpf.c (cgroup_skb/egress).</summary>
     public const string Egress = "guard_egress";

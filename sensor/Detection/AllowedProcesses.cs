@@ -37,8 +37,8 @@ public sealed class AllowedProcesses
 
     public bool Allows(ProcessEntry process) =>
         AllowsExecutable(process)
-        || users.Contains(process.Uid.ToString(CultureInfo.InvariantCulture))
-        || (process.UserName is { } name && users.Contains(name))
+        || (users.Count > 0 && (users.Contains(process.Uid.ToString(CultureInfo.InvariantCulture))
+            || (process.UserName is { } name && users.Contains(name))))
         || (process.Membership.Id is { } job && jobs.Contains(job))
         || (process.ExecutableSha256 is { } hash && hashes.Contains(hash));
 
@@ -48,6 +48,9 @@ public sealed class AllowedProcesses
     /// </summary>
     private bool AllowsExecutable(ProcessEntry process)
     {
+        // Asked for every connection a process makes: no path string made while the list names none.
+        if (executables.Count == 0)
+            return false;
         string path = process.ExecutableText;
         if (!executables.Contains(path))
             return false;

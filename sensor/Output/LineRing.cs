@@ -11,7 +11,9 @@ public sealed class LineRing : IDisposable
     private readonly byte[] ring;
     private readonly long mask;
     private readonly object adding = new();
-    private readonly ManualResetEventSlim ready = new(false);
+    // No spinning before the wait blocks: the writer is woken once per poll (5 ms), and its spin
+    // (sched_yield in a loop) took a CPU from the monitored work on a small machine.
+    private readonly ManualResetEventSlim ready = new(false, spinCount: 0);
     // Bytes taken by the consumer, and bytes added by producers, since the start.
     private long head;
     private long tail;

@@ -105,11 +105,14 @@ public sealed class OutputSet : IEventSink
         encoded = true;
     }
 
-    /// <summary>Wakes every output's writer for the batch just added.</summary>
+    /// <summary>Wakes each output's writer that has lines of the batch just added (an idle one, the action log mostly, sleeps on).</summary>
     public void Flush()
     {
         foreach ((QueuedOutput output, _) in outputs)
-            output.Queue.Wake();
+        {
+            if (output.Queue.Pending > 0)
+                output.Queue.Wake();
+        }
     }
 
     /// <summary>Each output reopens its file before its next write (SIGHUP); safe from a signal handler's thread.</summary>

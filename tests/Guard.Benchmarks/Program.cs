@@ -118,6 +118,33 @@ if (Section("connect"))
     Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
 }
 
+// 2a. where the connect storm's cost is: the kernel's programs alone (the ring not read while the
+// storm runs; read after, untimed) against the whole sensor, each against bare, alternating. The
+// ring is 128 MiB here, so that the storm's records (about 4 MiB) never reach the 1/16 of it at
+// which every record would wake the reader: unread, the default ring would cost an interrupt a record.
+if (Section("connect-split"))
+{
+    long connects = quick ? 2000 : 10_000;
+    var bare = new List<double>();
+    var kernelOnly = new List<double>();
+    var whole = new List<double>();
+    storms.Run("connect", connects / 10);
+    for (int r = 0; r < rounds * 3; r++)
+    {
+        bare.Add(storms.Run("connect", connects));
+        using var s = new InProcessSensor(new SensorOptions { Kernel = new KernelOptions { RingBufferBytes = 128 << 20 } });
+        storms.Run("connect", connects / 10);
+        s.Drain();
+        s.Paused = true;
+        kernelOnly.Add(storms.Run("connect", connects));
+        s.Paused = false;
+        s.Drain();
+        whole.Add(storms.Run("connect", connects));
+    }
+    double b = Median(bare), k = Median(kernelOnly), w = Median(whole);
+    Line($"loopback TCP connect+send x{connects}: {b / 1000:F1} us bare, {k / 1000:F1} us kernel only (ring not read), {w / 1000:F1} us whole sensor: kernel {k / b:F3}x, whole {w / b:F3}x; kernel only runs {string.Join(" ", kernelOnly.Select(x => (x / b).ToString("F3", CultureInfo.InvariantCulture)))}");
+}
+
 // 2b. confinement: a confined job's connect storm (its connects allowed, so fully judged),
 // and the same storm outside every confined job, each against no confinement at all. A cgroup
 // job (a stand-in Slurm job cgroup; the programs on its cgroup alone) first, then a launcher's

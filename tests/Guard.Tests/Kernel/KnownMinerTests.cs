@@ -187,6 +187,52 @@ public sealed class KnownMinerTests
         Assert.Contains("killed by the kernel", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// `exec -a xmrig` on an innocent program: argv[0] is a label its caller
+    /// picks, not what runs. Known-miner judges the program the kernel ran (its
+    /// comm and the file it opened), so the shell runs unharmed and nothing is
+    /// reported: a name in argv[0] alone is no evidence of mining.
+    /// </summary>
+    [Fact]
+    public void AnInnocentProgramCalledByAMinersNameInArgvZeroRuns()
+    {
+        using var dir = new TempDir();
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        using Process p = Run.Start("/bin/bash", "-c", $"exec -a xmrig /bin/sh -c 'echo ran > {marker}'");
+        p.WaitForExit();
+
+        Assert.Equal(0, p.ExitCode);
+        Assert.True(File.Exists(marker), "/bin/sh called xmrig in argv[0] did not run");
+        RecordedEvent exec = sensor.WaitFor("the exec of /bin/sh as xmrig", e => e.Action == "exec" && e.Pid == p.Id && e.Process.GetProperty("args")[0].GetString() == "xmrig");
+        Assert.NotEqual("xmrig", exec.Process.GetProperty("name").GetString());
+        sensor.WaitFor("its exit", e => e.Action == "exit" && e.Pid == p.Id);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
+    }
+
+    /// <summary>
+    /// The reverse, `exec -a python3 ./xmrig`: a miner that names itself after
+    /// an interpreter (and a job root) in argv[0] is still the file the kernel
+    /// opened, and is killed before its first instruction.
+    /// </summary>
+    [Fact]
+    public void AMinerCallingItselfPython3InArgvZeroIsKilled()
+    {
+        using var dir = new TempDir();
+        string simulator = dir.ShellCopy("xmrig");
+        string marker = Path.Combine(dir.Path, "marker");
+        using SensorHarness sensor = Watch(PolicyLoader.BuiltIn);
+
+        using Process p = Run.Start("/bin/bash", "-c", $"exec -a python3 {simulator} -c 'echo ran > {marker}'");
+        p.WaitForExit();
+
+        Assert.Equal(137, p.ExitCode);
+        Assert.False(File.Exists(marker), "xmrig called python3 in argv[0] ran");
+        RecordedEvent alert = sensor.WaitFor("alert", e => e.Action == "known-miner" && e.Pid == p.Id);
+        Assert.Contains("killed by the kernel", alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void AnAllowedExecutableIsNotKilledWhateverItsName()
     {

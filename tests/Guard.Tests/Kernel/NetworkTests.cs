@@ -121,6 +121,50 @@ public sealed class NetworkTests
         Assert.Equal(pid, refused.Pid);
     }
 
+    /// <summary>
+    /// A connect whose SYN is never answered (the listener's accept queue is
+    /// full, so the kernel drops it) and that its process closes while it is
+    /// still connecting: one connect event, a failure, with its source port;
+    /// the connect that filled the queue, one success.
+    /// </summary>
+    [Fact]
+    public void AConnectGivenUpOnWhileConnectingIsOneFailure()
+    {
+        using SensorHarness sensor = SensorHarness.Start();
+        const string script = """
+            import socket, sys, time
+            l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)
+            port = l.getsockname()[1]
+            a = socket.create_connection(('127.0.0.1', port))
+            time.sleep(0.1)
+            b = socket.socket(); b.setblocking(False)
+            try:
+                b.connect(('127.0.0.1', port))
+            except BlockingIOError:
+                pass
+            time.sleep(0.3)
+            print(port, a.getsockname()[1], b.getsockname()[1], flush=True)
+            b.close()
+            time.sleep(0.3)
+            """;
+        using Process python = Run.PythonScript(script);
+        string[] ports = python.StandardOutput.ReadLine()!.Split(' ');
+        python.WaitForExit();
+        int port = int.Parse(ports[0], System.Globalization.CultureInfo.InvariantCulture);
+        int filled = int.Parse(ports[1], System.Globalization.CultureInfo.InvariantCulture);
+        int abandoned = int.Parse(ports[2], System.Globalization.CultureInfo.InvariantCulture);
+
+        static int SourcePort(RecordedEvent e) => e.Json.TryGetProperty("source", out JsonElement source) ? source.GetProperty("port").GetInt32() : 0;
+        RecordedEvent failed = sensor.WaitFor("the abandoned connect", e => IsConnect(e, port) && SourcePort(e) == abandoned);
+        Assert.Equal("failure", failed.Json.GetProperty("event").GetProperty("outcome").GetString());
+        Assert.Equal(python.Id, failed.Pid);
+        Assert.Equal("127.0.0.1", failed.Json.GetProperty("destination").GetProperty("ip").GetString());
+        RecordedEvent ok = sensor.WaitFor("the connect that filled the queue", e => IsConnect(e, port) && SourcePort(e) == filled);
+        Assert.Equal("success", ok.Json.GetProperty("event").GetProperty("outcome").GetString());
+        Thread.Sleep(300);
+        Assert.Equal(2, sensor.Events.Count(e => IsConnect(e, port)));
+    }
+
     private const string Sender = """
         import socket, sys, os, time
         port, mode = int(sys.argv[1]), sys.argv[2]

@@ -148,6 +148,7 @@ public sealed class StratumEvasionTests
         ["a newline first"] = new("plain", [Connect(PoolPort), Send(Login(prefix: "\n"))]),
         ["blank and a byte order mark first"] = new("plain", [Connect(PoolPort), Send(Login(prefix: " \r\n\uFEFF\t"))]),
         ["the method escaped"] = new("plain", [Connect(PoolPort), Send(Login("\"log\\u0069n\""))]),
+        ["the method's first letter escaped"] = new("plain", [Connect(PoolPort), Send(Login("\"\\u006cogin\""))]),
         ["the key escaped"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"m\\u0065thod\":\"login\",\"params\":{}}\n"))]),
         ["a batch"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("[{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"x\"}}]\n"))]),
         ["the method past byte 256"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"jsonrpc\":\"2.0\",\"params\":{\"login\":\"x\",\"agent\":\"" + new string('a', 3000) + "\"},\"method\":\"login\"}\n"))]),
