@@ -22,12 +22,13 @@ public sealed class SystemConsole : IConsole
     public TextWriter Error => Console.Error;
 
     /// <summary>
-    /// Standard output (fd 1) as a plain file stream: a write to a pipe whose
-    /// reader is gone fails with EPIPE (an IOException), where
-    /// Console.OpenStandardOutput ignores it and `guard watch | head -1` would
-    /// run on, writing into nothing, forever.
+    /// Standard output (fd 1) written with write(2) (<see cref="Guard.Sensor.Interop.DescriptorWriteStream"/>):
+    /// Console.OpenStandardOutput ignores EPIPE, so `guard watch | head -1` would run on, writing into
+    /// nothing, forever; a FileStream on fd 1 writes a regular file at a position of its own (pwrite),
+    /// so with `> file 2>&1` stdout's lines and stderr's overwrite each other.
     /// </summary>
-    public Stream OpenStandardOutput() => new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+    public Stream OpenStandardOutput() => new Guard.Sensor.Interop.DescriptorWriteStream(1);
 
     public bool IsOutputRedirected => Console.IsOutputRedirected;
 }
+

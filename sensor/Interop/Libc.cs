@@ -55,6 +55,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "write")]
     internal static partial nint Write(int fd, byte* buffer, nuint count);
 
+    /// <summary>write(2) with errno kept (Marshal.GetLastPInvokeError).</summary>
+    [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
+    internal static partial nint WriteSome(int fd, byte* buffer, nuint count);
+
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);
 

@@ -80,4 +80,22 @@ public sealed class CliUsageTests
         Assert.Equal(0, GuardCli.Run(["version"], console));
         Assert.Matches(@"^guard \d+\.\d+\.\d+ \(record ABI \d+", console.Out.ToString());
     }
+
+    /// <summary>
+    /// `guard ... > file 2>&1`: stdout and stderr share one open file and its offset. Each line
+    /// lands after the other (stdout is written with write(2), not a FileStream's own position).
+    /// </summary>
+    [Fact]
+    public void StdoutAndStderrSentToOneFileKeepEveryLine()
+    {
+        using var dir = new TempDir();
+        string file = Path.Combine(dir.Path, "out");
+        using (System.Diagnostics.Process p = Run.Start("/bin/sh", "-c", $"\"$0\" gpu -o json > {file} 2>&1; \"$0\" gpu -o json >> {file} 2>&1", Run.GuardExecutable))
+            Assert.True(p.WaitForExit(30_000));
+        string[] lines = File.ReadAllLines(file);
+        // Each run: its JSON (written before anything else) and, where NVML is missing, the reason on stderr after it.
+        Assert.Equal(2, lines.Count(l => l.StartsWith("{\"nvml\":", StringComparison.Ordinal)));
+        Assert.All(lines.Where(l => l.StartsWith('{')), l => System.Text.Json.JsonDocument.Parse(l).Dispose());
+        Assert.All(lines.Where(l => !l.StartsWith('{')), l => Assert.StartsWith("guard: ", l, StringComparison.Ordinal));
+    }
 }

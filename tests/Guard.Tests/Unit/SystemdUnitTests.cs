@@ -58,6 +58,8 @@ public sealed class SystemdUnitTests
         // The runtime directory outlives a restart: registrations, locks and the action log are read across it.
         Assert.Equal("guard", s["RuntimeDirectory"]);
         Assert.Equal("yes", s["RuntimeDirectoryPreserve"]);
+        // ProtectSystem=strict leaves /var/log read-only: the README's event file (/var/log/guard/events.jsonl) needs its directory opened.
+        Assert.Equal("guard", s["LogsDirectory"]);
         string[] caps = s["CapabilityBoundingSet"].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         // What Privileges.Require asks for, and the signals the responder sends.
         Assert.All(RequiredCapabilities, c => Assert.Contains(c, caps));
