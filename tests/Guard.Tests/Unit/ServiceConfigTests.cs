@@ -55,7 +55,7 @@ public sealed class ServiceConfigTests
         ServiceConfig all = ServiceConfig.Parse(examples, "guard.toml");
         Assert.Equal("127.0.0.1:9464", all.For("--metrics")!.Value);
         Assert.Equal("100", all.For("--drop-alert-rate")!.Value);
-        Assert.Equal("/var/log/guard/events.json", all.For("--file")!.Value);
+        Assert.Equal("/var/log/guard/events.jsonl", all.For("--file")!.Value);
     }
 
     private static string RepoRoot()
