@@ -123,7 +123,7 @@ public sealed class ServiceConfig
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException([new ConfigError(path, 0, "-", $"cannot read the configuration: {e.Message}")]);
+            throw new ConfigException([new ConfigError(path, 0, "-", $"cannot read the configuration: {Guard.Sensor.Detection.PolicyError.Unreadable(e)}")]);
         }
         return Parse(text, path);
     }

@@ -4,6 +4,14 @@ namespace Guard.Sensor.Detection;
 public sealed record PolicyError(string File, int Line, string Key, string Reason)
 {
     public override string ToString() => $"{File}:{Line}:{Key}: {Reason}";
+
+    /// <summary>Why a file could not be read, in the words of strerror, not of .NET's exception texts.</summary>
+    public static string Unreadable(Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => "no such file or directory",
+        UnauthorizedAccessException => "permission denied",
+        _ => e.Message,
+    };
 }
 
 /// <summary>A policy that could not be loaded; the message lists every error, one a line.</summary>

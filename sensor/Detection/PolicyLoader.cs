@@ -60,7 +60,7 @@ public static class PolicyLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new PolicyException([new PolicyError(path, 0, "-", $"cannot read the policy: {e.Message}")]);
+            throw new PolicyException([new PolicyError(path, 0, "-", $"cannot read the policy: {PolicyError.Unreadable(e)}")]);
         }
         var errors = new List<PolicyError>();
         Policy policy = PolicyParser.Parse(text, path, BuiltIn, errors);

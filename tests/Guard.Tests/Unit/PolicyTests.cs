@@ -132,7 +132,7 @@ public sealed class PolicyTests
 
         console = new TestConsole();
         Assert.Equal((int)ExitCode.Usage, GuardCli.Run(["policy", "check", Path.Combine(dir.Path, "missing.toml")], console));
-        Assert.Contains("missing.toml:0:-: cannot read the policy", console.ErrorText, StringComparison.Ordinal);
+        Assert.Contains("missing.toml:0:-: cannot read the policy: no such file or directory", console.ErrorText, StringComparison.Ordinal);
 
         string good = dir.File("good.toml", "mode = \"audit\"\n");
         console = new TestConsole();
