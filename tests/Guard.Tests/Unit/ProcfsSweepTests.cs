@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Guard.Sensor.Processes;
+using Guard.Tests.Support;
 using Xunit;
 
 namespace Guard.Tests.Unit;
@@ -8,7 +9,10 @@ namespace Guard.Tests.Unit;
 /// The pass over /proc that late judging makes after lost records
 /// (<see cref="ProcfsSweep"/>): every process /proc shows is offered, a block
 /// at a time, by pid and start, and a process the table knows costs no allocation.
+/// It starts processes whose arguments look like a miner's: in the kernel tests' collection, so no
+/// sensor of a kernel test running at the same time judges (and kills, and alerts on) them.
 /// </summary>
+[Collection(KernelTestGroup.Name)]
 public sealed class ProcfsSweepTests
 {
     [Fact]
