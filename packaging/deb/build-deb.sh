@@ -79,7 +79,7 @@ Maintainer: Guard maintainers <guard@localhost>
 Section: admin
 Priority: optional
 Depends: libc6 (>= ${glibc:-2.34})
-Recommends: systemd
+Recommends: systemd, python3
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Homepage: https://github.com/guard-sensor/guard
 Description: eBPF sensor that stops cryptocurrency miners on GPU hosts

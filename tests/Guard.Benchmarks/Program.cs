@@ -118,6 +118,16 @@ if (Section("connect"))
     Line($"loopback TCP connect+send x{connects}: {b2 / 1000:F1} us bare, {w2 / 1000:F1} us watched: {w2 / b2:F3}x (bar 1.05x)");
 }
 
+// 2'. the same storm beside what ships: the published native `guard watch` (built-in policy, enforcing), no JIT.
+if (guardBinary is not null && Section("connect-native"))
+{
+    long connects = quick ? 2000 : 10_000;
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Environment.GetEnvironmentVariable("GUARD_RUN_DIR") ?? Path.Combine(work, "run"));
+    (double bn, double wn) = Compare("connect", connects, () => new NativeWatch(guardBinary, work), roundsFactor: 3);
+    Line($"loopback TCP connect+send x{connects} beside the native guard watch (built-in policy): {bn / 1000:F1} us bare, {wn / 1000:F1} us watched: {wn / bn:F3}x (bar 1.05x); {Spread()}");
+}
+
 // 2a. where the connect storm's cost is: the kernel's programs alone (the ring not read while the
 // storm runs; read after, untimed) against the whole sensor, each against bare, alternating. The
 // ring is 128 MiB here, so that the storm's records (about 4 MiB) never reach the 1/16 of it at
