@@ -289,7 +289,7 @@ if (guardBinary is not null && Section("native"))
     foreach (string l in NativeBinary.Measure(guardBinary, storms, work, quick ? 2000 : 10_000))
         Line(l);
 }
-else
+else if (guardBinary is null && Section("native"))
 {
     Line("native binary: skipped (pass --guard artifacts/guard/guard after dotnet publish)");
 }
