@@ -32,7 +32,7 @@ public sealed class DescriptorWriteStream(int fd) : Stream
         {
             nint n;
             fixed (byte* p = buffer)
-                n = Libc.WriteSome(fd, p, (nuint)buffer.Length);
+                n = Libc.Write(fd, p, (nuint)buffer.Length);
             if (n < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();

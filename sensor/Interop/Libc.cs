@@ -52,12 +52,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Library, EntryPoint = "_exit")]
     internal static partial void Exit(int status);
 
-    [LibraryImport(Library, EntryPoint = "write")]
-    internal static partial nint Write(int fd, byte* buffer, nuint count);
-
-    /// <summary>write(2) with errno kept (Marshal.GetLastPInvokeError).</summary>
+    /// <summary>write(2), errno kept (Marshal.GetLastPInvokeError).</summary>
     [LibraryImport(Library, EntryPoint = "write", SetLastError = true)]
-    internal static partial nint WriteSome(int fd, byte* buffer, nuint count);
+    internal static partial nint Write(int fd, byte* buffer, nuint count);
 
     [LibraryImport(Library, EntryPoint = "sysconf")]
     internal static partial long SysConf(int name);

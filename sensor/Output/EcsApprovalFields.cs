@@ -1,5 +1,5 @@
-using System.Globalization;
 using Guard.Sensor.Events;
+using Guard.Sensor.Response;
 
 namespace Guard.Sensor.Output;
 
@@ -17,7 +17,7 @@ internal static class EcsApprovalFields
         w.StartObject("approval"u8);
         w.Text("id"u8, id);
         w.Text("state"u8, "pending"u8);
-        w.Text("expires"u8, Iso(expiresUnixMs));
+        w.Text("expires"u8, ApprovalRequest.Iso(expiresUnixMs));
         w.EndObject();
     }
 
@@ -35,13 +35,11 @@ internal static class EcsApprovalFields
         if (a.Sha256 is { } sha)
             w.Text("sha256"u8, sha);
         if (a.UntilUnixMs is { } until)
-            w.Text("until"u8, until == 0 ? "job-end" : Iso(until));
+            w.Text("until"u8, until == 0 ? "job-end" : ApprovalRequest.Iso(until));
         if (a.DecidedByFileOwner is { } owner)
             w.Number("decided_by_uid"u8, owner);
         if (a.SudoUid is { } sudo)
             w.Number("sudo_uid"u8, sudo);
         w.EndObject();
     }
-
-    private static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToString("O", CultureInfo.InvariantCulture);
 }

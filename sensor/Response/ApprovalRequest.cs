@@ -37,6 +37,9 @@ public enum ApprovalState
 /// </summary>
 public sealed class ApprovalRequest
 {
+    /// <summary>A Unix time in ms as ISO 8601 (round-trip form), as approvals are listed and reported.</summary>
+    public static string Iso(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToString("O", CultureInfo.InvariantCulture);
+
     /// <summary>Characters of an id: RFC 4648 base32 in lower case (no 0, 1, 8, 9: never read as o, l, b, g).</summary>
     public const string IdAlphabet = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -202,11 +205,11 @@ public sealed class ApprovalRequest
                 w.WriteEndObject();
             }
             w.WriteNumber("count", Count);
-            w.WriteString("raised", DateTimeOffset.FromUnixTimeMilliseconds(RaisedUnixMs).ToString("O", CultureInfo.InvariantCulture));
-            w.WriteString("expires", DateTimeOffset.FromUnixTimeMilliseconds(ExpiresUnixMs).ToString("O", CultureInfo.InvariantCulture));
+            w.WriteString("raised", Iso(RaisedUnixMs));
+            w.WriteString("expires", Iso(ExpiresUnixMs));
             if (State == ApprovalState.Approved)
             {
-                w.WriteString("allowed_until", AllowedUntilUnixMs == 0 ? "job-end" : DateTimeOffset.FromUnixTimeMilliseconds(AllowedUntilUnixMs).ToString("O", CultureInfo.InvariantCulture));
+                w.WriteString("allowed_until", AllowedUntilUnixMs == 0 ? "job-end" : Iso(AllowedUntilUnixMs));
                 w.WriteNumber("approved_by_uid", ApprovedBy);
             }
             w.WriteEndObject();
