@@ -16,7 +16,10 @@ internal sealed class NativeWatch : IDisposable
 {
     private readonly Process watch;
 
-    public NativeWatch(string guard, string work)
+    /// <param name="guard">The native binary.</param>
+    /// <param name="work">A directory for the notify socket.</param>
+    /// <param name="ringSize">--ring-size, e.g. "256M"; null: the default (16 MiB).</param>
+    public NativeWatch(string guard, string work, string? ringSize = null)
     {
         string path = Path.Combine(work, "notify-connect");
         File.Delete(path);
@@ -27,6 +30,11 @@ internal sealed class NativeWatch : IDisposable
         info.Environment["NOTIFY_SOCKET"] = path;
         foreach (string a in new[] { "watch", "--output", "json", "--duration", "600s" })
             info.ArgumentList.Add(a);
+        if (ringSize is not null)
+        {
+            info.ArgumentList.Add("--ring-size");
+            info.ArgumentList.Add(ringSize);
+        }
         watch = Process.Start(info)!;
         _ = watch.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
         _ = watch.StandardError.BaseStream.CopyToAsync(Stream.Null);
@@ -43,10 +51,25 @@ internal sealed class NativeWatch : IDisposable
         Thread.Sleep(500);
     }
 
+    /// <summary>
+    /// Stops (SIGSTOP) or continues (SIGCONT) the sensor's process: stopped, its
+    /// programs still run in the kernel and their records wait in the ring.
+    /// </summary>
+    public bool Paused
+    {
+        set => Signal(value ? "-STOP" : "-CONT");
+    }
+
+    private void Signal(string signal)
+    {
+        using Process kill = Process.Start("/bin/kill", [signal, watch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public void Dispose()
     {
-        using (Process term = Process.Start("/bin/kill", ["-TERM", watch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            term.WaitForExit();
+        Signal("-CONT");
+        Signal("-TERM");
         if (!watch.WaitForExit(15_000))
             watch.Kill();
         watch.WaitForExit();

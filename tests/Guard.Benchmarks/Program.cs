@@ -128,6 +128,38 @@ if (guardBinary is not null && Section("connect-native"))
     Line($"loopback TCP connect+send x{connects} beside the native guard watch (built-in policy): {bn / 1000:F1} us bare, {wn / 1000:F1} us watched: {wn / bn:F3}x (bar 1.05x); {Spread()}");
 }
 
+// 2''. where the native sensor's share of the storm is: bare, then the native guard watch stopped
+// (SIGSTOP: its programs run, its records wait; a 256 MiB ring, so that the storm's records, about
+// 4 MiB, never reach the 1/16 of it past which each record would wake the stopped reader), then
+// the same sensor continued and read, alternating. With kernel.bpf_stats_enabled on for the whole
+// sensor's runs, the time each of its programs took per connect.
+if (guardBinary is not null && Section("connect-native-split"))
+{
+    long connects = quick ? 2000 : 10_000;
+    Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+    Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Environment.GetEnvironmentVariable("GUARD_RUN_DIR") ?? Path.Combine(work, "run"));
+    var bare = new List<double>();
+    var kernelOnly = new List<double>();
+    var whole = new List<double>();
+    var perProgram = new ProgramRunTimes();
+    storms.Run("connect", connects / 10);
+    for (int r = 0; r < rounds * 3; r++)
+    {
+        bare.Add(storms.Run("connect", connects));
+        using var native = new NativeWatch(guardBinary, work, ringSize: "256M");
+        storms.Run("connect", connects / 10);
+        native.Paused = true;
+        kernelOnly.Add(storms.Run("connect", connects));
+        native.Paused = false;
+        Thread.Sleep(1000); // its backlog read
+        using (perProgram.Measure())
+            whole.Add(storms.Run("connect", connects));
+    }
+    double b = Median(bare), k = Median(kernelOnly), w = Median(whole);
+    Line($"loopback TCP connect+send x{connects} beside the native guard watch: {b / 1000:F1} us bare, {k / 1000:F1} us with its reader stopped (kernel only), {w / 1000:F1} us whole: kernel {k / b:F3}x, whole {w / b:F3}x (bar 1.05x); kernel only per round {string.Join(" ", kernelOnly.Zip(bare, (x, y) => (x / y).ToString("F3", CultureInfo.InvariantCulture)))}");
+    Line($"  its programs per connect (bpf_stats, {rounds * 3} storms of {connects}): {perProgram.PerOperation(connects * rounds * 3)}");
+}
+
 // 2a. where the connect storm's cost is: the kernel's programs alone (the ring not read while the
 // storm runs; read after, untimed) against the whole sensor, each against bare, alternating. The
 // ring is 128 MiB here, so that the storm's records (about 4 MiB) never reach the 1/16 of it at
