@@ -143,10 +143,19 @@ struct {
 #define CONFINE_TREES 1ULL
 #define BPF_F_CURRENT_NETNS_ID (-1L)
 
-struct confine_sock {
+/* A socket's verdict: the job it is judged for, and for which generation of the lists. */
+struct confine_verdict {
 	struct guard_confine_job job; /* the job that connected it, when a confined process did */
 	__u64 generation;
 	__u32 flags;
+	__u32 pad;
+};
+
+/* confine_socks values: a tree member's verdict (its job is the connecting
+ * task's, which egress, run by anyone, cannot find again), and a DNS
+ * socket's queries. */
+struct confine_sock {
+	struct confine_verdict v;
 	__u32 next_query;
 	/* SOCK_DNS: the queries sent, each id with its question name's hash; an answer counts only for one of them */
 	__u64 query_hash[DNS_QUERIES];
@@ -237,6 +246,51 @@ struct {
 	__type(value, struct confine_sock);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_socks SEC(".maps");
+
+/* A confined cgroup job's sockets' verdicts, by socket cookie. Not socket
+ * storage: making that costs a kmalloc per socket (about 1 us on a 2-CPU
+ * VM, twice per loopback connection: the connect and the accepted end; an
+ * update here costs a fraction of it). An entry the LRU evicts is judged
+ * again at the socket's next packet, from the packet and the socket's
+ * cgroup, as a socket connected before the rule is: eviction costs time,
+ * never a verdict. 65,536 entries of 48 bytes, preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct confine_verdict);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_verdicts SEC(".maps");
+
+/* The verdict a socket carries, or NULL: a tree member's in its storage, a
+ * cgroup job's in confine_verdicts. */
+static __always_inline struct confine_verdict *verdict_of(struct bpf_sock *sk, __u64 cookie, bool tree)
+{
+	struct confine_sock *st;
+
+	if (!tree)
+		return bpf_map_lookup_elem(&confine_verdicts, &cookie);
+	st = sk ? bpf_sk_storage_get(&confine_socks, sk, 0, 0) : NULL;
+	return st ? &st->v : NULL;
+}
+
+/* Gives a socket its verdict, in one map operation where it can; a DNS
+ * socket's storage keeps its SOCK_DNS. */
+static __always_inline void keep_verdict(struct bpf_sock *sk, __u64 cookie, bool tree, const struct confine_verdict *v)
+{
+	struct confine_sock *st;
+
+	if (!tree) {
+		bpf_map_update_elem(&confine_verdicts, &cookie, v, BPF_ANY);
+		return;
+	}
+	st = sk ? bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) : NULL;
+	if (!st)
+		return;
+	st->v.job = v->job;
+	st->v.generation = v->generation;
+	st->v.flags = v->flags | (st->v.flags & SOCK_DNS);
+}
 
 /* A process's start as /proc shows it, so entries user space seeds and the kernel's agree. */
 static __always_inline __u64 start_ticks(struct task_struct *task)
@@ -445,6 +499,7 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 	struct guard_confine_job *job = judged_job(tree);
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 protocol = protocol_of(ctx);
+	struct confine_verdict v = {};
 	struct confine_sock *st;
 	bool ok;
 
@@ -452,12 +507,10 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 		return ALLOW;
 	ok = allowed(job, addr, port, protocol);
 	if (what == GUARD_CONFINE_CONNECT) {
-		st = bpf_sk_storage_get(&confine_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->job = *job;
-			st->generation = generation();
-			st->flags = SOCK_JUDGED | (ok ? 0 : SOCK_DENIED);
-		}
+		v.job = *job;
+		v.generation = generation();
+		v.flags = SOCK_JUDGED | (ok ? 0 : SOCK_DENIED);
+		keep_verdict(ctx->sk, bpf_get_socket_cookie(ctx), tree, &v);
 	}
 	if (ok && port == DNS_PORT && protocol == IPPROTO_UDP && is_resolver(job->section, addr)) {
 		/* Its answers are read at ingress: the socket carries the job and the queries it sent. */
@@ -465,9 +518,9 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 
 		st = bpf_sk_storage_get(&confine_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (st) {
-			if (!(st->flags & SOCK_DNS))
-				st->job = copy;
-			st->flags |= SOCK_DNS;
+			if (!(st->v.flags & SOCK_DNS))
+				st->v.job = copy;
+			st->v.flags |= SOCK_DNS;
 		}
 	}
 	return ok ? ALLOW : deny(job, addr, port, protocol, what, true);
@@ -906,7 +959,7 @@ static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 		return ALLOW;
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
 	/* Outside every confined job's DNS socket this is the end. */
-	if (!st || !(st->flags & SOCK_DNS) || !st->job.job)
+	if (!st || !(st->v.flags & SOCK_DNS) || !st->v.job.job)
 		return ALLOW;
 	/* A socket of a confined cgroup job: its job instance reads the answer. */
 	if (tree && job_of_skb(skb))
@@ -939,7 +992,7 @@ static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 			return ALLOW;
 	}
 	/* Only a resolver of the job's section answers: one the job runs itself is nobody's. */
-	if (!is_resolver(st->job.section, src))
+	if (!is_resolver(st->v.job.section, src))
 		return ALLOW;
 	s = bpf_map_lookup_elem(&confine_dns_scratch, &one);
 	if (!s)
@@ -964,8 +1017,8 @@ static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 	a = &s->a;
 	__builtin_memset(a, 0, sizeof(*a));
 	a->len = len;
-	a->section = st->job.section;
-	a->set = st->job.job;
+	a->section = st->v.job.section;
+	a->set = st->v.job.job;
 	a->qlen = s->w.copied;
 	a->labels = s->w.labels < DNS_LABELS ? s->w.labels : DNS_LABELS;
 	__builtin_memcpy(a->starts, s->w.starts, sizeof(a->starts));
@@ -999,11 +1052,12 @@ int guard_confine_tree_ingress(struct __sk_buff *skb)
 static __always_inline int egress(struct __sk_buff *skb, bool tree)
 {
 	struct guard_confine_job *job = NULL, copy;
-	struct confine_sock *st;
+	struct confine_verdict *v;
+	struct confine_sock *st = NULL;
 	struct l4_location loc;
 	struct bpf_sock *sk = skb->sk;
+	__u64 gen, cookie;
 	__u16 port = 0;
-	__u64 gen;
 	bool connected;
 
 	if (!sk)
@@ -1012,40 +1066,47 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 	/* A listener sends only SYN-ACKs (and resets) to peers that came to it: inbound. */
 	if (!sk || (sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_LISTEN))
 		return ALLOW;
-	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	/* Storage: a tree member's verdict, and any DNS socket's queries (UDP). */
+	if (tree || sk->protocol == IPPROTO_UDP)
+		st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	cookie = bpf_get_socket_cookie(skb);
+	v = tree ? (st ? &st->v : NULL) : verdict_of(sk, cookie, false);
 	/* At the root, only a tree member's socket judged at its connect or send is
 	 * judged again; a confined cgroup job's sockets, its job instance judges. */
-	if (tree && (!st || job_of_skb(skb)))
+	if (tree && (!v || job_of_skb(skb)))
 		return ALLOW;
-	if (st) {
-		if (st->flags & SOCK_INBOUND)
+	if (v) {
+		if (v->flags & SOCK_INBOUND)
 			return ALLOW;
-		job = &st->job;
+		job = &v->job;
+	} else if (st && (st->v.flags & SOCK_DNS)) {
+		job = &st->v.job;
 	} else {
-		/* No storage: not a confined job's connect. Outside every confined job this is the end. */
+		/* No verdict: not a confined job's connect. Outside every confined job this is the end. */
 		job = job_of_skb(skb);
 		if (!job)
 			return ALLOW;
 	}
-	if (st && (st->flags & SOCK_DNS) && locate_l4(skb, &loc) == 0)
+	if (st && (st->v.flags & SOCK_DNS) && locate_l4(skb, &loc) == 0)
 		note_query(skb, st, &loc);
 	/* A connected socket's every packet goes to one peer: its verdict holds for the generation. */
 	connected = sk->dst_port != 0;
 	gen = generation();
-	if (connected && st && (st->flags & SOCK_JUDGED) && st->generation == gen)
-		return (st->flags & SOCK_DENIED) && st->job.mode != GUARD_CONFINE_AUDIT ? EPERM_DENY : ALLOW;
+	if (connected && v && (v->flags & SOCK_JUDGED) && v->generation == gen)
+		return (v->flags & SOCK_DENIED) && v->job.mode != GUARD_CONFINE_AUDIT ? EPERM_DENY : ALLOW;
 	copy = *job;
-	if (connected && !st) {
-		/* A confined job's socket seen first here: accepted, or connected before the rule. */
-		bool inbound = accepted(skb, sk);
+	if (connected && !v) {
+		/* A confined job's socket seen first here: accepted, connected before the
+		 * rule, or its verdict evicted. A tree member's always has storage. */
+		struct confine_verdict first = { .job = copy };
 
-		st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->job = copy;
-			st->flags = inbound ? SOCK_INBOUND : 0;
-		}
-		if (inbound)
+		if (accepted(skb, sk)) {
+			first.flags = SOCK_INBOUND;
+			keep_verdict(sk, cookie, tree, &first);
 			return ALLOW;
+		}
+		keep_verdict(sk, cookie, tree, &first);
+		v = verdict_of(sk, cookie, tree);
 	}
 	if (locate_l4(skb, &loc))
 		return ALLOW;
@@ -1068,15 +1129,15 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 		v4_mapped(loc.daddr, ip4);
 	}
 	if (allowed(&copy, loc.daddr, port, loc.protocol)) {
-		if (connected && st) {
-			st->generation = gen;
-			st->flags = SOCK_JUDGED;
+		if (connected && v) {
+			v->generation = gen;
+			v->flags = SOCK_JUDGED | (v->flags & SOCK_DNS);
 		}
 		return ALLOW;
 	}
-	if (connected && st) {
-		st->generation = gen;
-		st->flags = SOCK_JUDGED | SOCK_DENIED;
+	if (connected && v) {
+		v->generation = gen;
+		v->flags = SOCK_JUDGED | SOCK_DENIED | (v->flags & SOCK_DNS);
 	}
 	return deny(&copy, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
 }

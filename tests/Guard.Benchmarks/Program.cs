@@ -43,8 +43,9 @@ string Spread()
     return r.Length == 0 ? "" : $"per-round ratio median {Median(r):F3}x, quartiles {r[r.Length / 4]:F3}-{r[(3 * r.Length) / 4]:F3}x, {r.Length} rounds";
 }
 
-// With cgroup, every storm (baseline too) runs in that cgroup v2 directory.
-(double Base, double With) Compare(string mode, long count, Func<IDisposable> attach, Action<IDisposable, int>? watch = null, int roundsFactor = 1, string? cgroup = null)
+// With cgroup, every storm (baseline too) runs in that cgroup v2 directory; with programs, the
+// programs' own time is counted over the with-sensor runs.
+(double Base, double With) Compare(string mode, long count, Func<IDisposable> attach, Action<IDisposable, int>? watch = null, int roundsFactor = 1, string? cgroup = null, ProgramRunTimes? programs = null)
 {
     var baseline = new List<double>();
     var with = new List<double>();
@@ -55,7 +56,8 @@ string Spread()
         baseline.Add(storms.Run(mode, count, cgroup: cgroup));
         using IDisposable sensor = attach();
         storms.Run(mode, Math.Max(count / 10, 1), cgroup: cgroup); // the sensor's first events: JIT, table growth
-        with.Add(storms.Run(mode, count, pid => watch?.Invoke(sensor, pid), cgroup: cgroup));
+        using (programs?.Measure())
+            with.Add(storms.Run(mode, count, pid => watch?.Invoke(sensor, pid), cgroup: cgroup));
         roundRatios.Add(with[^1] / baseline[^1]);
     }
     return (Median(baseline), Median(with));
@@ -190,8 +192,8 @@ if (Section("connect-split"))
 // 2b. confinement: a confined job's connect storm (its connects allowed, so fully judged),
 // and the same storm outside every confined job, each against no confinement at all. A cgroup
 // job (a stand-in Slurm job cgroup; the programs on its cgroup alone) first, then a launcher's
-// tree (the programs at the root while a tree may be confined).
-if (Section("confine"))
+// tree (the programs at the root while a tree may be confined). --only confine-job: the first alone.
+if (Section("confine") || Section("confine-job"))
 {
     // Confinement is pinned: under a pin root of this run's own, never a production one.
     Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
@@ -203,16 +205,21 @@ if (Section("confine"))
     Directory.CreateDirectory(outside);
     try
     {
-        (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: job);
+        var jobPrograms = new ProgramRunTimes();
+        (double bc, double wc) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: job, programs: jobPrograms);
         Line($"confined cgroup job's loopback TCP connect+send x{connects}: {bc / 1000:F1} us unconfined, {wc / 1000:F1} us confined: {wc / bc:F3}x (bar 1.05x); {Spread()}; denied {ConfinedJob.TotalDenied}");
-        (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: outside);
-        Line($"connect+send outside every confined job (a cgroup job confined) x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with the job confined: {wo / bo:F3}x (bar 1.01x); {Spread()}");
-        (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 2, cgroup: outside);
-        Line($"fork+exec outside every confined job (a cgroup job confined): {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with the job confined: {wf / bf:F3}x (bar 1.01x); {Spread()}");
-        (double bt, double wt) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3, cgroup: outside);
-        Line($"confined launcher tree's loopback TCP connect+send x{connects}: {bt / 1000:F1} us unconfined, {wt / 1000:F1} us confined: {wt / bt:F3}x (bar 1.05x); {Spread()}; denied {ConfinedJob.TotalDenied}");
-        (double bn, double wn) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3, cgroup: outside);
-        Line($"connect+send outside every confined job (a launcher named: root programs) x{connects}: {bn / 1000:F1} us with no confinement, {wn / 1000:F1} us with the section attached: {wn / bn:F3}x (bar 1.01x); {Spread()}");
+        Line($"  the confine programs per connect (bpf_stats): {jobPrograms.PerOperation(connects * rounds * 3)}");
+        if (Section("confine"))
+        {
+            (double bo, double wo) = Compare("connect", connects, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 3, cgroup: outside);
+            Line($"connect+send outside every confined job (a cgroup job confined) x{connects}: {bo / 1000:F1} us with no confinement, {wo / 1000:F1} us with the job confined: {wo / bo:F3}x (bar 1.01x); {Spread()}");
+            (double bf, double wf) = Compare("forkexec", quick ? 1000 : 5000, () => new ConfinedJob(null, jobCgroup: job), roundsFactor: 2, cgroup: outside);
+            Line($"fork+exec outside every confined job (a cgroup job confined): {bf / 1000:F1} us with no confinement, {wf / 1000:F1} us with the job confined: {wf / bf:F3}x (bar 1.01x); {Spread()}");
+            (double bt, double wt) = Compare("connect", connects, () => new ConfinedJob("storms"), roundsFactor: 3, cgroup: outside);
+            Line($"confined launcher tree's loopback TCP connect+send x{connects}: {bt / 1000:F1} us unconfined, {wt / 1000:F1} us confined: {wt / bt:F3}x (bar 1.05x); {Spread()}; denied {ConfinedJob.TotalDenied}");
+            (double bn, double wn) = Compare("connect", connects, () => new ConfinedJob("trainer"), roundsFactor: 3, cgroup: outside);
+            Line($"connect+send outside every confined job (a launcher named: root programs) x{connects}: {bn / 1000:F1} us with no confinement, {wn / 1000:F1} us with the section attached: {wn / bn:F3}x (bar 1.01x); {Spread()}");
+        }
     }
     finally
     {
