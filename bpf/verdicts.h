@@ -351,6 +351,14 @@ static __always_inline bool allowed_file(struct linux_binprm *bprm)
  * "3" for /dev/fd/3, whatever fexecve's path says), the file keeps its own;
  * a memfd's is "memfd:" and the name its creator gave it. NULL: neither is
  * on the list, whole or by family. */
+/* ASCII capitals made small: miner_names keys are folded (MinerNamePattern.Fold). */
+static __always_inline void fold_name(char *name)
+{
+#pragma unroll
+	for (int i = 0; i < GUARD_COMM_LEN; i++)
+		name[i] += (name[i] >= 'A' && name[i] <= 'Z') ? 'a' - 'A' : 0;
+}
+
 static __always_inline __u32 *miner_name_flags(const char *comm, struct linux_binprm *bprm)
 {
 	struct guard_name_key key = { .prefixlen = 8 * GUARD_COMM_LEN };
@@ -359,6 +367,7 @@ static __always_inline __u32 *miner_name_flags(const char *comm, struct linux_bi
 	__u32 *flags;
 
 	__builtin_memcpy(key.name, comm, sizeof(key.name));
+	fold_name(key.name);
 	flags = bpf_map_lookup_elem(&miner_names, &key);
 	if (flags)
 		return flags;
@@ -369,6 +378,7 @@ static __always_inline __u32 *miner_name_flags(const char *comm, struct linux_bi
 	__builtin_memset(key.name, 0, sizeof(key.name));
 	if (bpf_probe_read_kernel_str(key.name, sizeof(key.name), dname) <= 0)
 		return NULL;
+	fold_name(key.name);
 	return bpf_map_lookup_elem(&miner_names, &key);
 }
 

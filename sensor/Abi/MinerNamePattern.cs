@@ -9,7 +9,9 @@ namespace Guard.Sensor.Abi;
 /// them (comm, a file's name: 15 bytes), so a stem, like a whole name, counts
 /// up to its first 15 bytes. The kernel matches them in one longest-prefix
 /// lookup (miner_names, an LPM trie in bpf/verdicts.h): a whole name is its
-/// bytes and the NUL after them, a family its stem alone.
+/// bytes and the NUL after them, a family its stem alone. Names match
+/// without regard to ASCII case ("XMRig", "XMRIG" and "xmrig" are one name):
+/// the pattern is kept folded, and the kernel folds a name before its lookup.
 /// </summary>
 public readonly record struct MinerNamePattern(string Stem, bool Family)
 {
@@ -18,7 +20,18 @@ public readonly record struct MinerNamePattern(string Stem, bool Family)
 
     /// <summary>The pattern <paramref name="text"/> writes; see <see cref="Problem"/> for what is refused.</summary>
     public static MinerNamePattern Parse(string text) =>
-        text.EndsWith('*') ? new(Comm.Of(text[..^1]), true) : new(Comm.Of(text), false);
+        text.EndsWith('*') ? new(Fold(Comm.Of(text[..^1])), true) : new(Fold(Comm.Of(text)), false);
+
+    /// <summary>
+    /// <paramref name="name"/> with ASCII capitals made small, as the kernel
+    /// folds a name before it looks it up (bytes past ASCII are left as they are).
+    /// </summary>
+    public static string Fold(string name) =>
+        string.Create(name.Length, name, static (span, n) =>
+        {
+            for (int i = 0; i < n.Length; i++)
+                span[i] = n[i] is >= 'A' and <= 'Z' ? (char)(n[i] + ('a' - 'A')) : n[i];
+        });
 
     /// <summary>Why <paramref name="text"/> is no pattern, or null: a '*' only at the end, after a stem of 3 bytes or more.</summary>
     public static string? Problem(string text)
@@ -41,7 +54,7 @@ public readonly record struct MinerNamePattern(string Stem, bool Family)
     /// <summary>Whether <paramref name="name"/> (a name as the kernel keeps it, or a longer one, cut as the kernel would) is this name or of this family.</summary>
     public bool Matches(string name)
     {
-        string kept = Comm.Of(name);
+        string kept = Fold(Comm.Of(name));
         return Family ? kept.StartsWith(Stem, StringComparison.Ordinal) : kept == Stem;
     }
 

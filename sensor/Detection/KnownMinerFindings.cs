@@ -42,12 +42,10 @@ public sealed class KnownMinerFindings
     /// </summary>
     public Detector? RuleFor(string name, bool inJob)
     {
-        string kept = Comm.Of(name);
         (MinerNamePattern Pattern, int KeyLength, bool Anywhere, bool InJobs)? best = null;
         foreach (var entry in names)
         {
-            bool match = entry.Pattern.Family ? kept.StartsWith(entry.Pattern.Stem, StringComparison.Ordinal) : kept == entry.Pattern.Stem;
-            if (match && (best is not { } b || entry.KeyLength > b.KeyLength))
+            if (entry.Pattern.Matches(name) && (best is not { } b || entry.KeyLength > b.KeyLength))
                 best = entry;
         }
         return best switch

@@ -97,6 +97,9 @@ public sealed class KnownMinerTests
     [InlineData("cpuminer-avx512-sha-vaes")]
     [InlineData("xmrig-6.21.0")]
     [InlineData("ccminer-x64")]
+    [InlineData("XMRIG")] // names match without regard to ASCII case
+    [InlineData("PhoenixMINER")]
+    [InlineData("xmrig6")]
     public void AReleaseNameOfAMinersFamilyIsKilledAtExec(string name)
     {
         using var dir = new TempDir();

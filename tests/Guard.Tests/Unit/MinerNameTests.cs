@@ -28,6 +28,12 @@ public sealed class MinerNameTests
     [InlineData("ccminer-x64")]
     [InlineData("lolMiner_v1.88")]
     [InlineData("SRBMiner-MULTI")]
+    [InlineData("srbminer-multi")] // ASCII case does not count
+    [InlineData("XMRIG")]
+    [InlineData("XMRig")]
+    [InlineData("xmrig6")]
+    [InlineData("xmrigDaemon")]
+    [InlineData("XMR-STAK-RX")]
     public void ReleaseNamesOfAFamilyAreKnownMinersAnywhere(string name)
     {
         Assert.Equal(Detectors.KnownMiner, BuiltIn.RuleFor(name, inJob: false));
@@ -39,7 +45,8 @@ public sealed class MinerNameTests
     [InlineData("minerd-2.5.1", true, "miner-in-job")]
     [InlineData("cpuminer", false, null)] // the whole name is shared with real programs
     [InlineData("cpuminer", true, "miner-in-job")]
-    [InlineData("xmrigd", false, null)] // a whole name matches whole
+    [InlineData("ethminerd", false, null)] // a whole name matches whole
+    [InlineData("MINERD", true, "miner-in-job")]
     [InlineData("xm", false, null)]
     [InlineData("python3", true, null)]
     [InlineData("ccminerx", false, null)]
