@@ -253,7 +253,7 @@ struct {
  * update here costs a fraction of it). An entry the LRU evicts is judged
  * again at the socket's next packet, from the packet and the socket's
  * cgroup, as a socket connected before the rule is: eviction costs time,
- * never a verdict. 65,536 entries of 48 bytes, preallocated. */
+ * never a verdict. 65,536 entries of 40 bytes, preallocated. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);

@@ -133,6 +133,9 @@ public static class BpfMapNames
     /// <summary><c>confine_denials</c> in bpf/confine.bpf.c, pinned: denials counted per job and destination (struct guard_confine_denial).</summary>
     public const string ConfineDenials = "confine_denials";
 
+    /// <summary><c>confine_verdicts</c> in bpf/confine.bpf.c, pinned: a confined cgroup job's socket verdicts by socket cookie (an LRU of 65,536).</summary>
+    public const string ConfineVerdicts = "confine_verdicts";
+
     /// <summary><c>confine_exec_rules</c> in bpf/confine.bpf.c, pinned: each section's denied and allowed exec classes, by rule set (struct guard_confine_exec_rules).</summary>
     public const string ConfineExecRules = "confine_exec_rules";
 

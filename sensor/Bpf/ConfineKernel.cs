@@ -57,7 +57,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
         BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
-        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved,
+        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved, BpfMapNames.ConfineVerdicts,
     ];
 
     private readonly FileDescriptor[] maps;

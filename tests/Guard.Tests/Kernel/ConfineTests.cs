@@ -29,7 +29,7 @@ public sealed class ConfineTests : IDisposable
     private const int AllowedPort = 5001;
     private const int OtherPort = 5002;
 
-    /// <summary>argv: mode (probe | preconnect). Listeners first (a listen is no connect), then each attempt's errno (0: it went).</summary>
+    /// <summary>argv: mode (probe | preconnect | keep). Listeners first (a listen is no connect), then each attempt's errno (0: it went).</summary>
     private const string Probe = """
         import json, socket, sys, threading, time
         A, O = 5001, 5002
@@ -91,11 +91,12 @@ public sealed class ConfineTests : IDisposable
             print(json.dumps({"allowed": tcp("127.0.0.1", A), "reply": reply("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
                 "udp_send": udp_send("127.0.0.1", A), "udp_connect": udp_connect("127.0.0.1", A), "ipv6": tcp("::1", A, socket.AF_INET6)}), flush=True)
         else:
-            c = socket.create_connection(("127.0.0.1", O))
+            # preconnect: to the other port, before the job is confined; keep: to the allowed port, saying its cookie (SO_COOKIE).
+            c = socket.create_connection(("127.0.0.1", A if sys.argv[1] == "keep" else O))
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c.sendall(b"a")
             time.sleep(0.3)
-            print("connected", flush=True)
+            print("connected", int.from_bytes(c.getsockopt(socket.SOL_SOCKET, 57, 8), "little"), flush=True)
             sys.stdin.readline()
             c.sendall(b"b")
             time.sleep(1.5)
@@ -513,12 +514,40 @@ public sealed class ConfineTests : IDisposable
         string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
         Process probe = StartProbe(job, "preconnect");
         TestCgroups.Go(probe);
-        Assert.Equal("connected", LineWithin(probe));
+        Assert.StartsWith("connected", LineWithin(probe), StringComparison.Ordinal);
         // Connected (to the other port) while nothing confined the job: now it is.
         kernel.ConfineCgroup(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value, Cgroupfs.LevelOf(job), rules.KernelJob(rules.Sections[0], 0));
         probe.StandardInput.WriteLine("send");
         Assert.Equal("a", Result(probe).GetProperty("received").GetString());
         Assert.Contains(kernel.Denials(), d => d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Egress);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public unsafe void ASocketWhoseVerdictWasEvictedIsJudgedAgainAtItsNextPacket(bool stillAllowed)
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "keep");
+        TestCgroups.Go(probe);
+        string? line = LineWithin(probe);
+        Assert.True(line is not null && line.StartsWith("connected ", StringComparison.Ordinal), "the probe did not connect: " + line);
+        ulong cookie = ulong.Parse(line["connected ".Length..], CultureInfo.InvariantCulture);
+        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
+        Assert.True(verdicts.Fd >= 0, "no pinned confine_verdicts");
+        // What the LRU does to the oldest entries when 65,536 sockets are newer.
+        Assert.Equal(0, Libbpf.MapDelete(verdicts.Fd, &cookie));
+        if (!stillAllowed)
+            kernel.ReplaceSet(1, new ConfineRules(Policies.Over("[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"10.0.0.0/8:443\"]\n")).Sets[0]);
+        probe.StandardInput.WriteLine("send");
+        Assert.Equal(stillAllowed ? "ab" : "a", Result(probe).GetProperty("received").GetString());
+        // Judged again, it has its verdict back (struct confine_verdict: 40 bytes).
+        byte* verdict = stackalloc byte[64];
+        Assert.Equal(0, Libbpf.MapLookup(verdicts.Fd, &cookie, verdict));
+        if (!stillAllowed)
+            Assert.Contains(kernel.Denials(), d => d.Key.Port == AllowedPort && d.Key.What == (byte)ConfineWhat.Egress);
     }
 
     [Fact]
