@@ -247,13 +247,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_socks SEC(".maps");
 
-/* A confined cgroup job's sockets' verdicts, by socket cookie. Not socket
- * storage: making that costs a kmalloc per socket (about 1 us on a 2-CPU
- * VM, twice per loopback connection: the connect and the accepted end; an
- * update here costs a fraction of it). An entry the LRU evicts is judged
- * again at the socket's next packet, from the packet and the socket's
- * cgroup, as a socket connected before the rule is: eviction costs time,
- * never a verdict. 65,536 entries of 40 bytes, preallocated. */
+/* A confined cgroup job's outbound sockets' verdicts, by socket cookie.
+ * Not socket storage: making that costs a kmalloc per socket (about 1 us on
+ * a 2-CPU VM; an update here costs a fraction of it). An entry the LRU
+ * evicts is judged again at the socket's next packet, from the packet and
+ * the socket's cgroup, as a socket connected before the rule is: eviction
+ * costs time, never a verdict. An accepted socket is marked in its storage
+ * instead: told again, it would need its listener still open. 65,536
+ * entries of 40 bytes, preallocated. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -1066,9 +1067,10 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 	/* A listener sends only SYN-ACKs (and resets) to peers that came to it: inbound. */
 	if (!sk || (sk->protocol == IPPROTO_TCP && sk->state == BPF_TCP_LISTEN))
 		return ALLOW;
-	/* Storage: a tree member's verdict, and any DNS socket's queries (UDP). */
-	if (tree || sk->protocol == IPPROTO_UDP)
-		st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	/* Storage: an accepted socket's mark, a tree member's verdict, a DNS socket's queries. */
+	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	if (st && (st->v.flags & SOCK_INBOUND))
+		return ALLOW;
 	cookie = bpf_get_socket_cookie(skb);
 	v = tree ? (st ? &st->v : NULL) : verdict_of(sk, cookie, false);
 	/* At the root, only a tree member's socket judged at its connect or send is
@@ -1076,8 +1078,6 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 	if (tree && (!v || job_of_skb(skb)))
 		return ALLOW;
 	if (v) {
-		if (v->flags & SOCK_INBOUND)
-			return ALLOW;
 		job = &v->job;
 	} else if (st && (st->v.flags & SOCK_DNS)) {
 		job = &st->v.job;
@@ -1097,12 +1097,16 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 	copy = *job;
 	if (connected && !v) {
 		/* A confined job's socket seen first here: accepted, connected before the
-		 * rule, or its verdict evicted. A tree member's always has storage. */
+		 * rule, or its verdict evicted. An accepted one is marked in its storage,
+		 * which nothing evicts: one whose listener closes later stays inbound. */
 		struct confine_verdict first = { .job = copy };
 
 		if (accepted(skb, sk)) {
-			first.flags = SOCK_INBOUND;
-			keep_verdict(sk, cookie, tree, &first);
+			st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (st) {
+				st->v.job = copy;
+				st->v.flags |= SOCK_INBOUND;
+			}
 			return ALLOW;
 		}
 		keep_verdict(sk, cookie, tree, &first);
