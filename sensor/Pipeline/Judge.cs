@@ -76,9 +76,11 @@ public sealed class Judge
             if (!detectors.Allowed.Allows(entry))
                 JudgeProgram(entry, detectors.KnownMiners.OnExec(entry, record) ?? detectors.KnownMiners.OnLoaderExec(entry, (long)record.Header.TimeNs),
                     (long)record.Header.TimeNs, atExec: true);
-            // A confined job's program its section may deny by hash (a copy of a shell by its bytes): hashed whatever the allow list says.
-            if (!waits.ContainsKey(entry) && Confinement?.WantsHash(entry) == true)
-                StartHash(entry, (long)record.Header.TimeNs, judgeHash: false, atExec: true);
+            // A confined job's program its section may deny by hash (a copy of a shell by its bytes): hashed whatever the allow list says,
+            // unless this exec's hash is asked for already (a wait for the process's previous program, env's or nice's, is not this one's).
+            long execNs = (long)record.Header.TimeNs;
+            if (Confinement?.WantsHash(entry) == true && !(waits.TryGetValue(entry, out HashWait? asked) && asked.TimeNs == execNs))
+                StartHash(entry, execNs, judgeHash: false, atExec: true);
         }
         catch (Exception e) when (Faulted(e))
         {

@@ -54,7 +54,7 @@ public sealed partial class Confinement
         s.Exec is { } e && e.Deny.Any(r => r.Sha256 is not null || (r.Class is { } c && (ExecConfinement.BitOf(c) & HashedClasses) != 0 && classHashes.Count > 0));
 
     /// <summary>Classes whose programs are known by their bytes as well (a world-writable tree and a memfd are places, not programs).</summary>
-    private const ExecClassBits HashedClasses = ExecClassBits.Shells | ExecClassBits.PackageManagers | ExecClassBits.Compilers | ExecClassBits.Downloaders;
+    private const ExecClassBits HashedClasses = ExecClassBits.Shells | ExecClassBits.Interpreters | ExecClassBits.PackageManagers | ExecClassBits.Compilers | ExecClassBits.Downloaders;
 
     private static Dictionary<string, uint> HashClassPrograms(ConfineRules rules, ExecConfinement exec)
     {
@@ -199,14 +199,14 @@ public sealed partial class Confinement
     }
 
     /// <summary>SIGKILL through a pidfd, once the pid is still the process that exec'd (its start matches).</summary>
-    private static bool Kill(ProcessEntry process)
-    {
-        using Pidfd? pidfd = Pidfd.TryOpen(process.Pid, out _);
-        if (pidfd is null || !ProcfsReader.IsRunning(process.Pid, process.StartTicks))
-            return false;
-        const int Sigkill = 9;
-        return pidfd.Signal(Sigkill) == 0;
-    }
+    /// <summary>
+    /// The process running a program denied by its bytes, and everything it forked in the
+    /// milliseconds the hash took (a copy of a shell runs until its hash is in): stopped
+    /// first, then killed, by recorded lineage, or what it left behind when it has exited.
+    /// True when any process was killed.
+    /// </summary>
+    private static bool Kill(ProcessEntry process) =>
+        ProcessKiller.KillTreeOf(new ProcessTarget(process.Pid, process.StartTicks)).Done;
 
     /// <summary>
     /// The kernel's denied execs and GPU opens since the last call, as events, each

@@ -92,17 +92,25 @@ public sealed class ProcessKiller
     /// </remarks>
     public KillOutcome Kill(ProcessTarget target, KillScope scope)
     {
-        using Pidfd? root = OpenChecked(target, out ProcfsStat stat, out string refusal, out bool exited);
-        if (root is null && exited && scope == KillScope.Tree && target.StartTicks is long startTicks)
-            return KillLeftBehind(target, startTicks, refusal);
+        if (scope == KillScope.Tree)
+            return KillTreeOf(target);
+        using Pidfd? root = OpenChecked(target, out _, out string refusal, out _);
         if (root is null)
             return KillOutcome.Refused(target, scope, refusal);
-        return scope switch
-        {
-            KillScope.Process => KillOne(target, root),
-            KillScope.Tree => KillTree(target, root, stat.StartTicks),
-            _ => KillJob(target),
-        };
+        return scope == KillScope.Process ? KillOne(target, root) : KillJob(target);
+    }
+
+    /// <summary>
+    /// <see cref="Kill"/> with <see cref="KillScope.Tree"/>: the process and every
+    /// descendant, stopped first, or what it left behind when it has exited. Needs
+    /// no cgroup; the same refusals (PID 1, a running sensor, a kernel thread).
+    /// </summary>
+    public static KillOutcome KillTreeOf(ProcessTarget target)
+    {
+        using Pidfd? root = OpenChecked(target, out ProcfsStat stat, out string refusal, out bool exited);
+        if (root is null)
+            return exited && target.StartTicks is long startTicks ? KillLeftBehind(target, startTicks, refusal) : KillOutcome.Refused(target, KillScope.Tree, refusal);
+        return KillTree(target, root, stat.StartTicks);
     }
 
     /// <summary>

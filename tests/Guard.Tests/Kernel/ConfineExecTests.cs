@@ -336,6 +336,53 @@ public sealed class ConfineExecTests : IDisposable
             && e.Json.GetProperty("guard").GetProperty("confine").GetProperty("denied_by")[0].GetString() == "shells");
     }
 
+    /// <summary>
+    /// The kinds an adversary pass found past the hash: a copy started through another
+    /// program (env, nice: the hash asked for the previous program's exec must not stand for
+    /// this one's), a copy of an interpreter (hashed like a shell), and a copy that forks
+    /// before its hash is in (its children go with it).
+    /// </summary>
+    [Theory]
+    [InlineData("env")]
+    [InlineData("nice")]
+    [InlineData("interpreter")]
+    [InlineData("fork")]
+    public void ACopyIsKilledHoweverItStartsAndWhatItForkedGoesWithIt(string how)
+    {
+        string copy = how == "interpreter" ? dir.ExecutableCopy("/usr/bin/perl", "tokenizer") : dir.ShellCopy("trainer");
+        string children = Path.Join(dir.Path, "children");
+        string number = Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture);
+        string job = cgroups.Make("job_" + number);
+        using SensorHarness sensor = SensorHarness.Start(new Guard.Sensor.SensorOptions
+        {
+            Policy = Policies.Over($"[[confine]]\nname = \"no-shells\"\njobs = [\"slurm:{number}\"]\nexec.deny = [\"shells\", \"interpreters\"]\n"),
+        });
+        // Each waits on stdin, which the test never writes: killed, or the run times out.
+        string command = how switch
+        {
+            "env" => $"/usr/bin/env {copy} -c 'read x'",
+            "nice" => $"/usr/bin/nice {copy} -c 'read x'",
+            "interpreter" => $"{copy} -e '<STDIN>'",
+            _ => $"{copy} -c '/bin/sleep 60 & echo $! > {children}; /bin/sleep 60 & echo $! >> {children}; read x'",
+        };
+        var clock = Stopwatch.StartNew();
+        string output = RunIn(job, $"/bin/true; {command}; echo copy=$?");
+        AssertSaid(output, $"copy={Killed}");
+        Assert.True(clock.ElapsedMilliseconds < 15_000, $"the copy ran {clock.ElapsedMilliseconds} ms: it was not killed, it finished");
+        sensor.WaitFor("the confine-exec denial by hash", e => e.Action == "confine-exec"
+            && e.Json.GetProperty("guard").GetProperty("confine").GetProperty("by").GetString() == "hash");
+        if (how != "fork")
+            return;
+        int[] pids = [.. File.ReadAllLines(children).Select(l => int.Parse(l, CultureInfo.InvariantCulture))];
+        Assert.Equal(2, pids.Length);
+        foreach (int pid in pids)
+        {
+            // Killed with the copy (a zombie until reaped counts as gone: no State R/S/T).
+            string? state = File.Exists($"/proc/{pid}/status") ? File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("State:", StringComparison.Ordinal)) : null;
+            Assert.True(state is null || state.Contains('Z', StringComparison.Ordinal) || state.Contains('X', StringComparison.Ordinal), $"the copy's child {pid} lives on: {state}");
+        }
+    }
+
     private static string Text(Bytes256 bytes, uint length) =>
         System.Text.Encoding.UTF8.GetString(((ReadOnlySpan<byte>)bytes)[..(int)Math.Min(length, (uint)GuardConfineAct.PathCapacity)]);
 
