@@ -25,6 +25,13 @@ public sealed class Approvals
     /// <summary>Requests (pending and approved) one sensor holds at most: past it, new denials raise nothing, and say so once.</summary>
     public const int Capacity = 1024;
 
+    /// <summary>
+    /// Requests (pending and approved) one job holds at most: past it, that job's new denials
+    /// raise nothing, so one job flooding denials cannot take the whole <see cref="Capacity"/>
+    /// from every other job (an adversary pass filled it with 3,000 denied connects).
+    /// </summary>
+    public const int JobCapacity = 64;
+
     private const int LineageDepth = 16;
 
     private readonly ConfineKernel kernel;
@@ -88,7 +95,7 @@ public sealed class Approvals
             byte[] address = ((ReadOnlySpan<byte>)key.Address).ToArray();
             string? jobId = process?.Membership.Id ?? (jobs.TryGetValue(key.Job, out ConfinedJob? job) ? job.JobId : null);
             ApprovalRequest? request = Raise(
-                ApprovalRequest.KeyOf(ApprovalKind.Destination, key.Job, address, key.Port, key.Protocol, null), value.Count - before, nowNs, section,
+                ApprovalRequest.KeyOf(ApprovalKind.Destination, key.Job, address, key.Port, key.Protocol, null), key.Job, value.Count - before, nowNs, section,
                 () => new ApprovalRequest
                 {
                     Id = ApprovalRequest.NewId(),
@@ -147,7 +154,7 @@ public sealed class Approvals
         ProcessEntry? process = denial.Process;
         string path = process?.ExecutableText is { Length: > 0 } exe && exe.StartsWith('/') ? exe : denial.Path ?? "";
         string? sha = null;
-        ApprovalRequest? request = Raise(ApprovalRequest.KeyOf(ApprovalKind.Program, jobSet, [], 0, 0, file), 1, nowNs, section, () =>
+        ApprovalRequest? request = Raise(ApprovalRequest.KeyOf(ApprovalKind.Program, jobSet, [], 0, 0, file), jobSet, 1, nowNs, section, () =>
         {
             sha = HashOf(path, file);
             return new ApprovalRequest
@@ -209,9 +216,9 @@ public sealed class Approvals
     /// <summary>
     /// A new request under <paramref name="key"/> made by <paramref name="make"/>, or null when one
     /// is pending or approved already (its count grows by <paramref name="count"/>), the key was
-    /// denied within the expiry, or the capacity is reached.
+    /// denied within the expiry, or the capacity, or job <paramref name="jobSet"/>'s, is reached.
     /// </summary>
-    private ApprovalRequest? Raise(string key, ulong count, long nowNs, ConfineSection section, Func<ApprovalRequest> make)
+    private ApprovalRequest? Raise(string key, uint jobSet, ulong count, long nowNs, ConfineSection section, Func<ApprovalRequest> make)
     {
         if (byKey.TryGetValue(key, out ApprovalRequest? held))
         {
@@ -221,7 +228,7 @@ public sealed class Approvals
         }
         if (refusedUntilNs.TryGetValue(key, out long until) && until > nowNs)
             return null;
-        if (Full)
+        if (Full || byId.Values.Count(r => r.JobSet == jobSet) >= JobCapacity)
             return null;
         ApprovalRequest made = make();
         long wall = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

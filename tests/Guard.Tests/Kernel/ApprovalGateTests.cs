@@ -216,6 +216,19 @@ public sealed class ApprovalGateTests : IDisposable
     }
 
     /// <summary>The stand-in Slurm job cgroup and its probe (running, ready), started before the watch: confined from what /proc shows at the watch's start.</summary>
+    [Fact]
+    public void OneJobFloodingDenialsHoldsAtMostItsShareOfRequests()
+    {
+        (string number, Process probe) = StartJob();
+        StartWatch($"[[confine]]\nname = \"ask-test\"\njobs = [\"slurm:{number}\"]\nmode = \"ask\"\negress.allow = [\"tcp://127.0.0.1:5001\"]\n", number);
+        int flood = Approvals.JobCapacity + 36;
+        for (int port = 6000; port < 6000 + flood; port++)
+            Assert.Equal(Eperm.ToString(CultureInfo.InvariantCulture), Ask(probe, $"connect {port}"));
+        Run.WaitFor(() => Pending().Count >= Approvals.JobCapacity, "the job's requests to be raised", 10_000);
+        Thread.Sleep(500); // two more scans: nothing past the job's share
+        Assert.Equal(Approvals.JobCapacity, Pending().Count);
+    }
+
     private (string Number, Process Probe) StartJob()
     {
         string number = Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture);
