@@ -31,6 +31,7 @@ public static class ConfineCommand
     {
         Privileges.Require("guard confine show");
         Policy policy = PolicyLoader.Load(policyPath);
+        job = Guard.Sensor.Processes.JobIds.Canonical(job);
         List<string>? lines = JobConfinement.Describe(job, policy, KernelMounts.FindCgroup2Root());
         if (lines is null)
         {

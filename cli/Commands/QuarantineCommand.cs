@@ -59,7 +59,7 @@ public static class QuarantineCommand
     {
         NotPermittedException.ThrowUnlessMayAct("guard quarantine", Privileges.ToHold);
         string? text = parse.GetValue(Target);
-        string? job = parse.GetValue(Job);
+        string? job = parse.GetValue(Job) is { } given ? Guard.Sensor.Processes.JobIds.Canonical(given) : null;
         if ((text is null) == (job is null))
             throw new UsageException("name a PID or a --job, one of them");
         TimeSpan? timeout = null;

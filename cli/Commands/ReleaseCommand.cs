@@ -40,7 +40,7 @@ public static class ReleaseCommand
     {
         NotPermittedException.ThrowUnlessMayAct("guard release", Privileges.ToHold);
         string? text = parse.GetValue(Target);
-        string? job = parse.GetValue(Job);
+        string? job = parse.GetValue(Job) is { } given ? Guard.Sensor.Processes.JobIds.Canonical(given) : null;
         bool all = parse.GetValue(All);
         if ((text is null ? 0 : 1) + (job is null ? 0 : 1) + (all ? 1 : 0) != 1)
             throw new UsageException("name a PID, a --job or --all, one of them");

@@ -266,7 +266,7 @@ public static class WatchCommand
             {
                 Types = types.Count > 0 ? types : EventFilter.DefaultTypes,
                 Pid = parse.GetValue(Pid),
-                Job = parse.GetValue(Job),
+                Job = parse.GetValue(Job) is { } jobId ? Guard.Sensor.Processes.JobIds.Canonical(jobId) : null,
             },
             HeartbeatInterval = heartbeat,
             GpuSampleInterval = gpuInterval,

@@ -59,7 +59,9 @@ public static class JobConfinement
             lines.Add($"job {jobId}: not confined now ({where}){(section is null ? "" : "; a running guard watch confines it at its next exec")}");
         if (section is null)
         {
-            lines.Add(inKernel is null ? "  no [[confine]] section of the policy selects it" : "  the policy given has no section for the kernel's rule set: it was confined under another policy");
+            lines.Add(inKernel is null
+                ? "  no [[confine]] section of the policy read selects it"
+                : $"  the policy read has no section for kernel rule set {inKernel.Value.Section}: it was confined under another policy (name the running guard watch's with --policy)");
             return lines;
         }
         lines.Add($"  section: {section.Name} ({section.Source}), mode {section.Mode.ToString().ToLowerInvariant()}");
@@ -72,6 +74,12 @@ public static class JobConfinement
             if (egress.Names.Count > 0)
                 lines.Add("  names are allowed by the addresses the job's own DNS answers give, for the record's TTL (at least 30 s, at most 1 h)");
         }
+        lines.Add(section.Exec is { } exec
+            ? $"  exec deny: {Rules(exec.Deny)}; allow: {Rules(exec.Allow)}"
+            : "  exec: not confined by this section");
+        lines.Add(section.Gpu is { } gpu
+            ? $"  gpu: devices {(gpu.Devices.Count == 0 ? "none" : string.Join(", ", gpu.Devices))} only"
+            : "  gpu: not confined by this section");
         if (inKernel is { Job: not 0 } own && kernel is not null)
         {
             ulong now = (ulong)Libc.NowNs(Libc.ClockBoottime);
@@ -84,6 +92,8 @@ public static class JobConfinement
         }
         return lines;
     }
+
+    private static string Rules(IReadOnlyList<ExecRule> rules) => rules.Count == 0 ? "nothing" : string.Join(", ", rules.Select(r => r.Text));
 
     private static string ModeName(ConfineKernelMode mode) => mode switch { ConfineKernelMode.Audit => "audit", ConfineKernelMode.Ask => "ask", _ => "enforce" };
 

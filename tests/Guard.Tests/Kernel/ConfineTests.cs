@@ -407,12 +407,14 @@ public sealed class ConfineTests : IDisposable
         using ConfineKernel kernel = Attach(rules);
         string job = ConfinedSlurmJob(kernel, rules);
         Process probe = StartProbe(job, "probe"); // a member: the job has a process
-        string policy = dir.File("show.toml", $"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"enforce\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\n");
+        string policy = dir.File("show.toml", $"[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nlaunchers = [\"trainer\"]\nmode = \"enforce\"\negress.allow = [\"tcp://127.0.0.1:{AllowedPort}\"]\nexec.deny = [\"shells\"]\n");
         var console = new TestConsole();
         Assert.Equal(0, Guard.Cli.GuardCli.Run(["confine", "show", SlurmId(job), "--policy", policy], console));
         Assert.StartsWith($"job {SlurmId(job)}: confined now", console.Out.ToString(), StringComparison.Ordinal);
         Assert.Contains("section: test (", console.Out.ToString(), StringComparison.Ordinal);
         Assert.Contains($"egress allow: tcp://127.0.0.1:{AllowedPort}", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains("exec deny: shells; allow: nothing", console.Out.ToString(), StringComparison.Ordinal);
+        Assert.Contains("gpu: not confined by this section", console.Out.ToString(), StringComparison.Ordinal);
 
         var unknown = new TestConsole();
         Assert.Equal(1, Guard.Cli.GuardCli.Run(["confine", "show", "slurm:987654321", "--policy", policy], unknown));
