@@ -63,6 +63,10 @@ string Spread()
 
 InProcessSensor Watch(params GpuDevice[] gpus) => new(new SensorOptions { Kernel = new KernelOptions { GpuDevices = gpus } });
 
+// The rounding sampling's preempting threads (a policy's randomx_sampling_hz; GUARD_BENCH_SAMPLING_HZ, default the built-in rate) beside the sensor.
+int samplingHz = int.TryParse(Environment.GetEnvironmentVariable("GUARD_BENCH_SAMPLING_HZ"), out int hz) && hz > 0 ? hz : Guard.Sensor.Detection.Thresholds.DefaultRandomxSamplingHz;
+IDisposable WatchPreempting() => new PreemptedSensor(Watch(), new Guard.Sensor.Interop.PreemptingThreads(samplingHz));
+
 Line($"guard benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} CPUs, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, {rounds} alternating rounds, medians");
 
 // 1. fork+exec storm, and every exec delivered at the default ring size.
@@ -80,6 +84,8 @@ if (Section("forkexec"))
         drops = s.Drops;
     }
     Line($"fork+exec of /bin/true x{forks}: {b1 / 1000:F1} us bare, {w1 / 1000:F1} us watched: {w1 / b1:F3}x (bar 1.05x); execs delivered {delivered}/{forks}, ring drops {drops}");
+    (double b1p, double w1p) = Compare("forkexec", forks, WatchPreempting);
+    Line($"fork+exec of /bin/true x{forks}, watched with the preempting threads at {samplingHz} Hz a CPU: {b1p / 1000:F1} us bare, {w1p / 1000:F1} us: {w1p / b1p:F3}x (bar 1.03x); {Spread()}");
 }
 
 // 1b. the same storm with the metrics endpoint on and scraped (GUARD_BENCH_SCRAPE_MS apart, default 1000:
@@ -226,6 +232,8 @@ if (Section("pingpong"))
     long messages = quick ? 100_000 : 500_000;
     (double bp, double wp) = Compare("pingpong", messages, () => Watch());
     Line($"pipe ping-pong between two processes x{messages} (a context switch per message): {bp:F0} ns bare, {wp:F0} ns watched: {wp / bp:F3}x (bar 1.05x)");
+    (double bpp, double wpp) = Compare("pingpong", messages, WatchPreempting);
+    Line($"pipe ping-pong x{messages}, watched with the preempting threads at {samplingHz} Hz a CPU: {bpp:F0} ns bare, {wpp:F0} ns: {wpp / bpp:F3}x (bar 1.05x); {Spread()}");
 }
 
 // 4. the ioctl program (a stand-in GPU device configured): its cost on other
