@@ -181,6 +181,7 @@ public sealed partial class GuardSensor
         }
         detectors = PolicyDetectors.From(policy, detectors!.Executables);
         judge!.Reload(detectors, new Responder(new ProcessKiller(options.Kernel.CgroupRoot!), quarantines!, policy, options.Kernel.GpuDevices));
+        SampleRounding(policy);
     }
 
     /// <summary>/healthz: null while the ring is drained in time, else why not, in one line.</summary>

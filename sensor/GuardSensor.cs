@@ -132,6 +132,8 @@ public sealed partial class GuardSensor : IDisposable
     private readonly List<string> warnings = [];
     private SensorRegistration? registration;
     private DrainWatchdog? watchdog;
+    // Switches out what runs on each CPU at the policy's rate, so guard_fpu sees every thread's rounding mode.
+    private PreemptingThreads? preempting;
     // Held while enforcement is handed over, by the event thread or a StopDeadline's.
     private readonly object handOverGate = new();
     private int? handedOver;
@@ -239,6 +241,7 @@ public sealed partial class GuardSensor : IDisposable
             if (kernelOptions.InKernelRules.Enforce)
                 sensor.ownPins = PinEnforcement(kernel);
             sensor.StartServices();
+            sensor.SampleRounding(options.Policy);
         }
         catch
         {
@@ -326,6 +329,35 @@ public sealed partial class GuardSensor : IDisposable
         pipeline.Confinement = confinement;
         judge?.Confinement = confinement;
     }
+
+    /// <summary>
+    /// Starts, stops or re-rates the preempting threads for <paramref name="policy"/>:
+    /// they run while the randomx rule is on, its sampling rate above 0 and the
+    /// rounding program attached.
+    /// </summary>
+    private void SampleRounding(Policy? policy)
+    {
+        int rate = policy is not null && policy.ActionFor(Detectors.Randomx) != RuleAction.Off
+            && kernel.Attached.Any(a => a.Spec.Name == BpfProgramNames.Fpu) ? policy.Thresholds.RandomxSamplingHz : 0;
+        if ((preempting?.RatePerSecond ?? 0) == rate)
+            return;
+        preempting?.Dispose();
+        preempting = null;
+        if (rate == 0)
+            return;
+        try
+        {
+            preempting = new PreemptingThreads(rate);
+            warnings.AddRange(preempting.Warnings);
+        }
+        catch (SensorException e)
+        {
+            warnings.Add($"{e.Message}: rounding modes are seen only when threads are switched out of their own accord");
+        }
+    }
+
+    /// <summary>The threads that switch out what runs on each CPU for the rounding sampling; null when none run.</summary>
+    public PreemptingThreads? Preempting => preempting;
 
     /// <summary>Registers this sensor (pid and start) so `guard kill` refuses it, and nothing that merely runs the same file.</summary>
     private void Register()
@@ -661,6 +693,7 @@ public sealed partial class GuardSensor : IDisposable
     {
         StopServices(); // first: the metrics server reads the kernel's maps
         watchdog?.Dispose();
+        preempting?.Dispose();
         registration?.Dispose();
         detectors?.Executables.Dispose();
         (gpuSource as IDisposable)?.Dispose();

@@ -82,6 +82,22 @@ public sealed record Thresholds(int RandomxRoundingSwitches, int RandomxWindowSe
     /// </summary>
     public int RandomxDistinctModes { get; init; } = Abi.GuardRounding.Modes;
 
+    /// <summary>
+    /// How often, per second, each CPU's running thread is switched out by the
+    /// sensor's own preempting thread on that CPU (Interop.PreemptingThreads),
+    /// so the kernel reads its rounding mode at a rate Guard chooses rather
+    /// than only when the thread sleeps or is preempted; 0 to
+    /// <see cref="MaxRandomxSamplingHz"/>, 0: only the switches the threads
+    /// make themselves. 100 by default (measured: README, RandomX).
+    /// </summary>
+    public int RandomxSamplingHz { get; init; } = DefaultRandomxSamplingHz;
+
+    /// <summary>The built-in <see cref="RandomxSamplingHz"/>.</summary>
+    public const int DefaultRandomxSamplingHz = 100;
+
+    /// <summary>The highest <see cref="RandomxSamplingHz"/>: a wake a millisecond on every CPU, the kernel's own tick at HZ=1000.</summary>
+    public const int MaxRandomxSamplingHz = 1000;
+
     /// <summary>SM (or, for a device, GPU) utilisation that counts as busy.</summary>
     public int GpuBusyPercent { get; init; } = 50;
 

@@ -122,6 +122,7 @@ public static class PolicyParser
         private int randomxSwitches = basis?.Thresholds.RandomxRoundingSwitches ?? 200;
         private int randomxWindow = basis?.Thresholds.RandomxWindowSeconds ?? 10;
         private int randomxModes = basis?.Thresholds.RandomxDistinctModes ?? GuardRounding.Modes;
+        private int randomxSamplingHz = basis?.Thresholds.RandomxSamplingHz ?? Thresholds.DefaultRandomxSamplingHz;
         private int gpuBusyPercent = basis?.Thresholds.GpuBusyPercent ?? 50;
         private int gpuBusySeconds = basis?.Thresholds.GpuBusySeconds ?? 30;
         private int quarantineMinutes = basis?.Quarantine.TimeoutMinutes ?? 0;
@@ -141,7 +142,7 @@ public static class PolicyParser
                 new JobPolicy(roots, services) { Units = units },
                 new AllowList(executables, hashes, users, jobs, destinations),
                 new Indicators(minerNames, minerNamesInJobs, minerArguments, minerArgumentsWeak, minerHashes, poolPorts, poolDomains, stratumMethods),
-                new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
+                new Thresholds(randomxSwitches, randomxWindow) { RandomxDistinctModes = randomxModes, RandomxSamplingHz = randomxSamplingHz, GpuBusyPercent = gpuBusyPercent, GpuBusySeconds = gpuBusySeconds },
                 rules,
                 [.. basis?.Sources ?? [], file])
             {
@@ -197,6 +198,7 @@ public static class PolicyParser
                 case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
                 case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
                 case ("thresholds", "randomx_distinct_modes"): randomxModes = RoundingModeCount(kv, key, line) ?? randomxModes; break;
+                case ("thresholds", "randomx_sampling_hz"): randomxSamplingHz = SamplingHz(kv, key, line) ?? randomxSamplingHz; break;
                 case ("thresholds", "gpu_busy_percent"): gpuBusyPercent = Positive(kv, key, line) is int percent and <= 100 ? percent : Percent(line, key, gpuBusyPercent); break;
                 case ("thresholds", "gpu_busy_seconds"): gpuBusySeconds = Positive(kv, key, line) ?? gpuBusySeconds; break;
                 case ("quarantine", "timeout_minutes"): quarantineMinutes = NonNegative(kv, key, line) ?? quarantineMinutes; break;
@@ -287,6 +289,14 @@ public static class PolicyParser
             if (kv.Value is IntegerValueSyntax { Value: >= 1 and <= GuardRounding.Modes } n)
                 return (int)n.Value;
             Error(line, key, $"expected 1 to {GuardRounding.Modes}: how many of the non-default rounding modes (down, up, toward zero)");
+            return null;
+        }
+
+        private int? SamplingHz(KeyValueSyntax kv, string key, int line)
+        {
+            if (kv.Value is IntegerValueSyntax { Value: >= 0 and <= Thresholds.MaxRandomxSamplingHz } n)
+                return (int)n.Value;
+            Error(line, key, $"expected 0 to {Thresholds.MaxRandomxSamplingHz}: switches a second forced on each CPU (0: none)");
             return null;
         }
 

@@ -25,6 +25,7 @@ public static class PolicyWriter
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_rounding_switches = {policy.Thresholds.RandomxRoundingSwitches}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_window_seconds = {policy.Thresholds.RandomxWindowSeconds}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_distinct_modes = {policy.Thresholds.RandomxDistinctModes}");
+        toml.AppendLine(CultureInfo.InvariantCulture, $"randomx_sampling_hz = {policy.Thresholds.RandomxSamplingHz}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"gpu_busy_percent = {policy.Thresholds.GpuBusyPercent}");
         toml.AppendLine(CultureInfo.InvariantCulture, $"gpu_busy_seconds = {policy.Thresholds.GpuBusySeconds}");
         toml.AppendLine().AppendLine("[quarantine]");

@@ -65,6 +65,10 @@ string Spread()
 
 InProcessSensor Watch(params GpuDevice[] gpus) => new(new SensorOptions { Kernel = new KernelOptions { GpuDevices = gpus } });
 
+// The rounding sampling's preempting threads (a policy's randomx_sampling_hz; GUARD_BENCH_SAMPLING_HZ, default the built-in rate) beside the sensor.
+int samplingHz = int.TryParse(Environment.GetEnvironmentVariable("GUARD_BENCH_SAMPLING_HZ"), out int hz) && hz > 0 ? hz : Guard.Sensor.Detection.Thresholds.DefaultRandomxSamplingHz;
+IDisposable WatchPreempting() => new PreemptedSensor(Watch(), new Guard.Sensor.Interop.PreemptingThreads(samplingHz));
+
 Line($"guard benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} CPUs, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, {rounds} alternating rounds, medians");
 
 // 1. fork+exec storm, and every exec delivered at the default ring size.
@@ -82,6 +86,10 @@ if (Section("forkexec"))
         drops = s.Drops;
     }
     Line($"fork+exec of /bin/true x{forks}: {b1 / 1000:F1} us bare, {w1 / 1000:F1} us watched: {w1 / b1:F3}x (bar 1.05x); execs delivered {delivered}/{forks}, ring drops {drops}");
+    (double b1p, double w1p) = Compare("forkexec", forks, WatchPreempting);
+    Line($"fork+exec of /bin/true x{forks}, watched with the preempting threads at {samplingHz} Hz a CPU: {b1p / 1000:F1} us bare, {w1p / 1000:F1} us: {w1p / b1p:F3}x (bar 1.03x); {Spread()}");
+    (double b1t, double w1t) = Compare("forkexec", forks, () => new Guard.Sensor.Interop.PreemptingThreads(samplingHz));
+    Line($"fork+exec of /bin/true x{forks}, the preempting threads alone (their share of the above): {b1t / 1000:F1} us bare, {w1t / 1000:F1} us: {w1t / b1t:F3}x; {Spread()}");
 }
 
 // 1b. the same storm with the metrics endpoint on and scraped (GUARD_BENCH_SCRAPE_MS apart, default 1000:
@@ -265,6 +273,10 @@ if (Section("pingpong"))
     long messages = quick ? 100_000 : 500_000;
     (double bp, double wp) = Compare("pingpong", messages, () => Watch());
     Line($"pipe ping-pong between two processes x{messages} (a context switch per message): {bp:F0} ns bare, {wp:F0} ns watched: {wp / bp:F3}x (bar 1.05x)");
+    (double bpp, double wpp) = Compare("pingpong", messages, WatchPreempting);
+    Line($"pipe ping-pong x{messages}, watched with the preempting threads at {samplingHz} Hz a CPU: {bpp:F0} ns bare, {wpp:F0} ns: {wpp / bpp:F3}x (bar 1.05x); {Spread()}");
+    (double bpt, double wpt) = Compare("pingpong", messages, () => new Guard.Sensor.Interop.PreemptingThreads(samplingHz));
+    Line($"pipe ping-pong x{messages}, the preempting threads alone (their share of the above): {bpt:F0} ns bare, {wpt:F0} ns: {wpt / bpt:F3}x; {Spread()}");
 }
 
 // 4. the ioctl program (a stand-in GPU device configured): its cost on other

@@ -4,6 +4,7 @@ using Guard.Sensor;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Interop;
 using Guard.Tests.Support;
 using Xunit;
 
@@ -131,12 +132,104 @@ public sealed class RandomxTests
     }
 
     /// <summary>The hasher on CPU 0 beside the ordinary spinner, in a network namespace of its own; returns once its cache is made.</summary>
-    private static Process Hasher(string binary, int seconds, int? hopMs = null)
+    private static Process Hasher(string binary, int seconds, int? hopMs = null) => Hasher(binary, seconds, 0, hopMs is { } hop ? [hop.ToString(System.Globalization.CultureInfo.InvariantCulture)] : []);
+
+    /// <summary>The hasher on <paramref name="cpu"/>, <paramref name="options"/> first and the rest after its seconds.</summary>
+    private static Process Hasher(string binary, int seconds, int cpu, string[] after, params string[] options)
     {
-        string[] args = ["--net", "taskset", "-c", "0", binary, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        Process hasher = Run.Start("unshare", hopMs is { } hop ? [.. args, hop.ToString(System.Globalization.CultureInfo.InvariantCulture)] : args);
+        string[] args = ["--net", "taskset", "-c", cpu.ToString(System.Globalization.CultureInfo.InvariantCulture), binary, .. options, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. after];
+        Process hasher = Run.Start("unshare", args);
         Assert.Equal("ready", hasher.StandardOutput.ReadLine());
         return hasher;
+    }
+
+    /// <summary>The last CPU: the hasher alone there, on the machine as it is (no spinner of the test's own beside it).</summary>
+    private static int AloneCpu => Environment.ProcessorCount - 1;
+
+    private static long NonvoluntarySwitches(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)).Split(':')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The sampling is the sensor's choice: with the default policy a pinned
+    /// SCHED_FIFO thread on each CPU wakes 100 times a second, and a spinner
+    /// that never sleeps is switched out (involuntarily) at least at about
+    /// that rate, against what the machine's own load does to it without them.
+    /// </summary>
+    [Fact]
+    public void TheSensorSwitchesOutAThreadThatNeverSleepsAtItsOwnRate()
+    {
+        const int Seconds = 3;
+        using Process bare = Run.Start("taskset", "-c", AloneCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "/bin/sh", "-c", "while :; do :; done"); // a builtin loop: no child to wait for, never a sleep
+        long before;
+        try
+        {
+            long start = NonvoluntarySwitches(bare.Id);
+            Thread.Sleep(Seconds * 1000);
+            before = NonvoluntarySwitches(bare.Id) - start;
+        }
+        finally
+        {
+            bare.Kill(entireProcessTree: true);
+        }
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        PreemptingThreads threads = sensor.Sensor.Preempting ?? throw new Xunit.Sdk.XunitException($"no preempting threads run under the default policy: {string.Join("; ", sensor.Sensor.Warnings)}");
+        Assert.Equal(Thresholds.DefaultRandomxSamplingHz, threads.RatePerSecond);
+        Assert.Equal(Environment.ProcessorCount, threads.Cpus.Count);
+        Assert.True(threads.RealTimeThreads == threads.Cpus.Count, string.Join("; ", threads.Warnings));
+        using Process spinner = Run.Start("taskset", "-c", AloneCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "/bin/sh", "-c", "while :; do :; done"); // a builtin loop: no child to wait for, never a sleep
+        try
+        {
+            long start = NonvoluntarySwitches(spinner.Id), wakes = threads.Wakes;
+            Thread.Sleep(Seconds * 1000);
+            long during = NonvoluntarySwitches(spinner.Id) - start;
+            wakes = threads.Wakes - wakes;
+            // Each wake on its CPU that finds the spinner running switches it out; the machine's other load takes some of the CPU.
+            Assert.True(wakes >= Seconds * Thresholds.DefaultRandomxSamplingHz * threads.Cpus.Count * 8 / 10, $"{wakes} wakes in {Seconds} s on {threads.Cpus.Count} CPUs");
+            Assert.True(during >= Seconds * Thresholds.DefaultRandomxSamplingHz / 2, $"the spinner was switched out {during} times in {Seconds} s with the sensor's threads ({before} without)");
+        }
+        finally
+        {
+            spinner.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>
+    /// RandomX that hides its modes: after every hash it sets the rounding mode
+    /// back to nearest and sleeps 1 ms, so every switch it makes itself shows
+    /// the default mode. Alone on its CPU, under the built-in policy, it is
+    /// found by the sensor's own preemption, mid-hash, and killed in 30 s.
+    /// </summary>
+    [Fact]
+    public void AHasherThatSetsNearestBeforeEachSleepIsFoundAndKilled() => AloneHasherIsKilled("--nearest-sleep");
+
+    /// <summary>The plain hasher alone on its CPU: it never sleeps, and is switched out when the sensor chooses.</summary>
+    [Fact]
+    public void AHasherAloneOnItsCpuIsFoundAndKilled() => AloneHasherIsKilled();
+
+    private static void AloneHasherIsKilled(params string[] options)
+    {
+        using var dir = new TempDir();
+        string trainer = CompileHasher(dir);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        Assert.NotNull(sensor.Sensor.Preempting);
+        using Process hasher = Hasher(trainer, 60, AloneCpu, [], options);
+        var hashing = Stopwatch.StartNew();
+        try
+        {
+            RecordedEvent alert = sensor.WaitFor("randomx alert", e => e.Action == "randomx", timeoutMs: 30_000);
+            Assert.Equal(hasher.Id, alert.Pid);
+            JsonElement finding = alert.Json.GetProperty("guard").GetProperty("finding");
+            Assert.Equal("process", finding.GetProperty("evidence").GetProperty("rounding_scope").GetString());
+            Assert.StartsWith("killed", finding.GetProperty("response")[0].GetString(), StringComparison.Ordinal);
+            Assert.True(hasher.WaitForExit(5000));
+            Assert.Equal(137, hasher.ExitCode);
+            Assert.True(hashing.Elapsed < TimeSpan.FromSeconds(30), $"killed {hashing.Elapsed.TotalSeconds:F1} s after its first hash");
+        }
+        finally
+        {
+            if (!hasher.HasExited)
+                hasher.Kill();
+        }
     }
 
     [Fact]

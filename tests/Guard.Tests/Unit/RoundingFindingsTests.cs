@@ -113,6 +113,20 @@ public sealed class RoundingFindingsTests
         Assert.Equal(1, Policies.Over("[thresholds]\nrandomx_distinct_modes = 1\n").Thresholds.RandomxDistinctModes);
     }
 
+    [Fact]
+    public void TheSamplingRateIsCheckedAsAPolicyValue()
+    {
+        var errors = new List<PolicyError>();
+        PolicyParser.Parse("[thresholds]\nrandomx_sampling_hz = 1001\n", "p.toml", PolicyLoader.BuiltIn, errors);
+        PolicyParser.Parse("[thresholds]\nrandomx_sampling_hz = -1\n", "q.toml", PolicyLoader.BuiltIn, errors);
+        PolicyParser.Parse("[thresholds]\nrandomx_sampling_hz = \"fast\"\n", "r.toml", PolicyLoader.BuiltIn, errors);
+        Assert.Equal(["p.toml:2:thresholds.randomx_sampling_hz", "q.toml:2:thresholds.randomx_sampling_hz", "r.toml:2:thresholds.randomx_sampling_hz"], errors.Select(e => $"{e.File}:{e.Line}:{e.Key}"));
+        Assert.All(errors, e => Assert.Contains("0 to 1000", e.Reason, StringComparison.Ordinal));
+        Assert.Equal(100, PolicyLoader.BuiltIn.Thresholds.RandomxSamplingHz);
+        Assert.Equal(0, Policies.Over("[thresholds]\nrandomx_sampling_hz = 0\n").Thresholds.RandomxSamplingHz);
+        Assert.Contains("randomx_sampling_hz = 100", PolicyWriter.Write(PolicyLoader.BuiltIn), StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A line of short processes: each runs <paramref name="secondsEach"/> samplings, gaining
     /// <paramref name="perSecond"/> switches in each of the three directed modes a second, then
