@@ -10,7 +10,7 @@ namespace Guard.Tests.Unit;
 /// </summary>
 public sealed class DaemonSetManifestTests
 {
-    private static readonly string[] Capabilities = ["BPF", "PERFMON", "SYS_ADMIN", "KILL", "SYS_PTRACE", "DAC_READ_SEARCH", "DAC_OVERRIDE", "SYS_RESOURCE", "CHOWN"];
+    private static readonly string[] Capabilities = ["BPF", "PERFMON", "SYS_ADMIN", "KILL", "SYS_PTRACE", "DAC_READ_SEARCH", "DAC_OVERRIDE", "SYS_RESOURCE", "CHOWN", "SYS_NICE"];
 
     private static readonly string[] UnitCapabilities = [.. Capabilities.Select(c => "CAP_" + c)];
 

@@ -66,5 +66,8 @@ public sealed class SystemdUnitTests
         Assert.DoesNotContain("CAP_NET_RAW", caps);
         Assert.DoesNotContain("CAP_SYS_MODULE", caps);
         Assert.Equal("yes", s["ProtectKernelModules"]);
+        // The RandomX sampling threads run at SCHED_FIFO: RestrictRealtime=yes or no CAP_SYS_NICE would leave them at nice -20.
+        Assert.Contains("CAP_SYS_NICE", caps);
+        Assert.Equal("no", s["RestrictRealtime"]);
     }
 }
