@@ -885,6 +885,27 @@ static long rule_step(__u32 i, struct scratch_ctx *c)
 	return 1;
 }
 
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/*
+ * Whether the socket an answer arrives on lives in a network namespace of
+ * the initial user namespace: the host's, or one root made (a pod's, a
+ * container's). A namespace a job makes itself (unshare -Urn) belongs to the
+ * user namespace it made with it: there the job can bind the resolver's
+ * address and answer its own query, so nothing is read there. Read from the
+ * socket, never from current: a socket made in one namespace can be used
+ * from another.
+ */
+static __always_inline bool netns_of_root(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sock *sk = kskb->sk;
+
+	if (!sk)
+		return false;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, user_ns, level) == 0;
+}
+
 /* Returns 1 always: an answer is never dropped here, only read. */
 static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 {
@@ -939,7 +960,7 @@ static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 			return ALLOW;
 	}
 	/* Only a resolver of the job's section answers: one the job runs itself is nobody's. */
-	if (!is_resolver(st->job.section, src))
+	if (!is_resolver(st->job.section, src) || !netns_of_root(skb))
 		return ALLOW;
 	s = bpf_map_lookup_elem(&confine_dns_scratch, &one);
 	if (!s)

@@ -201,6 +201,15 @@ public sealed class ConfineTests : IDisposable
             query("self-1." + SUFFIX, "127.0.0.54")
             r["self"] = connect(address("self-1." + SUFFIX))
             print(json.dumps(r), flush=True)
+        elif sys.argv[1] == "forge":
+            # In a user and network namespace the job made: the resolver's address is its own to bind and answer from.
+            threading.Thread(target=serve, args=("127.0.0.53",), daemon=True).start()
+            time.sleep(0.3)
+            query("pool-1." + SUFFIX)
+            print(json.dumps({"forged": address("pool-1." + SUFFIX)}), flush=True)
+        elif sys.argv[1] == "lookup":
+            query(sys.argv[2])
+            print(json.dumps({"lookup": connect(address(sys.argv[2]))}), flush=True)
         else:
             print(json.dumps({"other_job": [connect(a) for a in sys.argv[2:]]}), flush=True)
         """;
@@ -461,6 +470,40 @@ public sealed class ConfineTests : IDisposable
         started.Add(other);
         TestCgroups.Go(other);
         Assert.All(Result(other).GetProperty("other_job").EnumerateArray(), e => Assert.Equal(Eperm, e.GetInt32()));
+    }
+
+    [Fact]
+    public void AnAnswerTheJobForgesInANetworkNamespaceOfItsOwnAllowsNothing()
+    {
+        ConfineRules rules = new(Policies.Over(
+            "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
+            $"egress.allow = [\"*.models.test:{AllowedPort}\", \"udp://127.0.0.0/8\"]\n")); // UDP on loopback: the forged resolver may answer
+        using ConfineKernel kernel = Attach(rules);
+        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
+        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
+        string script = dir.File("dns.py", Dns);
+        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
+        started.Add(resolver);
+        TestCgroups.Go(resolver);
+        Assert.Equal("ready", LineWithin(resolver));
+        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        string job = ConfinedSlurmJob(kernel, rules);
+        // The job makes a user and network namespace, answers its own query for an allowed name there
+        // with the pool's address, then connects to that address where the section's resolver is.
+        Process probe = cgroups.StartIn(
+            job,
+            $"exec nsenter --net={netns} /bin/sh -c 'unshare -Urn /bin/sh -c \"ip link set lo up; exec {Run.Python} {script} forge\" && " +
+            $"{Run.Python} {script} other 127.2.0.99 && exec {Run.Python} {script} lookup n7.models.test'");
+        started.Add(probe);
+        TestCgroups.Go(probe);
+        Assert.Equal("127.2.0.99", Result(probe).GetProperty("forged").GetString());
+        Assert.Equal(Eperm, Assert.Single(Result(probe).GetProperty("other_job").EnumerateArray()).GetInt32());
+        // The section's own resolver still answers the same job, and its address goes.
+        Assert.Equal(0, Result(probe).GetProperty("lookup").GetInt32());
+        uint own = ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value);
+        var entries = kernel.Entries().Where(e => e.Key.Set == own).ToList();
+        GuardConfineKey allowed = Assert.Single(entries).Key;
+        Assert.Equal(new byte[] { 127, 1, 0, 8 }, ((ReadOnlySpan<byte>)allowed.Address)[12..].ToArray());
     }
 
     [Fact]
