@@ -583,6 +583,7 @@ enum guard_confine_what {
 	GUARD_CONFINE_CONNECT = 1, /* connect(2), TCP or UDP */
 	GUARD_CONFINE_SEND = 2,    /* an unconnected UDP send */
 	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
+	GUARD_CONFINE_PASSED = 4,  /* a send on a socket the job did not make (passed in, inherited): the sender killed */
 };
 
 /* DNS names in egress allow lists (confine_names): a name in wire form

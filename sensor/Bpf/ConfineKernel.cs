@@ -28,7 +28,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     private const int CommCapacity = 16;
 
     /// <summary>Attach order: the tree's bookkeeping first, so no member forks unseen once the deny programs run.</summary>
-    private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec];
+    private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec, BpfProgramNames.ConfineSend];
 
     /// <summary>
     /// The job instances, attached to each confined job cgroup (and so run by

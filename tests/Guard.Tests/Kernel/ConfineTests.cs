@@ -243,6 +243,56 @@ public sealed class ConfineTests : IDisposable
         print(json.dumps({"t0": t0, "went": went, "last_allowed_ms": last, "first_denied_ms": first}), flush=True)
         """;
 
+    /// <summary>
+    /// argv: outside PATH | job PATH. outside (no job, its own netns): listens on 5001 (allowed) and
+    /// 5002 (the pool), connects to each, passes both sockets over the unix socket PATH
+    /// (SCM_RIGHTS), and on a line from stdin says what each listener received. job: takes
+    /// them at PATH, writes three times on the allowed one, says it is alive, then writes on the pool's.
+    /// </summary>
+    private const string Passer = """
+        import json, os, socket, sys, threading, time
+        path = sys.argv[2]
+        if sys.argv[1] == "outside":
+            got = {5001: bytearray(), 5002: bytearray()}
+            def serve(l, port):
+                c, _ = l.accept()
+                while True:
+                    b = c.recv(64)
+                    if not b:
+                        return
+                    got[port].extend(b)
+            conns = []
+            for port in (5001, 5002):
+                l = socket.socket()
+                l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                l.bind(("127.0.0.1", port))
+                l.listen(4)
+                threading.Thread(target=serve, args=(l, port), daemon=True).start()
+                conns.append(socket.create_connection(("127.0.0.1", port)))
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(path)
+            socket.send_fds(u, [b"x"], [c.fileno() for c in conns])
+            print("passed", flush=True)
+            sys.stdin.readline()
+            print(json.dumps({"allowed": got[5001].decode(), "pool": got[5002].decode()}), flush=True)
+        else:
+            u = socket.socket(socket.AF_UNIX)
+            u.bind(path)
+            u.listen(1)
+            print("ready", flush=True)
+            c, _ = u.accept()
+            _, fds, _, _ = socket.recv_fds(c, 16, 2)
+            allowed, pool = (socket.socket(fileno=fd) for fd in fds)
+            for _ in range(3):
+                allowed.sendall(b"a")
+                time.sleep(0.05)
+            print(json.dumps({"alive": True}), flush=True)
+            for _ in range(20):
+                pool.sendall(b"p")
+                time.sleep(0.05)
+            print(json.dumps({"alive": True}), flush=True)
+        """;
+
     /// <summary>The job instances of bpf/confine.bpf.c a section without resolvers needs: egress, connect4/6, sendmsg4/6, dev (ingress reads only DNS answers).</summary>
     private const int JobPrograms = 6;
 
@@ -504,6 +554,47 @@ public sealed class ConfineTests : IDisposable
         var entries = kernel.Entries().Where(e => e.Key.Set == own).ToList();
         GuardConfineKey allowed = Assert.Single(entries).Key;
         Assert.Equal(new byte[] { 127, 1, 0, 8 }, ((ReadOnlySpan<byte>)allowed.Address)[12..].ToArray());
+    }
+
+    [Fact]
+    public void ASendOnASocketPassedInFromOutsideEveryJobKillsTheSenderUnlessItsPeerIsAllowed()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        string script = dir.File("passer.py", Passer);
+        string path = Path.Join(dir.Path, "pass.sock");
+        Process taker = cgroups.StartIn(job, $"exec {Run.Python} {script} job {path}");
+        started.Add(taker);
+        TestCgroups.Go(taker);
+        Assert.Equal("ready", LineWithin(taker));
+        // Made and connected outside every confined job, in a netns of its own; only the job writes on them.
+        Process outside = cgroups.StartIn(cgroups.Make("not-a-job"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} outside {path}'");
+        started.Add(outside);
+        TestCgroups.Go(outside);
+        Assert.Equal("passed", LineWithin(outside));
+        // The allowed destination: untouched, the job lives on.
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean());
+        // The pool: the first send kills the sender.
+        Assert.True(taker.WaitForExit(10_000), "the job wrote on the pool's socket and lived 10 s");
+        Assert.Equal(128 + 9, taker.ExitCode);
+        Thread.Sleep(300);
+        outside.StandardInput.WriteLine("report");
+        JsonElement got = Result(outside);
+        Assert.Equal("aaa", got.GetProperty("allowed").GetString());
+        Assert.InRange(got.GetProperty("pool").GetString()!.Length, 0, 1);
+
+        // Reported as a denial of the section, with what it was.
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        ConfineEvent denied = Assert.Single(
+            new ConfineDenials().Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table), e => e.Attempt == "passed-in socket");
+        Assert.Equal(OtherPort, denied.DestinationPort);
+        Assert.Equal(1UL, denied.Count);
+        JsonElement line = Ecs(denied);
+        Assert.Equal("denied", line.GetProperty("event").GetProperty("type")[0].GetString());
+        Assert.Equal("test", line.GetProperty("guard").GetProperty("confine").GetProperty("section").GetString());
+        Assert.Equal("passed-in socket", line.GetProperty("guard").GetProperty("confine").GetProperty("attempt").GetString());
+        Assert.Equal(SlurmId(job), line.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
     }
 
     [Fact]
