@@ -1415,6 +1415,18 @@ int BPF_PROG(guard_confine_exit, struct task_struct *task)
 
 /* ---- sockets the job did not make ---------------------------------------- */
 
+/* The id of the cgroup `level` levels below the root that cgrp is in (or is); 0 when cgrp is not that deep. */
+static __always_inline __u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
+{
+	struct cgroup *ancestor = NULL;
+
+	if (!cgrp || level < 0 || level >= GUARD_CONFINE_LEVELS || BPF_CORE_READ(cgrp, level) < level)
+		return 0;
+	if (bpf_probe_read_kernel(&ancestor, sizeof(ancestor), &cgrp->ancestors[level & (GUARD_CONFINE_LEVELS - 1)]) || !ancestor)
+		return 0;
+	return BPF_CORE_READ(ancestor, kn, id);
+}
+
 /* The confined cgroup job of the current task, with its cgroup's id and level; NULL when it is in none. */
 static __always_inline struct guard_confine_job *cgroup_job_at(__u64 levels, __u64 *cgroup_id, int *at)
 {
@@ -1437,19 +1449,6 @@ static __always_inline struct guard_confine_job *cgroup_job_at(__u64 levels, __u
 	return NULL;
 }
 
-/* The id of the cgroup `level` levels below the root that a socket's cgroup is in (or is); 0 when it is not that deep. */
-static __always_inline __u64 sock_ancestor_cgroup_id(struct sock *sk, int level)
-{
-	struct cgroup *cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-	struct cgroup *ancestor = NULL;
-
-	if (!cgrp || level < 0 || level >= GUARD_CONFINE_LEVELS || BPF_CORE_READ(cgrp, level) < level)
-		return 0;
-	if (bpf_probe_read_kernel(&ancestor, sizeof(ancestor), &cgrp->ancestors[level & (GUARD_CONFINE_LEVELS - 1)]) || !ancestor)
-		return 0;
-	return BPF_CORE_READ(ancestor, kn, id);
-}
-
 /*
  * The cgroup programs run by the cgroup of the socket (the one that made it),
  * so a socket made outside every confined job and passed in (SCM_RIGHTS), or
@@ -1462,22 +1461,32 @@ static __always_inline __u64 sock_ancestor_cgroup_id(struct sock *sk, int level)
  * fail with EPERM: a denied sender is killed at once (SIGKILL; at most that
  * one send went), audit only counts, ask counts (user space raises the
  * request) and kills as enforce does.
- * A socket the job made: one its programs judged for this job (storage),
- * one whose cgroup is the job's cgroup or below it; for a launcher tree, one
- * made in the sender's own cgroup (its accepted sockets carry no mark).
- * Outside every confined job: one array lookup when no job is confined,
- * else the job lookups every confine program makes.
+ * A socket the job made: one made in the sender's own cgroup (first: the
+ * common case for everyone, decided with no lookup; for a launcher tree the
+ * only sign of its accepted sockets, which carry no mark), one its programs
+ * judged for this job (storage), one whose cgroup is the job's or below it.
  */
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(guard_confine_send, struct sock *sk, int ret, int flags)
 {
-	__u64 levels = confined_levels(), job_cgroup = 0;
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct guard_confine_job *job, copy;
+	__u64 levels, job_cgroup = 0;
 	struct confine_sock *st;
 	__u8 addr[16], protocol;
 	__u16 family, port;
 	int level = 0;
 
+	/* sk is the tracepoint's own argument: read directly, no probe helper. */
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	/* Made in the sender's own cgroup: its own, inside a job or outside every
+	 * one (a job's, its programs judge). Nearly every send ends here, with no
+	 * map lookup and no helper but current's. */
+	if (sk->sk_cgrp_data.cgroup == task->cgroups->dfl_cgrp)
+		return 0;
+	levels = confined_levels();
 	if (!levels)
 		return 0;
 	job = cgroup_job_at(levels, &job_cgroup, &level);
@@ -1486,26 +1495,22 @@ int BPF_PROG(guard_confine_send, struct sock *sk, int ret, int flags)
 	if (!job)
 		return 0;
 	copy = *job;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	protocol = BPF_CORE_READ(sk, sk_protocol);
-	if ((family != AF_INET && family != AF_INET6) || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP))
+	protocol = sk->sk_protocol;
+	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return 0;
 	/* A listener sends nothing of its own. */
-	if (protocol == IPPROTO_TCP && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN)
+	if (protocol == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN)
 		return 0;
 	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
 	if (st && st->job.job == copy.job && st->job.section == copy.section)
 		return 0;
-	if (job_cgroup) {
-		if (sock_ancestor_cgroup_id(sk, level) == job_cgroup)
-			return 0;
-	} else if (BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id) == bpf_get_current_cgroup_id())
+	if (job_cgroup && cgroup_ancestor_id(sk->sk_cgrp_data.cgroup, level) == job_cgroup)
 		return 0;
-	port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	port = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (family == AF_INET)
-		v4_mapped(addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		v4_mapped(addr, sk->__sk_common.skc_daddr);
 	else
-		BPF_CORE_READ_INTO(&addr, sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(addr, &sk->__sk_common.skc_v6_daddr, 16);
 	if (port && allowed(&copy, addr, port, protocol))
 		return 0;
 	if (deny(&copy, addr, port, protocol, GUARD_CONFINE_PASSED, true) == EPERM_DENY)
