@@ -24,8 +24,15 @@
  * cost it a bit test and a NULL storage pointer); only sockets of confined
  * jobs get socket storage (at their connect or send, or their first packet).
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
+ * - send (tp_btf/sock_send_length): a confined job's send on a socket it did
+ *   not make (passed in, inherited), which no cgroup program of the job
+ *   sees, is judged by the socket's peer; denied, the sender is killed.
+ * - ingress reads DNS answers only on sockets in a network namespace of the
+ *   initial user namespace: in one the job made, it could answer itself.
  *
- * A program must allow by default: anything it cannot judge passes.
+ * A program must allow by default: anything it cannot judge passes, but for
+ * a send on an unconnected UDP socket the job did not make (its destination
+ * is not to be seen after the send; a job has no use for one).
  * A quarantine hold is a program of its own: both must
  * allow, so a hold beats any allow. Decides first, records second: a full
  * denial map loses a count, never a verdict.
