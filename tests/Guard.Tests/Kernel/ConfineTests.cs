@@ -556,11 +556,9 @@ public sealed class ConfineTests : IDisposable
         Assert.Equal(new byte[] { 127, 1, 0, 8 }, ((ReadOnlySpan<byte>)allowed.Address)[12..].ToArray());
     }
 
-    [Fact]
-    public void ASendOnASocketPassedInFromOutsideEveryJobKillsTheSenderUnlessItsPeerIsAllowed()
+    /// <summary>Starts the passer's job in a confined Slurm job and its outside half beside it; returns both once the sockets are passed.</summary>
+    private (Process Job, Process Outside, string JobCgroup) PassSockets(ConfineKernel kernel, ConfineRules rules)
     {
-        ConfineRules rules = Rules();
-        using ConfineKernel kernel = Attach(rules);
         string job = ConfinedSlurmJob(kernel, rules);
         string script = dir.File("passer.py", Passer);
         string path = Path.Join(dir.Path, "pass.sock");
@@ -573,6 +571,15 @@ public sealed class ConfineTests : IDisposable
         started.Add(outside);
         TestCgroups.Go(outside);
         Assert.Equal("passed", LineWithin(outside));
+        return (taker, outside, job);
+    }
+
+    [Fact]
+    public void ASendOnASocketPassedInFromOutsideEveryJobKillsTheSenderUnlessItsPeerIsAllowed()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        (Process taker, Process outside, string job) = PassSockets(kernel, rules);
         // The allowed destination: untouched, the job lives on.
         Assert.True(Result(taker).GetProperty("alive").GetBoolean());
         // The pool: the first send kills the sender.
@@ -595,6 +602,24 @@ public sealed class ConfineTests : IDisposable
         Assert.Equal("test", line.GetProperty("guard").GetProperty("confine").GetProperty("section").GetString());
         Assert.Equal("passed-in socket", line.GetProperty("guard").GetProperty("confine").GetProperty("attempt").GetString());
         Assert.Equal(SlurmId(job), line.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public void AuditOnlyRecordsASendOnAPassedInSocket()
+    {
+        ConfineRules rules = Rules("audit");
+        using ConfineKernel kernel = Attach(rules);
+        (Process taker, Process outside, _) = PassSockets(kernel, rules);
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean());
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean()); // after its 20 writes to the pool
+        Assert.True(taker.WaitForExit(10_000), "the job did not end after its writes");
+        Assert.Equal(0, taker.ExitCode);
+        Thread.Sleep(300);
+        outside.StandardInput.WriteLine("report");
+        Assert.Equal(new string('p', 20), Result(outside).GetProperty("pool").GetString());
+        Assert.Contains(
+            kernel.Denials(),
+            d => d.Key.What == (byte)ConfineWhat.Passed && d.Key.Port == OtherPort && d.Value.Mode == (uint)ConfineKernelMode.Audit && d.Value.Count == 20);
     }
 
     [Fact]
