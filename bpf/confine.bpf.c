@@ -43,6 +43,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "jobnames.h"
 #include "packet.h"
 
 #define EPERM_DENY 0
@@ -1379,6 +1380,112 @@ int guard_confine_tree_dev(struct bpf_cgroup_dev_ctx *ctx)
 	return dev(ctx, true);
 }
 
+/*
+ * A new job cgroup's first exec, before any sensor has seen the job: the
+ * kernel confines it here when its kind's section selects every job of the
+ * kind (confine_kinds, written by user space only where no earlier section
+ * could select some of them on terms the kernel cannot judge: an id glob, a
+ * user, a group). Judged by the job cgroup's name as verdicts.h judges
+ * membership (the outermost job cgroup); its entry gets the job's own rule
+ * set as ConfineRules.CgroupJobSet makes it, so the sensor's later entry is
+ * the same. Exec and sends on sockets it did not make are judged from this
+ * exec on; its connects once a sensor attaches the job's cgroup programs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GUARD_CONFINE_KINDS);
+	__type(key, __u32);
+	__type(value, struct guard_confine_job);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_kinds SEC(".maps");
+
+/* Leaf cgroups found in no job of a confined kind: a cgroup's name never changes, so neither does that. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} confine_kindless SEC(".maps");
+
+struct kind_walk {
+	void *ancestors; /* &cgroup->ancestors[0]: the root, then each level down */
+	__u64 id;        /* the job's own cgroup once found */
+	__u32 level;
+	__u32 kind;      /* enum guard_confine_kind */
+	__u32 under_docker;
+	struct guard_cgroup_name name;
+};
+
+/* bpf_loop callback: the directory name at level i + 1; stops at the first (outermost) job's. */
+static long kind_step(__u32 i, void *ctx)
+{
+	struct kind_walk *w = ctx;
+	struct cgroup *cgroup;
+	struct kernfs_node *kn;
+	long len;
+
+	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), w->ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+		return 1;
+	kn = BPF_CORE_READ(cgroup, kn);
+	__builtin_memset(&w->name, 0, sizeof(w->name));
+	len = bpf_probe_read_kernel_str(w->name.name, sizeof(w->name.name), BPF_CORE_READ(kn, name)) - 1;
+	if (!CGROUP_NAME_READ(&w->name, len)) {
+		w->under_docker = 0;
+		return 0;
+	}
+	if (slurm_job(&w->name, len))
+		w->kind = GUARD_CONFINE_KIND_SLURM;
+	else if (kubernetes_pod(&w->name, len))
+		w->kind = GUARD_CONFINE_KIND_POD;
+	else if (container(&w->name, len, w->under_docker))
+		w->kind = GUARD_CONFINE_KIND_CONTAINER;
+	if (w->kind) {
+		w->id = BPF_CORE_READ(kn, id);
+		w->level = i + 1;
+		return 1;
+	}
+	w->under_docker = len == 6 && !prefix_misses(w->name.name, "docker", 6);
+	return 0;
+}
+
+static __always_inline void confine_new_job(struct task_struct *task)
+{
+	struct guard_confine_job *kind, fresh;
+	struct kind_walk w = {};
+	struct cgroup *cgroup;
+	__u32 zero = 0, levels;
+	__u64 leaf, *bits;
+	__u8 seen = 1;
+
+	kind = bpf_map_lookup_elem(&confine_kinds, &zero);
+	if (!kind || !kind->section)
+		return;
+	cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	leaf = BPF_CORE_READ(cgroup, kn, id);
+	if (bpf_map_lookup_elem(&confine_kindless, &leaf))
+		return;
+	levels = BPF_CORE_READ(cgroup, level);
+	if (levels > GUARD_CGROUP_JOB_LEVELS)
+		levels = GUARD_CGROUP_JOB_LEVELS;
+	w.ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	if (levels > 0)
+		bpf_loop(levels, kind_step, &w, 0);
+	kind = w.kind ? bpf_map_lookup_elem(&confine_kinds, &w.kind) : NULL;
+	if (!kind || !kind->section || !w.id || w.level >= GUARD_CONFINE_LEVELS) {
+		bpf_map_update_elem(&confine_kindless, &leaf, &seen, BPF_ANY);
+		return;
+	}
+	fresh = *kind;
+	fresh.job = GUARD_CONFINE_JOB_SETS + (__u32)(w.id % (GUARD_CONFINE_TREE_SETS - GUARD_CONFINE_JOB_SETS));
+	fresh.start_ticks = 0;
+	/* The entry first, then the level bit that makes the programs look it up. */
+	if (bpf_map_update_elem(&confine_cgroups, &w.id, &fresh, BPF_NOEXIST))
+		return;
+	bits = bpf_map_lookup_elem(&confine_levels, &zero);
+	if (bits)
+		__sync_fetch_and_or(bits, 1ULL << (w.level & (GUARD_CONFINE_LEVELS - 1)));
+}
+
 /* A launcher the policy names starts a confined tree at its exec. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -1388,6 +1495,8 @@ int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct
 	__u32 tgid = task->tgid;
 
 	bpf_get_current_comm(name.name, sizeof(name.name));
+	if (!job_of_current())
+		confine_new_job(task);
 	judge_exec(task, bprm, &name);
 	launcher = bpf_map_lookup_elem(&confine_launchers, &name);
 	if (!launcher || bpf_map_lookup_elem(&confine_tgids, &tgid))

@@ -57,7 +57,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
         BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
-        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved,
+        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved, BpfMapNames.ConfineKinds,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -446,6 +446,37 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         job.StartTicks = 0;
         SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(LaunchersFd, &key, &job, 0), $"confine launcher {comm}");
+    }
+
+    /// <summary>
+    /// Makes confine_kinds <paramref name="kinds"/> (indexed by enum guard_confine_kind,
+    /// <see cref="GuardConfineKindCount"/> entries; Section 0: the kernel confines no new
+    /// job cgroup of that kind). Entry 0 is written last: it tells the kernel to look at all.
+    /// Throws <see cref="SensorException"/> when the map refuses an entry.
+    /// </summary>
+    public void ReplaceKinds(IReadOnlyList<GuardConfineJob> kinds)
+    {
+        if (kinds.Count != GuardConfineKindCount)
+            throw new ArgumentException($"confine_kinds has {GuardConfineKindCount} entries", nameof(kinds));
+        int fd = MapFd(BpfMapNames.ConfineKinds);
+        for (uint kind = GuardConfineKindCount - 1; ; kind--)
+        {
+            GuardConfineJob job = kinds[(int)kind];
+            job.StartTicks = 0;
+            Check(Libbpf.MapUpdate(fd, &kind, &job, 0), $"confine job kind {kind} at its first exec");
+            if (kind == 0)
+                break;
+        }
+    }
+
+    /// <summary>GUARD_CONFINE_KINDS in bpf/guard.h: confine_kinds' entries (any, Slurm job, pod, container).</summary>
+    public const int GuardConfineKindCount = 4;
+
+    /// <summary>The entry confine_kinds has for job kind <paramref name="kind"/> (enum guard_confine_kind); null when the kernel confines no new job of it.</summary>
+    public GuardConfineJob? KindOf(uint kind)
+    {
+        GuardConfineJob job;
+        return Libbpf.MapLookup(MapFd(BpfMapNames.ConfineKinds), &kind, &job) == 0 && job.Section != 0 ? job : null;
     }
 
     /// <summary>Every confined job cgroup, by id.</summary>
