@@ -1271,9 +1271,8 @@ static __always_inline void record_act(struct guard_confine_act *a, const struct
 
 /* Judges the exec of a confined job's process at sched_process_exec: a program
  * the section denies is killed before its first instruction (audit: recorded only). */
-static __always_inline void judge_exec(struct task_struct *task, struct linux_binprm *bprm, const struct guard_name *comm)
+static __always_inline void judge_exec(struct guard_confine_job *job, struct linux_binprm *bprm, const struct guard_name *comm)
 {
-	struct guard_confine_job *job = job_of_current();
 	struct guard_confine_exec_rules *rules;
 	struct guard_confine_file_key file;
 	struct guard_confine_act *a;
@@ -1448,56 +1447,64 @@ static long kind_step(__u32 i, void *ctx)
 	return 0;
 }
 
-static __always_inline void confine_new_job(struct task_struct *task)
+/* The outermost job cgroup above (or at) `cgroup` of a kind confine_kinds names: its id, level and kind in w. */
+static __always_inline void find_kind(struct kind_walk *w, struct cgroup *cgroup)
+{
+	__u32 levels = BPF_CORE_READ(cgroup, level);
+
+	if (levels > GUARD_CGROUP_JOB_LEVELS)
+		levels = GUARD_CGROUP_JOB_LEVELS;
+	w->ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	if (levels > 0)
+		bpf_loop(levels, kind_step, w, 0);
+}
+
+/* The entry it made (confine_cgroups), or NULL. */
+static __always_inline struct guard_confine_job *confine_new_job(struct task_struct *task)
 {
 	struct guard_confine_job *kind, fresh;
 	struct kind_walk w = {};
-	struct cgroup *cgroup;
-	__u32 zero = 0, levels;
+	__u32 zero = 0;
 	__u64 leaf, *bits;
 	__u8 seen = 1;
 
 	kind = bpf_map_lookup_elem(&confine_kinds, &zero);
 	if (!kind || !kind->section)
-		return;
-	cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-	leaf = BPF_CORE_READ(cgroup, kn, id);
+		return NULL;
+	/* task is the tracepoint's own argument: its cgroup read directly, no probe helper. */
+	leaf = task->cgroups->dfl_cgrp->kn->id;
 	if (bpf_map_lookup_elem(&confine_kindless, &leaf))
-		return;
-	levels = BPF_CORE_READ(cgroup, level);
-	if (levels > GUARD_CGROUP_JOB_LEVELS)
-		levels = GUARD_CGROUP_JOB_LEVELS;
-	w.ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
-	if (levels > 0)
-		bpf_loop(levels, kind_step, &w, 0);
+		return NULL;
+	find_kind(&w, BPF_CORE_READ(task, cgroups, dfl_cgrp));
 	kind = w.kind ? bpf_map_lookup_elem(&confine_kinds, &w.kind) : NULL;
 	if (!kind || !kind->section || !w.id || w.level >= GUARD_CONFINE_LEVELS) {
 		bpf_map_update_elem(&confine_kindless, &leaf, &seen, BPF_ANY);
-		return;
+		return NULL;
 	}
 	fresh = *kind;
 	fresh.job = GUARD_CONFINE_JOB_SETS + (__u32)(w.id % (GUARD_CONFINE_TREE_SETS - GUARD_CONFINE_JOB_SETS));
 	fresh.start_ticks = 0;
 	/* The entry first, then the level bit that makes the programs look it up. */
 	if (bpf_map_update_elem(&confine_cgroups, &w.id, &fresh, BPF_NOEXIST))
-		return;
+		return NULL;
 	bits = bpf_map_lookup_elem(&confine_levels, &zero);
 	if (bits)
 		__sync_fetch_and_or(bits, 1ULL << (w.level & (GUARD_CONFINE_LEVELS - 1)));
+	return bpf_map_lookup_elem(&confine_cgroups, &w.id);
 }
 
 /* A launcher the policy names starts a confined tree at its exec. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct guard_confine_job *launcher, joined;
+	struct guard_confine_job *job = job_of_current(), *launcher, joined;
 	struct guard_name name = {};
 	__u32 tgid = task->tgid;
 
 	bpf_get_current_comm(name.name, sizeof(name.name));
-	if (!job_of_current())
-		confine_new_job(task);
-	judge_exec(task, bprm, &name);
+	if (!job)
+		job = confine_new_job(task);
+	judge_exec(job, bprm, &name);
 	launcher = bpf_map_lookup_elem(&confine_launchers, &name);
 	if (!launcher || bpf_map_lookup_elem(&confine_tgids, &tgid))
 		return 0;
