@@ -1398,13 +1398,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_kinds SEC(".maps");
 
-/* Leaf cgroups found in no job of a confined kind: a cgroup's name never changes, so neither does that. */
+/* What a leaf cgroup's walk found: its job cgroup, or kind 0 for none. */
+struct confine_kind_found {
+	__u64 id;   /* the job's own cgroup */
+	__u32 level;
+	__u32 kind; /* enum guard_confine_kind; 0: the cgroup is in no job of a kind the kernel tells */
+};
+
+/* Each leaf cgroup's walk, by its id: cgroup names never change, so neither does what they name
+ * (whether the kind is confined is looked up afresh each time: the policy may change). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u8);
-} confine_kindless SEC(".maps");
+	__type(value, struct confine_kind_found);
+} confine_kinds_found SEC(".maps");
 
 struct kind_walk {
 	void *ancestors; /* &cgroup->ancestors[0]: the root, then each level down */
@@ -1462,35 +1470,43 @@ static __always_inline void find_kind(struct kind_walk *w, struct cgroup *cgroup
 /* The entry it made (confine_cgroups), or NULL. */
 static __always_inline struct guard_confine_job *confine_new_job(struct task_struct *task)
 {
+	struct confine_kind_found *cached, found = {};
 	struct guard_confine_job *kind, fresh;
-	struct kind_walk w = {};
 	__u32 zero = 0;
 	__u64 leaf, *bits;
-	__u8 seen = 1;
 
 	kind = bpf_map_lookup_elem(&confine_kinds, &zero);
 	if (!kind || !kind->section)
 		return NULL;
 	/* task is the tracepoint's own argument: its cgroup read directly, no probe helper. */
 	leaf = task->cgroups->dfl_cgrp->kn->id;
-	if (bpf_map_lookup_elem(&confine_kindless, &leaf))
-		return NULL;
-	find_kind(&w, BPF_CORE_READ(task, cgroups, dfl_cgrp));
-	kind = w.kind ? bpf_map_lookup_elem(&confine_kinds, &w.kind) : NULL;
-	if (!kind || !kind->section || !w.id || w.level >= GUARD_CONFINE_LEVELS) {
-		bpf_map_update_elem(&confine_kindless, &leaf, &seen, BPF_ANY);
-		return NULL;
+	cached = bpf_map_lookup_elem(&confine_kinds_found, &leaf);
+	if (cached) {
+		found = *cached;
+	} else {
+		struct kind_walk w = {};
+
+		find_kind(&w, BPF_CORE_READ(task, cgroups, dfl_cgrp));
+		found.id = w.id;
+		found.level = w.level;
+		found.kind = w.id && w.level < GUARD_CONFINE_LEVELS ? w.kind : 0;
+		bpf_map_update_elem(&confine_kinds_found, &leaf, &found, BPF_ANY);
 	}
+	if (!found.kind)
+		return NULL;
+	kind = bpf_map_lookup_elem(&confine_kinds, &found.kind);
+	if (!kind || !kind->section)
+		return NULL;
 	fresh = *kind;
-	fresh.job = GUARD_CONFINE_JOB_SETS + (__u32)(w.id % (GUARD_CONFINE_TREE_SETS - GUARD_CONFINE_JOB_SETS));
+	fresh.job = GUARD_CONFINE_JOB_SETS + (__u32)(found.id % (GUARD_CONFINE_TREE_SETS - GUARD_CONFINE_JOB_SETS));
 	fresh.start_ticks = 0;
 	/* The entry first, then the level bit that makes the programs look it up. */
-	if (bpf_map_update_elem(&confine_cgroups, &w.id, &fresh, BPF_NOEXIST))
+	if (bpf_map_update_elem(&confine_cgroups, &found.id, &fresh, BPF_NOEXIST))
 		return NULL;
 	bits = bpf_map_lookup_elem(&confine_levels, &zero);
 	if (bits)
-		__sync_fetch_and_or(bits, 1ULL << (w.level & (GUARD_CONFINE_LEVELS - 1)));
-	return bpf_map_lookup_elem(&confine_cgroups, &w.id);
+		__sync_fetch_and_or(bits, 1ULL << (found.level & (GUARD_CONFINE_LEVELS - 1)));
+	return bpf_map_lookup_elem(&confine_cgroups, &found.id);
 }
 
 /* A launcher the policy names starts a confined tree at its exec. */

@@ -472,13 +472,6 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// <summary>GUARD_CONFINE_KINDS in bpf/guard.h: confine_kinds' entries (any, Slurm job, pod, container).</summary>
     public const int GuardConfineKindCount = 4;
 
-    /// <summary>The entry confine_kinds has for job kind <paramref name="kind"/> (enum guard_confine_kind); null when the kernel confines no new job of it.</summary>
-    public GuardConfineJob? KindOf(uint kind)
-    {
-        GuardConfineJob job;
-        return Libbpf.MapLookup(MapFd(BpfMapNames.ConfineKinds), &kind, &job) == 0 && job.Section != 0 ? job : null;
-    }
-
     /// <summary>Every confined job cgroup, by id.</summary>
     public List<(ulong CgroupId, GuardConfineJob Job)> Cgroups() => Libbpf.Entries<ulong, GuardConfineJob>(CgroupsFd);
 
