@@ -24,8 +24,15 @@
  * cost it a bit test and a NULL storage pointer); only sockets of confined
  * jobs get socket storage (at their connect or send, or their first packet).
  * - fork/exit/exec: a launcher's tree stays confined however it forks.
+ * - send (tp_btf/sock_send_length): a confined job's send on a socket it did
+ *   not make (passed in, inherited), which no cgroup program of the job
+ *   sees, is judged by the socket's peer; denied, the sender is killed.
+ * - ingress reads DNS answers only on sockets in a network namespace of the
+ *   initial user namespace: in one the job made, it could answer itself.
  *
- * A program must allow by default: anything it cannot judge passes.
+ * A program must allow by default: anything it cannot judge passes, but for
+ * a send on an unconnected UDP socket the job did not make (its destination
+ * is not to be seen after the send; a job has no use for one).
  * A quarantine hold is a program of its own: both must
  * allow, so a hold beats any allow. Decides first, records second: a full
  * denial map loses a count, never a verdict.
@@ -36,6 +43,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "jobnames.h"
 #include "packet.h"
 
 #define EPERM_DENY 0
@@ -939,6 +947,27 @@ static long rule_step(__u32 i, struct scratch_ctx *c)
 	return 1;
 }
 
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/*
+ * Whether the socket an answer arrives on lives in a network namespace of
+ * the initial user namespace: the host's, or one root made (a pod's, a
+ * container's). A namespace a job makes itself (unshare -Urn) belongs to the
+ * user namespace it made with it: there the job can bind the resolver's
+ * address and answer its own query, so nothing is read there. Read from the
+ * socket, never from current: a socket made in one namespace can be used
+ * from another.
+ */
+static __always_inline bool netns_of_root(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sock *sk = kskb->sk;
+
+	if (!sk)
+		return false;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, user_ns, level) == 0;
+}
+
 /* Returns 1 always: an answer is never dropped here, only read. */
 static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 {
@@ -993,7 +1022,7 @@ static __always_inline int ingress(struct __sk_buff *skb, bool tree)
 			return ALLOW;
 	}
 	/* Only a resolver of the job's section answers: one the job runs itself is nobody's. */
-	if (!is_resolver(st->v.job.section, src))
+	if (!is_resolver(st->v.job.section, src) || !netns_of_root(skb))
 		return ALLOW;
 	s = bpf_map_lookup_elem(&confine_dns_scratch, &one);
 	if (!s)
@@ -1307,9 +1336,8 @@ static __always_inline void record_act(struct guard_confine_act *a, const struct
 
 /* Judges the exec of a confined job's process at sched_process_exec: a program
  * the section denies is killed before its first instruction (audit: recorded only). */
-static __always_inline void judge_exec(struct task_struct *task, struct linux_binprm *bprm, const struct guard_name *comm)
+static __always_inline void judge_exec(struct guard_confine_job *job, struct linux_binprm *bprm, const struct guard_name *comm)
 {
-	struct guard_confine_job *job = job_of_current();
 	struct guard_confine_exec_rules *rules;
 	struct guard_confine_file_key file;
 	struct guard_confine_act *a;
@@ -1416,16 +1444,148 @@ int guard_confine_tree_dev(struct bpf_cgroup_dev_ctx *ctx)
 	return dev(ctx, true);
 }
 
+/*
+ * A new job cgroup's first exec, before any sensor has seen the job: the
+ * kernel confines it here when its kind's section selects every job of the
+ * kind (confine_kinds, written by user space only where no earlier section
+ * could select some of them on terms the kernel cannot judge: an id glob, a
+ * user, a group). Judged by the job cgroup's name as verdicts.h judges
+ * membership (the outermost job cgroup); its entry gets the job's own rule
+ * set as ConfineRules.CgroupJobSet makes it, so the sensor's later entry is
+ * the same. Exec and sends on sockets it did not make are judged from this
+ * exec on; its connects once a sensor attaches the job's cgroup programs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GUARD_CONFINE_KINDS);
+	__type(key, __u32);
+	__type(value, struct guard_confine_job);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_kinds SEC(".maps");
+
+/* What a leaf cgroup's walk found: its job cgroup, or kind 0 for none. */
+struct confine_kind_found {
+	__u64 id;   /* the job's own cgroup */
+	__u32 level;
+	__u32 kind; /* enum guard_confine_kind; 0: the cgroup is in no job of a kind the kernel tells */
+};
+
+/* Each leaf cgroup's walk, by its id: cgroup names never change, so neither does what they name
+ * (whether the kind is confined is looked up afresh each time: the policy may change). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct confine_kind_found);
+} confine_kinds_found SEC(".maps");
+
+struct kind_walk {
+	void *ancestors; /* &cgroup->ancestors[0]: the root, then each level down */
+	__u64 id;        /* the job's own cgroup once found */
+	__u32 level;
+	__u32 kind;      /* enum guard_confine_kind */
+	__u32 under_docker;
+	struct guard_cgroup_name name;
+};
+
+/* bpf_loop callback: the directory name at level i + 1; stops at the first (outermost) job's. */
+static long kind_step(__u32 i, void *ctx)
+{
+	struct kind_walk *w = ctx;
+	struct cgroup *cgroup;
+	struct kernfs_node *kn;
+	long len;
+
+	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), w->ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+		return 1;
+	kn = BPF_CORE_READ(cgroup, kn);
+	__builtin_memset(&w->name, 0, sizeof(w->name));
+	len = bpf_probe_read_kernel_str(w->name.name, sizeof(w->name.name), BPF_CORE_READ(kn, name)) - 1;
+	if (!CGROUP_NAME_READ(&w->name, len)) {
+		w->under_docker = 0;
+		return 0;
+	}
+	if (slurm_job(&w->name, len))
+		w->kind = GUARD_CONFINE_KIND_SLURM;
+	else if (kubernetes_pod(&w->name, len))
+		w->kind = GUARD_CONFINE_KIND_POD;
+	else if (container(&w->name, len, w->under_docker))
+		w->kind = GUARD_CONFINE_KIND_CONTAINER;
+	if (w->kind) {
+		w->id = BPF_CORE_READ(kn, id);
+		w->level = i + 1;
+		return 1;
+	}
+	w->under_docker = len == 6 && !prefix_misses(w->name.name, "docker", 6);
+	return 0;
+}
+
+/* The outermost job cgroup above (or at) `cgroup` of a kind confine_kinds names: its id, level and kind in w. */
+static __always_inline void find_kind(struct kind_walk *w, struct cgroup *cgroup)
+{
+	__u32 levels = BPF_CORE_READ(cgroup, level);
+
+	if (levels > GUARD_CGROUP_JOB_LEVELS)
+		levels = GUARD_CGROUP_JOB_LEVELS;
+	w->ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	if (levels > 0)
+		bpf_loop(levels, kind_step, w, 0);
+}
+
+/* The entry it made (confine_cgroups), or NULL. */
+static __always_inline struct guard_confine_job *confine_new_job(struct task_struct *task)
+{
+	struct confine_kind_found *cached, found = {};
+	struct guard_confine_job *kind, fresh;
+	__u32 zero = 0;
+	__u64 leaf, *bits;
+
+	kind = bpf_map_lookup_elem(&confine_kinds, &zero);
+	if (!kind || !kind->section)
+		return NULL;
+	/* task is the tracepoint's own argument: its cgroup read directly, no probe helper. */
+	leaf = task->cgroups->dfl_cgrp->kn->id;
+	cached = bpf_map_lookup_elem(&confine_kinds_found, &leaf);
+	if (cached) {
+		found = *cached;
+	} else {
+		struct kind_walk w = {};
+
+		find_kind(&w, BPF_CORE_READ(task, cgroups, dfl_cgrp));
+		found.id = w.id;
+		found.level = w.level;
+		found.kind = w.id && w.level < GUARD_CONFINE_LEVELS ? w.kind : 0;
+		bpf_map_update_elem(&confine_kinds_found, &leaf, &found, BPF_ANY);
+	}
+	if (!found.kind)
+		return NULL;
+	kind = bpf_map_lookup_elem(&confine_kinds, &found.kind);
+	if (!kind || !kind->section)
+		return NULL;
+	fresh = *kind;
+	fresh.job = GUARD_CONFINE_JOB_SETS + (__u32)(found.id % (GUARD_CONFINE_TREE_SETS - GUARD_CONFINE_JOB_SETS));
+	fresh.start_ticks = 0;
+	/* The entry first, then the level bit that makes the programs look it up. */
+	if (bpf_map_update_elem(&confine_cgroups, &found.id, &fresh, BPF_NOEXIST))
+		return NULL;
+	bits = bpf_map_lookup_elem(&confine_levels, &zero);
+	if (bits)
+		__sync_fetch_and_or(bits, 1ULL << (found.level & (GUARD_CONFINE_LEVELS - 1)));
+	return bpf_map_lookup_elem(&confine_cgroups, &found.id);
+}
+
 /* A launcher the policy names starts a confined tree at its exec. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(guard_confine_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct guard_confine_job *launcher, joined;
+	struct guard_confine_job *job = job_of_current(), *launcher, joined;
 	struct guard_name name = {};
 	__u32 tgid = task->tgid;
 
 	bpf_get_current_comm(name.name, sizeof(name.name));
-	judge_exec(task, bprm, &name);
+	if (!job)
+		job = confine_new_job(task);
+	judge_exec(job, bprm, &name);
 	launcher = bpf_map_lookup_elem(&confine_launchers, &name);
 	if (!launcher || bpf_map_lookup_elem(&confine_tgids, &tgid))
 		return 0;
@@ -1454,5 +1614,110 @@ int BPF_PROG(guard_confine_exit, struct task_struct *task)
 	job = bpf_map_lookup_elem(&confine_tgids, &tgid);
 	if (job && job->start_ticks == start_ticks(task))
 		bpf_map_delete_elem(&confine_tgids, &tgid);
+	return 0;
+}
+
+/* ---- sockets the job did not make ---------------------------------------- */
+
+/* The id of the cgroup `level` levels below the root that cgrp is in (or is); 0 when cgrp is not that deep. */
+static __always_inline __u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
+{
+	struct cgroup *ancestor = NULL;
+
+	if (!cgrp || level < 0 || level >= GUARD_CONFINE_LEVELS || BPF_CORE_READ(cgrp, level) < level)
+		return 0;
+	if (bpf_probe_read_kernel(&ancestor, sizeof(ancestor), &cgrp->ancestors[level & (GUARD_CONFINE_LEVELS - 1)]) || !ancestor)
+		return 0;
+	return BPF_CORE_READ(ancestor, kn, id);
+}
+
+/* The confined cgroup job of the current task, with its cgroup's id and level; NULL when it is in none. */
+static __always_inline struct guard_confine_job *cgroup_job_at(__u64 levels, __u64 *cgroup_id, int *at)
+{
+	for (int level = 1; level < GUARD_CONFINE_LEVELS && levels >> level; level++) {
+		struct guard_confine_job *job;
+		__u64 id;
+
+		if (!(levels & (1ULL << level)))
+			continue;
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break;
+		job = bpf_map_lookup_elem(&confine_cgroups, &id);
+		if (job) {
+			*cgroup_id = id;
+			*at = level;
+			return job;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The cgroup programs run by the cgroup of the socket (the one that made it),
+ * so a socket made outside every confined job and passed in (SCM_RIGHTS), or
+ * inherited from the launcher, is judged neither at connect nor at egress.
+ * This runs after each send (net/socket.c, sock_sendmsg_nosec: write, send,
+ * sendmsg, sendfile, io_uring alike), where current is the sender whoever
+ * made the socket. A confined job's send on an AF_INET/AF_INET6 TCP or UDP
+ * socket it did not make is judged by the socket's peer (an unconnected UDP
+ * socket has none here: denied). The send has returned by then and cannot
+ * fail with EPERM: a denied sender is killed at once (SIGKILL; at most that
+ * one send went), audit only counts, ask counts (user space raises the
+ * request) and kills as enforce does.
+ * A socket the job made: one made in the sender's own cgroup (first: the
+ * common case for everyone, decided with no lookup; for a launcher tree the
+ * only sign of its accepted sockets, which carry no mark), one its programs
+ * judged for this job (storage), one whose cgroup is the job's or below it.
+ */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(guard_confine_send, struct sock *sk, int ret, int flags)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct guard_confine_job *job, copy;
+	__u64 levels, job_cgroup = 0;
+	struct confine_sock *st;
+	__u8 addr[16], protocol;
+	__u16 family, port;
+	int level = 0;
+
+	/* sk is the tracepoint's own argument: read directly, no probe helper. */
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	/* Made in the sender's own cgroup: its own, inside a job or outside every
+	 * one (a job's, its programs judge). Nearly every send ends here, with no
+	 * map lookup and no helper but current's. */
+	if (sk->sk_cgrp_data.cgroup == task->cgroups->dfl_cgrp)
+		return 0;
+	levels = confined_levels();
+	if (!levels)
+		return 0;
+	job = cgroup_job_at(levels, &job_cgroup, &level);
+	if (!job)
+		job = tree_job_of_current(levels);
+	if (!job)
+		return 0;
+	copy = *job;
+	protocol = sk->sk_protocol;
+	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+		return 0;
+	/* A listener sends nothing of its own. */
+	if (protocol == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	st = bpf_sk_storage_get(&confine_socks, sk, 0, 0);
+	if (st && st->v.job.job == copy.job && st->v.job.section == copy.section)
+		return 0;
+	if (job_cgroup && cgroup_ancestor_id(sk->sk_cgrp_data.cgroup, level) == job_cgroup)
+		return 0;
+	port = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (family == AF_INET)
+		v4_mapped(addr, sk->__sk_common.skc_daddr);
+	else
+		__builtin_memcpy(addr, &sk->__sk_common.skc_v6_daddr, 16);
+	if (port && allowed(&copy, addr, port, protocol))
+		return 0;
+	if (deny(&copy, addr, port, protocol, GUARD_CONFINE_PASSED, true) == EPERM_DENY)
+		bpf_send_signal(SIGKILL);
 	return 0;
 }

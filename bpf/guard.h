@@ -579,10 +579,22 @@ struct guard_confine_ports {
 	struct guard_port_range ranges[GUARD_CONFINE_RANGES];
 };
 
+/* confine_kinds indexes: the job kinds whose new job cgroups the kernel
+ * confines at their first exec (confine.bpf.c); entry 0 has a section when
+ * any kind has one. */
+enum guard_confine_kind {
+	GUARD_CONFINE_KIND_ANY = 0,
+	GUARD_CONFINE_KIND_SLURM = 1,     /* job_N */
+	GUARD_CONFINE_KIND_POD = 2,       /* a Kubernetes pod's cgroup */
+	GUARD_CONFINE_KIND_CONTAINER = 3, /* a container's scope */
+};
+#define GUARD_CONFINE_KINDS 4
+
 enum guard_confine_what {
 	GUARD_CONFINE_CONNECT = 1, /* connect(2), TCP or UDP */
 	GUARD_CONFINE_SEND = 2,    /* an unconnected UDP send */
 	GUARD_CONFINE_EGRESS = 3,  /* a packet of a socket connected before the rule */
+	GUARD_CONFINE_PASSED = 4,  /* a send on a socket the job did not make (passed in, inherited): the sender killed */
 };
 
 /* DNS names in egress allow lists (confine_names): a name in wire form

@@ -27,6 +27,9 @@ public enum ConfineWhat : byte
 
     /// <summary>GUARD_CONFINE_EGRESS: a packet of a socket connected before the rule, dropped.</summary>
     Egress = 3,
+
+    /// <summary>GUARD_CONFINE_PASSED: a send on a socket the job did not make (passed in, inherited); the send had gone, the sender was killed.</summary>
+    Passed = 4,
 }
 
 /// <summary>

@@ -157,6 +157,9 @@ public static class BpfMapNames
     /// <summary><c>confine_resolvers</c> in bpf/confine.bpf.c, pinned: sections' resolvers, whose answers are read.</summary>
     public const string ConfineResolvers = "confine_resolvers";
 
+    /// <summary><c>confine_kinds</c> in bpf/confine.bpf.c, pinned: the section that confines each job kind's new job cgroups at their first exec (struct guard_confine_job by enum guard_confine_kind).</summary>
+    public const string ConfineKinds = "confine_kinds";
+
     /// <summary><c>confine_next_set</c> in bpf/confine.bpf.c, pinned: the counter of own rule sets the kernel gives trees it starts.</summary>
     public const string ConfineNextSet = "confine_next_set";
 

@@ -180,6 +180,9 @@ public static class BpfProgramNames
     /// <summary><c>guard_confine_exit</c> in bpf/confine.bpf.c (tp_btf/sched_process_exit).</summary>
     public const string ConfineExit = "guard_confine_exit";
 
+    /// <summary><c>guard_confine_send</c> in bpf/confine.bpf.c (tp_btf/sock_send_length): a confined job's send on a socket it did not make (passed in, inherited).</summary>
+    public const string ConfineSend = "guard_confine_send";
+
     /// <summary><c>guard_confine_dev</c> in bpf/confine.bpf.c (cgroup/dev): a confined job's open of a GPU its section does not allow.</summary>
     public const string ConfineDev = "guard_confine_dev";
 

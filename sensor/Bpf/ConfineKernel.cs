@@ -28,7 +28,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     private const int CommCapacity = 16;
 
     /// <summary>Attach order: the tree's bookkeeping first, so no member forks unseen once the deny programs run.</summary>
-    private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec];
+    private static readonly string[] TracingPrograms = [BpfProgramNames.ConfineExit, BpfProgramNames.ConfineFork, BpfProgramNames.ConfineExec, BpfProgramNames.ConfineSend];
 
     /// <summary>
     /// The job instances, attached to each confined job cgroup (and so run by
@@ -57,7 +57,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         BpfMapNames.ConfineAllow, BpfMapNames.ConfineGeneration, BpfMapNames.ConfineDenials, BpfMapNames.ConfineNextSet,
         BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
-        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved, BpfMapNames.ConfineVerdicts,
+        BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved, BpfMapNames.ConfineKinds, BpfMapNames.ConfineVerdicts,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -447,6 +447,30 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         SetLevelBit(TreesBit);
         Check(Libbpf.MapUpdate(LaunchersFd, &key, &job, 0), $"confine launcher {comm}");
     }
+
+    /// <summary>
+    /// Makes confine_kinds <paramref name="kinds"/> (indexed by enum guard_confine_kind,
+    /// <see cref="GuardConfineKindCount"/> entries; Section 0: the kernel confines no new
+    /// job cgroup of that kind). Entry 0 is written last: it tells the kernel to look at all.
+    /// Throws <see cref="SensorException"/> when the map refuses an entry.
+    /// </summary>
+    public void ReplaceKinds(IReadOnlyList<GuardConfineJob> kinds)
+    {
+        if (kinds.Count != GuardConfineKindCount)
+            throw new ArgumentException($"confine_kinds has {GuardConfineKindCount} entries", nameof(kinds));
+        int fd = MapFd(BpfMapNames.ConfineKinds);
+        for (uint kind = GuardConfineKindCount - 1; ; kind--)
+        {
+            GuardConfineJob job = kinds[(int)kind];
+            job.StartTicks = 0;
+            Check(Libbpf.MapUpdate(fd, &kind, &job, 0), $"confine job kind {kind} at its first exec");
+            if (kind == 0)
+                break;
+        }
+    }
+
+    /// <summary>GUARD_CONFINE_KINDS in bpf/guard.h: confine_kinds' entries (any, Slurm job, pod, container).</summary>
+    public const int GuardConfineKindCount = 4;
 
     /// <summary>Every confined job cgroup, by id.</summary>
     public List<(ulong CgroupId, GuardConfineJob Job)> Cgroups() => Libbpf.Entries<ulong, GuardConfineJob>(CgroupsFd);

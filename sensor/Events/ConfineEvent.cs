@@ -1,3 +1,5 @@
+using Guard.Sensor.Abi;
+
 namespace Guard.Sensor.Events;
 
 /// <summary>
@@ -22,8 +24,17 @@ public sealed class ConfineEvent : SensorEvent
     /// <summary>True in audit mode: the attempt went through, the section would have denied it.</summary>
     public bool WouldDeny => Mode == "audit";
 
-    /// <summary>What was denied: connect (connect(2), TCP or UDP), send (an unconnected UDP send) or egress (a packet of a socket connected before the rule, dropped).</summary>
+    /// <summary>What was denied: connect (connect(2), TCP or UDP), send (an unconnected UDP send), egress (a packet of a socket connected before the rule, dropped) or passed-in socket (a send on a socket the job did not make: the sender killed).</summary>
     public string Attempt { get; init; } = "connect";
+
+    /// <summary>The <see cref="Attempt"/> text of a kernel denial kind.</summary>
+    public static string AttemptOf(ConfineWhat what) => what switch
+    {
+        ConfineWhat.Send => "send",
+        ConfineWhat.Egress => "egress",
+        ConfineWhat.Passed => "passed-in socket",
+        _ => "connect",
+    };
 
     /// <summary>The job as Guard names it (slurm:N, tree:ENTITY_ID); from the process when it is known, else from what the sensor confined; null when neither knows.</summary>
     public string? JobId { get; init; }

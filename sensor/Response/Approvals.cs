@@ -125,7 +125,7 @@ public sealed class Approvals
                 Section = section.Name,
                 SectionSource = section.Source,
                 Mode = "ask",
-                Attempt = (ConfineWhat)key.What switch { ConfineWhat.Send => "send", ConfineWhat.Egress => "egress", _ => "connect" },
+                Attempt = ConfineEvent.AttemptOf((ConfineWhat)key.What),
                 JobId = jobId,
                 JobSet = key.Job,
                 Family = v4 ? 2 : 10,

@@ -68,7 +68,7 @@ public sealed class ConfineDenials
             Section = section?.Name ?? $"rule set {key.Section}",
             SectionSource = section?.Source ?? "",
             Mode = (ConfineKernelMode)value.Mode switch { ConfineKernelMode.Audit => "audit", ConfineKernelMode.Ask => "ask", _ => "enforce" },
-            Attempt = (ConfineWhat)key.What switch { ConfineWhat.Send => "send", ConfineWhat.Egress => "egress", _ => "connect" },
+            Attempt = ConfineEvent.AttemptOf((ConfineWhat)key.What),
             JobId = process?.Membership.Id ?? (jobs.TryGetValue(key.Job, out ConfinedJob? job) ? job.JobId : null),
             JobSet = key.Job,
             Family = v4 ? AddressFamilyIPv4 : AddressFamilyIPv6,

@@ -75,6 +75,53 @@ public sealed class ConfineRules
         Mode = (uint)(section.Mode switch { ConfineMode.Audit => ConfineKernelMode.Audit, ConfineMode.Ask => ConfineKernelMode.Ask, _ => ConfineKernelMode.Enforce }),
     };
 
+    /// <summary>The job id prefixes of the kinds the kernel tells by cgroup name, in enum guard_confine_kind order from 1 (bpf/jobnames.h).</summary>
+    private static readonly string[] KernelKindPrefixes = ["slurm:", "k8s-pod:", "container:"];
+
+    /// <summary>
+    /// confine_kinds: for each job kind the kernel tells by its cgroup's name (Slurm
+    /// job, pod, container; index by enum guard_confine_kind, 0 the first of them
+    /// set), the entry of the section that confines every new job of the kind at its
+    /// first exec, before a sensor sees it; Section 0 where the first section that
+    /// could select such a job selects only some, by terms the kernel cannot judge
+    /// (an id glob, a user, a group), or none does.
+    /// </summary>
+    public GuardConfineJob[] KernelKinds()
+    {
+        var kinds = new GuardConfineJob[KernelKindPrefixes.Length + 1];
+        for (int k = 0; k < KernelKindPrefixes.Length; k++)
+        {
+            string prefix = KernelKindPrefixes[k];
+            foreach (ConfineSection s in Sections)
+            {
+                if (s.Select.Jobs.Any(g => SelectsEvery(g, prefix)))
+                {
+                    kinds[k + 1] = KernelJob(s, 0);
+                    break;
+                }
+                if (s.Select.Users.Count > 0 || s.Select.Groups.Count > 0 || s.Select.Jobs.Any(g => MaySelect(g, prefix)))
+                    break;
+            }
+        }
+        kinds[0] = kinds.Skip(1).FirstOrDefault(k => k.Section != 0);
+        return kinds;
+    }
+
+    /// <summary>Whether <paramref name="glob"/> matches every job id that starts with <paramref name="prefix"/>: a literal start of the prefix, then only '*'.</summary>
+    private static bool SelectsEvery(string glob, string prefix)
+    {
+        string literal = glob.TrimEnd('*');
+        return literal.Length < glob.Length && literal.IndexOfAny(['*', '?']) < 0 && prefix.StartsWith(literal, StringComparison.Ordinal);
+    }
+
+    /// <summary>Whether <paramref name="glob"/> may match some job id that starts with <paramref name="prefix"/>: its literal start and the prefix agree.</summary>
+    private static bool MaySelect(string glob, string prefix)
+    {
+        int wild = glob.IndexOfAny(['*', '?']);
+        string literal = wild < 0 ? glob : glob[..wild];
+        return literal.StartsWith(prefix, StringComparison.Ordinal) || prefix.StartsWith(literal, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// The first section that confines a job with id <paramref name="jobId"/> (slurm:N,
     /// tree:ID, ...) whose first process seen is <paramref name="process"/>; null when none does.

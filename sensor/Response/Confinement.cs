@@ -106,8 +106,10 @@ public sealed partial class Confinement : IDisposable
             }
             foreach ((string comm, ConfineSection section) in rules.LauncherNames())
                 kernel.ConfineLauncher(comm, rules.KernelJob(section, 0));
+            // Exec rules first, then the kinds: a job the kernel confines at its first exec is judged by this policy's rules.
             var exec = ExecConfinement.Resolve(rules.Sections);
             exec.WriteTo(kernel);
+            kernel.ReplaceKinds(rules.KernelKinds());
             return new Confinement(rules, kernel, cgroupRoot, exec);
         }
         catch

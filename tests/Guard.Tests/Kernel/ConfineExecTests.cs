@@ -107,6 +107,48 @@ public sealed class ConfineExecTests : IDisposable
         Assert.True(File.Exists(marker), "outside every job the shell should have run");
     }
 
+    /// <summary>
+    /// A Slurm job cgroup made while no sensor runs (none runs in this test): the kernel confines it
+    /// at its first exec by its name, and that exec is judged already; a cgroup that names no job is not.
+    /// </summary>
+    [Fact]
+    public void ANewJobIsConfinedByTheKernelAtItsFirstExecBeforeAnySensorSeesIt()
+    {
+        string bash = dir.ShellCopy("bash");
+        string marker = Path.Join(dir.Path, "ran");
+        ConfineRules rules = Rules("exec.deny = [\"shells\"]\n");
+        using ConfineKernel kernel = Attach(rules, Here);
+        kernel.ReplaceKinds(rules.KernelKinds());
+        string job = cgroups.Make("job_" + Random.Shared.Next(1000, 99999).ToString(CultureInfo.InvariantCulture));
+        ulong id = Libc.InodeOf(cgroups.DirectoryOf(job)) ?? throw new Xunit.Sdk.XunitException("the job cgroup has no inode");
+        Assert.Null(kernel.JobOfCgroup(id));
+        string command = $"{bash} -c 'echo x > {marker}'; echo bash=$?; /bin/true; echo true=$?";
+
+        string inJob = RunIn(job, command);
+        AssertSaid(inJob, $"bash={Killed}");
+        AssertSaid(inJob, "true=0");
+        Assert.False(File.Exists(marker), "the new job's first exec, a denied shell, ran");
+        // Its entry is the one the sensor would write: the section's, with the job's own rule set.
+        GuardConfineJob entry = kernel.JobOfCgroup(id) ?? throw new Xunit.Sdk.XunitException("the kernel did not confine the new job cgroup");
+        Assert.Equal(1u, entry.Section);
+        Assert.Equal(ConfineRules.CgroupJobSet(id), entry.Job);
+        Assert.Contains(Acts(kernel), a => a.Kind == (uint)ConfineActKind.Exec && a.Killed == 1 && a.Job == entry.Job);
+
+        // A cgroup that names no job: the same shell runs.
+        AssertSaid(RunIn(cgroups.Make("not-a-job"), command), "bash=0");
+        Assert.True(File.Exists(marker), "outside every job the shell should have run");
+
+        // A first section that selects only some Slurm jobs: the kernel leaves new ones to the sensor.
+        File.Delete(marker);
+        kernel.ReplaceKinds(PolicyRules("[[confine]]\njobs = [\"slurm:1\"]\negress.allow = []\n[[confine]]\njobs = [\"slurm:*\"]\nexec.deny = [\"shells\"]\n").KernelKinds());
+        string later = cgroups.Make("job_" + Random.Shared.Next(100000, 999999).ToString(CultureInfo.InvariantCulture));
+        AssertSaid(RunIn(later, command), "bash=0");
+        Assert.Null(kernel.JobOfCgroup(Libc.InodeOf(cgroups.DirectoryOf(later))!.Value));
+    }
+
+    /// <summary>The rules of a whole policy <paramref name="toml"/>, sections as given.</summary>
+    private static ConfineRules PolicyRules(string toml) => new(Policies.Over(toml));
+
     private static readonly string[] Loaders = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"];
 
     /// <summary>

@@ -202,6 +202,15 @@ public sealed class ConfineTests : IDisposable
             query("self-1." + SUFFIX, "127.0.0.54")
             r["self"] = connect(address("self-1." + SUFFIX))
             print(json.dumps(r), flush=True)
+        elif sys.argv[1] == "forge":
+            # In a user and network namespace the job made: the resolver's address is its own to bind and answer from.
+            threading.Thread(target=serve, args=("127.0.0.53",), daemon=True).start()
+            time.sleep(0.3)
+            query("pool-1." + SUFFIX)
+            print(json.dumps({"forged": address("pool-1." + SUFFIX)}), flush=True)
+        elif sys.argv[1] == "lookup":
+            query(sys.argv[2])
+            print(json.dumps({"lookup": connect(address(sys.argv[2]))}), flush=True)
         else:
             print(json.dumps({"other_job": [connect(a) for a in sys.argv[2:]]}), flush=True)
         """;
@@ -233,6 +242,56 @@ public sealed class ConfineTests : IDisposable
                 c.close()
             time.sleep(0.001)
         print(json.dumps({"t0": t0, "went": went, "last_allowed_ms": last, "first_denied_ms": first}), flush=True)
+        """;
+
+    /// <summary>
+    /// argv: outside PATH | job PATH. outside (no job, its own netns): listens on 5001 (allowed) and
+    /// 5002 (the pool), connects to each, passes both sockets over the unix socket PATH
+    /// (SCM_RIGHTS), and on a line from stdin says what each listener received. job: takes
+    /// them at PATH, writes three times on the allowed one, says it is alive, then writes on the pool's.
+    /// </summary>
+    private const string Passer = """
+        import json, os, socket, sys, threading, time
+        path = sys.argv[2]
+        if sys.argv[1] == "outside":
+            got = {5001: bytearray(), 5002: bytearray()}
+            def serve(l, port):
+                c, _ = l.accept()
+                while True:
+                    b = c.recv(64)
+                    if not b:
+                        return
+                    got[port].extend(b)
+            conns = []
+            for port in (5001, 5002):
+                l = socket.socket()
+                l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                l.bind(("127.0.0.1", port))
+                l.listen(4)
+                threading.Thread(target=serve, args=(l, port), daemon=True).start()
+                conns.append(socket.create_connection(("127.0.0.1", port)))
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(path)
+            socket.send_fds(u, [b"x"], [c.fileno() for c in conns])
+            print("passed", flush=True)
+            sys.stdin.readline()
+            print(json.dumps({"allowed": got[5001].decode(), "pool": got[5002].decode()}), flush=True)
+        else:
+            u = socket.socket(socket.AF_UNIX)
+            u.bind(path)
+            u.listen(1)
+            print("ready", flush=True)
+            c, _ = u.accept()
+            _, fds, _, _ = socket.recv_fds(c, 16, 2)
+            allowed, pool = (socket.socket(fileno=fd) for fd in fds)
+            for _ in range(3):
+                allowed.sendall(b"a")
+                time.sleep(0.05)
+            print(json.dumps({"alive": True}), flush=True)
+            for _ in range(20):
+                pool.sendall(b"p")
+                time.sleep(0.05)
+            print(json.dumps({"alive": True}), flush=True)
         """;
 
     /// <summary>The job instances of bpf/confine.bpf.c a section without resolvers needs: egress, connect4/6, sendmsg4/6, dev (ingress reads only DNS answers).</summary>
@@ -464,6 +523,106 @@ public sealed class ConfineTests : IDisposable
         started.Add(other);
         TestCgroups.Go(other);
         Assert.All(Result(other).GetProperty("other_job").EnumerateArray(), e => Assert.Equal(Eperm, e.GetInt32()));
+    }
+
+    [Fact]
+    public void AnAnswerTheJobForgesInANetworkNamespaceOfItsOwnAllowsNothing()
+    {
+        ConfineRules rules = new(Policies.Over(
+            "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
+            $"egress.allow = [\"*.models.test:{AllowedPort}\", \"udp://127.0.0.0/8\"]\n")); // UDP on loopback: the forged resolver may answer
+        using ConfineKernel kernel = Attach(rules);
+        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
+        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
+        string script = dir.File("dns.py", Dns);
+        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
+        started.Add(resolver);
+        TestCgroups.Go(resolver);
+        Assert.Equal("ready", LineWithin(resolver));
+        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        string job = ConfinedSlurmJob(kernel, rules);
+        // The job makes a user and network namespace, answers its own query for an allowed name there
+        // with the pool's address, then connects to that address where the section's resolver is.
+        Process probe = cgroups.StartIn(
+            job,
+            $"exec nsenter --net={netns} /bin/sh -c 'unshare -Urn /bin/sh -c \"ip link set lo up; exec {Run.Python} {script} forge\" && " +
+            $"{Run.Python} {script} other 127.2.0.99 && exec {Run.Python} {script} lookup n7.models.test'");
+        started.Add(probe);
+        TestCgroups.Go(probe);
+        Assert.Equal("127.2.0.99", Result(probe).GetProperty("forged").GetString());
+        Assert.Equal(Eperm, Assert.Single(Result(probe).GetProperty("other_job").EnumerateArray()).GetInt32());
+        // The section's own resolver still answers the same job, and its address goes.
+        Assert.Equal(0, Result(probe).GetProperty("lookup").GetInt32());
+        uint own = ConfineRules.CgroupJobSet(Libc.InodeOf(cgroups.DirectoryOf(job))!.Value);
+        var entries = kernel.Entries().Where(e => e.Key.Set == own).ToList();
+        GuardConfineKey allowed = Assert.Single(entries).Key;
+        Assert.Equal(new byte[] { 127, 1, 0, 8 }, ((ReadOnlySpan<byte>)allowed.Address)[12..].ToArray());
+    }
+
+    /// <summary>Starts the passer's job in a confined Slurm job and its outside half beside it; returns both once the sockets are passed.</summary>
+    private (Process Job, Process Outside, string JobCgroup) PassSockets(ConfineKernel kernel, ConfineRules rules)
+    {
+        string job = ConfinedSlurmJob(kernel, rules);
+        string script = dir.File("passer.py", Passer);
+        string path = Path.Join(dir.Path, "pass.sock");
+        Process taker = cgroups.StartIn(job, $"exec {Run.Python} {script} job {path}");
+        started.Add(taker);
+        TestCgroups.Go(taker);
+        Assert.Equal("ready", LineWithin(taker));
+        // Made and connected outside every confined job, in a netns of its own; only the job writes on them.
+        Process outside = cgroups.StartIn(cgroups.Make("not-a-job"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} outside {path}'");
+        started.Add(outside);
+        TestCgroups.Go(outside);
+        Assert.Equal("passed", LineWithin(outside));
+        return (taker, outside, job);
+    }
+
+    [Fact]
+    public void ASendOnASocketPassedInFromOutsideEveryJobKillsTheSenderUnlessItsPeerIsAllowed()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        (Process taker, Process outside, string job) = PassSockets(kernel, rules);
+        // The allowed destination: untouched, the job lives on.
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean());
+        // The pool: the first send kills the sender.
+        Assert.True(taker.WaitForExit(10_000), "the job wrote on the pool's socket and lived 10 s");
+        Assert.Equal(128 + 9, taker.ExitCode);
+        Thread.Sleep(300);
+        outside.StandardInput.WriteLine("report");
+        JsonElement got = Result(outside);
+        Assert.Equal("aaa", got.GetProperty("allowed").GetString());
+        Assert.InRange(got.GetProperty("pool").GetString()!.Length, 0, 1);
+
+        // Reported as a denial of the section, with what it was.
+        var table = new ProcessTable(EntityIds.ForThisBoot(), null, new UserNames());
+        ConfineEvent denied = Assert.Single(
+            new ConfineDenials().Check(kernel.Denials(), Libc.NowNs(Libc.ClockBoottime), rules, JobsOf(job, rules, cgroups), table), e => e.Attempt == "passed-in socket");
+        Assert.Equal(OtherPort, denied.DestinationPort);
+        Assert.Equal(1UL, denied.Count);
+        JsonElement line = Ecs(denied);
+        Assert.Equal("denied", line.GetProperty("event").GetProperty("type")[0].GetString());
+        Assert.Equal("test", line.GetProperty("guard").GetProperty("confine").GetProperty("section").GetString());
+        Assert.Equal("passed-in socket", line.GetProperty("guard").GetProperty("confine").GetProperty("attempt").GetString());
+        Assert.Equal(SlurmId(job), line.GetProperty("guard").GetProperty("job").GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public void AuditOnlyRecordsASendOnAPassedInSocket()
+    {
+        ConfineRules rules = Rules("audit");
+        using ConfineKernel kernel = Attach(rules);
+        (Process taker, Process outside, _) = PassSockets(kernel, rules);
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean());
+        Assert.True(Result(taker).GetProperty("alive").GetBoolean()); // after its 20 writes to the pool
+        Assert.True(taker.WaitForExit(10_000), "the job did not end after its writes");
+        Assert.Equal(0, taker.ExitCode);
+        Thread.Sleep(300);
+        outside.StandardInput.WriteLine("report");
+        Assert.Equal(new string('p', 20), Result(outside).GetProperty("pool").GetString());
+        Assert.Contains(
+            kernel.Denials(),
+            d => d.Key.What == (byte)ConfineWhat.Passed && d.Key.Port == OtherPort && d.Value.Mode == (uint)ConfineKernelMode.Audit && d.Value.Count == 20);
     }
 
     [Fact]

@@ -80,4 +80,43 @@ public sealed class ConfineRulesTests
         Assert.Equal(2u, rules.KernelJob(rules.Sections[1], 0).Section);
         Assert.Equal((uint)ConfineKernelMode.Enforce, rules.KernelJob(rules.Sections[1], 0).Mode);
     }
+
+    [Fact]
+    public void TheKernelConfinesANewJobOfAKindOnlyWhereTheFirstSectionThatMaySelectItSelectsEveryOne()
+    {
+        ConfineRules rules = Rules("""
+            [[confine]]
+            name = "pods"
+            jobs = ["k8s-pod:*"]
+            mode = "audit"
+            egress.allow = []
+            [[confine]]
+            name = "some-jobs"
+            jobs = ["slurm:7*"]
+            egress.allow = []
+            [[confine]]
+            name = "all"
+            jobs = ["*"]
+            egress.allow = []
+            """);
+        GuardConfineJob[] kinds = rules.KernelKinds();
+        Assert.Equal(ConfineKernel.GuardConfineKindCount, kinds.Length);
+        Assert.Equal(0u, kinds[1].Section); // Slurm: "slurm:7*" comes first and selects only some
+        Assert.Equal(1u, kinds[2].Section); // pods: all of them, by the first section
+        Assert.Equal((uint)ConfineKernelMode.Audit, kinds[2].Mode);
+        Assert.Equal(3u, kinds[3].Section); // containers: "pods" and "some-jobs" cannot select one, "*" selects all
+        Assert.Equal(1u, kinds[0].Section); // some kind is confined: the kernel looks
+
+        // A section that selects by user could select any job: the kernel leaves every kind after it to the sensor.
+        GuardConfineJob[] byUser = Rules("""
+            [[confine]]
+            users = ["4242"]
+            egress.allow = []
+            [[confine]]
+            jobs = ["slurm:*"]
+            egress.allow = []
+            """).KernelKinds();
+        Assert.All(byUser, k => Assert.Equal(0u, k.Section));
+        Assert.Equal(2u, Rules("[[confine]]\njobs = [\"systemd:*\"]\negress.allow = []\n[[confine]]\njobs = [\"slurm:*\"]\negress.allow = []\n").KernelKinds()[1].Section);
+    }
 }
