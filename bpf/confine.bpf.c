@@ -323,8 +323,8 @@ static __always_inline __u64 confined_levels(void)
 	return levels ? *levels : 0;
 }
 
-/* The confined cgroup job of the current task (its own cgroup or an ancestor); NULL when it is in none. */
-static __always_inline struct guard_confine_job *cgroup_job_of_current(__u64 levels)
+/* The confined cgroup job of the current task, with its cgroup's id and level; NULL when it is in none. */
+static __always_inline struct guard_confine_job *cgroup_job_at(__u64 levels, __u64 *cgroup_id, int *at)
 {
 	for (int level = 1; level < GUARD_CONFINE_LEVELS && levels >> level; level++) {
 		struct guard_confine_job *job;
@@ -336,10 +336,22 @@ static __always_inline struct guard_confine_job *cgroup_job_of_current(__u64 lev
 		if (!id)
 			break;
 		job = bpf_map_lookup_elem(&confine_cgroups, &id);
-		if (job)
+		if (job) {
+			*cgroup_id = id;
+			*at = level;
 			return job;
+		}
 	}
 	return NULL;
+}
+
+/* The confined cgroup job of the current task (its own cgroup or an ancestor); NULL when it is in none. */
+static __always_inline struct guard_confine_job *cgroup_job_of_current(__u64 levels)
+{
+	__u64 id;
+	int level;
+
+	return cgroup_job_at(levels, &id, &level);
 }
 
 /* The launcher tree the current task is a member of; NULL when none. */
@@ -1631,27 +1643,6 @@ static __always_inline __u64 cgroup_ancestor_id(struct cgroup *cgrp, int level)
 	return BPF_CORE_READ(ancestor, kn, id);
 }
 
-/* The confined cgroup job of the current task, with its cgroup's id and level; NULL when it is in none. */
-static __always_inline struct guard_confine_job *cgroup_job_at(__u64 levels, __u64 *cgroup_id, int *at)
-{
-	for (int level = 1; level < GUARD_CONFINE_LEVELS && levels >> level; level++) {
-		struct guard_confine_job *job;
-		__u64 id;
-
-		if (!(levels & (1ULL << level)))
-			continue;
-		id = bpf_get_current_ancestor_cgroup_id(level);
-		if (!id)
-			break;
-		job = bpf_map_lookup_elem(&confine_cgroups, &id);
-		if (job) {
-			*cgroup_id = id;
-			*at = level;
-			return job;
-		}
-	}
-	return NULL;
-}
 
 /*
  * The cgroup programs run by the cgroup of the socket (the one that made it),

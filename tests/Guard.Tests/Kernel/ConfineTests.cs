@@ -351,6 +351,19 @@ public sealed class ConfineTests : IDisposable
         return shell;
     }
 
+    /// <summary>The section's names and resolvers in the kernel, and the DNS stand-in's resolver in a netns of its own: its script and that netns.</summary>
+    private (string Script, string Netns) StartResolver(ConfineKernel kernel, ConfineRules rules)
+    {
+        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
+        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
+        string script = dir.File("dns.py", Dns);
+        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
+        started.Add(resolver);
+        TestCgroups.Go(resolver);
+        Assert.Equal("ready", LineWithin(resolver));
+        return (script, $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net");
+    }
+
     private static JsonElement Result(Process probe)
     {
         string? line = LineWithin(probe);
@@ -488,14 +501,7 @@ public sealed class ConfineTests : IDisposable
             "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
             $"egress.allow = [\"tcp://127.0.0.1:{AllowedPort}\", \"*.models.test:{AllowedPort}\", \"udp://127.0.0.54:53\"]\n"));
         using ConfineKernel kernel = Attach(rules);
-        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
-        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
-        string script = dir.File("dns.py", Dns);
-        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
-        started.Add(resolver);
-        TestCgroups.Go(resolver);
-        Assert.Equal("ready", LineWithin(resolver));
-        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        (string script, string netns) = StartResolver(kernel, rules);
         string job = ConfinedSlurmJob(kernel, rules);
         Process probe = cgroups.StartIn(job, $"exec nsenter --net={netns} {Run.Python} {script} probe");
         started.Add(probe);
@@ -532,14 +538,7 @@ public sealed class ConfineTests : IDisposable
             "[[confine]]\nname = \"test\"\njobs = [\"slurm:*\"]\nresolvers = [\"127.0.0.53\"]\n" +
             $"egress.allow = [\"*.models.test:{AllowedPort}\", \"udp://127.0.0.0/8\"]\n")); // UDP on loopback: the forged resolver may answer
         using ConfineKernel kernel = Attach(rules);
-        kernel.ReplaceNames(1, ConfineRules.NamesOf(rules.Sections[0]));
-        kernel.ReplaceResolvers(1, [.. rules.Sections[0].Resolvers.Select(ConfineRules.Mapped)]);
-        string script = dir.File("dns.py", Dns);
-        Process resolver = cgroups.StartIn(cgroups.Make("resolver"), $"exec unshare --net /bin/sh -c 'ip link set lo up; exec {Run.Python} {script} resolver'");
-        started.Add(resolver);
-        TestCgroups.Go(resolver);
-        Assert.Equal("ready", LineWithin(resolver));
-        string netns = $"/proc/{resolver.Id.ToString(CultureInfo.InvariantCulture)}/ns/net";
+        (string script, string netns) = StartResolver(kernel, rules);
         string job = ConfinedSlurmJob(kernel, rules);
         // The job makes a user and network namespace, answers its own query for an allowed name there
         // with the pool's address, then connects to that address where the section's resolver is.
