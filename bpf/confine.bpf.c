@@ -1504,15 +1504,11 @@ struct kind_walk {
 static long kind_step(__u32 i, void *ctx)
 {
 	struct kind_walk *w = ctx;
-	struct cgroup *cgroup;
 	struct kernfs_node *kn;
 	long len;
 
-	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), w->ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+	if (!cgroup_level_name(w->ancestors, i, &w->name, &kn, &len))
 		return 1;
-	kn = BPF_CORE_READ(cgroup, kn);
-	__builtin_memset(&w->name, 0, sizeof(w->name));
-	len = bpf_probe_read_kernel_str(w->name.name, sizeof(w->name.name), BPF_CORE_READ(kn, name)) - 1;
 	if (!CGROUP_NAME_READ(&w->name, len)) {
 		w->under_docker = 0;
 		return 0;
@@ -1535,11 +1531,8 @@ static long kind_step(__u32 i, void *ctx)
 /* The outermost job cgroup above (or at) `cgroup` of a kind confine_kinds names: its id, level and kind in w. */
 static __always_inline void find_kind(struct kind_walk *w, struct cgroup *cgroup)
 {
-	__u32 levels = BPF_CORE_READ(cgroup, level);
+	__u32 levels = job_levels(cgroup, &w->ancestors);
 
-	if (levels > GUARD_CGROUP_JOB_LEVELS)
-		levels = GUARD_CGROUP_JOB_LEVELS;
-	w->ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
 	if (levels > 0)
 		bpf_loop(levels, kind_step, w, 0);
 }

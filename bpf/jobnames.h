@@ -71,6 +71,33 @@ static __always_inline __u32 prefix_misses(const char *s, const char *prefix, __
 	return miss;
 }
 
+/* The levels of `cgroup` below the root a job's name is looked for in (at
+ * most GUARD_CGROUP_JOB_LEVELS); *ancestors: &cgroup->ancestors[0], the
+ * root, then each level down. */
+static __always_inline __u32 job_levels(struct cgroup *cgroup, void **ancestors)
+{
+	__u32 levels = BPF_CORE_READ(cgroup, level);
+
+	*ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	return levels > GUARD_CGROUP_JOB_LEVELS ? GUARD_CGROUP_JOB_LEVELS : levels;
+}
+
+/* Reads the directory name of the cgroup at level i + 1 of `ancestors` into
+ * name (zeroed first): its kernfs node in *kn, its length without the NUL in
+ * *len (negative when unreadable). False past the last ancestor. */
+static __always_inline bool cgroup_level_name(void *ancestors, __u32 i, struct guard_cgroup_name *name, struct kernfs_node **kn,
+					      long *len)
+{
+	struct cgroup *cgroup;
+
+	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+		return false;
+	*kn = BPF_CORE_READ(cgroup, kn);
+	__builtin_memset(name, 0, sizeof(*name));
+	*len = bpf_probe_read_kernel_str(name->name, sizeof(name->name), BPF_CORE_READ(*kn, name)) - 1;
+	return true;
+}
+
 /* A cgroup directory name checked by the verifier: not NULL, and len
  * (its bytes, NUL-padded to the end) short enough to have been read whole. */
 #define CGROUP_NAME_READ(name, len) ((name) && (len) > 0 && (len) < GUARD_CGROUP_NAME_LEN - 1)

@@ -126,16 +126,12 @@ struct cgroup_walk {
 static long judge_cgroup_level(__u32 i, void *ctx)
 {
 	struct cgroup_walk *w = ctx;
-	struct cgroup *cgroup;
 	struct kernfs_node *kn;
 	long len;
 
-	if (bpf_probe_read_kernel(&cgroup, sizeof(cgroup), w->ancestors + (i + 1) * sizeof(cgroup)) || !cgroup)
+	/* A name that fills the buffer may have been cut short, and names no job. */
+	if (!cgroup_level_name(w->ancestors, i, &w->name, &kn, &len))
 		return 1;
-	kn = BPF_CORE_READ(cgroup, kn);
-	__builtin_memset(&w->name, 0, sizeof(w->name));
-	/* len counts the NUL; a name that fills the buffer may have been cut short, and names no job. */
-	len = bpf_probe_read_kernel_str(w->name.name, sizeof(w->name.name), BPF_CORE_READ(kn, name)) - 1;
 	if (len < 0)
 		len = 0;
 	if (cgroup_names_job(&w->name, len, w->under_docker)) {
@@ -160,10 +156,7 @@ static __always_inline __u64 job_cgroup_of(struct cgroup *cgroup)
 	known = bpf_map_lookup_elem(&cgroup_jobs, &id);
 	if (known)
 		return *known;
-	levels = BPF_CORE_READ(cgroup, level);
-	if (levels > GUARD_CGROUP_JOB_LEVELS)
-		levels = GUARD_CGROUP_JOB_LEVELS;
-	w.ancestors = (void *)cgroup + bpf_core_field_offset(struct cgroup, ancestors);
+	levels = job_levels(cgroup, &w.ancestors);
 	if (levels > 0)
 		bpf_loop(levels, judge_cgroup_level, &w, 0);
 	bpf_map_update_elem(&cgroup_jobs, &id, &w.job, BPF_ANY);
