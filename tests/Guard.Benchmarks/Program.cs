@@ -170,6 +170,51 @@ if (guardBinary is not null && Section("connect-native-split"))
     Line($"  its programs per connect (bpf_stats, {rounds * 3} storms of {connects}): {perProgram.PerOperation(connects * rounds * 3)}");
 }
 
+// 2c. the floor under the connect storm: what any sensor that follows every TCP stream from its
+// first byte costs here (floor.bpf.c: storage made at each connect, found at each packet sent, at the
+// cgroup v2 root; nothing read or reported), then the same with empty programs on the tracepoints
+// Guard's other detections hook, and, with --guard, the native guard watch with its reader stopped
+// (its kernel share, as in connect-native-split): each run against the bare run just before it.
+if (Section("connect-floor"))
+{
+    long connects = quick ? 2000 : 10_000;
+    var floor = new List<double>();
+    var floorTraced = new List<double>();
+    var guardKernel = new List<double>();
+    var floorPrograms = new ProgramRunTimes("floor_");
+    if (guardBinary is not null)
+    {
+        Environment.SetEnvironmentVariable("GUARD_PIN_ROOT", Environment.GetEnvironmentVariable("GUARD_PIN_ROOT") ?? $"/sys/fs/bpf/guard-bench-{Environment.ProcessId}");
+        Environment.SetEnvironmentVariable("GUARD_RUN_DIR", Environment.GetEnvironmentVariable("GUARD_RUN_DIR") ?? Path.Combine(work, "run"));
+    }
+
+    // One bare run, then one with what attach makes (a NativeWatch paused: its kernel share); the ratio.
+    void RatioTo(Func<IDisposable> attach, List<double> ratios, ProgramRunTimes? programs = null)
+    {
+        double bare = storms.Run("connect", connects);
+        using IDisposable attached = attach();
+        storms.Run("connect", connects / 10);
+        if (attached is NativeWatch native)
+            native.Paused = true;
+        using (programs?.Measure())
+            ratios.Add(storms.Run("connect", connects) / bare);
+    }
+
+    storms.Run("connect", connects / 10);
+    for (int r = 0; r < rounds * 3; r++)
+    {
+        RatioTo(() => new StreamFloorPrograms(work, tracepoints: false), floor, floorPrograms);
+        RatioTo(() => new StreamFloorPrograms(work, tracepoints: true), floorTraced);
+        if (guardBinary is not null)
+            RatioTo(() => new NativeWatch(guardBinary, work, ringSize: "256M"), guardKernel);
+    }
+    string Runs(List<double> ratios) => string.Join(" ", ratios.Select(x => x.ToString("F3", CultureInfo.InvariantCulture)));
+    Line($"loopback TCP connect+send x{connects}, medians of each run's ratio to the bare run before it: the floor of following every stream (storage at connect, a lookup at egress) {Median(floor):F3}x; with empty programs on Guard's tracepoints {Median(floorTraced):F3}x"
+        + (guardBinary is null ? "" : $"; the native guard watch's kernel share (reader stopped) {Median(guardKernel):F3}x") + " (bar 1.05x)");
+    Line($"  per run: floor {Runs(floor)}; traced {Runs(floorTraced)}" + (guardBinary is null ? "" : $"; guard {Runs(guardKernel)}"));
+    Line($"  the floor's programs per connect (bpf_stats, {rounds * 3} storms of {connects}): {floorPrograms.PerOperation(connects * rounds * 3)}");
+}
+
 // 2a. where the connect storm's cost is: the kernel's programs alone (the ring not read while the
 // storm runs; read after, untimed) against the whole sensor, each against bare, alternating. The
 // ring is 128 MiB here, so that the storm's records (about 4 MiB) never reach the 1/16 of it at

@@ -7,11 +7,12 @@ namespace Guard.Benchmarks;
 /// <summary>
 /// The kernel's own count of each loaded BPF program's runs and run time
 /// (kernel.bpf_stats_enabled, read with `bpftool -j prog show`), summed over
-/// the spans given to <see cref="Measure"/>, for Guard's programs (names
-/// starting guard_). The statistics add two clock reads to every run of
-/// every program, so they are on only inside those spans.
+/// the spans given to <see cref="Measure"/>, for the programs whose names
+/// start with a prefix (Guard's: guard_). The statistics add two clock reads
+/// to every run of every program, so they are on only inside those spans.
 /// </summary>
-internal sealed class ProgramRunTimes
+/// <param name="prefix">Whose programs are counted: their names' start.</param>
+internal sealed class ProgramRunTimes(string prefix = "guard_")
 {
     private const string StatsSwitch = "/proc/sys/kernel/bpf_stats_enabled";
     private readonly Dictionary<string, (long Runs, long Nanoseconds)> totals = [];
@@ -33,7 +34,7 @@ internal sealed class ProgramRunTimes
         return string.Create(CultureInfo.InvariantCulture, $"{string.Join(", ", parts)}; in all {sum:F0} ns");
     }
 
-    private static Dictionary<int, (string Name, long Runs, long Nanoseconds)> Snapshot()
+    private Dictionary<int, (string Name, long Runs, long Nanoseconds)> Snapshot()
     {
         var info = new ProcessStartInfo("bpftool", ["-j", "prog", "show"]) { RedirectStandardOutput = true, UseShellExecute = false };
         using Process bpftool = Process.Start(info)!;
@@ -43,7 +44,7 @@ internal sealed class ProgramRunTimes
         using JsonDocument doc = JsonDocument.Parse(json);
         foreach (JsonElement p in doc.RootElement.EnumerateArray())
         {
-            if (!p.TryGetProperty("name", out JsonElement name) || name.GetString() is not { } n || !n.StartsWith("guard_", StringComparison.Ordinal))
+            if (!p.TryGetProperty("name", out JsonElement name) || name.GetString() is not { } n || !n.StartsWith(prefix, StringComparison.Ordinal))
                 continue;
             long runs = p.TryGetProperty("run_cnt", out JsonElement c) ? c.GetInt64() : 0;
             long ns = p.TryGetProperty("run_time_ns", out JsonElement t) ? t.GetInt64() : 0;
@@ -56,7 +57,7 @@ internal sealed class ProgramRunTimes
     {
         public void Dispose()
         {
-            var after = Snapshot();
+            var after = owner.Snapshot();
             File.WriteAllText(StatsSwitch, "0");
             foreach ((int id, (string name, long runs, long ns)) in after)
             {
