@@ -121,7 +121,12 @@ int guard_enf_egress(struct __sk_buff *skb)
 	st = bpf_sk_storage_get(&enforce_streams, sk, 0, 0);
 	if (!st)
 		return 1;
-	if (stream_settled(st, 0) || locate_l4(skb, &loc) || loc.protocol != IPPROTO_TCP)
+	if (stream_settled(st, 0))
 		return stream_verdict_return(st);
+	/* A segment of a stream still read whose header cannot be found is held, never let through unread. */
+	if (locate_l4(skb, &loc))
+		return 0;
+	if (loc.protocol != IPPROTO_TCP)
+		return 1;
 	return stream_advance(skb, &loc, st, &enforce_scratch, 0, &step);
 }

@@ -855,6 +855,7 @@ int guard_egress(struct __sk_buff *skb)
 	struct l4_location loc;
 	struct sock_owner *owner;
 	struct bpf_sock *sk = skb->sk;
+	bool tcp;
 
 	if (!sk)
 		return 1;
@@ -865,13 +866,15 @@ int guard_egress(struct __sk_buff *skb)
 	owner = bpf_sk_storage_get(&sock_owners, sk, 0, 0);
 	if (!owner)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && owner->handshake != HANDSHAKE_DONE)
+	tcp = sk->protocol == IPPROTO_TCP;
+	if (tcp && owner->handshake != HANDSHAKE_DONE)
 		follow_handshake(skb, sk, owner);
-	if (sk->protocol == IPPROTO_TCP && stream_settled(&owner->stream, owner->head_len ? owner->head_len : GUARD_PAYLOAD_LEN))
+	if (tcp && stream_settled(&owner->stream, owner->head_len ? owner->head_len : GUARD_PAYLOAD_LEN))
 		return stream_verdict_return(&owner->stream);
+	/* A segment of a stream still read whose header cannot be found is held, never let through unread. */
 	if (locate_l4(skb, &loc))
-		return 1;
-	if (loc.protocol == IPPROTO_TCP && sk->protocol == IPPROTO_TCP)
+		return tcp ? 0 : 1;
+	if (loc.protocol == IPPROTO_TCP && tcp)
 		return capture_tcp(skb, owner, &loc);
 	if (loc.protocol == IPPROTO_UDP)
 		capture_dns(skb, owner, &loc);

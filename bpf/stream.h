@@ -624,7 +624,8 @@ static long scan_run_byte(__u32 i, void *ctx)
  * (held until the bytes before it are read: TCP sends them again); a segment
  * that leaves the stream inside a method's value, and any resending of it,
  * until the closing quote decides (so none of a method leaves before the
- * verdict).
+ * verdict); a segment whose TCP header cannot be read. A segment with new
+ * bytes and urgent data before the head is read holds the stream.
  */
 static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_location *loc, struct stream_state *st,
 					  void *scratch, __u32 head_len, struct stream_step *step)
@@ -639,7 +640,7 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 	if (stream_settled(st, head_len))
 		return stream_verdict_return(st);
 	if (read_tcp_segment(skb, loc, &seg))
-		return 1;
+		return 0;
 	step->dport = seg.dport;
 	data_seq = seg.seq + seg.syn;
 	if (!st->anchored) {
@@ -658,7 +659,14 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 	step->len = n;
 	step->at = seg.payload_offset + behind;
 
-	if (st->scan.phase != SCAN_DONE && st->offset < GUARD_SCAN_LIMIT) {
+	if (seg.urg) {
+		/* Urgent data (MSG_OOB): the receiver takes the byte before the
+		 * urgent pointer out of the stream, or leaves it inline
+		 * (SO_OOBINLINE), as it chooses, so no one reading of these bytes
+		 * is the one the peer reads. A head still being read is held. */
+		st->verdict = GUARD_STRATUM_HOLD;
+		step->decided_at = st->offset;
+	} else if (st->scan.phase != SCAN_DONE && st->offset < GUARD_SCAN_LIMIT) {
 		run.skb = skb;
 		run.scan = &st->scan;
 		run.chunk = bpf_map_lookup_elem(scratch, &zero);
@@ -683,16 +691,16 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 				step->decided_at = GUARD_SCAN_LIMIT;
 			}
 		}
-		if (st->verdict) {
-			step->decided = 1;
-			if (destination_allowed(loc, seg.dport)) {
-				if (st->verdict == GUARD_STRATUM_DROP)
-					st->verdict = GUARD_STRATUM_ALERT;
-				if (st->verdict == GUARD_STRATUM_HOLD) {
-					st->verdict = 0;
-					st->scan.phase = SCAN_DONE;
-					step->decided = 0;
-				}
+	}
+	if (st->verdict) {
+		step->decided = 1;
+		if (destination_allowed(loc, seg.dport)) {
+			if (st->verdict == GUARD_STRATUM_DROP)
+				st->verdict = GUARD_STRATUM_ALERT;
+			if (st->verdict == GUARD_STRATUM_HOLD) {
+				st->verdict = 0;
+				st->scan.phase = SCAN_DONE;
+				step->decided = 0;
 			}
 		}
 	}

@@ -74,7 +74,8 @@ public sealed class StratumFindings
     /// <summary>
     /// The kernel's verdict on a stream: a Stratum method (dropped, or
     /// reported), or a hold (its scan ran out inside a message or a
-    /// handshake: nothing more of the connection leaves). <paramref name="firstBytes"/>:
+    /// handshake, or it sent urgent data before its head was read: nothing
+    /// more of the connection leaves). <paramref name="firstBytes"/>:
     /// the head, when it is still at hand; empty otherwise.
     /// </summary>
     public AlertEvent OnVerdict(ProcessEntry? owner, in StreamRecord record, ReadOnlySpan<byte> firstBytes)
@@ -93,9 +94,11 @@ public sealed class StratumFindings
             return new AlertEvent
             {
                 Rule = Detectors.Stratum.Name,
-                Description = $"a connection held undecided: its first JSON-RPC message or proxy handshake runs past the kernel's {StreamRecord.ScanLimit}-byte scan",
+                Description = record.Offset >= StreamRecord.ScanLimit
+                    ? $"a connection held undecided: its first JSON-RPC message or proxy handshake runs past the kernel's {StreamRecord.ScanLimit}-byte scan"
+                    : "a connection held undecided: it sent urgent data (MSG_OOB), whose byte its peer may take out of the stream or leave in, or a segment that could not be read, before its head was read",
                 RequestedAction = RuleAction.Alert,
-                Response = ["the segment at the end of the scan, and every packet after it, dropped at egress"],
+                Response = ["the segment that held it, and every packet after it, dropped at egress"],
                 Evidence = evidence,
                 Process = owner,
                 TimeNs = (long)record.Header.TimeNs,
