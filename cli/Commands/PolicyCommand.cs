@@ -47,7 +47,7 @@ public static class PolicyCommand
         string mode = p.Mode == PolicyMode.Enforce ? "enforce" : "audit";
         string audited = p.Mode == PolicyMode.Audit && configured > 0 ? $" (audit mode: {configured} would act under enforce)" : "";
         console.Out.WriteLine($"{path}: ok (mode {mode}, {p.Rules.Count} rules, {acting} that act{audited}{(p.Confine.Count > 0 ? $", {p.Confine.Count} [[confine]] section(s)" : "")})");
-        foreach (string warning in MissingAllowedExecutables(path, p))
+        foreach (string warning in MissingAllowedExecutables(path, p).Concat(ConfineShadows.Warnings(p.Confine)))
             console.Error.WriteLine(warning);
         return (int)ExitCode.Success;
     }
