@@ -250,7 +250,7 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors, Local
     /// a port after a prefix, a port range after an address, or a last group that could be a
     /// port (2001:db8::1:443 is an address, but reads as 2001:db8::1 port 443 as well).
     /// </summary>
-    private static string? UnbracketedIpv6Port(string text)
+    internal static string? UnbracketedIpv6Port(string text)
     {
         int slash = text.IndexOf('/', StringComparison.Ordinal);
         int last = text.LastIndexOf(':');

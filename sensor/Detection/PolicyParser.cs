@@ -387,8 +387,13 @@ public static class PolicyParser
                     return "has a port that is not 1-65535";
                 address = s[..colon];
             }
+            else if (s.Contains(':', StringComparison.Ordinal) && ConfineParser.UnbracketedIpv6Port(s) is { } ambiguous)
+                return ambiguous;
             string[] cidr = address.Split('/');
-            if (!IPAddress.TryParse(cidr[0], out IPAddress? ip))
+            // .NET reads "443" as 0.0.1.187, "10.0.0" as 10.0.0.0 and 010.0.0.1 as 8.0.0.1: an IPv4 address is four decimal numbers here.
+            if (!cidr[0].Contains(':', StringComparison.Ordinal) && (cidr[0].Count(c => c == '.') != 3 || ConfineParser.Ipv4Problem(cidr[0]) is not null))
+                return ConfineParser.Ipv4Problem(cidr[0]) is { } v4 && cidr[0].Count(c => c == '.') == 3 ? v4 : "must be ADDRESS[/PREFIX][:PORT], IPv4 as four numbers (10.0.0.1)";
+            if (cidr[0].Contains('%', StringComparison.Ordinal) || !IPAddress.TryParse(cidr[0], out IPAddress? ip))
                 return "must be ADDRESS[/PREFIX][:PORT]";
             int maxPrefix = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
             if (cidr.Length == 2 && (!int.TryParse(cidr[1], NumberStyles.None, CultureInfo.InvariantCulture, out int prefix) || prefix > maxPrefix))
