@@ -27,7 +27,7 @@ internal static class TomlStrings
             if (item.Value is not StringValueSyntax { Value: { } text })
             {
                 if (!notStrings)
-                    error(itemLine, key, $"expected a list of strings, but {item.Value?.ToString()?.Trim()} is not one (a string is quoted: \"...\")");
+                    error(itemLine, key, $"expected a list of strings, but {OneLine(item.Value?.ToString() ?? "")} is not one (a string is quoted: \"...\")");
                 notStrings = true;
                 ok = false;
                 continue;
@@ -41,5 +41,12 @@ internal static class TomlStrings
             values.Add(text);
         }
         return ok ? values : null;
+    }
+
+    /// <summary>A value's source text on one line, at most 40 characters: an error is one line whatever the value spans.</summary>
+    private static string OneLine(string text)
+    {
+        string flat = string.Join(' ', text.Split((char[])['\n', '\r', '\t', ' '], StringSplitOptions.RemoveEmptyEntries));
+        return flat.Length <= 40 ? flat : flat[..37] + "...";
     }
 }

@@ -166,6 +166,7 @@ public sealed class ConfinePolicyTests : IDisposable
     [InlineData("egress.allow = [\"pypi.org:0\"]", "p.toml:3:confine.egress.allow: \"pypi.org:0\": has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH")]
     [InlineData("egress.allow = [\":443\"]", "p.toml:3:confine.egress.allow: \":443\": names no address or host")]
     [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings, but 3 is not one (a string is quoted: \"...\")")]
+    [InlineData("egress.allow = [[\n  \"10.0.0.1\"\n], \"10.0.0.2\"]", "p.toml:3:confine.egress.allow: expected a list of strings, but [ \"10.0.0.1\" ] is not one (a string is quoted: \"...\")")]
     [InlineData("egress.allow = [3, 4]", "p.toml:3:confine.egress.allow: expected a list of strings, but 3 is not one (a string is quoted: \"...\")")]
     [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, interpreters, world-writable, memfd)")]
     [InlineData("exec.deny = [\"sha256:abc\"]", "p.toml:3:confine.exec.deny: \"sha256:abc\": must be sha256: and 64 hex digits")]
