@@ -3,6 +3,7 @@ using Guard.Sensor.Abi;
 using Guard.Sensor.Bpf;
 using Guard.Sensor.Detection;
 using Guard.Sensor.Interop;
+using Guard.Sensor.Processes;
 using Guard.Sensor.Response;
 
 namespace Guard.Cli.Commands;
@@ -47,7 +48,7 @@ public static class PolicyCommand
         string mode = p.Mode == PolicyMode.Enforce ? "enforce" : "audit";
         string audited = p.Mode == PolicyMode.Audit && configured > 0 ? $" (audit mode: {configured} would act under enforce)" : "";
         console.Out.WriteLine($"{path}: ok (mode {mode}, {p.Rules.Count} rules, {acting} that act{audited}{(p.Confine.Count > 0 ? $", {p.Confine.Count} [[confine]] section(s)" : "")})");
-        foreach (string warning in MissingAllowedExecutables(path, p))
+        foreach (string warning in MissingAllowedExecutables(path, p).Concat(UnknownAllowedUsers(path, p)).Concat(ConfineShadows.Warnings(p.Confine)))
             console.Error.WriteLine(warning);
         return (int)ExitCode.Success;
     }
@@ -59,22 +60,38 @@ public static class PolicyCommand
     /// </summary>
     internal static IEnumerable<string> MissingAllowedExecutables(string path, Policy policy)
     {
-        string[] lines;
+        string[] lines = LinesOf(path);
+        foreach (string executable in policy.Allow.Executables.Where(e => !System.IO.File.Exists(e)))
+            yield return $"{path}:{LineNaming(lines, executable)}:allow.executables: warning: '{Printable.Of(executable)}' does not exist on this host: it allows nothing here";
+    }
+
+    /// <summary>
+    /// One warning, file:line:allow.users: ..., for each allow-listed user name that
+    /// /etc/passwd lacks (a number is a uid, always taken): processes are allowed by
+    /// their uid or the name /etc/passwd gives it, so such a name spares nothing here.
+    /// </summary>
+    internal static IEnumerable<string> UnknownAllowedUsers(string path, Policy policy)
+    {
+        string[] lines = LinesOf(path);
+        foreach (string user in policy.Allow.Users.Where(u => LocalAccounts.Host.UserId(u) is null))
+            yield return $"{path}:{LineNaming(lines, user)}:allow.users: warning: '{Printable.Of(user)}' is not a user on this host (not in {LocalAccounts.Host.Passwd}): it allows nothing here";
+    }
+
+    private static string[] LinesOf(string path)
+    {
         try
         {
-            lines = System.IO.File.ReadAllLines(path);
+            return System.IO.File.ReadAllLines(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            lines = [];
-        }
-        foreach (string executable in policy.Allow.Executables.Where(e => !System.IO.File.Exists(e)))
-        {
-            // The line that names it in this file; an entry from the built-in policy has none.
-            int line = Array.FindIndex(lines, l => l.Contains($"\"{executable}\"", StringComparison.Ordinal) || l.Contains($"'{executable}'", StringComparison.Ordinal)) + 1;
-            yield return $"{path}:{line}:allow.executables: warning: '{Printable.Of(executable)}' does not exist on this host: it allows nothing here";
+            return [];
         }
     }
+
+    /// <summary>The line of <paramref name="lines"/> that names <paramref name="value"/> quoted; 0 for none (an entry from the built-in policy).</summary>
+    private static int LineNaming(string[] lines, string value) =>
+        Array.FindIndex(lines, l => l.Contains($"\"{value}\"", StringComparison.Ordinal) || l.Contains($"'{value}'", StringComparison.Ordinal)) + 1;
 
     /// <summary>Asks every registered sensor; exit 0 when all took it, 2 when one refused the policy, 1 when none runs or one did not answer.</summary>
     private static int Reload(IConsole console)

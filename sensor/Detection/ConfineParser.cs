@@ -12,7 +12,7 @@ namespace Guard.Sensor.Detection;
 /// [confine.gpu] after it, or dotted keys (egress.allow = [...]), fill its parts.
 /// Every error is file:line:key.
 /// </summary>
-internal sealed class ConfineParser(string file, List<PolicyError> errors)
+internal sealed class ConfineParser(string file, List<PolicyError> errors, LocalAccounts accounts)
 {
     /// <summary>The parts a section may have, as sub-tables or dotted keys.</summary>
     public static readonly string[] Parts = ["egress", "exec", "gpu"];
@@ -65,17 +65,17 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         switch (full)
         {
             case "name": s.Name = Text(kv, where, line, NotEmpty) ?? s.Name; break;
-            case "jobs": s.Jobs = Strings(kv, where, line, JobGlob) ?? s.Jobs; break;
-            case "launchers": s.Launchers = Strings(kv, where, line, Launcher) ?? s.Launchers; break;
-            case "users": s.Users = Strings(kv, where, line, Principal) ?? s.Users; break;
-            case "groups": s.Groups = Strings(kv, where, line, Principal) ?? s.Groups; break;
+            case "jobs": s.Jobs = Selector(s, Strings(kv, where, line, JobGlob)) ?? s.Jobs; break;
+            case "launchers": s.Launchers = Selector(s, Strings(kv, where, line, Launcher)) ?? s.Launchers; break;
+            case "users": s.Users = Selector(s, TomlStrings.Read(kv, where, line, u => Principal(u, "user", accounts.UserId, accounts.Passwd), Error, quoteValue: false)) ?? s.Users; break;
+            case "groups": s.Groups = Selector(s, TomlStrings.Read(kv, where, line, g => Principal(g, "group", accounts.GroupId, accounts.Group), Error, quoteValue: false)) ?? s.Groups; break;
             case "mode": s.Mode = Mode(kv, where, line) ?? s.Mode; break;
             case "ask_expiry_seconds": s.AskExpirySeconds = AskExpiry(kv, where, line) ?? s.AskExpirySeconds; break;
             case "resolvers": s.Resolvers = Strings(kv, where, line, Resolver)?.Select(IPAddress.Parse).ToList() ?? s.Resolvers; break;
             case "egress.allow": Egress(s, kv, where, line); break;
             case "exec.allow": s.ExecAllow = ExecRules(kv, where, line) ?? s.ExecAllow; break;
             case "exec.deny": s.ExecDeny = ExecRules(kv, where, line) ?? s.ExecDeny; break;
-            case "gpu.devices": s.GpuDevices = Devices(kv, where, line) ?? s.GpuDevices; break;
+            case "gpu.devices": s.GpuDevices = GpuMinors(kv, where, line) ?? s.GpuDevices; break;
             case "gpu": s.GpuDevices = GpuMinors(kv, where, line) ?? s.GpuDevices; break;
             default:
                 string? under = full.Contains('.', StringComparison.Ordinal) ? full[..full.IndexOf('.', StringComparison.Ordinal)] : null;
@@ -87,9 +87,22 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
                     "gpu" => "devices",
                     _ => "parts: " + string.Join(", ", Parts),
                 };
-                Error(line, where, $"unknown key in [[confine]] (known: {known})");
+                Error(line, where, $"unknown key in {(under is null ? "[[confine]]" : $"[confine.{under}]")} (known: {known})");
                 break;
         }
+    }
+
+    /// <summary>A [confine.PART] table whose part is none of <see cref="Parts"/>, on <paramref name="line"/>.</summary>
+    public void UnknownPart(string part, int line)
+    {
+        if (sections.Count == 0)
+        {
+            Error(line, $"confine.{part}", "comes before any [[confine]] section");
+            return;
+        }
+        Error(line, $"[confine.{part}]", $"unknown part of [[confine]] (known: {string.Join(", ", Parts.Select(p => $"[confine.{p}]"))})");
+        // The section was meant to confine something: "confines nothing" would be this mistake again.
+        sections[^1].PartRefused = true;
     }
 
     /// <summary>The sections read, each checked as a whole (a selector, no clashing names).</summary>
@@ -104,11 +117,18 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
                 Error(s.Seen.GetValueOrDefault("name", s.Line), "confine.name", $"\"{name}\" names another section too (line {first})");
             names[name] = s.Line;
             // A selector given but refused is reported as itself, not again as none.
-            if (s.Jobs.Count + s.Launchers.Count + s.Users.Count + s.Groups.Count == 0 && !SelectorKeys.Any(s.Seen.ContainsKey))
-                Error(s.Line, "confine", "selects no job: give jobs, launchers, users or groups (jobs = [\"*\"] for every job)");
-            if (!s.Seen.Keys.Any(k => k == "gpu" || Parts.Any(p => k.StartsWith(p + ".", StringComparison.Ordinal))))
+            if (s.Jobs.Count + s.Launchers.Count + s.Users.Count + s.Groups.Count == 0 && !s.SelectorRefused)
+            {
+                if (SelectorKeys.FirstOrDefault(s.Seen.ContainsKey) is { } empty)
+                    Error(s.Seen[empty], "confine." + empty, "is empty and no other selector is given: the section selects no job (jobs = [\"*\"] for every job)");
+                else
+                    Error(s.Line, "confine", "selects no job: give jobs, launchers, users or groups (jobs = [\"*\"] for every job)");
+            }
+            if (!s.PartRefused && !s.Seen.Keys.Any(k => k == "gpu" || Parts.Any(p => k.StartsWith(p + ".", StringComparison.Ordinal))))
                 Error(s.Line, "confine", "confines nothing: give egress.allow, exec.allow or exec.deny, or gpu");
-            if (s.ExecAllow is not null && s.ExecDeny is null)
+            if (s.ExecDeny is { Count: 0 })
+                Error(s.Seen["exec.deny"], "confine.exec.deny", "is empty: it denies nothing (give a class, a path or glob, or sha256:HEX; or leave exec out)");
+            else if (s.ExecAllow is not null && s.ExecDeny is null)
                 Error(s.Seen["exec.allow"], "confine.exec.allow", "allows out of nothing: exec.allow excepts from exec.deny, which is not given");
             if (s.Seen.TryGetValue("ask_expiry_seconds", out int expiryLine) && s.Mode != ConfineMode.Ask)
                 Error(expiryLine, "confine.ask_expiry_seconds", "is only for mode = \"ask\": nothing waits for an answer in this section");
@@ -143,8 +163,9 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
 
     /// <summary>
     /// One egress entry: [tcp://|udp://]HOST[:PORT[-PORT]], HOST an IPv4 address
-    /// with an optional /PREFIX, an IPv6 one in brackets ([2001:db8::/32]; bare
-    /// when no port follows), a DNS name, or *.SUFFIX. Null when it reads, else why not.
+    /// (four decimal numbers) with an optional /PREFIX, an IPv6 one in brackets
+    /// ([2001:db8::/32]; bare when no port follows and its last group could not be
+    /// one), a DNS name, or *.SUFFIX. Null when it reads, else why not.
     /// </summary>
     internal static string? ParseEgress(string text, out EgressAddress? address, out EgressName? name)
     {
@@ -184,9 +205,15 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
                 return "has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH";
             ports = p;
         }
+        else if (rest.Contains(':', StringComparison.Ordinal) && UnbracketedIpv6Port(rest) is { } problem)
+            return problem;
         if (host.Length == 0)
             return "names no address or host";
         string[] cidr = host.Split('/');
+        if (cidr[0].Contains('%', StringComparison.Ordinal))
+            return "has a zone (%...): give the address alone, the kernel matches no zone";
+        if (cidr[0].Count(c => c == '.') == 3 && !cidr[0].Contains(':', StringComparison.Ordinal) && IPAddress.TryParse(cidr[0], out _) && Ipv4Problem(cidr[0]) is { } v4)
+            return v4;
         if (IPAddress.TryParse(cidr[0], out IPAddress? ip) && (cidr[0].Contains(':', StringComparison.Ordinal) || cidr[0].Count(c => c == '.') == 3))
         {
             int max = ip.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
@@ -202,14 +229,49 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
             return "has a prefix on something that is not an address";
         bool suffix = host.StartsWith("*.", StringComparison.Ordinal);
         string dns = (suffix ? host[2..] : host).TrimEnd('.').ToLowerInvariant();
-        if (DnsName(dns) is { } problem)
-            return problem;
+        if (DnsName(dns) is { } notName)
+            return notName;
+        // No top-level domain is all digits (RFC 3696 2): "443" or "10.0.0" is a port or an address mistyped, never a name.
+        if (dns.Split('.')[^1].All(c => char.IsAsciiDigit(c) || c == '-'))
+        {
+            return !dns.Contains('.', StringComparison.Ordinal) && Ports(dns) is not null
+                ? $"is a port alone, which names no host: write 0.0.0.0/0:{dns} and [::/0]:{dns} for every address"
+                : "is neither an address (IPv4 is four numbers: 10.0.0.1) nor a DNS name (none ends in a number)";
+        }
         // Wire form: a length byte per label instead of each dot, and one more (GUARD_CONFINE_NAME_MAX in bpf/guard.h).
         if (dns.Length + 1 > 128)
             return "is a DNS name longer than 127 characters: the kernel matches names of up to 128 bytes in wire form";
         name = new EgressName(dns, suffix, ports, protocol, text);
         return null;
     }
+
+    /// <summary>
+    /// Why an unbracketed IPv6 entry (more than one ':') cannot be read as written, or null:
+    /// a port after a prefix, a port range after an address, or a last group that could be a
+    /// port (2001:db8::1:443 is an address, but reads as 2001:db8::1 port 443 as well).
+    /// </summary>
+    internal static string? UnbracketedIpv6Port(string text)
+    {
+        int slash = text.IndexOf('/', StringComparison.Ordinal);
+        int last = text.LastIndexOf(':');
+        string head = text[..last], tail = text[(last + 1)..];
+        if (slash >= 0 && slash < last)
+            return $"has a port after an IPv6 prefix: write [{head}]:{tail}";
+        if (slash >= 0 || Ports(tail) is null || !IPAddress.TryParse(head, out IPAddress? address) || address.AddressFamily != AddressFamily.InterNetworkV6)
+            return null;
+        if (tail.Contains('-', StringComparison.Ordinal))
+            return $"has ports after an IPv6 address without brackets: write [{head}]:{tail}";
+        return $"is the IPv6 address {text}, or {head} port {tail}: write [{head}]:{tail} for the port, or [{text}] (or {text}/128) for the address";
+    }
+
+    /// <summary>
+    /// Why <paramref name="text"/> (three dots) is no IPv4 address as a person reads one, or null:
+    /// four decimal numbers 0-255 without leading zeros, since .NET (as inet_aton) reads 010 as octal 8 and 0x0a as 10.
+    /// </summary>
+    internal static string? Ipv4Problem(string text) =>
+        text.Split('.').All(n => n.Length is > 0 and <= 3 && n.All(char.IsAsciiDigit) && (n.Length == 1 || n[0] != '0') && int.Parse(n, CultureInfo.InvariantCulture) <= 255)
+            ? null
+            : "is not an IPv4 address as written: four decimal numbers 0-255 without leading zeros (010 reads as octal 8)";
 
     /// <summary>The network address: <paramref name="ip"/> with the bits after <paramref name="prefix"/> cleared.</summary>
     private static IPAddress Masked(IPAddress ip, int prefix)
@@ -265,56 +327,60 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         return entries is null ? null : rules;
     }
 
-    private List<int>? Devices(KeyValueSyntax kv, string where, int line)
-    {
-        if (kv.Value is not ArraySyntax array)
-        {
-            Error(line, where, "expected a list of GPU indices (0, 1, ...; [] for none)");
-            return null;
-        }
-        var devices = new List<int>();
-        bool ok = true;
-        foreach (ArrayItemSyntax item in array.Items)
-        {
-            if (item.Value is IntegerValueSyntax { Value: >= 0 and < 254 } n)
-            {
-                devices.Add((int)n.Value);
-                continue;
-            }
-            Error(item.Span.Start.Line + 1, where, "expected GPU indices from 0 to 253 (/dev/nvidiaN)");
-            ok = false;
-        }
-        return ok ? devices : null;
-    }
-
-    /// <summary>gpu = ["0", "2"] (NVIDIA minors, /dev/nvidiaN) or "none" (or ["none"], []): the GPUs a job may open.</summary>
+    /// <summary>
+    /// gpu = [0, 2] or ["0", "2"] (NVIDIA minors, /dev/nvidiaN), "none" (or ["none"], []):
+    /// the GPUs a job may open. gpu.devices reads the same. A bare number is refused:
+    /// gpu = 2 could mean /dev/nvidia2 or two GPUs.
+    /// </summary>
     private List<int>? GpuMinors(KeyValueSyntax kv, string where, int line)
     {
         if (kv.Value is StringValueSyntax { Value: "none" })
             return [];
-        var minors = new List<int>();
-        bool none = false;
-        List<string>? entries = Strings(kv, where, line, text =>
+        if (kv.Value is not ArraySyntax array)
         {
-            if (text == "none")
+            Error(line, where, "expected a list of GPU minors ([0, 2]: /dev/nvidia0 and /dev/nvidia2), or \"none\"");
+            return null;
+        }
+        var minors = new List<int>();
+        bool none = false, ok = true;
+        foreach (ArrayItemSyntax item in array.Items)
+        {
+            int itemLine = item.Span.Start.Line + 1;
+            switch (item.Value)
             {
-                none = true;
-                return null;
+                case IntegerValueSyntax { Value: >= 0 and <= MaxGpuMinor } n:
+                    minors.Add((int)n.Value);
+                    break;
+                case StringValueSyntax { Value: "none" }:
+                    none = true;
+                    break;
+                case StringValueSyntax { Value: { } text } when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int minor) && minor <= MaxGpuMinor:
+                    minors.Add(minor);
+                    break;
+                case IntegerValueSyntax n:
+                    Error(itemLine, where, $"{n.Value}: must be a GPU's minor number (0-{MaxGpuMinor}: /dev/nvidia0 is 0) or \"none\"");
+                    ok = false;
+                    break;
+                case StringValueSyntax { Value: { } text }:
+                    Error(itemLine, where, $"\"{text}\": must be a GPU's minor number (0-{MaxGpuMinor}: /dev/nvidia0 is 0) or \"none\"");
+                    ok = false;
+                    break;
+                default:
+                    Error(itemLine, where, $"expected GPU minors (0-{MaxGpuMinor}: /dev/nvidia0 is 0) or \"none\"");
+                    ok = false;
+                    break;
             }
-            if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int minor) || minor > 253)
-                return "must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"";
-            minors.Add(minor);
-            return null;
-        });
-        if (entries is null)
-            return null;
-        if (none && minors.Count > 0)
+        }
+        if (ok && none && minors.Count > 0)
         {
             Error(line, where, "\"none\" with GPUs beside it: give one or the other");
             return null;
         }
-        return minors;
+        return ok ? minors : null;
     }
+
+    /// <summary>The highest NVIDIA minor a GPU has: 254 and 255 are /dev/nvidia-modeset and /dev/nvidiactl.</summary>
+    private const int MaxGpuMinor = 253;
 
     private ConfineMode? Mode(KeyValueSyntax kv, string where, int line)
     {
@@ -354,11 +420,26 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         : System.Text.Encoding.UTF8.GetByteCount(s) > 15 ? "a program's name is at most 15 bytes as the kernel keeps it (comm): give its absolute path"
         : null;
 
-    private static string? Principal(string s) =>
-        s.Length > 0 && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '$') ? null : "must be a user or group name, or a number";
+    /// <summary>
+    /// A user or group <paramref name="s"/> as this host's <paramref name="file"/> knows it, or a number;
+    /// the whole reason when it is not. The sensor resolves names through the same file, so a
+    /// name it lacks selects no job here.
+    /// </summary>
+    private static string? Principal(string s, string kind, Func<string, uint?> id, string file) =>
+        s.Length == 0 || !s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '$') ? $"\"{s}\": must be a {kind} name, or a number"
+        : id(s) is null ? $"no such {kind} \"{s}\" on this host (not in {file}, where Guard looks; for a {kind} only a directory service such as LDAP knows, give its {(kind == "user" ? "uid" : "gid")})"
+        : null;
 
-    private static string? Resolver(string s) => IPAddress.TryParse(s, out IPAddress? ip) && !s.Contains('/', StringComparison.Ordinal) && (s.Contains(':', StringComparison.Ordinal) || s.Count(c => c == '.') == 3)
-        ? (ip.IsIPv4MappedToIPv6 ? "is an IPv4-mapped IPv6 address: write it as IPv4" : null)
+    /// <summary>A selector's list as read; null (and the section marked) when it was refused.</summary>
+    private static List<string>? Selector(SectionBuilder s, List<string>? read)
+    {
+        if (read is null)
+            s.SelectorRefused = true;
+        return read;
+    }
+
+    private static string? Resolver(string s) => IPAddress.TryParse(s, out IPAddress? ip) && !s.Contains('/', StringComparison.Ordinal) && !s.Contains('%', StringComparison.Ordinal) && (s.Contains(':', StringComparison.Ordinal) || s.Count(c => c == '.') == 3)
+        ? (ip.IsIPv4MappedToIPv6 ? "is an IPv4-mapped IPv6 address: write it as IPv4" : !s.Contains(':', StringComparison.Ordinal) ? Ipv4Problem(s) : null)
         : "must be a resolver's IPv4 or IPv6 address";
 
     /// <summary>Whether job id <paramref name="id"/> matches glob <paramref name="glob"/> ('*' any run, '?' one character).</summary>
@@ -443,5 +524,11 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors)
         public List<ExecRule>? ExecDeny { get; set; }
 
         public List<int>? GpuDevices { get; set; }
+
+        /// <summary>Whether a selector (jobs, launchers, users, groups) was given and refused: reported as itself, not again as "selects no job".</summary>
+        public bool SelectorRefused { get; set; }
+
+        /// <summary>Whether a [confine.PART] of no known part was given: the section meant to confine something.</summary>
+        public bool PartRefused { get; set; }
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Guard.Sensor.Abi;
 using Guard.Sensor.Events;
+using Guard.Sensor.Processes;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
 
@@ -19,13 +20,26 @@ public static class PolicyParser
     /// <summary>The one array of tables a policy has: [[confine]], read by <see cref="ConfineParser"/>.</summary>
     private const string ConfineSection = "confine";
 
-    /// <summary>Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>.</summary>
-    public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors)
+    /// <summary>
+    /// Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>,
+    /// each once, in the order of the file (a syntax error alone). [[confine]] users and groups are
+    /// looked up in <paramref name="accounts"/>, this host's /etc/passwd and /etc/group when null.
+    /// </summary>
+    public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors, LocalAccounts? accounts = null)
     {
         DocumentSyntax doc = SyntaxParser.Parse(text, file, true);
         int first = errors.Count;
         var builder = new Builder(file, basis, errors);
-        var confine = new ConfineParser(file, errors);
+        // A document that did not parse is reported by its syntax error alone: what
+        // was read of it is half a policy, whose other "errors" are only its echo.
+        if (TomlSyntaxError.First(doc, file) is { } syntax)
+        {
+            errors.Add(syntax);
+            return builder.Build() with { Confine = basis?.Confine ?? [] };
+        }
+        var confine = new ConfineParser(file, errors, accounts ?? LocalAccounts.Host);
+        // Tables opened so far, by name (TOML allows each once); a [[confine]] starts its parts afresh.
+        var opened = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (KeyValueSyntax kv in doc.KeyValues)
             builder.Top(kv);
         foreach (TableSyntaxBase table in doc.Tables)
@@ -35,6 +49,8 @@ public static class PolicyParser
             if (table is TableArraySyntax && name == ConfineSection)
             {
                 confine.Open(line);
+                foreach (string part in opened.Keys.Where(k => k.StartsWith(ConfineSection + ".", StringComparison.Ordinal)).ToList())
+                    opened.Remove(part);
                 foreach (KeyValueSyntax kv in table.Items)
                     confine.Key(kv, null, line);
                 continue;
@@ -44,10 +60,23 @@ public static class PolicyParser
                 errors.Add(new PolicyError(file, line, $"[[{name}]]", $"arrays of tables are not part of a policy, but for [[{ConfineSection}]]"));
                 continue;
             }
-            if (name.StartsWith(ConfineSection + ".", StringComparison.Ordinal) && ConfineParser.Parts.Contains(name[(ConfineSection.Length + 1)..]))
+            if (opened.TryGetValue(name, out int firstLine))
             {
-                foreach (KeyValueSyntax kv in table.Items)
-                    confine.Key(kv, name[(ConfineSection.Length + 1)..], line);
+                // Its keys are not read: each would be "set twice" for this one mistake.
+                errors.Add(new PolicyError(file, line, $"[{name}]", $"opened twice (first on line {firstLine}): give its keys under one [{name}]"));
+                continue;
+            }
+            opened[name] = line;
+            if (name.StartsWith(ConfineSection + ".", StringComparison.Ordinal))
+            {
+                string part = name[(ConfineSection.Length + 1)..];
+                if (ConfineParser.Parts.Contains(part))
+                {
+                    foreach (KeyValueSyntax kv in table.Items)
+                        confine.Key(kv, part, line);
+                }
+                else
+                    confine.UnknownPart(part, line);
                 continue;
             }
             if (name == ConfineSection)
@@ -63,26 +92,14 @@ public static class PolicyParser
             foreach (KeyValueSyntax kv in table.Items)
                 builder.InSection(name, kv);
         }
-        // Syntax errors carry no key: name the one on their line, when there is one.
-        foreach (DiagnosticMessage d in doc.Diagnostics)
-        {
-            if (d.Kind == DiagnosticMessageKind.Error && !ConfineRedefinition(d.Message))
-                errors.Add(new PolicyError(file, d.Span.Start.Line + 1, builder.KeyOnLine(d.Span.Start.Line + 1) ?? "-", d.Message));
-        }
         List<ConfineSection> sections = confine.Build();
-        errors.Sort(first, errors.Count - first, Comparer<PolicyError>.Create((a, b) => a.Line.CompareTo(b.Line)));
+        // Each error once, in the order of the file.
+        List<PolicyError> found = [.. errors.Skip(first).Distinct().OrderBy(e => e.Line)];
+        errors.RemoveRange(first, errors.Count - first);
+        errors.AddRange(found);
         Policy policy = builder.Build();
         return policy with { Confine = [.. basis?.Confine ?? [], .. sections] };
     }
-
-    /// <summary>
-    /// Tomlyn 2.10 takes a dotted key in one [[confine]] (egress.allow = ...) for
-    /// a redefinition of the [confine.egress] table of an earlier one. Each
-    /// section is checked for keys set twice by <see cref="ConfineParser"/>: this
-    /// is no error.
-    /// </summary>
-    private static bool ConfineRedefinition(string? message) =>
-        message is not null && message.Contains("`" + ConfineSection + ".[", StringComparison.Ordinal) && message.Contains("is already defined", StringComparison.Ordinal);
 
     internal static string KeyText(KeySyntax key)
     {
@@ -149,8 +166,6 @@ public static class PolicyParser
                 Quarantine = new QuarantinePolicy(quarantineMinutes, killOnTimeout),
             };
         }
-
-        public string? KeyOnLine(int line) => seen.FirstOrDefault(s => s.Value == line).Key;
 
         public void Top(KeyValueSyntax kv)
         {
@@ -372,8 +387,13 @@ public static class PolicyParser
                     return "has a port that is not 1-65535";
                 address = s[..colon];
             }
+            else if (s.Contains(':', StringComparison.Ordinal) && ConfineParser.UnbracketedIpv6Port(s) is { } ambiguous)
+                return ambiguous;
             string[] cidr = address.Split('/');
-            if (!IPAddress.TryParse(cidr[0], out IPAddress? ip))
+            // .NET reads "443" as 0.0.1.187, "10.0.0" as 10.0.0.0 and 010.0.0.1 as 8.0.0.1: an IPv4 address is four decimal numbers here.
+            if (!cidr[0].Contains(':', StringComparison.Ordinal) && (cidr[0].Count(c => c == '.') != 3 || ConfineParser.Ipv4Problem(cidr[0]) is not null))
+                return ConfineParser.Ipv4Problem(cidr[0]) is { } v4 && cidr[0].Count(c => c == '.') == 3 ? v4 : "must be ADDRESS[/PREFIX][:PORT], IPv4 as four numbers (10.0.0.1)";
+            if (cidr[0].Contains('%', StringComparison.Ordinal) || !IPAddress.TryParse(cidr[0], out IPAddress? ip))
                 return "must be ADDRESS[/PREFIX][:PORT]";
             int maxPrefix = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
             if (cidr.Length == 2 && (!int.TryParse(cidr[1], NumberStyles.None, CultureInfo.InvariantCulture, out int prefix) || prefix > maxPrefix))

@@ -242,16 +242,5 @@ public sealed class ConfineRules
     }
 
     /// <summary>A user or group name, or a number, resolved through <paramref name="file"/> (/etc/passwd, /etc/group); null when unknown.</summary>
-    public static uint? IdFromFile(string name, string file)
-    {
-        if (uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out uint id))
-            return id;
-        foreach (string line in File.Exists(file) ? File.ReadLines(file) : [])
-        {
-            string[] f = line.Split(':');
-            if (f.Length > 2 && f[0] == name && uint.TryParse(f[2], CultureInfo.InvariantCulture, out id))
-                return id;
-        }
-        return null;
-    }
+    public static uint? IdFromFile(string name, string file) => LocalAccounts.IdFromFile(name, file);
 }

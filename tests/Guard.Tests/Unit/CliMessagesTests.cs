@@ -114,5 +114,11 @@ public sealed class CliMessagesTests
         Assert.Contains($", 0 that act (audit mode: {acting} would act under enforce)", console.Out.ToString(), StringComparison.Ordinal);
         Assert.Equal([$"{audit}:4:allow.executables: warning: '/opt/nowhere/stress-fpu' does not exist on this host: it allows nothing here"],
             console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        string users = dir.File("users.toml", "[allow]\nusers = [\"root\", \"4242\",\n  \"nosuchuser\"]\n");
+        console = new TestConsole();
+        Assert.Equal(0, GuardCli.Run(["policy", "check", users], console));
+        Assert.Equal([$"{users}:3:allow.users: warning: 'nosuchuser' is not a user on this host (not in /etc/passwd): it allows nothing here"],
+            console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

@@ -1,16 +1,29 @@
 using System.Net;
 using Guard.Cli;
 using Guard.Sensor.Detection;
+using Guard.Sensor.Processes;
 using Guard.Tests.Support;
 using Xunit;
 
 namespace Guard.Tests.Unit;
 
-public sealed class ConfinePolicyTests
+public sealed class ConfinePolicyTests : IDisposable
 {
-    private static Policy Parse(string text, List<PolicyError> errors) => PolicyParser.Parse(text, "p.toml", PolicyLoader.BuiltIn, errors);
+    /// <summary>This test's own /etc/passwd and /etc/group: alice (1001) and ml (2001), whatever the host has.</summary>
+    private readonly TempDir accountsDir = new();
 
-    private static Policy Valid(string text)
+    private readonly LocalAccounts accounts;
+
+    public ConfinePolicyTests() =>
+        accounts = new LocalAccounts(
+            accountsDir.File("passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n"),
+            accountsDir.File("group", "root:x:0:\nml:x:2001:alice\n"));
+
+    public void Dispose() => accountsDir.Dispose();
+
+    private Policy Parse(string text, List<PolicyError> errors) => PolicyParser.Parse(text, "p.toml", PolicyLoader.BuiltIn, errors, accounts);
+
+    private Policy Valid(string text)
     {
         var errors = new List<PolicyError>();
         Policy p = Parse(text, errors);
@@ -19,7 +32,7 @@ public sealed class ConfinePolicyTests
     }
 
     /// <summary>The one error a section gives, as file:line:key: reason.</summary>
-    private static string OneError(string text)
+    private string OneError(string text)
     {
         var errors = new List<PolicyError>();
         Parse(text, errors);
@@ -111,13 +124,19 @@ public sealed class ConfinePolicyTests
 
     [Theory]
     [InlineData("bogus = 1", "p.toml:3:confine.bogus: unknown key in [[confine]] (known: name, jobs, launchers, users, groups, mode, ask_expiry_seconds, resolvers, gpu; parts: egress, exec, gpu)")]
-    [InlineData("egress.bogus = []", "p.toml:3:confine.egress.bogus: unknown key in [[confine]] (known: allow)")]
+    [InlineData("egress.bogus = []", "p.toml:3:confine.egress.bogus: unknown key in [confine.egress] (known: allow)")]
+    [InlineData("exec.alow = [\"/bin/sh\"]", "p.toml:3:confine.exec.alow: unknown key in [confine.exec] (known: allow, deny)")]
+    [InlineData("gpu.device = [0]", "p.toml:3:confine.gpu.device: unknown key in [confine.gpu] (known: devices)")]
+    [InlineData("exec.deny = []", "p.toml:3:confine.exec.deny: is empty: it denies nothing (give a class, a path or glob, or sha256:HEX; or leave exec out)")]
+    [InlineData("users = [\"nosuchuser\"]", "p.toml:3:confine.users: no such user \"nosuchuser\" on this host (not in PASSWD, where Guard looks; for a user only a directory service such as LDAP knows, give its uid)")]
+    [InlineData("groups = [\"nosuchgroup\"]", "p.toml:3:confine.groups: no such group \"nosuchgroup\" on this host (not in GROUP, where Guard looks; for a group only a directory service such as LDAP knows, give its gid)")]
+    [InlineData("resolvers = [\"010.0.0.2\"]", "p.toml:3:confine.resolvers: \"010.0.0.2\": is not an IPv4 address as written: four decimal numbers 0-255 without leading zeros (010 reads as octal 8)")]
     [InlineData("mode = \"block\"", "p.toml:3:confine.mode: \"block\" is not a mode (enforce, audit, ask)")]
     [InlineData("mode = 1", "p.toml:3:confine.mode: expected a string")]
     [InlineData("name = \"\"", "p.toml:3:confine.name: \"\": must not be empty")]
     [InlineData("launchers = [\"bin/torchrun\"]", "p.toml:3:confine.launchers: \"bin/torchrun\": must be a program's name or its absolute path")]
     [InlineData("launchers = [\"a-very-long-launcher\"]", "p.toml:3:confine.launchers: \"a-very-long-launcher\": a program's name is at most 15 bytes as the kernel keeps it (comm): give its absolute path")]
-    [InlineData("users = [\"al ice\"]", "p.toml:3:confine.users: \"al ice\": must be a user or group name, or a number")]
+    [InlineData("users = [\"al ice\"]", "p.toml:3:confine.users: \"al ice\": must be a user name, or a number")]
     [InlineData("groups = \"ml\"", "p.toml:3:confine.groups: expected a list of strings")]
     [InlineData("resolvers = [\"dns.google\"]", "p.toml:3:confine.resolvers: \"dns.google\": must be a resolver's IPv4 or IPv6 address")]
     [InlineData("resolvers = [\"::ffff:10.0.0.2\"]", "p.toml:3:confine.resolvers: \"::ffff:10.0.0.2\": is an IPv4-mapped IPv6 address: write it as IPv4")]
@@ -133,21 +152,37 @@ public sealed class ConfinePolicyTests
     [InlineData("egress.allow = [\"bad_name.example\"]", "p.toml:3:confine.egress.allow: \"bad_name.example\": must be an address, a DNS name (letters, digits, '-', labels of 1-63) or *.SUFFIX")]
     [InlineData("egress.allow = [\"host.example/24\"]", "p.toml:3:confine.egress.allow: \"host.example/24\": has a prefix on something that is not an address")]
     [InlineData("egress.allow = [\"::ffff:10.0.0.1\"]", "p.toml:3:confine.egress.allow: \"::ffff:10.0.0.1\": is an IPv4-mapped IPv6 address: write it as IPv4")]
+    [InlineData("egress.allow = [\"2001:db8::1:443\"]", "p.toml:3:confine.egress.allow: \"2001:db8::1:443\": is the IPv6 address 2001:db8::1:443, or 2001:db8::1 port 443: write [2001:db8::1]:443 for the port, or [2001:db8::1:443] (or 2001:db8::1:443/128) for the address")]
+    [InlineData("egress.allow = [\"udp://fe80::1:53\"]", "p.toml:3:confine.egress.allow: \"udp://fe80::1:53\": is the IPv6 address fe80::1:53, or fe80::1 port 53: write [fe80::1]:53 for the port, or [fe80::1:53] (or fe80::1:53/128) for the address")]
+    [InlineData("egress.allow = [\"2001:db8::1:8000-8100\"]", "p.toml:3:confine.egress.allow: \"2001:db8::1:8000-8100\": has ports after an IPv6 address without brackets: write [2001:db8::1]:8000-8100")]
+    [InlineData("egress.allow = [\"fd00::/8:443\"]", "p.toml:3:confine.egress.allow: \"fd00::/8:443\": has a port after an IPv6 prefix: write [fd00::/8]:443")]
+    [InlineData("egress.allow = [\"fe80::1%eth0\"]", "p.toml:3:confine.egress.allow: \"fe80::1%eth0\": has a zone (%...): give the address alone, the kernel matches no zone")]
+    [InlineData("egress.allow = [\"443\"]", "p.toml:3:confine.egress.allow: \"443\": is a port alone, which names no host: write 0.0.0.0/0:443 and [::/0]:443 for every address")]
+    [InlineData("egress.allow = [\"8000-8100\"]", "p.toml:3:confine.egress.allow: \"8000-8100\": is a port alone, which names no host: write 0.0.0.0/0:8000-8100 and [::/0]:8000-8100 for every address")]
+    [InlineData("egress.allow = [\"10.0.0:443\"]", "p.toml:3:confine.egress.allow: \"10.0.0:443\": is neither an address (IPv4 is four numbers: 10.0.0.1) nor a DNS name (none ends in a number)")]
+    [InlineData("egress.allow = [\"010.0.0.1\"]", "p.toml:3:confine.egress.allow: \"010.0.0.1\": is not an IPv4 address as written: four decimal numbers 0-255 without leading zeros (010 reads as octal 8)")]
+    [InlineData("egress.allow = [\"0x0a.0.0.1/8\"]", "p.toml:3:confine.egress.allow: \"0x0a.0.0.1/8\": is not an IPv4 address as written: four decimal numbers 0-255 without leading zeros (010 reads as octal 8)")]
+    [InlineData("egress.allow = [\"tcp://\"]", "p.toml:3:confine.egress.allow: \"tcp://\": names no address or host")]
+    [InlineData("egress.allow = [\"pypi.org:0\"]", "p.toml:3:confine.egress.allow: \"pypi.org:0\": has a port that is not 1-65535, or a range LOW-HIGH with LOW <= HIGH")]
     [InlineData("egress.allow = [\":443\"]", "p.toml:3:confine.egress.allow: \":443\": names no address or host")]
-    [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings")]
+    [InlineData("egress.allow = [3]", "p.toml:3:confine.egress.allow: expected a list of strings, but 3 is not one (a string is quoted: \"...\")")]
+    [InlineData("egress.allow = [[\n  \"10.0.0.1\"\n], \"10.0.0.2\"]", "p.toml:3:confine.egress.allow: expected a list of strings, but [ \"10.0.0.1\" ] is not one (a string is quoted: \"...\")")]
+    [InlineData("egress.allow = [3, 4]", "p.toml:3:confine.egress.allow: expected a list of strings, but 3 is not one (a string is quoted: \"...\")")]
     [InlineData("exec.deny = [\"bin/sh\"]", "p.toml:3:confine.exec.deny: \"bin/sh\": must be an absolute path or glob, sha256:HEX, or a class (shells, package-managers, compilers, downloaders, interpreters, world-writable, memfd)")]
     [InlineData("exec.deny = [\"sha256:abc\"]", "p.toml:3:confine.exec.deny: \"sha256:abc\": must be sha256: and 64 hex digits")]
-    [InlineData("gpu.devices = [\"0\"]", "p.toml:3:confine.gpu.devices: expected GPU indices from 0 to 253 (/dev/nvidiaN)")]
-    [InlineData("gpu.devices = 0", "p.toml:3:confine.gpu.devices: expected a list of GPU indices (0, 1, ...; [] for none)")]
-    [InlineData("gpu = [\"x\"]", "p.toml:3:confine.gpu: \"x\": must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"")]
-    [InlineData("gpu = [\"254\"]", "p.toml:3:confine.gpu: \"254\": must be a GPU's minor number (0-253: /dev/nvidia0 is \"0\") or \"none\"")]
+    [InlineData("gpu.devices = [\"x\"]", "p.toml:3:confine.gpu.devices: \"x\": must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"")]
+    [InlineData("gpu.devices = 0", "p.toml:3:confine.gpu.devices: expected a list of GPU minors ([0, 2]: /dev/nvidia0 and /dev/nvidia2), or \"none\"")]
+    [InlineData("gpu = [\"x\"]", "p.toml:3:confine.gpu: \"x\": must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"")]
+    [InlineData("gpu = [\"254\"]", "p.toml:3:confine.gpu: \"254\": must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"")]
+    [InlineData("gpu = [254, 0]", "p.toml:3:confine.gpu: 254: must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"")]
     [InlineData("gpu = [\"none\", \"1\"]", "p.toml:3:confine.gpu: \"none\" with GPUs beside it: give one or the other")]
-    [InlineData("gpu = 1", "p.toml:3:confine.gpu: expected a list of strings")]
+    [InlineData("gpu = [true, false]", "p.toml:3:confine.gpu: expected GPU minors (0-253: /dev/nvidia0 is 0) or \"none\"")]
+    [InlineData("gpu = 1", "p.toml:3:confine.gpu: expected a list of GPU minors ([0, 2]: /dev/nvidia0 and /dev/nvidia2), or \"none\"")]
     public void EachBadKeyIsReportedWithFileLineAndKey(string line, string error)
     {
         // A valid section around the one bad key: only that key is reported.
         string text = $"[[confine]]\njobs = [\"*\"]\n{line}\n{(line.StartsWith("egress", StringComparison.Ordinal) ? "exec.deny = [\"shells\"]" : "egress.allow = [\"10.0.0.1\"]")}\n";
-        Assert.Equal(error, OneError(text));
+        Assert.Equal(error.Replace("PASSWD", accounts.Passwd, StringComparison.Ordinal).Replace("GROUP", accounts.Group, StringComparison.Ordinal), OneError(text));
     }
 
     [Theory]
@@ -159,6 +194,8 @@ public sealed class ConfinePolicyTests
 
     [Theory]
     [InlineData("gpu = [\"0\", \"2\"]", new[] { 0, 2 })]
+    [InlineData("gpu = [0, 2]", new[] { 0, 2 })]
+    [InlineData("gpu.devices = [\"1\"]", new[] { 1 })]
     [InlineData("gpu = \"none\"", new int[0])]
     [InlineData("gpu = [\"none\"]", new int[0])]
     [InlineData("gpu = []", new int[0])]
@@ -251,4 +288,169 @@ public sealed class ConfinePolicyTests
         Policy p = Valid("[[confine]]\nname = \"t\"\njobs = [\"slurm:*\"]\nexec.deny = [\"interpreters\"]\n");
         Assert.Equal(ExecClass.Interpreters, Assert.Single(Assert.Single(p.Confine).Exec!.Deny).Class);
     }
+
+    [Theory]
+    [InlineData("::1", "::1", 128, 0, 65535)]
+    [InlineData("[2001:db8::1:443]", "2001:db8::1:443", 128, 0, 65535)]
+    [InlineData("2001:db8::1:443/128", "2001:db8::1:443", 128, 0, 65535)]
+    [InlineData("[2001:db8::1]:443", "2001:db8::1", 128, 443, 443)]
+    [InlineData("2001:db8::1:1bb", "2001:db8::1:1bb", 128, 0, 65535)]
+    [InlineData("2001:db8::443", "2001:db8::443", 128, 0, 65535)]
+    [InlineData("tcp://[::/0]:8000-8100", "::", 0, 8000, 8100)]
+    [InlineData("0.0.0.0/0:443", "0.0.0.0", 0, 443, 443)]
+    public void TheIpv6FormsThatReadOneWayAreTaken(string entry, string network, int prefix, int low, int high)
+    {
+        Assert.Null(ConfineParser.ParseEgress(entry, out EgressAddress? address, out _));
+        Assert.Equal((IPAddress.Parse(network), prefix, new PortRange((ushort)low, (ushort)high)), (address!.Network, address.PrefixLength, address.Ports));
+    }
+
+    [Fact]
+    public void AnEmptySelectorIsReportedAtItsKey() =>
+        Assert.Equal("p.toml:2:confine.jobs: is empty and no other selector is given: the section selects no job (jobs = [\"*\"] for every job)",
+            OneError("[[confine]]\njobs = []\negress.allow = [\"10.0.0.1\"]\n"));
+
+    [Fact]
+    public void AnEmptyEgressAllowDeniesEveryDestination() =>
+        Assert.Equal((0, 0), Valid("[[confine]]\njobs = [\"*\"]\negress.allow = []\n").Confine[0].Egress is { } e ? (e.Addresses.Count, e.Names.Count) : (-1, -1));
+
+    [Fact]
+    public void AnUnknownPartIsReportedOnceAndNotAgainAsConfiningNothing() =>
+        Assert.Equal("p.toml:3:[confine.egres]: unknown part of [[confine]] (known: [confine.egress], [confine.exec], [confine.gpu])",
+            OneError("[[confine]]\njobs = [\"*\"]\n[confine.egres]\nallow = [\"10.0.0.1\"]\n"));
+
+    [Fact]
+    public void APartOpenedTwiceInOneSectionIsReportedOnce() =>
+        Assert.Equal("p.toml:5:[confine.egress]: opened twice (first on line 3): give its keys under one [confine.egress]",
+            OneError("[[confine]]\njobs = [\"*\"]\n[confine.egress]\nallow = [\"10.0.0.1\"]\n[confine.egress]\nallow = [\"10.0.0.2\"]\n"));
+
+    [Fact]
+    public void EachSectionMayHaveItsOwnParts() =>
+        Assert.Equal(2, Valid("[[confine]]\njobs = [\"slurm:*\"]\n[confine.egress]\nallow = [\"10.0.0.1\"]\n[[confine]]\njobs = [\"k8s-pod:*\"]\n[confine.egress]\nallow = [\"10.0.0.2\"]\n").Confine.Count);
+
+    [Theory]
+    [InlineData("[[confine]]\njobs = [\"slurm:*\"\n", "2:confine.jobs: the list is not closed: a ']' is missing (the file ends first)")]
+    [InlineData("[[confine]]\njobs = [\n  \"slurm:*\",\n  \"k8s-pod:*\"\n\n[confine.egress]\nallow = [\"10.0.0.1\"]\n", "2:confine.jobs: the list is not closed: a ']' is missing (line 6 starts something else)")]
+    [InlineData("[[confine]]\njobs = [\"slurm:*\"]\nmode audit\n", "3:confine.mode: a '=' is missing after the key (key = value)")]
+    [InlineData("[[confine]]\njobs = \"slurm:*\n", "2:confine.jobs: a string is not closed: its '\"' is missing before the end of the line")]
+    [InlineData("[[confine\njobs = [\"a\"]\n", "1:[[confine]]: the [[...]] header is not closed: ']]' is missing")]
+    [InlineData("[[confine]]\njobs = [\"a\"] x\n", "2:confine.jobs: 'x' after the value: one key = value a line (a string needs quotes)")]
+    [InlineData("[[confine]]\njobs = [\"a\\q\"]\n", "2:confine.jobs: a string has the escape '\\q', which TOML does not know: write '\\\\' for a backslash, or use '...' (a literal string)")]
+    [InlineData("[[confine]]\njobs = slurm\n", "2:confine.jobs: 'slurm' is not a value: a string needs quotes (\"...\"), a list brackets ([...])")]
+    [InlineData("[[confine]]\njobs = \n", "2:confine.jobs: has no value after '='")]
+    [InlineData("[[confine]]\njobs = [\"a\" \"b\"]\n", "2:confine.jobs: a ',' is missing between two items of the list")]
+    [InlineData("mode = \"audit\"\n[rules]\nstratum = \n", "3:rules.stratum: has no value after '='")]
+    public void ASyntaxErrorIsOneLineInWordsAtTheKeyBeingRead(string text, string error)
+    {
+        var errors = new List<PolicyError>();
+        Parse(text, errors);
+        Assert.Equal($"p.toml:{error}", Assert.Single(errors).ToString());
+        Assert.DoesNotContain("token", error, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The lines `guard policy check` prints for a file holding <paramref name="text"/>, and its exit code.</summary>
+    private static (int Code, string Path, string[] Out, string[] Error) Check(TempDir dir, string text)
+    {
+        string path = dir.File("policy.toml", text);
+        var console = new TestConsole();
+        int code = GuardCli.Run(["policy", "check", path], console);
+        return (code, path, console.Out.ToString()!.Split('\n', StringSplitOptions.RemoveEmptyEntries), console.ErrorText.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void PolicyCheckRefusesUsersAndGroupsThisHostDoesNotKnow()
+    {
+        using var dir = new TempDir();
+        (int code, string path, _, string[] error) = Check(dir, "[[confine]]\njobs = [\"slurm:*\"]\nusers = [\"nosuchuser\", \"0\", \"root\"]\ngroups = [\"nosuchgroup\"]\negress.allow = [\"10.0.0.1\"]\n");
+        Assert.Equal(2, code);
+        Assert.Equal([
+            $"{path}:3:confine.users: no such user \"nosuchuser\" on this host (not in /etc/passwd, where Guard looks; for a user only a directory service such as LDAP knows, give its uid)",
+            $"{path}:4:confine.groups: no such group \"nosuchgroup\" on this host (not in /etc/group, where Guard looks; for a group only a directory service such as LDAP knows, give its gid)"], error);
+    }
+
+    [Fact]
+    public void PolicyCheckTakesGpuIndicesAsNumbersAndReportsEachErrorOnce()
+    {
+        using var dir = new TempDir();
+        (int code, _, string[] output, string[] error) = Check(dir, "[[confine]]\njobs = [\"slurm:*\"]\ngpu = [0,2]\n");
+        Assert.Equal((0, []), (code, error));
+        Assert.Contains("1 [[confine]] section(s)", Assert.Single(output), StringComparison.Ordinal);
+
+        (code, string path, _, error) = Check(dir, "[[confine]]\njobs = [\"slurm:*\"]\ngpu = [0, 300, 301]\nlaunchers = [1, 2]\n");
+        Assert.Equal(2, code);
+        Assert.Equal([
+            $"{path}:3:confine.gpu: 300: must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"",
+            $"{path}:3:confine.gpu: 301: must be a GPU's minor number (0-253: /dev/nvidia0 is 0) or \"none\"",
+            $"{path}:4:confine.launchers: expected a list of strings, but 1 is not one (a string is quoted: \"...\")"], error);
+    }
+
+    [Fact]
+    public void PolicyCheckReportsASyntaxErrorAloneAndInWords()
+    {
+        using var dir = new TempDir();
+        (int code, string path, _, string[] error) = Check(dir, "[[confine]]\njobs = [\"slurm:*\"\n");
+        Assert.Equal(2, code);
+        Assert.Equal([$"{path}:2:confine.jobs: the list is not closed: a ']' is missing (the file ends first)"], error);
+    }
+
+    [Fact]
+    public void PolicyCheckWarnsOfASectionAnEarlierOneShadows()
+    {
+        using var dir = new TempDir();
+        (int code, string path, string[] output, string[] error) = Check(dir, """
+            [[confine]]
+            jobs = ["slurm:*"]
+            [confine.egress]
+            allow = ["10.0.0.1:443"]
+            [[confine]]
+            jobs = ["slurm:1"]
+            [confine.egress]
+            allow = ["10.0.0.2:443"]
+            """);
+        Assert.Equal(0, code);
+        Assert.Contains("2 [[confine]] section(s)", Assert.Single(output), StringComparison.Ordinal);
+        Assert.Equal([$"{path}:5:confine: warning: every job this section selects is selected first by the section at {path}:1 (\"slurm:1\" by \"slurm:*\"): "
+            + "a job is confined by the first section that selects it, so this one confines nothing"], error);
+    }
+
+    [Fact]
+    public void PolicyCheckRefusesAnIpv6AddressWhoseLastGroupMayBeAPort()
+    {
+        using var dir = new TempDir();
+        (int code, string path, _, string[] error) = Check(dir, "[[confine]]\njobs = [\"slurm:*\"]\n[confine.egress]\nallow = [\"2001:db8::1:443\"]\n");
+        Assert.Equal(2, code);
+        Assert.Equal([$"{path}:4:confine.egress.allow: \"2001:db8::1:443\": is the IPv6 address 2001:db8::1:443, or 2001:db8::1 port 443: "
+            + "write [2001:db8::1]:443 for the port, or [2001:db8::1:443] (or 2001:db8::1:443/128) for the address"], error);
+    }
+
+    [Theory]
+    [InlineData("jobs = [\"slurm:*\"]", "jobs = [\"slurm:1\"]", "\"slurm:1\" by \"slurm:*\"")]
+    [InlineData("jobs = [\"*\"]", "jobs = [\"k8s-pod:*\", \"slurm:4?\"]", "\"k8s-pod:*\" by \"*\", \"slurm:4?\" by \"*\"")]
+    [InlineData("jobs = [\"slurm:*\"]\nusers = [\"alice\"]", "jobs = [\"slurm:1*\"]\nusers = [\"alice\"]", "\"slurm:1*\" by \"slurm:*\", user \"alice\"")]
+    [InlineData("launchers = [\"torchrun\"]", "launchers = [\"torchrun\"]", "launcher \"torchrun\"")]
+    [InlineData("jobs = [\"slurm:1\"]", "jobs = [\"slurm:*\"]", null)]
+    [InlineData("jobs = [\"slurm:*\"]", "jobs = [\"slurm:1\"]\nusers = [\"alice\"]", null)]
+    [InlineData("jobs = [\"slurm:1*\"]", "jobs = [\"slurm:*1\"]", null)]
+    [InlineData("jobs = [\"slurm:?\"]", "jobs = [\"slurm:*\"]", null)]
+    [InlineData("launchers = [\"torchrun\"]", "launchers = [\"/usr/bin/torchrun\"]", null)]
+    public void ASectionIsShadowedWhenAnEarlierOneSelectsEachOfItsEntries(string first, string second, string? why)
+    {
+        Policy p = Valid($"[[confine]]\n{first}\negress.allow = [\"10.0.0.1\"]\n[[confine]]\n{second}\negress.allow = [\"10.0.0.2\"]\n");
+        string[] warnings = [.. ConfineShadows.Warnings(p.Confine)];
+        if (why is null)
+            Assert.Empty(warnings);
+        else
+            Assert.Contains($"the section at p.toml:1 ({why})", Assert.Single(warnings), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("*", "slurm:*", true)]
+    [InlineData("slurm:*", "slurm:12*", true)]
+    [InlineData("slurm:*", "slurm:?", true)]
+    [InlineData("slurm:?", "slurm:7", true)]
+    [InlineData("slurm:?", "slurm:?", true)]
+    [InlineData("slurm:?", "slurm:*", false)]
+    [InlineData("slurm:1*", "slurm:*", false)]
+    [InlineData("slurm:1", "slurm:?", false)]
+    [InlineData("k8s-pod:*", "slurm:1", false)]
+    public void GlobCoverage(string glob, string other, bool covers) => Assert.Equal(covers, ConfineShadows.GlobCovers(glob, other));
 }

@@ -72,6 +72,18 @@ public sealed class PolicyTests
         Assert.Contains(errors, e => e.Reason.Contains("weak evidence", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("443", "must be ADDRESS[/PREFIX][:PORT], IPv4 as four numbers (10.0.0.1)")]
+    [InlineData("10.0.0:443", "must be ADDRESS[/PREFIX][:PORT], IPv4 as four numbers (10.0.0.1)")]
+    [InlineData("010.0.0.1", "is not an IPv4 address as written: four decimal numbers 0-255 without leading zeros (010 reads as octal 8)")]
+    [InlineData("2001:db8::1:443", "is the IPv6 address 2001:db8::1:443, or 2001:db8::1 port 443: write [2001:db8::1]:443 for the port, or [2001:db8::1:443] (or 2001:db8::1:443/128) for the address")]
+    public void AnAllowedDestinationThatReadsTwoWaysIsRefused(string destination, string reason)
+    {
+        var errors = new List<PolicyError>();
+        Parse($"[allow]\ndestinations = [\"10.0.0.0/8\", \"[::1]:443\", \"::1\", \"{destination}\"]\n", errors);
+        Assert.Equal($"p.toml:2:allow.destinations: \"{destination}\": {reason}", Assert.Single(errors).ToString());
+    }
+
     [Fact]
     public void SyntaxErrorsNameTheirLine()
     {
