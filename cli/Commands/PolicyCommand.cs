@@ -48,7 +48,7 @@ public static class PolicyCommand
         string mode = p.Mode == PolicyMode.Enforce ? "enforce" : "audit";
         string audited = p.Mode == PolicyMode.Audit && configured > 0 ? $" (audit mode: {configured} would act under enforce)" : "";
         console.Out.WriteLine($"{path}: ok (mode {mode}, {p.Rules.Count} rules, {acting} that act{audited}{(p.Confine.Count > 0 ? $", {p.Confine.Count} [[confine]] section(s)" : "")})");
-        foreach (string warning in MissingAllowedExecutables(path, p).Concat(UnknownAllowedUsers(path, p)).Concat(ConfineShadows.Warnings(p.Confine)))
+        foreach (string warning in MissingAllowedExecutables(path, p).Concat(UnknownAllowedUsers(path, p)).Concat(UnknownConfinePrincipals(path, p)).Concat(ConfineShadows.Warnings(p.Confine)))
             console.Error.WriteLine(warning);
         return (int)ExitCode.Success;
     }
@@ -75,6 +75,25 @@ public static class PolicyCommand
         string[] lines = LinesOf(path);
         foreach (string user in policy.Allow.Users.Where(u => LocalAccounts.Host.UserId(u) is null))
             yield return $"{path}:{LineNaming(lines, user)}:allow.users: warning: '{Printable.Of(user)}' is not a user on this host (not in {LocalAccounts.Host.Passwd}): it allows nothing here";
+    }
+
+    /// <summary>
+    /// One warning, file:line:confine.users or confine.groups: ..., for each name a
+    /// [[confine]] section selects by that this host's /etc/passwd or /etc/group lacks
+    /// (a number is an id, always taken): the sensor matches names through those files,
+    /// so such a name selects no job here.
+    /// </summary>
+    internal static IEnumerable<string> UnknownConfinePrincipals(string path, Policy policy)
+    {
+        string[] lines = LinesOf(path);
+        LocalAccounts accounts = LocalAccounts.Host;
+        foreach (ConfineSection section in policy.Confine)
+        {
+            foreach (string user in section.Select.Users.Where(u => accounts.UserId(u) is null))
+                yield return $"{path}:{LineNaming(lines, user)}:confine.users: warning: '{Printable.Of(user)}' is not a user on this host (not in {accounts.Passwd}, where Guard looks; give a uid for a user only a directory service such as LDAP knows): it selects no job here";
+            foreach (string group in section.Select.Groups.Where(g => accounts.GroupId(g) is null))
+                yield return $"{path}:{LineNaming(lines, group)}:confine.groups: warning: '{Printable.Of(group)}' is not a group on this host (not in {accounts.Group}, where Guard looks; give a gid for a group only a directory service such as LDAP knows): it selects no job here";
+        }
     }
 
     private static string[] LinesOf(string path)

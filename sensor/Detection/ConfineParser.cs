@@ -12,7 +12,7 @@ namespace Guard.Sensor.Detection;
 /// [confine.gpu] after it, or dotted keys (egress.allow = [...]), fill its parts.
 /// Every error is file:line:key.
 /// </summary>
-internal sealed class ConfineParser(string file, List<PolicyError> errors, LocalAccounts accounts)
+internal sealed class ConfineParser(string file, List<PolicyError> errors)
 {
     /// <summary>The parts a section may have, as sub-tables or dotted keys.</summary>
     public static readonly string[] Parts = ["egress", "exec", "gpu"];
@@ -67,8 +67,8 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors, Local
             case "name": s.Name = Text(kv, where, line, NotEmpty) ?? s.Name; break;
             case "jobs": s.Jobs = Selector(s, Strings(kv, where, line, JobGlob)) ?? s.Jobs; break;
             case "launchers": s.Launchers = Selector(s, Strings(kv, where, line, Launcher)) ?? s.Launchers; break;
-            case "users": s.Users = Selector(s, TomlStrings.Read(kv, where, line, u => Principal(u, "user", accounts.UserId, accounts.Passwd), Error, quoteValue: false)) ?? s.Users; break;
-            case "groups": s.Groups = Selector(s, TomlStrings.Read(kv, where, line, g => Principal(g, "group", accounts.GroupId, accounts.Group), Error, quoteValue: false)) ?? s.Groups; break;
+            case "users": s.Users = Selector(s, TomlStrings.Read(kv, where, line, u => Principal(u, "user"), Error, quoteValue: false)) ?? s.Users; break;
+            case "groups": s.Groups = Selector(s, TomlStrings.Read(kv, where, line, g => Principal(g, "group"), Error, quoteValue: false)) ?? s.Groups; break;
             case "mode": s.Mode = Mode(kv, where, line) ?? s.Mode; break;
             case "ask_expiry_seconds": s.AskExpirySeconds = AskExpiry(kv, where, line) ?? s.AskExpirySeconds; break;
             case "resolvers": s.Resolvers = Strings(kv, where, line, Resolver)?.Select(IPAddress.Parse).ToList() ?? s.Resolvers; break;
@@ -421,14 +421,12 @@ internal sealed class ConfineParser(string file, List<PolicyError> errors, Local
         : null;
 
     /// <summary>
-    /// A user or group <paramref name="s"/> as this host's <paramref name="file"/> knows it, or a number;
-    /// the whole reason when it is not. The sensor resolves names through the same file, so a
-    /// name it lacks selects no job here.
+    /// A user or group name, or a number; the reason when it is neither. A name this host's
+    /// files lack is not an error here (a sensor must start whatever accounts a node has):
+    /// `guard policy check` warns of it, as it selects no job on this host.
     /// </summary>
-    private static string? Principal(string s, string kind, Func<string, uint?> id, string file) =>
-        s.Length == 0 || !s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '$') ? $"\"{s}\": must be a {kind} name, or a number"
-        : id(s) is null ? $"no such {kind} \"{s}\" on this host (not in {file}, where Guard looks; for a {kind} only a directory service such as LDAP knows, give its {(kind == "user" ? "uid" : "gid")})"
-        : null;
+    private static string? Principal(string s, string kind) =>
+        s.Length == 0 || !s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '$') ? $"\"{s}\": must be a {kind} name, or a number" : null;
 
     /// <summary>A selector's list as read; null (and the section marked) when it was refused.</summary>
     private static List<string>? Selector(SectionBuilder s, List<string>? read)

@@ -22,10 +22,9 @@ public static class PolicyParser
 
     /// <summary>
     /// Lays <paramref name="text"/> over <paramref name="basis"/>; errors are added to <paramref name="errors"/>,
-    /// each once, in the order of the file (a syntax error alone). [[confine]] users and groups are
-    /// looked up in <paramref name="accounts"/>, this host's /etc/passwd and /etc/group when null.
+    /// each once, in the order of the file (a syntax error alone).
     /// </summary>
-    public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors, LocalAccounts? accounts = null)
+    public static Policy Parse(string text, string file, Policy? basis, List<PolicyError> errors)
     {
         DocumentSyntax doc = SyntaxParser.Parse(text, file, true);
         int first = errors.Count;
@@ -37,7 +36,7 @@ public static class PolicyParser
             errors.Add(syntax);
             return builder.Build() with { Confine = basis?.Confine ?? [] };
         }
-        var confine = new ConfineParser(file, errors, accounts ?? LocalAccounts.Host);
+        var confine = new ConfineParser(file, errors);
         // Tables opened so far, by name (TOML allows each once); a [[confine]] starts its parts afresh.
         var opened = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (KeyValueSyntax kv in doc.KeyValues)
