@@ -209,7 +209,7 @@ public sealed partial class RandomxTests
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         PreemptingThreads threads = sensor.Sensor.Preempting ?? throw new Xunit.Sdk.XunitException($"no preempting threads run under the default policy: {string.Join("; ", sensor.Sensor.Warnings)}");
         Assert.Equal(Thresholds.DefaultRandomxSamplingHz, threads.RatePerSecond);
-        Assert.Equal(Environment.ProcessorCount, threads.Cpus.Count);
+        Assert.Equal(PreemptingThreads.ParseCpuList(File.ReadAllText("/sys/devices/system/cpu/online")), threads.Cpus); // the online CPUs, not the test's own
         Assert.True(threads.RealTimeThreads == threads.Cpus.Count, string.Join("; ", threads.Warnings));
         using Process spinner = Run.Start("taskset", "-c", AloneCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "/bin/sh", "-c", "while :; do :; done"); // a builtin loop: no child to wait for, never a sleep
         try
@@ -314,7 +314,7 @@ public sealed partial class RandomxTests
 
     /// <summary>
     /// The hasher that sets nearest before each sleep, run as the adversary
-    /// ran it at SCHED_FIFO 2 (above any preempting thread at priority 1):
+    /// ran it at SCHED_FIFO 2 (above the preempting threads' old priority 1):
     /// the sensor's threads at the top priority still preempt it, and it is
     /// killed in 30 s. (It holds most of its CPU while it runs; RT throttling
     /// leaves the rest 5%.)
