@@ -442,21 +442,47 @@ int BPF_PROG(guard_cgroup_attach, struct cgroup *dst, const char *path, struct t
 /* RandomX switches the SSE rounding mode (MXCSR bits 13-14) all the time,
  * through all four modes; other software almost never leaves it set, and
  * what does (interval arithmetic) holds one or two directed modes (PyTorch
- * sets FTZ/DAZ, bits 15 and 6, which are not looked at). Runs at every
- * context switch away from a task: one load through BTF pointers and a test,
- * unless the bits are set; then a count for the mode it was in. */
+ * sets FTZ/DAZ, bits 15 and 6, which are not looked at). The x87 control
+ * word's rounding control (bits 10-11, the same four modes in the same
+ * order) does the same for x87 arithmetic, so a hasher that draws its modes
+ * there (fldcw) is counted as one drawing them in MXCSR: a switch counts
+ * once for each directed mode either register holds (fesetround sets both
+ * alike: one count). Runs at every context switch away from a task: two
+ * loads from the saved FPU state's first bytes and a test, unless a mode is
+ * set; then a count for each mode it was in. AVX-512 embedded rounding
+ * ({rz-sae}) is a per-instruction mode no register holds: out of reach. */
 #define MXCSR_ROUNDING_SHIFT 13
+#define X87_ROUNDING_SHIFT 10
+#define XFEATURE_MASK_FP 1 /* arch/x86/include/asm/fpu/types.h: XSTATE_BV bit 0, the x87 state */
 #define PF_EXITING 0x00000004 /* include/linux/sched.h; macros are not in BTF */
+
+/* Adds one switch in mode (1 down, 2 up, 3 toward zero) to seen. */
+static __always_inline void count_rounding(struct guard_rounding *seen, __u32 mode)
+{
+	if (mode >= 1 && mode <= GUARD_ROUNDING_MODES)
+		__sync_fetch_and_add(&seen->switches[mode - 1], 1);
+}
 
 SEC("tp_btf/x86_fpu_regs_deactivated")
 int BPF_PROG(guard_fpu, struct fpu *fpu)
 {
-	__u32 mode = (fpu->fpstate->regs.fxsave.mxcsr >> MXCSR_ROUNDING_SHIFT) & 3, tgid;
+	struct fpstate *state = fpu->fpstate;
+	__u32 sse = (state->regs.fxsave.mxcsr >> MXCSR_ROUNDING_SHIFT) & 3;
+	__u32 x87 = (state->regs.fxsave.cwd >> X87_ROUNDING_SHIFT) & 3, tgid;
 	struct task_struct *task;
 	struct guard_rounding *seen, first = {};
 	__u64 start_time_ns;
 
-	if (mode == 0 || mode > GUARD_ROUNDING_MODES)
+	/* XSAVEOPT/XSAVES do not write the x87 area of a task whose x87 state
+	 * is at its init value (control word 0x37f: nearest), so the bytes
+	 * there may be an older state's: the control word is the saved one
+	 * only when XSTATE_BV says the x87 state was saved. (A CPU without
+	 * XSAVE leaves the header zero: x87 modes are not seen there.) */
+	if (x87 != 0 && !(state->regs.xsave.header.xfeatures & XFEATURE_MASK_FP))
+		x87 = 0;
+	if (x87 == sse)
+		x87 = 0;
+	if (sse == 0 && x87 == 0)
 		return 0;
 	task = bpf_get_current_task_btf();
 	/* Past sched_process_exit the FPU is dropped once more (exit_thread):
@@ -474,7 +500,8 @@ int BPF_PROG(guard_fpu, struct fpu *fpu)
 		if (!seen)
 			return 0;
 	}
-	__sync_fetch_and_add(&seen->switches[mode - 1], 1);
+	count_rounding(seen, sse);
+	count_rounding(seen, x87);
 	return 0;
 }
 

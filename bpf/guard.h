@@ -393,7 +393,8 @@ struct guard_destination_key {
 };
 
 /* rounding_switches values, per process: its context switches seen in each
- * non-default SSE rounding mode (MXCSR bits 13-14). RandomX's CFROUND picks
+ * non-default rounding mode of SSE (MXCSR bits 13-14) or x87 (control word
+ * bits 10-11), once per mode either holds. RandomX's CFROUND picks
  * among all four modes as its program runs; interval arithmetic holds one. */
 #define GUARD_ROUNDING_MODES 3
 struct guard_rounding {

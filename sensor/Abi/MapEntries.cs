@@ -135,12 +135,13 @@ public struct GuardFileKey
 
 /// <summary>
 /// Value of rounding_switches, per process: context switches seen in each
-/// non-default SSE rounding mode. Mirrors struct guard_rounding in bpf/guard.h.
+/// non-default rounding mode of SSE (MXCSR) or x87 (the control word), once
+/// per mode either register holds. Mirrors struct guard_rounding in bpf/guard.h.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public struct GuardRounding
 {
-    /// <summary>The non-default modes, MXCSR rounding control 1 to 3 (Intel SDM vol. 1, 10.2.3).</summary>
+    /// <summary>The non-default modes, rounding control 1 to 3 of MXCSR or the x87 control word, one encoding (Intel SDM vol. 1, 4.8.4.1 and 10.2.3).</summary>
     public const int Modes = 3;
 
     /// <summary>The process's start, CLOCK_BOOTTIME ns: with the pid, which process the counts are of.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Guard.Sensor;
 using Guard.Sensor.Abi;
@@ -19,7 +20,7 @@ namespace Guard.Tests.Kernel;
 /// when the scheduler preempts it.
 /// </summary>
 [Collection(KernelTestGroup.Name)]
-public sealed class RandomxTests
+public sealed partial class RandomxTests
 {
     private static string CompileStandIn(TempDir dir)
     {
@@ -33,6 +34,10 @@ public sealed class RandomxTests
 
     private static Process StandIn(string binary, int seconds, params string[] modes) =>
         Run.Start("taskset", ["-c", "0", binary, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. modes]);
+
+    /// <summary>The stand-in on <paramref name="cpu"/>, its modes in the x87 control word alone (fldcw; MXCSR left at nearest).</summary>
+    private static Process X87StandIn(string binary, int cpu, int seconds, params string[] modes) =>
+        Run.Start("taskset", ["-c", cpu.ToString(System.Globalization.CultureInfo.InvariantCulture), binary, "--x87", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. modes]);
 
     [Fact]
     public void AProcessCyclingThroughTheRoundingModesIsFoundAndKilled()
@@ -68,6 +73,34 @@ public sealed class RandomxTests
     }
 
     /// <summary>
+    /// The same draw among all four modes done in the x87 control word
+    /// (fldcw, rounding control bits 10-11) with MXCSR left at nearest, alone
+    /// on its CPU, under the built-in policy: the kernel reads the control
+    /// word from the same saved FPU state, and the process is killed in 30 s.
+    /// </summary>
+    [Fact]
+    public void AProcessCyclingTheX87RoundingModesIsFoundAndKilled()
+    {
+        using var dir = new TempDir();
+        string solver = CompileStandIn(dir);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        using Process cycler = X87StandIn(solver, AloneCpu, 60, "nearest", "down", "up", "zero");
+        var running = Stopwatch.StartNew();
+        try
+        {
+            AssertKilledAsAProcess(sensor, cycler);
+            Assert.True(running.Elapsed < TimeSpan.FromSeconds(30), $"killed {running.Elapsed.TotalSeconds:F1} s after it started");
+            JsonElement evidence = sensor.Events.First(e => e.Action == "randomx").Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+            Assert.Matches(@"^down=[1-9]\d* up=[1-9]\d* toward-zero=[1-9]\d*$", evidence.GetProperty("rounding_modes").GetString());
+        }
+        finally
+        {
+            if (!cycler.HasExited)
+                cycler.Kill();
+        }
+    }
+
+    /// <summary>
     /// CGAL holds FE_UPWARD around its interval arithmetic; Boost's
     /// rounded_arith_std alternates FE_DOWNWARD and FE_UPWARD. Either, held
     /// for longer than the window (8 s against 3), is left alone by the
@@ -75,9 +108,11 @@ public sealed class RandomxTests
     /// mode far more often than the switch threshold.
     /// </summary>
     [Theory]
-    [InlineData("up")]
-    [InlineData("down", "up")]
-    public void AnIntervalArithmeticWorkerIsLeftAlone(params string[] modes)
+    [InlineData(false, "up")]
+    [InlineData(false, "down", "up")]
+    [InlineData(true, "up")] // x87 interval arithmetic (long double) holding its mode in the control word alone: seen there, still one mode
+    [InlineData(true, "down", "up")]
+    public void AnIntervalArithmeticWorkerIsLeftAlone(bool x87, params string[] modes)
     {
         using var dir = new TempDir();
         string solver = CompileStandIn(dir);
@@ -85,7 +120,7 @@ public sealed class RandomxTests
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = policy });
 
         using Process ordinary = OrdinarySpinner(10);
-        using Process worker = StandIn(solver, 8, modes);
+        using Process worker = x87 ? X87StandIn(solver, 0, 8, modes) : StandIn(solver, 8, modes);
         try
         {
             Thread.Sleep(6000);
@@ -174,7 +209,7 @@ public sealed class RandomxTests
         using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
         PreemptingThreads threads = sensor.Sensor.Preempting ?? throw new Xunit.Sdk.XunitException($"no preempting threads run under the default policy: {string.Join("; ", sensor.Sensor.Warnings)}");
         Assert.Equal(Thresholds.DefaultRandomxSamplingHz, threads.RatePerSecond);
-        Assert.Equal(Environment.ProcessorCount, threads.Cpus.Count);
+        Assert.Equal(PreemptingThreads.ParseCpuList(File.ReadAllText("/sys/devices/system/cpu/online")), threads.Cpus); // the online CPUs, not the test's own
         Assert.True(threads.RealTimeThreads == threads.Cpus.Count, string.Join("; ", threads.Warnings));
         using Process spinner = Run.Start("taskset", "-c", AloneCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), "/bin/sh", "-c", "while :; do :; done"); // a builtin loop: no child to wait for, never a sleep
         try
@@ -190,6 +225,120 @@ public sealed class RandomxTests
         finally
         {
             spinner.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>
+    /// The sensor confined to CPU 0 (taskset, or a unit's CPUAffinity on
+    /// housekeeping CPUs): its threads are still one on each online CPU,
+    /// pinned there at the top SCHED_FIFO priority, and a spinner on the last
+    /// CPU is still switched out at about the sampling rate. The test thread
+    /// narrows its own affinity before it starts the sensor, so every thread
+    /// the sensor makes inherits it, as under `taskset -c 0 guard watch`.
+    /// </summary>
+    [Fact]
+    public unsafe void UnderANarrowedAffinityEveryOnlineCpuIsStillSampledAtTheTopPriority()
+    {
+        List<int> online = PreemptingThreads.ParseCpuList(File.ReadAllText("/sys/devices/system/cpu/online")) ?? throw new Xunit.Sdk.XunitException("/sys/devices/system/cpu/online is not a CPU list");
+        if (online.Count < 2 || online[0] != 0)
+            throw new Xunit.Sdk.XunitException($"the test needs CPU 0 and another online ({string.Join(',', online)}): nothing is narrowed on this machine");
+        const int MaskBytes = 128;
+        byte* saved = stackalloc byte[MaskBytes];
+        byte* cpu0 = stackalloc byte[MaskBytes];
+        new Span<byte>(cpu0, MaskBytes).Clear();
+        cpu0[0] = 1;
+        Assert.Equal(0, SchedGetAffinity(0, MaskBytes, saved));
+        SensorHarness sensor;
+        Assert.Equal(0, SchedSetAffinity(0, MaskBytes, cpu0));
+        try
+        {
+            sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        }
+        finally
+        {
+            Assert.Equal(0, SchedSetAffinity(0, MaskBytes, saved));
+        }
+        using (sensor)
+        {
+            PreemptingThreads threads = sensor.Sensor.Preempting ?? throw new Xunit.Sdk.XunitException($"no preempting threads run under the default policy: {string.Join("; ", sensor.Sensor.Warnings)}");
+            Assert.Equal(online, threads.Cpus);
+            Assert.True(threads.PinnedThreads == online.Count && threads.RealTimeThreads == online.Count, string.Join("; ", threads.Warnings));
+            Assert.Equal(99, threads.FifoPriority);
+            // What the kernel says of each thread: its CPU, its policy and its priority.
+            var seen = new Dictionary<int, string>();
+            foreach (string task in Directory.EnumerateDirectories($"/proc/{Environment.ProcessId}/task"))
+            {
+                string stat;
+                string status;
+                try
+                {
+                    stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    status = File.ReadAllText(Path.Combine(task, "status"));
+                }
+                catch (IOException)
+                {
+                    continue; // a thread that ended meanwhile
+                }
+                int open = stat.IndexOf('(', StringComparison.Ordinal), close = stat.LastIndexOf(')');
+                if (!stat[(open + 1)..close].StartsWith("guard preempt", StringComparison.Ordinal))
+                    continue;
+                string[] fields = stat[(close + 2)..].Split(' '); // fields[0] is stat field 3
+                string allowed = status.Split('\n').First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim();
+                seen[int.Parse(allowed, System.Globalization.CultureInfo.InvariantCulture)] = $"rt_priority {fields[40 - 3]} policy {fields[41 - 3]}";
+            }
+            Assert.Equal(online, seen.Keys.Order());
+            Assert.All(seen.Values, v => Assert.Equal("rt_priority 99 policy 1", v)); // SCHED_FIFO 99
+
+            const int Seconds = 3;
+            int last = online[^1];
+            using Process spinner = Run.Start("taskset", "-c", last.ToString(System.Globalization.CultureInfo.InvariantCulture), "/bin/sh", "-c", "while :; do :; done");
+            try
+            {
+                long start = NonvoluntarySwitches(spinner.Id);
+                Thread.Sleep(Seconds * 1000);
+                long during = NonvoluntarySwitches(spinner.Id) - start;
+                Assert.True(during >= Seconds * Thresholds.DefaultRandomxSamplingHz / 2, $"a spinner on CPU {last} was switched out {during} times in {Seconds} s with the sensor confined to CPU 0");
+            }
+            finally
+            {
+                spinner.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "sched_getaffinity")]
+    private static unsafe partial int SchedGetAffinity(int pid, nuint size, byte* mask);
+
+    [LibraryImport("libc", EntryPoint = "sched_setaffinity")]
+    private static unsafe partial int SchedSetAffinity(int pid, nuint size, byte* mask);
+
+    /// <summary>
+    /// The hasher that sets nearest before each sleep, run as the adversary
+    /// ran it at SCHED_FIFO 2 (above the preempting threads' old priority 1):
+    /// the sensor's threads at the top priority still preempt it, and it is
+    /// killed in 30 s. (It holds most of its CPU while it runs; RT throttling
+    /// leaves the rest 5%.)
+    /// </summary>
+    [Fact]
+    public void AHasherAtALowRealTimePriorityIsStillFoundAndKilled()
+    {
+        using var dir = new TempDir();
+        string trainer = CompileHasher(dir);
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        Assert.NotNull(sensor.Sensor.Preempting);
+        using Process hasher = Run.Start("unshare", "--net", "chrt", "-f", "2", "taskset", "-c", AloneCpu.ToString(System.Globalization.CultureInfo.InvariantCulture), trainer, "--nearest-sleep", "30");
+        Assert.Equal("ready", hasher.StandardOutput.ReadLine());
+        var hashing = Stopwatch.StartNew();
+        try
+        {
+            Assert.Equal("1", File.ReadAllText($"/proc/{hasher.Id}/stat").Split(')')[1].Split(' ')[41 - 2]); // SCHED_FIFO, as asked
+            AssertKilledAsAProcess(sensor, hasher);
+            Assert.True(hashing.Elapsed < TimeSpan.FromSeconds(30), $"killed {hashing.Elapsed.TotalSeconds:F1} s after its first hash");
+        }
+        finally
+        {
+            if (!hasher.HasExited)
+                hasher.Kill();
         }
     }
 

@@ -4,9 +4,12 @@
  * microseconds of work, as RandomX's CFROUND draws among all four; name one
  * mode and it is held, as interval arithmetic holds FE_UPWARD. After each
  * millisecond of work it sleeps 100 us, so the scheduler switches it out
- * (where the kernel samples MXCSR) even on an idle CPU.
+ * (where the kernel samples the rounding mode) even on an idle CPU. With
+ * --x87 the modes are set in the x87 control word alone (fldcw, as a hasher
+ * hiding from an MXCSR reader would) and the work is x87 long double
+ * arithmetic; MXCSR stays at nearest.
  *
- * usage: rounding SECONDS MODE...   MODE: nearest, down, up, zero
+ * usage: rounding [--x87] SECONDS MODE...   MODE: nearest, down, up, zero
  */
 #include <fenv.h>
 #include <stdio.h>
@@ -31,13 +34,18 @@ int main(int argc, char **argv)
 	const struct timespec pause = { 0, 100 * 1000 };
 	unsigned long long draw = 0x9E3779B97F4A7C15ULL;
 	volatile double x = 0.1;
-	int modes[4], count = 0;
+	volatile long double wide = 0.1L;
+	unsigned short control;
+	int modes[4], count = 0, x87 = argc > 1 && strcmp(argv[1], "--x87") == 0;
 	double end;
 
+	argv += x87;
+	argc -= x87;
 	if (argc < 3 || argc > 6) {
-		fprintf(stderr, "usage: %s SECONDS MODE...\n", argv[0]);
+		fprintf(stderr, "usage: %s [--x87] SECONDS MODE...\n", argv[0]);
 		return 2;
 	}
+	__asm__ volatile("fnstcw %0" : "=m"(control));
 	for (int a = 2; a < argc; a++) {
 		int found = -1;
 
@@ -56,6 +64,15 @@ int main(int argc, char **argv)
 			draw ^= draw << 13;
 			draw ^= draw >> 7;
 			draw ^= draw << 17;
+			if (x87) {
+				/* On x86 glibc's FE_* are the x87 rounding control bits 10-11 (Intel SDM vol. 1, 8.1.5.3). */
+				unsigned short set = (control & ~0x0c00) | modes[draw % count];
+
+				__asm__ volatile("fldcw %0" : : "m"(set));
+				for (int i = 0; i < 500; i++)
+					wide = wide * 1.0000001L + 0.1L;
+				continue;
+			}
 			fesetround(modes[draw % count]);
 			for (int i = 0; i < 500; i++)
 				x = x * 1.0000001 + 0.1;
@@ -63,6 +80,6 @@ int main(int argc, char **argv)
 		nanosleep(&pause, NULL);
 	}
 	fesetround(FE_TONEAREST);
-	printf("%g\n", x);
+	printf("%g %Lg\n", x, wide);
 	return 0;
 }
