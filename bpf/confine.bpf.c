@@ -16,8 +16,11 @@
  *   the rule (before this was attached, before the job was confined, or
  *   before its list changed) is judged by its destination and dropped when
  *   denied; sockets judged at connect carry their verdict (socket storage)
- *   for the list's generation. A socket the job accepted (its local port has
- *   a listener) is inbound: let through.
+ *   for the list's generation. A socket the job accepted is inbound: let
+ *   through. Accepted is known by how it opened, never guessed from a
+ *   listener: sockops marks a listener's child as it is established, and the
+ *   sensor, as it confines a job, marks (confine_inbound) the sockets the job
+ *   had accepted before.
  *
  * Speed: a process outside every confined job cgroup runs none of the cgroup
  * programs while no launcher tree may be confined (then the root instances
@@ -128,8 +131,9 @@ struct {
 
 #define SOCK_JUDGED 1  /* verdict is for generation */
 #define SOCK_DENIED 2
-#define SOCK_INBOUND 4 /* accepted: its peer came to it */
+#define SOCK_INBOUND 4 /* accepted (a listener's child): its peer came to it */
 #define SOCK_DNS 8     /* a confined job's socket to one of its section's resolvers, port 53 */
+#define SOCK_CONNECTED 16 /* judged at its connect, not first seen at egress: the sensor marks no such socket accepted */
 
 /* DNS answers: what is read of one (more is not parsed), a power of two so
  * an offset masked by DNS_MAX - 1 is always inside the buffer. */
@@ -261,8 +265,8 @@ struct {
  * evicts is judged again at the socket's next packet, from the packet and
  * the socket's cgroup, as a socket connected before the rule is: eviction
  * costs time, never a verdict. An accepted socket is marked in its storage
- * instead: told again, it would need its listener still open. 65,536
- * entries of 40 bytes, preallocated. */
+ * instead (sockops, at its birth), which nothing evicts. 65,536 entries of
+ * 40 bytes, preallocated. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -270,6 +274,19 @@ struct {
 	__type(value, struct confine_verdict);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } confine_verdicts SEC(".maps");
+
+/* Sockets a confined cgroup job accepted before it was confined, by cookie:
+ * written by the sensor as it confines the job (sock_diag finds them), moved
+ * into the socket's storage (SOCK_INBOUND) at its first packet, and then
+ * deleted. An LRU: a mark of a socket that closed before sending is dropped
+ * in time; a mark the LRU drops makes the socket judged as outbound. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} confine_inbound SEC(".maps");
 
 /* The verdict a socket carries, or NULL: a tree member's in its storage, a
  * cgroup job's in confine_verdicts. */
@@ -530,7 +547,7 @@ static __always_inline int judge(struct bpf_sock_addr *ctx, const __u8 *addr, __
 	if (what == GUARD_CONFINE_CONNECT) {
 		v.job = *job;
 		v.generation = generation();
-		v.flags = SOCK_JUDGED | (ok ? 0 : SOCK_DENIED);
+		v.flags = SOCK_JUDGED | SOCK_CONNECTED | (ok ? 0 : SOCK_DENIED);
 		keep_verdict(ctx->sk, bpf_get_socket_cookie(ctx), tree, &v);
 	}
 	if (ok && port == DNS_PORT && protocol == IPPROTO_UDP && is_resolver(job->section, addr)) {
@@ -608,45 +625,6 @@ SEC("cgroup/sendmsg6")
 int guard_confine_tree_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return connect6(ctx, GUARD_CONFINE_SEND, true);
-}
-
-/* Whether a connected TCP socket was accepted: a listener holds its local
- * port. Looked up with remote port 0, which no established socket has, so
- * the lookup falls through to the listeners. Only for a confined job's
- * socket the first time egress sees it. */
-static __always_inline bool accepted(struct __sk_buff *skb, struct bpf_sock *sk)
-{
-	struct bpf_sock_tuple tuple = {};
-	struct bpf_sock *found;
-	__u32 size;
-	bool listener;
-
-	if (sk->protocol != IPPROTO_TCP)
-		return false;
-	if (sk->family == AF_INET) {
-		tuple.ipv4.saddr = sk->dst_ip4;
-		tuple.ipv4.daddr = sk->src_ip4;
-		tuple.ipv4.dport = bpf_htons(sk->src_port);
-		size = sizeof(tuple.ipv4);
-	} else if (sk->family == AF_INET6) {
-		tuple.ipv6.saddr[0] = sk->dst_ip6[0];
-		tuple.ipv6.saddr[1] = sk->dst_ip6[1];
-		tuple.ipv6.saddr[2] = sk->dst_ip6[2];
-		tuple.ipv6.saddr[3] = sk->dst_ip6[3];
-		tuple.ipv6.daddr[0] = sk->src_ip6[0];
-		tuple.ipv6.daddr[1] = sk->src_ip6[1];
-		tuple.ipv6.daddr[2] = sk->src_ip6[2];
-		tuple.ipv6.daddr[3] = sk->src_ip6[3];
-		tuple.ipv6.dport = bpf_htons(sk->src_port);
-		size = sizeof(tuple.ipv6);
-	} else
-		return false;
-	found = bpf_skc_lookup_tcp(skb, &tuple, size, BPF_F_CURRENT_NETNS_ID, 0);
-	if (!found)
-		return false;
-	listener = found->state == BPF_TCP_LISTEN;
-	bpf_sk_release(found);
-	return listener;
 }
 
 /*
@@ -1137,16 +1115,19 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 		return (v->flags & SOCK_DENIED) && v->job.mode != GUARD_CONFINE_AUDIT ? EPERM_DENY : ALLOW;
 	copy = *job;
 	if (connected && !v) {
-		/* A confined job's socket seen first here: accepted, connected before the
-		 * rule, or its verdict evicted. An accepted one is marked in its storage,
-		 * which nothing evicts: one whose listener closes later stays inbound. */
+		/* A confined job's socket seen first here: connected before the rule,
+		 * its verdict evicted, or accepted before the job was confined (the
+		 * sensor marked it by cookie as it confined the job, and deleted the
+		 * verdict egress gave it before: moved into its storage here, which
+		 * nothing evicts). Anything else is judged as outbound, from its
+		 * peer, whatever listens on its port. */
 		struct confine_verdict first = { .job = copy };
 
-		if (accepted(skb, sk)) {
+		if (!tree && sk->protocol == IPPROTO_TCP && bpf_map_lookup_elem(&confine_inbound, &cookie)) {
 			st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 			if (st) {
-				st->v.job = copy;
 				st->v.flags |= SOCK_INBOUND;
+				bpf_map_delete_elem(&confine_inbound, &cookie);
 			}
 			return ALLOW;
 		}
@@ -1176,13 +1157,13 @@ static __always_inline int egress(struct __sk_buff *skb, bool tree)
 	if (allowed(&copy, loc.daddr, port, loc.protocol)) {
 		if (connected && v) {
 			v->generation = gen;
-			v->flags = SOCK_JUDGED | (v->flags & SOCK_DNS);
+			v->flags = SOCK_JUDGED | (v->flags & (SOCK_DNS | SOCK_CONNECTED));
 		}
 		return ALLOW;
 	}
 	if (connected && v) {
 		v->generation = gen;
-		v->flags = SOCK_JUDGED | SOCK_DENIED | (v->flags & SOCK_DNS);
+		v->flags = SOCK_JUDGED | SOCK_DENIED | (v->flags & (SOCK_DNS | SOCK_CONNECTED));
 	}
 	return deny(&copy, loc.daddr, port, loc.protocol, GUARD_CONFINE_EGRESS, false);
 }
@@ -1197,6 +1178,39 @@ SEC("cgroup_skb/egress")
 int guard_confine_tree_egress(struct __sk_buff *skb)
 {
 	return egress(skb, true);
+}
+
+/*
+ * A listener's child, as the kernel establishes it (its final ACK, or a fast
+ * open SYN): marked inbound in its storage before it sends anything of its
+ * own. Attached with the job instances at each confined job cgroup: the
+ * child is in its listener's cgroup. A socket that connect()ed and met a
+ * peer's SYN (simultaneous open, a connect to itself) is established here
+ * too: it has a struct socket, a listener's child has none until accept
+ * takes it (the child is locked from its clone until this callback), so it
+ * is not marked and is judged from its peer. Other callbacks (a job's
+ * connects: timeout and window init, connect, active established, ECN)
+ * return at the first compare.
+ */
+SEC("sockops")
+int guard_confine_sockops(struct bpf_sock_ops *ctx)
+{
+	struct confine_sock *st;
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+
+	if (ctx->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	sk = ctx->sk;
+	if (!sk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || tp->inet_conn.icsk_inet.sk.sk_socket)
+		return 1;
+	st = bpf_sk_storage_get(&confine_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		st->v.flags |= SOCK_INBOUND;
+	return 1;
 }
 
 /* A launcher-tree member's child is a member from its fork, with its own start. */

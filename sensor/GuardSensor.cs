@@ -68,6 +68,9 @@ public sealed record SensorOptions
 
     /// <summary>Told, from the reload's thread, each line a reload says (applied, or refused with file:line:key: reason).</summary>
     public Action<string>? OnReload { get; init; }
+
+    /// <summary>Told, from the thread that confines a job, each line about a confinement that runs short of the whole.</summary>
+    public Action<string>? OnConfineNote { get; init; }
 }
 
 /// <summary>What a run saw, for the exit summary.</summary>
@@ -325,6 +328,7 @@ public sealed partial class GuardSensor : IDisposable
         confinement = Confinement.Start(policy, options.Kernel.CgroupRoot!);
         if (confinement is null)
             return;
+        confinement.Say = options.OnConfineNote;
         confinement.Seed(processes.Entries);
         pipeline.Confinement = confinement;
         judge?.Confinement = confinement;

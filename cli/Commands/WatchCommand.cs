@@ -362,6 +362,7 @@ public static class WatchCommand
             // From the watchdog's thread: the draining one is the one that is stuck.
             OnStall = late => error.WriteLine($"guard watch: warning: the ring has not been drained for {late.TotalSeconds:F0} s (a hung call); events wait in the kernel and are lost once it fills; enforcement in the kernel goes on"),
             OnReload = line => error.WriteLine(line),
+            OnConfineNote = line => error.WriteLine(line),
         };
         using GuardSensor sensor = GuardSensor.Start(options, outputs);
         // A signal (the caller's token) is honoured within a second, even if the sensor is stuck.

@@ -136,6 +136,9 @@ public static class BpfMapNames
     /// <summary><c>confine_verdicts</c> in bpf/confine.bpf.c, pinned: a confined cgroup job's socket verdicts by socket cookie (an LRU of 65,536).</summary>
     public const string ConfineVerdicts = "confine_verdicts";
 
+    /// <summary><c>confine_inbound</c> in bpf/confine.bpf.c, pinned: sockets a cgroup job accepted before it was confined, by socket cookie (an LRU of 16,384), written by the sensor as it confines the job.</summary>
+    public const string ConfineInbound = "confine_inbound";
+
     /// <summary><c>confine_exec_rules</c> in bpf/confine.bpf.c, pinned: each section's denied and allowed exec classes, by rule set (struct guard_confine_exec_rules).</summary>
     public const string ConfineExecRules = "confine_exec_rules";
 

@@ -171,6 +171,9 @@ public static class BpfProgramNames
     /// <summary><c>guard_confine_egress</c> in bpf/confine.bpf.c (cgroup_skb/egress).</summary>
     public const string ConfineEgress = "guard_confine_egress";
 
+    /// <summary><c>guard_confine_sockops</c> in bpf/confine.bpf.c (sockops): marks a listener's child of a confined job inbound as it is established.</summary>
+    public const string ConfineSockOps = "guard_confine_sockops";
+
     /// <summary><c>guard_confine_fork</c> in bpf/confine.bpf.c (tp_btf/sched_process_fork).</summary>
     public const string ConfineFork = "guard_confine_fork";
 

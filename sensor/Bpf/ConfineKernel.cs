@@ -37,11 +37,20 @@ public sealed unsafe partial class ConfineKernel : IDisposable
     /// </summary>
     private static readonly (string Name, int AttachType)[] JobPrograms =
     [
-        (BpfProgramNames.ConfineEgress, 1), (BpfProgramNames.ConfineIngress, 0), (BpfProgramNames.ConfineConnect4, 10), (BpfProgramNames.ConfineConnect6, 11),
+        // sockops first: a listener's child established once egress runs is marked inbound.
+        (BpfProgramNames.ConfineSockOps, SockOpsAttachType), (BpfProgramNames.ConfineEgress, 1), (BpfProgramNames.ConfineIngress, 0), (BpfProgramNames.ConfineConnect4, 10), (BpfProgramNames.ConfineConnect6, 11),
         (BpfProgramNames.ConfineSendMsg4, 14), (BpfProgramNames.ConfineSendMsg6, 15), (BpfProgramNames.ConfineDev, 6),
     ];
 
-    /// <summary>The tree instances, attached at the root only while launcher trees may be confined (confine_levels bit 0).</summary>
+    /// <summary>BPF_CGROUP_SOCK_OPS (enum bpf_attach_type, uapi linux/bpf.h).</summary>
+    private const int SockOpsAttachType = 3;
+
+    /// <summary>
+    /// The tree instances, attached at the root only while launcher trees may be
+    /// confined (confine_levels bit 0). No sockops among them: a tree member's
+    /// socket is judged at egress only when it carries a verdict from its connect or
+    /// send (storage, never evicted), so an accepted one needs no mark.
+    /// </summary>
     private static readonly (string Name, int AttachType)[] TreePrograms =
     [
         (BpfProgramNames.ConfineTreeEgress, 1), (BpfProgramNames.ConfineTreeIngress, 0), (BpfProgramNames.ConfineTreeConnect4, 10), (BpfProgramNames.ConfineTreeConnect6, 11),
@@ -58,6 +67,7 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         BpfMapNames.ConfineNames, BpfMapNames.ConfineResolvers,
         BpfMapNames.ConfineExecRules, BpfMapNames.ConfineExecFiles, BpfMapNames.ConfineExecNames, BpfMapNames.ConfineGpu, BpfMapNames.ConfineActs,
         BpfMapNames.ConfineApproved, BpfMapNames.ConfineExecApproved, BpfMapNames.ConfineKinds, BpfMapNames.ConfineVerdicts,
+        BpfMapNames.ConfineInbound,
     ];
 
     private readonly FileDescriptor[] maps;
@@ -333,6 +343,48 @@ public sealed unsafe partial class ConfineKernel : IDisposable
         job.StartTicks = 0;
         Check(Libbpf.MapUpdate(CgroupsFd, &key, &job, 0), $"confine cgroup {cgroupId}");
         SetLevelBit(level);
+    }
+
+    /// <summary>
+    /// Whether cgroup <paramref name="cgroupId"/> has its sockops link pinned: every
+    /// socket its jobs accepted since was marked inbound by the kernel as it was
+    /// established, so only those accepted before need the sensor's mark.
+    /// </summary>
+    public static bool MarksAcceptedSockets(ulong cgroupId) => File.Exists(Path.Join(CgroupLinks(cgroupId), BpfProgramNames.ConfineSockOps));
+
+    /// <summary>
+    /// Whether the socket with cookie <paramref name="cookie"/> was judged at its connect by a
+    /// cgroup job's programs (confine_verdicts holds it still, an LRU, with SOCK_CONNECTED; one
+    /// egress saw first has a verdict without it).
+    /// </summary>
+    public bool JudgedAtConnect(ulong cookie)
+    {
+        ulong key = cookie;
+        byte* verdict = stackalloc byte[VerdictSize];
+        return Libbpf.MapLookup(MapFd(BpfMapNames.ConfineVerdicts), &key, verdict) == 0 && (*(uint*)(verdict + VerdictFlagsOffset) & SockConnected) != 0;
+    }
+
+    /// <summary>sizeof(struct confine_verdict) in bpf/confine.bpf.c: a guard_confine_job (24 bytes), the generation, flags and pad.</summary>
+    private const int VerdictSize = 40;
+
+    /// <summary>Where struct confine_verdict's flags are.</summary>
+    private const int VerdictFlagsOffset = 32;
+
+    /// <summary>SOCK_CONNECTED in bpf/confine.bpf.c.</summary>
+    private const uint SockConnected = 16;
+
+    /// <summary>
+    /// Marks the socket with cookie <paramref name="cookie"/> accepted (inbound): egress lets
+    /// it be from its next packet (a packet egress dropped before is sent again by TCP). For a socket a confined cgroup job accepted before it was
+    /// confined; throws <see cref="SensorException"/> when the map refuses it.
+    /// </summary>
+    public void MarkAccepted(ulong cookie)
+    {
+        ulong key = cookie;
+        byte one = 1;
+        Check(Libbpf.MapUpdate(MapFd(BpfMapNames.ConfineInbound), &key, &one, 0), $"mark socket {cookie} accepted");
+        // Then the verdict egress gave it before the mark (outbound, from its peer): its next packet reads the mark.
+        _ = Libbpf.MapDelete(MapFd(BpfMapNames.ConfineVerdicts), &key);
     }
 
     /// <summary>

@@ -12,7 +12,8 @@ namespace Guard.Sensor.Interop;
 /// <param name="Inode">Its inode in sockfs (what /proc/PID/fd shows as socket:[N]); 0 once no file holds it.</param>
 /// <param name="Cookie">Its socket cookie, the id Guard's kernel records name it by.</param>
 /// <param name="Uid">The uid that made it.</param>
-public readonly record struct InetDiagSocket(byte Family, byte State, IPEndPoint Local, IPEndPoint Remote, uint Inode, ulong Cookie, uint Uid);
+/// <param name="CgroupId">The id of the cgroup v2 it was made in (INET_DIAG_CGROUP_ID, Linux 5.9; a listener's child has its listener's); 0 when the reply has none.</param>
+public readonly record struct InetDiagSocket(byte Family, byte State, IPEndPoint Local, IPEndPoint Remote, uint Inode, ulong Cookie, uint Uid, ulong CgroupId = 0);
 
 /// <summary>A unix socket as unix_diag describes it (struct unix_diag_msg, include/uapi/linux/unix_diag.h).</summary>
 /// <param name="Inode">Its inode in sockfs.</param>
@@ -48,6 +49,9 @@ public static class SockDiagReplies
 
     /// <summary>sizeof(struct unix_diag_msg).</summary>
     public const int UnixMessageSize = 16;
+
+    /// <summary>INET_DIAG_CGROUP_ID (include/uapi/linux/inet_diag.h): a u64 every full socket's reply carries.</summary>
+    private const ushort InetDiagCgroupId = 21;
 
     private const ushort UnixDiagName = 0;
     private const ushort UnixDiagPeer = 2;
@@ -106,7 +110,20 @@ public static class SockDiagReplies
         // Then expires, rqueue, wqueue, uid, inode.
         uint uid = BinaryPrimitives.ReadUInt32LittleEndian(payload[64..]);
         uint inode = BinaryPrimitives.ReadUInt32LittleEndian(payload[68..]);
-        socket = new InetDiagSocket(family, payload[1], new IPEndPoint(src, sport), new IPEndPoint(dst, dport), inode, cookie, uid);
+        ulong cgroupId = 0;
+        ReadOnlySpan<byte> attributes = payload[InetMessageSize..];
+        // struct nlattr: length (header included), type; payloads padded to 4.
+        while (attributes.Length >= 4)
+        {
+            ushort length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+            ushort kind = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]) & 0x3FFF);
+            if (length < 4 || length > attributes.Length)
+                break;
+            if (kind == InetDiagCgroupId && length >= 12)
+                cgroupId = BinaryPrimitives.ReadUInt64LittleEndian(attributes[4..]);
+            attributes = attributes[Math.Min((length + 3) & ~3, attributes.Length)..];
+        }
+        socket = new InetDiagSocket(family, payload[1], new IPEndPoint(src, sport), new IPEndPoint(dst, dport), inode, cookie, uid, cgroupId);
         return true;
     }
 
@@ -199,13 +216,20 @@ public sealed unsafe class SockDiag : IDisposable
     }
 
     /// <summary>Every listening TCP socket of <paramref name="family"/> (AF_INET or AF_INET6); <paramref name="complete"/> is false when the dump stopped short.</summary>
-    public List<InetDiagSocket> TcpListeners(ushort family, out bool complete)
+    public List<InetDiagSocket> TcpListeners(ushort family, out bool complete) => TcpSockets(family, 1u << TcpListen, out complete);
+
+    /// <summary>
+    /// Every TCP socket of <paramref name="family"/> (AF_INET or AF_INET6) in one of the
+    /// states of <paramref name="states"/> (a bit per TCP state, include/net/tcp_states.h),
+    /// with its cgroup; <paramref name="complete"/> is false when the dump stopped short.
+    /// </summary>
+    public List<InetDiagSocket> TcpSockets(ushort family, uint states, out bool complete)
     {
         Span<byte> request = stackalloc byte[SockDiagReplies.HeaderSize + 56];
         request.Clear();
         request[16] = (byte)family;
         request[17] = Sockets.IpprotoTcp;
-        BinaryPrimitives.WriteUInt32LittleEndian(request[20..], 1u << TcpListen);
+        BinaryPrimitives.WriteUInt32LittleEndian(request[20..], states);
         var found = new List<InetDiagSocket>();
         complete = Dump(request, payload =>
         {

@@ -149,7 +149,7 @@ internal sealed class Cgroupfs
         }
     }
 
-    private static List<int> ProcessesBelow(string dir)
+    internal static List<int> ProcessesBelow(string dir)
     {
         var pids = new List<int>();
         try

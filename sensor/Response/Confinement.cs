@@ -143,9 +143,14 @@ public sealed partial class Confinement : IDisposable
             if (section is null || Libc.InodeOf(Path.Join(cgroupRoot, job.CgroupPath)) is not { } id)
                 return null;
             uint set = ConfineRules.CgroupJobSet(id);
+            // Programs attached by an earlier sensor marked every socket accepted since: nothing to find.
+            bool marked = ConfineKernel.MarksAcceptedSockets(id);
             try
             {
                 kernel.ConfineCgroup(id, Cgroupfs.LevelOf(job.CgroupPath), Rules.KernelJob(section, set));
+                // Attached first, then found: a socket accepted in between is marked by the kernel or found here.
+                if (!marked)
+                    MarkAcceptedBefore(job.Id, Path.Join(cgroupRoot, job.CgroupPath));
             }
             catch (SensorException)
             {
@@ -186,6 +191,21 @@ public sealed partial class Confinement : IDisposable
                 judgedJobs.Remove(job);
             jobs.Remove(ConfineRules.CgroupJobSet(id));
         }
+    }
+
+    /// <summary>
+    /// Told each line about a confinement that runs short of the whole (a job's accepted
+    /// sockets not all found: those are judged as outbound), from the thread that confines.
+    /// </summary>
+    public Action<string>? Say { get; set; }
+
+    /// <summary>Marks the sockets the job in <paramref name="directory"/> accepted before it was confined (<see cref="AcceptedBeforeConfinement"/>).</summary>
+    private void MarkAcceptedBefore(string jobId, string directory)
+    {
+        var shortfalls = new List<string>();
+        AcceptedBeforeConfinement.Mark(kernel, directory, shortfalls);
+        foreach (string s in shortfalls)
+            Say?.Invoke($"guard watch: confining {jobId}: {s}; those are judged as outbound");
     }
 
     private uint? UserId(string name)

@@ -29,7 +29,7 @@ public sealed class ConfineTests : IDisposable
     private const int AllowedPort = 5001;
     private const int OtherPort = 5002;
 
-    /// <summary>argv: mode (probe | preconnect | keep). Listeners first (a listen is no connect), then each attempt's errno (0: it went).</summary>
+    /// <summary>argv: mode (probe | preconnect | keep | trick). Listeners first (a listen is no connect), then each attempt's errno (0: it went).</summary>
     private const string Probe = """
         import json, socket, sys, threading, time
         A, O = 5001, 5002
@@ -91,8 +91,20 @@ public sealed class ConfineTests : IDisposable
             print(json.dumps({"allowed": tcp("127.0.0.1", A), "reply": reply("127.0.0.1", A), "other_port": tcp("127.0.0.1", O), "other_address": tcp("127.0.0.2", A),
                 "udp_send": udp_send("127.0.0.1", A), "udp_connect": udp_connect("127.0.0.1", A), "ipv6": tcp("::1", A, socket.AF_INET6)}), flush=True)
         else:
-            # preconnect: to the other port, before the job is confined; keep: to the allowed port, saying its cookie (SO_COOKIE).
-            c = socket.create_connection(("127.0.0.1", A if sys.argv[1] == "keep" else O))
+            # preconnect: to the other port, before the job is confined; keep: to the allowed port, saying its cookie (SO_COOKIE);
+            # trick: as keep, from port 5003, where the job then listens too (SO_REUSEADDR and SO_REUSEPORT on both).
+            c = socket.socket()
+            if sys.argv[1] == "trick":
+                for option in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):
+                    c.setsockopt(socket.SOL_SOCKET, option, 1)
+                c.bind(("127.0.0.1", 5003))
+            c.connect(("127.0.0.1", A if sys.argv[1] in ("keep", "trick") else O))
+            if sys.argv[1] == "trick":
+                held = socket.socket()
+                for option in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):
+                    held.setsockopt(socket.SOL_SOCKET, option, 1)
+                held.bind(("0.0.0.0", 5003))
+                held.listen(4)
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c.sendall(b"a")
             time.sleep(0.3)
@@ -294,8 +306,11 @@ public sealed class ConfineTests : IDisposable
             print(json.dumps({"alive": True}), flush=True)
         """;
 
-    /// <summary>The job instances of bpf/confine.bpf.c a section without resolvers needs: egress, connect4/6, sendmsg4/6, dev (ingress reads only DNS answers).</summary>
-    private const int JobPrograms = 6;
+    /// <summary>The job instances of bpf/confine.bpf.c a section without resolvers needs: sockops, egress, connect4/6, sendmsg4/6, dev (ingress reads only DNS answers).</summary>
+    private const int JobPrograms = 7;
+
+    /// <summary>The tree instances at the root, likewise: the job's less sockops (a tree's accepted sockets carry no verdict, and egress judges only those that do).</summary>
+    private const int TreePrograms = 6;
 
     private readonly TestCgroups cgroups = new();
     private readonly TempDir dir = new();
@@ -710,6 +725,31 @@ public sealed class ConfineTests : IDisposable
             Assert.Contains(kernel.Denials(), d => d.Key.Port == AllowedPort && d.Key.What == (byte)ConfineWhat.Egress);
     }
 
+    /// <summary>
+    /// The trick an adversary pass found: a connected socket on a port the job also
+    /// listens on, its verdict gone (the LRU), was taken for an accepted one and let be
+    /// forever. Accepted is known by how a socket opened now: this one is judged again.
+    /// </summary>
+    [Fact]
+    public unsafe void AListenerOnItsPortDoesNotMakeAConnectedSocketInbound()
+    {
+        ConfineRules rules = Rules();
+        using ConfineKernel kernel = Attach(rules);
+        string job = ConfinedSlurmJob(kernel, rules);
+        Process probe = StartProbe(job, "trick");
+        TestCgroups.Go(probe);
+        string? line = LineWithin(probe);
+        Assert.True(line is not null && line.StartsWith("connected ", StringComparison.Ordinal), "the probe did not connect: " + line);
+        ulong cookie = ulong.Parse(line["connected ".Length..], CultureInfo.InvariantCulture);
+        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
+        Assert.True(verdicts.Fd >= 0, "no pinned confine_verdicts");
+        Assert.Equal(0, Libbpf.MapDelete(verdicts.Fd, &cookie));
+        kernel.ReplaceSet(1, new ConfineRules(Policies.Over("[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"10.0.0.0/8:443\"]\n")).Sets[0]);
+        probe.StandardInput.WriteLine("send");
+        Assert.Equal("a", Result(probe).GetProperty("received").GetString());
+        Assert.Contains(kernel.Denials(), d => d.Key.Port == AllowedPort && d.Key.What == (byte)ConfineWhat.Egress);
+    }
+
     [Fact]
     public void AListChangesLiveWithoutAttachingAgain()
     {
@@ -788,8 +828,8 @@ public sealed class ConfineTests : IDisposable
         started.Add(tree);
         Assert.True(ProcfsReader.TryReadStat(tree.Id, out var stat));
         kernel.ConfineProcess(tree.Id, stat.StartTicks, rules.KernelJob(rules.Sections[0], 0));
-        Assert.Equal(JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(outside)).Count);
-        Assert.Equal(2 * JobPrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
+        Assert.Equal(TreePrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(outside)).Count);
+        Assert.Equal(JobPrograms + TreePrograms, ConfineKernel.ProgramsRunIn(cgroups.DirectoryOf(job)).Count);
         tree.Kill();
         Assert.True(tree.WaitForExit(10_000), "the tree's shell outlived its SIGKILL by 10 s");
         Run.WaitFor(() => kernel.Processes().Count == 0, "the kernel to forget the tree at its exit", 10_000);
