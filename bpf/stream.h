@@ -27,9 +27,9 @@
  * done) starts at SCAN_HEAD: its first byte says whether a SOCKS4/4a or
  * SOCKS5 handshake or HTTP/1.x requests come first. HTTP requests are
  * followed head after head (empty lines before each skipped, as RFC 9112
- * 2.2 lets servers do) until a CONNECT's head ends, which opens a tunnel; an
- * absolute-form target's authority (a forward proxy's request) is kept as
- * evidence. Then blank (JSON whitespace, UTF-8 byte order marks) and
+ * 2.2 lets servers do; a Content-Length body skipped) until a CONNECT's
+ * head ends, which opens a tunnel; an absolute-form target's authority (a
+ * forward proxy's request) is kept as evidence. Then blank (JSON whitespace, UTF-8 byte order marks) and
  * JSON-RPC messages, each an object or a batch (an array), one after the
  * other. Anything else, and the stream is no Stratum: SCAN_DONE.
  */
@@ -61,7 +61,8 @@ enum scan_phase {
 	SCAN_HTTP_TARGET,    /* its target; count: bytes of "http://" matched */
 	SCAN_HTTP_AUTHORITY, /* an absolute-form target's host:port */
 	SCAN_HTTP_HEADERS,   /* the rest of a head other than CONNECT's; count: line ends in a row */
-	SCAN_HTTP_NEXT,      /* after such a head: empty lines, or the next request line */
+	SCAN_HTTP_BODY,      /* its body (Content-Length): body bytes still to skip */
+	SCAN_HTTP_NEXT,      /* after such a head or body: empty lines, or the next request line */
 	SCAN_CONNECT_AUTHORITY,
 	SCAN_CONNECT_HEADERS,
 	SCAN_DONE,
@@ -85,6 +86,8 @@ enum scan_phase {
 #define CONNECT_LEN 7     /* CONNECT */
 #define HTTP_OTHER_METHOD 8 /* a method token that is not CONNECT */
 #define HTTP_SCHEME_LEN 7 /* http:// */
+#define CONTENT_LENGTH_LEN 15 /* content-length: */
+#define HEADER_OTHER 16   /* the header line is no Content-Length */
 
 struct stream_scan {
 	__u32 depth;   /* nesting inside the message */
@@ -105,6 +108,8 @@ struct stream_scan {
 	__u16 proxy_port;
 	char method[GUARD_METHOD_LEN];
 	__u8 proxy_host[GUARD_PROXY_HOST_LEN];
+	__u32 body;    /* an HTTP request's Content-Length: bytes still to skip */
+	__u8 header;   /* bytes of the header line that match "content-length:"; HEADER_OTHER once one does not */
 };
 
 static __always_inline bool json_space(__u8 c)
@@ -150,6 +155,12 @@ static __always_inline __u8 http_scheme(__u16 i)
 	case 4: return ':';
 	default: return '/';
 	}
+}
+
+/* The bytes of "content-length:", lower case, packed little-endian: one shift, not a chain of compares. */
+static __always_inline __u8 content_length_name(__u8 i)
+{
+	return i < 8 ? (__u8)(0x2d746e65746e6f63ULL >> (i * 8)) : (__u8)(0x3a6874676e656cULL >> ((i - 8) * 8));
 }
 
 static __always_inline __u8 ascii_lower(__u8 c)
@@ -499,12 +510,14 @@ static __always_inline void proxy_byte(struct stream_scan *s, __u8 c)
 		}
 		s->phase = SCAN_HTTP_HEADERS;
 		s->count = c == '\n';
+		s->header = c == '\n' ? 0 : HEADER_OTHER;
 		return;
 	case SCAN_HTTP_AUTHORITY:
 		if (c == '/' || c == '?' || c == '#' || c == ' ' || c == '\r' || c == '\n') {
 			s->proxies++; /* the destination asked for: evidence, recorded as a handshake's */
 			s->phase = SCAN_HTTP_HEADERS;
 			s->count = c == '\n';
+			s->header = c == '\n' ? 0 : HEADER_OTHER;
 		} else {
 			proxy_host_byte(s, c);
 		}
@@ -518,20 +531,41 @@ static __always_inline void proxy_byte(struct stream_scan *s, __u8 c)
 		}
 		return;
 	case SCAN_CONNECT_HEADERS:
-	case SCAN_HTTP_HEADERS:
-		/* The head ends at an empty line: "\r\n\r\n", or "\n\n". A
-		 * CONNECT's opens the tunnel; another's is followed by the next
-		 * request (a body is not skipped: it ends the scan). */
+		/* The request ends at an empty line: "\r\n\r\n", or "\n\n"; the tunnel opens. */
 		if (c == '\n') {
-			if (++s->count < 2)
-				return;
-			if (s->phase == SCAN_CONNECT_HEADERS)
+			if (++s->count == 2)
 				proxy_done(s);
-			else
-				s->phase = SCAN_HTTP_NEXT;
 		} else if (c != '\r') {
 			s->count = 0;
 		}
+		return;
+	case SCAN_HTTP_HEADERS:
+		/* Another request's head ends so too; its Content-Length says
+		 * how much body to skip to the next request (a chunked body is
+		 * not followed: read as a request line, it ends the scan). */
+		if (c == '\n') {
+			s->header = 0;
+			if (++s->count == 2)
+				s->phase = s->body ? SCAN_HTTP_BODY : SCAN_HTTP_NEXT;
+			return;
+		}
+		if (c == '\r')
+			return;
+		s->count = 0;
+		if (s->header < CONTENT_LENGTH_LEN) {
+			s->header = ascii_lower(c) == content_length_name(s->header) ? s->header + 1 : HEADER_OTHER;
+		} else if (s->header == CONTENT_LENGTH_LEN) {
+			if (c >= '0' && c <= '9') {
+				if (s->body < GUARD_SCAN_LIMIT) /* past the budget, the exact length matters not */
+					s->body = s->body * 10 + (c - '0');
+			} else if (c != ' ' && c != '\t') {
+				s->header = HEADER_OTHER;
+			}
+		}
+		return;
+	case SCAN_HTTP_BODY:
+		if (--s->body == 0)
+			s->phase = SCAN_HTTP_NEXT;
 		return;
 	}
 }
@@ -548,6 +582,7 @@ static __always_inline __u32 scan_step(struct stream_scan *s, __u8 c)
 		if (c >= 'A' && c <= 'Z') {
 			s->phase = SCAN_HTTP_METHOD;
 			s->count = c == 'C' ? 1 : HTTP_OTHER_METHOD;
+			s->body = 0;
 		} else if (s->phase == SCAN_HTTP_NEXT) {
 			s->phase = SCAN_DONE;
 		} else if (c == 4) {
@@ -580,6 +615,7 @@ static __always_inline bool scan_may_stop(const struct stream_scan *s)
 	case SCAN_HTTP_TARGET:
 	case SCAN_HTTP_AUTHORITY:
 	case SCAN_HTTP_HEADERS:
+	case SCAN_HTTP_BODY:
 	case SCAN_HTTP_NEXT:
 		return true;
 	case SCAN_HTTP_METHOD:

@@ -34,7 +34,8 @@ public enum StratumVerdict : byte
 /// batches (arrays of objects), one after the other. HTTP requests are
 /// followed head after head, empty lines before each skipped; an
 /// absolute-form target's authority is kept as a CONNECT's is; a head other
-/// than a CONNECT's is followed by the next request, never by a body. In each
+/// than a CONNECT's is followed by its Content-Length body, if any, then the
+/// next request (a chunked body is not followed). In each
 /// message's object (or each object of a batch) every "method" key, in any
 /// ASCII case, is read with its string value, escapes undone in both; the
 /// value's leading run of method characters (letters, digits, '.', '_'),
@@ -70,10 +71,13 @@ public sealed class StratumScanner
 
     private const int ConnectLength = 7;
     private const int HttpOtherMethod = 8;
+    private const int HeaderOther = 16;
 
     private static ReadOnlySpan<byte> ConnectVerb => "CONNECT"u8;
 
     private static ReadOnlySpan<byte> HttpScheme => "http://"u8;
+
+    private static ReadOnlySpan<byte> ContentLengthName => "content-length:"u8;
 
     private readonly IReadOnlyDictionary<string, StratumVerdict> methods;
     private readonly byte[] method = new byte[MethodCapacity];
@@ -90,6 +94,8 @@ public sealed class StratumScanner
     private int keyLength;
     private int methodLength;
     private int bom;
+    private uint body;
+    private int header;
 
     /// <param name="methods">
     /// The policy's methods and what each decides, as the kernel's
@@ -127,6 +133,7 @@ public sealed class StratumScanner
         HttpTarget,
         HttpAuthority,
         HttpHeaders,
+        HttpBody,
         HttpNext,
         ConnectAuthority,
         ConnectHeaders,
@@ -170,7 +177,8 @@ public sealed class StratumScanner
     {
         phase = Phase.Head;
         depth = unicode = 0;
-        count = keyLength = methodLength = bom = proxyHostLength = 0;
+        count = keyLength = methodLength = bom = proxyHostLength = header = 0;
+        body = 0;
         top = flags = escape = role = 0;
         Verdict = StratumVerdict.None;
         DecidedAt = Offset = 0;
@@ -246,6 +254,7 @@ public sealed class StratumScanner
             {
                 phase = Phase.HttpMethod;
                 count = c == 'C' ? 1 : HttpOtherMethod;
+                body = 0;
             }
             else if (phase == Phase.HttpNext)
             {
@@ -276,7 +285,7 @@ public sealed class StratumScanner
     /// <summary>As scan_may_stop: between messages, or among HTTP requests other than a CONNECT.</summary>
     private bool MayStop => phase switch
     {
-        Phase.Between or Phase.HttpTarget or Phase.HttpAuthority or Phase.HttpHeaders or Phase.HttpNext => true,
+        Phase.Between or Phase.HttpTarget or Phase.HttpAuthority or Phase.HttpHeaders or Phase.HttpBody or Phase.HttpNext => true,
         Phase.HttpMethod => count == HttpOtherMethod,
         _ => false,
     };
@@ -614,6 +623,7 @@ public sealed class StratumScanner
                 }
                 phase = Phase.HttpHeaders;
                 count = c == '\n' ? 1 : 0;
+                header = c == '\n' ? 0 : HeaderOther;
                 return;
             case Phase.HttpAuthority:
                 if (c is (byte)'/' or (byte)'?' or (byte)'#' or (byte)' ' or (byte)'\r' or (byte)'\n')
@@ -621,6 +631,7 @@ public sealed class StratumScanner
                     Proxies++; // the destination asked for: evidence, recorded as a handshake's
                     phase = Phase.HttpHeaders;
                     count = c == '\n' ? 1 : 0;
+                    header = c == '\n' ? 0 : HeaderOther;
                 }
                 else
                 {
@@ -638,17 +649,46 @@ public sealed class StratumScanner
                     ProxyHostByte(c);
                 }
                 return;
-            case Phase.ConnectHeaders or Phase.HttpHeaders:
-                // The head ends at an empty line: "\r\n\r\n", or "\n\n". A CONNECT's opens the tunnel;
-                // another's is followed by the next request (a body is not skipped: it ends the scan).
+            case Phase.HttpHeaders:
+                // Another request's head ends so too; its Content-Length says how much body to skip to the next
+                // request (a chunked body is not followed: read as a request line, it ends the scan).
                 if (c == '\n')
                 {
-                    if (++count < 2)
-                        return;
-                    if (phase == Phase.ConnectHeaders)
+                    header = 0;
+                    if (++count == 2)
+                        phase = body != 0 ? Phase.HttpBody : Phase.HttpNext;
+                    return;
+                }
+                if (c == '\r')
+                    return;
+                count = 0;
+                if (header < ContentLengthName.Length)
+                {
+                    header = AsciiLower(c) == ContentLengthName[header] ? header + 1 : HeaderOther;
+                }
+                else if (header == ContentLengthName.Length)
+                {
+                    if (c is >= (byte)'0' and <= (byte)'9')
+                    {
+                        if (body < ScanLimit) // past the budget, the exact length matters not
+                            body = body * 10 + (uint)(c - '0');
+                    }
+                    else if (c is not ((byte)' ' or (byte)'\t'))
+                    {
+                        header = HeaderOther;
+                    }
+                }
+                return;
+            case Phase.HttpBody:
+                if (--body == 0)
+                    phase = Phase.HttpNext;
+                return;
+            case Phase.ConnectHeaders:
+                // The request ends at an empty line: "\r\n\r\n", or "\n\n"; the tunnel opens.
+                if (c == '\n')
+                {
+                    if (++count == 2)
                         ProxyDone();
-                    else
-                        phase = Phase.HttpNext;
                 }
                 else if (c != '\r')
                 {

@@ -15,7 +15,7 @@ namespace Guard.Tests.Kernel;
 /// in another case, the method in another case, with a suffix or a NUL; a
 /// batch; the method past byte 256; a harmless message first; SOCKS4, 4a and
 /// 5 and HTTP CONNECT first (after empty lines, or after other HTTP
-/// requests); the socket reconnected; TCP Fast Open; the line
+/// requests, one with a body); the socket reconnected; TCP Fast Open; the line
 /// completed long after its first bytes. Each time none of the method's
 /// bytes reach the pool, the sender is killed and there is an alert. Then
 /// ordinary traffic shaped like it passes untouched.
@@ -172,6 +172,7 @@ public sealed class StratumEvasionTests
         // HTTP request forms a forward proxy reads before a CONNECT.
         ["an empty line before http connect"] = new("http", [Connect(PoolPort), Send(Bytes("\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
         ["a GET, then http connect"] = new("http", [Connect(PoolPort), Send(Bytes("GET http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
+        ["a request with a body, then http connect"] = new("http", [Connect(PoolPort), Send(Bytes("POST http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\nContent-Length: 5\r\n\r\nhello\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
         ["the method split, completed after 400 ms"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"lo")), Sleep(0.4), Send(Encoding.UTF8.GetBytes("gin\",\"params\":{}}\n"))]),
     };
 

@@ -142,8 +142,21 @@ public static class StratumFuzz
         0 => "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         1 => $"GET http://{(r.Next(2) == 0 ? "pool.example.org:3333" : new string('h', r.Next(1, 90)))}/x HTTP/1.1\r\n\r\n",
         2 => "HEAD HTTP://127.0.0.2?q HTTP/1.0\n\n",
+        3 => Body(r),
         _ => "OPTIONS * HTTP/1.1\r\nX-Y: z\r\n\r\n",
     })) + (r.Next(4) == 0 ? "\r\n" : "");
+
+    /// <summary>A request with a body: its Content-Length right, or off by a little, or chunked (not followed).</summary>
+    private static string Body(Random r)
+    {
+        string body = r.Next(2) == 0 ? "CONNECT x:1 HTTP/1.1\r\n\r\n" : new string('b', r.Next(0, 300));
+        return r.Next(6) switch
+        {
+            0 => $"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n",
+            1 => $"PUT http://pool.example.org:3333/ HTTP/1.1\r\nContent-Length: {body.Length + r.Next(-2, 3)}\r\n\r\n{body}",
+            _ => $"POST /u HTTP/1.1\r\n{(r.Next(2) == 0 ? "Content-Length" : "content-LENGTH")}:{new string(' ', r.Next(3))}{body.Length}\r\nX: y\r\n\r\n{body}",
+        };
+    }
 
     private static byte[] Benign(Random r) => r.Next(5) switch
     {

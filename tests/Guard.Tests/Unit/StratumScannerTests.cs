@@ -172,6 +172,7 @@ public sealed class StratumScannerTests
             { "empty lines before connect", Bytes("\n\r\n\n\r\nCONNECT 10.0.0.7:3333 HTTP/1.1\n\n", login), "http-connect 10.0.0.7:3333" },
             { "get, then connect", Bytes("GET http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n", login), "http-connect pool.example.org:3333" },
             { "origin-form requests, then connect", Bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\nHEAD /x?y HTTP/1.0\n\nOPTIONS * HTTP/1.1\r\n\r\nCONNECT [::1]:3333 HTTP/1.1\r\n\r\n", login), "http-connect [::1]:3333" },
+            { "a request with a body, then connect", Bytes("POST http://a.example/ HTTP/1.1\r\nX-Content-Length: 99\r\ncontent-LENGTH:  12\r\n\r\nCONNECT x:1 GET / HTTP/1.1\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\n\r\n", login), "http-connect pool.example.org:3333" },
             { "connect, then a request in the tunnel, then connect", Bytes("CONNECT proxy2:8080 HTTP/1.1\r\n\r\nGET http://x/ HTTP/1.1\r\n\r\nCONNECT pool.example.org:443 HTTP/1.1\r\n\r\n", login), "http-connect pool.example.org:443" },
         };
     }
@@ -230,7 +231,8 @@ public sealed class StratumScannerTests
 
     [Theory]
     [InlineData("GET / HTTP/1.1\r\n\r\n{\"id\":1,\"method\":\"login\"}\n")] // a body (or anything else) after a head is no request
-    [InlineData("GET http://a/ HTTP/1.1\r\nContent-Length: 26\r\n\r\n{\"id\":1,\"method\":\"login\"}CONNECT p:1 HTTP/1.1\r\n\r\n")]
+    [InlineData("GET http://a/ HTTP/1.1\r\nContent-Length: 25\r\n\r\n{\"id\":1,\"method\":\"login\"}{}")] // a body skipped is not read; what follows is no request
+    [InlineData("POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nCONNECT p:1 HTTP/1.1\r\n\r\n")] // a chunked body is not followed
     [InlineData("get / HTTP/1.1\r\n\r\n")]
     [InlineData("GET\t/ HTTP/1.1\r\n\r\n")]
     [InlineData("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")]
@@ -239,6 +241,14 @@ public sealed class StratumScannerTests
         StratumScanner scanner = Scan(stream);
         Assert.Equal(StratumVerdict.None, scanner.Verdict);
         Assert.Equal(0, scanner.Proxies - (stream.Contains("http://", StringComparison.Ordinal) ? 1 : 0));
+        Assert.True(scanner.Finished);
+    }
+
+    [Fact]
+    public void ABodyRunningPastTheLimitLetsTheRestBe()
+    {
+        StratumScanner scanner = Scan(Bytes("POST /upload HTTP/1.1\r\nContent-Length: 123456789012\r\n\r\n", new string('{', StratumScanner.ScanLimit)));
+        Assert.Equal(StratumVerdict.None, scanner.Verdict);
         Assert.True(scanner.Finished);
     }
 
