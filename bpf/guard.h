@@ -320,6 +320,7 @@ enum guard_proxy {
 	GUARD_PROXY_SOCKS4A = 2,
 	GUARD_PROXY_SOCKS5 = 3,
 	GUARD_PROXY_HTTP_CONNECT = 4,
+	GUARD_PROXY_HTTP_FORWARD = 5, /* an HTTP request for an absolute-form target (http://host:port/...) */
 };
 
 /* How the destination asked of a proxy is written in proxy_host. */
@@ -328,15 +329,16 @@ enum guard_proxy_address {
 	GUARD_PROXY_ADDRESS_IPV4 = 1, /* 4 bytes */
 	GUARD_PROXY_ADDRESS_IPV6 = 2, /* 16 bytes */
 	GUARD_PROXY_ADDRESS_NAME = 3, /* a domain name (SOCKS4a, SOCKS5) */
-	GUARD_PROXY_ADDRESS_AUTHORITY = 4, /* HTTP CONNECT's "host:port", as sent */
+	GUARD_PROXY_ADDRESS_AUTHORITY = 4, /* HTTP CONNECT's "host:port", or an absolute-form target's authority, as sent */
 };
 
 #define GUARD_PROXY_HOST_LEN 64
 
 /* What the kernel decided about a TCP stream past its head: a proxy
- * handshake completed (verdict 0), or a Stratum verdict (with the latest
- * handshake, if any). One record per event, however late in the stream:
- * the sensor acts on each drop whether or not the head's records came. */
+ * handshake completed or an absolute-form HTTP request read (verdict 0), or
+ * a Stratum verdict (with the latest handshake, if any). One record per
+ * event, however late in the stream: the sensor acts on each drop whether
+ * or not the head's records came. */
 struct guard_stream {
 	struct guard_header h; /* the owner recorded at connect */
 	__u64 cookie;

@@ -25,10 +25,13 @@
 /*
  * Where the scan is. A stream (or a proxy's tunnel, once its handshake is
  * done) starts at SCAN_HEAD: its first byte says whether a SOCKS4/4a or
- * SOCKS5 handshake or an HTTP CONNECT request comes first. Then blank
- * (JSON whitespace, UTF-8 byte order marks) and JSON-RPC messages, each an
- * object or a batch (an array), one after the other. Anything else, and the
- * stream is no Stratum: SCAN_DONE.
+ * SOCKS5 handshake or HTTP/1.x requests come first. HTTP requests are
+ * followed head after head (empty lines before each skipped, as RFC 9112
+ * 2.2 lets servers do; a Content-Length body skipped) until a CONNECT's
+ * head ends, which opens a tunnel; an absolute-form target's authority (a
+ * forward proxy's request) is kept as evidence. Then blank (JSON whitespace, UTF-8 byte order marks) and
+ * JSON-RPC messages, each an object or a batch (an array), one after the
+ * other. Anything else, and the stream is no Stratum: SCAN_DONE.
  */
 enum scan_phase {
 	SCAN_HEAD = 0,
@@ -54,7 +57,12 @@ enum scan_phase {
 	SCAN_SOCKS5_DLEN,
 	SCAN_SOCKS5_ADDR,
 	SCAN_SOCKS5_PORT,
-	SCAN_CONNECT_VERB,
+	SCAN_HTTP_METHOD,    /* a request line's method; count: bytes of "CONNECT" matched */
+	SCAN_HTTP_TARGET,    /* its target; count: bytes of "http://" matched */
+	SCAN_HTTP_AUTHORITY, /* an absolute-form target's host:port */
+	SCAN_HTTP_HEADERS,   /* the rest of a head other than CONNECT's; count: line ends in a row */
+	SCAN_HTTP_BODY,      /* its body (Content-Length): body bytes still to skip */
+	SCAN_HTTP_NEXT,      /* after such a head or body: empty lines, or the next request line */
 	SCAN_CONNECT_AUTHORITY,
 	SCAN_CONNECT_HEADERS,
 	SCAN_DONE,
@@ -75,6 +83,12 @@ enum scan_phase {
 #define METHOD_KEY_LEN 6  /* method */
 #define KEY_MISMATCH 7
 
+#define CONNECT_LEN 7     /* CONNECT */
+#define HTTP_OTHER_METHOD 8 /* a method token that is not CONNECT */
+#define HTTP_SCHEME_LEN 7 /* http:// */
+#define CONTENT_LENGTH_LEN 15 /* content-length: */
+#define HEADER_OTHER 16   /* the header line is no Content-Length */
+
 struct stream_scan {
 	__u32 depth;   /* nesting inside the message */
 	__u32 unicode; /* a \u escape's value so far */
@@ -90,10 +104,12 @@ struct stream_scan {
 	__u8 proxy;    /* enum guard_proxy: the latest handshake */
 	__u8 proxy_address;  /* enum guard_proxy_address */
 	__u8 proxy_host_len;
-	__u8 proxies;  /* handshakes completed */
+	__u8 proxies;  /* handshakes completed and absolute-form requests read */
 	__u16 proxy_port;
 	char method[GUARD_METHOD_LEN];
 	__u8 proxy_host[GUARD_PROXY_HOST_LEN];
+	__u32 body;    /* an HTTP request's Content-Length: bytes still to skip */
+	__u8 header;   /* bytes of the header line that match "content-length:"; HEADER_OTHER once one does not */
 };
 
 static __always_inline bool json_space(__u8 c)
@@ -114,7 +130,7 @@ static __always_inline __u8 method_key(__u8 i)
 	}
 }
 
-/* The bytes of "CONNECT ". */
+/* The bytes of "CONNECT". */
 static __always_inline __u8 connect_verb(__u16 i)
 {
 	switch (i) {
@@ -124,12 +140,40 @@ static __always_inline __u8 connect_verb(__u16 i)
 	case 3: return 'N';
 	case 4: return 'E';
 	case 5: return 'C';
-	case 6: return 'T';
-	default: return ' ';
+	default: return 'T';
 	}
 }
 
-#define CONNECT_VERB_LEN 8
+/* The bytes of "http://", the scheme in lower case (it is matched without regard to case). */
+static __always_inline __u8 http_scheme(__u16 i)
+{
+	switch (i) {
+	case 0: return 'h';
+	case 1:
+	case 2: return 't';
+	case 3: return 'p';
+	case 4: return ':';
+	default: return '/';
+	}
+}
+
+/* The bytes of "content-length:", lower case, packed little-endian: one shift, not a chain of compares. */
+static __always_inline __u8 content_length_name(__u8 i)
+{
+	return i < 8 ? (__u8)(0x2d746e65746e6f63ULL >> (i * 8)) : (__u8)(0x3a6874676e656cULL >> ((i - 8) * 8));
+}
+
+static __always_inline __u8 ascii_lower(__u8 c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* A byte of a method name as the scan compares it (folded to lower case):
+ * the longest run of these at a method value's start is its method. */
+static __always_inline bool method_char(__u8 c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_';
+}
 
 /* A hex digit's value; 0x100 for any other byte, which leaves the escape
  * above 0x7F for good, where it names no method. */
@@ -169,17 +213,37 @@ static __always_inline void proxy_done(struct stream_scan *s)
 	s->count = 0;
 }
 
-/* A byte of a string being decoded (escapes undone); NUL is kept as 0xFF, a byte no method has. */
+/* The method's run of method characters ended (at its first other byte, or
+ * the closing quote): it may be one the policy names. The rest of the
+ * string is read as any string's. */
+static __always_inline __u32 method_end(struct stream_scan *s)
+{
+	s->role = ROLE_NONE;
+	if (s->method_len > 0 && s->method_len < GUARD_METHOD_LEN) {
+		__u32 *verdict = bpf_map_lookup_elem(&stratum_methods, s->method);
+
+		if (verdict)
+			return *verdict;
+	}
+	return 0;
+}
+
+/* A byte of a string being decoded (escapes undone), folded to lower case:
+ * a key is "method" in any case (Go's encoding/json and Json.NET match keys
+ * so); a method is compared up to its first byte that is no method
+ * character (ckpool matches a prefix without regard to case, C servers stop
+ * at a NUL). */
 static __always_inline __u32 string_byte(struct stream_scan *s, __u8 c)
 {
-	if (c == 0)
-		c = 0xFF;
+	c = ascii_lower(c);
 	if (s->role == ROLE_KEY) {
 		if (s->key_len < METHOD_KEY_LEN && c == method_key(s->key_len))
 			s->key_len++;
 		else
 			s->key_len = KEY_MISMATCH;
 	} else if (s->role == ROLE_METHOD) {
+		if (!method_char(c))
+			return method_end(s);
 		if (s->method_len < GUARD_METHOD_LEN - 1) {
 			s->method[s->method_len & (GUARD_METHOD_LEN - 1)] = c;
 			s->method_len++;
@@ -199,12 +263,8 @@ static __always_inline __u32 string_end(struct stream_scan *s)
 	s->role = ROLE_NONE;
 	if (role == ROLE_KEY && s->key_len == METHOD_KEY_LEN)
 		s->flags |= SCAN_KEY_METHOD;
-	if (role == ROLE_METHOD && s->method_len > 0 && s->method_len < GUARD_METHOD_LEN) {
-		__u32 *verdict = bpf_map_lookup_elem(&stratum_methods, s->method);
-
-		if (verdict)
-			return *verdict;
-	}
+	if (role == ROLE_METHOD)
+		return method_end(s);
 	return 0;
 }
 
@@ -425,14 +485,41 @@ static __always_inline void proxy_byte(struct stream_scan *s, __u8 c)
 			s->count = 2;
 		}
 		return;
-	case SCAN_CONNECT_VERB:
-		if (c != connect_verb(s->count)) {
+	case SCAN_HTTP_METHOD:
+		if (c == ' ') {
+			if (s->count == CONNECT_LEN) {
+				proxy_begin(s, GUARD_PROXY_HTTP_CONNECT, SCAN_CONNECT_AUTHORITY);
+				s->proxy_address = GUARD_PROXY_ADDRESS_AUTHORITY;
+			} else {
+				s->phase = SCAN_HTTP_TARGET;
+				s->count = 0;
+			}
+		} else if ((c >= 'A' && c <= 'Z') || c == '-' || c == '_') {
+			s->count = s->count < CONNECT_LEN && c == connect_verb(s->count) ? s->count + 1 : HTTP_OTHER_METHOD;
+		} else {
 			s->phase = SCAN_DONE;
+		}
+		return;
+	case SCAN_HTTP_TARGET:
+		if (s->count < HTTP_SCHEME_LEN && ascii_lower(c) == http_scheme(s->count)) {
+			if (++s->count == HTTP_SCHEME_LEN) {
+				proxy_begin(s, GUARD_PROXY_HTTP_FORWARD, SCAN_HTTP_AUTHORITY);
+				s->proxy_address = GUARD_PROXY_ADDRESS_AUTHORITY;
+			}
 			return;
 		}
-		if (++s->count == CONNECT_VERB_LEN) {
-			proxy_begin(s, GUARD_PROXY_HTTP_CONNECT, SCAN_CONNECT_AUTHORITY);
-			s->proxy_address = GUARD_PROXY_ADDRESS_AUTHORITY;
+		s->phase = SCAN_HTTP_HEADERS;
+		s->count = c == '\n';
+		s->header = c == '\n' ? 0 : HEADER_OTHER;
+		return;
+	case SCAN_HTTP_AUTHORITY:
+		if (c == '/' || c == '?' || c == '#' || c == ' ' || c == '\r' || c == '\n') {
+			s->proxies++; /* the destination asked for: evidence, recorded as a handshake's */
+			s->phase = SCAN_HTTP_HEADERS;
+			s->count = c == '\n';
+			s->header = c == '\n' ? 0 : HEADER_OTHER;
+		} else {
+			proxy_host_byte(s, c);
 		}
 		return;
 	case SCAN_CONNECT_AUTHORITY:
@@ -444,13 +531,41 @@ static __always_inline void proxy_byte(struct stream_scan *s, __u8 c)
 		}
 		return;
 	case SCAN_CONNECT_HEADERS:
-		/* The request ends at an empty line: "\r\n\r\n", or "\n\n". */
+		/* The request ends at an empty line: "\r\n\r\n", or "\n\n"; the tunnel opens. */
 		if (c == '\n') {
 			if (++s->count == 2)
 				proxy_done(s);
 		} else if (c != '\r') {
 			s->count = 0;
 		}
+		return;
+	case SCAN_HTTP_HEADERS:
+		/* Another request's head ends so too; its Content-Length says
+		 * how much body to skip to the next request (a chunked body is
+		 * not followed: read as a request line, it ends the scan). */
+		if (c == '\n') {
+			s->header = 0;
+			if (++s->count == 2)
+				s->phase = s->body ? SCAN_HTTP_BODY : SCAN_HTTP_NEXT;
+			return;
+		}
+		if (c == '\r')
+			return;
+		s->count = 0;
+		if (s->header < CONTENT_LENGTH_LEN) {
+			s->header = ascii_lower(c) == content_length_name(s->header) ? s->header + 1 : HEADER_OTHER;
+		} else if (s->header == CONTENT_LENGTH_LEN) {
+			if (c >= '0' && c <= '9') {
+				if (s->body < GUARD_SCAN_LIMIT) /* past the budget, the exact length matters not */
+					s->body = s->body * 10 + (c - '0');
+			} else if (c != ' ' && c != '\t') {
+				s->header = HEADER_OTHER;
+			}
+		}
+		return;
+	case SCAN_HTTP_BODY:
+		if (--s->body == 0)
+			s->phase = SCAN_HTTP_NEXT;
 		return;
 	}
 }
@@ -461,14 +576,19 @@ static __always_inline __u32 scan_step(struct stream_scan *s, __u8 c)
 {
 	if (s->phase == SCAN_JSON)
 		return json_byte(s, c);
-	if (s->phase == SCAN_HEAD) {
-		if (c == 4) {
+	if (s->phase == SCAN_HEAD || s->phase == SCAN_HTTP_NEXT) {
+		if (c == '\r' || c == '\n')
+			return 0; /* empty lines before a request line (or blank before a message) */
+		if (c >= 'A' && c <= 'Z') {
+			s->phase = SCAN_HTTP_METHOD;
+			s->count = c == 'C' ? 1 : HTTP_OTHER_METHOD;
+			s->body = 0;
+		} else if (s->phase == SCAN_HTTP_NEXT) {
+			s->phase = SCAN_DONE;
+		} else if (c == 4) {
 			proxy_begin(s, GUARD_PROXY_SOCKS4, SCAN_SOCKS4_CMD);
 		} else if (c == 5) {
 			proxy_begin(s, GUARD_PROXY_SOCKS5, SCAN_SOCKS5_NMETHODS);
-		} else if (c == 'C') {
-			s->phase = SCAN_CONNECT_VERB;
-			s->count = 1;
 		} else {
 			s->phase = SCAN_LEAD;
 			blank_byte(s, c);
@@ -484,7 +604,28 @@ static __always_inline __u32 scan_step(struct stream_scan *s, __u8 c)
 	return 0;
 }
 
-/* Inside a method's value: its bytes are held until the closing quote decides. */
+/* Where the budget may end and the stream be let be: between messages, or
+ * among HTTP requests other than a CONNECT (keep-alive HTTP runs long; what
+ * it asks for past the budget is not read). Anywhere else (inside a
+ * message, a handshake, a CONNECT request) the stream is held. */
+static __always_inline bool scan_may_stop(const struct stream_scan *s)
+{
+	switch (s->phase) {
+	case SCAN_BETWEEN:
+	case SCAN_HTTP_TARGET:
+	case SCAN_HTTP_AUTHORITY:
+	case SCAN_HTTP_HEADERS:
+	case SCAN_HTTP_BODY:
+	case SCAN_HTTP_NEXT:
+		return true;
+	case SCAN_HTTP_METHOD:
+		return s->count == HTTP_OTHER_METHOD;
+	default:
+		return false;
+	}
+}
+
+/* Inside a method's value: its bytes are held until its method characters end and decide. */
 static __always_inline bool scan_in_method(const struct stream_scan *s)
 {
 	return s->phase == SCAN_JSON && (s->flags & SCAN_IN_STRING) && s->role == ROLE_METHOD;
@@ -682,9 +823,9 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 			st->verdict = GUARD_STRATUM_HOLD;
 			step->decided_at = st->offset;
 		} else if (st->offset + n >= GUARD_SCAN_LIMIT && st->scan.phase != SCAN_DONE) {
-			/* The budget ends here: after whole messages the stream is let be;
-			 * inside one, or a handshake, it is held. */
-			if (st->scan.phase == SCAN_BETWEEN) {
+			/* The budget ends here: after whole messages (or among HTTP
+			 * requests) the stream is let be; inside one, or a handshake, it is held. */
+			if (scan_may_stop(&st->scan)) {
 				st->scan.phase = SCAN_DONE;
 			} else {
 				st->verdict = GUARD_STRATUM_HOLD;

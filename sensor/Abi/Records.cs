@@ -171,6 +171,9 @@ public enum StreamProxy : byte
     Socks4a = 2,
     Socks5 = 3,
     HttpConnect = 4,
+
+    /// <summary>An HTTP request for an absolute-form target (http://host:port/...), as a forward proxy is asked; its authority is the destination.</summary>
+    HttpForward = 5,
 }
 
 /// <summary>How the destination asked of a proxy is written (enum guard_proxy_address).</summary>
@@ -187,7 +190,7 @@ public enum ProxyAddress : byte
     /// <summary>A domain name (SOCKS4a, SOCKS5).</summary>
     Name = 3,
 
-    /// <summary>HTTP CONNECT's "host:port", as the client sent it.</summary>
+    /// <summary>HTTP CONNECT's "host:port", or an absolute-form target's authority, as the client sent it.</summary>
     Authority = 4,
 }
 

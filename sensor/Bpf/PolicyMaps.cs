@@ -146,12 +146,18 @@ internal static unsafe class PolicyMaps
         return key;
     }
 
+    /// <summary>A method as the scan compares it (bpf/stream.h): ASCII folded to lower case, NUL-padded.</summary>
     private static GuardMethod MethodKey(string method)
     {
         GuardMethod key = default;
         if (System.Text.Encoding.UTF8.GetByteCount(method) >= GuardMethod.Capacity)
             throw new SensorException($"Stratum method '{method}' is longer than {GuardMethod.Capacity - 1} bytes");
-        System.Text.Encoding.UTF8.GetBytes(method, key.Name);
+        int n = System.Text.Encoding.UTF8.GetBytes(method, key.Name);
+        for (int i = 0; i < n; i++)
+        {
+            if (key.Name[i] is >= (byte)'A' and <= (byte)'Z')
+                key.Name[i] += 'a' - 'A';
+        }
         return key;
     }
 

@@ -208,7 +208,7 @@ public static class PolicyParser
                 case ("indicators", "miner_hashes"): minerHashes = Strings(kv, key, line, Sha256) ?? minerHashes; break;
                 case ("indicators", "pool_ports"): poolPorts = Ports(kv, key, line) ?? poolPorts; break;
                 case ("indicators", "pool_domains"): poolDomains = Strings(kv, key, line, Domain) ?? poolDomains; break;
-                case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, NotEmpty) ?? stratumMethods; break;
+                case ("indicators", "stratum_methods"): stratumMethods = Strings(kv, key, line, StratumMethod) ?? stratumMethods; break;
                 case ("thresholds", "randomx_rounding_switches"): randomxSwitches = Positive(kv, key, line) ?? randomxSwitches; break;
                 case ("thresholds", "randomx_window_seconds"): randomxWindow = Positive(kv, key, line) ?? randomxWindow; break;
                 case ("thresholds", "randomx_distinct_modes"): randomxModes = RoundingModeCount(kv, key, line) ?? randomxModes; break;
@@ -349,6 +349,13 @@ public static class PolicyParser
         private void Error(int line, string key, string reason) => errors.Add(new PolicyError(file, line, key, reason));
 
         private static string? NotEmpty(string s) => s.Length == 0 ? "must not be empty" : null;
+
+        /// <summary>A method as the kernel compares it (bpf/stream.h method_char, GUARD_METHOD_LEN): only a value's leading run of these characters is ever compared.</summary>
+        private static string? StratumMethod(string s) =>
+            s.Length == 0 ? "must not be empty"
+            : !s.All(c => c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '.' or '_') ? "must be letters, digits, '.' and '_' (a method is compared up to its first other character)"
+            : s.Length >= GuardMethod.Capacity ? $"must be at most {GuardMethod.Capacity - 1} characters"
+            : null;
 
         private static readonly string[] UnitSuffixes = [".service", ".scope", ".slice"];
 

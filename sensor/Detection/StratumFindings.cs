@@ -111,7 +111,7 @@ public sealed class StratumFindings
     }
 
     /// <summary>
-    /// A client asked a proxy (SOCKS4/4a/5, HTTP CONNECT) for a destination
+    /// A client asked a proxy (SOCKS4/4a/5, HTTP CONNECT, an absolute-form HTTP request) for a destination
     /// that is a pool domain: strong evidence, as a ClientHello naming one is
     /// (the pool-sni rule). Null when it names none.
     /// </summary>
@@ -135,7 +135,7 @@ public sealed class StratumFindings
         };
     }
 
-    /// <summary>The name a client asked a proxy for (a SOCKS4a or SOCKS5 name, the host of an HTTP CONNECT authority); null for an address.</summary>
+    /// <summary>The name a client asked a proxy for (a SOCKS4a or SOCKS5 name, the host of an HTTP CONNECT or absolute-form authority); null for an address.</summary>
     public static string? ProxyHostName(in StreamRecord record)
     {
         string host = Text(record.ProxyHost, record.ProxyHostLength);
@@ -160,7 +160,7 @@ public sealed class StratumFindings
         };
     }
 
-    /// <summary>The port a client asked a proxy for (an HTTP CONNECT's from its authority); 0 when none is known.</summary>
+    /// <summary>The port a client asked a proxy for (an HTTP request's from its authority); 0 when none is known.</summary>
     public static int ProxyPort(in StreamRecord record)
     {
         if (record.ProxyAddress != ProxyAddress.Authority)
@@ -181,6 +181,7 @@ public sealed class StratumFindings
             StreamProxy.Socks4a => "socks4a",
             StreamProxy.Socks5 => "socks5",
             StreamProxy.HttpConnect => "http-connect",
+            StreamProxy.HttpForward => "http-forward",
             _ => "none",
         };
         string port = record.ProxyPort.ToString(CultureInfo.InvariantCulture);

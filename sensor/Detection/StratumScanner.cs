@@ -28,15 +28,22 @@ public enum StratumVerdict : byte
 /// are read, not what they mean.
 /// <para>
 /// Read: an optional chain of proxy handshakes (SOCKS4, SOCKS4a, SOCKS5 with
-/// or without username/password, HTTP CONNECT up to its empty line), each
-/// starting where the last one's tunnel starts; then blank (JSON whitespace,
-/// UTF-8 byte order marks) and JSON-RPC messages, objects or batches (arrays
-/// of objects), one after the other. In each message's object (or each
-/// object of a batch) every "method" key is read with its string value,
-/// escapes undone in both, and a value the policy names decides. Anything
-/// else where a message or handshake should start ends the scan: no
-/// Stratum. The first <see cref="ScanLimit"/> bytes at most are read; a
-/// stream still inside a message or handshake there is held.
+/// or without username/password, HTTP/1.x requests up to a CONNECT's empty
+/// line), each starting where the last one's tunnel starts; then blank (JSON
+/// whitespace, UTF-8 byte order marks) and JSON-RPC messages, objects or
+/// batches (arrays of objects), one after the other. HTTP requests are
+/// followed head after head, empty lines before each skipped; an
+/// absolute-form target's authority is kept as a CONNECT's is; a head other
+/// than a CONNECT's is followed by its Content-Length body, if any, then the
+/// next request (a chunked body is not followed). In each
+/// message's object (or each object of a batch) every "method" key, in any
+/// ASCII case, is read with its string value, escapes undone in both; the
+/// value's leading run of method characters (letters, digits, '.', '_'),
+/// folded to lower case, decides when the policy names it. Anything else
+/// where a message or handshake should start ends the scan: no Stratum. The
+/// first <see cref="ScanLimit"/> bytes at most are read; a stream still
+/// inside a message or handshake there is held, one between messages or
+/// among HTTP requests other than a CONNECT is let be.
 /// </para>
 /// </summary>
 public sealed class StratumScanner
@@ -62,7 +69,15 @@ public sealed class StratumScanner
 
     private static ReadOnlySpan<byte> MethodKey => "method"u8;
 
-    private static ReadOnlySpan<byte> ConnectVerb => "CONNECT "u8;
+    private const int ConnectLength = 7;
+    private const int HttpOtherMethod = 8;
+    private const int HeaderOther = 16;
+
+    private static ReadOnlySpan<byte> ConnectVerb => "CONNECT"u8;
+
+    private static ReadOnlySpan<byte> HttpScheme => "http://"u8;
+
+    private static ReadOnlySpan<byte> ContentLengthName => "content-length:"u8;
 
     private readonly IReadOnlyDictionary<string, StratumVerdict> methods;
     private readonly byte[] method = new byte[MethodCapacity];
@@ -79,6 +94,8 @@ public sealed class StratumScanner
     private int keyLength;
     private int methodLength;
     private int bom;
+    private uint body;
+    private int header;
 
     /// <param name="methods">
     /// The policy's methods and what each decides, as the kernel's
@@ -112,7 +129,12 @@ public sealed class StratumScanner
         Socks5DLen,
         Socks5Addr,
         Socks5Port,
-        ConnectVerb,
+        HttpMethod,
+        HttpTarget,
+        HttpAuthority,
+        HttpHeaders,
+        HttpBody,
+        HttpNext,
         ConnectAuthority,
         ConnectHeaders,
         Done,
@@ -130,10 +152,10 @@ public sealed class StratumScanner
     /// <summary>The scan is over: a verdict, or no Stratum, or the budget spent between messages.</summary>
     public bool Finished => Verdict != StratumVerdict.None || phase == Phase.Done;
 
-    /// <summary>The method that decided, decoded (UTF-8, a non-ASCII escape or NUL as U+FFFD); empty when none did.</summary>
-    public string Method => Verdict is StratumVerdict.Alert or StratumVerdict.Drop ? Encoding.UTF8.GetString(method, 0, methodLength) : "";
+    /// <summary>The method that decided, as compared: its method characters, folded to lower case; empty when none did.</summary>
+    public string Method => Verdict is StratumVerdict.Alert or StratumVerdict.Drop ? Encoding.ASCII.GetString(method, 0, methodLength) : "";
 
-    /// <summary>Proxy handshakes completed.</summary>
+    /// <summary>Proxy handshakes completed and absolute-form HTTP requests read.</summary>
     public int Proxies { get; private set; }
 
     /// <summary>The latest handshake.</summary>
@@ -155,7 +177,8 @@ public sealed class StratumScanner
     {
         phase = Phase.Head;
         depth = unicode = 0;
-        count = keyLength = methodLength = bom = proxyHostLength = 0;
+        count = keyLength = methodLength = bom = proxyHostLength = header = 0;
+        body = 0;
         top = flags = escape = role = 0;
         Verdict = StratumVerdict.None;
         DecidedAt = Offset = 0;
@@ -164,14 +187,28 @@ public sealed class StratumScanner
         ProxyAddress = ProxyAddress.None;
     }
 
-    /// <summary>The policy's methods as the kernel map holds them: each decides Drop when the rule acts, else Alert.</summary>
+    /// <summary>
+    /// The policy's methods as the kernel map holds them (ASCII folded to
+    /// lower case, as the scan compares): each decides Drop when the rule
+    /// acts, else Alert.
+    /// </summary>
     public static IReadOnlyDictionary<string, StratumVerdict> ForPolicy(IEnumerable<string> policyMethods, bool drop)
     {
         var map = new Dictionary<string, StratumVerdict>(StringComparer.Ordinal);
         foreach (string m in policyMethods)
-            map[Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(m))] = drop ? StratumVerdict.Drop : StratumVerdict.Alert;
+            map[Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(Fold(m)))] = drop ? StratumVerdict.Drop : StratumVerdict.Alert;
         return map;
     }
+
+    /// <summary>A method as the scan compares it: ASCII letters folded to lower case, every other character kept.</summary>
+    public static string Fold(string method) => string.Create(method.Length, method, static (span, m) =>
+    {
+        for (int i = 0; i < m.Length; i++)
+            span[i] = m[i] is >= 'A' and <= 'Z' ? (char)(m[i] + ('a' - 'A')) : m[i];
+    });
+
+    /// <summary>A method character (after folding): the run of these at a method value's start is what is compared.</summary>
+    public static bool IsMethodCharacter(byte c) => c is >= (byte)'a' and <= (byte)'z' or >= (byte)'0' and <= (byte)'9' or (byte)'.' or (byte)'_';
 
     /// <summary>Reads the stream's next bytes; returns <see cref="Verdict"/>. Bytes after the scan finished are ignored.</summary>
     public StratumVerdict Read(ReadOnlySpan<byte> bytes)
@@ -190,8 +227,8 @@ public sealed class StratumScanner
             }
             if (Offset == ScanLimit && phase != Phase.Done)
             {
-                // As stream_advance: after whole messages the stream is let be; inside one, or a handshake, held.
-                if (phase == Phase.Between)
+                // As stream_advance: after whole messages (or among HTTP requests) the stream is let be; inside one, or a handshake, held.
+                if (MayStop)
                 {
                     phase = Phase.Done;
                 }
@@ -209,20 +246,27 @@ public sealed class StratumScanner
     {
         if (phase == Phase.Json)
             return JsonByte(c);
-        if (phase == Phase.Head)
+        if (phase is Phase.Head or Phase.HttpNext)
         {
-            if (c == 4)
+            if (c is (byte)'\r' or (byte)'\n')
+                return StratumVerdict.None; // empty lines before a request line (or blank before a message)
+            if (c is >= (byte)'A' and <= (byte)'Z')
+            {
+                phase = Phase.HttpMethod;
+                count = c == 'C' ? 1 : HttpOtherMethod;
+                body = 0;
+            }
+            else if (phase == Phase.HttpNext)
+            {
+                phase = Phase.Done;
+            }
+            else if (c == 4)
             {
                 ProxyBegin(StreamProxy.Socks4, Phase.Socks4Cmd);
             }
             else if (c == 5)
             {
                 ProxyBegin(StreamProxy.Socks5, Phase.Socks5NMethods);
-            }
-            else if (c == 'C')
-            {
-                phase = Phase.ConnectVerb;
-                count = 1;
             }
             else
             {
@@ -237,6 +281,14 @@ public sealed class StratumScanner
             ProxyByte(c);
         return StratumVerdict.None;
     }
+
+    /// <summary>As scan_may_stop: between messages, or among HTTP requests other than a CONNECT.</summary>
+    private bool MayStop => phase switch
+    {
+        Phase.Between or Phase.HttpTarget or Phase.HttpAuthority or Phase.HttpHeaders or Phase.HttpBody or Phase.HttpNext => true,
+        Phase.HttpMethod => count == HttpOtherMethod,
+        _ => false,
+    };
 
     private void BlankByte(byte c)
     {
@@ -369,16 +421,28 @@ public sealed class StratumScanner
         _ => 0x100,
     };
 
+    private static byte AsciiLower(byte c) => c is >= (byte)'A' and <= (byte)'Z' ? (byte)(c + ('a' - 'A')) : c;
+
+    private StratumVerdict MethodEnd()
+    {
+        role = RoleNone;
+        if (methodLength > 0 && methodLength < MethodCapacity
+            && methods.TryGetValue(Encoding.Latin1.GetString(method, 0, methodLength), out StratumVerdict verdict))
+            return verdict;
+        return StratumVerdict.None;
+    }
+
     private StratumVerdict StringByte(byte c)
     {
-        if (c == 0)
-            c = 0xFF;
+        c = AsciiLower(c);
         if (role == RoleKey)
         {
             keyLength = keyLength < MethodKeyLength && c == MethodKey[keyLength] ? keyLength + 1 : KeyMismatch;
         }
         else if (role == RoleMethod)
         {
+            if (!IsMethodCharacter(c))
+                return MethodEnd();
             if (methodLength < MethodCapacity - 1)
                 method[methodLength++] = c;
             else
@@ -394,10 +458,7 @@ public sealed class StratumScanner
         role = RoleNone;
         if (ended == RoleKey && keyLength == MethodKeyLength)
             flags |= KeyIsMethod;
-        if (ended == RoleMethod && methodLength > 0 && methodLength < MethodCapacity
-            && methods.TryGetValue(Encoding.Latin1.GetString(method, 0, methodLength), out StratumVerdict verdict))
-            return verdict;
-        return StratumVerdict.None;
+        return ended == RoleMethod ? MethodEnd() : StratumVerdict.None;
     }
 
     private void ProxyBegin(StreamProxy kind, Phase next)
@@ -527,16 +588,54 @@ public sealed class StratumScanner
                     count = 2;
                 }
                 return;
-            case Phase.ConnectVerb:
-                if (c != ConnectVerb[count])
+            case Phase.HttpMethod:
+                if (c == ' ')
+                {
+                    if (count == ConnectLength)
+                    {
+                        ProxyBegin(StreamProxy.HttpConnect, Phase.ConnectAuthority);
+                        ProxyAddress = ProxyAddress.Authority;
+                    }
+                    else
+                    {
+                        phase = Phase.HttpTarget;
+                        count = 0;
+                    }
+                }
+                else if (c is >= (byte)'A' and <= (byte)'Z' or (byte)'-' or (byte)'_')
+                {
+                    count = count < ConnectLength && c == ConnectVerb[count] ? count + 1 : HttpOtherMethod;
+                }
+                else
                 {
                     phase = Phase.Done;
+                }
+                return;
+            case Phase.HttpTarget:
+                if (count < HttpScheme.Length && AsciiLower(c) == HttpScheme[count])
+                {
+                    if (++count == HttpScheme.Length)
+                    {
+                        ProxyBegin(StreamProxy.HttpForward, Phase.HttpAuthority);
+                        ProxyAddress = ProxyAddress.Authority;
+                    }
                     return;
                 }
-                if (++count == ConnectVerb.Length)
+                phase = Phase.HttpHeaders;
+                count = c == '\n' ? 1 : 0;
+                header = c == '\n' ? 0 : HeaderOther;
+                return;
+            case Phase.HttpAuthority:
+                if (c is (byte)'/' or (byte)'?' or (byte)'#' or (byte)' ' or (byte)'\r' or (byte)'\n')
                 {
-                    ProxyBegin(StreamProxy.HttpConnect, Phase.ConnectAuthority);
-                    ProxyAddress = ProxyAddress.Authority;
+                    Proxies++; // the destination asked for: evidence, recorded as a handshake's
+                    phase = Phase.HttpHeaders;
+                    count = c == '\n' ? 1 : 0;
+                    header = c == '\n' ? 0 : HeaderOther;
+                }
+                else
+                {
+                    ProxyHostByte(c);
                 }
                 return;
             case Phase.ConnectAuthority:
@@ -550,8 +649,42 @@ public sealed class StratumScanner
                     ProxyHostByte(c);
                 }
                 return;
+            case Phase.HttpHeaders:
+                // Another request's head ends so too; its Content-Length says how much body to skip to the next
+                // request (a chunked body is not followed: read as a request line, it ends the scan).
+                if (c == '\n')
+                {
+                    header = 0;
+                    if (++count == 2)
+                        phase = body != 0 ? Phase.HttpBody : Phase.HttpNext;
+                    return;
+                }
+                if (c == '\r')
+                    return;
+                count = 0;
+                if (header < ContentLengthName.Length)
+                {
+                    header = AsciiLower(c) == ContentLengthName[header] ? header + 1 : HeaderOther;
+                }
+                else if (header == ContentLengthName.Length)
+                {
+                    if (c is >= (byte)'0' and <= (byte)'9')
+                    {
+                        if (body < ScanLimit) // past the budget, the exact length matters not
+                            body = body * 10 + (uint)(c - '0');
+                    }
+                    else if (c is not ((byte)' ' or (byte)'\t'))
+                    {
+                        header = HeaderOther;
+                    }
+                }
+                return;
+            case Phase.HttpBody:
+                if (--body == 0)
+                    phase = Phase.HttpNext;
+                return;
             case Phase.ConnectHeaders:
-                // The request ends at an empty line: "\r\n\r\n", or "\n\n".
+                // The request ends at an empty line: "\r\n\r\n", or "\n\n"; the tunnel opens.
                 if (c == '\n')
                 {
                     if (++count == 2)

@@ -11,9 +11,11 @@ namespace Guard.Tests.Kernel;
 /// <summary>
 /// Stratum as a miner's author would hide it, sent by a python3 stand-in to
 /// a loopback "pool" in a private network namespace: before the login, a
-/// newline or a byte order mark; the method written with escapes; a batch;
-/// the method past byte 256; a harmless message first; SOCKS4, 4a and 5 and
-/// HTTP CONNECT first; the socket reconnected; TCP Fast Open; the line
+/// newline or a byte order mark; the method written with escapes; the key
+/// in another case, the method in another case, with a suffix or a NUL; a
+/// batch; the method past byte 256; a harmless message first; SOCKS4, 4a and
+/// 5 and HTTP CONNECT first (after empty lines, or after other HTTP
+/// requests, one with a body); the socket reconnected; TCP Fast Open; the line
 /// completed long after its first bytes. Each time none of the method's
 /// bytes reach the pool, the sender is killed and there is an alert. Then
 /// ordinary traffic shaped like it passes untouched.
@@ -161,6 +163,16 @@ public sealed class StratumEvasionTests
         ["the socket reconnected"] = new("plain", [Connect(HarmlessPort), Send([(byte)'x']), Sleep(0.1), new { op = "unspec" }, Connect(PoolPort), Send(Login())]),
         ["tcp fast open"] = new("plain", [new { op = "tfo", port = PoolPort, data = Convert.ToBase64String(Login()) }]),
         ["completed after 400 ms, the first bytes let through"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"jsonrpc\":\"2.0\",")), Sleep(0.4), Send(Encoding.UTF8.GetBytes("\"method\":\"login\",\"params\":{}}\n"))]),
+        // Spellings real pool servers read as the method (Go and Json.NET match keys in any case, ckpool a
+        // method's prefix in any case, a C server with strcmp stops at a NUL).
+        ["the key in another case"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"jsonrpc\":\"2.0\",\"Method\":\"login\",\"params\":{\"login\":\"x\",\"pass\":\"x\"}}\n"))]),
+        ["the method in upper case"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"method\":\"MINING.SUBSCRIBE\",\"params\":[\"cgminer/4.10\"]}\n"))]),
+        ["the method with a suffix"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"method\":\"mining.subscribe/cgminer\",\"params\":[\"cgminer/4.10\"]}\n"))]),
+        ["a NUL after the method"] = new("plain", [Connect(PoolPort), Send(Login("\"login\\u0000\""))]),
+        // HTTP request forms a forward proxy reads before a CONNECT.
+        ["an empty line before http connect"] = new("http", [Connect(PoolPort), Send(Bytes("\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
+        ["a GET, then http connect"] = new("http", [Connect(PoolPort), Send(Bytes("GET http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
+        ["a request with a body, then http connect"] = new("http", [Connect(PoolPort), Send(Bytes("POST http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\nContent-Length: 5\r\n\r\nhello\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n"), reply: true), Send(SocksLogin)]),
         ["the method split, completed after 400 ms"] = new("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"lo")), Sleep(0.4), Send(Encoding.UTF8.GetBytes("gin\",\"params\":{}}\n"))]),
     };
 
@@ -238,6 +250,22 @@ public sealed class StratumEvasionTests
     }
 
     [Fact]
+    public void AnAbsoluteFormRequestForAPoolDomainIsAFindingInItself()
+    {
+        using var dir = new TempDir();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        // A forward proxy asked for a pool by an absolute-form target: the destination says enough.
+        object[] steps = [Connect(PoolPort), Send(Bytes("GET http://pool.supportxmr.com:3333/ HTTP/1.1\r\nHost: pool.supportxmr.com:3333\r\n\r\n"), reply: true)];
+        (int exit, bool survived, _) = RunInNamespace(dir, "http", steps, [PoolPort]);
+        Assert.Equal(137, exit);
+        Assert.False(survived);
+        RecordedEvent alert = sensor.WaitFor("pool-sni alert", e => e.Action == "pool-sni");
+        JsonElement evidence = alert.Json.GetProperty("guard").GetProperty("finding").GetProperty("evidence");
+        Assert.Equal("http-forward pool.supportxmr.com:3333", evidence.GetProperty("proxy").GetString());
+        Assert.Equal("supportxmr.com", evidence.GetProperty("pool_domain").GetString());
+    }
+
+    [Fact]
     public void AFirstMessageLongerThanTheScanIsHeldAndReported()
     {
         using var dir = new TempDir();
@@ -261,6 +289,8 @@ public sealed class StratumEvasionTests
         ["JSON-RPC 2.0 over TCP, a method and a method in params"] = ("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"server.version\",\"params\":[\"electrum\",\"1.4\"]}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"workspace/executeCommand\",\"params\":{\"method\":\"login\",\"submit\":true}}\n"))]),
         ["a Jupyter kernel's ZeroMQ greeting"] = ("plain", [Connect(PoolPort), Send(Bytes(0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0, "NULL", new byte[16], 0, new byte[31]))]),
         ["a Jupyter server's execute request over a WebSocket upgrade"] = ("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("GET /api/kernels/1/channels HTTP/1.1\r\nHost: localhost:8888\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))]),
+        ["keep-alive requests to a forward proxy"] = ("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("GET http://deb.debian.org/debian/dists/trixie/InRelease HTTP/1.1\r\nHost: deb.debian.org\r\n\r\n\r\nGET http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3_amd64.deb HTTP/1.1\r\nHost: deb.debian.org\r\n\r\n"))]),
+        ["a JSON-RPC call in another case that no pool names"] = ("plain", [Connect(PoolPort), Send(Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"id\":1,\"Method\":\"eth_blockNumber\",\"params\":[]}\n{\"id\":2,\"method\":\"INITIALIZE/x\"}\n"))]),
         ["HTTPS through HTTP CONNECT"] = ("http", [Connect(PoolPort), Send(Bytes("CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n"), reply: true), Send(Records.TlsClientHello("pypi.org"))]),
         ["HTTP through SOCKS5"] = ("socks5", [Connect(PoolPort), Send([5, 1, 0], reply: true), Send(Bytes(5, 1, 0, 3, 8, "pypi.org", 0, 80), reply: true), Send(Encoding.UTF8.GetBytes("GET /simple/ HTTP/1.1\r\nHost: pypi.org\r\n\r\n"))]),
     };

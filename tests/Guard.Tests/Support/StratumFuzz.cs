@@ -19,11 +19,14 @@ public static class StratumFuzz
         // near misses
         "logi", "logins", "Login", "mining.subscrib", "mining_subscribe", "eth_getwork", "submit ", " login", "initialize",
         "textDocument/didOpen", "server.version", "", "x", new string('m', 31), "mining.extranonce.subscribe.more.than.31",
+        // spellings pools accept: another case, a suffix after a character no method has, a NUL
+        "MINING.SUBSCRIBE", "Mining.Authorize", "mining.subscribe/cgminer", "login\0", "submit x", "LOGIN\0\0", "eth_SUBMITWORK", "keepalived\u00e9",
+        "mining.subscribex", "login.x", "getjob_",
     ];
 
-    private static readonly string[] KeyNames = ["method", "method", "method", "methods", "Method", "metho", "id", "params", "jsonrpc", ""];
+    private static readonly string[] KeyNames = ["method", "method", "method", "methods", "Method", "METHOD", "mEtHod", "metho", "id", "params", "jsonrpc", ""];
 
-    private const string JsonAlphabet = "{}[]\":,\\ \t\r\nu0123456789abcdefABCDEFmethodlginsubcr.-_/tnfr";
+    private const string JsonAlphabet = "{}[]\":,\\ \t\r\nu0123456789abcdefABCDEFmethodlginsubcr.-_/tnfrMETHODLOGINCT:p";
 
     public static byte[] Stream(Random r)
     {
@@ -128,13 +131,36 @@ public static class StratumFuzz
             1 => [5, 2, 0, 2, 1, 4, .. "user"u8, 4, .. "pass"u8, 5, 1, 0, 1, 10, 0, 0, 7, 0x0D, 0x05],
             2 => [5, 1, 0, 5, 1, 0, 4, .. new byte[15], 1, 0x0D, 0x05],
             3 => r.Next(2) == 0 ? [4, 1, 0x0D, 0x05, 10, 0, 0, 7, .. "id"u8, 0] : [4, 1, 0x0D, 0x05, 0, 0, 0, 1, 0, .. name, 0],
-            _ => Encoding.ASCII.GetBytes($"CONNECT {Encoding.ASCII.GetString(name)}:3333 HTTP/1.1\r\nHost: x\r\n{(r.Next(2) == 0 ? "\r\n" : "\n")}"),
+            _ => Encoding.ASCII.GetBytes(Http(r) + $"CONNECT {Encoding.ASCII.GetString(name)}:3333 HTTP/1.1\r\nHost: x\r\n{(r.Next(2) == 0 ? "\r\n" : "\n")}"),
         };
         return r.Next(5) == 0 ? [.. handshake, .. Proxy(r)] : handshake;
     }
 
-    private static byte[] Benign(Random r) => r.Next(4) switch
+    /// <summary>What may come before a CONNECT: nothing, empty lines, or other requests (origin- or absolute-form) each after its empty lines.</summary>
+    private static string Http(Random r) => string.Concat(Enumerable.Range(0, r.Next(3) == 0 ? r.Next(1, 4) : 0).Select(_ => (r.Next(2) == 0 ? "" : r.Next(2) == 0 ? "\r\n" : "\n\n") + r.Next(4) switch
     {
+        0 => "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        1 => $"GET http://{(r.Next(2) == 0 ? "pool.example.org:3333" : new string('h', r.Next(1, 90)))}/x HTTP/1.1\r\n\r\n",
+        2 => "HEAD HTTP://127.0.0.2?q HTTP/1.0\n\n",
+        3 => Body(r),
+        _ => "OPTIONS * HTTP/1.1\r\nX-Y: z\r\n\r\n",
+    })) + (r.Next(4) == 0 ? "\r\n" : "");
+
+    /// <summary>A request with a body: its Content-Length right, or off by a little, or chunked (not followed).</summary>
+    private static string Body(Random r)
+    {
+        string body = r.Next(2) == 0 ? "CONNECT x:1 HTTP/1.1\r\n\r\n" : new string('b', r.Next(0, 300));
+        return r.Next(6) switch
+        {
+            0 => $"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n",
+            1 => $"PUT http://pool.example.org:3333/ HTTP/1.1\r\nContent-Length: {body.Length + r.Next(-2, 3)}\r\n\r\n{body}",
+            _ => $"POST /u HTTP/1.1\r\n{(r.Next(2) == 0 ? "Content-Length" : "content-LENGTH")}:{new string(' ', r.Next(3))}{body.Length}\r\nX: y\r\n\r\n{body}",
+        };
+    }
+
+    private static byte[] Benign(Random r) => r.Next(5) switch
+    {
+        4 => Encoding.UTF8.GetBytes(Http(r) + "GET http://deb.debian.org/debian/ HTTP/1.1\r\nHost: deb.debian.org\r\n\r\n" + (r.Next(2) == 0 ? Message(r) : "")),
         0 => Encoding.UTF8.GetBytes("POST /rpc HTTP/1.1\r\nContent-Type: application/json\r\n\r\n" + Message(r)),
         1 => Encoding.UTF8.GetBytes("Content-Length: 40\r\n\r\n" + Message(r)),
         2 => Records.TlsClientHello("pool.example.org"),

@@ -153,6 +153,23 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void StratumMethodsAreWhatTheScanCanCompare()
+    {
+        var errors = new List<PolicyError>();
+        Policy policy = Parse("[indicators]\nstratum_methods = [\"Mining.Subscribe\", \"eth_getWork\"]\n", errors);
+        Assert.Empty(errors);
+        Assert.Equal([StratumVerdict.Drop, StratumVerdict.Drop], [.. StratumScanner.ForPolicy(policy.Indicators.StratumMethods, drop: true).Values]);
+        Assert.Equal(["mining.subscribe", "eth_getwork"], [.. StratumScanner.ForPolicy(policy.Indicators.StratumMethods, drop: true).Keys]);
+
+        // A method is compared up to its first character other than a letter, digit, '.' or '_': one with such a character never matches.
+        Parse("[indicators]\nstratum_methods = [\"textDocument/didOpen\", \"mining subscribe\", \"" + new string('m', 32) + "\"]\n", errors);
+        Assert.Equal(3, errors.Count);
+        Assert.Contains("must be letters, digits", errors[0].ToString(), StringComparison.Ordinal);
+        Assert.Contains("must be letters, digits", errors[1].ToString(), StringComparison.Ordinal);
+        Assert.Contains("at most 31 characters", errors[2].ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void UnitsAreJobsOnlyWhereThePolicyNamesThem()
     {
         Assert.Empty(PolicyLoader.BuiltIn.Jobs.Units);

@@ -51,7 +51,7 @@ public sealed class StratumScannerTests
         {
             StratumScanner scanner = Scan(Encoding.UTF8.GetBytes(line + "\n"), pieces);
             Assert.Equal(StratumVerdict.Drop, scanner.Verdict);
-            Assert.Equal(method, scanner.Method);
+            Assert.Equal(StratumScanner.Fold(method), scanner.Method);
             int close = line.IndexOf("\"" + method + "\"", StringComparison.Ordinal) + method.Length + 1;
             Assert.Equal(close, scanner.DecidedAt);
         }
@@ -76,6 +76,76 @@ public sealed class StratumScannerTests
     [InlineData("{\"method\":1,\"x\":\"y\",\"method\":\"getjob\"}\n")] // a second "method" key: parsers keep the last
     public void StratumAPoolStillParsesIsDecided(string stream) => Assert.Equal(StratumVerdict.Drop, Scan(stream).Verdict);
 
+    /// <summary>
+    /// Spellings real pool servers read as the method: a key in another case
+    /// (Go's encoding/json, Json.NET), a method in another case or with a
+    /// suffix (ckpool's cmdmatch, a case-insensitive prefix match), a NUL or
+    /// other terminator after it (strcmp in a C server). Each is decided at
+    /// the byte that ends the method's run of method characters, naming the
+    /// method as compared.
+    /// </summary>
+    [Theory]
+    [InlineData("{\"id\":1,\"jsonrpc\":\"2.0\",\"Method\":\"login\",\"params\":{}}\n", "\"login\"", "login")]
+    [InlineData("{\"id\":1,\"METHOD\":\"login\"}\n", "\"login\"", "login")]
+    [InlineData("{\"id\":1,\"mEtHoD\":\"submit\"}\n", "\"submit\"", "submit")]
+    [InlineData("{\"id\":1,\"\\u004Dethod\":\"getjob\"}\n", "\"getjob\"", "getjob")]
+    [InlineData("{\"id\":1,\"method\":\"MINING.SUBSCRIBE\",\"params\":[\"cgminer/4.10\"]}\n", "\"MINING.SUBSCRIBE\"", "mining.subscribe")]
+    [InlineData("{\"id\":1,\"method\":\"Mining.Authorize\"}\n", "\"Mining.Authorize\"", "mining.authorize")]
+    [InlineData("{\"id\":1,\"method\":\"eth_SUBMITLOGIN\"}\n", "\"eth_SUBMITLOGIN\"", "eth_submitlogin")]
+    [InlineData("{\"id\":1,\"method\":\"mining.subscribe/cgminer\",\"params\":[]}\n", "\"mining.subscribe/", "mining.subscribe")]
+    [InlineData("{\"id\":1,\"method\":\"mining.submit x\"}\n", "\"mining.submit ", "mining.submit")]
+    [InlineData("{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\\u0000\",\"params\":{}}\n", "\"login\\u0000", "login")]
+    [InlineData("{\"id\":1,\"method\":\"login\\u0000anything\"}\n", "\"login\\u0000", "login")]
+    [InlineData("{\"id\":1,\"method\":\"submit\\n\"}\n", "\"submit\\n", "submit")]
+    [InlineData("{\"id\":1,\"method\":\"LOG\\u0049N\\/x\"}\n", "\"LOG\\u0049N\\/", "login")]
+    [InlineData("{\"id\":1,\"method\":\"keepalived\u00e9\"}\n", "\"keepalived\u00e9", "keepalived")] // a raw UTF-8 byte ends it
+    public void MethodSpellingsPoolsAcceptAreDecidedWhereTheMethodEnds(string stream, string through, string method)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(stream);
+        int end = Encoding.UTF8.GetByteCount(stream[..(stream.IndexOf(through, StringComparison.Ordinal) + through.Length - 1)]); // the last character's first byte
+        foreach (int pieces in new[] { 1, 4, bytes.Length })
+        {
+            StratumScanner scanner = Scan(bytes, pieces);
+            Assert.Equal(StratumVerdict.Drop, scanner.Verdict);
+            Assert.Equal(method, scanner.Method);
+            Assert.Equal(end, scanner.DecidedAt);
+        }
+    }
+
+    /// <summary>
+    /// JSON-RPC that is no mining: language servers, Ethereum and Bitcoin
+    /// nodes' ordinary calls, Electrum, the Model Context Protocol, and
+    /// methods that only start like a policy's with more method characters.
+    /// Folding case and cutting at the first other byte makes none of them one.
+    /// </summary>
+    [Theory]
+    [InlineData("initialize")]
+    [InlineData("textDocument/didOpen")]
+    [InlineData("$/cancelRequest")]
+    [InlineData("window/logMessage")]
+    [InlineData("tools/call")]
+    [InlineData("notifications/initialized")]
+    [InlineData("eth_blockNumber")]
+    [InlineData("eth_getBalance")]
+    [InlineData("eth_sendRawTransaction")]
+    [InlineData("eth_subscribe")]
+    [InlineData("net_version")]
+    [InlineData("getblockchaininfo")]
+    [InlineData("submitblock")]
+    [InlineData("submitpackage")]
+    [InlineData("server.version")]
+    [InlineData("blockchain.scripthash.subscribe")]
+    [InlineData("Auth.Login")]
+    [InlineData("loginUser")]
+    [InlineData("mining.subscribed")]
+    [InlineData("getjobs")]
+    [InlineData("mining_submit")]
+    public void BenignJsonRpcMethodsInAnyCaseAreNoStratum(string method)
+    {
+        foreach (string spelling in new[] { method, method.ToUpperInvariant(), method + "\\u0000", method + "/x" })
+            Assert.Equal(StratumVerdict.None, Scan("{\"jsonrpc\":\"2.0\",\"id\":1,\"Method\":\"" + spelling + "\",\"params\":[]}\n").Verdict);
+    }
+
     [Fact]
     public void TheMethodAfterALongParamsObjectPastByte256IsDecided()
     {
@@ -98,6 +168,12 @@ public sealed class StratumScannerTests
             { "http connect", Bytes("CONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\nProxy-Authorization: Basic eDp4\r\n\r\n", login), "http-connect pool.example.org:3333" },
             { "http connect, bare newlines", Bytes("CONNECT 10.0.0.7:3333 HTTP/1.0\n\n", login), "http-connect 10.0.0.7:3333" },
             { "socks5 through http connect", Bytes("CONNECT proxy2:1080 HTTP/1.1\r\n\r\n", 5, 1, 0, 5, 1, 0, 3, 16, "pool.example.org", 0x0D, 0x05, "\n", login), "socks5 pool.example.org:3333" },
+            { "crlf before connect", Bytes("\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n", login), "http-connect pool.example.org:3333" },
+            { "empty lines before connect", Bytes("\n\r\n\n\r\nCONNECT 10.0.0.7:3333 HTTP/1.1\n\n", login), "http-connect 10.0.0.7:3333" },
+            { "get, then connect", Bytes("GET http://127.0.0.2/ HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n", login), "http-connect pool.example.org:3333" },
+            { "origin-form requests, then connect", Bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\nHEAD /x?y HTTP/1.0\n\nOPTIONS * HTTP/1.1\r\n\r\nCONNECT [::1]:3333 HTTP/1.1\r\n\r\n", login), "http-connect [::1]:3333" },
+            { "a request with a body, then connect", Bytes("POST http://a.example/ HTTP/1.1\r\nX-Content-Length: 99\r\ncontent-LENGTH:  12\r\n\r\nCONNECT x:1 GET / HTTP/1.1\r\n\r\nCONNECT pool.example.org:3333 HTTP/1.1\r\n\r\n", login), "http-connect pool.example.org:3333" },
+            { "connect, then a request in the tunnel, then connect", Bytes("CONNECT proxy2:8080 HTTP/1.1\r\n\r\nGET http://x/ HTTP/1.1\r\n\r\nCONNECT pool.example.org:443 HTTP/1.1\r\n\r\n", login), "http-connect pool.example.org:443" },
         };
     }
 
@@ -135,6 +211,57 @@ public sealed class StratumScannerTests
     [InlineData("CONNECTING {\"method\":\"login\"}")]
     [InlineData("\uFEFF\uFEFFx")]
     public void OrdinaryTrafficIsNoStratum(string stream) => Assert.Equal(StratumVerdict.None, Scan(stream).Verdict);
+
+    [Theory]
+    [InlineData("GET http://pool.example.org:3333/ HTTP/1.1\r\nHost: pool.example.org:3333\r\n\r\n", "http-forward pool.example.org:3333")]
+    [InlineData("\r\nPOST HTTP://10.0.0.7:8080?x HTTP/1.1\r\n\r\n", "http-forward 10.0.0.7:8080")]
+    [InlineData("GET / HTTP/1.1\r\n\r\nGET http://[::1]:3333#f HTTP/1.1\n\n", "http-forward [::1]:3333")]
+    [InlineData("GET http://pool.example.org HTTP/1.0\r\n\r\n", "http-forward pool.example.org")]
+    public void AnAbsoluteFormTargetIsKeptAsTheDestinationAskedFor(string stream, string destination)
+    {
+        StratumScanner scanner = Scan(stream);
+        Assert.Equal(StratumVerdict.None, scanner.Verdict);
+        Assert.Equal(1, scanner.Proxies);
+        Assert.Equal(StreamProxy.HttpForward, scanner.Proxy);
+        var record = new StreamRecord { Proxy = scanner.Proxy, ProxyAddress = scanner.ProxyAddress, ProxyHostLength = (byte)scanner.ProxyHost.Length };
+        scanner.ProxyHost.CopyTo(record.ProxyHost);
+        Assert.Equal(destination, StratumFindings.ProxyText(record));
+        Assert.False(scanner.Finished); // the next request is still read
+    }
+
+    [Theory]
+    [InlineData("GET / HTTP/1.1\r\n\r\n{\"id\":1,\"method\":\"login\"}\n")] // a body (or anything else) after a head is no request
+    [InlineData("GET http://a/ HTTP/1.1\r\nContent-Length: 25\r\n\r\n{\"id\":1,\"method\":\"login\"}{}")] // a body skipped is not read; what follows is no request
+    [InlineData("POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nCONNECT p:1 HTTP/1.1\r\n\r\n")] // a chunked body is not followed
+    [InlineData("get / HTTP/1.1\r\n\r\n")]
+    [InlineData("GET\t/ HTTP/1.1\r\n\r\n")]
+    [InlineData("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")]
+    public void AnHttpStreamWithoutAConnectEndsWithoutAVerdict(string stream)
+    {
+        StratumScanner scanner = Scan(stream);
+        Assert.Equal(StratumVerdict.None, scanner.Verdict);
+        Assert.Equal(0, scanner.Proxies - (stream.Contains("http://", StringComparison.Ordinal) ? 1 : 0));
+        Assert.True(scanner.Finished);
+    }
+
+    [Fact]
+    public void ABodyRunningPastTheLimitLetsTheRestBe()
+    {
+        StratumScanner scanner = Scan(Bytes("POST /upload HTTP/1.1\r\nContent-Length: 123456789012\r\n\r\n", new string('{', StratumScanner.ScanLimit)));
+        Assert.Equal(StratumVerdict.None, scanner.Verdict);
+        Assert.True(scanner.Finished);
+    }
+
+    [Fact]
+    public void KeepAliveRequestsUpToTheLimitLetTheRestBe()
+    {
+        string request = "GET /index.html HTTP/1.1\r\nHost: a.example\r\nUser-Agent: x\r\n\r\n";
+        string stream = string.Concat(Enumerable.Repeat(request, StratumScanner.ScanLimit / request.Length + 1)) + "CONNECT pool:3333 HTTP/1.1\r\n\r\n" + Login;
+        StratumScanner scanner = Scan(Encoding.UTF8.GetBytes(stream), pieces: 7);
+        Assert.Equal(StratumVerdict.None, scanner.Verdict);
+        Assert.True(scanner.Finished);
+        Assert.Equal(StratumScanner.ScanLimit, scanner.Offset);
+    }
 
     [Fact]
     public void ATlsClientHelloEndsTheScanAtItsFirstByte()
