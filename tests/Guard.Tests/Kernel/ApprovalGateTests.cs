@@ -252,7 +252,7 @@ public sealed class ApprovalGateTests : IDisposable
                 watchLines.Enqueue(line);
         };
         watch.BeginOutputReadLine();
-        Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id) && File.Exists(ApprovalChannel.ListFile)), "guard watch to confine the job", 30_000);
+        Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && PinnedConfinement.Confines(id) && File.Exists(ApprovalChannel.ListFile)), "guard watch to confine the job", 30_000);
         if (watch.HasExited)
             Assert.Fail("guard watch exited: " + watch.StandardError.ReadToEnd());
     }
@@ -266,11 +266,6 @@ public sealed class ApprovalGateTests : IDisposable
         watch.WaitForExit(); // the output's last lines are read
     }
 
-    private static bool ConfinedNow(ulong cgroupId)
-    {
-        using ConfineKernel? kernel = ConfineKernel.OpenPinned();
-        return kernel is not null && kernel.Cgroups().Any(c => c.CgroupId == cgroupId);
-    }
 
     private static (int Exit, string Out, string Err) Cli(params string[] args)
     {

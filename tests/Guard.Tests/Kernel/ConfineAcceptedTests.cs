@@ -310,7 +310,7 @@ public sealed class ConfineAcceptedTests : IDisposable
         using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--policy", policy);
         try
         {
-            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id)), "guard watch to confine the job", 30_000);
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && PinnedConfinement.Confines(id)), "guard watch to confine the job", 30_000);
             if (watch.HasExited)
                 Assert.Fail("guard watch exited: " + watch.StandardError.ReadToEnd());
             // Confined at its start, with the job's accepted sockets marked before its first event is read.
@@ -328,11 +328,6 @@ public sealed class ConfineAcceptedTests : IDisposable
         }
     }
 
-    private static bool ConfinedNow(ulong cgroupId)
-    {
-        using ConfineKernel? kernel = ConfineKernel.OpenPinned();
-        return kernel is not null && kernel.Cgroups().Any(c => c.CgroupId == cgroupId);
-    }
 
     public void Dispose()
     {

@@ -778,7 +778,7 @@ public sealed class ConfineTests : IDisposable
         using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "exec", "--policy", policy);
         try
         {
-            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(id)), "guard watch to confine the job", 30_000);
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && PinnedConfinement.Confines(id)), "guard watch to confine the job", 30_000);
             if (watch.HasExited)
                 Assert.Fail("guard watch exited: " + watch.StandardError.ReadToEnd());
             watch.Kill(); // SIGKILL: nothing is handed over or cleaned up
@@ -883,7 +883,7 @@ public sealed class ConfineTests : IDisposable
         using Process watch = Run.Start(Run.GuardExecutable, "watch", "--output", "json", "--type", "alert", "--policy", policy);
         try
         {
-            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && ConfinedNow(Libc.InodeOf(cgroups.DirectoryOf(running))!.Value)), "guard watch to confine the running job", 30_000);
+            Run.WaitFor(() => watch.HasExited || (ConfineKernel.Attached && PinnedConfinement.Confines(Libc.InodeOf(cgroups.DirectoryOf(running))!.Value)), "guard watch to confine the running job", 30_000);
             Assert.False(watch.HasExited, "guard watch exited: " + (watch.HasExited ? watch.StandardError.ReadToEnd() : ""));
             Thread.Sleep(1000); // its event loop running
             // The job cgroup is made after the sensor started: confined at its first exec (date's).
@@ -908,11 +908,6 @@ public sealed class ConfineTests : IDisposable
         }
     }
 
-    private static bool ConfinedNow(ulong cgroupId)
-    {
-        using ConfineKernel? kernel = ConfineKernel.OpenPinned();
-        return kernel is not null && kernel.Cgroups().Any(c => c.CgroupId == cgroupId);
-    }
 
     public void Dispose()
     {
