@@ -766,7 +766,7 @@ static long scan_run_byte(__u32 i, void *ctx)
  * that leaves the stream inside a method's value, and any resending of it,
  * until the closing quote decides (so none of a method leaves before the
  * verdict); a segment whose TCP header cannot be read. A segment with new
- * bytes and urgent data before the head is read holds the stream.
+ * bytes and urgent data while they would be judged holds the stream.
  */
 static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_location *loc, struct stream_state *st,
 					  void *scratch, __u32 head_len, struct stream_step *step)
@@ -775,8 +775,10 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 	struct tcp_segment seg;
 	__u32 data_seq, n, zero = 0;
 	__s32 behind;
+	bool scanning;
 
 	step->len = 0;
+	step->decided_at = 0;
 	step->decided = 0;
 	if (stream_settled(st, head_len))
 		return stream_verdict_return(st);
@@ -800,14 +802,18 @@ static __always_inline int stream_advance(struct __sk_buff *skb, struct l4_locat
 	step->len = n;
 	step->at = seg.payload_offset + behind;
 
-	if (seg.urg) {
+	scanning = st->scan.phase != SCAN_DONE && st->offset < GUARD_SCAN_LIMIT;
+	if (seg.urg && (scanning || head_len > GUARD_PAYLOAD_LEN)) {
 		/* Urgent data (MSG_OOB): the receiver takes the byte before the
 		 * urgent pointer out of the stream, or leaves it inline
 		 * (SO_OOBINLINE), as it chooses, so no one reading of these bytes
-		 * is the one the peer reads. A head still being read is held. */
+		 * is the one the peer reads. Held while they are judged: the scan
+		 * is open, or a TLS head is read for its SNI (guard.bpf.c reports
+		 * GUARD_TLS_HEAD_LEN of one). Other streams' urgent data (an FTP
+		 * abort, telnet) passes. */
 		st->verdict = GUARD_STRATUM_HOLD;
 		step->decided_at = st->offset;
-	} else if (st->scan.phase != SCAN_DONE && st->offset < GUARD_SCAN_LIMIT) {
+	} else if (scanning) {
 		run.skb = skb;
 		run.scan = &st->scan;
 		run.chunk = bpf_map_lookup_elem(scratch, &zero);

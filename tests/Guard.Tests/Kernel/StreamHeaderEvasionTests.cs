@@ -64,10 +64,13 @@ public sealed class StreamHeaderEvasionTests
     private static readonly string Login = "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"x\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0\"}}\n";
 
     /// <summary>Runs the pool and the client in a private network namespace: the client's exit status, whether it said it survived, what the pool read.</summary>
-    private static (int Exit, bool Survived, byte[] Received) Run(TempDir dir, string host, string option, params (string Text, bool Urgent)[] parts)
+    private static (int Exit, bool Survived, byte[] Received) Run(TempDir dir, string host, string option, params (string Text, bool Urgent)[] parts) =>
+        Run(dir, host, option, [.. parts.Select(p => (Encoding.UTF8.GetBytes(p.Text), p.Urgent))]);
+
+    private static (int Exit, bool Survived, byte[] Received) Run(TempDir dir, string host, string option, (byte[] Data, bool Urgent)[] parts)
     {
         string received = Path.Combine(dir.Path, "received");
-        string args = string.Join(' ', parts.Select(p => (p.Urgent ? "!" : "") + Convert.ToBase64String(Encoding.UTF8.GetBytes(p.Text))));
+        string args = string.Join(' ', parts.Select(p => (p.Urgent ? "!" : "") + Convert.ToBase64String(p.Data)));
         string script = $"ip link set lo up; {Support.Run.Python} {dir.File("pool.py", Pool)} {received} {host} & " +
             $"{Support.Run.Python} {dir.File("client.py", Client)} {received} {host} {option} {args}; echo client=$?; wait";
         using Process ns = Support.Run.Start("unshare", "--net", "/bin/sh", "-c", script);
@@ -92,6 +95,38 @@ public sealed class StreamHeaderEvasionTests
         Assert.Equal(before, Encoding.UTF8.GetString(got));
         RecordedEvent alert = sensor.WaitFor("hold alert", e => e.Action == "stratum");
         Assert.Contains("urgent data", alert.Json.GetProperty("rule").GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AByteSentAsUrgentDataInsideAClientHelloHoldsIt()
+    {
+        using var dir = new TempDir();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        // One urgent byte inside the server name: the sensor would read pool.supportxQmr.com, the server pool.supportxmr.com.
+        byte[] hello = Records.TlsClientHello("pool.supportxmr.com");
+        int cut = hello.AsSpan().IndexOf("xmr"u8);
+        (_, _, byte[] got) = Run(dir, "127.0.0.1", "none", [(hello[..cut], false), ("Q"u8.ToArray(), true), (hello[cut..], false)]);
+        Assert.Equal(Convert.ToHexString(hello[..cut]), Convert.ToHexString(got));
+        RecordedEvent alert = sensor.WaitFor("hold alert", e => e.Action == "stratum");
+        Assert.Contains("urgent data", alert.Json.GetProperty("rule").GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UrgentDataOfAStreamTheScanHasLeftPassesUntouched()
+    {
+        using var dir = new TempDir();
+        using SensorHarness sensor = SensorHarness.Start(new SensorOptions { Policy = PolicyLoader.BuiltIn });
+        // A telnet session interrupting its program within its first bytes: IAC IP, then the Synch, its DM byte
+        // sent as urgent data (RFC 854), which the server takes out of the stream. (An FTP session's ABOR early in
+        // its control connection is held instead: "USER name" reads as the start of an HTTP request head.)
+        byte[] commands = [0xFF, 0xFB, 0x18, .. "ls\r\n"u8];
+        byte[] abort = "exit\r\n"u8.ToArray();
+        (int exit, bool survived, byte[] got) = Run(dir, "127.0.0.1", "none", [(commands, false), ([0xFF, 0xF4, 0xFF, 0xF2], true), (abort, false)]);
+        Assert.Equal(0, exit);
+        Assert.True(survived);
+        Assert.Equal(Convert.ToHexString([.. commands, 0xFF, 0xF4, 0xFF, .. abort]), Convert.ToHexString(got));
+        Thread.Sleep(300);
+        Assert.DoesNotContain(sensor.Events, e => e.Json.GetProperty("event").GetProperty("kind").GetString() == "alert");
     }
 
     [Theory]
