@@ -697,6 +697,24 @@ public sealed class ConfineTests : IDisposable
         Assert.Contains(kernel.Denials(), d => d.Key.Port == OtherPort && d.Key.What == (byte)ConfineWhat.Egress);
     }
 
+    /// <summary>
+    /// A probe in <paramref name="job"/> started in <paramref name="mode"/>, connected, with its
+    /// socket's entry deleted from the pinned confine_verdicts by cookie: what the LRU does to the
+    /// oldest entries when 65,536 sockets are newer.
+    /// </summary>
+    private unsafe (Process Probe, ulong Cookie) ConnectedWithoutItsVerdict(string job, string mode)
+    {
+        Process probe = StartProbe(job, mode);
+        TestCgroups.Go(probe);
+        string? line = LineWithin(probe);
+        Assert.True(line is not null && line.StartsWith("connected ", StringComparison.Ordinal), "the probe did not connect: " + line);
+        ulong cookie = ulong.Parse(line["connected ".Length..], CultureInfo.InvariantCulture);
+        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
+        Assert.True(verdicts.Fd >= 0, "no pinned confine_verdicts");
+        Assert.Equal(0, Libbpf.MapDelete(verdicts.Fd, &cookie));
+        return (probe, cookie);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -705,21 +723,14 @@ public sealed class ConfineTests : IDisposable
         ConfineRules rules = Rules();
         using ConfineKernel kernel = Attach(rules);
         string job = ConfinedSlurmJob(kernel, rules);
-        Process probe = StartProbe(job, "keep");
-        TestCgroups.Go(probe);
-        string? line = LineWithin(probe);
-        Assert.True(line is not null && line.StartsWith("connected ", StringComparison.Ordinal), "the probe did not connect: " + line);
-        ulong cookie = ulong.Parse(line["connected ".Length..], CultureInfo.InvariantCulture);
-        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
-        Assert.True(verdicts.Fd >= 0, "no pinned confine_verdicts");
-        // What the LRU does to the oldest entries when 65,536 sockets are newer.
-        Assert.Equal(0, Libbpf.MapDelete(verdicts.Fd, &cookie));
+        (Process probe, ulong cookie) = ConnectedWithoutItsVerdict(job, "keep");
         if (!stillAllowed)
             kernel.ReplaceSet(1, new ConfineRules(Policies.Over("[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"10.0.0.0/8:443\"]\n")).Sets[0]);
         probe.StandardInput.WriteLine("send");
         Assert.Equal(stillAllowed ? "ab" : "a", Result(probe).GetProperty("received").GetString());
         // Judged again, it has its verdict back (struct confine_verdict: 40 bytes).
         byte* verdict = stackalloc byte[64];
+        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
         Assert.Equal(0, Libbpf.MapLookup(verdicts.Fd, &cookie, verdict));
         if (!stillAllowed)
             Assert.Contains(kernel.Denials(), d => d.Key.Port == AllowedPort && d.Key.What == (byte)ConfineWhat.Egress);
@@ -736,14 +747,7 @@ public sealed class ConfineTests : IDisposable
         ConfineRules rules = Rules();
         using ConfineKernel kernel = Attach(rules);
         string job = ConfinedSlurmJob(kernel, rules);
-        Process probe = StartProbe(job, "trick");
-        TestCgroups.Go(probe);
-        string? line = LineWithin(probe);
-        Assert.True(line is not null && line.StartsWith("connected ", StringComparison.Ordinal), "the probe did not connect: " + line);
-        ulong cookie = ulong.Parse(line["connected ".Length..], CultureInfo.InvariantCulture);
-        using var verdicts = new FileDescriptor(Libbpf.ObjectGet(Path.Join(ConfineKernel.PinRoot, BpfMapNames.ConfineVerdicts)));
-        Assert.True(verdicts.Fd >= 0, "no pinned confine_verdicts");
-        Assert.Equal(0, Libbpf.MapDelete(verdicts.Fd, &cookie));
+        (Process probe, ulong cookie) = ConnectedWithoutItsVerdict(job, "trick");
         kernel.ReplaceSet(1, new ConfineRules(Policies.Over("[[confine]]\njobs = [\"slurm:*\"]\negress.allow = [\"10.0.0.0/8:443\"]\n")).Sets[0]);
         probe.StandardInput.WriteLine("send");
         Assert.Equal("a", Result(probe).GetProperty("received").GetString());
